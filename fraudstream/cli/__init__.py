@@ -1,0 +1,70 @@
+"""The `fraudstream` command. Each subcommand lives in its own module and is imported on use."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from fraudstream.cli.common import load_settings, settings_option
+from fraudstream.errors import FraudstreamError
+
+# name -> "module:attribute"; modules import their heavy dependencies inside the command.
+COMMANDS: dict[str, str] = {
+    "up": "fraudstream.cli.up:up",
+    "demo": "fraudstream.cli.demo:demo",
+    "produce": "fraudstream.cli.produce:produce",
+    "consume": "fraudstream.cli.consume:consume",
+    "alerts": "fraudstream.cli.alerts:alerts",
+    "topics": "fraudstream.cli.topics:topics",
+    "record": "fraudstream.cli.record:record",
+    "replay": "fraudstream.cli.replay:replay",
+    "features": "fraudstream.cli.features:features",
+    "backtest": "fraudstream.cli.backtest:backtest",
+    "models": "fraudstream.cli.models:models",
+    "config": "fraudstream.cli.config:config",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when they run (keeps --help fast)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._spec_exists(name))
+
+    @staticmethod
+    def _spec_exists(name: str) -> bool:
+        module = COMMANDS[name].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._spec_exists(name):
+            return None
+        module_name, attr = COMMANDS[name].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):  # pragma: no cover - programming error
+            raise TypeError(f"{COMMANDS[name]} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@settings_option("--kafka-bootstrap", "kafka_bootstrap", help="Kafka bootstrap servers; unset starts the embedded broker.")
+@settings_option("--redis-url", "redis_url", help="Redis URL; unset starts the embedded Valkey server.")
+@settings_option("--log-level", "log_level", help="DEBUG, INFO, WARNING or ERROR.")
+@settings_option("--log-format", "log_format", type=click.Choice(["text", "json"]), help="Log format.")
+@click.version_option(package_name="fraudstream")
+@click.pass_context
+def main(ctx: click.Context, **overrides: Any) -> None:
+    """Streaming card-fraud detection: Kafka in, Redis event-time features, online River models, alerts out."""
+    ctx.obj = load_settings(overrides)
+
+
+def run() -> None:
+    """Entry point that turns fraudstream errors into a clear message and exit code 2."""
+    try:
+        main(standalone_mode=True)
+    except FraudstreamError as exc:  # pragma: no cover - click handles most
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,110 @@
+"""Settings: one object, loaded once at the CLI from FRAUDSTREAM_* environment variables and flags.
+
+>>> s = Settings(kafka_bootstrap="127.0.0.1:9092", redis_url="redis://:hunter2@127.0.0.1:6379/0")
+>>> "hunter2" in repr(s)
+False
+>>> s.topic_transactions, s.group_id
+('transactions', 'fraudstream-scorer')
+>>> s.label_delay.days
+7
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fraudstream import constants
+from fraudstream.timeutil import parse_duration
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password of a URL.
+
+    >>> mask_url("redis://user:secret@host:6379/0")
+    'redis://user:***@host:6379/0'
+    >>> mask_url("redis://host:6379")
+    'redis://host:6379'
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username or ''}:***"
+    host = parts.hostname or ""
+    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Settings(BaseSettings):
+    """Every setting of fraudstream. Environment variable: ``FRAUDSTREAM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=constants.ENV_PREFIX, extra="ignore", validate_default=True)
+
+    # --- connections --------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...). Unset: start the embedded Tansu broker."
+    )
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: str | None = Field(None, description="CA file to verify the brokers' certificates.")
+    redis_url: str | None = Field(
+        None, repr=False, description="Redis URL (redis://, rediss://). Unset: start the embedded Valkey server."
+    )
+    redis_password: SecretStr | None = Field(None, description="Redis password, if not in the URL.")
+    redis_cluster: bool = Field(False, description="Connect to a Redis Cluster instead of a single server.")
+    redis_key_prefix: str = Field(constants.REDIS_PREFIX, description="Prefix of every Redis key fraudstream writes.")
+
+    # --- topics -------------------------------------------------------------------------------
+    topic_transactions: str = Field(constants.TOPIC_TRANSACTIONS, description="Input transactions.")
+    topic_labels: str = Field(constants.TOPIC_LABELS, description="Input fraud labels (delayed).")
+    topic_alerts: str = Field(constants.TOPIC_ALERTS, description="Output alerts.")
+    topic_dlq: str = Field(constants.TOPIC_TRANSACTIONS_DLQ, description="Dead letters from the transactions topic.")
+    topic_labels_dlq: str = Field(constants.TOPIC_LABELS_DLQ, description="Dead letters from the labels topic.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of topics fraudstream creates.")
+
+    # --- consumer -----------------------------------------------------------------------------
+    group_id: str = Field(constants.DEFAULT_GROUP, description="Consumer group of the scoring consumers.")
+    session_timeout_ms: int = Field(6000, description="Group session timeout; small values make joins fast.")
+    heartbeat_interval_ms: int = Field(1000, description="Group heartbeat interval.")
+    max_poll_records: int = Field(1000, ge=1, description="Records per poll batch.")
+    max_record_bytes: int = Field(64 * 1024, ge=256, description="Larger records are dead-lettered.")
+    allowed_lateness: timedelta = Field(
+        timedelta(hours=1), description="Transactions older than the partition's newest event time minus this go to the DLQ."
+    )
+    max_future_skew: timedelta = Field(
+        timedelta(days=1), description="Transactions dated more than this after now go to the DLQ."
+    )
+
+    # --- model --------------------------------------------------------------------------------
+    model: str = Field("logreg", description="Champion model name (see `fraudstream models zoo`).")
+    alert_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Alert when the champion's score is at least this.")
+    label_delay: timedelta = Field(timedelta(days=7), description="Delay after which a transaction's label is known.")
+    seed: int = Field(42, description="Seed of models and simulators.")
+
+    # --- operations ---------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = Field("text", description="text or json.")
+
+    @field_validator("allowed_lateness", "max_future_skew", "label_delay", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    def redis_url_masked(self) -> str | None:
+        """The Redis URL with its password hidden, for logs."""
+        return mask_url(self.redis_url)
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        for name, value in super().__repr_args__():
+            yield name, value
+        yield "redis_url", self.redis_url_masked()

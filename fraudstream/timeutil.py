@@ -1,0 +1,54 @@
+"""Parsing of durations ("7d", "90s") and timestamps used by the CLI and settings."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from fraudstream.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str | float | int | timedelta) -> timedelta:
+    """Parse a duration such as ``7d``, ``36h``, ``15m``, ``90s``, ``250ms`` or a number of seconds.
+
+    >>> parse_duration("7d")
+    datetime.timedelta(days=7)
+    >>> parse_duration("90")
+    datetime.timedelta(seconds=90)
+    >>> parse_duration("1.5h").total_seconds()
+    5400.0
+    """
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 7d, 36h, 15m, 90s)")
+    value, unit = match.groups()
+    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit or "s"])
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO-8601 date or date-time; naive values are taken as UTC.
+
+    >>> parse_time("2018-07-04")
+    datetime.datetime(2018, 7, 4, 0, 0, tzinfo=datetime.timezone.utc)
+    >>> parse_time("2018-07-04T10:00:00+02:00").isoformat()
+    '2018-07-04T08:00:00+00:00'
+    """
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"not a date or time: {text!r} (use ISO-8601, e.g. 2018-07-04)") from exc
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)

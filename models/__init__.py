@@ -1,0 +1,1 @@
+"""Event contracts and the learning side: River pipelines, checkpoints, evaluation metrics."""

@@ -1,0 +1,109 @@
+"""Event contracts on the wire: JSON, one record per Kafka message, key = customer_id.
+
+>>> tx = Transaction.model_validate_json(
+...     '{"transaction_id": "t1", "customer_id": "c1", "terminal_id": "m1", "amount": 12.5,'
+...     ' "event_time": "2018-04-01T00:00:31Z"}')
+>>> tx.currency, tx.event_time.isoformat()
+('EUR', '2018-04-01T00:00:31+00:00')
+>>> Transaction.model_validate_json('{"transaction_id": "t1", "customer_id": "c1", "terminal_id": "m1",'
+...     ' "amount": -1, "event_time": "2018-04-01T00:00:31Z"}')  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for Transaction
+...
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
+MAX_EVENT_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MAX_AMOUNT = 1e9
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive times are taken as UTC; aware ones are converted; absurd years are refused."""
+    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if not MIN_EVENT_TIME <= value < MAX_EVENT_TIME:
+        raise ValueError(f"time {value.isoformat()} outside {MIN_EVENT_TIME.year}..{MAX_EVENT_TIME.year}")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    return value
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+Amount = Annotated[float, AfterValidator(_finite), Field(ge=0.0, le=MAX_AMOUNT)]
+Latitude = Annotated[float, AfterValidator(_finite), Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, AfterValidator(_finite), Field(ge=-180.0, le=180.0)]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Transaction(Event):
+    """A card payment at a terminal (merchant)."""
+
+    transaction_id: Id
+    customer_id: Id
+    terminal_id: Id
+    amount: Amount
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
+    event_time: UtcTime
+    merchant_category: Annotated[str, StringConstraints(max_length=64)] | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+
+class Label(Event):
+    """The fraud status of a transaction, known some time after it happened."""
+
+    transaction_id: Id
+    customer_id: Id
+    terminal_id: Id | None = None
+    is_fraud: bool
+    event_time: UtcTime = Field(description="Event time of the labelled transaction.")
+    reported_at: UtcTime = Field(description="When the label became known.")
+
+
+class Reason(BaseModel):
+    """One feature's part in a score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    value: float
+    contribution: float
+
+
+class Alert(Event):
+    """A transaction whose champion score reached the alert threshold."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=True)
+
+    transaction_id: Id
+    customer_id: Id
+    terminal_id: Id
+    amount: float
+    event_time: datetime
+    score: float
+    threshold: float
+    model_name: str
+    model_version: str
+    reasons: list[Reason]
+    features: dict[str, float]
+    scored_at: datetime
+    latency_ms: float

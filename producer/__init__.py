@@ -1,0 +1,1 @@
+"""Transaction simulator, recorder and replay into Kafka."""
