@@ -1,0 +1,36 @@
+"""`fraudstream consume`: run the scoring consumer."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fraudstream.cli.common import handle_errors, settings_from, settings_option
+
+
+@click.command()
+@settings_option("--group", "group_id")
+@settings_option("--model", "model")
+@settings_option("--threshold", "alert_threshold", type=float)
+@click.option("--max-transactions", type=int, default=None, help="Stop after this many transactions.")
+@click.option("--idle-timeout", type=float, default=None, help="Stop after this many seconds without records.")
+@click.pass_context
+@handle_errors
+def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: float | None, **overrides: object) -> None:
+    """Score transactions from Kafka, publish alerts, learn from delayed labels.
+
+    Needs a broker and Redis (FRAUDSTREAM_KAFKA_BOOTSTRAP, FRAUDSTREAM_REDIS_URL; see `fraudstream up`).
+    Prints a JSON summary on exit.
+    """
+    from fraudstream.kafka_io import ensure_topics
+    from fraudstream.stream.app import scoring_consumer
+    from fraudstream.stream.signals import stop_on_signals
+
+    settings = settings_from(ctx, **overrides)
+    if not settings.kafka_bootstrap or not settings.redis_url:
+        raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP and FRAUDSTREAM_REDIS_URL (see `fraudstream up`)")
+    ensure_topics(settings)
+    with scoring_consumer(settings) as app, stop_on_signals(app.stop):
+        stats = app.run(max_transactions=max_transactions, idle_timeout=idle_timeout)
+    click.echo(json.dumps(stats.summary()))

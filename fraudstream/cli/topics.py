@@ -1,0 +1,23 @@
+"""`fraudstream topics`: create the topics (idempotent)."""
+
+from __future__ import annotations
+
+import click
+
+from fraudstream.cli.common import handle_errors, settings_from, settings_option
+
+
+@click.command()
+@settings_option("--partitions", "topic_partitions", type=int)
+@click.pass_context
+@handle_errors
+def topics(ctx: click.Context, **overrides: object) -> None:
+    """Create the transactions, labels, alerts and dead-letter topics if they do not exist."""
+    from fraudstream.kafka_io import all_topics, ensure_topics
+
+    settings = settings_from(ctx, **overrides)
+    if not settings.kafka_bootstrap:
+        raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP (see `fraudstream up`)")
+    created = ensure_topics(settings)
+    for topic in all_topics(settings):
+        click.echo(f"{topic}\t{'created' if topic in created else 'exists'}")

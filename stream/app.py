@@ -1,0 +1,55 @@
+"""Wiring: build a ready `ScoringConsumer` from settings (Kafka clients, Redis store, model)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from kafka import ConsumerRebalanceListener
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import make_consumer, make_producer
+from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
+from fraudstream.stream.features import FeatureConfig, FeatureEngine
+from fraudstream.stream.scoring import Scorer
+from fraudstream.stream.state import redis_store
+
+log = logging.getLogger(__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Batches are processed and committed between polls, so a revocation never interrupts one;
+    the revoked partitions' watermarks are forgotten."""
+
+    def __init__(self) -> None:
+        self.app: ScoringConsumer | None = None
+
+    def on_partitions_revoked(self, revoked):  # type: ignore[no-untyped-def]
+        log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
+        if self.app is not None:
+            for tp in revoked:
+                self.app.watermarks.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+@contextlib.contextmanager
+def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None) -> Iterator[ScoringConsumer]:
+    """A consumer subscribed to the transactions and labels topics; clients closed on exit."""
+    engine = FeatureEngine(redis_store(settings), FeatureConfig.from_settings(settings))
+    scorer = Scorer.from_name(settings.model, settings.seed, settings.alert_threshold)
+    listener = _Rebalance()
+    consumer = make_consumer(settings)
+    consumer.subscribe([settings.topic_transactions, settings.topic_labels], listener=listener)
+    producer = make_producer(settings, linger_ms=1)
+    app = ScoringConsumer(settings, engine, scorer, consumer, producer, on_alert=on_alert)
+    listener.app = app
+    try:
+        yield app
+    finally:
+        with contextlib.suppress(Exception):
+            producer.flush(timeout=10)
+        producer.close(timeout=5)
+        consumer.close(autocommit=False)
