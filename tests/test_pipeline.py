@@ -1,0 +1,104 @@
+"""End-to-end on the real broker and Redis: transactions in, alerts and dead letters out, offsets committed."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fraudstream import constants
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Alert, Label, Transaction
+from fraudstream.stream.app import scoring_consumer
+from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+GARBAGE = [
+    b"\x00\x01\x02 not json at all \xff",
+    b'{"transaction_id": "bad-1", "customer_id": "c1"}',
+    b'{"transaction_id": "bad-2", "customer_id": "c1", "terminal_id": "m1", "amount": "lots",'
+    b' "event_time": "2024-03-01T00:00:00Z"}',
+    b'{"transaction_id": "bad-3", "customer_id": "c1", "terminal_id": "m1", "amount": -5,'
+    b' "event_time": "2024-03-01T00:00:00Z"}',
+    b'[1, 2, 3]',
+]
+
+
+def scripted_transactions(n: int) -> list[Transaction]:
+    txs = []
+    for i in range(n):
+        fraud = i % 25 == 24
+        txs.append(Transaction(
+            transaction_id=f"tx-{i:05d}", customer_id=f"c{i % 17}", terminal_id=f"m{i % 11}",
+            amount=900.0 + i if fraud else 10.0 + (i % 40), event_time=T0 + timedelta(minutes=7 * i),
+        ))
+    return txs
+
+
+def publish(settings: Settings, txs: list[Transaction]) -> None:
+    produce_raw(settings, settings.topic_transactions,
+                ((tx.customer_id.encode(), tx.to_json_bytes()) for tx in txs))
+
+
+@pytest.mark.services
+def test_alerts_dead_letters_and_offsets(settings: Settings) -> None:
+    settings = settings.model_copy(update={"alert_threshold": 0.0})  # every scored transaction alerts
+    ensure_topics(settings)
+    txs = scripted_transactions(400)
+    publish(settings, txs[:200])
+    produce_raw(settings, settings.topic_transactions, ((b"junk", g) for g in GARBAGE))
+    publish(settings, txs[200:])
+
+    with scoring_consumer(settings) as app:
+        stats = app.run(max_transactions=len(txs) + len(GARBAGE), idle_timeout=30)
+    assert stats.processed == len(txs)
+    assert stats.dead_lettered == len(GARBAGE)
+
+    alerts = [Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts, expect=len(txs))]
+    assert sorted(a.transaction_id for a in alerts) == sorted(tx.transaction_id for tx in txs)
+    by_id = {tx.transaction_id: tx for tx in txs}
+    for alert in alerts:
+        assert alert.amount == by_id[alert.transaction_id].amount
+        assert alert.features and alert.model_name == settings.model
+        assert 0.0 <= alert.score <= 1.0
+
+    dead = read_topic(settings, settings.topic_dlq, expect=len(GARBAGE))
+    assert sorted(r.value for r in dead) == sorted(GARBAGE)
+    source = {r.offset: r.value for r in read_topic(settings, settings.topic_transactions) if r.key == b"junk"}
+    for record in dead:
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers[constants.DLQ_HEADER_TOPIC] == settings.topic_transactions
+        assert headers[constants.DLQ_HEADER_REASON] in {"invalid_json", "invalid_fields"}
+        assert source[int(headers[constants.DLQ_HEADER_OFFSET])] == record.value
+
+    committed, ends = committed_and_end(settings, settings.topic_transactions)
+    assert committed == ends
+
+
+@pytest.mark.services
+def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
+    ensure_topics(settings)
+    txs = scripted_transactions(300)
+    publish(settings, txs)
+    with scoring_consumer(settings) as app:
+        app.run(max_transactions=len(txs), idle_timeout=30)
+
+    labels = [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
+                    is_fraud=tx.amount >= 900, event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7))
+              for tx in txs]
+    labels.append(Label(transaction_id="never-seen", customer_id="c1", is_fraud=True,
+                        event_time=T0, reported_at=T0 + timedelta(days=7)))
+    produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in labels))
+    with scoring_consumer(settings) as app:
+        stats = app.run(idle_timeout=8)
+        assert app.scorer.champion.labels_learned == len(txs)
+    assert stats.labels_learned == len(txs)
+    assert stats.labels_dead_lettered == 1
+    dead = read_topic(settings, settings.topic_labels_dlq, expect=1)
+    assert [json.loads(r.value)["transaction_id"] for r in dead] == ["never-seen"]
+    assert dict(dead[0].headers)[constants.DLQ_HEADER_REASON] == b"unknown_transaction"
+    committed, ends = committed_and_end(settings, settings.topic_labels)
+    assert committed == ends
