@@ -1,0 +1,108 @@
+"""The state-store interface: event-time window aggregates per customer and terminal, scored records.
+
+Two implementations with the same semantics: `MemoryStore` (pure Python, for backtests and unit
+tests) and `RedisStore` (Lua scripts, one call per batch and hash slot). Feature math on top of
+the aggregates lives in `fraudstream.stream.features`, shared by both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+
+
+class CustomerOp(NamedTuple):
+    """One transaction as the customer side sees it."""
+
+    customer_id: str
+    t_ms: int
+    cents: int
+    terminal_hash: int
+    transaction_id: str
+    latitude: float | None
+    longitude: float | None
+
+
+class TerminalOp(NamedTuple):
+    terminal_id: str
+    t_ms: int
+    transaction_id: str
+
+
+class CustomerResult(NamedTuple):
+    """`aggregates` in the order of `CUSTOMER_AGGREGATES`; `stored` is the record saved at scoring
+    time when the transaction is a duplicate that was already scored."""
+
+    duplicate: bool
+    stored: bytes | None
+    aggregates: tuple[float, ...]
+
+
+CUSTOMER_AGGREGATES = (
+    "nb_1d", "cents_1d", "nb_7d", "cents_7d", "nb_30d", "cents_30d", "cents_sq_30d", "nb_1h", "cents_1h",
+    "nb_10min", "prev_dt_ms", "nb_terminals_24h", "terminal_seen_30d", "home_lat_sum", "home_lon_sum",
+    "home_n", "prev_lat", "prev_lon", "prev_has_coords",
+)
+TERMINAL_AGGREGATES = ("nb_1d", "frauds_1d", "nb_7d", "frauds_7d", "nb_30d", "frauds_30d", "nb_1h")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Window lengths and retentions in milliseconds."""
+
+    customer_30d: int = 30 * DAY_MS
+    customer_7d: int = 7 * DAY_MS
+    customer_1d: int = DAY_MS
+    customer_1h: int = HOUR_MS
+    customer_10min: int = 10 * MINUTE_MS
+    terminal_delay: int = 7 * DAY_MS
+    terminal_1d: int = DAY_MS
+    terminal_7d: int = 7 * DAY_MS
+    terminal_30d: int = 30 * DAY_MS
+    terminal_1h: int = HOUR_MS
+    customer_retention: int = 30 * DAY_MS + HOUR_MS
+    terminal_retention: int = 37 * DAY_MS + HOUR_MS
+    record_retention: int = 9 * DAY_MS
+
+    @classmethod
+    def for_delays(cls, allowed_lateness_ms: int, label_delay_ms: int) -> Windows:
+        """Retentions long enough for late events and for labels arriving after `label_delay`.
+
+        >>> Windows.for_delays(HOUR_MS, 7 * DAY_MS).record_retention // DAY_MS
+        9
+        """
+        return cls(
+            customer_retention=30 * DAY_MS + allowed_lateness_ms,
+            terminal_retention=max(37 * DAY_MS, label_delay_ms + DAY_MS) + allowed_lateness_ms,
+            record_retention=label_delay_ms + 2 * DAY_MS,
+        )
+
+
+class StateStore(Protocol):
+    """Atomic per-entity state updates; every method takes a whole batch."""
+
+    windows: Windows
+
+    def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
+        """Insert each transaction (unless its id is already there) and return its aggregates as of
+        its own event time, in the order given."""
+        ...
+
+    def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:
+        ...
+
+    def put_records(self, items: list[tuple[str, str, int, bytes]]) -> None:
+        """(customer_id, transaction_id, t_ms, payload) -> stored until taken or expired."""
+        ...
+
+    def take_records(self, items: list[tuple[str, str]]) -> list[bytes | None]:
+        """(customer_id, transaction_id) -> the payload, deleted; None when absent."""
+        ...
+
+    def mark_frauds(self, items: list[tuple[str, str]]) -> None:
+        """(terminal_id, transaction_id): flag the terminal's event as fraudulent (idempotent)."""
+        ...
