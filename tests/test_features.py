@@ -1,0 +1,154 @@
+"""Feature correctness: handbook parity, memory == Redis, idempotency, concurrency, lateness."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import redis
+
+from fraudstream.config import Settings
+from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.features import FEATURE_NAMES, HANDBOOK_FEATURES, FeatureEngine
+from fraudstream.stream.state import MemoryStore, redis_store
+from fraudstream.stream.state.redis_store import RedisStore
+from tests.feature_helpers import handbook_reference, load_handbook, run_stream, to_transactions
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def tx(i: str, customer: str, terminal: str, amount: float, minutes: float, **kw: object) -> Transaction:
+    return Transaction(transaction_id=i, customer_id=customer, terminal_id=terminal, amount=amount,
+                       event_time=T0 + timedelta(minutes=minutes), **kw)
+
+
+@pytest.mark.data
+def test_handbook_parity_on_real_data(handbook_csv: Path) -> None:
+    df = load_handbook(handbook_csv, days=45, customer_modulo=10)
+    reference = handbook_reference(df)
+    txs, frauds = to_transactions(df)
+    got = run_stream(FeatureEngine(MemoryStore()), txs, frauds)
+    assert len(got) == len(df) > 30_000
+    ids = [str(i) for i in reference.index]
+    for name in HANDBOOK_FEATURES:
+        ours = np.array([got[i][name] for i in ids])
+        np.testing.assert_allclose(ours, reference[name].to_numpy(), rtol=0, atol=1e-6, err_msg=name)
+    # the windows were exercised: some terminal risk is positive, some 30-day counts are large
+    assert reference["TERMINAL_ID_RISK_30DAY_WINDOW"].max() > 0
+    assert reference["CUSTOMER_ID_NB_TX_30DAY_WINDOW"].max() >= 30
+
+
+@pytest.mark.data
+@pytest.mark.services
+def test_memory_and_redis_give_identical_features(handbook_csv: Path, settings: Settings) -> None:
+    df = load_handbook(handbook_csv, days=20, customer_modulo=25)
+    txs, frauds = to_transactions(df)
+    in_memory = run_stream(FeatureEngine(MemoryStore()), txs, frauds, batch=1)
+    in_redis = run_stream(FeatureEngine(redis_store(settings)), txs, frauds, batch=250)
+    assert in_memory.keys() == in_redis.keys()
+    assert all(in_memory[k] == in_redis[k] for k in in_memory)
+
+
+def test_scripted_sequence_by_hand() -> None:
+    engine = FeatureEngine(MemoryStore())
+    xs = engine.transform([
+        tx("a", "c1", "m1", 10.00, 0),
+        tx("b", "c1", "m2", 30.00, 30),          # 30 min later, new terminal
+        tx("c", "c1", "m1", 200.00, 60 * 25),    # 25 h later: only itself in the 1-day window
+        tx("d", "c2", "m1", 5.00, 60 * 25),
+    ])
+    b, c, d = xs[1], xs[2], xs[3]
+    assert b["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 2 and b["CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW"] == 20.0
+    assert b["customer_seconds_since_prev_tx"] == 1800.0 and b["customer_nb_tx_1h"] == 2
+    assert b["customer_first_use_of_terminal_30d"] == 1.0 and b["customer_nb_terminals_24h"] == 2
+    assert c["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1 and c["CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW"] == 200.0
+    assert c["CUSTOMER_ID_NB_TX_7DAY_WINDOW"] == 3 and c["CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW"] == 80.0
+    assert c["customer_first_use_of_terminal_30d"] == 0.0           # used m1 25 h earlier
+    assert c["customer_amount_over_mean_30d"] == 200.0 / 20.0      # previous mean (10 + 30) / 2
+    assert c["customer_amount_zscore_30d"] == (200.0 - 20.0) / 10.0  # previous std 10
+    assert d["terminal_nb_tx_1h"] == 2 and d["TERMINAL_ID_NB_TX_7DAY_WINDOW"] == 0  # nothing 7+ days old
+
+
+def test_terminal_risk_counts_only_arrived_labels() -> None:
+    engine = FeatureEngine(MemoryStore())
+    day = 24 * 60
+    first = [tx("f1", "c1", "m1", 50, 0), tx("g1", "c2", "m1", 50, 10)]
+    engine.record_scored(first, engine.transform(first), [{}, {}])
+    before = engine.transform([tx("p1", "c3", "m1", 5, 7 * day + 20)])[0]
+    assert before["TERMINAL_ID_NB_TX_1DAY_WINDOW"] == 2 and before["TERMINAL_ID_RISK_1DAY_WINDOW"] == 0.0
+    engine.apply_labels([Label(transaction_id="f1", customer_id="c1", is_fraud=True, event_time=T0,
+                               reported_at=T0 + timedelta(days=7))])
+    after = engine.transform([tx("p2", "c3", "m1", 5, 7 * day + 30)])[0]
+    assert after["TERMINAL_ID_RISK_1DAY_WINDOW"] == 0.5 and after["TERMINAL_ID_RISK_30DAY_WINDOW"] == 0.5
+
+
+def test_late_event_is_placed_in_event_time() -> None:
+    engine = FeatureEngine(MemoryStore())
+    engine.transform([tx("a", "c1", "m1", 10, 0), tx("c", "c1", "m1", 30, 120)])
+    late = engine.transform([tx("b", "c1", "m1", 20, 60)])[0]    # arrives after c, happened before it
+    assert late["customer_nb_tx_1h"] == 1 and late["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 2
+    assert late["customer_seconds_since_prev_tx"] == 3600.0
+    after = engine.transform([tx("d", "c1", "m1", 40, 121)])[0]
+    assert after["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 4 and after["customer_nb_tx_1h"] == 2
+
+
+def _dump_all(client: redis.Redis, prefix: str) -> dict[bytes, bytes]:
+    return {key: client.dump(key) for key in client.scan_iter(match=f"{prefix}:*", count=1000)}
+
+
+@pytest.mark.services
+def test_redelivery_changes_nothing_and_gets_the_same_features(settings: Settings) -> None:
+    store = redis_store(settings)
+    engine = FeatureEngine(store)
+    batch = [tx(f"t{i}", f"c{i % 3}", f"m{i % 4}", 10 + i, i * 13) for i in range(40)]
+    first = engine.transform(batch)
+    engine.record_scored(batch[:20], first[:20], [{"m": 0.1}] * 20)
+    before = _dump_all(store.client, settings.redis_key_prefix)
+    again = engine.transform(batch)
+    assert _dump_all(store.client, settings.redis_key_prefix) == before
+    assert again == first
+
+
+@pytest.mark.services
+def test_concurrent_consumers_sharing_terminals(settings: Settings) -> None:
+    day = 24 * 60
+    stream = [tx(f"t{i}", f"c{i % 50}", f"m{i % 7}", 1 + i % 90, i * 3.0) for i in range(3000)]
+    probes = [tx(f"p{k}", "probe", f"m{k}", 1.0, 3000 * 3.0 + 7 * day + 1 + k) for k in range(7)]
+
+    def run(prefix: str, workers: int) -> list[dict[str, float]]:
+        shards = [[t for t in stream if int(t.customer_id[1:]) % workers == w] for w in range(workers)]
+
+        def work(shard: list[Transaction]) -> None:
+            engine = FeatureEngine(redis_store(settings.model_copy(update={"redis_key_prefix": prefix})))
+            for start in range(0, len(shard), 100):
+                engine.transform(shard[start:start + 100])
+
+        threads = [threading.Thread(target=work, args=(s,)) for s in shards]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        engine = FeatureEngine(redis_store(settings.model_copy(update={"redis_key_prefix": prefix})))
+        return engine.transform(probes)
+
+    one = run(settings.redis_key_prefix + "-one", 1)
+    two = run(settings.redis_key_prefix + "-two", 2)
+    for a, b in zip(one, two):
+        assert a["TERMINAL_ID_NB_TX_30DAY_WINDOW"] == b["TERMINAL_ID_NB_TX_30DAY_WINDOW"] > 0
+        assert {k: a[k] for k in FEATURE_NAMES if k.startswith("TERMINAL")} == \
+               {k: b[k] for k in FEATURE_NAMES if k.startswith("TERMINAL")}
+
+
+@pytest.mark.services
+def test_state_is_trimmed_to_the_retention(settings: Settings) -> None:
+    store = redis_store(settings)
+    engine = FeatureEngine(store)
+    engine.transform([tx(f"t{i}", "c1", "m1", 10, i * 24 * 60) for i in range(60)])  # one a day for 60 days
+    key = store.customer_keys("c1")[0]
+    events = msgpack.unpackb(store.client.get(key))
+    assert 30 <= len(events) <= 32
+    assert isinstance(store, RedisStore)
