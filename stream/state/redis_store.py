@@ -70,7 +70,8 @@ class RedisStore:
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
-                pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+                # execute_command: redis-py's cluster pipeline blocks .evalsha() but routes EVALSHA by its keys
+                pipe.execute_command("EVALSHA", self._sha[name], len(keys), *keys, *args)
             try:
                 return pipe.execute()
             except NoScriptError:

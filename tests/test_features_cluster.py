@@ -1,0 +1,66 @@
+"""The Redis store on a real three-node Valkey cluster started by the test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from fraudstream.models.events import Transaction
+from fraudstream.services import ServerProcess, free_port, valkey_process
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore
+from fraudstream.stream.state.redis_store import RedisStore
+
+SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+
+@pytest.fixture(scope="module")
+def valkey_cluster() -> Iterator[RedisCluster]:
+    nodes: list[ServerProcess] = []
+    bus_ports: list[int] = []
+    try:
+        for _ in SLOT_RANGES:
+            port = free_port()
+            while port > 55535:  # Valkey refuses cluster ports above 55535 (its bus port is +10000)
+                port = free_port()
+            bus_ports.append(free_port())
+            node = valkey_process(port, extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                    "--cluster-node-timeout", "2000", "--cluster-port", str(bus_ports[-1])])
+            nodes.append(node)
+            node.start()
+        clients = [redis.Redis(port=n.port) for n in nodes]
+        for client, (low, high) in zip(clients, SLOT_RANGES):
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+        for node, bus_port in zip(nodes[1:], bus_ports[1:]):
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
+        deadline = time.monotonic() + 30
+        while not all(c.cluster("info")["cluster_state"] == "ok" for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster did not reach state ok")
+            time.sleep(0.2)
+        cluster = RedisCluster(host="127.0.0.1", port=nodes[0].port)
+        yield cluster
+        cluster.close()
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_cluster_gives_the_same_features_as_memory(valkey_cluster: RedisCluster) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    stream = [Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 40}", terminal_id=f"m{i % 23}",
+                          amount=1.0 + (i * 7) % 300, event_time=t0 + timedelta(minutes=11 * i))
+              for i in range(2000)]
+    store = RedisStore(valkey_cluster, prefix="fs-cluster")
+    cluster_engine, memory_engine = FeatureEngine(store), FeatureEngine(MemoryStore())
+    for start in range(0, len(stream), 250):
+        batch = stream[start:start + 250]
+        assert cluster_engine.transform(batch) == memory_engine.transform(batch)
+    # keys really are spread over the three nodes
+    per_node = [n.redis_connection.dbsize() for n in valkey_cluster.get_primaries()]
+    assert len(per_node) == 3 and all(count > 0 for count in per_node)
