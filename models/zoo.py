@@ -1,0 +1,155 @@
+"""The model zoo: River classifiers selectable by name, all seeded. The live consumer and the backtest
+use the same names.
+
+>>> model = make_model("logreg", seed=1)
+>>> score_one(model, {"TX_AMOUNT": 10.0})  # before any label: a valid probability
+0.5
+>>> model.learn_one({"TX_AMOUNT": 500.0}, True)
+>>> model.learn_one({"TX_AMOUNT": 5.0}, False)
+>>> score_one(model, {"TX_AMOUNT": 600.0}) > score_one(model, {"TX_AMOUNT": 4.0})
+True
+>>> [r.feature for r in explain(model, {"TX_AMOUNT": 600.0})]
+['TX_AMOUNT']
+>>> make_model("gpt")
+Traceback (most recent call last):
+...
+fraudstream.errors.ModelError: unknown model 'gpt'; known: logreg, logreg_under, hst, htree, arf_under, ensemble
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from river import anomaly, base, compose, forest, linear_model, optim, preprocessing, tree
+
+from fraudstream.errors import ModelError
+from fraudstream.models.events import Reason
+from fraudstream.models.wrappers import AnomalyClassifier, MeanProbaClassifier, NegativeUndersampler, proba_true
+
+log = logging.getLogger(__name__)
+
+UNDERSAMPLING_RATE = 0.1  # share of genuine labels learned by the *_under models
+
+
+def _logreg(seed: int) -> base.Classifier:
+    """Online logistic regression on standardised features (the handbook's baseline, online)."""
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.01))
+
+
+def _logreg_under(seed: int) -> base.Classifier:
+    """Logistic regression learning every fraud and 10 % of genuine labels (seeded)."""
+    return NegativeUndersampler(_logreg(seed), rate=UNDERSAMPLING_RATE, seed=seed)
+
+
+def _hst(seed: int) -> base.Classifier:
+    """Half-space trees on min-max scaled features, trained on genuine transactions only."""
+    return preprocessing.MinMaxScaler() | AnomalyClassifier(
+        anomaly.HalfSpaceTrees(n_trees=25, height=8, window_size=250, seed=seed)
+    )
+
+
+def _htree(seed: int) -> base.Classifier:
+    """A Hoeffding adaptive tree (drift-aware), all labels."""
+    return tree.HoeffdingAdaptiveTreeClassifier(grace_period=200, seed=seed)
+
+
+def _arf_under(seed: int) -> base.Classifier:
+    """Adaptive random forest learning every fraud and 10 % of genuine labels."""
+    return NegativeUndersampler(forest.ARFClassifier(n_models=10, seed=seed), rate=UNDERSAMPLING_RATE, seed=seed)
+
+
+def _ensemble(seed: int) -> base.Classifier:
+    """Mean of logistic regression and an adaptive random forest, both on undersampled negatives."""
+    members = [_logreg(seed), forest.ARFClassifier(n_models=10, seed=seed)]
+    return NegativeUndersampler(MeanProbaClassifier(members), rate=UNDERSAMPLING_RATE, seed=seed)
+
+
+_FACTORIES: dict[str, Callable[[int], base.Classifier]] = {
+    "logreg": _logreg,
+    "logreg_under": _logreg_under,
+    "hst": _hst,
+    "htree": _htree,
+    "arf_under": _arf_under,
+    "ensemble": _ensemble,
+}
+MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def describe(name: str) -> str:
+    """One line about a model, for `--help` texts and reports."""
+    return (_factory(name).__doc__ or name).strip().splitlines()[0]
+
+
+def _factory(name: str) -> Callable[[int], base.Classifier]:
+    try:
+        return _FACTORIES[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}") from None
+
+
+def make_model(name: str, seed: int = 42) -> base.Classifier:
+    """A fresh, untrained model; the same name and seed always give the same model."""
+    return _factory(name)(seed)
+
+
+def score_one(model: base.Classifier, x: dict[str, float]) -> float:
+    """P(fraud) in [0, 1]; 0.0 while the model knows no fraud at all, 0.5 for an untrained linear model."""
+    return proba_true(model.predict_proba_one(x))
+
+
+def explain(model: base.Classifier, x: dict[str, float], top: int = 3) -> list[Reason]:
+    """The `top` features that pushed this score up the most.
+
+    Linear pipelines: weight × standardised value (the term of the logit). Other models: occlusion —
+    the score minus the score with that feature set to its running mean (or 0 without a scaler).
+    """
+    contributions = _linear_terms(model, x)
+    if contributions is None:
+        contributions = _occlusion(model, x)
+    ranked = sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [Reason(feature=f, value=float(x.get(f, 0.0)), contribution=float(c)) for f, c in ranked]
+
+
+def _unwrap(model: object) -> object:
+    while True:
+        if isinstance(model, NegativeUndersampler):
+            model = model.classifier
+        elif isinstance(model, MeanProbaClassifier) and len(model.models) == 1:
+            model = model.models[0]
+        else:
+            return model
+
+
+def _linear_terms(model: object, x: dict[str, float]) -> dict[str, float] | None:
+    inner = _unwrap(model)
+    if not isinstance(inner, compose.Pipeline):
+        return None
+    steps = list(inner.steps.values())
+    if len(steps) != 2 or not isinstance(steps[1], linear_model.LogisticRegression):
+        return None
+    scaled = steps[0].transform_one(x)
+    weights = steps[1].weights
+    return {f: float(weights.get(f, 0.0)) * float(v) for f, v in scaled.items()}
+
+
+def _baseline(model: object) -> dict[str, float]:
+    inner = _unwrap(model)
+    if isinstance(inner, MeanProbaClassifier):
+        inner = inner.models[0]
+    if isinstance(inner, compose.Pipeline):
+        first = next(iter(inner.steps.values()))
+        if isinstance(first, preprocessing.StandardScaler):
+            return {f: float(m) for f, m in first.means.items()}
+    return {}
+
+
+def _occlusion(model: base.Classifier, x: dict[str, float]) -> dict[str, float]:
+    base_score = score_one(model, x)
+    means = _baseline(model)
+    out = {}
+    for feature in x:
+        changed = dict(x)
+        changed[feature] = means.get(feature, 0.0)
+        out[feature] = base_score - score_one(model, changed)
+    return out
