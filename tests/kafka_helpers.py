@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from fraudstream.config import Settings
@@ -47,12 +47,13 @@ def read_topic(settings: Settings, topic: str, timeout: float = 20.0, expect: in
 
 def committed_and_end(settings: Settings, topic: str) -> tuple[dict[int, int | None], dict[int, int]]:
     """The group's committed offsets and the end of each partition (fetch high watermark)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    reader = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.group_id,
+                           enable_auto_commit=False)
     try:
-        committed_raw = admin.list_consumer_group_offsets(settings.group_id)
+        parts = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or [])]
+        committed = {tp.partition: reader.committed(tp) for tp in parts}
     finally:
-        admin.close()
-    committed = {tp.partition: meta.offset for tp, meta in committed_raw.items() if tp.topic == topic}
+        reader.close(autocommit=False)
     records = read_topic(settings, topic)
     ends: dict[int, int] = {}
     for record in records:
