@@ -1,0 +1,337 @@
+"""Reading recorded transactions: our ``.jsonl``/``.csv`` (optionally ``.gz``) and the handbook CSV.
+
+The format is detected from the content, not the name: gzip by its magic bytes, JSON lines by a
+first line that starts with ``{``, and the two CSV dialects by their header. The header (for JSON
+lines: the first record) is checked when `read_recorded` is called, before anything is yielded, so
+a caller that publishes what it reads publishes nothing from a file that fails that check. A bad row
+later in the file raises `InputError` naming the file, the line and the problem.
+
+Rows must be in event-time order (equal times keep file order); a row dated before the previous
+one is an error, because replay and backtests rely on the order and ``end`` stops reading early.
+
+>>> import tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "hb.csv")
+>>> _ = open(path, "w").write(
+...     "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD,TX_FRAUD_SCENARIO\\n"
+...     "0,2018-04-01T00:00:31,596,3156,57.16,0,0\\n"
+...     "1,2018-04-01T00:02:10,4961,3412,281.51,1,1\\n")
+>>> rows = list(read_recorded(path))
+>>> rows[1].transaction.amount, rows[1].is_fraud, rows[1].fraud_scenario
+(281.51, True, '1')
+>>> labels_for(rows[1], timedelta(days=7)).reported_at.isoformat()
+'2018-04-08T00:02:10+00:00'
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from fraudstream.errors import InputError
+from fraudstream.models.events import MAX_AMOUNT, MAX_EVENT_TIME, MIN_EVENT_TIME, Label, Transaction
+
+log = logging.getLogger(__name__)
+
+UTC = timezone.utc
+HANDBOOK_COLUMNS = ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD")
+HANDBOOK_SCENARIO = "TX_FRAUD_SCENARIO"
+#: Columns of our CSV format (and keys of our JSON lines), in the order the recorder writes them.
+OUR_COLUMNS = ("transaction_id", "customer_id", "terminal_id", "amount", "currency", "event_time",
+               "merchant_category", "latitude", "longitude", "is_fraud", "fraud_scenario")
+OUR_REQUIRED = ("transaction_id", "customer_id", "terminal_id", "amount", "event_time")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_MAX_ID = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One recorded transaction with its label, if the file has one."""
+
+    transaction: Transaction
+    is_fraud: bool | None  # None when the file has no label for it
+    fraud_scenario: str | None  # analysis only, never a feature ("0"/None = genuine)
+
+
+def _fast_model(cls: type[Any], values: dict[str, Any], fields_set: set[str]) -> Any:
+    """Build a pydantic model from values already checked here, skipping re-validation.
+
+    Does what ``model_construct`` does (which is slower than validating on pydantic 2.14): the
+    callers check every constraint of the model themselves; tests compare with validated models.
+    """
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
+def _id(value: Any, name: str) -> str:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise ValueError(f"{name} is empty")
+    if len(text) > _MAX_ID:
+        raise ValueError(f"{name} longer than {_MAX_ID} characters")
+    return text
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"event_time must be an ISO-8601 string, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise ValueError(f"event_time {value!r} is not an ISO-8601 date-time") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if not MIN_EVENT_TIME <= moment < MAX_EVENT_TIME:
+        raise ValueError(f"event_time {value!r} outside {MIN_EVENT_TIME.year}..{MAX_EVENT_TIME.year}")
+    return moment
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} {value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} {value!r} is not a number") from None
+    if not low <= number <= high:  # also refuses NaN and infinities
+        raise ValueError(f"{name} {value!r} outside {low:g}..{high:g}")
+    return number
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value in (True, 1, "1", "true", "True"):
+        return True
+    if value in (False, 0, "0", "false", "False"):
+        return False
+    raise ValueError(f"fraud label {value!r} is not 0/1 or true/false")
+
+
+def make_transaction(tid: Any, cid: Any, term: Any, amount: Any, event_time: Any, currency: Any = None,
+                     category: Any = None, latitude: Any = None, longitude: Any = None) -> Transaction:
+    """A `Transaction` from raw field values, checked here (ValueError says which field is wrong).
+
+    >>> make_transaction("7", "c1", "t1", "12.50", "2018-04-01T00:00:31") == Transaction(
+    ...     transaction_id="7", customer_id="c1", terminal_id="t1", amount=12.5, event_time="2018-04-01T00:00:31Z")
+    True
+    >>> make_transaction("7", "c1", "t1", "nan", "2018-04-01")
+    Traceback (most recent call last):
+    ...
+    ValueError: amount 'nan' outside 0..1e+09
+    """
+    values = {"transaction_id": _id(tid, "transaction_id"), "customer_id": _id(cid, "customer_id"),
+              "terminal_id": _id(term, "terminal_id"), "amount": _number(amount, "amount", 0.0, MAX_AMOUNT),
+              "currency": "EUR", "event_time": _time(event_time), "merchant_category": None,
+              "latitude": None, "longitude": None}
+    fields_set = {"transaction_id", "customer_id", "terminal_id", "amount", "event_time"}
+    if currency not in (None, ""):
+        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+            raise ValueError(f"currency {currency!r} is not a 3-letter code")
+        values["currency"] = currency
+        fields_set.add("currency")
+    if category not in (None, ""):
+        if len(str(category)) > 64:
+            raise ValueError("merchant_category longer than 64 characters")
+        values["merchant_category"] = str(category)
+        fields_set.add("merchant_category")
+    if latitude not in (None, ""):
+        values["latitude"] = _number(latitude, "latitude", -90.0, 90.0)
+        fields_set.add("latitude")
+    if longitude not in (None, ""):
+        values["longitude"] = _number(longitude, "longitude", -180.0, 180.0)
+        fields_set.add("longitude")
+    return _fast_model(Transaction, values, fields_set)  # type: ignore[no-any-return]
+
+
+def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
+    """The label of `rec`, reported at its event time plus `delay`; None when the file had no label."""
+    if rec.is_fraud is None:
+        return None
+    tx = rec.transaction
+    values = {"transaction_id": tx.transaction_id, "customer_id": tx.customer_id, "terminal_id": tx.terminal_id,
+              "is_fraud": rec.is_fraud, "event_time": tx.event_time, "reported_at": tx.event_time + delay}
+    return _fast_model(Label, values, set(values))  # type: ignore[no-any-return]
+
+
+def _open_text(path: Path) -> IO[str]:
+    try:
+        with path.open("rb") as probe:
+            magic = probe.read(2)
+        if magic == b"\x1f\x8b":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+        return path.open("r", encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+
+
+def read_recorded(path: str | Path, start: datetime | None = None, end: datetime | None = None) -> Iterator[Recorded]:
+    """Rows of a recorded file with event time in ``[start, end)``, in file (event-time) order.
+
+    The header is checked now; rows are read lazily. Raises `InputError` naming file, line and problem.
+    """
+    path = Path(path)
+    stream = _open_text(path)
+    try:
+        first = _first_line(stream, path)
+        if first.lstrip().startswith("{"):
+            rows = _jsonl_rows(stream, path, first)
+        else:
+            rows = _csv_rows(stream, path, first)
+    except BaseException:
+        stream.close()
+        raise
+    return _ordered(rows, stream, path, start, end)
+
+
+def _first_line(stream: IO[str], path: Path) -> str:
+    try:
+        first = stream.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}:1: cannot read: {exc}") from exc
+    if not first.strip():
+        raise InputError(f"{path}:1: empty file or empty header line")
+    return first
+
+
+def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
+             start: datetime | None, end: datetime | None) -> Iterator[Recorded]:
+    previous: datetime | None = None
+    line = 1
+    try:
+        for line, rec in rows:
+            moment = rec.transaction.event_time
+            if previous is not None and moment < previous:
+                raise InputError(f"{path}:{line}: event time {moment.isoformat()} is before the previous row's "
+                                 f"{previous.isoformat()}; files must be in event-time order")
+            previous = moment
+            if end is not None and moment >= end:
+                return
+            if start is None or moment >= start:
+                yield rec
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read after line {line}: {exc}") from exc
+    finally:
+        stream.close()
+
+
+def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Recorded]]:
+    header = [name.strip() for name in next(csv.reader([first]))]
+    if all(name in header for name in HANDBOOK_COLUMNS):
+        index = [header.index(name) for name in HANDBOOK_COLUMNS]
+        scenario = header.index(HANDBOOK_SCENARIO) if HANDBOOK_SCENARIO in header else None
+        return _handbook_rows(csv.reader(stream), path, len(header), index, scenario)
+    if "transaction_id" in header or "event_time" in header:
+        missing = [name for name in OUR_REQUIRED if name not in header]
+        if missing:
+            raise InputError(f"{path}:1: header lacks column(s) {', '.join(missing)}")
+        positions = {name: header.index(name) for name in OUR_COLUMNS if name in header}
+        return _our_csv_rows(csv.reader(stream), path, len(header), positions)
+    raise InputError(f"{path}:1: unrecognised header {first.strip()[:120]!r}; expected our columns "
+                     f"({', '.join(OUR_REQUIRED)}, ...) or the handbook's ({', '.join(HANDBOOK_COLUMNS)})")
+
+
+def _handbook_rows(reader: Any, path: Path, width: int, index: list[int],
+                   scenario: int | None) -> Iterator[tuple[int, Recorded]]:
+    i_id, i_time, i_customer, i_terminal, i_amount, i_fraud = index
+    fromisoformat = datetime.fromisoformat
+    fields = {"transaction_id", "customer_id", "terminal_id", "amount", "event_time"}
+    line = 1
+    for row in reader:
+        line += 1
+        if not row:
+            continue
+        if len(row) != width:
+            raise InputError(f"{path}:{line}: expected {width} fields, found {len(row)}")
+        tid, cid, term, text = row[i_id], row[i_customer], row[i_terminal], row[i_time]
+        fraud = row[i_fraud]
+        try:
+            # Fast path for the common shape (plain ids, naive second-resolution time); anything
+            # unusual goes through the general checks, which also produce the error message.
+            moment = fromisoformat(text)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            amount = float(row[i_amount])
+            if not (tid and cid and term and 0.0 <= amount <= MAX_AMOUNT and MIN_EVENT_TIME <= moment < MAX_EVENT_TIME
+                    and len(tid) <= _MAX_ID and len(cid) <= _MAX_ID and len(term) <= _MAX_ID
+                    and tid == tid.strip() and cid == cid.strip() and term == term.strip()):
+                raise ValueError
+            tx = _fast_model(Transaction, {"transaction_id": tid, "customer_id": cid, "terminal_id": term,
+                                           "amount": amount, "currency": "EUR", "event_time": moment,
+                                           "merchant_category": None, "latitude": None, "longitude": None}, fields.copy())
+        except ValueError:
+            try:
+                tx = make_transaction(tid, cid, term, row[i_amount], text)
+            except ValueError as exc:
+                raise InputError(f"{path}:{line}: {exc}") from None
+        if fraud != "0" and fraud != "1":
+            fraud = fraud.strip()
+            if fraud not in ("0", "1"):
+                raise InputError(f"{path}:{line}: TX_FRAUD {row[i_fraud]!r} is not 0 or 1")
+        yield line, Recorded(tx, fraud == "1", row[scenario].strip() if scenario is not None else None)
+
+
+def _our_csv_rows(reader: Any, path: Path, width: int, pos: dict[str, int]) -> Iterator[tuple[int, Recorded]]:
+    optional = [pos.get(name) for name in ("currency", "merchant_category", "latitude", "longitude")]
+    i_fraud, i_scenario = pos.get("is_fraud"), pos.get("fraud_scenario")
+    line = 1
+    for row in reader:
+        line += 1
+        if not row:
+            continue
+        if len(row) != width:
+            raise InputError(f"{path}:{line}: expected {width} fields, found {len(row)}")
+        try:
+            extra = [row[i] if i is not None else None for i in optional]
+            tx = make_transaction(row[pos["transaction_id"]], row[pos["customer_id"]], row[pos["terminal_id"]],
+                                  row[pos["amount"]], row[pos["event_time"]], *extra)
+            fraud = _flag(row[i_fraud]) if i_fraud is not None else None
+        except ValueError as exc:
+            raise InputError(f"{path}:{line}: {exc}") from None
+        scenario = row[i_scenario] if i_scenario is not None and row[i_scenario] != "" else None
+        yield line, Recorded(tx, fraud, scenario)
+
+
+def _jsonl_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Recorded]]:
+    first_rec = _json_record(first, path, 1)  # the "header check": the first record must be valid
+
+    def rows() -> Iterator[tuple[int, Recorded]]:
+        yield 1, first_rec
+        line = 1
+        for text in stream:
+            line += 1
+            if text.strip():
+                yield line, _json_record(text, path, line)
+
+    return rows()
+
+
+def _json_record(text: str, path: Path, line: int) -> Recorded:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{line}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}:{line}: expected a JSON object, found {type(obj).__name__}")
+    missing = [name for name in OUR_REQUIRED if name not in obj]
+    if missing:
+        raise InputError(f"{path}:{line}: missing field(s) {', '.join(missing)}")
+    try:
+        tx = make_transaction(obj["transaction_id"], obj["customer_id"], obj["terminal_id"], obj["amount"],
+                              obj["event_time"], obj.get("currency"), obj.get("merchant_category"),
+                              obj.get("latitude"), obj.get("longitude"))
+        fraud = _flag(obj.get("is_fraud"))
+    except ValueError as exc:
+        raise InputError(f"{path}:{line}: {exc}") from None
+    scenario = obj.get("fraud_scenario")
+    return Recorded(tx, fraud, None if scenario is None else str(scenario))

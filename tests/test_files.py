@@ -1,0 +1,147 @@
+"""Reading recorded files: formats detected from the header, exact values, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fraudstream.errors import InputError
+from fraudstream.models.events import Label, Transaction
+from fraudstream.producer.files import Recorded, labels_for, read_recorded
+
+UTC = timezone.utc
+HANDBOOK = (
+    "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD,TX_FRAUD_SCENARIO\n"
+    "0,2018-04-01T00:00:31,596,3156,57.16,0,0\n"
+    "1,2018-04-01T00:02:10,4961,3412,81.51,0,0\n"
+    "2,2018-04-01T00:07:56,2,1365,146.0,1,3\n"
+    "3,2018-04-01T00:09:29,4128,8737,64.49,0,0\n"
+)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["hb.csv", "hb.csv.gz", "no-extension"])
+def test_handbook_csv_gives_validated_transactions(tmp_path: Path, name: str) -> None:
+    rows = list(read_recorded(write(tmp_path, name, HANDBOOK)))
+    assert [r.transaction.transaction_id for r in rows] == ["0", "1", "2", "3"]
+    expected = Transaction(transaction_id="2", customer_id="2", terminal_id="1365", amount=146.0,
+                           event_time=datetime(2018, 4, 1, 0, 7, 56, tzinfo=UTC))
+    assert rows[2].transaction == expected
+    assert rows[2].transaction.to_json_bytes() == expected.to_json_bytes()
+    assert [(r.is_fraud, r.fraud_scenario) for r in rows] == [(False, "0"), (False, "0"), (True, "3"), (False, "0")]
+
+
+def test_handbook_without_scenario_column(tmp_path: Path) -> None:
+    text = "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n5,2018-04-02 10:00:00,1,2,3.5,1\n"
+    (row,) = read_recorded(write(tmp_path, "hb.csv", text))
+    assert (row.transaction.amount, row.is_fraud, row.fraud_scenario) == (3.5, True, None)
+    assert row.transaction.event_time == datetime(2018, 4, 2, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("2,2018-04-01T00:07:56,2,1365,abc,0,0", "amount 'abc' is not a number"),
+        ("2,2018-04-01T00:07:56,2,1365,-4,0,0", "amount '-4' outside"),
+        ("2,2018-13-01T00:07:56,2,1365,4,0,0", "is not an ISO-8601 date-time"),
+        ("2,2018-04-01T00:07:56,,1365,4,0,0", "customer_id is empty"),
+        ("2,2018-04-01T00:07:56,2,1365,4,yes,0", "TX_FRAUD 'yes' is not 0 or 1"),
+        ("2,2018-04-01T00:07:56,2,1365", "expected 7 fields, found 4"),
+        ("2,2018-03-01T00:07:56,2,1365,4,0,0", "before the previous row"),
+    ],
+)
+def test_broken_row_names_file_line_and_problem(tmp_path: Path, line: str, problem: str) -> None:
+    lines = HANDBOOK.splitlines()
+    lines[3] = line  # the third data row, line 4 of the file
+    path = write(tmp_path, "broken.csv", "\n".join(lines) + "\n")
+    seen: list[Recorded] = []
+    with pytest.raises(InputError) as info:
+        for rec in read_recorded(path):
+            seen.append(rec)
+    assert f"{path}:4:" in str(info.value)
+    assert problem in str(info.value)
+    assert len(seen) == 2
+
+
+def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:
+    path = write(tmp_path, "odd.csv", "a,b,c\n1,2,3\n")
+    with pytest.raises(InputError, match=r"odd\.csv:1: unrecognised header"):
+        read_recorded(path)  # raised by the call itself, not by the first next()
+    partial = write(tmp_path, "partial.csv", "transaction_id,customer_id,amount\n1,2,3\n")
+    with pytest.raises(InputError, match="lacks column.*terminal_id, event_time"):
+        read_recorded(partial)
+    with pytest.raises(InputError, match="empty"):
+        read_recorded(write(tmp_path, "empty.csv", ""))
+    with pytest.raises(InputError, match="cannot open"):
+        read_recorded(tmp_path / "missing.csv")
+
+
+def test_our_csv_and_jsonl_formats(tmp_path: Path) -> None:
+    csv_text = (
+        "transaction_id,customer_id,terminal_id,amount,currency,event_time,merchant_category,latitude,longitude,"
+        "is_fraud,fraud_scenario\n"
+        "a1,c1,t1,10.5,EUR,2024-01-01T00:00:00Z,grocery,48.85,2.35,0,0\n"
+        "a2,c1,t2,900.0,USD,2024-01-01T00:00:05+00:00,,,,1,1\n"
+        "a3,c2,t2,1.0,,2024-01-01T00:00:05Z,,,,,\n"
+    )
+    jsonl_text = "\n".join(json.dumps(obj) for obj in [
+        {"transaction_id": "a1", "customer_id": "c1", "terminal_id": "t1", "amount": 10.5, "currency": "EUR",
+         "event_time": "2024-01-01T00:00:00Z", "merchant_category": "grocery", "latitude": 48.85,
+         "longitude": 2.35, "is_fraud": False, "fraud_scenario": "0"},
+        {"transaction_id": "a2", "customer_id": "c1", "terminal_id": "t2", "amount": 900, "currency": "USD",
+         "event_time": "2024-01-01T00:00:05Z", "is_fraud": True, "fraud_scenario": "1"},
+        {"transaction_id": "a3", "customer_id": "c2", "terminal_id": "t2", "amount": 1,
+         "event_time": "2024-01-01T00:00:05Z"},
+    ]) + "\n"
+    from_csv = list(read_recorded(write(tmp_path, "ours.csv.gz", csv_text)))
+    from_jsonl = list(read_recorded(write(tmp_path, "ours.jsonl", jsonl_text)))
+    assert from_csv == from_jsonl
+    first = Transaction(transaction_id="a1", customer_id="c1", terminal_id="t1", amount=10.5,
+                        event_time="2024-01-01T00:00:00Z", merchant_category="grocery", latitude=48.85, longitude=2.35)
+    assert from_csv[0].transaction == first
+    assert from_csv[1].transaction.currency == "USD"
+    assert [(r.is_fraud, r.fraud_scenario) for r in from_csv] == [(False, "0"), (True, "1"), (None, None)]
+    assert labels_for(from_csv[2], timedelta(days=7)) is None
+
+
+def test_jsonl_errors(tmp_path: Path) -> None:
+    good = json.dumps({"transaction_id": "a", "customer_id": "c", "terminal_id": "t", "amount": 1,
+                       "event_time": "2024-01-01T00:00:00Z"})
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: missing field\(s\) customer_id, terminal_id, amount, event_time"):
+        read_recorded(write(tmp_path, "bad.jsonl", '{"transaction_id": "a"}\n'))
+    rows = read_recorded(write(tmp_path, "late.jsonl", f"{good}\n\n{{not json\n"))
+    with pytest.raises(InputError, match=r"late\.jsonl:3: not valid JSON"):
+        list(rows)
+
+
+def test_start_end_window_and_labels(tmp_path: Path) -> None:
+    path = write(tmp_path, "hb.csv", HANDBOOK)
+    rows = list(read_recorded(path, start=datetime(2018, 4, 1, 0, 2, 10, tzinfo=UTC),
+                              end=datetime(2018, 4, 1, 0, 9, 29, tzinfo=UTC)))
+    assert [r.transaction.transaction_id for r in rows] == ["1", "2"]
+    label = labels_for(rows[1], timedelta(days=7))
+    assert label == Label(transaction_id="2", customer_id="2", terminal_id="1365", is_fraud=True,
+                          event_time=datetime(2018, 4, 1, 0, 7, 56, tzinfo=UTC),
+                          reported_at=datetime(2018, 4, 8, 0, 7, 56, tzinfo=UTC))
+
+
+def test_real_handbook_head(handbook_csv: Path) -> None:
+    rows = list(itertools.islice(read_recorded(handbook_csv), 20_000))
+    assert len(rows) == 20_000
+    assert [r.transaction.transaction_id for r in rows[:3]] == ["0", "1", "2"]
+    assert rows[0].transaction.amount == 57.16 and rows[0].transaction.customer_id == "596"
+    assert all(r.is_fraud == (r.fraud_scenario != "0") for r in rows)
