@@ -1,0 +1,218 @@
+"""The handbook's prequential test metrics, as pure functions over arrays.
+
+Days are whole UTC days since 1970-01-01 (`day_number`). The evaluation window is cut into
+consecutive 7-day weeks from its start; for day D of a week starting S, transactions of customers
+with a fraud dated in [S − 7 − delay, D − delay − 1] are left out (the handbook's known-compromised
+rule for a one-week training block followed by `delay` days). Per week: AUC ROC, average precision
+and card precision@k; the reported figure is the mean over the weeks.
+
+>>> import numpy as np
+>>> days = np.array([0, 0, 0, 1, 1, 1])
+>>> customers = np.array(["a", "b", "c", "a", "b", "c"])
+>>> labels = np.array([1, 0, 0, 1, 0, 0])
+>>> scores = np.array([0.9, 0.2, 0.1, 0.8, 0.7, 0.1])
+>>> m = prequential_metrics(days, customers, labels, scores, eval_start=0, eval_end=1, delay_days=0, k=2)
+>>> (m.weeks[0].n_transactions, m.weeks[0].n_frauds, m.auc_roc, m.card_precision_at_k)
+(5, 1, 1.0, 0.25)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def day_number(moment: datetime | date) -> int:
+    """Whole UTC days since 1970-01-01 (aware datetimes are converted to UTC; naive ones are UTC).
+
+    >>> day_number(date(2018, 7, 4)), day_number(datetime(2018, 7, 4, 23, 59, tzinfo=timezone.utc))
+    (17716, 17716)
+    """
+    if isinstance(moment, datetime):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc)
+        moment = moment.date()
+    return (moment - _EPOCH_DAY).days
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann–Whitney, ties counted half); NaN with a single class.
+
+    >>> roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    >>> roc_auc(np.array([0, 1]), np.array([0.5, 0.5]))
+    0.5
+    """
+    y = np.asarray(labels).astype(bool)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(np.asarray(scores, dtype=float))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [values.size]))
+    avg = (starts + ends + 1) / 2.0  # 1-based mean rank of each tie group
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def precision_recall_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and threshold at each distinct score, from the highest score down."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.concatenate((np.flatnonzero(np.diff(s)), [s.size - 1]))  # end of each tie group
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    n_pos = max(int(y.sum()), 1)
+    return tp / (tp + fp), tp / n_pos, s[last]
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision, sum over thresholds of (R_n − R_n−1)·P_n (as scikit-learn); NaN without frauds.
+
+    >>> average_precision(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.8333333333333333
+    """
+    y = np.asarray(labels).astype(bool)
+    if not y.any():
+        return float("nan")
+    precision, recall, _ = precision_recall_points(y, scores)
+    return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
+
+
+def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                         k: int = 100) -> tuple[float, list[float]]:
+    """Mean over days of the share of compromised cards among the k cards with the highest max score
+    that day (divisor always k); cards detected earlier in the same call are left out afterwards.
+
+    >>> cp, daily = card_precision_top_k(np.array([0, 0, 1, 1]), np.array([1, 2, 1, 2]),
+    ...                                  np.array([1, 0, 1, 1]), np.array([0.9, 0.1, 0.9, 0.2]), k=1)
+    >>> cp, daily
+    (1.0, [1.0, 1.0])
+    """
+    days = np.asarray(days)
+    cust_codes = np.unique(np.asarray(customers), return_inverse=True)[1]
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    detected = np.zeros(int(cust_codes.max()) + 1 if cust_codes.size else 0, dtype=bool)
+    daily: list[float] = []
+    for day in np.unique(days):
+        sel = (days == day) & ~detected[cust_codes]
+        c, ys, ss = cust_codes[sel], y[sel], s[sel]
+        if c.size == 0:
+            daily.append(0.0)
+            continue
+        cards = np.unique(c)
+        idx = np.searchsorted(cards, c)
+        max_score = np.full(cards.size, -np.inf)
+        np.maximum.at(max_score, idx, ss)
+        fraud = np.zeros(cards.size, dtype=bool)
+        np.logical_or.at(fraud, idx, ys)
+        top = np.argsort(-max_score, kind="mergesort")[:k]
+        hits = cards[top][fraud[top]]
+        daily.append(hits.size / k)
+        detected[hits] = True
+    return (float(np.mean(daily)) if daily else float("nan")), daily
+
+
+def known_compromised_kept(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, week_start: int,
+                           week_end: int, delay_days: int, train_days: int = 7) -> np.ndarray:
+    """Boolean mask over all transactions: True for those of days [week_start, week_end] whose customer
+    had no fraud dated in [week_start − train_days − delay, D − delay − 1] for their day D."""
+    days = np.asarray(days)
+    cust_codes = np.unique(np.asarray(customers), return_inverse=True)[1]
+    y = np.asarray(labels).astype(bool)
+    n_cust = int(cust_codes.max()) + 1 if cust_codes.size else 0
+    lo = week_start - train_days - delay_days
+    # first fraud date per customer within [lo, ...): a customer is known on day D when it is <= D - delay - 1
+    fraud_sel = y & (days >= lo)
+    first = np.full(n_cust, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, cust_codes[fraud_sel], days[fraud_sel].astype(np.int64))
+    in_week = (days >= week_start) & (days <= week_end)
+    return in_week & ~(first[cust_codes] <= days - delay_days - 1)
+
+
+@dataclass(frozen=True)
+class WeekMetrics:
+    """Metrics of one evaluation week (after the known-compromised rule)."""
+
+    start: int
+    end: int
+    n_transactions: int
+    n_frauds: int
+    auc_roc: float
+    average_precision: float
+    card_precision_at_k: float
+    daily_card_precision: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PrequentialMetrics:
+    """Per-week metrics and their means; `kept` marks the transactions the metrics were computed on."""
+
+    weeks: list[WeekMetrics]
+    kept: np.ndarray
+
+    @property
+    def auc_roc(self) -> float:
+        return _mean(w.auc_roc for w in self.weeks)
+
+    @property
+    def average_precision(self) -> float:
+        return _mean(w.average_precision for w in self.weeks)
+
+    @property
+    def card_precision_at_k(self) -> float:
+        return _mean(w.card_precision_at_k for w in self.weeks)
+
+    @property
+    def n_transactions(self) -> int:
+        return sum(w.n_transactions for w in self.weeks)
+
+    @property
+    def n_frauds(self) -> int:
+        return sum(w.n_frauds for w in self.weeks)
+
+
+def _mean(values) -> float:  # type: ignore[no-untyped-def]
+    arr = np.array(list(values), dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+def prequential_metrics(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                        eval_start: int, eval_end: int, delay_days: int, k: int = 100,
+                        week_days: int = 7) -> PrequentialMetrics:
+    """The handbook's figures over days [eval_start, eval_end] (inclusive), week by week; a last,
+    shorter week is kept as it is. `days`, `customers` and `labels` cover every transaction (also
+    those before the window, for the known-compromised rule); `scores` matter only inside it."""
+    days = np.asarray(days)
+    kept_all = np.zeros(days.size, dtype=bool)
+    weeks: list[WeekMetrics] = []
+    for start in range(eval_start, eval_end + 1, week_days):
+        end = min(start + week_days - 1, eval_end)
+        kept = known_compromised_kept(days, customers, labels, start, end, delay_days, week_days)
+        kept_all |= kept
+        y = np.asarray(labels)[kept].astype(bool)
+        s = np.asarray(scores, dtype=float)[kept]
+        cp, daily = card_precision_top_k(days[kept], np.asarray(customers)[kept], y, s, k)
+        weeks.append(WeekMetrics(start, end, int(kept.sum()), int(y.sum()), roc_auc(y, s),
+                                 average_precision(y, s), cp, daily))
+    return PrequentialMetrics(weeks, kept_all)
