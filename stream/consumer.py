@@ -1,7 +1,9 @@
 """The scoring consumer loop: poll a batch, validate, features, score, alert, learn, flush, commit.
 
 Offsets of a batch are committed only after its Redis writes (features, scored records) are
-acknowledged and its alerts and dead letters are acknowledged by the broker.
+acknowledged and its alerts and dead letters are acknowledged by the broker. When Redis or the
+broker is unreachable the batch is retried with backoff (all steps are idempotent) and nothing is
+committed meanwhile; a stop request during an outage abandons the uncommitted batch.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import redis.exceptions
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
@@ -31,10 +35,29 @@ from fraudstream.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[Alert], None]
+T = TypeVar("T")
 
 
 class PublishFailed(FraudstreamError):
     """The broker did not acknowledge an alert or dead letter; the batch is not committed."""
+
+
+class BatchAbandoned(FraudstreamError):
+    """A stop was requested while a batch waited for a server; its offsets stay uncommitted."""
+
+
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
+             KafkaError, PublishFailed)
+
+
+@dataclass
+class Prepared:
+    """A validated poll batch: good records, dead letters to send, offsets to commit."""
+
+    transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
+    labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
+    dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
+    offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +72,7 @@ class ScoringConsumer:
     on_alert: AlertCallback | None = None
     stats: RunStats = field(default_factory=RunStats)
     stop: threading.Event = field(default_factory=threading.Event)
+    max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -59,13 +83,17 @@ class ScoringConsumer:
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
-        """Process batches until `stop` is set, `max_transactions` were scored, or nothing arrived
-        for `idle_timeout` seconds (counted once partitions are assigned)."""
+        """Process batches until `stop` is set, `max_transactions` were handled (scored or
+        dead-lettered), or nothing arrived for `idle_timeout` seconds once partitions are assigned."""
         last_activity = time.monotonic()
         while not self.stop.is_set():
             batch = self.consumer.poll(timeout_ms=200, max_records=self.settings.max_poll_records)
             if batch:
-                self.process(batch)
+                try:
+                    self.process(batch)
+                except BatchAbandoned:
+                    log.warning("stopping with the current batch uncommitted (it will be delivered again)")
+                    break
                 last_activity = time.monotonic()
             elif not self.consumer.assignment():
                 last_activity = time.monotonic()
@@ -78,16 +106,34 @@ class ScoringConsumer:
 
     def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Handle one poll batch completely, then commit its offsets."""
-        tx_records: list[tuple[ConsumerRecord, Transaction]] = []
-        label_records: list[tuple[ConsumerRecord, Label]] = []
-        pending: list[Any] = []
+        prepared = self.prepare(batch)
+        if prepared.dead:
+            futures = [writer.send(record, reason, error) for writer, record, reason, error in prepared.dead]
+            self._retry("dead letters", lambda: self._flush(futures, resend=prepared.dead))
+        alerts: list[Alert] = []
+        if prepared.transactions:
+            alerts = self._retry("scoring", lambda: self._score(prepared))
+        if prepared.labels:
+            self._retry("labels", lambda: self._learn(prepared))
+        self._retry("commit", lambda: self._commit(prepared.offsets))
+        self.stats.batches += 1
+        if self.on_alert is not None:
+            for alert in alerts:
+                self.on_alert(alert)
+
+    def prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> Prepared:
+        """Decode and validate; bad records become dead letters (counted once, here)."""
+        prepared = Prepared()
         for tp, records in batch.items():
+            if not records:
+                continue
+            prepared.offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
             if tp.topic == self.settings.topic_labels:
                 for record in records:
                     try:
-                        label_records.append((record, self.validator.label(record.value)))
+                        prepared.labels.append((record, self.validator.label(record.value)))
                     except ValidationFailed as exc:
-                        pending.append(self.label_dlq.send(record, exc.reason, str(exc)))
+                        prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
                         self.stats.labels_dead_lettered += 1
                 continue
             watermark = self.watermarks.get(tp)
@@ -95,56 +141,61 @@ class ScoringConsumer:
                 try:
                     tx = self.validator.transaction(record.value, watermark)
                 except ValidationFailed as exc:
-                    pending.append(self.tx_dlq.send(record, exc.reason, str(exc)))
+                    prepared.dead.append((self.tx_dlq, record, exc.reason, str(exc)))
                     self.stats.dead_lettered += 1
                     continue
                 if watermark is None or tx.event_time > watermark:
                     watermark = tx.event_time
-                tx_records.append((record, tx))
+                prepared.transactions.append((record, tx))
             if watermark is not None:
                 self.watermarks[tp] = watermark
+        return prepared
 
-        if tx_records:
-            pending.extend(self._score(tx_records))
-        if label_records:
-            pending.extend(self._learn(label_records))
-        self._flush(pending)
-        self._commit(batch)
-        self.stats.batches += 1
-
-    # -- steps -----------------------------------------------------------------------------------
-    def _score(self, tx_records: list[tuple[ConsumerRecord, Transaction]]) -> list[Any]:
-        txs = [tx for _, tx in tx_records]
+    # -- steps (each idempotent, so each may be retried) ------------------------------------------
+    def _score(self, prepared: Prepared) -> list[Alert]:
+        txs = [tx for _, tx in prepared.transactions]
         features = self.engine.transform(txs)
-        scores = self.scorer.score(features)
+        kept = [(rec, tx, x) for (rec, tx), x in zip(prepared.transactions, features) if x is not None]
+        conflicts = [(rec, tx) for (rec, tx), x in zip(prepared.transactions, features) if x is None]
+        scores = self.scorer.score([x for _, _, x in kept])
         name = self.scorer.champion.name
-        self.engine.record_scored(txs, features, [{name: s} for s in scores])
+        self.engine.record_scored([tx for _, tx, _ in kept], [x for _, _, x in kept], [{name: s} for s in scores])
         now = utcnow()
         now_ms = now.timestamp() * 1000.0
         futures: list[Any] = []
-        threshold = self.scorer.threshold
-        for (record, tx), x, score in zip(tx_records, features, scores):
+        alerts: list[Alert] = []
+        latencies: list[float] = []
+        for (record, tx, x), score in zip(kept, scores):
             latency_ms = max(0.0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0.0
-            self.stats.observe_latency(latency_ms)
-            if score >= threshold:
+            latencies.append(latency_ms)
+            if score >= self.scorer.threshold:
                 alert = self.scorer.alert(tx, x, score, now, latency_ms)
                 futures.append(self.producer.send(
                     self.settings.topic_alerts, key=tx.transaction_id.encode(), value=alert.to_json_bytes()))
-                self.stats.alerts += 1
-                if self.on_alert is not None:
-                    self.on_alert(alert)
-        self.stats.processed += len(txs)
+                alerts.append(alert)
+        for record, tx in conflicts:
+            futures.append(self.tx_dlq.send(
+                record, "transaction_id_reused",
+                f"transaction id {tx.transaction_id} was already used by customer {tx.customer_id} "
+                "for a transaction with another time, amount or terminal"))
+        self._flush(futures)
+        # counted only once the batch's work is acknowledged
+        self.stats.processed += len(kept)
+        self.stats.dead_lettered += len(conflicts)
+        self.stats.alerts += len(alerts)
+        for ms in latencies:
+            self.stats.observe_latency(ms)
         clock = time.monotonic()
         if self.stats.first_record is None:
             self.stats.first_record = clock
         self.stats.last_record = clock
-        return futures
+        return alerts
 
-    def _learn(self, label_records: list[tuple[ConsumerRecord, Label]]) -> list[Any]:
-        labels = [label for _, label in label_records]
+    def _learn(self, prepared: Prepared) -> None:
+        labels = [label for _, label in prepared.labels]
         records = self.engine.apply_labels(labels)
         futures: list[Any] = []
-        for (record, label), scored in zip(label_records, records):
+        for (record, label), scored in zip(prepared.labels, records):
             if scored is None:
                 futures.append(self.label_dlq.send(
                     record, "unknown_transaction",
@@ -154,18 +205,37 @@ class ScoringConsumer:
                 continue
             self.scorer.learn(scored.features, label.is_fraud)
             self.stats.labels_learned += 1
-        return futures
+        self._flush(futures)
 
-    def _flush(self, futures: list[Any]) -> None:
+    def _flush(self, futures: list[Any], resend: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] | None = None) -> None:
         if not futures:
             return
         self.producer.flush(timeout=30)
-        failed = [f for f in futures if f.failed() or not f.is_done]
+        failed = [i for i, f in enumerate(futures) if not f.is_done or f.failed()]
         if failed:
-            first = failed[0].exception if failed[0].is_done else "timed out"
-            raise PublishFailed(f"{len(failed)} alert/dead-letter sends not acknowledged: {first}")
+            first = futures[failed[0]]
+            if resend is not None:  # re-send only what was not acknowledged, on the next try
+                futures[:] = [resend[i][0].send(*resend[i][1:]) if i in set(failed) else f for i, f in enumerate(futures)]
+            raise PublishFailed(f"{len(failed)} sends not acknowledged: {first.exception if first.is_done else 'timed out'}")
 
-    def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items() if records}
-        if offsets:
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if not offsets:
+            return
+        try:
             self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced: these partitions belong to another consumer now, which will
+            # process the batch again from the last commit (all effects are idempotent).
+            log.warning("commit refused after a rebalance; the new owner re-processes the batch: %s", exc)
+
+    def _retry(self, what: str, step: Callable[[], T]) -> T:
+        delay = 0.5
+        while True:
+            try:
+                return step()
+            except TRANSIENT as exc:
+                if self.stop.is_set():
+                    raise BatchAbandoned(what) from exc
+                log.warning("%s failed, retrying in %.1f s: %s", what, delay, exc, extra={"waiting_for": what})
+                self.stop.wait(delay)
+                delay = min(self.max_backoff, delay * 2)

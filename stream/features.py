@@ -181,22 +181,28 @@ class FeatureEngine:
         self.store = store
         self.config = config or FeatureConfig()
 
-    def transform(self, txs: Sequence[Transaction]) -> list[dict[str, float]]:
-        """Per transaction, features as of its event time; duplicates get their first features."""
+    def transform(self, txs: Sequence[Transaction]) -> list[dict[str, float] | None]:
+        """Per transaction, features as of its event time; duplicates get their first features.
+
+        ``None`` marks a transaction whose id the customer already used for a transaction with
+        another time, amount or terminal: it changes no state and should be dead-lettered.
+        """
         if not txs:
             return []
         times = [to_ms(tx.event_time) for tx in txs]
         cust_ops = [CustomerOp(tx.customer_id, t, _cents_of(tx), terminal_hash(tx.terminal_id), tx.transaction_id,
                                tx.latitude, tx.longitude) for tx, t in zip(txs, times)]
-        term_ops = [TerminalOp(tx.terminal_id, t, tx.transaction_id) for tx, t in zip(txs, times)]
         cust = self.store.update_customers(cust_ops)
-        term = self.store.update_terminals(term_ops)
-        out = []
-        for tx, t, c, m in zip(txs, times, cust, term):
-            if c.stored is not None:
-                out.append(decode_record(c.stored)[2])
-            else:
-                out.append(derive(tx, t, c.aggregates, m, self.config))
+        term_ops = [TerminalOp(tx.terminal_id, t, tx.transaction_id)
+                    for tx, t, c in zip(txs, times, cust) if not c.conflict]
+        term = iter(self.store.update_terminals(term_ops))
+        out: list[dict[str, float] | None] = []
+        for tx, t, c in zip(txs, times, cust):
+            if c.conflict:
+                out.append(None)
+                continue
+            m = next(term)
+            out.append(decode_record(c.stored)[2] if c.stored is not None else derive(tx, t, c.aggregates, m, self.config))
         return out
 
     def record_scored(self, txs: Sequence[Transaction], features: Sequence[dict[str, float]],

@@ -35,11 +35,13 @@ class TerminalOp(NamedTuple):
 
 class CustomerResult(NamedTuple):
     """`aggregates` in the order of `CUSTOMER_AGGREGATES`; `stored` is the record saved at scoring
-    time when the transaction is a duplicate that was already scored."""
+    time when the transaction is a duplicate that was already scored; `conflict` when the id is
+    already used by a transaction with another time, amount or terminal (nothing was changed)."""
 
     duplicate: bool
     stored: bytes | None
     aggregates: tuple[float, ...]
+    conflict: bool = False
 
 
 CUSTOMER_AGGREGATES = (

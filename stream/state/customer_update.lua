@@ -4,7 +4,8 @@
 --          where key_index points at the customer's events key (its records key is key_index + 1).
 -- ARGV[2..7]: 30 d, 7 d, 1 d, 1 h, 10 min windows and the retention, in ms.
 -- Event: {t_ms, cents, terminal_hash, txid[, lat, lon]}, kept sorted by (t_ms, arrival).
--- Returns msgpack list per op: {duplicate 0/1, stored record or false, aggregates...}; the
+-- Returns msgpack list per op: {0 new | 1 duplicate | 2 id reused with other content, stored record
+-- or false, aggregates...}; the
 -- aggregates mirror MemoryStore.customer_aggregates in memory.py exactly.
 local ops = cmsgpack.unpack(ARGV[1])
 local W30, W7, W1, H1, M10, RET =
@@ -65,9 +66,14 @@ for n = 1, #ops do
   end
   local dup, stored = 0, false
   if p then
-    dup = 1
-    local rec = redis.call('HGET', KEYS[k + 1], txid)
-    if rec then stored = rec end
+    local e = ev[p]
+    if e[1] ~= t or e[2] ~= op[3] or e[3] ~= op[4] then
+      dup = 2  -- the id is already used by a different transaction: change nothing
+    else
+      dup = 1
+      local rec = redis.call('HGET', KEYS[k + 1], txid)
+      if rec then stored = rec end
+    end
   else
     p = #ev + 1
     while p > 1 and ev[p - 1][1] > t do p = p - 1 end

@@ -35,8 +35,11 @@ class MemoryStore:
         for op in ops:
             times, events = self._customers[op.customer_id]
             p = _find(events, op.transaction_id, 3)
-            stored = None
             if p is not None:
+                first = events[p]
+                if (first[0], first[1], first[2]) != (op.t_ms, op.cents, op.terminal_hash):
+                    out.append(CustomerResult(True, None, self.customer_aggregates(events, p), conflict=True))
+                    continue
                 rec = self._records.get(op.customer_id, {}).get(op.transaction_id)
                 stored = rec[1] if rec else None
                 out.append(CustomerResult(True, stored, self.customer_aggregates(events, p)))

@@ -122,7 +122,7 @@ class RedisStore:
         for indices, raw in self._batched("customer_update", [o.customer_id for o in ops],
                                           lambda c: self.customer_keys(c)[:2], args, extra):
             for i, row in zip(indices, msgpack.unpackb(raw, raw=True)):
-                out[i] = CustomerResult(bool(row[0]), row[1] or None, tuple(row[2:]))
+                out[i] = CustomerResult(row[0] != 0, row[1] or None, tuple(row[2:]), conflict=row[0] == 2)
         return out  # type: ignore[return-value]
 
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:
