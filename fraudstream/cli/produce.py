@@ -1,0 +1,47 @@
+"""`fraudstream produce`: publish simulated transactions live (event time = now) and their labels."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import click
+
+from fraudstream.cli.common import handle_errors, settings_from, settings_option
+
+
+@click.command()
+@click.option("--count", type=int, default=None, help="Stop after this many transactions. [default: until Ctrl-C]")
+@click.option("--rate", type=float, default=100.0, show_default=True, help="Transactions per second.")
+@settings_option("--seed", "seed", type=int)
+@settings_option("--label-delay", "label_delay", help="Delay before a transaction's label is published (e.g. 5s, 7d).")
+@click.option("--customers", type=int, default=None, help="Simulated customers. [default: the demo world, 1000]")
+@click.option("--terminals", type=int, default=None, help="Simulated terminals. [default: the demo world, 2000]")
+@click.pass_context
+@handle_errors
+def produce(ctx: click.Context, count: int | None, rate: float, customers: int | None, terminals: int | None,
+            **overrides: Any) -> None:
+    """Publish simulated transactions to the transactions topic and their labels to the labels topic.
+
+    Messages are JSON with key = customer id. Ctrl-C stops after flushing what was sent.
+    """
+    from dataclasses import replace
+
+    from fraudstream.kafka_io import ensure_topics
+    from fraudstream.producer.live import run_live
+    from fraudstream.producer.simulator import SimulatorConfig
+    from fraudstream.stream.signals import stop_on_signals
+
+    settings = settings_from(ctx, **overrides)
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    config = SimulatorConfig.live_demo(settings.seed)
+    if customers is not None or terminals is not None:
+        config = replace(config, customers=customers or config.customers, terminals=terminals or config.terminals)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=settings.label_delay,
+                         stop=stop, config=config)
+    click.echo("produced " + json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
+                                         "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
+                                         "seconds": round(stats.seconds, 3), "rate": round(stats.rate, 1)}))

@@ -1,0 +1,75 @@
+"""Live producer against the real broker: counts, keys, event time = now, labels after the delay."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Label, Transaction
+from fraudstream.producer.live import run_live
+from fraudstream.timeutil import utcnow
+from tests.kafka_helpers import read_topic
+
+
+@pytest.mark.services
+def test_run_live_publishes_transactions_and_delayed_labels(settings: Settings) -> None:
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    before = utcnow()
+    stats = run_live(settings, count=400, rate=2000.0, seed=3, label_delay=timedelta(milliseconds=700))
+    after = utcnow()
+    assert (stats.transactions, stats.labels, stats.labels_dropped) == (400, 400, 0)
+    records = read_topic(settings, settings.topic_transactions, expect=400)
+    txs = [Transaction.model_validate_json(r.value) for r in records]
+    assert len(txs) == 400 and len({t.transaction_id for t in txs}) == 400
+    assert all(r.key == t.customer_id.encode() for r, t in zip(records, txs))
+    assert all(before <= t.event_time <= after for t in txs)
+    labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels, expect=400)]
+    assert {lab.transaction_id for lab in labels} == {t.transaction_id for t in txs}
+    assert all(lab.reported_at - lab.event_time == timedelta(milliseconds=700) for lab in labels)
+    assert sum(lab.is_fraud for lab in labels) == stats.frauds > 0
+    # a label is sent only once its report time has passed; the run lasts at least the last delay
+    assert stats.seconds >= 400 / 2000.0 + 0.7 - 0.05
+
+
+@pytest.mark.services
+def test_run_live_stops_when_asked(settings: Settings) -> None:
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def on_sent(n: int) -> None:
+        seen.append(n)
+        if n >= 50:
+            stop.set()
+
+    stats = run_live(settings, count=None, rate=500.0, seed=3, label_delay=timedelta(days=7), stop=stop,
+                     on_sent=on_sent)
+    assert 50 <= stats.transactions < 100
+    assert stats.labels == 0 and stats.labels_dropped == stats.transactions
+    assert seen == sorted(seen) and seen[-1] == stats.transactions
+    assert len(read_topic(settings, settings.topic_transactions, expect=stats.transactions)) == stats.transactions
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment that points the CLI at this test's servers and topics."""
+    return {"FRAUDSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "FRAUDSTREAM_TOPIC_TRANSACTIONS": settings.topic_transactions,
+            "FRAUDSTREAM_TOPIC_LABELS": settings.topic_labels}
+
+
+@pytest.mark.services
+def test_produce_command(settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from fraudstream.cli import main
+
+    result = CliRunner().invoke(main, ["produce", "--count", "120", "--rate", "1000", "--seed", "5",
+                                       "--label-delay", "200ms"], env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    assert '"transactions": 120' in result.output and '"labels": 120' in result.output
+    assert len(read_topic(settings, settings.topic_transactions, expect=120)) == 120
+    assert len(read_topic(settings, settings.topic_labels, expect=120)) == 120
