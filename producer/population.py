@@ -81,17 +81,18 @@ def make_population(customers: int, terminals: int, rng: np.random.Generator, ra
 
 def _near_terminals(hx: np.ndarray, hy: np.ndarray, tx: np.ndarray, ty: np.ndarray,
                     radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """CSR lists of terminals within `radius` of each home (the nearest one when none is)."""
-    counts = np.zeros(hx.size + 1, dtype=np.int64)
-    chunks: list[np.ndarray] = []
-    step = max(1, 2_000_000 // max(tx.size, 1))
-    for lo in range(0, hx.size, step):
-        d2 = (hx[lo:lo + step, None] - tx[None, :]) ** 2 + (hy[lo:lo + step, None] - ty[None, :]) ** 2
-        inside = d2 <= radius * radius
-        empty = ~inside.any(axis=1)
-        if empty.any():
-            inside[np.flatnonzero(empty), d2[empty].argmin(axis=1)] = True
-        rows, cols = np.nonzero(inside)
-        counts[lo + 1:lo + 1 + inside.shape[0]] = inside.sum(axis=1)
-        chunks.append(cols)
-    return np.cumsum(counts), (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64))
+    """CSR lists (sorted) of terminals within `radius` of each home (the nearest one when none is)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.column_stack([tx, ty]))
+    homes = np.column_stack([hx, hy])
+    lists = tree.query_ball_point(homes, radius, return_sorted=True)
+    empty = [i for i, found in enumerate(lists) if not found]
+    if empty:
+        _, nearest = tree.query(homes[empty])
+        for i, j in zip(empty, np.atleast_1d(nearest).tolist()):
+            lists[i] = [j]
+    counts = np.fromiter((len(found) for found in lists), dtype=np.int64, count=len(lists))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    near = np.fromiter((j for found in lists for j in found), dtype=np.int64, count=int(offsets[-1]))
+    return offsets, near

@@ -92,7 +92,7 @@ class DayBatch:
                 ids, self.customer.tolist(), self.terminal.tolist(), self.amount.tolist(), times, category, lat, lon,
                 self.scenario.tolist(), self.reported.tolist()):
             tx = _fast_model(Transaction, {
-                "transaction_id": str(tid), "customer_id": str(cid), "terminal_id": str(term), "amount": amount,
+                "transaction_id": str(tid), "customer_id": str(cid), "terminal_id": str(term), "amount": round(amount, 2),
                 "currency": "EUR", "event_time": moment, "merchant_category": cat, "latitude": la, "longitude": lo,
             }, fields_set.copy())
             yield Recorded(tx, rep, str(scen))

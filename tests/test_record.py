@@ -1,0 +1,84 @@
+"""Simulator and recorder: byte-for-byte determinism, fraud rate and scenarios, readable output."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.errors import ConfigError
+from fraudstream.producer.files import read_recorded
+from fraudstream.producer.recorder import record
+from fraudstream.producer.scenarios import FraudRates
+from fraudstream.producer.simulator import Simulator, SimulatorConfig
+
+SMALL = ["--customers", "300", "--terminals", "600"]
+
+
+def run_record(*args: str) -> str:
+    result = CliRunner().invoke(main, ["record", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path) -> None:
+    for name, seed in (("a.jsonl", "1"), ("b.jsonl", "1"), ("c.jsonl", "2")):
+        run_record("--days", "3", *SMALL, "--seed", seed, "--out", str(tmp_path / name))
+    a, b, c = ((tmp_path / n).read_bytes() for n in ("a.jsonl", "b.jsonl", "c.jsonl"))
+    assert a == b
+    assert a != c
+    assert len(a.splitlines()) > 1000
+
+
+def test_thirty_days_fraud_rate_and_all_scenarios(tmp_path: Path) -> None:
+    out = tmp_path / "month.csv.gz"
+    run_record("--days", "30", "--seed", "11", "--out", str(out))
+    rows = list(read_recorded(out))
+    frauds = sum(bool(r.is_fraud) for r in rows)
+    assert 0.002 <= frauds / len(rows) <= 0.03
+    scenarios = Counter(r.fraud_scenario for r in rows)
+    assert set(scenarios) == {"0", "1", "2", "3", "4", "5", "6"}
+    assert all(r.is_fraud == (r.fraud_scenario != "0") for r in rows)  # every fraud reported by default
+    times = [r.transaction.event_time for r in rows]
+    assert times == sorted(times)
+    by = {s: [r.transaction for r in rows if r.fraud_scenario == s] for s in scenarios}
+    assert min(t.amount for t in by["1"]) > 220.0
+    assert sum(t.amount <= 2.0 for t in by["4"]) > len(by["4"]) / 2  # card testing: mostly tiny amounts
+    assert {t.event_time.hour for t in by["6"]} <= {1, 2, 3, 4}  # night-time spree
+    assert {t.merchant_category for t in by["6"]} <= {"electronics", "jewelry", "online_gaming", "gift_cards"}
+
+
+def test_switches_and_report_share() -> None:
+    rates = FraudRates().without("card_testing", "night_spree")
+    config = SimulatorConfig(customers=2000, terminals=4000, seed=5, rates=rates, report_share=0.5)
+    days = list(Simulator(config).days(20))
+    scenario = np.concatenate([d.scenario for d in days])
+    reported = np.concatenate([d.reported for d in days])
+    assert not np.isin(scenario, [4, 6]).any()
+    assert np.isin(scenario, [1, 2, 3, 5]).any()
+    assert not reported[scenario == 0].any()
+    share = reported[scenario > 0].mean()
+    assert 0.35 < share < 0.65
+    off = list(Simulator(SimulatorConfig(customers=500, terminals=800, rates=FraudRates().scaled(0))).days(5))
+    assert all(not d.scenario.any() for d in off)
+
+
+def test_records_match_simulator_and_formats_agree(tmp_path: Path) -> None:
+    config = SimulatorConfig(customers=200, terminals=400, seed=9)
+    record(tmp_path / "s.csv", 2, config)
+    record(tmp_path / "s.jsonl.gz", 2, config)
+    from_csv = list(read_recorded(tmp_path / "s.csv"))
+    assert from_csv == list(read_recorded(tmp_path / "s.jsonl.gz"))
+    assert from_csv == list(Simulator(config).records(2))
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_bad_output_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown output format"):
+        record(tmp_path / "x.parquet", 1, SimulatorConfig(customers=10, terminals=10))
+    result = CliRunner().invoke(main, ["record", "--days", "1", "--out", str(tmp_path / "x.txt")])
+    assert result.exit_code != 0 and "unknown output format" in result.output
