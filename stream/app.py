@@ -39,7 +39,7 @@ class _Rebalance(ConsumerRebalanceListener):
 def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None) -> Iterator[ScoringConsumer]:
     """A consumer subscribed to the transactions and labels topics; clients closed on exit."""
     engine = FeatureEngine(redis_store(settings), FeatureConfig.from_settings(settings))
-    scorer = Scorer.from_name(settings.model, settings.seed, settings.alert_threshold)
+    scorer = Scorer.from_name(settings.model, settings.seed, settings.alert_threshold, settings.alert_warmup_labels)
     listener = _Rebalance()
     consumer = make_consumer(settings)
     consumer.subscribe([settings.topic_transactions, settings.topic_labels], listener=listener)

@@ -165,10 +165,11 @@ class ScoringConsumer:
         futures: list[Any] = []
         alerts: list[Alert] = []
         latencies: list[float] = []
+        threshold = self.scorer.threshold if self.scorer.alerting else float("inf")
         for (record, tx, x), score in zip(kept, scores):
             latency_ms = max(0.0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0.0
             latencies.append(latency_ms)
-            if score >= self.scorer.threshold:
+            if score >= threshold:
                 alert = self.scorer.alert(tx, x, score, now, latency_ms)
                 futures.append(self.producer.send(
                     self.settings.topic_alerts, key=tx.transaction_id.encode(), value=alert.to_json_bytes()))

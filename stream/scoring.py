@@ -19,6 +19,7 @@ class ModelSlot:
     name: str
     model: object
     labels_learned: int = 0
+    frauds_learned: int = 0
     base_version: str = "0"
 
     @property
@@ -32,14 +33,21 @@ class Scorer:
 
     champion: ModelSlot
     threshold: float
+    warmup_labels: int = 0
     top_reasons: int = 3
     _zoo: object = field(default=None, repr=False)
 
     @classmethod
-    def from_name(cls, name: str, seed: int, threshold: float) -> Scorer:
+    def from_name(cls, name: str, seed: int, threshold: float, warmup_labels: int = 0) -> Scorer:
         from fraudstream.models import zoo
 
-        return cls(ModelSlot(name, zoo.make_model(name, seed)), threshold, _zoo=zoo)
+        return cls(ModelSlot(name, zoo.make_model(name, seed)), threshold, warmup_labels, _zoo=zoo)
+
+    @property
+    def alerting(self) -> bool:
+        """A model that has not learned what fraud looks like raises no alerts (its scores are noise)."""
+        slot = self.champion
+        return slot.labels_learned >= self.warmup_labels and (slot.frauds_learned > 0 or self.warmup_labels == 0)
 
     @property
     def zoo(self):  # type: ignore[no-untyped-def]
@@ -57,6 +65,7 @@ class Scorer:
     def learn(self, features: dict[str, float], is_fraud: bool) -> None:
         self.champion.model.learn_one(features, bool(is_fraud))  # type: ignore[attr-defined]
         self.champion.labels_learned += 1
+        self.champion.frauds_learned += int(bool(is_fraud))
 
     def alert(self, tx: Transaction, features: dict[str, float], score: float, scored_at: datetime,
               latency_ms: float) -> Alert:

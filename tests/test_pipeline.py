@@ -45,7 +45,8 @@ def publish(settings: Settings, txs: list[Transaction]) -> None:
 
 @pytest.mark.services
 def test_alerts_dead_letters_and_offsets(settings: Settings) -> None:
-    settings = settings.model_copy(update={"alert_threshold": 0.0})  # every scored transaction alerts
+    # every scored transaction alerts, from the first one
+    settings = settings.model_copy(update={"alert_threshold": 0.0, "alert_warmup_labels": 0})
     ensure_topics(settings)
     txs = scripted_transactions(400)
     publish(settings, txs[:200])

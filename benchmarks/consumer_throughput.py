@@ -1,0 +1,124 @@
+"""Consumer throughput and latency on the embedded servers, run by hand:
+
+    .venv/bin/python benchmarks/consumer_throughput.py [--transactions 100000] [--rate 2000] [--latency-seconds 20]
+
+Prints, in one run on the same topic: the raw kafka-python consume rate (poll and discard), the
+end-to-end scoring rate (validate -> features in Redis -> score -> record -> alerts -> commit),
+their ratio, publish-to-alert latency percentiles at a fixed offered load, and the consumer's RSS.
+Input: the first N rows of the handbook CSV when present, else a synthetic stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Transaction
+from fraudstream.services import embedded_services
+from fraudstream.stream.app import scoring_consumer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
+
+
+def transactions(n: int) -> list[Transaction]:
+    if DATA.exists():
+        import csv
+        import gzip
+
+        out = []
+        with gzip.open(DATA, "rt") as handle:
+            for i, row in enumerate(csv.DictReader(handle)):
+                if i >= n:
+                    break
+                out.append(Transaction(transaction_id=row["TRANSACTION_ID"], customer_id=row["CUSTOMER_ID"],
+                                       terminal_id=row["TERMINAL_ID"], amount=float(row["TX_AMOUNT"]),
+                                       event_time=datetime.fromisoformat(row["TX_DATETIME"]).replace(tzinfo=timezone.utc)))
+        return out
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    return [Transaction(transaction_id=str(i), customer_id=str(i % 5000), terminal_id=str(i % 10000),
+                        amount=float(5 + i % 200), event_time=t0 + timedelta(seconds=9 * i)) for i in range(n)]
+
+
+def raw_consume_rate(settings: Settings, n: int) -> float:
+    consumer = KafkaConsumer(settings.topic_transactions, bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=f"raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+                             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                             max_poll_records=settings.max_poll_records, fetch_max_bytes=16 * 1024 * 1024,
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
+    seen, start = 0, None
+    while seen < n:
+        batch = consumer.poll(timeout_ms=500)
+        if batch and start is None:
+            start = time.perf_counter()
+        seen += sum(len(v) for v in batch.values())
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    consumer.close()
+    return seen / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transactions", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    txs = transactions(args.transactions + int(args.rate * args.latency_seconds))
+    bulk, paced = txs[: args.transactions], txs[args.transactions:]
+    with embedded_services(Settings(max_poll_records=2000)) as settings:
+        ensure_topics(settings)
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
+        for tx in bulk:
+            producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        producer.flush()
+
+        raw = raw_consume_rate(settings, len(bulk))
+        with scoring_consumer(settings) as app:
+            start = time.perf_counter()
+            app.run(max_transactions=len(bulk))
+            stats = app.stats
+            pipeline = stats.processed / (stats.last_record - stats.first_record) if stats.last_record else 0.0
+            # latency at a fixed offered load, same consumer (already joined)
+            stats.latencies_ms.clear()
+            done = threading.Event()
+
+            def offer() -> None:
+                interval = 1.0 / args.rate
+                t_next = time.perf_counter()
+                for tx in paced:
+                    producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+                    t_next += interval
+                    pause = t_next - time.perf_counter()
+                    if pause > 0:
+                        producer.flush() if pause > 0.002 else None
+                        time.sleep(max(0.0, t_next - time.perf_counter()))
+                producer.flush()
+                done.set()
+
+            thread = threading.Thread(target=offer, daemon=True)
+            thread.start()
+            app.run(max_transactions=len(bulk) + len(paced))
+            thread.join()
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"machine: {sys.platform}, 2 cores shared by broker, Redis and consumer")
+        print(f"raw kafka-python consume rate: {raw:,.0f} msg/s")
+        print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (model {settings.model})")
+        print(f"ratio pipeline / raw:          {pipeline / raw:.2f}")
+        print(f"latency publish->scored at {args.rate:,.0f} tx/s offered: p50 {stats.latency_percentile(50):.1f} ms, "
+              f"p95 {stats.latency_percentile(95):.1f} ms, p99 {stats.latency_percentile(99):.1f} ms "
+              f"({len(stats.latencies_ms)} transactions)")
+        print(f"consumer process max RSS: {rss_mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
