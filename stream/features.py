@@ -101,9 +101,13 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-def derive(tx: Transaction, t_ms: int, cust: Sequence[float], term: Sequence[float],
+def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: Sequence[float],
            config: FeatureConfig) -> dict[str, float]:
-    """The feature vector from the transaction and its customer and terminal aggregates."""
+    """The feature vector (in `FEATURE_NAMES` order) from the transaction, its amount in cents and
+    its customer and terminal aggregates (`CUSTOMER_AGGREGATES`, `TERMINAL_AGGREGATES`).
+
+    Ratio and z-score compare the amount with the customer's *previous* transactions of 30 days.
+    """
     (nb1, c1, nb7, c7, nb30, c30, sq30, nbh, ch, nb10, prev_dt, nterms, seen,
      hlat, hlon, hn, plat, plon, pcoord) = cust
     ta, fa, tb, fb, tc, fc, th = term
@@ -113,63 +117,44 @@ def derive(tx: Transaction, t_ms: int, cust: Sequence[float], term: Sequence[flo
     hour = (seconds % 86400) // 3600
 
     prev_n = nb30 - 1
-    cents = c30 - _cents_of(tx)
     if prev_n > 0:
-        mean_prev = cents / 100.0 / prev_n
+        mean_prev = (c30 - cents) / 100.0 / prev_n
         ratio = min(MAX_RATIO, amount / mean_prev) if mean_prev > 0 else MAX_RATIO
-        var = max(0.0, (sq30 - _cents_of(tx) ** 2) / 1e4 / prev_n - mean_prev * mean_prev)
+        var = max(0.0, (sq30 - cents * cents) / 1e4 / prev_n - mean_prev * mean_prev)
         std = math.sqrt(var)
         z = max(-MAX_ZSCORE, min(MAX_ZSCORE, (amount - mean_prev) / std)) if std >= 0.01 else 0.0
     else:
         ratio, z = 1.0, 0.0
 
-    has_coords = tx.latitude is not None and tx.longitude is not None
+    lat, lon = tx.latitude, tx.longitude
+    has_coords = lat is not None and lon is not None
     home_km = prev_km = speed = 0.0
     if has_coords:
         if hn > 0:
-            home_km = haversine_km(tx.latitude, tx.longitude, hlat / hn, hlon / hn)  # type: ignore[arg-type]
+            home_km = haversine_km(lat, lon, hlat / hn, hlon / hn)  # type: ignore[arg-type]
         if pcoord:
-            prev_km = haversine_km(tx.latitude, tx.longitude, plat, plon)  # type: ignore[arg-type]
+            prev_km = haversine_km(lat, lon, plat, plon)  # type: ignore[arg-type]
             hours = max(prev_dt / 1000.0, config.min_gap_seconds_for_speed) / 3600.0
             speed = min(MAX_SPEED_KMH, prev_km / hours)
 
-    return {
-        "TX_AMOUNT": amount,
-        "TX_DURING_WEEKEND": float(weekday >= 5),
-        "TX_DURING_NIGHT": float(hour <= 6),
-        "CUSTOMER_ID_NB_TX_1DAY_WINDOW": float(nb1),
-        "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW": c1 / 100.0 / nb1,
-        "CUSTOMER_ID_NB_TX_7DAY_WINDOW": float(nb7),
-        "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW": c7 / 100.0 / nb7,
-        "CUSTOMER_ID_NB_TX_30DAY_WINDOW": float(nb30),
-        "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": c30 / 100.0 / nb30,
-        "TERMINAL_ID_NB_TX_1DAY_WINDOW": float(ta),
-        "TERMINAL_ID_RISK_1DAY_WINDOW": fa / ta if ta else 0.0,
-        "TERMINAL_ID_NB_TX_7DAY_WINDOW": float(tb),
-        "TERMINAL_ID_RISK_7DAY_WINDOW": fb / tb if tb else 0.0,
-        "TERMINAL_ID_NB_TX_30DAY_WINDOW": float(tc),
-        "TERMINAL_ID_RISK_30DAY_WINDOW": fc / tc if tc else 0.0,
-        "customer_nb_tx_10min": float(nb10),
-        "customer_nb_tx_1h": float(nbh),
-        "customer_sum_amount_1h": ch / 100.0,
-        "customer_mean_amount_1h": ch / 100.0 / nbh,
-        "customer_sum_amount_1d": c1 / 100.0,
-        "customer_sum_amount_7d": c7 / 100.0,
-        "customer_seconds_since_prev_tx": prev_dt / 1000.0 if prev_dt >= 0 else NO_PREVIOUS_SECONDS,
-        "customer_amount_over_mean_30d": ratio,
-        "customer_amount_zscore_30d": z,
-        "customer_nb_terminals_24h": float(nterms),
-        "customer_first_use_of_terminal_30d": float(not seen),
-        "terminal_nb_tx_1h": float(th),
-        "has_coordinates": float(has_coords),
-        "customer_distance_from_home_km": home_km,
-        "customer_distance_from_prev_km": prev_km,
-        "customer_speed_from_prev_kmh": speed,
-    }
+    return dict(zip(FEATURE_NAMES, (
+        amount, float(weekday >= 5), float(hour <= 6),
+        float(nb1), c1 / 100.0 / nb1, float(nb7), c7 / 100.0 / nb7, float(nb30), c30 / 100.0 / nb30,
+        float(ta), fa / ta if ta else 0.0, float(tb), fb / tb if tb else 0.0, float(tc), fc / tc if tc else 0.0,
+        # extras, in EXTRA_FEATURES order
+        float(nb10), float(nbh), ch / 100.0, ch / 100.0 / nbh, c1 / 100.0, c7 / 100.0,
+        prev_dt / 1000.0 if prev_dt >= 0 else NO_PREVIOUS_SECONDS, ratio, z,
+        float(nterms), float(not seen), float(th), float(has_coords), home_km, prev_km, speed,
+    )))
 
 
-def _cents_of(tx: Transaction) -> int:
-    return round(tx.amount * 100)
+def cents_of(amount: float) -> int:
+    """An amount in whole cents (window sums are exact integer sums).
+
+    >>> cents_of(57.16), cents_of(0.1 + 0.2)
+    (5716, 30)
+    """
+    return round(amount * 100)
 
 
 class FeatureEngine:
@@ -190,19 +175,22 @@ class FeatureEngine:
         if not txs:
             return []
         times = [to_ms(tx.event_time) for tx in txs]
-        cust_ops = [CustomerOp(tx.customer_id, t, _cents_of(tx), terminal_hash(tx.terminal_id), tx.transaction_id,
-                               tx.latitude, tx.longitude) for tx, t in zip(txs, times)]
-        cust = self.store.update_customers(cust_ops)
-        term_ops = [TerminalOp(tx.terminal_id, t, tx.transaction_id)
-                    for tx, t, c in zip(txs, times, cust) if not c.conflict]
-        term = iter(self.store.update_terminals(term_ops))
+        cents = [round(tx.amount * 100) for tx in txs]  # cents_of, inlined: this is the hot path
+        cust = self.store.update_customers([
+            CustomerOp(tx.customer_id, t, c, terminal_hash(tx.terminal_id), tx.transaction_id, tx.latitude, tx.longitude)
+            for tx, t, c in zip(txs, times, cents)])
+        term = iter(self.store.update_terminals([TerminalOp(tx.terminal_id, t, tx.transaction_id)
+                                                 for tx, t, c in zip(txs, times, cust) if not c.conflict]))
         out: list[dict[str, float] | None] = []
-        for tx, t, c in zip(txs, times, cust):
-            if c.conflict:
+        config = self.config
+        for tx, t, c, cr in zip(txs, times, cents, cust):
+            if cr.conflict:
                 out.append(None)
-                continue
-            m = next(term)
-            out.append(decode_record(c.stored)[2] if c.stored is not None else derive(tx, t, c.aggregates, m, self.config))
+            elif cr.stored is not None:
+                next(term)
+                out.append(decode_record(cr.stored)[2])
+            else:
+                out.append(derive(tx, t, c, cr.aggregates, next(term), config))
         return out
 
     def record_scored(self, txs: Sequence[Transaction], features: Sequence[dict[str, float]],

@@ -1,0 +1,105 @@
+"""Feature-engine throughput: MemoryStore with one call per transaction, the Redis store with batches.
+
+Run by hand (prints figures, asserts nothing)::
+
+    .venv/bin/python benchmarks/features_throughput.py [--rows 200000] [--redis-rows 100000] [--batch 1000]
+
+Uses the first rows of ../shared/data/fdh_dev.csv.gz when present (handbook traffic: ~2 transactions
+per customer per day), otherwise a synthetic stream with the same rates. The Redis figure is for an
+embedded Valkey server started here (stopped at the end), one client, `batch` transactions per
+`transform` call, labels applied between batches like the consumer does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore, StateStore
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
+DELAY = timedelta(days=7)
+
+
+def load(rows: int) -> tuple[list[Transaction], list[bool]]:
+    """Transactions and fraud flags: the handbook file when present, else synthetic."""
+    if DATA.exists():
+        from fraudstream.producer.files import read_recorded
+
+        txs, frauds = [], []
+        for rec in read_recorded(DATA):
+            txs.append(rec.transaction)
+            frauds.append(bool(rec.is_fraud))
+            if len(txs) >= rows:
+                break
+        return txs, frauds
+    t0 = datetime(2018, 4, 1, tzinfo=timezone.utc)
+    step = 86400.0 / 10_000  # 10k transactions a day, 5k customers, 10k terminals
+    txs = [Transaction(transaction_id=str(i), customer_id=str((i * 7919) % 5000), terminal_id=str((i * 104729) % 10_000),
+                       amount=1.0 + (i * 37) % 20_000 / 100, event_time=t0 + timedelta(seconds=i * step))
+           for i in range(rows)]
+    return txs, [i % 125 == 0 for i in range(rows)]
+
+
+def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: int) -> float:
+    """Seconds to transform `txs` in batches of `batch`, applying labels `DELAY` after each (labels
+    are built before the clock starts: their construction is the caller's cost, not the engine's)."""
+    engine = FeatureEngine(store)
+    labels = [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
+                    is_fraud=fraud, event_time=tx.event_time, reported_at=tx.event_time + DELAY)
+              for tx, fraud in zip(txs, frauds)]
+    pending: deque[Label] = deque()
+    start = time.perf_counter()
+    for i in range(0, len(txs), batch):
+        chunk = txs[i:i + batch]
+        due = []
+        while pending and pending[0].reported_at <= chunk[0].event_time:
+            due.append(pending.popleft())
+        if due:
+            engine.apply_labels(due)
+        engine.transform(chunk)
+        pending.extend(labels[i:i + batch])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="transactions for the MemoryStore run")
+    parser.add_argument("--redis-rows", type=int, default=100_000, help="transactions for the Redis run (0: skip)")
+    parser.add_argument("--batch", type=int, default=1000, help="transactions per transform call on Redis")
+    args = parser.parse_args()
+
+    txs, frauds = load(max(args.rows, args.redis_rows))
+    source = DATA.name if DATA.exists() else "synthetic"
+    print(f"stream: {len(txs)} transactions ({source})")
+
+    n = args.rows
+    seconds = run(MemoryStore(), txs[:n], frauds[:n], batch=1)
+    print(f"MemoryStore, transform([tx]) per transaction: {n / seconds:,.0f} tx/s ({seconds:.1f} s for {n})")
+
+    if args.redis_rows:
+        from fraudstream.services import valkey_process
+        from fraudstream.stream.state.redis_store import RedisStore
+
+        import redis
+
+        server = valkey_process()
+        server.start()
+        try:
+            client = redis.Redis(port=server.port)
+            n = args.redis_rows
+            seconds = run(RedisStore(client, prefix="bench"), txs[:n], frauds[:n], batch=args.batch)
+            print(f"Redis store (Valkey, one client), batches of {args.batch}: {n / seconds:,.0f} tx/s "
+                  f"({seconds:.1f} s for {n})")
+            client.close()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
