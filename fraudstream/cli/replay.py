@@ -1,0 +1,86 @@
+"""`fraudstream replay`: publish a recorded file (ours or the handbook CSV) in event-time order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+
+from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.timeutil import parse_time
+
+
+def describe(event_time: datetime | None, rate: float, eta: float | None) -> str:
+    """The progress line: replayed event time, rate and estimated time left.
+
+    >>> describe(datetime(2018, 4, 1, 3), 51234.4, 75.0)
+    'event 2018-04-01 03:00:00 | 51,234 tx/s | ETA 0:01:15'
+    """
+    when = event_time.strftime("%Y-%m-%d %H:%M:%S") if event_time else "-"
+    left = str(timedelta(seconds=round(eta))) if eta is not None else "?"
+    return f"event {when} | {rate:,.0f} tx/s | ETA {left}"
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--speed", type=float, default=None, help="Replay X times faster than event time (gaps scaled by 1/X).")
+@click.option("--as-fast-as-possible", "fast", is_flag=True, help="No pacing (the default when --speed is not given).")
+@settings_option("--label-delay", "label_delay", help="Publish each label this long after its transaction (event time).")
+@click.option("--start", default=None, help="Replay from this event time (ISO-8601); use it to resume.")
+@click.option("--end", default=None, help="Stop before this event time (ISO-8601).")
+@click.option("--no-final-labels", is_flag=True, help="Drop the labels still pending when the input ends.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+@handle_errors
+def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start: str | None, end: str | None,
+           no_final_labels: bool, no_progress: bool, **overrides: Any) -> None:
+    """Publish the transactions of FILE to the transactions topic and their labels to the labels topic.
+
+    Reads .jsonl/.csv files written by `fraudstream record` (optionally .gz) and the handbook CSV,
+    detected from the header. Ctrl-C stops after flushing and prints the --start that resumes.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from fraudstream.kafka_io import ensure_topics
+    from fraudstream.producer.replay import ReplayStats
+    from fraudstream.producer.replay import replay as run_replay
+    from fraudstream.stream.signals import stop_on_signals
+
+    if fast and speed is not None:
+        raise click.UsageError("use either --speed or --as-fast-as-possible")
+    settings = settings_from(ctx, **overrides)
+    begin = parse_time(start) if start else None
+    finish = parse_time(end) if end else None
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    stop = threading.Event()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), disable=no_progress, transient=False)
+    task = progress.add_task(describe(None, 0.0, None), total=None)
+    origin: list[datetime] = []
+
+    def on_progress(stats: ReplayStats) -> None:
+        eta = None
+        if stats.event_time is not None:
+            if not origin:
+                origin.append(begin or stats.event_time)
+            if finish is not None and speed is not None:
+                eta = max((finish - stats.event_time).total_seconds() / speed, 0.0)
+            if finish is not None:
+                span = (finish - origin[0]).total_seconds()
+                done = (stats.event_time - origin[0]).total_seconds()
+                progress.update(task, total=max(span, 1.0), completed=done)
+                if eta is None and done > 0:
+                    eta = stats.seconds * (span - done) / done
+        progress.update(task, description=describe(stats.event_time, stats.rate, eta))
+
+    with progress, stop_on_signals(stop):
+        stats = run_replay(settings, file, speed=speed, start=begin, end=finish, stop=stop,
+                           on_progress=on_progress, final_labels=not no_final_labels)
+    summary = {"transactions": stats.transactions, "labels": stats.labels, "seconds": round(stats.seconds, 3),
+               "rate": round(stats.rate, 1), "last_event_time": stats.event_time.isoformat() if stats.event_time else None}
+    if stats.resume_from is not None:
+        summary["resume_from"] = stats.resume_from.isoformat()
+        click.echo(f"stopped; resume with: fraudstream replay {file} --start {stats.resume_from.isoformat()}", err=True)
+    click.echo("replayed " + json.dumps(summary))

@@ -1,0 +1,148 @@
+"""Replay of a recorded file into Kafka, in event-time order, with labels after a delay.
+
+Transactions go to the transactions topic (key = customer id). A transaction's label goes to the
+labels topic once the replayed event time reaches its event time + `label_delay`: before the first
+transaction at or after that moment, or — when pacing — when the scaled clock passes it. Labels
+still pending when the input ends are published at the end (``final_labels=False`` drops them).
+
+Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
+(origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
+
+Stopping (`stop` set, e.g. by Ctrl-C) finishes the transactions that share the current event time,
+publishes the labels due before the next one, flushes, and reports that next event time as
+``resume_from``: replaying again with ``start=resume_from`` continues exactly, without duplicates,
+because a resumed replay re-reads the preceding `label_delay` of the file for labels only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fraudstream.config import Settings
+from fraudstream.errors import ConfigError
+from fraudstream.models.events import Label
+from fraudstream.producer.files import labels_for, read_recorded
+from fraudstream.producer.publisher import Publisher
+
+log = logging.getLogger(__name__)
+_TICK = 0.02  # longest sleep while pacing
+
+
+@dataclass
+class ReplayStats:
+    """Progress and outcome of a replay."""
+
+    transactions: int = 0
+    labels: int = 0
+    event_time: datetime | None = None  # event time of the last transaction sent
+    seconds: float = 0.0
+    stopped: bool = False
+    resume_from: datetime | None = None  # set when stopped before the end of the input
+
+    @property
+    def rate(self) -> float:
+        """Transactions per second so far."""
+        return self.transactions / self.seconds if self.seconds > 0 else 0.0
+
+
+def replay(settings: Settings, path: str | Path, speed: float | None = None,
+           label_delay: timedelta | None = None, start: datetime | None = None, end: datetime | None = None,
+           stop: threading.Event | None = None, on_progress: Callable[[ReplayStats], None] | None = None,
+           final_labels: bool = True, publisher: Publisher | None = None) -> ReplayStats:
+    """Publish the transactions of `path` in ``[start, end)`` and their labels; see the module doc."""
+    if speed is not None and speed <= 0:
+        raise ConfigError(f"speed must be positive, got {speed}")
+    delay = settings.label_delay if label_delay is None else label_delay
+    if delay < timedelta(0):
+        raise ConfigError("the label delay must not be negative")
+    rows = read_recorded(path, start - delay if start is not None else None, end)  # header checked here
+    stop = stop or threading.Event()
+    own_publisher = publisher is None
+    publisher = publisher or Publisher(settings)
+    stats = ReplayStats()
+    pending: deque[Label] = deque()
+    began = time.monotonic()
+    origin = start
+    last_progress = began
+    stopping_at: datetime | None = None
+    try:
+        for rec in rows:
+            moment = rec.transaction.event_time
+            if stopping_at is not None and moment > stopping_at:
+                stats.stopped, stats.resume_from = True, moment
+                _send_labels(pending, publisher, stats, before=moment)
+                break
+            label = labels_for(rec, delay)
+            if start is not None and moment < start:  # label-only lead-in of a resumed replay
+                if label is not None and label.reported_at >= start:
+                    pending.append(label)
+                continue
+            if origin is None:
+                origin = moment
+            if speed is not None:
+                _pace(began, origin, moment, speed, pending, publisher, stats, stop)
+            _send_labels(pending, publisher, stats, upto=moment)
+            publisher.send_transaction(rec.transaction)
+            stats.transactions += 1
+            stats.event_time = moment
+            if label is not None:
+                pending.append(label)
+            if stopping_at is None and stop.is_set():
+                stopping_at = moment
+            if on_progress is not None and stats.transactions % 1000 == 0:
+                now = time.monotonic()
+                if now - last_progress >= 0.1:
+                    stats.seconds, last_progress = now - began, now
+                    on_progress(stats)
+        if not stats.stopped and final_labels:
+            _send_labels(pending, publisher, stats)
+        if own_publisher:
+            publisher.close()
+        else:
+            publisher.flush()
+    except BaseException:
+        if own_publisher:
+            try:
+                publisher.close()
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.exception("could not flush after a failed replay")
+        raise
+    stats.seconds = time.monotonic() - began
+    if on_progress is not None:
+        on_progress(stats)
+    log.info("replayed %d transactions and %d labels from %s in %.2f s (%.0f tx/s)%s", stats.transactions,
+             stats.labels, path, stats.seconds, stats.rate,
+             f"; stopped, resume with --start {stats.resume_from.isoformat()}" if stats.resume_from else "")
+    return stats
+
+
+def _pace(began: float, origin: datetime, moment: datetime, speed: float, pending: deque[Label],
+          publisher: Publisher, stats: ReplayStats, stop: threading.Event) -> None:
+    """Wait until `moment` is due, publishing labels as the scaled clock passes them."""
+    target = began + (moment - origin).total_seconds() / speed
+    while True:
+        left = target - time.monotonic()
+        if left <= 0 or stop.is_set():
+            return
+        if pending:
+            replayed = origin + timedelta(seconds=(time.monotonic() - began) * speed)
+            _send_labels(pending, publisher, stats, upto=replayed)
+        time.sleep(min(left, _TICK))
+
+
+def _send_labels(pending: deque[Label], publisher: Publisher, stats: ReplayStats,
+                 upto: datetime | None = None, before: datetime | None = None) -> None:
+    """Publish pending labels reported at or before `upto` / strictly before `before` / all."""
+    while pending:
+        reported = pending[0].reported_at
+        if (upto is not None and reported > upto) or (before is not None and reported >= before):
+            return
+        publisher.send_label(pending.popleft())
+        stats.labels += 1

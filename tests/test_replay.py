@@ -1,0 +1,133 @@
+"""Replay into the real broker: exact contents, labels after the delay, pacing, errors, stop and resume."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.config import Settings
+from fraudstream.errors import InputError
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Label, Transaction
+from fraudstream.producer.publisher import Publisher
+from fraudstream.producer.replay import replay
+from tests.kafka_helpers import read_topic
+from tests.test_live import cli_env
+
+T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+HEADER = "transaction_id,customer_id,terminal_id,amount,event_time,is_fraud,fraud_scenario\n"
+
+
+def our_csv(path: Path, rows: int, step: timedelta, per_time: int = 1) -> Path:
+    with path.open("w") as out:
+        out.write(HEADER)
+        for i in range(rows):
+            when = (T0 + step * (i // per_time)).isoformat()
+            out.write(f"tx{i},c{i % 13},t{i % 7},{10 + i % 50}.25,{when},{int(i % 7 == 0)},{1 if i % 7 == 0 else 0}\n")
+    return path
+
+
+@pytest.mark.services
+@pytest.mark.data
+def test_handbook_head_replayed_exactly(settings: Settings, handbook_csv: Path, tmp_path: Path) -> None:
+    head = tmp_path / "head.csv"
+    with gzip.open(handbook_csv, "rt") as src, head.open("w") as dst:
+        dst.writelines(itertools.islice(src, 20_001))
+    expected = {}
+    for line in head.read_text().splitlines()[1:]:
+        tid, _, cid, _, amount, fraud, _ = line.split(",")
+        expected[tid] = (cid, float(amount), fraud == "1")
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    result = CliRunner().invoke(main, ["replay", str(head), "--as-fast-as-possible", "--no-progress"],
+                                env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    records = read_topic(settings, settings.topic_transactions, expect=20_000)
+    txs = [Transaction.model_validate_json(r.value) for r in records]
+    assert len(txs) == 20_000
+    assert {t.transaction_id: (t.customer_id, t.amount, None) for t in txs} == {
+        k: (c, a, None) for k, (c, a, _) in expected.items()}
+    assert all(r.key == t.customer_id.encode() for r, t in zip(records, txs))
+    labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels, expect=20_000)]
+    assert len(labels) == 20_000
+    assert {lab.transaction_id: lab.is_fraud for lab in labels} == {k: f for k, (_, _, f) in expected.items()}
+    assert sum(lab.is_fraud for lab in labels) > 0
+    assert all(lab.reported_at - lab.event_time == timedelta(days=7) for lab in labels)
+
+
+@pytest.mark.services
+def test_paced_replay_takes_scaled_time_and_labels_follow_the_clock(settings: Settings, tmp_path: Path) -> None:
+    path = our_csv(tmp_path / "two-hours.csv", rows=121, step=timedelta(minutes=1))  # T0 .. T0 + 2 h
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    stats = replay(settings, path, speed=3600, label_delay=timedelta(minutes=30), final_labels=False)
+    assert 1.6 <= stats.seconds <= 2.4
+    assert stats.transactions == 121
+    txs = read_topic(settings, settings.topic_transactions, expect=121)
+    labels = read_topic(settings, settings.topic_labels, expect=stats.labels)
+    assert stats.labels == len(labels) == 91  # reported by T0 + 2 h: transactions of the first 90 minutes
+    first = min(r.timestamp for r in txs)
+    for record in labels:
+        label = Label.model_validate_json(record.value)
+        due_ms = (label.reported_at - T0).total_seconds() / 3600 * 1000
+        assert due_ms - 30 <= record.timestamp - first <= due_ms + 250
+
+
+@pytest.mark.services
+def test_broken_files(settings: Settings, tmp_path: Path) -> None:
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    bad_header = tmp_path / "bad-header.csv"
+    bad_header.write_text("id,when,who\n1,2,3\n")
+    result = CliRunner().invoke(main, ["replay", str(bad_header), "--no-progress"], env=cli_env(settings))
+    assert result.exit_code != 0 and "bad-header.csv:1: unrecognised header" in result.output
+    broken = our_csv(tmp_path / "broken.csv", rows=10, step=timedelta(seconds=5))
+    lines = broken.read_text().splitlines(keepends=True)
+    lines[4] = "tx3,c3,t3,twelve,2024-05-01T00:00:15+00:00,0,0\n"
+    broken.write_text("".join(lines))
+    result = CliRunner().invoke(main, ["replay", str(broken), "--no-progress"], env=cli_env(settings))
+    assert result.exit_code != 0
+    assert "broken.csv:5: amount 'twelve' is not a number" in result.output
+    # rows before the broken one were published, nothing after it; nothing from the bad header
+    txs = [Transaction.model_validate_json(r.value) for r in read_topic(settings, settings.topic_transactions, expect=3)]
+    assert sorted(t.transaction_id for t in txs) == ["tx0", "tx1", "tx2"]  # 3 partitions: any order
+    with pytest.raises(InputError, match="unrecognised header"):
+        replay(settings, bad_header)
+
+
+class StopAfter(Publisher):
+    """Sets `stop` after a number of transactions, like a Ctrl-C in the middle of a replay."""
+
+    def __init__(self, settings: Settings, stop: threading.Event, after: int) -> None:
+        super().__init__(settings)
+        self.stop, self.after = stop, after
+
+    def send_transaction(self, tx: Transaction) -> None:
+        super().send_transaction(tx)
+        if self.transactions == self.after:
+            self.stop.set()
+
+
+@pytest.mark.services
+def test_stop_and_resume_publish_everything_once(settings: Settings, tmp_path: Path) -> None:
+    path = our_csv(tmp_path / "ties.csv", rows=600, step=timedelta(minutes=1), per_time=3)
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    stop = threading.Event()
+    delay = timedelta(minutes=10)
+    publisher = StopAfter(settings, stop, after=301)  # in the middle of three transactions with one time
+    first = replay(settings, path, label_delay=delay, stop=stop, publisher=publisher)
+    publisher.close()
+    assert first.stopped and first.transactions == 303
+    assert first.resume_from == T0 + timedelta(minutes=101)
+    second = replay(settings, path, label_delay=delay, start=first.resume_from)
+    assert first.transactions + second.transactions == 600
+    assert first.labels + second.labels == 600
+    tx_ids = [Transaction.model_validate_json(r.value).transaction_id
+              for r in read_topic(settings, settings.topic_transactions, expect=600)]
+    label_ids = [Label.model_validate_json(r.value).transaction_id
+                 for r in read_topic(settings, settings.topic_labels, expect=600)]
+    assert sorted(tx_ids) == sorted(label_ids) == sorted(f"tx{i}" for i in range(600))
