@@ -33,6 +33,8 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        if self.app is not None and assigned:
+            self.app.assigned.set()
 
 
 @contextlib.contextmanager

@@ -72,6 +72,7 @@ class ScoringConsumer:
     on_alert: AlertCallback | None = None
     stats: RunStats = field(default_factory=RunStats)
     stop: threading.Event = field(default_factory=threading.Event)
+    assigned: threading.Event = field(default_factory=threading.Event)  # set once partitions are assigned
     max_backoff: float = 10.0
 
     def __post_init__(self) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 @dataclass
 class RunStats:
     processed: int = 0
-    duplicates: int = 0
     alerts: int = 0
     dead_lettered: int = 0
     labels_learned: int = 0
@@ -48,7 +47,7 @@ class RunStats:
     def summary(self) -> dict[str, float | int | None]:
         return {
             "processed": self.processed, "alerts": self.alerts, "dead_lettered": self.dead_lettered,
-            "duplicates": self.duplicates, "labels_learned": self.labels_learned,
+            "labels_learned": self.labels_learned,
             "labels_dead_lettered": self.labels_dead_lettered, "throughput_tps": round(self.throughput, 1),
             "latency_p50_ms": self.latency_percentile(50), "latency_p99_ms": self.latency_percentile(99),
         }

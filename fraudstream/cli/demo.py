@@ -26,6 +26,8 @@ class _ProducerThread(threading.Thread):
         from fraudstream.producer.live import run_live
 
         try:
+            ready: threading.Event = self.kwargs.pop("ready")
+            ready.wait(60)  # start once the consumer owns its partitions, so latencies mean something
             self.result = run_live(**self.kwargs)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.error = exc
@@ -64,6 +66,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str, p
         producer = _ProducerThread(settings=live, count=count, rate=rate, seed=live.seed, label_delay=delay, stop=stop)
         with scoring_consumer(live, on_alert=lambda a: click.echo(format_alert(a))) as app:
             app.stop = stop
+            producer.kwargs["ready"] = app.assigned
             with stop_on_signals(stop):
                 producer.start()
                 try:
