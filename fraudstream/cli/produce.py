@@ -15,13 +15,15 @@ from fraudstream.cli.common import handle_errors, settings_from, settings_option
 @click.option("--count", type=int, default=None, help="Stop after this many transactions. [default: until Ctrl-C]")
 @click.option("--rate", type=float, default=100.0, show_default=True, help="Transactions per second.")
 @settings_option("--seed", "seed", type=int)
-@settings_option("--label-delay", "label_delay", help="Delay before a transaction's label is published (e.g. 5s, 7d).")
+@click.option("--label-delay", default="5s", show_default=True,
+              help="Delay before a transaction's label is published, in wall-clock time (e.g. 5s, 7d). Short by "
+                   "default so that a live run sees labels; backtests and replays use FRAUDSTREAM_LABEL_DELAY.")
 @click.option("--customers", type=int, default=None, help="Simulated customers. [default: the demo world, 1000]")
 @click.option("--terminals", type=int, default=None, help="Simulated terminals. [default: the demo world, 2000]")
 @click.pass_context
 @handle_errors
-def produce(ctx: click.Context, count: int | None, rate: float, customers: int | None, terminals: int | None,
-            **overrides: Any) -> None:
+def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str, customers: int | None,
+            terminals: int | None, **overrides: Any) -> None:
     """Publish simulated transactions to the transactions topic and their labels to the labels topic.
 
     Messages are JSON with key = customer id. Ctrl-C stops after flushing what was sent.
@@ -32,6 +34,7 @@ def produce(ctx: click.Context, count: int | None, rate: float, customers: int |
     from fraudstream.producer.live import run_live
     from fraudstream.producer.simulator import SimulatorConfig
     from fraudstream.stream.signals import stop_on_signals
+    from fraudstream.timeutil import parse_duration
 
     settings = settings_from(ctx, **overrides)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
@@ -40,7 +43,7 @@ def produce(ctx: click.Context, count: int | None, rate: float, customers: int |
         config = replace(config, customers=customers or config.customers, terminals=terminals or config.terminals)
     stop = threading.Event()
     with stop_on_signals(stop):
-        stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=settings.label_delay,
+        stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=parse_duration(label_delay),
                          stop=stop, config=config)
     click.echo("produced " + json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
                                          "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
