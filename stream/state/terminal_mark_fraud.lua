@@ -1,6 +1,8 @@
 -- Mark transactions of terminals as fraudulent (labels), idempotently.
--- KEYS: one events key per terminal. ARGV[1]: msgpack ops {key_index, txid}.
+-- KEYS: one events key per terminal (flat array, 3 values per event {t_ms, txid, fraud}, see
+-- terminal_update.lua). ARGV[1]: msgpack ops {key_index, txid}.
 -- Returns the number of events marked now (already-marked or unknown ones are not counted).
+local S = 3
 local ops = cmsgpack.unpack(ARGV[1])
 local lists, dirty, marked = {}, {}, 0
 for n = 1, #ops do
@@ -11,9 +13,9 @@ for n = 1, #ops do
     if raw then ev = cmsgpack.unpack(raw) else ev = {} end
     lists[k] = ev
   end
-  for i = #ev, 1, -1 do
-    if ev[i][2] == txid then
-      if ev[i][3] ~= 1 then ev[i][3] = 1; dirty[k] = true; marked = marked + 1 end
+  for i = #ev / S, 1, -1 do
+    if ev[(i - 1) * S + 2] == txid then
+      if ev[i * S] ~= 1 then ev[i * S] = 1; dirty[k] = true; marked = marked + 1 end
       break
     end
   end
