@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 class _Rebalance(ConsumerRebalanceListener):
     """Batches are processed and committed between polls, so a revocation never interrupts one;
-    the revoked partitions' watermarks are forgotten."""
+    the revoked partitions' watermarks and buffered (uncommitted) records are dropped: the new
+    owner starts from the last commit."""
 
     def __init__(self) -> None:
         self.app: ScoringConsumer | None = None
@@ -30,6 +31,8 @@ class _Rebalance(ConsumerRebalanceListener):
         if self.app is not None:
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
+                self.app._paused.discard(tp)
+            self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
 
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))

@@ -25,6 +25,7 @@ from kafka.structs import OffsetAndMetadata
 from fraudstream.config import Settings
 from fraudstream.errors import FraudstreamError, ValidationFailed
 from fraudstream.models.events import Alert, Label, Transaction
+from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.decode import RecordValidator
 from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FeatureEngine
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[Alert], None]
 T = TypeVar("T")
+MAX_ALIGN_WAIT_S = 1.0  # release buffered records anyway after this long without progress
 
 
 class PublishFailed(FraudstreamError):
@@ -52,12 +54,17 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, re
 
 @dataclass
 class Prepared:
-    """A validated poll batch: good records, dead letters to send, offsets to commit."""
+    """A validated batch: runs of transactions and of labels in timestamp order, dead letters to
+    send, offsets to commit."""
 
-    transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
-    labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
+    runs: list[tuple[str, list[tuple[ConsumerRecord, Any]]]] = field(default_factory=list)
     dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+
+    def append(self, kind: str, record: ConsumerRecord, event: Any) -> None:
+        if not self.runs or self.runs[-1][0] != kind:
+            self.runs.append((kind, []))
+        self.runs[-1][1].append((record, event))
 
 
 @dataclass
@@ -81,22 +88,34 @@ class ScoringConsumer:
         self.tx_dlq = DeadLetterWriter(self.producer, s.topic_dlq)
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[TopicPartition, datetime] = {}
+        self.aligner = TopicAligner([s.topic_transactions, s.topic_labels])
+        self._paused: set[TopicPartition] = set()
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
         """Process batches until `stop` is set, `max_transactions` were handled (scored or
-        dead-lettered), or nothing arrived for `idle_timeout` seconds once partitions are assigned."""
-        last_activity = time.monotonic()
+        dead-lettered), or nothing arrived for `idle_timeout` seconds once partitions are assigned.
+
+        Transactions and labels are processed in message-timestamp order across the two topics
+        (see `TopicAligner`), so a consumer working through a backlog learns as it would live.
+        """
+        last_activity = last_release = time.monotonic()
         while not self.stop.is_set():
-            batch = self.consumer.poll(timeout_ms=200, max_records=self.settings.max_poll_records)
-            if batch:
+            polled = self.consumer.poll(timeout_ms=200, max_records=self.settings.max_poll_records)
+            for records in polled.values():
+                self.aligner.add(records)
+            ready = self.aligner.release(self._caught_up(), limit=self.settings.max_poll_records)
+            if not ready and self.aligner.buffered() and time.monotonic() - last_release > MAX_ALIGN_WAIT_S:
+                ready = self.aligner.release({t: True for t in self.aligner.topics}, self.settings.max_poll_records)
+            self._backpressure()
+            if ready:
                 try:
-                    self.process(batch)
+                    self.process(ready)
                 except BatchAbandoned:
                     log.warning("stopping with the current batch uncommitted (it will be delivered again)")
                     break
-                last_activity = time.monotonic()
-            elif not self.consumer.assignment():
+                last_activity = last_release = time.monotonic()
+            elif polled or self.aligner.buffered() or not self.consumer.assignment():
                 last_activity = time.monotonic()
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
@@ -105,59 +124,79 @@ class ScoringConsumer:
                 break
         return self.stats
 
-    def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Handle one poll batch completely, then commit its offsets."""
-        prepared = self.prepare(batch)
+    def _caught_up(self) -> dict[str, bool]:
+        """Per topic: every assigned partition has been fetched up to its high watermark."""
+        status = {t: True for t in self.aligner.topics}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None or self.consumer.position(tp) < high:
+                status[tp.topic] = False
+        return status
+
+    def _backpressure(self) -> None:
+        """Pause the partitions of a topic that buffered far ahead of the other; resume when drained."""
+        limit = 5 * self.settings.max_poll_records
+        for topic in self.aligner.topics:
+            parts = {tp for tp in self.consumer.assignment() if tp.topic == topic}
+            if self.aligner.buffered(topic) > limit:
+                new = parts - self._paused
+                if new:
+                    self.consumer.pause(*new)
+                    self._paused |= new
+            elif parts & self._paused:
+                self.consumer.resume(*(parts & self._paused))
+                self._paused -= parts
+
+    def process(self, records: list[ConsumerRecord]) -> None:
+        """Handle records (in timestamp order) completely, then commit their offsets."""
+        prepared = self.prepare(records)
         if prepared.dead:
             futures = [writer.send(record, reason, error) for writer, record, reason, error in prepared.dead]
             self._retry("dead letters", lambda: self._flush(futures, resend=prepared.dead))
         alerts: list[Alert] = []
-        if prepared.transactions:
-            alerts = self._retry("scoring", lambda: self._score(prepared))
-        if prepared.labels:
-            self._retry("labels", lambda: self._learn(prepared))
+        for kind, run in prepared.runs:
+            if kind == "tx":
+                alerts.extend(self._retry("scoring", lambda run=run: self._score(run)))
+            else:
+                self._retry("labels", lambda run=run: self._learn(run))
         self._retry("commit", lambda: self._commit(prepared.offsets))
         self.stats.batches += 1
         if self.on_alert is not None:
             for alert in alerts:
                 self.on_alert(alert)
 
-    def prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> Prepared:
+    def prepare(self, records: list[ConsumerRecord]) -> Prepared:
         """Decode and validate; bad records become dead letters (counted once, here)."""
         prepared = Prepared()
-        for tp, records in batch.items():
-            if not records:
-                continue
-            prepared.offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-            if tp.topic == self.settings.topic_labels:
-                for record in records:
-                    try:
-                        prepared.labels.append((record, self.validator.label(record.value)))
-                    except ValidationFailed as exc:
-                        prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
-                        self.stats.labels_dead_lettered += 1
+        labels_topic = self.settings.topic_labels
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            prepared.offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            if record.topic == labels_topic:
+                try:
+                    prepared.append("label", record, self.validator.label(record.value))
+                except ValidationFailed as exc:
+                    prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
+                    self.stats.labels_dead_lettered += 1
                 continue
             watermark = self.watermarks.get(tp)
-            for record in records:
-                try:
-                    tx = self.validator.transaction(record.value, watermark)
-                except ValidationFailed as exc:
-                    prepared.dead.append((self.tx_dlq, record, exc.reason, str(exc)))
-                    self.stats.dead_lettered += 1
-                    continue
-                if watermark is None or tx.event_time > watermark:
-                    watermark = tx.event_time
-                prepared.transactions.append((record, tx))
-            if watermark is not None:
-                self.watermarks[tp] = watermark
+            try:
+                tx = self.validator.transaction(record.value, watermark)
+            except ValidationFailed as exc:
+                prepared.dead.append((self.tx_dlq, record, exc.reason, str(exc)))
+                self.stats.dead_lettered += 1
+                continue
+            if watermark is None or tx.event_time > watermark:
+                self.watermarks[tp] = tx.event_time
+            prepared.append("tx", record, tx)
         return prepared
 
     # -- steps (each idempotent, so each may be retried) ------------------------------------------
-    def _score(self, prepared: Prepared) -> list[Alert]:
-        txs = [tx for _, tx in prepared.transactions]
+    def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
+        txs = [tx for _, tx in run]
         features = self.engine.transform(txs)
-        kept = [(rec, tx, x) for (rec, tx), x in zip(prepared.transactions, features) if x is not None]
-        conflicts = [(rec, tx) for (rec, tx), x in zip(prepared.transactions, features) if x is None]
+        kept = [(rec, tx, x) for (rec, tx), x in zip(run, features) if x is not None]
+        conflicts = [(rec, tx) for (rec, tx), x in zip(run, features) if x is None]
         scores = self.scorer.score([x for _, _, x in kept])
         name = self.scorer.champion.name
         self.engine.record_scored([tx for _, tx, _ in kept], [x for _, _, x in kept], [{name: s} for s in scores])
@@ -193,11 +232,11 @@ class ScoringConsumer:
         self.stats.last_record = clock
         return alerts
 
-    def _learn(self, prepared: Prepared) -> None:
-        labels = [label for _, label in prepared.labels]
+    def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
+        labels = [label for _, label in run]
         records = self.engine.apply_labels(labels)
         futures: list[Any] = []
-        for (record, label), scored in zip(prepared.labels, records):
+        for (record, label), scored in zip(run, records):
             if scored is None:
                 futures.append(self.label_dlq.send(
                     record, "unknown_transaction",

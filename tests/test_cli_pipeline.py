@@ -1,0 +1,54 @@
+"""The issue's own check, as a user runs it: separate servers, `produce`, garbage, `consume`, `alerts`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.models.events import Alert
+from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
+
+CLI = [str(Path(sys.executable).parent / "fraudstream")]
+GARBAGE = [b"\xde\xad\xbe\xef", b"{", b'{"transaction_id": 5}', b'"just a string"', b'{"amount": NaN}']
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FRAUDSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+           "FRAUDSTREAM_REDIS_URL": settings.redis_url or "",
+           "FRAUDSTREAM_TOPIC_TRANSACTIONS": settings.topic_transactions,
+           "FRAUDSTREAM_TOPIC_LABELS": settings.topic_labels, "FRAUDSTREAM_TOPIC_ALERTS": settings.topic_alerts,
+           "FRAUDSTREAM_TOPIC_DLQ": settings.topic_dlq, "FRAUDSTREAM_TOPIC_LABELS_DLQ": settings.topic_labels_dlq,
+           "FRAUDSTREAM_GROUP_ID": settings.group_id, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_produce_consume_alerts_as_a_user(settings: Settings) -> None:
+    produced = run_cli(settings, "produce", "--count", "3000", "--rate", "1000", "--label-delay", "1s")
+    assert produced.returncode == 0, produced.stderr[-2000:]
+    produce_raw(settings, settings.topic_transactions, ((b"garbage", g) for g in GARBAGE))
+
+    consumed = run_cli(settings, "consume", "--idle-timeout", "8")
+    assert consumed.returncode == 0, consumed.stderr[-2000:]
+    summary = json.loads(consumed.stdout.strip().splitlines()[-1])
+    assert summary["processed"] == 3000 and summary["dead_lettered"] == 5
+
+    alerts = [Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts)]
+    assert len(alerts) >= 1 and summary["alerts"] == len(alerts), summary
+    dead = read_topic(settings, settings.topic_dlq, expect=5)
+    assert sorted(r.value for r in dead) == sorted(GARBAGE)
+    committed, ends = committed_and_end(settings, settings.topic_transactions)
+    assert committed == ends
+
+    shown = run_cli(settings, "alerts", "--from-beginning", "--json", "--max", "1", "--timeout", "20")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = shown.stdout.strip().splitlines()
+    assert len(lines) == 1
+    Alert.model_validate_json(lines[0])
