@@ -117,6 +117,7 @@ class ScoringConsumer:
                 last_activity = last_release = time.monotonic()
             elif polled or self.aligner.buffered() or not self.consumer.assignment():
                 last_activity = time.monotonic()
+            self.scorer.maintain()
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
             if idle_timeout is not None and time.monotonic() - last_activity >= idle_timeout:

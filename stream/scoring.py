@@ -57,6 +57,10 @@ class Scorer:
             self._zoo = zoo
         return self._zoo
 
+    def maintain(self) -> None:
+        """Called by the consumer once per loop (about every 200 ms, also when idle) and after each
+        batch is committed: the place for checkpoints, promotions and model reloads."""
+
     def score(self, features: Sequence[dict[str, float]]) -> list[float]:
         score_one = self.zoo.score_one
         model = self.champion.model
