@@ -1,0 +1,86 @@
+"""`fraudstream features`: the command's output against the independent pandas computation."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.stream.features import FEATURE_NAMES, HANDBOOK_FEATURES
+from tests.feature_helpers import handbook_reference, load_handbook
+
+
+def write_handbook_csv(df: pd.DataFrame, path: Path) -> None:
+    out = df.copy()
+    out["TX_DATETIME"] = out.TX_DATETIME.dt.strftime("%Y-%m-%d %H:%M:%S")
+    out.to_csv(path, index=False)
+
+
+def scripted_frame() -> pd.DataFrame:
+    """Three customers and two terminals over 50 days; six transactions per instant (each customer
+    twice), one instant a day, so labels 7 days late arrive exactly with later transactions."""
+    rows = []
+    t0 = pd.Timestamp("2018-04-01 00:00:00")
+    for i in range(300):
+        day = i // 6
+        moment = t0 + pd.Timedelta(days=day, hours=3 * (day % 7))
+        amount = round(5 + (i * 37) % 200 + 0.01 * (i % 100), 2)
+        rows.append((i, moment, i % 3, 1 + int(i % 7 == 0), amount, int(i % 4 == 0)))
+    df = pd.DataFrame(rows, columns=["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"])
+    df["TX_FRAUD_SCENARIO"] = df.TX_FRAUD
+    return df
+
+
+def run_command(source: Path, out: Path, *extra: str) -> pd.DataFrame:
+    result = CliRunner().invoke(main, ["features", str(source), "--out", str(out), "--no-progress", *extra])
+    assert result.exit_code == 0, result.output
+    assert '"transactions": ' in result.output
+    return pd.read_csv(out).set_index("TRANSACTION_ID")
+
+
+def test_command_matches_the_handbook_computation(tmp_path: Path) -> None:
+    df = scripted_frame()
+    write_handbook_csv(df, tmp_path / "in.csv")
+    got = run_command(tmp_path / "in.csv", tmp_path / "out.csv.gz")
+    with gzip.open(tmp_path / "out.csv.gz", "rt") as f:
+        assert f.readline().strip().split(",") == ["TRANSACTION_ID", *FEATURE_NAMES]
+    reference = handbook_reference(df)
+    assert list(got.index) == list(df.TRANSACTION_ID)
+    for name in HANDBOOK_FEATURES:
+        np.testing.assert_allclose(got.loc[reference.index, name], reference[name], rtol=0, atol=1e-6, err_msg=name)
+    assert reference["TERMINAL_ID_RISK_7DAY_WINDOW"].max() > 0  # labels were applied
+
+
+def test_label_delay_option_changes_terminal_risk(tmp_path: Path) -> None:
+    df = scripted_frame()
+    write_handbook_csv(df, tmp_path / "in.csv")
+    week = run_command(tmp_path / "in.csv", tmp_path / "a.csv")
+    late = run_command(tmp_path / "in.csv", tmp_path / "b.csv", "--label-delay", "30d")
+    # labels 30 days late: none has arrived by the time the 7-to-8-day-old window is scored in the first weeks
+    first_weeks = df.TRANSACTION_ID[df.TX_DATETIME < df.TX_DATETIME.iloc[0] + pd.Timedelta(days=30)]
+    assert late.loc[first_weeks, "TERMINAL_ID_RISK_7DAY_WINDOW"].max() == 0
+    assert week.loc[first_weeks, "TERMINAL_ID_RISK_7DAY_WINDOW"].max() > 0
+    assert (late["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] == week["CUSTOMER_ID_NB_TX_30DAY_WINDOW"]).all()
+
+
+def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(main, ["features", str(bad), "--out", str(tmp_path / "o.csv"), "--no-progress"])
+    assert result.exit_code != 0 and "bad.csv" in result.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.data
+def test_command_on_real_data(handbook_csv: Path, tmp_path: Path) -> None:
+    df = load_handbook(handbook_csv, days=40, customer_modulo=50)
+    write_handbook_csv(df, tmp_path / "in.csv")
+    got = run_command(tmp_path / "in.csv", tmp_path / "out.csv")
+    reference = handbook_reference(df)
+    for name in HANDBOOK_FEATURES:
+        np.testing.assert_allclose(got.loc[reference.index, name], reference[name], rtol=0, atol=1e-6, err_msg=name)
