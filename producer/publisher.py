@@ -2,6 +2,10 @@
 
 Sends are asynchronous and batched by the client; nothing waits per message. A failed delivery is
 counted by a callback and `close()` raises `ServiceError` if any failed, after flushing.
+
+The partition of a key is computed as kafka-python's default partitioner does (murmur2 of the key
+modulo the topic's partition count, looked up once per topic) and cached per key, which saves a
+good share of the client's per-message cost when customers repeat.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import logging
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
 from fraudstream.config import Settings
 from fraudstream.errors import ServiceError
@@ -17,6 +22,26 @@ from fraudstream.kafka_io import make_producer
 from fraudstream.models.events import Label, Transaction
 
 log = logging.getLogger(__name__)
+
+
+def transaction_json(tx: Transaction) -> bytes:
+    """``tx.to_json_bytes()``, calling the serializer directly (half the cost per message).
+
+    >>> tx = Transaction(transaction_id="1", customer_id="c", terminal_id="t", amount=2.5, event_time="2024-01-01")
+    >>> transaction_json(tx) == tx.to_json_bytes()
+    True
+    """
+    return _TX_SERIALIZER.to_json(tx, exclude_none=True)  # type: ignore[no-any-return]
+
+
+def label_json(label: Label) -> bytes:
+    """``label.to_json_bytes()``, calling the serializer directly."""
+    return _LABEL_SERIALIZER.to_json(label, exclude_none=True)  # type: ignore[no-any-return]
+
+
+_MAX_CACHED_KEYS = 1_000_000
+_TX_SERIALIZER = Transaction.__pydantic_serializer__
+_LABEL_SERIALIZER = Label.__pydantic_serializer__
 
 
 class Publisher:
@@ -29,6 +54,23 @@ class Publisher:
         self.labels = 0
         self.failures = 0
         self.first_failure: BaseException | None = None
+        self._partitions: dict[str, dict[bytes, int]] = {}
+        self._counts: dict[str, list[int]] = {}
+
+    def partition(self, topic: str, key: bytes) -> int:
+        """The default partitioner's choice for `key`, cached."""
+        cache = self._partitions.get(topic)
+        if cache is None:
+            parts = sorted(self.producer.partitions_for(topic))
+            self._counts[topic] = parts
+            cache = self._partitions[topic] = {}
+        partition = cache.get(key)
+        if partition is None:
+            parts = self._counts[topic]
+            if len(cache) >= _MAX_CACHED_KEYS:
+                cache.clear()
+            partition = cache[key] = parts[(murmur2(key) & 0x7FFFFFFF) % len(parts)]
+        return partition
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
@@ -37,15 +79,16 @@ class Publisher:
             log.error("delivery failed: %s", exc)
 
     def send_transaction(self, tx: Transaction) -> None:
-        self.send_raw(self.settings.topic_transactions, tx.customer_id.encode(), tx.to_json_bytes())
+        topic, key = self.settings.topic_transactions, tx.customer_id.encode()
+        self.producer.send(topic, key=key, value=transaction_json(tx),
+                           partition=self.partition(topic, key)).add_errback(self._failed)
         self.transactions += 1
 
     def send_label(self, label: Label) -> None:
-        self.send_raw(self.settings.topic_labels, label.customer_id.encode(), label.to_json_bytes())
+        topic, key = self.settings.topic_labels, label.customer_id.encode()
+        self.producer.send(topic, key=key, value=label_json(label),
+                           partition=self.partition(topic, key)).add_errback(self._failed)
         self.labels += 1
-
-    def send_raw(self, topic: str, key: bytes, value: bytes) -> None:
-        self.producer.send(topic, key=key, value=value).add_errback(self._failed)
 
     def flush(self, timeout: float | None = 60.0) -> None:
         try:

@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from kafka.partitioner.default import murmur2
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -26,6 +27,8 @@ def test_run_live_publishes_transactions_and_delayed_labels(settings: Settings) 
     txs = [Transaction.model_validate_json(r.value) for r in records]
     assert len(txs) == 400 and len({t.transaction_id for t in txs}) == 400
     assert all(r.key == t.customer_id.encode() for r, t in zip(records, txs))
+    # the cached partition is the one kafka-python's default partitioner would choose
+    assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % settings.topic_partitions for r in records)
     assert all(before <= t.event_time <= after for t in txs)
     labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels, expect=400)]
     assert {lab.transaction_id for lab in labels} == {t.transaction_id for t in txs}
