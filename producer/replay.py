@@ -3,7 +3,9 @@
 Transactions go to the transactions topic (key = customer id). A transaction's label goes to the
 labels topic once the replayed event time reaches its event time + `label_delay`: before the first
 transaction at or after that moment, or — when pacing — when the scaled clock passes it. Labels
-still pending when the input ends are published at the end (``final_labels=False`` drops them).
+still pending when the input ends are published at the end (``final_labels=False`` drops them); with
+an `end`, only those reported before `end`, so that a replay from ``start=end`` publishes the others
+and consecutive ranges publish every label exactly once.
 
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
@@ -102,7 +104,7 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                     stats.seconds, last_progress = now - began, now
                     on_progress(stats)
         if not stats.stopped and final_labels:
-            _send_labels(pending, publisher, stats)
+            _send_labels(pending, publisher, stats, before=end)
         if own_publisher:
             publisher.close()
         else:

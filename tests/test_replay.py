@@ -131,3 +131,17 @@ def test_stop_and_resume_publish_everything_once(settings: Settings, tmp_path: P
     label_ids = [Label.model_validate_json(r.value).transaction_id
                  for r in read_topic(settings, settings.topic_labels, expect=600)]
     assert sorted(tx_ids) == sorted(label_ids) == sorted(f"tx{i}" for i in range(600))
+
+
+@pytest.mark.services
+def test_consecutive_ranges_publish_each_label_once(settings: Settings, tmp_path: Path) -> None:
+    path = our_csv(tmp_path / "day.csv", rows=300, step=timedelta(minutes=2))
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    cut = T0 + timedelta(hours=5)
+    first = replay(settings, path, label_delay=timedelta(hours=1), end=cut)
+    second = replay(settings, path, label_delay=timedelta(hours=1), start=cut)
+    assert (first.transactions, second.transactions) == (150, 150)
+    assert first.labels == 120  # reported before the cut: transactions of the first 4 hours
+    labels = [Label.model_validate_json(r.value).transaction_id
+              for r in read_topic(settings, settings.topic_labels, expect=300)]
+    assert sorted(labels) == sorted(f"tx{i}" for i in range(300))
