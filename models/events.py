@@ -42,9 +42,10 @@ def _finite(value: float) -> float:
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
-Amount = Annotated[float, AfterValidator(_finite), Field(ge=0.0, le=MAX_AMOUNT)]
-Latitude = Annotated[float, AfterValidator(_finite), Field(ge=-90.0, le=90.0)]
-Longitude = Annotated[float, AfterValidator(_finite), Field(ge=-180.0, le=180.0)]
+# strict: JSON numbers only (no booleans, no numeric strings)
+Amount = Annotated[float, AfterValidator(_finite), Field(strict=True, ge=0.0, le=MAX_AMOUNT)]
+Latitude = Annotated[float, AfterValidator(_finite), Field(strict=True, ge=-90.0, le=90.0)]
+Longitude = Annotated[float, AfterValidator(_finite), Field(strict=True, ge=-180.0, le=180.0)]
 
 
 class Event(BaseModel):
@@ -74,7 +75,7 @@ class Label(Event):
     transaction_id: Id
     customer_id: Id
     terminal_id: Id | None = None
-    is_fraud: bool
+    is_fraud: Annotated[bool, Field(strict=True)]
     event_time: UtcTime = Field(description="Event time of the labelled transaction.")
     reported_at: UtcTime = Field(description="When the label became known.")
 

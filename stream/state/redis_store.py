@@ -33,7 +33,10 @@ def connect(settings: Settings) -> redis.Redis | RedisCluster:
     if not settings.redis_url:
         raise ValueError("no Redis URL")
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    kwargs: dict[str, Any] = {"password": password} if password else {}
+    # Timeouts so that a hung or stopped server surfaces as an error the consumer retries, not a hang.
+    kwargs: dict[str, Any] = {"socket_timeout": 10.0, "socket_connect_timeout": 5.0}
+    if password:
+        kwargs["password"] = password
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **kwargs)
     return redis.Redis.from_url(settings.redis_url, **kwargs)
