@@ -1,0 +1,123 @@
+"""Redis bytes per customer and per terminal after ~30 days of handbook traffic.
+
+Run by hand (prints figures, asserts nothing)::
+
+    .venv/bin/python benchmarks/feature_state_memory.py [--days 30] [--batch 1000]
+
+Streams the first `days` days of ../shared/data/fdh_dev.csv.gz (~2 transactions per customer per
+day) through the Redis store of an embedded Valkey server started here (stopped at the end), like
+the consumer: labels 7 days after each transaction, `transform` then `record_scored` with one score
+per batch. Then measures every key with MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes
+per customer (event list = feature state; scored records waiting for their label, separately) and
+per terminal, and the server's used_memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict, deque
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+
+from fraudstream.models.events import Label
+from fraudstream.producer.files import labels_for, read_recorded
+from fraudstream.services import valkey_process
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state.redis_store import RedisStore
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
+DELAY = timedelta(days=7)
+PREFIX = "mem"
+
+
+def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
+    """Transactions streamed and seconds taken."""
+    engine = FeatureEngine(store)
+    pending: deque[Label] = deque()
+    chunk: list = []
+    first = None
+    count = 0
+    start = time.perf_counter()
+
+    def flush() -> None:
+        xs = engine.transform(chunk)
+        kept = [(tx, x) for tx, x in zip(chunk, xs) if x is not None]
+        engine.record_scored([tx for tx, _ in kept], [x for _, x in kept], [{"logreg": 0.01}] * len(kept))
+        chunk.clear()
+
+    for rec in read_recorded(DATA):
+        tx = rec.transaction
+        first = first or tx.event_time
+        if tx.event_time >= first + timedelta(days=days):
+            break
+        if pending and pending[0].reported_at <= tx.event_time:
+            if chunk:
+                flush()
+            due = []
+            while pending and pending[0].reported_at <= tx.event_time:
+                due.append(pending.popleft())
+            engine.apply_labels(due)
+        chunk.append(tx)
+        label = labels_for(rec, DELAY)
+        if label is not None:
+            pending.append(label)
+        count += 1
+        if len(chunk) >= batch:
+            flush()
+    if chunk:
+        flush()
+    return count, time.perf_counter() - start
+
+
+def key_bytes(client: redis.Redis) -> dict[str, list[int]]:
+    """MEMORY USAGE of every key, grouped by kind (customer events, records, record index, terminal)."""
+    keys = list(client.scan_iter(match=f"{PREFIX}:*", count=5000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
+    sizes = pipe.execute()
+    kinds: dict[str, list[int]] = defaultdict(list)
+    for key, size in zip(keys, sizes):
+        name = key.decode()
+        side = "customer" if ":{c:" in name else "terminal"
+        kinds[f"{side} {name.rsplit(':', 1)[1]}"].append(int(size))
+    return kinds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    if not DATA.exists():
+        raise SystemExit(f"needs {DATA}")
+    server = valkey_process()
+    server.start()
+    try:
+        client = redis.Redis(port=server.port)
+        store = RedisStore(client, prefix=PREFIX)
+        count, seconds = stream_days(store, args.days, args.batch)
+        print(f"streamed {count:,} transactions ({args.days} days) in {seconds:.1f} s: {count / seconds:,.0f} tx/s "
+              f"(transform + record_scored + apply_labels, batches of {args.batch})")
+        kinds = key_bytes(client)
+        customers = len(kinds.get("customer ev", []))
+        terminals = len(kinds.get("terminal ev", []))
+        for kind, sizes in sorted(kinds.items()):
+            print(f"  {kind:14s} {len(sizes):6,} keys, mean {sum(sizes) / len(sizes):7,.0f} B, max {max(sizes):7,} B")
+        feature_state = sum(kinds.get("customer ev", []))
+        records = sum(kinds.get("customer rec", [])) + sum(kinds.get("customer rect", []))
+        print(f"per customer: feature state {feature_state / customers:,.0f} B; scored records waiting for labels "
+              f"{records / customers:,.0f} B; total {(feature_state + records) / customers:,.0f} B")
+        print(f"per terminal: {sum(kinds.get('terminal ev', [])) / terminals:,.0f} B")
+        print(f"server used_memory: {client.info('memory')['used_memory'] / 1e6:,.1f} MB "
+              f"for {customers:,} customers and {terminals:,} terminals")
+        client.close()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
