@@ -1,0 +1,167 @@
+"""Signed model checkpoints: one byte format for the live registry, `backtest --save-model` and
+`fraudstream models export/import`.
+
+Layout (all of it covered by the signature)::
+
+    b"FSCKPT1\\n" | header length (4 bytes, big endian) | header (JSON) | HMAC-SHA256 (32 bytes) | pickle
+
+The HMAC-SHA256 over magic, length, header and pickle is checked with `hmac.compare_digest` before
+the header is parsed or the pickle touched: an unsigned, truncated, tampered with or foreign-key
+blob raises `CheckpointError` and is never unpickled. (Pickle runs code on load; the key is what
+makes loading safe, so keep it secret: ``FRAUDSTREAM_MODEL_SIGNING_KEY``.)
+
+>>> info = CheckpointInfo(name="demo", kind="logreg", version=3, labels_learned=10, frauds_learned=1)
+>>> blob = dumps({"w": 1.5}, info, b"k1")
+>>> cp = loads(blob, b"k1")
+>>> cp.model, cp.info.version, cp.info.name
+({'w': 1.5}, 3, 'demo')
+>>> loads(blob, b"other key")
+Traceback (most recent call last):
+...
+fraudstream.errors.CheckpointError: checkpoint signature does not match (tampered with, or signed with another key)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import pickle
+import struct
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fraudstream.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"FSCKPT1\n"
+_LEN = struct.Struct(">I")
+_MAC_SIZE = hashlib.sha256().digest_size
+MAX_HEADER_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint is: registry name, zoo model kind, version and the learning it holds.
+
+    `position` is the id of the last entry of the live label stream this model has learned
+    (``"0-0"``: none); `source` is ``live``, ``backtest`` or ``import``.
+    """
+
+    name: str
+    kind: str
+    version: int = 0
+    labels_learned: int = 0
+    frauds_learned: int = 0
+    position: str = "0-0"
+    source: str = "live"
+    created_at: float = field(default_factory=time.time)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def bump(self, **changes: Any) -> CheckpointInfo:
+        """A copy with `changes` and a new creation time.
+
+        >>> CheckpointInfo("a", "logreg", version=1).bump(version=2).version
+        2
+        """
+        return replace(self, created_at=time.time(), **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointInfo:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise CheckpointError(f"checkpoint header is incomplete: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A verified, loaded checkpoint."""
+
+    info: CheckpointInfo
+    model: Any
+
+
+def _mac(key: bytes, signed: bytes) -> bytes:
+    return hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def _key_bytes(key: bytes | str) -> bytes:
+    data = key.encode() if isinstance(key, str) else bytes(key)
+    if not data:
+        raise CheckpointError("empty signing key: set FRAUDSTREAM_MODEL_SIGNING_KEY")
+    return data
+
+
+def dumps(model: Any, info: CheckpointInfo, key: bytes | str) -> bytes:
+    """Pickle `model` and sign it with `key` (HMAC-SHA256)."""
+    header = json.dumps(asdict(info), sort_keys=True, separators=(",", ":")).encode()
+    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    head = MAGIC + _LEN.pack(len(header)) + header
+    return head + _mac(_key_bytes(key), head + payload) + payload
+
+
+def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:
+    """Check the signature; the header and the still-pickled payload. Never unpickles.
+
+    >>> verify(b"\\x80\\x04K\\x01.", b"k")
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.CheckpointError: not a signed fraudstream checkpoint (no FSCKPT1 header; unsigned pickles are refused)
+    """
+    if not blob.startswith(MAGIC):
+        raise CheckpointError("not a signed fraudstream checkpoint (no FSCKPT1 header; unsigned pickles are refused)")
+    start = len(MAGIC) + _LEN.size
+    if len(blob) < start:
+        raise CheckpointError("checkpoint is truncated")
+    (size,) = _LEN.unpack_from(blob, len(MAGIC))
+    if size > MAX_HEADER_BYTES or len(blob) < start + size + _MAC_SIZE:
+        raise CheckpointError("checkpoint is truncated or its header length is corrupt")
+    mac_at = start + size
+    mac = blob[mac_at:mac_at + _MAC_SIZE]
+    payload = blob[mac_at + _MAC_SIZE:]
+    if not hmac.compare_digest(mac, _mac(_key_bytes(key), blob[:mac_at] + payload)):
+        raise CheckpointError("checkpoint signature does not match (tampered with, or signed with another key)")
+    try:
+        info = CheckpointInfo.from_dict(json.loads(blob[start:mac_at]))
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint header is not valid JSON: {exc}") from None
+    return info, payload
+
+
+def loads(blob: bytes, key: bytes | str) -> Checkpoint:
+    """Verify, then unpickle. Raises `CheckpointError` for anything not signed with `key`."""
+    info, payload = verify(blob, key)
+    try:
+        model = pickle.loads(payload)  # noqa: S301 - authenticated above
+    except Exception as exc:  # a signed but unloadable model (e.g. another River version)
+        raise CheckpointError(f"checkpoint {info.name} v{info.version} is signed but cannot be loaded: {exc}") from exc
+    return Checkpoint(info, model)
+
+
+def save_file(path: str | Path, model: Any, info: CheckpointInfo, key: bytes | str) -> Path:
+    """Write a signed checkpoint file (atomically: a temporary file renamed into place)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(dumps(model, info, key))
+    tmp.replace(target)
+    log.info("saved model %s (%s) v%d to %s", info.name, info.kind, info.version, target)
+    return target
+
+
+def load_file(path: str | Path, key: bytes | str) -> Checkpoint:
+    """Read and verify a checkpoint file; `CheckpointError` names the file."""
+    target = Path(path)
+    try:
+        blob = target.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {target}: {exc.strerror or exc}") from None
+    try:
+        return loads(blob, key)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{target}: {exc}") from None
