@@ -1,0 +1,106 @@
+"""Consumer subprocesses and Redis inspection for the reliability tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import redis
+
+from fraudstream.config import Settings
+from fraudstream.models.events import Transaction
+
+CLI = str(Path(sys.executable).parent / "fraudstream")
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if isinstance(value, timedelta):
+            value = f"{value.total_seconds()}s"
+        if isinstance(value, (list, tuple)):
+            if not value:
+                continue
+            value = ",".join(map(str, value))
+        env["FRAUDSTREAM_" + name.upper()] = str(value)
+    env.update(extra)
+    return env
+
+
+def start_consumer(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([CLI, "consume", *args], env=env_for(settings, **extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def progress_or_explain(settings: Settings, proc: subprocess.Popen[str], count: int, timeout: float) -> None:
+    """Wait until `count` transactions are scored; on failure, fail with the consumer's stderr."""
+    if wait_for(lambda: len(scored_ids(settings)) >= count or proc.poll() is not None, timeout) and proc.poll() is None:
+        return
+    kill(proc)
+    _, err = proc.communicate(timeout=10)
+    raise AssertionError(f"consumer made no progress (exit {proc.returncode}): {err[-3000:]}")
+
+
+def kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+
+
+@contextlib.contextmanager
+def reaped(*procs: subprocess.Popen[str]) -> Iterator[None]:
+    """Make sure every consumer process is gone when the block exits (by PID)."""
+    try:
+        yield
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                kill(proc)
+                proc.wait(10)
+
+
+def scripted_stream(n: int, customers: int = 500, terminals: int = 300) -> list[Transaction]:
+    t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    return [Transaction(transaction_id=f"tx-{i:06d}", customer_id=f"c{(i * 7919) % customers}",
+                        terminal_id=f"m{(i * 104729) % terminals}", amount=float(1 + (i * 37) % 400),
+                        event_time=t0 + timedelta(seconds=20 * i)) for i in range(n)]
+
+
+def scored_ids(settings: Settings) -> set[str]:
+    """Transaction ids with a scored record in Redis (nothing is labelled in these tests)."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    ids: set[str] = set()
+    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*:rec", count=1000):
+        ids.update(k.decode() for k in client.hkeys(key))
+    return ids
+
+
+def customer_state(settings: Settings) -> dict[str, bytes]:
+    """Customer id -> the raw bytes of its event list."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    prefix = settings.redis_key_prefix
+    out = {}
+    for key in client.scan_iter(match=f"{prefix}:{{c:*}}:ev", count=1000):
+        customer = key.decode()[len(prefix) + 4:-4]
+        out[customer] = client.get(key) or b""
+    return out
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

@@ -1,0 +1,161 @@
+"""Reliability with real processes and servers: SIGTERM, SIGKILL, Redis outage, scale-out, fuzz.
+
+Every test is bounded in time and stops every process it starts (by PID).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from fraudstream import constants
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.services import valkey_process
+from fraudstream.stream.app import scoring_consumer
+from tests.consumer_procs import (customer_state, kill, progress_or_explain, reaped, scored_ids, scripted_stream,
+                                  start_consumer, wait_for)
+from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
+from tests.test_hostile_input import bad_records
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def publish(settings: Settings, txs: list) -> None:  # type: ignore[type-arg]
+    produce_raw(settings, settings.topic_transactions, ((t.customer_id.encode(), t.to_json_bytes()) for t in txs))
+
+
+def clean_run(settings: Settings, n: int) -> Settings:
+    """The same topic consumed once, undisturbed, by another group into another Redis prefix."""
+    clean = settings.model_copy(update={"group_id": settings.group_id + "-clean",
+                                        "redis_key_prefix": settings.redis_key_prefix + "-clean"})
+    with scoring_consumer(clean) as app:
+        app.run(max_transactions=n, idle_timeout=30)
+    return clean
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_zero(settings: Settings) -> None:
+    ensure_topics(settings)
+    txs = scripted_stream(20_000)
+    publish(settings, txs)
+    proc = start_consumer(settings)
+    with reaped(proc):
+        progress_or_explain(settings, proc, 2000, 60)
+        proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        code = proc.wait(15)
+        assert code == 0 and time.monotonic() - start < 10, proc.stderr.read()[-2000:] if proc.stderr else ""
+    committed, _ = committed_and_end(settings, settings.topic_transactions)
+    done = scored_ids(settings)
+    # every committed offset is covered by durable work: all transactions before the commit are scored
+    by_partition: dict[int, list[str]] = {}
+    for record in read_topic(settings, settings.topic_transactions, expect=len(txs)):
+        by_partition.setdefault(record.partition, []).append(json.loads(record.value)["transaction_id"])
+    for partition, offset in committed.items():
+        assert set(by_partition[partition][: offset or 0]) <= done
+
+
+def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(settings: Settings) -> None:
+    ensure_topics(settings)
+    n = 50_000
+    txs = scripted_stream(n)
+    publish(settings, txs)
+    rng = random.Random(7)
+    for round_ in range(5):
+        proc = start_consumer(settings)
+        with reaped(proc):
+            wait_for(lambda: False, rng.uniform(4.0, 8.0))  # joins take ~3 s, then some work
+            assert proc.poll() is None, f"round {round_}: consumer exited early"
+            kill(proc, signal.SIGKILL)
+            proc.wait(10)
+    final = start_consumer(settings, "--idle-timeout", "10")
+    with reaped(final):
+        out, err = final.communicate(timeout=300)
+        assert final.returncode == 0, err[-2000:]
+    assert scored_ids(settings) == {t.transaction_id for t in txs}
+    clean = clean_run(settings, n)
+    assert customer_state(settings) == customer_state(clean)
+    committed, ends = committed_and_end(settings, settings.topic_transactions)
+    assert committed == ends
+
+
+def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: Path) -> None:
+    server = valkey_process(extra_args=["--appendonly", "yes", "--appendfsync", "always"])
+    server.start()
+    port = server.port
+    restarted = None
+    try:
+        own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+        ensure_topics(own)
+        txs = scripted_stream(30_000)
+        publish(own, txs)
+        proc = start_consumer(own, "--idle-timeout", "15")
+        with reaped(proc):
+            progress_or_explain(own, proc, 3000, 60)
+            workdir = server.workdir
+            server.workdir = None  # keep the append-only file for the restart
+            server.stop()
+            time.sleep(10)
+            restarted = valkey_process(port, extra_args=["--appendonly", "yes", "--dir", str(workdir)])
+            restarted.workdir = workdir
+            restarted.start()
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err[-2000:]
+            assert "retrying" in err
+        assert scored_ids(own) == {t.transaction_id for t in txs}
+        clean = clean_run(settings, len(txs))
+        assert customer_state(own) == customer_state(clean)
+    finally:
+        server.stop()
+        if restarted is not None:
+            restarted.stop()
+
+
+def test_three_consumers_one_stopped_one_started(settings: Settings) -> None:
+    settings = settings.model_copy(update={"topic_partitions": 6})
+    ensure_topics(settings)
+    txs = scripted_stream(40_000)
+    publish(settings, txs)
+    procs = [start_consumer(settings, "--idle-timeout", "20") for _ in range(3)]
+    late = None
+    with reaped(*procs):
+        progress_or_explain(settings, procs[1], 5000, 90)
+        procs[0].send_signal(signal.SIGTERM)
+        assert procs[0].wait(15) == 0
+        late = start_consumer(settings, "--idle-timeout", "20")
+        with reaped(late):
+            for proc in (*procs[1:], late):
+                proc.communicate(timeout=300)
+                assert proc.returncode == 0
+    assert scored_ids(settings) == {t.transaction_id for t in txs}
+    clean = clean_run(settings, len(txs))
+    assert customer_state(settings) == customer_state(clean)
+
+
+def test_fuzzed_bad_records_go_to_the_dead_letter_topic(settings: Settings) -> None:
+    ensure_topics(settings)
+    rng = random.Random(3)
+    good = scripted_stream(3000)
+    bad = [bad_records().example() for _ in range(1500)]
+    items = [(t.customer_id.encode(), t.to_json_bytes()) for t in good] + [(b"bad", b) for b in bad]
+    rng.shuffle(items)
+    produce_raw(settings, settings.topic_transactions, items)
+    with scoring_consumer(settings) as app:
+        stats = app.run(max_transactions=len(items), idle_timeout=30)
+    assert stats.processed + stats.dead_lettered == len(items)
+    dead = read_topic(settings, settings.topic_dlq, expect=stats.dead_lettered)
+    reasons = {dict(r.headers)[constants.DLQ_HEADER_REASON].decode() for r in dead}
+    assert sorted(r.value for r in dead if r.key == b"bad") == sorted(bad)
+    assert reasons <= {"empty", "oversized", "invalid_json", "invalid_fields", "future_event_time", "too_late"}
+    # shuffled good records may arrive out of event-time order beyond the lateness: they are dead
+    # letters too, with the reason, and everything else was scored
+    late = {json.loads(r.value)["transaction_id"] for r in dead if r.key != b"bad"}
+    assert all(dict(r.headers)[constants.DLQ_HEADER_REASON] == b"too_late" for r in dead if r.key != b"bad")
+    assert scored_ids(settings) == {t.transaction_id for t in good} - late
+    assert redis.Redis.from_url(settings.redis_url or "").ping()
