@@ -216,3 +216,21 @@ def prequential_metrics(days: np.ndarray, customers: np.ndarray, labels: np.ndar
         weeks.append(WeekMetrics(start, end, int(kept.sum()), int(y.sum()), roc_auc(y, s),
                                  average_precision(y, s), cp, daily))
     return PrequentialMetrics(weeks, kept_all)
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates at each distinct score, from (0, 0) to (1, 1).
+
+    >>> fpr, tpr = roc_points(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.5]))
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 0.0, 1.0], [0.0, 0.5, 1.0, 1.0])
+    """
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.concatenate((np.flatnonzero(np.diff(s)), [s.size - 1])) if s.size else np.array([], dtype=int)
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    return (np.concatenate(([0.0], fp / max(int((~y).sum()), 1))),
+            np.concatenate(([0.0], tp / max(int(y.sum()), 1))))

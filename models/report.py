@@ -1,0 +1,151 @@
+"""The backtest's HTML report: one self-contained page, figures embedded as base64 PNG.
+
+>>> import numpy as np
+>>> data = ReportData(summary={"model": "m", "auc_roc": 0.9, "weeks": []},
+...                   labels=np.array([0, 1, 0, 1]), scores=np.array([0.1, 0.8, 0.3, 0.6]),
+...                   days=np.array([17716, 17716, 17717, 17717]), daily_card_precision=[(17716, 0.01)],
+...                   threshold=0.5)
+>>> page = render_html(data)
+>>> page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 5
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from fraudstream.models.metrics import precision_recall_points, roc_points
+
+log = logging.getLogger(__name__)
+
+MAX_CURVE_POINTS = 2000
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the report shows: the JSON summary and the evaluated transactions (labels, scores, days)."""
+
+    summary: dict[str, Any]
+    labels: np.ndarray
+    scores: np.ndarray
+    days: np.ndarray
+    daily_card_precision: Sequence[tuple[int, float]]
+    threshold: float
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if x.size <= MAX_CURVE_POINTS:
+        return x, y
+    keep = np.unique(np.linspace(0, x.size - 1, MAX_CURVE_POINTS).astype(int))
+    return x[keep], y[keep]
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figures(data: ReportData) -> list[tuple[str, str]]:
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    y = data.labels.astype(bool)
+    s = data.scores.astype(float)
+    out = []
+
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    fpr, tpr = _thin(*roc_points(y, s))
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUC ROC {data.summary.get('auc_roc', float('nan')):.3f} (weekly mean)")
+    ax.plot([0, 1], [0, 1], ls=":", c="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (evaluated transactions)")
+    ax.legend(loc="lower right")
+    out.append(("ROC curve", _png(fig)))
+
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    precision, recall, _ = precision_recall_points(y, s) if y.any() else (np.zeros(0), np.zeros(0), None)
+    recall, precision = _thin(recall, precision)
+    ax.step(recall, precision, where="post", lw=1.5,
+            label=f"AP {data.summary.get('average_precision', float('nan')):.3f} (weekly mean)")
+    ax.axhline(y.mean() if y.size else 0.0, ls=":", c="grey", label="fraud rate")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall curve")
+    ax.legend(loc="upper right")
+    out.append(("Precision-recall curve", _png(fig)))
+
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    if data.daily_card_precision:
+        days, cps = zip(*data.daily_card_precision)
+        ax.bar([_EPOCH + timedelta(days=int(d)) for d in days], cps, color="tab:green")
+    ax.set(ylabel="card precision@100", title="Daily card precision@100")
+    fig.autofmt_xdate()
+    out.append(("Daily CP@100", _png(fig)))
+
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    bins = np.linspace(0.0, 1.0, 51)
+    ax.hist(s[~y], bins=bins, alpha=0.6, density=True, label=f"genuine ({int((~y).sum())})", log=True)
+    ax.hist(s[y], bins=bins, alpha=0.6, density=True, label=f"fraud ({int(y.sum())})", log=True)
+    ax.axvline(data.threshold, c="red", ls="--", label=f"alert threshold {data.threshold:g}")
+    ax.set(xlabel="score", ylabel="density (log)", title="Score distributions")
+    ax.legend()
+    out.append(("Score distributions", _png(fig)))
+
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    alerted = s >= data.threshold
+    uniq = np.unique(data.days)
+    n_alerts = [int(alerted[data.days == d].sum()) for d in uniq]
+    n_true = [int((alerted & y)[data.days == d].sum()) for d in uniq]
+    when = [_EPOCH + timedelta(days=int(d)) for d in uniq]
+    ax.bar(when, n_alerts, color="tab:orange", label="alerts")
+    ax.bar(when, n_true, color="tab:red", label="alerts on frauds")
+    ax.set(ylabel="per day", title=f"Alerts per day (score >= {data.threshold:g})")
+    ax.legend()
+    fig.autofmt_xdate()
+    out.append(("Alerts per day", _png(fig)))
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return html.escape(str(value))
+
+
+def render_html(data: ReportData) -> str:
+    """The whole page as a string."""
+    summary = {k: v for k, v in data.summary.items() if k != "weeks"}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in summary.items())
+    weeks = data.summary.get("weeks", [])
+    week_table = ""
+    if weeks:
+        cols = list(weeks[0])
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{_fmt(w[c])}</td>" for c in cols) + "</tr>" for w in weeks)
+        week_table = f"<h2>Weeks</h2><table><tr>{head}</tr>{body}</table>"
+    figures = "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
+                      for t, src in _figures(data))
+    title = f"fraudstream backtest: {html.escape(str(data.summary.get('model', '')))}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}figure{{display:inline-block;margin:1em}}</style>
+</head><body><h1>{title}</h1>
+<p>Metrics follow the handbook's prequential test rule: weekly AUC ROC, average precision and card
+precision@100 over transactions of cards not known to be compromised, averaged over the weeks.
+Curves and histograms pool the evaluated transactions of all weeks.</p>
+<h2>Summary</h2><table>{rows}</table>{week_table}<h2>Figures</h2>{figures}
+</body></html>
+"""

@@ -1,0 +1,167 @@
+"""The backtest: label timing (score before learn, no early labels), the CLI outputs, Redis == memory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from river import base
+
+from fraudstream.cli import main
+from fraudstream.errors import CheckpointError
+from fraudstream.models import metrics
+from fraudstream.models.checkpoint import load_file
+from fraudstream.producer.files import read_recorded
+from fraudstream.stream.backtest import replay
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore
+
+START = datetime(2018, 4, 1, tzinfo=timezone.utc)
+HEADER = "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD,TX_FRAUD_SCENARIO\n"
+
+
+def write_handbook_csv(path: Path, days: int = 30, customers: int = 40, seed: int = 0) -> Path:
+    """Handbook-format transactions; frauds have large amounts. Amounts are unique per row, so a spy
+    model can tell transactions apart from their features."""
+    rng = random.Random(seed)
+    rows = []
+    for day in range(days):
+        for c in range(customers):
+            for _ in range(rng.randint(1, 4)):
+                rows.append((START + timedelta(days=day, seconds=rng.randint(0, 86399)), c))
+    rows.sort()
+    with path.open("w") as out:
+        out.write(HEADER)
+        for i, (when, c) in enumerate(rows):
+            fraud = rng.random() < 0.03
+            amount = (500.0 if fraud else 1.0) + i / 100  # unique per row
+            out.write(f"{i},{when:%Y-%m-%dT%H:%M:%S},{c},{rng.randint(0, 29)},{amount:.2f},{int(fraud)},{int(fraud)}\n")
+    return path
+
+
+class Spy(base.Classifier):
+    """Records the order of score and learn calls, by transaction amount."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, float]] = []
+
+    def learn_one(self, x: dict, y: bool) -> None:  # type: ignore[override]
+        self.events.append(("learn", x["TX_AMOUNT"]))
+
+    def predict_proba_one(self, x: dict) -> dict[bool, float]:  # type: ignore[override]
+        self.events.append(("score", x["TX_AMOUNT"]))
+        return {False: 0.5, True: 0.5}
+
+
+def test_labels_are_learned_once_after_their_delay_and_after_scoring(tmp_path: Path) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv", days=12, customers=10)
+    records = list(read_recorded(path))
+    when = {r.transaction.amount: r.transaction.event_time for r in records}
+    assert len(when) == len(records)
+    delay = timedelta(days=3)
+    spy = Spy()
+    run = replay(records, FeatureEngine(MemoryStore()), spy, "spy", delay)
+    assert len(run.scores) == len(records)
+    scored: set[float] = set()
+    learned: list[float] = []
+    for kind, amount in spy.events:
+        if kind == "score":
+            scored.add(amount)
+        else:
+            assert amount in scored, "learned before scored"
+            assert when[amount] + delay <= next_score_time(spy.events, amount, when), "label used too early"
+            learned.append(amount)
+    last = records[-1].transaction.event_time
+    due = [r for r in records if r.transaction.event_time + delay <= last]
+    assert run.n_labels_learned == len(learned) == len(set(learned)) == len(due)
+    assert len(learned) > len(records) / 2
+
+
+def next_score_time(events: list[tuple[str, float]], learned_amount: float, when: dict) -> datetime:
+    """Event time of the first transaction scored after the learn event of `learned_amount`."""
+    seen = False
+    for kind, amount in events:
+        if kind == "learn" and amount == learned_amount:
+            seen = True
+        elif seen and kind == "score":
+            return when[amount]
+    return datetime.max.replace(tzinfo=timezone.utc)
+
+
+def test_cli_outputs_can_be_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv")
+    out = {k: tmp_path / f"out.{k}" for k in ("json", "csv", "html", "ckpt")}
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    result = CliRunner().invoke(main, [
+        "backtest", str(path), "--eval-start", "2018-04-16", "--eval-end", "2018-04-30", "--label-delay", "3d",
+        "--model", "logreg", "--no-progress", "--json", str(out["json"]), "--scores", str(out["csv"]),
+        "--report", str(out["html"]), "--save-model", str(out["ckpt"]),
+    ])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out["json"].read_text())
+    for key in ("model", "eval_start", "eval_end", "n_transactions", "n_frauds", "auc_roc", "average_precision",
+                "card_precision_at_100", "throughput_tps", "alerts_per_day", "precision_at_threshold"):
+        assert key in figures
+    assert figures["auc_roc"] > 0.9 and len(figures["weeks"]) == 3  # 16-22, 23-29, 30
+
+    # recompute from the scores file and the input alone
+    with out["csv"].open() as f:
+        scores = {row["transaction_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    days = np.array([metrics.day_number(datetime.fromisoformat(r["TX_DATETIME"])) for r in rows])
+    in_window = (days >= metrics.day_number(date(2018, 4, 16))) & (days <= metrics.day_number(date(2018, 4, 30)))
+    assert set(scores) == {r["TRANSACTION_ID"] for r, w in zip(rows, in_window) if w}
+    m = metrics.prequential_metrics(days, np.array([r["CUSTOMER_ID"] for r in rows]),
+                                    np.array([int(r["TX_FRAUD"]) for r in rows]),
+                                    np.array([scores.get(r["TRANSACTION_ID"], 0.0) for r in rows]),
+                                    metrics.day_number(date(2018, 4, 16)), metrics.day_number(date(2018, 4, 30)), 3)
+    assert m.n_transactions == figures["n_transactions"] and m.n_frauds == figures["n_frauds"]
+    assert m.auc_roc == pytest.approx(figures["auc_roc"])
+    assert m.average_precision == pytest.approx(figures["average_precision"])
+    assert m.card_precision_at_k == pytest.approx(figures["card_precision_at_100"])
+
+    page = out["html"].read_text()
+    assert page.count("data:image/png;base64,") == 5 and "card_precision_at_100" in page
+
+    checkpoint = load_file(out["ckpt"], "test-key")
+    assert checkpoint.info.kind == "logreg" and checkpoint.info.labels_learned == figures["n_labels_learned"]
+    assert checkpoint.model.predict_proba_one({"TX_AMOUNT": 300.0})[True] > 0.5
+    with pytest.raises(CheckpointError):
+        load_file(out["ckpt"], "another-key")
+
+
+def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
+    result = CliRunner().invoke(main, ["backtest", str(path), "--model", "nope", "--no-progress"])
+    assert result.exit_code != 0 and "unknown model 'nope'" in result.output
+    result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-05-01", "--eval-end",
+                                       "2018-04-01", "--no-progress"])
+    assert result.exit_code != 0 and "before --eval-start" in result.output
+
+
+@pytest.mark.services
+def test_redis_state_gives_the_same_scores_as_memory(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=15)
+    outs = []
+    for extra in ([], ["--redis", settings.redis_url]):
+        target = tmp_path / f"scores{len(outs)}.csv"
+        result = CliRunner(env={"FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}).invoke(main, [
+            "backtest", str(path), "--eval-start", "2018-04-10", "--label-delay", "2d", "--no-progress",
+            "--scores", str(target), *extra])
+        assert result.exit_code == 0, result.output
+        outs.append(target.read_text())
+    assert outs[0] == outs[1] and outs[0].count("\n") > 300
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:  # the second run really kept its state in Redis
+        assert any(True for _ in client.scan_iter(match=f"{settings.redis_key_prefix}*", count=1000))
+    finally:
+        client.close()
