@@ -12,11 +12,11 @@ False
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fraudstream import constants
 from fraudstream.timeutil import parse_duration
@@ -91,10 +91,28 @@ class Settings(BaseSettings):
     )
     label_delay: timedelta = Field(timedelta(days=7), description="Delay after which a transaction's label is known.")
     seed: int = Field(42, description="Seed of models and simulators.")
+    challengers: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Challenger models scored in shadow (comma-separated registry or zoo names)."
+    )
+    model_signing_key: SecretStr = Field(
+        SecretStr(constants.DEV_SIGNING_KEY),
+        description="HMAC key that signs model checkpoints; the built-in default is for demos only.",
+    )
+    checkpoint_every_labels: int = Field(1000, ge=1, description="Publish a model checkpoint after this many labels.")
+    checkpoint_every_seconds: float = Field(
+        30.0, gt=0, description="...or this many seconds after the first label not yet in a checkpoint."
+    )
 
     # --- operations ---------------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field("text", description="text or json.")
+
+    @field_validator("challengers", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @field_validator("allowed_lateness", "max_future_skew", "label_delay", mode="before")
     @classmethod

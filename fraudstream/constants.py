@@ -26,3 +26,6 @@ REDIS_PREFIX = "fs"
 CUSTOMER_TAG = "c"
 TERMINAL_TAG = "t"
 MODELS_KEY = "models"
+
+# Model registry (see fraudstream.stream.registry): every key shares the hash tag {<prefix>:models}.
+DEV_SIGNING_KEY = "fraudstream-dev-signing-key-not-secret"

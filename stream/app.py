@@ -44,7 +44,7 @@ class _Rebalance(ConsumerRebalanceListener):
 def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None) -> Iterator[ScoringConsumer]:
     """A consumer subscribed to the transactions and labels topics; clients closed on exit."""
     engine = FeatureEngine(redis_store(settings), FeatureConfig.from_settings(settings))
-    scorer = Scorer.from_name(settings.model, settings.seed, settings.alert_threshold, settings.alert_warmup_labels)
+    scorer = Scorer.from_settings(settings)  # models restored from the registry (stream/lifecycle.py)
     listener = _Rebalance()
     consumer = make_consumer(settings)
     consumer.subscribe([settings.topic_transactions, settings.topic_labels], listener=listener)
@@ -54,6 +54,7 @@ def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None) 
     try:
         yield app
     finally:
+        scorer.close()
         with contextlib.suppress(Exception):
             producer.flush(timeout=10)
         producer.close(timeout=5)

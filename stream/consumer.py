@@ -198,9 +198,8 @@ class ScoringConsumer:
         features = self.engine.transform(txs)
         kept = [(rec, tx, x) for (rec, tx), x in zip(run, features) if x is not None]
         conflicts = [(rec, tx) for (rec, tx), x in zip(run, features) if x is None]
-        scores = self.scorer.score([x for _, _, x in kept])
-        name = self.scorer.champion.name
-        self.engine.record_scored([tx for _, tx, _ in kept], [x for _, _, x in kept], [{name: s} for s in scores])
+        scores, per_model = self.scorer.score_all([x for _, _, x in kept])  # champion's, every model's
+        self.engine.record_scored([tx for _, tx, _ in kept], [x for _, _, x in kept], per_model)
         now = utcnow()
         now_ms = now.timestamp() * 1000.0
         futures: list[Any] = []
@@ -245,8 +244,9 @@ class ScoringConsumer:
                     "or its label was already applied)"))
                 self.stats.labels_dead_lettered += 1
                 continue
-            self.scorer.learn(scored.features, label.is_fraud)
+            self.scorer.learn(scored.features, label.is_fraud, scored.scores)
             self.stats.labels_learned += 1
+        self.scorer.flush_labels()  # into the shared label stream before the offsets are committed
         self._flush(futures)
 
     def _flush(self, futures: list[Any], resend: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] | None = None) -> None:

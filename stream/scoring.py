@@ -1,47 +1,134 @@
-"""The champion model in the consumer: score a batch, learn from labelled records, build alerts."""
+"""Models in the consumer: the champion scores and alerts, challengers score in shadow, all learn.
+
+Without a `Lifecycle` (tests, tools) every label is learned at once into every model. With one
+(the live consumer, `Scorer.from_settings`) labels go through the shared label stream and only the
+consumer holding the learner role learns and publishes versions; see `fraudstream.stream.lifecycle`.
+
+>>> scorer = Scorer.from_name("logreg", seed=1, threshold=0.5, challengers=("hst",))
+>>> champion, per_model = scorer.score_all([{"TX_AMOUNT": 10.0}])
+>>> champion, sorted(per_model[0])
+([0.5], ['hst', 'logreg'])
+>>> scorer.learn({"TX_AMOUNT": 900.0}, True)
+>>> scorer.champion.version, scorer.champion.labels_learned
+('0+1', 1)
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from fraudstream.models import zoo
+from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
+
+if TYPE_CHECKING:
+    from fraudstream.config import Settings
+    from fraudstream.stream.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ModelSlot:
-    """One named model with the count of labels it has learned from."""
+class LiveModel:
+    """One named model: the checkpoint it was loaded from plus what it learned since.
 
-    name: str
-    model: object
-    labels_learned: int = 0
-    frauds_learned: int = 0
-    base_version: str = "0"
+    `base` is the registry's newest version number when this copy was loaded (the version the next
+    publish must follow); `position` the id of the last label-stream entry learned.
+    """
+
+    info: CheckpointInfo
+    model: Any
+    base: int = 0
+    local_labels: int = 0
+    local_frauds: int = 0
+    position: str = "0-0"
+    dirty_since: float | None = None
+
+    @classmethod
+    def fresh(cls, name: str, seed: int, position: str = "0-0") -> LiveModel:
+        """An untrained zoo model named `name` (`ModelError` if the zoo has no such model)."""
+        info = CheckpointInfo(name=name, kind=name, version=0, position=position, extra={"seed": seed})
+        return cls(info, zoo.make_model(name, seed), position=position)
+
+    @classmethod
+    def from_checkpoint(cls, cp: Checkpoint, base: int | None = None) -> LiveModel:
+        return cls(cp.info, cp.model, base=cp.info.version if base is None else base, position=cp.info.position)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
     @property
     def version(self) -> str:
-        return f"{self.base_version}+{self.labels_learned}"
+        """``"7"`` for published version 7 as loaded, ``"7+12"`` after 12 more labels."""
+        return f"{self.info.version}+{self.local_labels}" if self.local_labels else str(self.info.version)
+
+    @property
+    def labels_learned(self) -> int:
+        return self.info.labels_learned + self.local_labels
+
+    @property
+    def frauds_learned(self) -> int:
+        return self.info.frauds_learned + self.local_frauds
+
+    def learn(self, features: Mapping[str, float], is_fraud: bool, position: str | None = None) -> None:
+        self.model.learn_one(dict(features), bool(is_fraud))
+        self.local_labels += 1
+        self.local_frauds += int(bool(is_fraud))
+        if self.dirty_since is None:
+            self.dirty_since = time.monotonic()
+        if position is not None:
+            self.position = position
+
+    def published(self) -> CheckpointInfo:
+        """The header of the next version: everything learned so far."""
+        return self.info.bump(version=self.base + 1, labels_learned=self.labels_learned,
+                              frauds_learned=self.frauds_learned, position=self.position, source="live")
+
+    def mark_published(self, info: CheckpointInfo) -> None:
+        self.info, self.base = info, info.version
+        self.local_labels = self.local_frauds = 0
+        self.dirty_since = None
 
 
 @dataclass
 class Scorer:
-    """Scores with the champion; learns from labels; turns high scores into alerts."""
+    """Scores with every active model, alerts with the champion, learns from labels."""
 
-    champion: ModelSlot
+    models: dict[str, LiveModel]
+    champion_name: str
     threshold: float
     warmup_labels: int = 0
     top_reasons: int = 3
-    _zoo: object = field(default=None, repr=False)
+    lifecycle: Lifecycle | None = field(default=None, repr=False)
 
     @classmethod
-    def from_name(cls, name: str, seed: int, threshold: float, warmup_labels: int = 0) -> Scorer:
-        from fraudstream.models import zoo
+    def from_name(cls, name: str, seed: int, threshold: float, warmup_labels: int = 0,
+                  challengers: Sequence[str] = ()) -> Scorer:
+        """Fresh zoo models, learning in place (no registry)."""
+        names = [name, *(c for c in challengers if c != name)]
+        return cls({n: LiveModel.fresh(n, seed) for n in names}, name, threshold, warmup_labels)
 
-        return cls(ModelSlot(name, zoo.make_model(name, seed)), threshold, warmup_labels, _zoo=zoo)
+    @classmethod
+    def from_settings(cls, settings: Settings, client: Any | None = None) -> Scorer:
+        """The live scorer: models restored from the registry in Redis (see `Lifecycle`)."""
+        from fraudstream.stream.lifecycle import Lifecycle
+        from fraudstream.stream.registry import registry_for
+
+        lifecycle = Lifecycle.from_settings(settings, registry_for(settings, client))
+        champion, models = lifecycle.start(settings.model, settings.challengers)
+        scorer = cls(models, champion, settings.alert_threshold, settings.alert_warmup_labels, lifecycle=lifecycle)
+        lifecycle.poll(scorer)  # take the learner role now if it is free
+        return scorer
+
+    @property
+    def champion(self) -> LiveModel:
+        return self.models[self.champion_name]
 
     @property
     def alerting(self) -> bool:
@@ -49,34 +136,57 @@ class Scorer:
         slot = self.champion
         return slot.labels_learned >= self.warmup_labels and (slot.frauds_learned > 0 or self.warmup_labels == 0)
 
-    @property
-    def zoo(self):  # type: ignore[no-untyped-def]
-        if self._zoo is None:
-            from fraudstream.models import zoo
-
-            self._zoo = zoo
-        return self._zoo
-
     def maintain(self) -> None:
-        """Called by the consumer once per loop (about every 200 ms, also when idle) and after each
-        batch is committed: the place for checkpoints, promotions and model reloads."""
+        """Called by the consumer once per loop (about every 200 ms, also when idle): publishes
+        checkpoints, follows promotions and loads new versions (see `Lifecycle.maintain`)."""
+        if self.lifecycle is not None:
+            self.lifecycle.maintain(self)
 
-    def score(self, features: Sequence[dict[str, float]]) -> list[float]:
-        score_one = self.zoo.score_one
-        model = self.champion.model
+    def flush_labels(self) -> None:
+        """Hand the labels learned so far to the shared label stream (before offsets are committed)."""
+        if self.lifecycle is not None:
+            self.lifecycle.flush()
+
+    def close(self) -> None:
+        """Publish what was learned and give up the learner role (graceful stop)."""
+        if self.lifecycle is not None:
+            self.lifecycle.close(self)
+
+    def score(self, features: Sequence[Mapping[str, float]]) -> list[float]:
+        """Champion scores only."""
+        if self.lifecycle is not None:
+            self.lifecycle.before_score(self)
+        score_one, model = zoo.score_one, self.champion.model
         return [score_one(model, x) for x in features]
 
-    def learn(self, features: dict[str, float], is_fraud: bool) -> None:
-        self.champion.model.learn_one(features, bool(is_fraud))  # type: ignore[attr-defined]
-        self.champion.labels_learned += 1
-        self.champion.frauds_learned += int(bool(is_fraud))
+    def score_all(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[dict[str, float]]]:
+        """Champion scores, and per transaction every active model's score (champion included)."""
+        if self.lifecycle is not None:
+            self.lifecycle.before_score(self)
+        score_one = zoo.score_one
+        per_model: list[dict[str, float]] = [{} for _ in features]
+        for name, slot in self.models.items():
+            model = slot.model
+            for scores, x in zip(per_model, features):
+                scores[name] = score_one(model, x)
+        champion = self.champion_name
+        return [scores[champion] for scores in per_model], per_model
+
+    def learn(self, features: Mapping[str, float], is_fraud: bool, scores: Mapping[str, float] | None = None) -> None:
+        """Learn from one label; `scores` are the models' scores saved when it was scored (metrics)."""
+        if self.lifecycle is not None:
+            self.lifecycle.on_label(features, is_fraud, scores or {})
+            return
+        for slot in self.models.values():
+            slot.learn(features, is_fraud)
 
     def alert(self, tx: Transaction, features: dict[str, float], score: float, scored_at: datetime,
               latency_ms: float) -> Alert:
-        reasons = self.zoo.explain(self.champion.model, features, self.top_reasons)
+        champion = self.champion
+        reasons = zoo.explain(champion.model, features, self.top_reasons)
         return Alert(
             transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
             amount=tx.amount, event_time=tx.event_time, score=score, threshold=self.threshold,
-            model_name=self.champion.name, model_version=self.champion.version, reasons=reasons,
+            model_name=champion.name, model_version=champion.version, reasons=reasons,
             features=features, scored_at=scored_at, latency_ms=latency_ms,
         )

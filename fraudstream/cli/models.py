@@ -1,0 +1,175 @@
+"""`fraudstream models`: list, promote, export and import the models of the live registry in Redis."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fraudstream.cli.common import handle_errors, settings_from
+
+if TYPE_CHECKING:
+    from fraudstream.config import Settings
+    from fraudstream.stream.registry import ModelRegistry
+
+
+def _registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
+    from fraudstream.stream.registry import registry_for
+
+    settings = settings_from(ctx)
+    if not settings.redis_url:
+        raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis of the consumers (see `fraudstream up`)")
+    return settings, registry_for(settings)
+
+
+def format_age(seconds: float) -> str:
+    """A short age.
+
+    >>> format_age(42), format_age(3 * 3600 + 60), format_age(90000)
+    ('42s', '3h01m', '1d01h')
+    """
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _num(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, Any]]:
+    """One row per registered model: role, newest version, learning, age and prequential metrics."""
+    from fraudstream.errors import CheckpointError
+
+    champion, challengers = registry.active()
+    rows = []
+    now = time.time()
+    for name in registry.names():
+        role = "champion" if name == champion else "challenger" if name in challengers else "inactive"
+        row: dict[str, Any] = {"name": name, "role": role}
+        try:
+            info = registry.info(name)
+            row.update(version=info.version, kind=info.kind, source=info.source, labels_learned=info.labels_learned,
+                       frauds_learned=info.frauds_learned, age_s=round(now - info.created_at, 1))
+        except CheckpointError as exc:
+            row.update(version=registry.latest_version(name), error=str(exc))
+        perf = registry.performance(name, settings.alert_threshold)
+        row.update(n_scored_labels=perf.n_labels, n_frauds=perf.n_frauds, auc_roc=perf.auc_roc,
+                   average_precision=perf.average_precision, alerts=perf.alerts,
+                   alert_precision=perf.alert_precision)
+        rows.append(row)
+    return rows
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """Models of the live consumers: list (default), promote, export, import, zoo."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_models)
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@click.pass_context
+@handle_errors
+def list_models(ctx: click.Context, as_json: bool = False) -> None:
+    """Registered models: role, version, labels learned, age, and prequential AUC ROC, average
+    precision and alert precision over each model's newest scored labels (shadow scores included)."""
+    settings, registry = _registry(ctx)
+    rows = model_rows(settings, registry)
+    if as_json:
+        clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+        click.echo(json.dumps({"learner": registry.learner(), "models": clean}, indent=2))
+        return
+    if not rows:
+        click.echo("no models yet: start `fraudstream consume` or `fraudstream models import FILE`")
+        return
+    header = f"{'NAME':<16} {'ROLE':<10} {'VER':>4} {'KIND':<12} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
+             f"{'ALERTS':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
+    click.echo(header)
+    for r in rows:
+        age = format_age(r["age_s"]) if "age_s" in r else "?"
+        click.echo(f"{r['name']:<16} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<12} "
+                   f"{r.get('labels_learned', 0):>8} {age:>7} {_num(r['auc_roc']):>6} {_num(r['average_precision']):>6} "
+                   f"{r['alerts']:>6} {_num(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
+                   f"{r.get('source', r.get('error', ''))}")
+    click.echo(f"learner: {registry.learner() or 'none'}; alert precision at threshold {settings.alert_threshold}")
+
+
+@models.command()
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def promote(ctx: click.Context, name: str) -> None:
+    """Make NAME the champion of the running consumers (they switch within about a second)."""
+    _, registry = _registry(ctx)
+    old = registry.promote(name)
+    click.echo(f"champion: {name} (was {old or 'none'}; it keeps scoring as a challenger)")
+
+
+@models.command("export")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--version", type=int, default=None, help="Version to export (default: the newest).")
+@click.pass_context
+@handle_errors
+def export_model(ctx: click.Context, name: str, file: Path, version: int | None) -> None:
+    """Write a signed checkpoint of NAME to FILE (the format of `backtest --save-model`)."""
+    from fraudstream.models import checkpoint
+
+    _, registry = _registry(ctx)
+    blob = registry.blob(name, version)
+    info, _ = checkpoint.verify(blob, registry.signing_key)
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(file)
+    click.echo(f"exported {name} v{info.version} ({info.kind}, {info.labels_learned} labels) to {file}")
+
+
+@models.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Registry name (default: the name stored in the file).")
+@click.option("--challenger/--inactive", default=True, show_default=True,
+              help="Score it in shadow and let it learn live, or only store it.")
+@click.option("--promote", "make_champion", is_flag=True, help="Make it the champion right away.")
+@click.pass_context
+@handle_errors
+def import_model(ctx: click.Context, file: Path, name: str | None, challenger: bool, make_champion: bool) -> None:
+    """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
+    version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
+    from fraudstream.errors import CheckpointError
+
+    _, registry = _registry(ctx)
+    try:
+        blob = file.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        info = registry.import_blob(blob, name)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{file}: {exc}") from None
+    if make_champion:
+        registry.promote(info.name)
+    elif challenger:
+        registry.add_challengers([info.name])
+    role = "champion" if make_champion else "challenger" if challenger else "inactive"
+    click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), {role}")
+
+
+@models.command()
+def zoo() -> None:
+    """Model kinds a consumer can start fresh (FRAUDSTREAM_MODEL, FRAUDSTREAM_CHALLENGERS)."""
+    from fraudstream.models import zoo as model_zoo
+
+    for name in model_zoo.MODEL_NAMES:
+        click.echo(f"{name:<14} {model_zoo.describe(name)}")

@@ -1,0 +1,239 @@
+"""Model lifecycle in the live consumers: one learner publishes signed versions, every consumer scores.
+
+Design (several consumers of one group share one champion and never diverge silently):
+
+- Every consumer applies the labels of its own partitions and appends (features as scored, label,
+  each model's score) to one Redis stream, the *label stream*, before committing the offsets.
+- One consumer holds the *learner role* (a Redis key ``SET NX PX``, renewed every second, lost
+  after `LEARNER_TTL_MS` without renewal). Only it learns: from the label stream, in stream order,
+  for every active model (champion and challengers), and it publishes a signed checkpoint version
+  every `checkpoint_every_labels` labels or `checkpoint_every_seconds` seconds. A checkpoint
+  records the last stream entry it has learned, so a new learner (after a crash, SIGKILL or
+  rebalance) restores the newest checkpoint and replays the stream from there: no label is lost or
+  learned twice. Publishing is a compare-and-set in Lua (next version, role still held).
+- The other consumers score with the newest published versions, polled every second. Alerts name
+  the model and its version (``7`` as published, ``7+12`` on the learner after 12 more labels).
+- ``fraudstream models promote NAME`` sets the champion key; every consumer follows within a poll
+  (about 1 s). The former champion stays as a challenger. Imports publish a new version that the
+  learner and scorers pick up the same way.
+
+Trade-off: scorers lag the learner by up to one checkpoint interval; only one process learns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fraudstream.errors import CheckpointError
+from fraudstream.stream.registry import ModelRegistry, PublishConflict, stream_id
+from fraudstream.stream.scoring import LiveModel
+
+if TYPE_CHECKING:
+    from fraudstream.config import Settings
+    from fraudstream.stream.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+LEARNER_TTL_MS = 5000
+POLL_SECONDS = 1.0
+READ_CHUNK = 1000
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Lifecycle:
+    """Checkpoints, learner role, promotions and reloads for one consumer's `Scorer`."""
+
+    registry: ModelRegistry
+    seed: int = 42
+    every_labels: int = 1000
+    every_seconds: float = 30.0
+    poll_seconds: float = POLL_SECONDS
+    ttl_ms: int = LEARNER_TTL_MS
+    owner: str = field(default_factory=_owner_id)
+    is_learner: bool = False
+    pending: list[tuple[Mapping[str, float], bool, Mapping[str, float]]] = field(default_factory=list)
+    _next_poll: float = 0.0
+    _unlearned: bool = False  # labels appended to the stream since the last catch-up
+
+    @classmethod
+    def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
+        from fraudstream.constants import DEV_SIGNING_KEY
+
+        if settings.model_signing_key.get_secret_value() == DEV_SIGNING_KEY:
+            log.warning("model checkpoints are signed with the built-in demo key: set FRAUDSTREAM_MODEL_SIGNING_KEY "
+                        "to a secret of your own before trusting checkpoints from this Redis")
+        return cls(registry, settings.seed, settings.checkpoint_every_labels, settings.checkpoint_every_seconds)
+
+    # -- start -----------------------------------------------------------------------------------
+    def start(self, champion: str, challengers: Sequence[str]) -> tuple[str, dict[str, LiveModel]]:
+        """Register the configured models (the registry's champion wins over `champion` once set) and
+        restore each from its newest valid checkpoint, or fresh from the zoo if it has none."""
+        current = self.registry.set_champion_if_absent(champion)
+        if current != champion:
+            log.warning("champion is %s (promoted in the registry), not the configured %s", current, champion)
+        self.registry.add_challengers(list(challengers))
+        current, active = self.registry.active()
+        names = [current or champion, *(n for n in active if n != current)]
+        models = {name: self.obtain(name) for name in names}
+        log.info("models: champion %s v%s; challengers %s", names[0], models[names[0]].version,
+                 ", ".join(f"{n} v{models[n].version}" for n in names[1:]) or "none")
+        return names[0], models
+
+    def obtain(self, name: str) -> LiveModel:
+        """The newest valid published version of `name`; refused versions are logged and skipped.
+        Raises `CheckpointError` when versions exist but none can be verified."""
+        latest = self.registry.latest_version(name)
+        if latest == 0:
+            return LiveModel.fresh(name, self.seed, position=self.registry.stream_end())
+        errors = []
+        for version in range(latest, max(0, latest - 3), -1):
+            try:
+                cp = self.registry.load(name, version)
+            except CheckpointError as exc:
+                log.error("refused checkpoint %s v%d: %s", name, version, exc)
+                errors.append(f"v{version}: {exc}")
+                continue
+            except Exception as exc:  # a deleted version (ModelError): try the previous one
+                errors.append(f"v{version}: {exc}")
+                continue
+            log.info("restored %s v%d (%d labels learned)", name, version, cp.info.labels_learned)
+            return LiveModel.from_checkpoint(cp, base=latest)
+        raise CheckpointError(f"no valid checkpoint of model {name!r}: " + "; ".join(errors))
+
+    # -- labels ----------------------------------------------------------------------------------
+    def on_label(self, features: Mapping[str, float], is_fraud: bool, scores: Mapping[str, float]) -> None:
+        self.pending.append((features, is_fraud, scores))
+
+    def flush(self) -> int:
+        """Append the pending labels to the label stream; how many."""
+        if not self.pending:
+            return 0
+        self.registry.append_labels(self.pending)
+        n = len(self.pending)
+        self.pending = []
+        self._unlearned = True
+        return n
+
+    def before_score(self, scorer: Scorer) -> None:
+        """The learner learns labels of earlier runs of this batch before scoring the next run."""
+        if self.is_learner and (self.pending or self._unlearned):
+            self.flush()
+            self.catch_up(scorer)
+
+    def catch_up(self, scorer: Scorer) -> int:
+        """Learn every stream entry after each model's position, in stream order."""
+        self._unlearned = False
+        models = list(scorer.models.values())
+        if not models:
+            return 0
+        after = min((m.position for m in models), key=stream_id)
+        learned = 0
+        while True:
+            rows = self.registry.read_labels(after, READ_CHUNK)
+            for rid, x, y in rows:
+                key = stream_id(rid)
+                for m in models:
+                    if key > stream_id(m.position):
+                        m.learn(x, y, rid)
+                learned += 1
+            if len(rows) < READ_CHUNK:
+                return learned
+            after = rows[-1][0]
+
+    # -- the per-loop hook -------------------------------------------------------------------------
+    def maintain(self, scorer: Scorer) -> None:
+        self.flush()
+        now = time.monotonic()
+        polled = now >= self._next_poll
+        if polled:
+            self.poll(scorer)
+        if self.is_learner:
+            if self._unlearned:
+                self.catch_up(scorer)
+            self.publish_due(scorer, now)
+
+    def poll(self, scorer: Scorer) -> None:
+        """Renew or take the learner role, follow the champion and challengers, load new versions."""
+        self._next_poll = time.monotonic() + self.poll_seconds
+        role = self.registry.hold_learner(self.owner, self.ttl_ms)
+        was, self.is_learner = self.is_learner, role > 0
+        if role == 2:
+            log.info("took the learner role (%s)", self.owner)
+        elif was and not self.is_learner:
+            log.warning("lost the learner role; reloading the published models")
+            for name in list(scorer.models):
+                scorer.models[name] = self.obtain(name)
+        champion, challengers = self.registry.active()
+        if champion and champion != scorer.champion_name:
+            log.info("champion is now %s (was %s)", champion, scorer.champion_name)
+        wanted = [champion or scorer.champion_name, *challengers]
+        for name in wanted:
+            if name not in scorer.models:
+                scorer.models[name] = self.obtain(name)
+        scorer.champion_name = wanted[0]
+        for name in [n for n in scorer.models if n not in wanted]:
+            log.info("model %s is no longer active", name)
+            del scorer.models[name]
+        for name, latest in self.registry.latest_versions(list(scorer.models)).items():
+            if latest > scorer.models[name].base:
+                self._reload(scorer, name, latest)
+        if self.is_learner:
+            self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
+
+    def _reload(self, scorer: Scorer, name: str, latest: int) -> None:
+        try:
+            cp = self.registry.load(name, latest)
+        except CheckpointError as exc:
+            log.error("refused checkpoint %s v%d, keeping v%s: %s", name, latest, scorer.models[name].version, exc)
+            scorer.models[name].base = latest
+            return
+        log.info("loaded %s v%d", name, latest)
+        scorer.models[name] = LiveModel.from_checkpoint(cp, base=latest)
+
+    def publish_due(self, scorer: Scorer, now: float | None = None, force: bool = False) -> int:
+        """Publish the models that are unpublished, or learned enough labels or long enough ago."""
+        now = time.monotonic() if now is None else now
+        published = 0
+        for name, m in list(scorer.models.items()):
+            due = m.base == 0 or m.local_labels >= self.every_labels or (
+                m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
+            if not due:
+                continue
+            info = m.published()
+            try:
+                self.registry.publish(m.model, info, owner=self.owner)
+            except PublishConflict as exc:
+                log.warning("not publishing %s: %s", name, exc)
+                latest = self.registry.latest_version(name)
+                if latest > m.base:
+                    self._reload(scorer, name, latest)
+                continue
+            m.mark_published(info)
+            published += 1
+        if published and all(m.base > 0 for m in scorer.models.values()):
+            self.registry.trim_labels(list(scorer.models))
+        return published
+
+    def close(self, scorer: Scorer) -> None:
+        """Flush labels; as the learner, learn and publish everything, then release the role."""
+        try:
+            self.flush()
+            if self.is_learner and self.registry.hold_learner(self.owner, self.ttl_ms) > 0:
+                self.catch_up(scorer)
+                self.publish_due(scorer, force=True)
+                self.registry.release_learner(self.owner)
+                self.is_learner = False
+        except Exception as exc:  # stopping anyway: the next learner replays the label stream
+            log.warning("could not publish the models on stop: %s", exc)
+

@@ -1,0 +1,281 @@
+"""The model registry in Redis: signed checkpoint versions, the champion and challengers, the shared
+label stream, the learner lock and per-model prequential score lists.
+
+Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on a cluster too):
+
+- ``names`` (set): every registered model name
+- ``ckpt:<name>`` (hash version -> signed checkpoint blob), ``latest:<name>`` (newest version)
+- ``champion`` (string), ``challengers`` (set): the active models
+- ``labels`` (stream): ``x`` = msgpack features, ``y`` = ``1``/``0``; what the learner learns from
+- ``learner`` (string with a TTL): the consumer that holds the learner role
+- ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
+
+Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from fraudstream.errors import CheckpointError, ModelError
+from fraudstream.models import checkpoint, metrics
+from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
+
+log = logging.getLogger(__name__)
+
+KEEP_VERSIONS = 3
+PERF_WINDOW = 50_000  # labelled scores kept per model for the prequential metrics
+
+_PUBLISH = """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[4] then return -1 end
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local v = tonumber(ARGV[2])
+if v ~= cur + 1 then return -2 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[6])
+redis.call('SADD', KEYS[3], ARGV[1])
+local oldest = v - tonumber(ARGV[5])
+for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if tonumber(f) <= oldest then redis.call('HDEL', KEYS[2], f) redis.call('HDEL', KEYS[5], f) end
+end
+return v
+"""
+_HOLD = """
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+"""
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+_PROMOTE = """
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+if old and old ~= ARGV[1] then redis.call('SADD', KEYS[2], old) end
+return old
+"""
+
+
+def stream_id(value: str | bytes) -> tuple[int, int]:
+    """A stream entry id as a comparable pair.
+
+    >>> stream_id("1700000000000-2") > stream_id("1700000000000-10")
+    False
+    """
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class PublishConflict(CheckpointError):
+    """Another version was published first (an import), or the learner role was lost."""
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Prequential metrics of one model over its newest labelled scores."""
+
+    n_labels: int
+    n_frauds: int
+    auc_roc: float
+    average_precision: float
+    alerts: int
+    alert_precision: float
+
+
+class ModelRegistry:
+    """See the module docstring. `client` is a `redis.Redis` or `RedisCluster`."""
+
+    def __init__(self, client: Any, prefix: str, signing_key: bytes | str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.signing_key = signing_key
+        self._publish = client.register_script(_PUBLISH)
+        self._hold = client.register_script(_HOLD)
+        self._release = client.register_script(_RELEASE)
+        self._promote = client.register_script(_PROMOTE)
+
+    def key(self, *parts: str) -> str:
+        """``{prefix:models}:part:part``."""
+        return ":".join((f"{{{self.prefix}:models}}", *parts))
+
+    # -- catalogue -------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return sorted(n.decode() for n in self.client.smembers(self.key("names")))
+
+    def active(self) -> tuple[str | None, list[str]]:
+        """The champion and the challengers (sorted)."""
+        champion = self.client.get(self.key("champion"))
+        challengers = self.client.smembers(self.key("challengers"))
+        return (champion.decode() if champion else None), sorted(c.decode() for c in challengers)
+
+    def set_champion_if_absent(self, name: str) -> str:
+        """The champion, set to `name` when there is none yet."""
+        self.client.set(self.key("champion"), name, nx=True)
+        return self.active()[0] or name
+
+    def add_challengers(self, names: Sequence[str]) -> None:
+        champion = self.active()[0]
+        extra = [n for n in names if n != champion]
+        if extra:
+            self.client.sadd(self.key("challengers"), *extra)
+
+    def promote(self, name: str) -> str | None:
+        """Make `name` (which must have a published version) the champion; the former champion becomes
+        a challenger. Returns the former champion."""
+        if self.latest_version(name) == 0:
+            raise ModelError(f"no published model named {name!r}; known: {', '.join(self.names()) or 'none'}")
+        old = self._promote(keys=[self.key("champion"), self.key("challengers")], args=[name])
+        return old.decode() if old else None
+
+    # -- versions --------------------------------------------------------------------------------
+    def latest_version(self, name: str) -> int:
+        return int(self.client.get(self.key("latest", name)) or 0)
+
+    def latest_versions(self, names: Sequence[str]) -> dict[str, int]:
+        if not names:
+            return {}
+        values = self.client.mget([self.key("latest", n) for n in names])
+        return {n: int(v or 0) for n, v in zip(names, values)}
+
+    def publish_blob(self, name: str, version: int, blob: bytes, position: str, owner: str = "") -> int:
+        """Store a signed blob as `version` of `name` (learned up to stream entry `position`): only if
+        it is the next version and (with `owner`) only while `owner` holds the learner role. Raises
+        `PublishConflict` otherwise."""
+        result = int(self._publish(
+            keys=[self.key("latest", name), self.key("ckpt", name), self.key("names"), self.key("learner"),
+                  self.key("pos", name)],
+            args=[name, version, blob, owner, KEEP_VERSIONS, position]))
+        if result == -1:
+            raise PublishConflict(f"{owner} no longer holds the learner role")
+        if result == -2:
+            raise PublishConflict(f"version {version} of {name} is not the next one (another was published)")
+        return result
+
+    def publish(self, model: Any, info: CheckpointInfo, owner: str = "") -> CheckpointInfo:
+        """Sign and publish `model` as ``info.version``."""
+        self.publish_blob(info.name, info.version, checkpoint.dumps(model, info, self.signing_key), info.position,
+                          owner)
+        log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
+        return info
+
+    def blob(self, name: str, version: int | None = None) -> bytes:
+        """The stored blob of a version of `name` (default: the newest)."""
+        version = self.latest_version(name) if version is None else version
+        data = self.client.hget(self.key("ckpt", name), str(version)) if version else None
+        if data is None:
+            known = ", ".join(self.names()) or "none"
+            raise ModelError(f"no checkpoint {name!r} v{version or '?'} in the registry; known models: {known}")
+        return bytes(data)
+
+    def load(self, name: str, version: int | None = None) -> Checkpoint:
+        """The verified, unpickled checkpoint (`CheckpointError` if its signature does not match)."""
+        try:
+            return checkpoint.loads(self.blob(name, version), self.signing_key)
+        except CheckpointError as exc:
+            raise CheckpointError(f"registry model {name!r}: {exc}") from None
+
+    def info(self, name: str) -> CheckpointInfo:
+        """The verified header of the newest version (nothing unpickled)."""
+        return checkpoint.verify(self.blob(name), self.signing_key)[0]
+
+    def import_blob(self, blob: bytes, name: str | None = None, source: str = "import") -> CheckpointInfo:
+        """Verify a signed checkpoint from elsewhere and publish it as the next version of `name`
+        (default: its own name). It starts learning live from the current end of the label stream."""
+        info, _ = checkpoint.verify(blob, self.signing_key)
+        loaded = checkpoint.loads(blob, self.signing_key)
+        target = name or info.name
+        for _ in range(5):
+            new = info.bump(name=target, version=self.latest_version(target) + 1, position=self.stream_end(),
+                            source=source)
+            try:
+                self.publish(loaded.model, new)
+                return new
+            except PublishConflict:
+                continue
+        raise PublishConflict(f"could not import {target}: versions kept changing")
+
+    # -- label stream ----------------------------------------------------------------------------
+    def append_labels(self, entries: Sequence[tuple[Mapping[str, float], bool, Mapping[str, float]]]) -> None:
+        """Append (features, is_fraud, scores by model) to the label stream and the score lists."""
+        if not entries:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        stream = self.key("labels")
+        perf: dict[str, list[str]] = {}
+        for x, y, scores in entries:
+            pipe.xadd(stream, {"x": msgpack.packb(dict(x)), "y": b"1" if y else b"0"})
+            for name, score in scores.items():
+                perf.setdefault(name, []).append(f"{float(score)!r},{int(bool(y))}")
+        for name, items in perf.items():
+            pipe.rpush(self.key("perf", name), *items)
+            pipe.ltrim(self.key("perf", name), -PERF_WINDOW, -1)
+        pipe.execute()
+
+    def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float], bool]]:
+        """Entries strictly after the id `after`, oldest first."""
+        rows = self.client.xrange(self.key("labels"), min=f"({after}", max="+", count=count)
+        return [(rid.decode(), msgpack.unpackb(f[b"x"]), f[b"y"] == b"1") for rid, f in rows]
+
+    def stream_end(self) -> str:
+        """The id of the newest label entry (``0-0`` when there is none)."""
+        rows = self.client.xrevrange(self.key("labels"), count=1)
+        return rows[0][0].decode() if rows else "0-0"
+
+    def trim_labels(self, names: Sequence[str]) -> None:
+        """Drop the entries every kept version of every model in `names` has learned (so a restore
+        that falls back to an older version can still replay the stream after it)."""
+        per_model = [[p.decode() for p in self.client.hvals(self.key("pos", n))] for n in names]
+        if per_model and all(per_model):
+            oldest = min((p for kept in per_model for p in kept), key=stream_id)
+            self.client.xtrim(self.key("labels"), minid=oldest, approximate=False)
+
+    # -- learner role ----------------------------------------------------------------------------
+    def hold_learner(self, owner: str, ttl_ms: int) -> int:
+        """Acquire or renew the learner role: 2 acquired, 1 renewed, 0 held by another consumer."""
+        return int(self._hold(keys=[self.key("learner")], args=[owner, ttl_ms]))
+
+    def release_learner(self, owner: str) -> None:
+        self._release(keys=[self.key("learner")], args=[owner])
+
+    def learner(self) -> str | None:
+        value = self.client.get(self.key("learner"))
+        return value.decode() if value else None
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def performance(self, name: str, threshold: float) -> Performance:
+        """AUC ROC, average precision and precision at `threshold` over the newest labelled scores."""
+        rows = self.client.lrange(self.key("perf", name), 0, -1)
+        pairs = np.array([[float(v) for v in r.split(b",")] for r in rows], dtype=np.float64).reshape(-1, 2)
+        scores, labels = pairs[:, 0], pairs[:, 1].astype(np.int8)
+        n_frauds = int(labels.sum())
+        both = 0 < n_frauds < len(labels)
+        alerted = scores >= threshold
+        n_alerts = int(alerted.sum())
+        return Performance(
+            n_labels=len(labels), n_frauds=n_frauds,
+            auc_roc=metrics.roc_auc(labels, scores) if both else float("nan"),
+            average_precision=metrics.average_precision(labels, scores) if n_frauds else float("nan"),
+            alerts=n_alerts,
+            alert_precision=int((alerted & (labels == 1)).sum()) / n_alerts if n_alerts else float("nan"),
+        )
+
+
+def registry_for(settings: Any, client: Any | None = None) -> ModelRegistry:
+    """The registry of `settings` (a new client unless one is given)."""
+    if client is None:
+        from fraudstream.stream.state.redis_store import connect
+
+        client = connect(settings)
+    key = settings.model_signing_key.get_secret_value()
+    return ModelRegistry(client, settings.redis_key_prefix, key)
+
+
+__all__ = ["ModelRegistry", "Performance", "PublishConflict", "registry_for", "stream_id"]

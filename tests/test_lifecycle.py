@@ -1,0 +1,181 @@
+"""Model registry and lifecycle on the real Redis: restore, refusal of bad checkpoints, learner
+failover without losing labels, scorers following versions and promotions, metrics."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.errors import CheckpointError
+from fraudstream.models import checkpoint
+from fraudstream.models.checkpoint import CheckpointInfo
+from fraudstream.stream.registry import registry_for
+from fraudstream.stream.scoring import Scorer
+
+PROBES = [{"TX_AMOUNT": float(a), "N": float(n)} for a in (3, 40, 300, 900) for n in (0, 2, 5)]
+
+
+def labels(n: int, seed: int = 0) -> list[tuple[dict[str, float], bool]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        fraud = rng.random() < 0.1
+        out.append(({"TX_AMOUNT": rng.uniform(500, 1000) if fraud else rng.uniform(1, 100),
+                     "N": float(rng.randint(0, 6))}, fraud))
+    return out
+
+
+def live(settings: Settings, **changes: object) -> Scorer:
+    return Scorer.from_settings(settings.model_copy(update=changes))
+
+
+def feed(scorer: Scorer, items: list[tuple[dict[str, float], bool]], maintain: bool = True) -> None:
+    """What the consumer does: score, later learn from the label; then one loop iteration."""
+    for x, y in items:
+        scores = scorer.score_all([x])[1][0]
+        scorer.learn(x, y, scores)
+    scorer.flush_labels()
+    scorer.score_all([])  # the learner learns before it scores again
+    if maintain:
+        scorer.maintain()
+
+
+def poll_now(scorer: Scorer) -> None:
+    """One loop iteration a poll interval later."""
+    scorer.lifecycle._next_poll = 0  # type: ignore[union-attr]
+    scorer.maintain()
+
+
+def probe_scores(scorer: Scorer, name: str | None = None) -> list[float]:
+    from fraudstream.models import zoo
+
+    model = scorer.models[name or scorer.champion_name].model
+    return [zoo.score_one(model, x) for x in PROBES]
+
+
+@pytest.mark.services
+def test_learner_crash_loses_no_label(settings: Settings) -> None:
+    a = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600, challengers=("logreg_under",))
+    assert a.lifecycle is not None and a.lifecycle.is_learner
+    a.maintain()  # publishes the fresh models as v1
+    items = labels(250)
+    feed(a, items[:200])
+    feed(a, items[200:], maintain=False)
+    assert a.champion.version == "2+50"  # v2 at 200 labels; 50 learned since, unpublished
+    assert a.models["logreg_under"].labels_learned == 250
+    before = {n: probe_scores(a, n) for n in a.models}
+    assert len(set(before["logreg"])) > 1
+    # "SIGKILL": a is dropped without close(); once its role expires, a new consumer restores v2
+    # and replays the label stream from v2's position
+    registry = registry_for(settings)
+    assert registry.learner() == a.lifecycle.owner
+    registry.client.pexpire(registry.key("learner"), 1)  # the TTL running out, without the wait
+    time.sleep(0.01)
+    b = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    assert b.lifecycle is not None and b.lifecycle.is_learner
+    b.maintain()
+    assert b.champion.labels_learned == 250 and sorted(b.models) == ["logreg", "logreg_under"]
+    assert {n: probe_scores(b, n) for n in b.models} == before
+    b.close()
+
+
+@pytest.mark.services
+def test_scorers_follow_versions_and_promotion(settings: Settings) -> None:
+    learner = live(settings, checkpoint_every_labels=50, checkpoint_every_seconds=3600, challengers=("htree",))
+    scorer = live(settings, model="htree")  # configured differently: the registry's champion wins
+    assert scorer.lifecycle is not None and not scorer.lifecycle.is_learner
+    assert scorer.champion_name == "logreg" and sorted(scorer.models) == ["htree", "logreg"]
+    feed(learner, labels(120, seed=1))
+    feed(scorer, labels(30, seed=2))  # the scorer's labels reach the learner through the stream
+    poll_now(learner)
+    learner.lifecycle.publish_due(learner, force=True)  # type: ignore[union-attr]
+    assert learner.champion.labels_learned == 150 and learner.champion.local_labels == 0
+    poll_now(scorer)
+    assert scorer.champion.labels_learned == 150 and scorer.champion.version == learner.champion.version
+    assert probe_scores(scorer) == probe_scores(learner)
+
+    registry = registry_for(settings)
+    assert registry.promote("htree") == "logreg"
+    for s in (scorer, learner):
+        poll_now(s)
+        assert s.champion_name == "htree" and "logreg" in s.models
+    assert registry.active() == ("htree", ["logreg"])
+    perf = registry.performance("logreg", threshold=0.5)
+    assert perf.n_labels == 150 and 0 < perf.n_frauds < 150
+    assert 0.9 < perf.auc_roc <= 1.0 and not math.isnan(perf.average_precision)
+    learner.close()
+
+
+@pytest.mark.services
+def test_tampered_checkpoint_is_refused_on_restore(settings: Settings, tmp_path: Path) -> None:
+    a = live(settings, checkpoint_every_labels=40, checkpoint_every_seconds=3600)
+    a.maintain()  # v1: fresh
+    items = labels(90, seed=3)
+    feed(a, items[:50])  # v2
+    feed(a, items[50:])  # v3
+    a.close()
+    registry = registry_for(settings)
+    latest = registry.latest_version("logreg")
+    good = registry.load("logreg", latest - 1)
+    assert (latest, good.info.labels_learned) == (3, 50)
+    key = registry.key("ckpt", "logreg")
+    blob = bytearray(registry.client.hget(key, str(latest)))
+    blob[len(blob) // 2] ^= 0x40
+    registry.client.hset(key, str(latest), bytes(blob))
+    with pytest.raises(CheckpointError, match="signature"):
+        registry.load("logreg")
+    # restore falls back to the newest valid version (logged) and replays the label stream after it
+    b = live(settings)
+    assert b.champion.info.version == latest - 1
+    assert (good.info.labels_learned, b.champion.labels_learned) == (50, 90)
+    b.close()
+    # every version foreign or tampered: refuse to start rather than silently start fresh
+    wire = tmp_path / "wire"
+    from tests.test_checkpoint import Tripwire
+
+    for v in registry.client.hkeys(key):
+        registry.client.hset(key, v, checkpoint.dumps(Tripwire(wire), CheckpointInfo(name="logreg", kind="logreg"),
+                                                      b"attacker key"))
+    with pytest.raises(CheckpointError, match="no valid checkpoint"):
+        live(settings)
+    assert not wire.exists()
+
+
+@pytest.mark.services
+def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fraudstream.cli import main
+    from fraudstream.models import zoo
+
+    model = zoo.make_model("logreg", seed=5)
+    for x, y in labels(300, seed=5):
+        model.learn_one(x, y)
+    path = checkpoint.save_file(tmp_path / "bt.fsmodel", model,
+                                CheckpointInfo(name="logreg", kind="logreg", labels_learned=300, source="backtest"),
+                                settings.model_signing_key.get_secret_value())
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    runner = CliRunner()
+    result = runner.invoke(main, ["models", "import", str(path), "--name", "bt"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "bt v1" in result.output
+    scorer = live(settings, challengers=("bt",))
+    assert [zoo.score_one(scorer.models["bt"].model, x) for x in PROBES] == [zoo.score_one(model, x) for x in PROBES]
+    scorer.close()
+    out = tmp_path / "out.fsmodel"
+    result = runner.invoke(main, ["models", "export", "bt", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    again = checkpoint.load_file(out, settings.model_signing_key.get_secret_value())
+    assert [zoo.score_one(again.model, x) for x in PROBES] == [zoo.score_one(model, x) for x in PROBES]
+    listing = runner.invoke(main, ["models", "list", "--json"], env=env)
+    assert listing.exit_code == 0, listing.output
+    assert {"bt", "logreg"} <= {row["name"] for row in __import__("json").loads(listing.output)["models"]}
+    # a file signed with another key is refused with a clear error
+    foreign = checkpoint.save_file(tmp_path / "foreign.fsmodel", model, CheckpointInfo(name="x", kind="logreg"), b"other")
+    result = runner.invoke(main, ["models", "import", str(foreign)], env=env)
+    assert result.exit_code != 0 and "signature does not match" in result.output
