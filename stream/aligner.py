@@ -37,6 +37,10 @@ class TopicAligner:
     def buffered(self, topic: str | None = None) -> int:
         return sum(len(q) for (t, _), q in self._queues.items() if topic is None or t == topic)
 
+    def buffered_per_partition(self) -> dict[tuple[str, int], int]:
+        """Records waiting per (topic, partition): fetched but not yet released (consumer lag)."""
+        return {key: len(q) for key, q in self._queues.items()}
+
     def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Forget buffered records of revoked partitions (they were not committed)."""
         for key in partitions:

@@ -118,6 +118,7 @@ class ScoringConsumer:
             elif polled or self.aligner.buffered() or not self.consumer.assignment():
                 last_activity = time.monotonic()
             self.scorer.maintain()
+            self.stats.update_lag(self.consumer, self.aligner.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
             if idle_timeout is not None and time.monotonic() - last_activity >= idle_timeout:
@@ -150,6 +151,7 @@ class ScoringConsumer:
 
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle records (in timestamp order) completely, then commit their offsets."""
+        started = time.monotonic()
         prepared = self.prepare(records)
         if prepared.dead:
             futures = [writer.send(record, reason, error) for writer, record, reason, error in prepared.dead]
@@ -162,6 +164,7 @@ class ScoringConsumer:
                 self._retry("labels", lambda run=run: self._learn(run))
         self._retry("commit", lambda: self._commit(prepared.offsets))
         self.stats.batches += 1
+        self.stats.observe_batch(time.monotonic() - started)
         if self.on_alert is not None:
             for alert in alerts:
                 self.on_alert(alert)
@@ -246,6 +249,7 @@ class ScoringConsumer:
                 continue
             self.scorer.learn(scored.features, label.is_fraud, scored.scores)
             self.stats.labels_learned += 1
+            self.stats.observe_label(scored.scores.get(self.scorer.champion.name), label.is_fraud)
         self.scorer.flush_labels()  # into the shared label stream before the offsets are committed
         self._flush(futures)
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
+
+from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, Histogram, LabelWindow
 
 
 @dataclass
@@ -26,9 +29,35 @@ class RunStats:
     first_record: float | None = None
     last_record: float | None = None
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
+    # operational figures for the metrics endpoint and the dashboard (see fraudstream.stream.metrics)
+    latency_histogram: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
+    batch_histogram: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS_S))
+    labelled: LabelWindow = field(default_factory=LabelWindow)
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records behind
 
     def observe_latency(self, ms: float) -> None:
         self.latencies_ms.append(ms)
+        self.latency_histogram.observe(ms)
+
+    def observe_batch(self, seconds: float) -> None:
+        self.batch_histogram.observe(seconds)
+
+    def observe_label(self, champion_score: float | None, is_fraud: bool) -> None:
+        """A learned label with the champion's score saved at scoring time (rolling AUC/precision)."""
+        self.labelled.add(champion_score, is_fraud)
+
+    def update_lag(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None) -> None:
+        """Records not yet processed per assigned partition: behind the fetch high watermark plus
+        `buffered` (fetched, waiting in the aligner). Call from the consumer's own thread
+        (kafka-python consumers are not thread-safe). Partitions not fetched yet are left out."""
+        waiting = buffered or {}
+        lag: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                key = (tp.topic, tp.partition)
+                lag[key] = max(0, high - consumer.position(tp)) + waiting.get(key, 0)
+        self.lag = lag
 
     def latency_percentile(self, q: float) -> float | None:
         if not self.latencies_ms:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
@@ -15,9 +16,12 @@ from fraudstream.cli.common import handle_errors, settings_from, settings_option
 @settings_option("--threshold", "alert_threshold", type=float)
 @click.option("--max-transactions", type=int, default=None, help="Stop after this many transactions.")
 @click.option("--idle-timeout", type=float, default=None, help="Stop after this many seconds without records.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while running.")
 @click.pass_context
 @handle_errors
-def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: float | None, **overrides: object) -> None:
+def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: float | None, metrics_port: int | None,
+            **overrides: object) -> None:
     """Score transactions from Kafka, publish alerts, learn from delayed labels.
 
     Needs a broker and Redis (FRAUDSTREAM_KAFKA_BOOTSTRAP, FRAUDSTREAM_REDIS_URL; see `fraudstream up`).
@@ -25,6 +29,7 @@ def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: floa
     """
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.stream.app import scoring_consumer
+    from fraudstream.stream.metrics import serve_metrics
     from fraudstream.stream.signals import stop_on_signals
 
     settings = settings_from(ctx, **overrides)
@@ -32,5 +37,6 @@ def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: floa
         raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP and FRAUDSTREAM_REDIS_URL (see `fraudstream up`)")
     ensure_topics(settings)
     with scoring_consumer(settings) as app, stop_on_signals(app.stop):
-        stats = app.run(max_transactions=max_transactions, idle_timeout=idle_timeout)
+        with serve_metrics(app, metrics_port) if metrics_port is not None else contextlib.nullcontext():
+            stats = app.run(max_transactions=max_transactions, idle_timeout=idle_timeout)
     click.echo(json.dumps(stats.summary()))

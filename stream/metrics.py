@@ -1,0 +1,160 @@
+"""Prometheus metrics of a scoring consumer (``fraudstream consume --metrics-port PORT``).
+
+Every scrape reads the consumer's `RunStats` and champion through a custom collector in a registry
+of its own (nothing is registered at import). The consumer thread writes the figures; the HTTP
+thread only reads numbers and copies of small containers.
+
+Metrics (prefix ``fraudstream_``): counters ``transactions_processed_total``, ``alerts_total``,
+``transactions_dead_lettered_total``, ``labels_learned_total``, ``labels_dead_lettered_total``,
+``batches_total``; gauge ``consumer_lag{topic,partition}``; histograms
+``publish_to_scored_latency_seconds`` and ``batch_duration_seconds``; gauges
+``model_rolling_auc``, ``model_rolling_precision``, ``model_rolling_labels``,
+``model_rolling_frauds``, ``model_labels_learned``, ``alert_threshold``; ``model_info{model,version}``.
+
+>>> from fraudstream.stream.stats import RunStats
+>>> stats = RunStats(processed=7, alerts=2)
+>>> text = exposition(ConsumerCollector(lambda: stats))
+>>> "fraudstream_transactions_processed_total 7.0" in text, "fraudstream_alerts_total 2.0" in text
+(True, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from fraudstream.errors import ServiceError
+
+if TYPE_CHECKING:
+    from fraudstream.stream.consumer import ScoringConsumer
+    from fraudstream.stream.rolling import Histogram
+    from fraudstream.stream.stats import RunStats
+
+log = logging.getLogger(__name__)
+
+PREFIX = "fraudstream_"
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """What the collector shows about the champion (plain values, read at scrape time)."""
+
+    name: str
+    version: str
+    labels_learned: int
+    threshold: float
+
+
+def model_view(app: ScoringConsumer) -> ModelView:
+    champion = app.scorer.champion
+    return ModelView(champion.name, str(champion.version), int(champion.labels_learned), float(app.scorer.threshold))
+
+
+class ConsumerCollector(Collector):
+    """Reads a `RunStats` (and optionally the champion) on every scrape."""
+
+    def __init__(self, stats: Callable[[], RunStats], model: Callable[[], ModelView] | None = None) -> None:
+        self._stats = stats
+        self._model = model
+
+    def _read_model(self) -> ModelView | None:
+        if self._model is None:
+            return None
+        try:
+            return self._model()
+        except (KeyError, AttributeError):  # a promotion swapping the champion between two reads
+            log.debug("champion unavailable during this scrape", exc_info=True)
+            return None
+
+    def collect(self) -> Iterator[Any]:
+        s = self._stats()
+        for name, doc, value in (
+            ("transactions_processed", "Transactions scored (acknowledged work only).", s.processed),
+            ("alerts", "Alerts published.", s.alerts),
+            ("transactions_dead_lettered", "Transactions sent to the dead-letter topic.", s.dead_lettered),
+            ("labels_learned", "Labels applied to a scored record.", s.labels_learned),
+            ("labels_dead_lettered", "Labels sent to the labels dead-letter topic.", s.labels_dead_lettered),
+            ("batches", "Batches processed and committed.", s.batches),
+        ):
+            yield CounterMetricFamily(PREFIX + name, doc, value=value)
+        lag = GaugeMetricFamily(PREFIX + "consumer_lag", "Records behind the high watermark per assigned partition.",
+                                labels=["topic", "partition"])
+        for (topic, partition), behind in sorted(dict(s.lag).items()):
+            lag.add_metric([topic, str(partition)], behind)
+        yield lag
+        yield _histogram("publish_to_scored_latency_seconds",
+                         "From the record's publish timestamp to its score.", s.latency_histogram, scale=0.001)
+        yield _histogram("batch_duration_seconds", "Time to process and commit one batch.", s.batch_histogram)
+        threshold = math.nan
+        view = self._read_model()
+        if view is not None:
+            threshold = view.threshold
+            yield InfoMetricFamily(PREFIX + "model", "The champion model.", value={"model": view.name, "version": view.version})
+            yield GaugeMetricFamily(PREFIX + "model_labels_learned", "Labels the champion has learned.",
+                                    value=view.labels_learned)
+            yield GaugeMetricFamily(PREFIX + "alert_threshold", "Champion score at which an alert is raised.",
+                                    value=view.threshold)
+        window = s.labelled.figures(threshold if not math.isnan(threshold) else 0.5)
+        yield GaugeMetricFamily(PREFIX + "model_rolling_auc",
+                                "ROC AUC of the champion's scores over the newest labelled transactions.", value=window.auc)
+        yield GaugeMetricFamily(PREFIX + "model_rolling_precision",
+                                "Share of frauds among the newest labelled transactions scored at or above the threshold.",
+                                value=window.precision)
+        yield GaugeMetricFamily(PREFIX + "model_rolling_labels", "Labelled transactions in the rolling window.",
+                                value=window.n)
+        yield GaugeMetricFamily(PREFIX + "model_rolling_frauds", "Frauds in the rolling window.", value=window.frauds)
+
+
+def _histogram(name: str, doc: str, hist: Histogram, scale: float = 1.0) -> HistogramMetricFamily:
+    buckets = [("+Inf" if math.isinf(bound) else _fmt(bound * scale), count) for bound, count in hist.cumulative()]
+    return HistogramMetricFamily(PREFIX + name, doc, buckets=buckets, sum_value=hist.total * scale)
+
+
+def _fmt(value: float) -> str:
+    """A bucket bound as Prometheus writes it.
+
+    >>> _fmt(0.0025), _fmt(1.0), _fmt(30.0)
+    ('0.0025', '1.0', '30.0')
+    """
+    return repr(float(round(value, 12)))
+
+
+def consumer_registry(app: ScoringConsumer) -> CollectorRegistry:
+    """A registry of its own holding the collector of `app`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ConsumerCollector(lambda: app.stats, lambda: model_view(app)))
+    return registry
+
+
+def exposition(collector: Collector) -> str:
+    """The text exposition of one collector (tests, doctests)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+@contextlib.contextmanager
+def serve_metrics(app: ScoringConsumer, port: int, addr: str = "0.0.0.0") -> Iterator[int]:
+    """Serve ``/metrics`` for `app` on `port` (0: a free port) while the block runs; yields the port."""
+    try:
+        server, thread = start_http_server(port, addr=addr, registry=consumer_registry(app))
+    except OSError as exc:
+        raise ServiceError(f"cannot serve metrics on {addr}:{port}: {exc}") from exc
+    bound = int(server.server_port)
+    log.info("metrics on http://%s:%d/metrics", addr, bound, extra={"metrics_port": bound})
+    try:
+        yield bound
+    finally:
+        server.shutdown()
+        server.server_close()
+        if isinstance(thread, threading.Thread):
+            thread.join(timeout=5)
