@@ -268,12 +268,26 @@ class ModelRegistry:
         )
 
 
+def _connect(settings: Any) -> Any:
+    """Like `fraudstream.stream.state.redis_store.connect`, without importing that submodule: its
+    first import rebinds the package attribute `fraudstream.stream.state.redis_store` (a function)
+    to the module, which breaks a later ``from fraudstream.stream.state import redis_store``."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    if not settings.redis_url:
+        raise ModelError("no Redis URL for the model registry (FRAUDSTREAM_REDIS_URL)")
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    kwargs: dict[str, Any] = {"password": password} if password else {}
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **kwargs)
+    return redis.Redis.from_url(settings.redis_url, **kwargs)
+
+
 def registry_for(settings: Any, client: Any | None = None) -> ModelRegistry:
     """The registry of `settings` (a new client unless one is given)."""
     if client is None:
-        from fraudstream.stream.state.redis_store import connect
-
-        client = connect(settings)
+        client = _connect(settings)
     key = settings.model_signing_key.get_secret_value()
     return ModelRegistry(client, settings.redis_key_prefix, key)
 
