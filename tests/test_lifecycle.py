@@ -179,3 +179,51 @@ def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> None:
     foreign = checkpoint.save_file(tmp_path / "foreign.fsmodel", model, CheckpointInfo(name="x", kind="logreg"), b"other")
     result = runner.invoke(main, ["models", "import", str(foreign)], env=env)
     assert result.exit_code != 0 and "signature does not match" in result.output
+
+
+@pytest.mark.services
+def test_backtest_model_imported_live_scores_as_in_the_backtest(settings: Settings, tmp_path: Path) -> None:
+    """`backtest --save-model` → `models import --promote` → the live scorer gives the last transaction
+    of the file the score the backtest gave it (after it, the backtest learned nothing more)."""
+    import csv
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+
+    from fraudstream.cli import main
+    from fraudstream.models import zoo
+    from fraudstream.producer.files import labels_for, read_recorded
+    from fraudstream.stream.backtest import replay
+    from fraudstream.stream.features import FeatureEngine
+    from fraudstream.stream.state import MemoryStore
+    from tests.test_backtest import write_handbook_csv
+
+    path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=30)
+    key = settings.model_signing_key.get_secret_value()
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "FRAUDSTREAM_MODEL_SIGNING_KEY": key}
+    runner = CliRunner()
+    result = runner.invoke(main, ["backtest", str(path), "--eval-start", "2018-04-10", "--label-delay", "3d",
+                                  "--model", "logreg", "--no-progress", "--scores", str(tmp_path / "s.csv"),
+                                  "--save-model", str(tmp_path / "bt.fsmodel")], env=env)
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "s.csv").open() as f:
+        backtest_scores = {row["transaction_id"]: float(row["score"]) for row in csv.DictReader(f)}
+
+    # the features the backtest scored the file's last transaction with (same replay, memory state)
+    engine = FeatureEngine(MemoryStore())
+    records = list(read_recorded(path))
+    replay(records, engine, zoo.make_model("logreg"), "logreg", timedelta(days=3))
+    last = records[-1]
+    scored = engine.apply_labels([labels_for(last, timedelta(days=3))])[0]
+    assert scored is not None and scored.scores["logreg"] == backtest_scores[last.transaction.transaction_id]
+
+    result = runner.invoke(main, ["models", "import", str(tmp_path / "bt.fsmodel"), "--name", "bt", "--promote"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    scorer = live(settings)
+    assert scorer.champion_name == "bt" and scorer.champion.version == "1"
+    champion_scores, _ = scorer.score_all([scored.features])
+    assert champion_scores == [backtest_scores[last.transaction.transaction_id]]
+    assert 0.0 < champion_scores[0] < 1.0
+    scorer.close()
