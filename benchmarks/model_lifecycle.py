@@ -51,41 +51,40 @@ def main() -> None:
 
 def run(n_labels: int, base: Settings) -> None:
     items = labels(n_labels)
-    if True:  # noqa: SIM108 - keeps the report's indentation
-        print(f"{'model':<13} {'blob KiB':>9} {'publish ms':>11} {'restore ms':>11} {'learn+stream labels/s':>22}")
-        for name in zoo.MODEL_NAMES:
-            settings = base.model_copy(update={"model": name, "redis_key_prefix": f"bench-{uuid.uuid4().hex[:6]}",
-                                               "checkpoint_every_labels": 10**9, "checkpoint_every_seconds": 1e9})
-            scorer = Scorer.from_settings(settings)
-            scorer.maintain()  # v1
-            started = time.perf_counter()
-            for x, y in items:
-                scorer.learn(x, y, {name: 0.0})
-            scorer.flush_labels()
-            scorer.score_all([])  # the learner catches up from the stream
-            rate = len(items) / (time.perf_counter() - started)
-            lifecycle = scorer.lifecycle
-            assert lifecycle is not None
-            started = time.perf_counter()
-            lifecycle.publish_due(scorer, force=True)
-            publish_ms = (time.perf_counter() - started) * 1000
-            registry = registry_for(settings)
-            blob_kib = len(registry.blob(name)) / 1024
-            started = time.perf_counter()
-            registry.load(name)
-            restore_ms = (time.perf_counter() - started) * 1000
-            print(f"{name:<13} {blob_kib:>9.1f} {publish_ms:>11.1f} {restore_ms:>11.1f} {rate:>22,.0f}")
-            scorer.close()
+    print(f"{'model':<13} {'blob KiB':>9} {'publish ms':>11} {'restore ms':>11} {'learn+stream labels/s':>22}")
+    for name in zoo.MODEL_NAMES:
+        settings = base.model_copy(update={"model": name, "redis_key_prefix": f"bench-{uuid.uuid4().hex[:6]}",
+                                           "checkpoint_every_labels": 10**9, "checkpoint_every_seconds": 1e9})
+        scorer = Scorer.from_settings(settings)
+        scorer.maintain()  # v1
+        started = time.perf_counter()
+        for x, y in items:
+            scorer.learn(x, y, {name: 0.0})
+        scorer.flush_labels()
+        scorer.score_all([])  # the learner catches up from the stream
+        rate = len(items) / (time.perf_counter() - started)
+        lifecycle = scorer.lifecycle
+        assert lifecycle is not None
+        started = time.perf_counter()
+        lifecycle.publish_due(scorer, force=True)
+        publish_ms = (time.perf_counter() - started) * 1000
+        registry = registry_for(settings)
+        blob_kib = len(registry.blob(name)) / 1024
+        started = time.perf_counter()
+        registry.load(name)
+        restore_ms = (time.perf_counter() - started) * 1000
+        print(f"{name:<13} {blob_kib:>9.1f} {publish_ms:>11.1f} {restore_ms:>11.1f} {rate:>22,.0f}")
+        scorer.close()
 
-        probes = [x for x, _ in items[:2000]]
-        for challengers in ((), ("logreg_under",), ("logreg_under", "htree")):
-            scorer = Scorer.from_name("logreg", 42, 0.5, challengers=challengers)
-            for x, y in items:
-                scorer.learn(x, y)
-            started = time.perf_counter()
-            scorer.score_all(probes)
-            per_tx_us = (time.perf_counter() - started) / len(probes) * 1e6
-            print(f"score_all with logreg + {list(challengers)}: {per_tx_us:.0f} µs per transaction")
+    probes = [x for x, _ in items[:2000]]
+    for challengers in ((), ("logreg_under",), ("logreg_under", "htree")):
+        scorer = Scorer.from_name("logreg", 42, 0.5, challengers=challengers)
+        for x, y in items:
+            scorer.learn(x, y)
+        started = time.perf_counter()
+        scorer.score_all(probes)
+        per_tx_us = (time.perf_counter() - started) / len(probes) * 1e6
+        print(f"score_all with logreg + {list(challengers)}: {per_tx_us:.0f} µs per transaction")
 
 
 if __name__ == "__main__":
