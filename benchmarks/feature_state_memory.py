@@ -6,8 +6,8 @@ Run by hand (prints figures, asserts nothing)::
 
 Streams the first `days` days of ../shared/data/fdh_dev.csv.gz (~2 transactions per customer per
 day) through the Redis store of an embedded Valkey server started here (stopped at the end), like
-the consumer: labels 7 days after each transaction, `transform` then `record_scored` with one score
-per batch. Then measures every key with MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes
+the consumer: per batch, the labels arrived so far (7 days after their transactions), then
+`transform` and `record_scored` with one score per transaction. Then measures every key with MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes
 per customer (event list = feature state; scored records waiting for their label, separately) and
 per terminal, and the server's used_memory.
 """
@@ -53,13 +53,12 @@ def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
         first = first or tx.event_time
         if tx.event_time >= first + timedelta(days=days):
             break
-        if pending and pending[0].reported_at <= tx.event_time:
-            if chunk:
-                flush()
+        if not chunk:  # like a consumer poll batch: the labels that have arrived, then the transactions
             due = []
             while pending and pending[0].reported_at <= tx.event_time:
                 due.append(pending.popleft())
-            engine.apply_labels(due)
+            if due:
+                engine.apply_labels(due)
         chunk.append(tx)
         label = labels_for(rec, DELAY)
         if label is not None:
