@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fraudstream.cli.common import handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from fraudstream.stream.consumer import ScoringConsumer
+    from fraudstream.stream.dashboard import Dashboard
+
+
+@contextlib.contextmanager
+def live_dashboard(dashboard: Dashboard, app: ScoringConsumer) -> Iterator[None]:
+    """Show `dashboard` for `app` while the block runs; log lines are printed above it."""
+    from rich.console import Console
+    from rich.live import Live
+
+    dashboard.app = app
+    dashboard.status = "joining the consumer group"
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    with Live(dashboard, console=Console(), refresh_per_second=4, redirect_stderr=True, redirect_stdout=True):
+        previous = [h.setStream(sys.stderr) for h in handlers]  # rich's proxy: logs go above the dashboard
+        watcher = threading.Thread(target=_running_when_assigned, args=(dashboard, app), daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            for handler, stream in zip(handlers, previous):
+                if stream is not None:
+                    handler.setStream(stream)
+
+
+def _running_when_assigned(dashboard: Dashboard, app: ScoringConsumer) -> None:
+    while not app.stop.is_set():
+        if app.assigned.wait(0.5):
+            if dashboard.status.startswith("joining"):
+                dashboard.status = "running (Ctrl-C stops)"
+            return
 
 
 class _ProducerThread(threading.Thread):
@@ -39,14 +76,17 @@ class _ProducerThread(threading.Thread):
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Simulated transactions per second.")
 @click.option("--label-delay", default="2s", show_default=True,
               help="Delay before a transaction's label is published (the demo shortens the real-world 7 days).")
-@click.option("--plain", is_flag=True, help="Print plain lines instead of the live dashboard.")
+@click.option("--plain", is_flag=True, help="Print one line per alert instead of the live dashboard (logs, CI).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve the consumer's Prometheus metrics on http://0.0.0.0:PORT/metrics.")
 @settings_option("--model", "model")
 @settings_option("--threshold", "alert_threshold", type=float)
 @settings_option("--seed", "seed", type=int)
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str, plain: bool, **overrides: Any) -> None:
-    """Start everything on this machine and print alerts as they happen.
+def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str, plain: bool, metrics_port: int | None,
+         **overrides: Any) -> None:
+    """Start everything on this machine and show a live dashboard of it (alerts, throughput, lag, model quality).
 
     Starts the embedded broker and Redis server unless FRAUDSTREAM_KAFKA_BOOTSTRAP / FRAUDSTREAM_REDIS_URL
     point elsewhere, creates the topics, runs the simulated producer and the scoring consumer.
@@ -55,24 +95,32 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str, p
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.services import embedded_services
     from fraudstream.stream.app import scoring_consumer
+    from fraudstream.stream.dashboard import Dashboard
+    from fraudstream.stream.metrics import serve_metrics
     from fraudstream.stream.signals import stop_on_signals
     from fraudstream.cli.alerts import format_alert
 
     settings = settings_from(ctx, **overrides)
     delay: timedelta = parse_duration(label_delay)
     stop = threading.Event()
+    dashboard = None if plain else Dashboard()
+    on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
     with embedded_services(settings) as live:
         ensure_topics(live)
         producer = _ProducerThread(settings=live, count=count, rate=rate, seed=live.seed, label_delay=delay, stop=stop)
-        with scoring_consumer(live, on_alert=lambda a: click.echo(format_alert(a))) as app:
+        with scoring_consumer(live, on_alert=on_alert) as app:
             app.stop = stop
             producer.kwargs["ready"] = app.assigned
-            with stop_on_signals(stop):
+            metrics = serve_metrics(app, metrics_port) if metrics_port is not None else contextlib.nullcontext()
+            screen = live_dashboard(dashboard, app) if dashboard is not None else contextlib.nullcontext()
+            with stop_on_signals(stop), metrics, screen:
                 producer.start()
                 try:
                     stats = app.run(max_transactions=count)
                 finally:
                     stop.set()
+                    if dashboard is not None:
+                        dashboard.status = "stopping"
                     producer.join(timeout=15)
         if producer.error is not None:
             raise click.ClickException(f"producer failed: {producer.error}")
