@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -149,6 +150,28 @@ def test_state_is_trimmed_to_the_retention(settings: Settings) -> None:
     engine = FeatureEngine(store)
     engine.transform([tx(f"t{i}", "c1", "m1", 10, i * 24 * 60) for i in range(60)])  # one a day for 60 days
     key = store.customer_keys("c1")[0]
-    events = msgpack.unpackb(store.client.get(key))  # flat: 5 values per event
-    assert 30 <= len(events) // 5 <= 32 and events[-5] - events[0] <= 31 * 86_400_000
+    raw = store.client.get(key)
+    times = [struct.unpack_from("<q", raw[14 + 31 * i:14 + 31 * i + 6] + b"\0\0")[0] for i in range((len(raw) - 14) // 31)]
+    assert 30 <= len(times) <= 32 and times[-1] - times[0] <= 31 * 86_400_000  # 14-byte header, 31 B per event
     assert isinstance(store, RedisStore)
+
+
+@pytest.mark.services
+def test_memory_and_redis_agree_with_coordinates_late_events_and_redelivery(settings: Settings) -> None:
+    """Coordinates on some transactions only, equal times, late arrivals and redelivered batches."""
+    stream = []
+    for i in range(600):
+        coords = {"latitude": 40 + (i % 13) * 0.3, "longitude": -3 + (i % 11) * 0.7} if i % 3 else {}
+        stream.append(tx(f"t{i}", f"c{i % 9}", f"m{i % 17}", 1 + (i * 31) % 500 + 0.37, (i // 2) * 47.0, **coords))
+    order = list(range(len(stream)))
+    for i in range(5, len(order) - 3, 10):  # some arrive up to 3 places late (< 1 h of event time)
+        order[i], order[i + 3] = order[i + 3], order[i]
+    arrivals = [stream[i] for i in order]
+    memory, redis_engine = FeatureEngine(MemoryStore()), FeatureEngine(redis_store(settings))
+    for start in range(0, len(arrivals), 50):
+        batch = arrivals[start:start + 50]
+        expected = memory.transform(batch)
+        assert redis_engine.transform(batch) == expected
+        assert redis_engine.transform(batch[:7]) == expected[:7]  # redelivery: same features
+    with_coords = [x for x in expected if x is not None and x["has_coordinates"] == 1.0]
+    assert with_coords and all(x["customer_distance_from_home_km"] > 0 for x in with_coords[1:])

@@ -24,7 +24,7 @@ from fraudstream.stream.state.base import CustomerOp, CustomerResult, TerminalOp
 class _Customer:
     """A customer's events as parallel lists (coordinates are None when absent)."""
 
-    __slots__ = ("times", "cents", "squares", "terms", "ids", "lats", "lons", "with_coords")
+    __slots__ = ("times", "cents", "squares", "terms", "ids", "lats", "lons")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -34,7 +34,6 @@ class _Customer:
         self.ids: list[str] = []
         self.lats: list[float | None] = []
         self.lons: list[float | None] = []
-        self.with_coords = 0  # events with coordinates (0: skip the coordinate sums)
 
     def insert(self, op: CustomerOp) -> int:
         p = bisect_right(self.times, op.t_ms)
@@ -45,14 +44,11 @@ class _Customer:
         self.ids.insert(p, op.transaction_id)
         self.lats.insert(p, op.latitude)
         self.lons.insert(p, op.longitude)
-        if op.latitude is not None:
-            self.with_coords += 1
         return p
 
     def trim(self, retention: int) -> None:
         first = bisect_left(self.times, self.times[-1] - retention)
         if first:
-            self.with_coords -= sum(1 for lat in self.lats[:first] if lat is not None)
             for column in (self.times, self.cents, self.squares, self.terms, self.ids, self.lats, self.lons):
                 del column[:first]
 
@@ -107,9 +103,9 @@ class MemoryStore:
         ih = bisect_right(times, t - w.customer_1h, i30, hi)
         i10 = bisect_right(times, t - w.customer_10min, i30, hi)
         terms = cust.terms
-        hlat = hlon = 0.0
-        hn = 0
-        if cust.with_coords:
+        hlat = hlon = plat = plon = 0.0
+        hn = pcoord = 0
+        if cust.lats[p] is not None:  # coordinate aggregates only matter for events with coordinates
             lats, lons = cust.lats, cust.lons
             for i in range(i30, p):  # forward, like the Lua script: the same float sums
                 lat = lats[i]
@@ -117,11 +113,9 @@ class MemoryStore:
                     hlat += lat
                     hlon += lons[i]  # type: ignore[operator]
                     hn += 1
-        prev_dt, plat, plon, pcoord = -1, 0.0, 0.0, 0
-        if p > 0:
-            prev_dt = t - times[p - 1]
-            if cust.lats[p - 1] is not None:
-                plat, plon, pcoord = cust.lats[p - 1], cust.lons[p - 1], 1
+            if p > 0 and lats[p - 1] is not None:
+                plat, plon, pcoord = lats[p - 1], lons[p - 1], 1
+        prev_dt = t - times[p - 1] if p > 0 else -1
         return (hi - i1, sum(cents[i1:hi]), hi - i7, sum(cents[i7:hi]), hi - i30, sum(cents[i30:hi]),
                 sum(cust.squares[i30:hi]), hi - ih, sum(cents[ih:hi]), hi - i10, prev_dt, len(set(terms[i1:hi])),
                 int(terms[p] in terms[i30:p]), hlat, hlon, hn, plat, plon, pcoord)
