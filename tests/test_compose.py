@@ -27,7 +27,10 @@ def parse_command(args: list[str]) -> list[click.Context]:
     while isinstance(command, click.Group):
         parent = contexts[-1]
         protected = parent._protected_args if hasattr(parent, "_protected_args") else parent.protected_args  # click < 8.2
-        name, sub, rest = command.resolve_command(parent, [*protected, *parent.args])
+        remaining = [*protected, *parent.args]
+        if not remaining and command is not main:  # a group on its own lists its commands
+            break
+        name, sub, rest = command.resolve_command(parent, remaining)
         assert sub is not None and name is not None, f"unknown command in {args}"
         contexts.append(sub.make_context(name, rest, parent=parent))
         command = sub
