@@ -13,7 +13,7 @@ True
 >>> make_model("gpt")
 Traceback (most recent call last):
 ...
-fraudstream.errors.ModelError: unknown model 'gpt'; known: logreg, logreg_under, hst, htree, arf_under, ensemble
+fraudstream.errors.ModelError: unknown model 'gpt'; known: logreg, logreg_under, gam_under, gam_tree_under, hst, htree, arf_under, ensemble
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from river import anomaly, base, compose, forest, linear_model, optim, preproces
 
 from fraudstream.errors import ModelError
 from fraudstream.models.events import Reason
+from fraudstream.models.transforms import LogBins, base_feature
 from fraudstream.models.wrappers import AnomalyClassifier, MeanProbaClassifier, NegativeUndersampler, proba_true
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,22 @@ def _logreg(seed: int) -> base.Classifier:
 def _logreg_under(seed: int) -> base.Classifier:
     """Logistic regression learning every fraud and 10 % of genuine labels (seeded)."""
     return NegativeUndersampler(_logreg(seed), rate=UNDERSAMPLING_RATE, seed=seed)
+
+
+def _gam(seed: int) -> base.Classifier:
+    """Additive logistic model: standardised log features plus one-hot log-scale bins (LogBins)."""
+    return LogBins(per_octave=4) | linear_model.LogisticRegression(optimizer=optim.SGD(0.01))
+
+
+def _gam_under(seed: int) -> base.Classifier:
+    """The additive logistic model learning every fraud and 10 % of genuine labels (seeded)."""
+    return NegativeUndersampler(_gam(seed), rate=UNDERSAMPLING_RATE, seed=seed)
+
+
+def _gam_tree_under(seed: int) -> base.Classifier:
+    """Mean of the additive logistic model and a Hoeffding tree, on undersampled negatives."""
+    members = [_gam(seed), tree.HoeffdingTreeClassifier(grace_period=100)]
+    return NegativeUndersampler(MeanProbaClassifier(members), rate=UNDERSAMPLING_RATE, seed=seed)
 
 
 def _hst(seed: int) -> base.Classifier:
@@ -68,6 +85,8 @@ def _ensemble(seed: int) -> base.Classifier:
 _FACTORIES: dict[str, Callable[[int], base.Classifier]] = {
     "logreg": _logreg,
     "logreg_under": _logreg_under,
+    "gam_under": _gam_under,
+    "gam_tree_under": _gam_tree_under,
     "hst": _hst,
     "htree": _htree,
     "arf_under": _arf_under,
@@ -101,7 +120,8 @@ def score_one(model: base.Classifier, x: dict[str, float]) -> float:
 def explain(model: base.Classifier, x: dict[str, float], top: int = 3) -> list[Reason]:
     """The `top` features that pushed this score up the most.
 
-    Linear pipelines: weight × standardised value (the term of the logit). Other models: occlusion —
+    Linear pipelines: weight × transformed value (the terms of the logit, summed per input feature).
+    Other models: occlusion —
     the score minus the score with that feature set to its running mean (or 0 without a scaler).
     """
     contributions = _linear_terms(model, x)
@@ -130,7 +150,11 @@ def _linear_terms(model: object, x: dict[str, float]) -> dict[str, float] | None
         return None
     scaled = steps[0].transform_one(x)
     weights = steps[1].weights
-    return {f: float(weights.get(f, 0.0)) * float(v) for f, v in scaled.items()}
+    out: dict[str, float] = {}
+    for f, v in scaled.items():  # bins and the scaled value of one feature add up to its part
+        name = base_feature(f)
+        out[name] = out.get(name, 0.0) + float(weights.get(f, 0.0)) * float(v)
+    return out
 
 
 def _baseline(model: object) -> dict[str, float]:
@@ -141,6 +165,8 @@ def _baseline(model: object) -> dict[str, float]:
         first = next(iter(inner.steps.values()))
         if isinstance(first, preprocessing.StandardScaler):
             return {f: float(m) for f, m in first.means.items()}
+        if isinstance(first, LogBins):
+            return first.typical_values()
     return {}
 
 
