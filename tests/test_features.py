@@ -52,6 +52,7 @@ def test_memory_and_redis_give_identical_features(handbook_csv: Path, settings: 
     in_redis = run_stream(FeatureEngine(redis_store(settings)), txs, frauds, batch=250)
     assert in_memory.keys() == in_redis.keys()
     assert all(in_memory[k] == in_redis[k] for k in in_memory)
+    assert any(x["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0 for x in in_redis.values())  # labels were marked
 
 
 def test_scripted_sequence_by_hand() -> None:

@@ -44,8 +44,9 @@ def connect(settings: Settings) -> redis.Redis | RedisCluster:
 
 
 def id_hash(transaction_id: str) -> bytes:
-    """48 bits of BLAKE2b of a transaction id: how the customer script recognises a redelivery
-    (a false match needs two of one customer's ids in the retention to collide: ~n^2 / 2^49).
+    """48 bits of BLAKE2b of a transaction id: how the scripts recognise a redelivery or a labelled
+    event (a false match needs two ids of one customer or terminal in the retention to collide:
+    probability ~n^2 / 2^49 for n of them).
 
     >>> id_hash("42").hex()
     'fb1537b27530'
@@ -151,7 +152,7 @@ class RedisStore:
         out: list[tuple[float, ...] | None] = [None] * len(ops)
         for indices, raw in self._batched("terminal_update", [o.terminal_id for o in ops],
                                           lambda t: (self.terminal_key(t),),
-                                          lambda i, k: [k, ops[i].t_ms, ops[i].transaction_id], extra):
+                                          lambda i, k: [k, ops[i].t_ms, id_hash(ops[i].transaction_id)], extra):
             for i, row in zip(indices, msgpack.unpackb(raw, raw=True)):
                 out[i] = tuple(row)
         return out  # type: ignore[return-value]
@@ -159,7 +160,7 @@ class RedisStore:
     def mark_frauds(self, items: list[tuple[str, str]]) -> None:
         if items:
             self._batched("terminal_mark_fraud", [t for t, _ in items], lambda t: (self.terminal_key(t),),
-                          lambda i, k: [k, items[i][1]], [])
+                          lambda i, k: [k, id_hash(items[i][1])], [])
 
     def put_records(self, items: list[tuple[str, str, int, bytes]]) -> None:
         if items:
