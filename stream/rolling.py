@@ -86,11 +86,11 @@ class LabelWindow:
             self._pairs.append((float(score), bool(is_fraud)))
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        pairs = list(self._pairs)
+        pairs = list(self._pairs)  # one C-level copy: safe while the consumer thread appends
         if not pairs:
             return np.empty(0), np.empty(0, dtype=bool)
-        scores, labels = zip(*pairs)
-        return np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+        table = np.array(pairs, dtype=float)
+        return table[:, 0], table[:, 1] > 0.5
 
     @property
     def n(self) -> int:

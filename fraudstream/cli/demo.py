@@ -30,7 +30,7 @@ def live_dashboard(dashboard: Dashboard, app: ScoringConsumer) -> Iterator[None]
     dashboard.app = app
     dashboard.status = "joining the consumer group"
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
-    with Live(dashboard, console=Console(), refresh_per_second=4, redirect_stderr=True, redirect_stdout=True):
+    with Live(dashboard, console=Console(), refresh_per_second=2, redirect_stderr=True, redirect_stdout=True):
         previous = [h.setStream(sys.stderr) for h in handlers]  # rich's proxy: logs go above the dashboard
         watcher = threading.Thread(target=_running_when_assigned, args=(dashboard, app), daemon=True)
         watcher.start()
