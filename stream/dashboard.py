@@ -98,26 +98,25 @@ def render(view: DashboardView) -> RenderableType:
     )
 
     figures = Table.grid(padding=(0, 3))
-    for _ in range(4):
-        figures.add_column(justify="left")
-        figures.add_column(justify="right", style="bold")
-    lag_cells: list[RenderableType] = ["consumer lag", f"{sum(view.lag.values()):,}"]
-    for topic, behind in sorted(view.lag.items(), reverse=True)[:3]:  # "transactions" before "labels"
-        lag_cells += [Text(f"  {topic}", style="dim"), Text(f"{behind:,}", style="dim")]
-    lag_cells += [""] * (8 - len(lag_cells))
-    figures.add_row("tx/s (last 5 s)", f"{view.rate_tps:,.0f}", "processed", f"{view.processed:,}",
-                    "alerts", f"{view.alerts:,}", "dead-lettered", f"{view.dead_lettered:,}")
+    for _ in range(3):
+        figures.add_column(justify="left", no_wrap=True)
+        figures.add_column(justify="right", style="bold", no_wrap=True)
+    figures.add_row("tx/s (5 s)", f"{view.rate_tps:,.0f}", "processed", f"{view.processed:,}",
+                    "alerts", f"{view.alerts:,}")
     figures.add_row("latency p50", _ms(view.latency_p50_ms), "latency p99", _ms(view.latency_p99_ms),
-                    "labels learned", f"{view.labels_learned:,}", "labels dead-lettered", f"{view.labels_dead_lettered:,}")
-    figures.add_row(*lag_cells)
+                    "dead-lettered", f"{view.dead_lettered:,}")
+    figures.add_row("consumer lag", f"{sum(view.lag.values()):,}", "labels learned", f"{view.labels_learned:,}",
+                    "labels DLQ", f"{view.labels_dead_lettered:,}")
+    by_topic = "   ".join(f"{topic} {behind:,}" for topic, behind in sorted(view.lag.items(), reverse=True))
+    throughput = Group(figures, Text(f"lag by topic: {by_topic}" if by_topic else "lag by topic: –", style="dim"))
 
     w = view.window
     quality = Table.grid(padding=(0, 3))
-    for _ in range(4):
-        quality.add_column(justify="left")
-        quality.add_column(justify="right", style="bold")
-    quality.add_row("rolling AUC", _num(w.auc), f"precision @ {_num(view.threshold, 2)}", _num(w.precision),
-                    "labelled in window", f"{w.n:,}", "frauds in window", f"{w.frauds:,}")
+    for _ in range(2):
+        quality.add_column(justify="left", no_wrap=True)
+        quality.add_column(justify="right", style="bold", no_wrap=True)
+    quality.add_row("rolling AUC", _num(w.auc), "window labels", f"{w.n:,}")
+    quality.add_row(f"precision @ {_num(view.threshold, 2)}", _num(w.precision), "window frauds", f"{w.frauds:,}")
 
     feed = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
     feed.add_column("event time", no_wrap=True)
@@ -134,8 +133,8 @@ def render(view: DashboardView) -> RenderableType:
 
     return Group(
         Panel(header, border_style="blue"),
-        Panel(figures, title="throughput", title_align="left"),
-        Panel(quality, title="model quality from arrived labels", title_align="left"),
+        Panel(throughput, title="throughput", title_align="left"),
+        Panel(quality, title="champion quality over the newest labels", title_align="left"),
         Panel(feed, title=f"newest alerts ({view.alerts:,} in total)", title_align="left"),
     )
 
