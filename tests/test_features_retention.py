@@ -1,0 +1,57 @@
+"""Long streams on Redis: trimmed history (sums kept in the header) gives the same features as memory."""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+
+from fraudstream.config import Settings
+from fraudstream.models.events import Transaction
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore
+from fraudstream.stream.state.redis_store import RedisStore
+from tests.feature_helpers import run_stream
+
+T0 = datetime(2018, 4, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.services
+def test_features_after_months_of_trimming_match_memory(settings: Settings) -> None:
+    # 4 customers and 5 terminals, one transaction every 3 hours for 100 days: state is trimmed
+    # for 70 days, labels (frauds on terminal m0) arrive 7 days late throughout
+    txs = [Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 4}", terminal_id=f"m{i % 5}",
+                       amount=round(3 + (i * 71) % 900 + 0.01 * (i % 97), 2), event_time=T0 + timedelta(hours=3 * i))
+           for i in range(800)]
+    frauds = {tx.transaction_id: tx.terminal_id == "m0" and i % 3 == 0 for i, tx in enumerate(txs)}
+    client = redis.Redis.from_url(settings.redis_url or "")
+    store = RedisStore(client, prefix=settings.redis_key_prefix)
+    in_memory = run_stream(FeatureEngine(MemoryStore()), txs, frauds)
+    in_redis = run_stream(FeatureEngine(store), txs, frauds, batch=40)
+    assert in_memory == in_redis
+    last = in_redis[txs[-1].transaction_id]
+    assert last["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] == 60  # 8 a day for 30 days, over 4 customers
+    assert any(x["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0 for x in in_redis.values())
+    header = client.get(store.customer_keys("c0")[0])[:14]  # sums of the trimmed events
+    assert header != bytes(14)
+    client.close()
+
+
+@pytest.mark.services
+def test_large_amounts_restart_the_cumulative_sums_exactly(settings: Settings) -> None:
+    # squared cents of ~50,000.00 are ~2.5e13: after ~90 transactions the cumulative sum passes
+    # 2^51 and the script restarts it from zero; window sums must stay exact
+    txs = [Transaction(transaction_id=f"t{i}", customer_id="whale", terminal_id=f"m{i % 3}",
+                       amount=40_000 + (i * 7919) % 20_000 + 0.37, event_time=T0 + timedelta(hours=12 * i))
+           for i in range(300)]
+    client = redis.Redis.from_url(settings.redis_url or "")
+    store = RedisStore(client, prefix=settings.redis_key_prefix)
+    in_memory = FeatureEngine(MemoryStore()).transform(txs)
+    in_redis = [x for start in range(0, 300, 25) for x in FeatureEngine(store).transform(txs[start:start + 25])]
+    assert in_memory == in_redis
+    header = client.get(store.customer_keys("whale")[0])[:14]  # '<i6d': sums of the trimmed events
+    base_cents, base_squares = int.from_bytes(header[:6], "little"), struct.unpack("<d", header[6:])[0]
+    assert base_squares < 2**51 and base_cents < 2**46  # restarted: ~240 trimmed squares sum to ~6e15
+    client.close()
