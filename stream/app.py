@@ -13,7 +13,7 @@ from fraudstream.kafka_io import make_consumer, make_producer
 from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
 from fraudstream.stream.features import FeatureConfig, FeatureEngine
 from fraudstream.stream.scoring import Scorer
-from fraudstream.stream.state import redis_store
+from fraudstream.stream.state import open_redis_store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ class _Rebalance(ConsumerRebalanceListener):
         if self.app is not None:
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
-                self.app._paused.discard(tp)
             self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
 
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
@@ -43,7 +42,7 @@ class _Rebalance(ConsumerRebalanceListener):
 @contextlib.contextmanager
 def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None) -> Iterator[ScoringConsumer]:
     """A consumer subscribed to the transactions and labels topics; clients closed on exit."""
-    engine = FeatureEngine(redis_store(settings), FeatureConfig.from_settings(settings))
+    engine = FeatureEngine(open_redis_store(settings), FeatureConfig.from_settings(settings))
     scorer = Scorer.from_settings(settings)  # models restored from the registry (stream/lifecycle.py)
     listener = _Rebalance()
     consumer = make_consumer(settings)

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[Alert], None]
 T = TypeVar("T")
-MAX_ALIGN_WAIT_S = 1.0  # release buffered records anyway after this long without progress
+MAX_ALIGN_WAIT_S = 5.0  # safety net: release buffered records anyway after this long without progress
+BUFFER_BATCHES = 20  # ... or when more than this many batches are buffered (bounded memory)
 
 
 class PublishFailed(FraudstreamError):
@@ -89,7 +90,6 @@ class ScoringConsumer:
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[TopicPartition, datetime] = {}
         self.aligner = TopicAligner([s.topic_transactions, s.topic_labels])
-        self._paused: set[TopicPartition] = set()
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -104,10 +104,13 @@ class ScoringConsumer:
             polled = self.consumer.poll(timeout_ms=200, max_records=self.settings.max_poll_records)
             for records in polled.values():
                 self.aligner.add(records)
-            ready = self.aligner.release(self._caught_up(), limit=self.settings.max_poll_records)
-            if not ready and self.aligner.buffered() and time.monotonic() - last_release > MAX_ALIGN_WAIT_S:
-                ready = self.aligner.release({t: True for t in self.aligner.topics}, self.settings.max_poll_records)
-            self._backpressure()
+            limit = self.settings.max_poll_records
+            ready = self.aligner.release(self._caught_up(), limit=limit)
+            buffered = self.aligner.buffered()
+            if not ready and buffered and (buffered > BUFFER_BATCHES * limit
+                                           or time.monotonic() - last_release > MAX_ALIGN_WAIT_S):
+                # bounded memory and progress first: release in timestamp order regardless of the horizon
+                ready = self.aligner.release({t: True for t in self.aligner.topics}, limit)
             if ready:
                 try:
                     self.process(ready)
@@ -134,20 +137,6 @@ class ScoringConsumer:
             if high is None or self.consumer.position(tp) < high:
                 status[tp.topic] = False
         return status
-
-    def _backpressure(self) -> None:
-        """Pause the partitions of a topic that buffered far ahead of the other; resume when drained."""
-        limit = 5 * self.settings.max_poll_records
-        for topic in self.aligner.topics:
-            parts = {tp for tp in self.consumer.assignment() if tp.topic == topic}
-            if self.aligner.buffered(topic) > limit:
-                new = parts - self._paused
-                if new:
-                    self.consumer.pause(*new)
-                    self._paused |= new
-            elif parts & self._paused:
-                self.consumer.resume(*(parts & self._paused))
-                self._paused -= parts
 
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle records (in timestamp order) completely, then commit their offsets."""

@@ -14,7 +14,7 @@ import redis
 from fraudstream.config import Settings
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.features import FEATURE_NAMES, HANDBOOK_FEATURES, FeatureEngine
-from fraudstream.stream.state import MemoryStore, redis_store
+from fraudstream.stream.state import MemoryStore, open_redis_store
 from fraudstream.stream.state.redis_store import RedisStore
 from tests.feature_helpers import handbook_reference, load_handbook, run_stream, to_transactions
 
@@ -48,7 +48,7 @@ def test_memory_and_redis_give_identical_features(handbook_csv: Path, settings: 
     df = load_handbook(handbook_csv, days=20, customer_modulo=25)
     txs, frauds = to_transactions(df)
     in_memory = run_stream(FeatureEngine(MemoryStore()), txs, frauds, batch=1)
-    in_redis = run_stream(FeatureEngine(redis_store(settings)), txs, frauds, batch=250)
+    in_redis = run_stream(FeatureEngine(open_redis_store(settings)), txs, frauds, batch=250)
     assert in_memory.keys() == in_redis.keys()
     assert all(in_memory[k] == in_redis[k] for k in in_memory)
     assert any(x["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0 for x in in_redis.values())  # labels were marked
@@ -103,7 +103,7 @@ def _dump_all(client: redis.Redis, prefix: str) -> dict[bytes, bytes]:
 
 @pytest.mark.services
 def test_redelivery_changes_nothing_and_gets_the_same_features(settings: Settings) -> None:
-    store = redis_store(settings)
+    store = open_redis_store(settings)
     engine = FeatureEngine(store)
     batch = [tx(f"t{i}", f"c{i % 3}", f"m{i % 4}", 10 + i, i * 13) for i in range(40)]
     first = engine.transform(batch)
@@ -124,7 +124,7 @@ def test_concurrent_consumers_sharing_terminals(settings: Settings) -> None:
         shards = [[t for t in stream if int(t.customer_id[1:]) % workers == w] for w in range(workers)]
 
         def work(shard: list[Transaction]) -> None:
-            engine = FeatureEngine(redis_store(settings.model_copy(update={"redis_key_prefix": prefix})))
+            engine = FeatureEngine(open_redis_store(settings.model_copy(update={"redis_key_prefix": prefix})))
             for start in range(0, len(shard), 100):
                 engine.transform(shard[start:start + 100])
 
@@ -133,7 +133,7 @@ def test_concurrent_consumers_sharing_terminals(settings: Settings) -> None:
             t.start()
         for t in threads:
             t.join()
-        engine = FeatureEngine(redis_store(settings.model_copy(update={"redis_key_prefix": prefix})))
+        engine = FeatureEngine(open_redis_store(settings.model_copy(update={"redis_key_prefix": prefix})))
         return engine.transform(probes)
 
     one = run(settings.redis_key_prefix + "-one", 1)
@@ -146,7 +146,7 @@ def test_concurrent_consumers_sharing_terminals(settings: Settings) -> None:
 
 @pytest.mark.services
 def test_state_is_trimmed_to_the_retention(settings: Settings) -> None:
-    store = redis_store(settings)
+    store = open_redis_store(settings)
     engine = FeatureEngine(store)
     engine.transform([tx(f"t{i}", "c1", "m1", 10, i * 24 * 60) for i in range(60)])  # one a day for 60 days
     key = store.customer_keys("c1")[0]
@@ -167,7 +167,7 @@ def test_memory_and_redis_agree_with_coordinates_late_events_and_redelivery(sett
     for i in range(5, len(order) - 3, 10):  # some arrive up to 3 places late (< 1 h of event time)
         order[i], order[i + 3] = order[i + 3], order[i]
     arrivals = [stream[i] for i in order]
-    memory, redis_engine = FeatureEngine(MemoryStore()), FeatureEngine(redis_store(settings))
+    memory, redis_engine = FeatureEngine(MemoryStore()), FeatureEngine(open_redis_store(settings))
     for start in range(0, len(arrivals), 50):
         batch = arrivals[start:start + 50]
         expected = memory.transform(batch)

@@ -113,13 +113,13 @@ def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: s
 
 
 def _store(settings: Any, redis_url: str | None) -> Any:
-    from fraudstream.stream.state import MemoryStore, redis_store, windows_for
+    from fraudstream.stream.state import MemoryStore, open_redis_store, windows_for
 
     if redis_url is None:
         return MemoryStore(windows_for(settings))
     from fraudstream.cli.common import load_settings
 
-    return redis_store(load_settings({"redis_url": redis_url}, base=settings), windows_for(settings))
+    return open_redis_store(load_settings({"redis_url": redis_url}, base=settings), windows_for(settings))
 
 
 def _with_progress(file: Path, options: Any, engine: Any) -> Any:

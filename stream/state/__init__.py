@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from fraudstream.config import Settings
     from fraudstream.stream.state.redis_store import RedisStore
 
-__all__ = ["MemoryStore", "StateStore", "Windows", "redis_store", "windows_for"]
+__all__ = ["MemoryStore", "StateStore", "Windows", "open_redis_store", "windows_for"]
 
 
-def redis_store(settings: Settings, windows: Windows | None = None) -> RedisStore:
-    """A Redis-backed store for settings.redis_url (cluster when settings.redis_cluster)."""
+def open_redis_store(settings: Settings, windows: Windows | None = None) -> RedisStore:
+    """A Redis-backed store for settings.redis_url (cluster when settings.redis_cluster).
+
+    (Not named after its module `redis_store`: importing that submodule would rebind the name.)"""
     from fraudstream.stream.state.redis_store import RedisStore, connect
 
     if windows is None:
