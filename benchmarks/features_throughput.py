@@ -46,9 +46,10 @@ def load(rows: int) -> tuple[list[Transaction], list[bool]]:
     return txs, [i % 125 == 0 for i in range(rows)]
 
 
-def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: int) -> float:
-    """Seconds to transform `txs` in batches of `batch`, applying labels `DELAY` after each (labels
-    are built before the clock starts: their construction is the caller's cost, not the engine's)."""
+def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: int, warmup: int = 0) -> float:
+    """Seconds to transform `txs[warmup:]` in batches of `batch` (after `txs[:warmup]`, untimed),
+    applying labels `DELAY` after each (labels are built before the clock starts: their
+    construction is the caller's cost, not the engine's)."""
     engine = FeatureEngine(store)
     labels = [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
                     is_fraud=fraud, event_time=tx.event_time, reported_at=tx.event_time + DELAY)
@@ -56,6 +57,8 @@ def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: in
     pending: deque[Label] = deque()
     start = time.perf_counter()
     for i in range(0, len(txs), batch):
+        if i == warmup:
+            start = time.perf_counter()
         chunk = txs[i:i + batch]
         due = []
         while pending and pending[0].reported_at <= chunk[0].event_time:
@@ -72,15 +75,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="transactions for the MemoryStore run")
     parser.add_argument("--redis-rows", type=int, default=100_000, help="transactions for the Redis run (0: skip)")
     parser.add_argument("--batch", type=int, default=1000, help="transactions per transform call on Redis")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="transactions run first, untimed (e.g. 300000: ~30 days of state, the steady size)")
     args = parser.parse_args()
 
-    txs, frauds = load(max(args.rows, args.redis_rows))
+    txs, frauds = load(args.warmup + max(args.rows, args.redis_rows))
+    w = args.warmup
     source = DATA.name if DATA.exists() else "synthetic"
     print(f"stream: {len(txs)} transactions ({source})")
 
     n = args.rows
-    seconds = run(MemoryStore(), txs[:n], frauds[:n], batch=1)
-    print(f"MemoryStore, transform([tx]) per transaction: {n / seconds:,.0f} tx/s ({seconds:.1f} s for {n})")
+    seconds = run(MemoryStore(), txs[:w + n], frauds[:w + n], batch=1, warmup=w)
+    print(f"MemoryStore, transform([tx]) per transaction: {n / seconds:,.0f} tx/s ({seconds:.1f} s for {n}"
+          f" after {w} untimed)")
 
     if args.redis_rows:
         from fraudstream.services import valkey_process
@@ -93,9 +100,10 @@ def main() -> None:
         try:
             client = redis.Redis(port=server.port)
             n = args.redis_rows
-            seconds = run(RedisStore(client, prefix="bench"), txs[:n], frauds[:n], batch=args.batch)
+            seconds = run(RedisStore(client, prefix="bench"), txs[:w + n], frauds[:w + n], batch=args.batch,
+                          warmup=w - w % args.batch)
             print(f"Redis store (Valkey, one client), batches of {args.batch}: {n / seconds:,.0f} tx/s "
-                  f"({seconds:.1f} s for {n})")
+                  f"({seconds:.1f} s for {n} after {w - w % args.batch} untimed)")
             client.close()
         finally:
             server.stop()
