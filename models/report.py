@@ -111,7 +111,7 @@ def _figures(data: ReportData) -> list[tuple[str, str]]:
     when = [_EPOCH + timedelta(days=int(d)) for d in uniq]
     ax.bar(when, n_alerts, color="tab:orange", label="alerts")
     ax.bar(when, n_true, color="tab:red", label="alerts on frauds")
-    ax.set(ylabel="per day", title=f"Alerts per day (score >= {data.threshold:g})")
+    ax.set(ylabel="per day", title=f"Alerts per day on evaluated transactions (score >= {data.threshold:g})")
     ax.legend()
     fig.autofmt_xdate()
     out.append(("Alerts per day", _png(fig)))
@@ -145,7 +145,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}figure{{display:in
 </head><body><h1>{title}</h1>
 <p>Metrics follow the handbook's prequential test rule: weekly AUC ROC, average precision and card
 precision@100 over transactions of cards not known to be compromised, averaged over the weeks.
-Curves and histograms pool the evaluated transactions of all weeks.</p>
+Curves and histograms pool the evaluated transactions of all weeks; the summary's alerts, precision and
+recall at the threshold count every transaction of the window.</p>
 <h2>Summary</h2><table>{rows}</table>{week_table}<h2>Figures</h2>{figures}
 </body></html>
 """

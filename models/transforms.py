@@ -8,8 +8,8 @@ for features in [0, 1]), so the transform needs no warm-up and is deterministic.
 >>> t = LogBins(per_octave=1)
 >>> t.learn_one({"TX_AMOUNT": 3.0}); t.learn_one({"TX_AMOUNT": 15.0})
 >>> out = t.transform_one({"TX_AMOUNT": 15.0, "TX_DURING_NIGHT": 1.0, "TERMINAL_ID_RISK_7DAY_WINDOW": 0.25})
->>> sorted((k, round(v, 6)) for k, v in out.items())
-[('TERMINAL_ID_RISK_7DAY_WINDOW', 0.25), ('TERMINAL_ID_RISK_7DAY_WINDOW#2', 1.0), ('TX_AMOUNT', 1.0), ('TX_AMOUNT#4', 1.0), ('TX_DURING_NIGHT', 1.0)]
+>>> sorted((k, round(v, 6)) for k, v in out.items())  # no risk seen yet: only its bin
+[('TERMINAL_ID_RISK_7DAY_WINDOW#2', 1.0), ('TX_AMOUNT', 1.0), ('TX_AMOUNT#4', 1.0), ('TX_DURING_NIGHT', 1.0)]
 >>> base_feature("TX_AMOUNT#4")
 'TX_AMOUNT'
 """
@@ -45,8 +45,8 @@ def signed_log1p(value: float) -> float:
 class LogBins(base.Transformer):
     """Per numeric feature: its standardised signed log1p and a one-hot bin indicator.
 
-    Binary features pass through. Features whose name contains ``_RISK_`` (shares in [0, 1]) keep
-    their value and are binned in tenths; others in `per_octave` bins per doubling of 1 + |v|.
+    Binary features pass through. Features whose name contains ``_RISK_`` (shares in [0, 1]) are
+    binned in tenths, others in `per_octave` bins per doubling of 1 + |v|.
     Standardisation statistics (Welford) are updated by `learn_one`, i.e. from learned examples only.
     """
 
@@ -62,7 +62,7 @@ class LogBins(base.Transformer):
     def learn_one(self, x: dict) -> None:  # type: ignore[override]
         binary = self.binary
         for k, v in x.items():
-            if k in binary or self._is_unit(k):
+            if k in binary:
                 continue
             z = signed_log1p(v)
             s = self._stats.get(k)
@@ -84,15 +84,11 @@ class LogBins(base.Transformer):
             if k in binary:
                 out[k] = v
                 continue
-            if self._is_unit(k):
-                out[k] = v
-                b = min(int(v * 10.0), 10)
-            else:
-                z = signed_log1p(v)
-                s = self._stats.get(k)
-                if s is not None and s[0] > 1.0 and s[2] > 0.0:
-                    out[k] = (z - s[1]) / math.sqrt(s[2] / s[0])
-                b = math.floor(z * scale)
+            z = signed_log1p(v)
+            s = self._stats.get(k)
+            if s is not None and s[0] > 1.0 and s[2] > 0.0:
+                out[k] = (z - s[1]) / math.sqrt(s[2] / s[0])
+            b = min(int(v * 10.0), 10) if self._is_unit(k) else math.floor(z * scale)
             name = names.get((k, b))
             if name is None:
                 name = names[(k, b)] = f"{k}{BIN_SEPARATOR}{b}"
