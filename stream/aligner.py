@@ -41,10 +41,22 @@ class TopicAligner:
         """Records waiting per (topic, partition): fetched but not yet released (consumer lag)."""
         return {key: len(q) for key, q in self._queues.items()}
 
-    def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Forget buffered records of revoked partitions (they were not committed)."""
+    def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Forget buffered records of revoked partitions (they were not processed, so not committed);
+        return, per partition that had any, the offset of the first one dropped.
+
+        >>> from types import SimpleNamespace as R
+        >>> a = TopicAligner(["tx"])
+        >>> a.add([R(topic="tx", partition=0, timestamp=t, offset=10 + t) for t in (1, 2)])
+        >>> a.drop_partitions([("tx", 0), ("tx", 1)]), a.buffered()
+        ({('tx', 0): 11}, 0)
+        """
+        first: dict[tuple[str, int], int] = {}
         for key in partitions:
-            self._queues.pop(key, None)
+            queue = self._queues.pop(key, None)
+            if queue:
+                first[key] = queue[0].offset
+        return first
 
     def horizon(self, caught_up: Mapping[str, bool]) -> float:
         """The newest timestamp up to which every topic's records are known.

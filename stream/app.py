@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from kafka import ConsumerRebalanceListener
+from kafka import ConsumerRebalanceListener, TopicPartition
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import make_consumer, make_producer
@@ -20,8 +20,14 @@ log = logging.getLogger(__name__)
 
 class _Rebalance(ConsumerRebalanceListener):
     """Batches are processed and committed between polls, so a revocation never interrupts one;
-    the revoked partitions' watermarks and buffered (uncommitted) records are dropped: the new
-    owner starts from the last commit."""
+    the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped:
+    the new owner starts from the last commit.
+
+    The consumer's position of a dropped partition is moved back to the first dropped record:
+    kafka-python (like the Java client) keeps the position of a partition that is revoked and
+    assigned again in the same rebalance, so without the seek this consumer would carry on after
+    the records it dropped and never score them.
+    """
 
     def __init__(self) -> None:
         self.app: ScoringConsumer | None = None
@@ -31,7 +37,9 @@ class _Rebalance(ConsumerRebalanceListener):
         if self.app is not None:
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
-            self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
+            dropped = self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
+            for (topic, partition), offset in dropped.items():
+                self.app.consumer.seek(TopicPartition(topic, partition), offset)
 
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))

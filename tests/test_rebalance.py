@@ -1,0 +1,56 @@
+"""A rebalance that revokes partitions and gives them straight back must not skip buffered records.
+
+kafka-python keeps the fetch position of a partition that is revoked and assigned again in one
+rebalance; the consumer drops its buffered (unprocessed) records on revocation, so it has to move
+the position back to them. Found by the scale test: a consumer carried on after records it had
+dropped, and a later commit covered them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics, make_consumer
+from fraudstream.stream.app import scoring_consumer
+from tests.consumer_procs import scored_ids, scripted_stream
+from tests.kafka_helpers import committed_and_end
+from tests.test_reliability import publish
+
+pytestmark = pytest.mark.services
+
+
+def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settings: Settings) -> None:
+    ensure_topics(settings)
+    txs = scripted_stream(3000)
+    publish(settings, txs)
+    other_topic = f"other-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings, [other_topic])
+    with scoring_consumer(settings) as app:
+        # fetch records into the aligner without processing them
+        deadline = time.monotonic() + 30
+        while app.aligner.buffered() < len(txs) and time.monotonic() < deadline:
+            for records in app.consumer.poll(timeout_ms=200).values():
+                app.aligner.add(records)
+        assert app.aligner.buffered() == len(txs)
+        # a second member subscribed to another topic: the group rebalances and the first member
+        # gets all of its partitions back
+        other = make_consumer(settings, [other_topic])
+        try:
+            revoked_and_back = False
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not revoked_and_back:
+                other.poll(timeout_ms=100)
+                app.consumer.poll(timeout_ms=100)  # nothing is fetched during the rebalance
+                revoked_and_back = app.aligner.buffered() == 0 and len(app.consumer.assignment()) > 0
+            assert revoked_and_back, "the rebalance did not happen"
+            stats = app.run(max_transactions=len(txs), idle_timeout=15)
+        finally:
+            other.close()
+    assert stats.processed == len(txs)
+    assert scored_ids(settings) == {t.transaction_id for t in txs}
+    committed, ends = committed_and_end(settings, settings.topic_transactions)
+    assert committed == ends
