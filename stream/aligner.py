@@ -2,16 +2,21 @@
 
 A consumer behind on its input (a backlog, a fast replay) would otherwise score all buffered
 transactions before it sees the labels published between them, so the model would learn later
-than it does live. Records are buffered per topic and released in message-timestamp order up to
-the horizon every lagging topic has reached (Kafka Streams does the same with its task idling).
+than it does live, and a label fetched before its transaction would find nothing to learn from.
+Records are buffered per (topic, partition) and released in message-timestamp order up to the
+*horizon*: the oldest of the newest timestamps buffered for each partition that still has records
+to fetch (Kafka Streams does the same with its task idling). A partition that is caught up holds
+nothing back; a lagging one with nothing buffered holds everything back until it is fetched.
 
 >>> from types import SimpleNamespace as R
->>> a = TopicAligner(["tx", "labels"])
+>>> a = TopicAligner()
 >>> a.add([R(topic="tx", partition=0, timestamp=t, offset=t) for t in (1, 2, 5)])
 >>> a.add([R(topic="labels", partition=0, timestamp=3, offset=0)])
->>> [(r.topic, r.timestamp) for r in a.release({"tx": False, "labels": False})]
+>>> [(r.topic, r.timestamp) for r in a.release(lagging={("tx", 0), ("labels", 0)})]
 [('tx', 1), ('tx', 2), ('labels', 3)]
->>> [(r.topic, r.timestamp) for r in a.release({"tx": False, "labels": True})]
+>>> [(r.topic, r.timestamp) for r in a.release(lagging={("tx", 0), ("labels", 1)})]  # labels[1]: nothing yet
+[]
+>>> [(r.topic, r.timestamp) for r in a.release(lagging=set())]
 [('tx', 5)]
 """
 
@@ -19,62 +24,60 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
+
+Key = tuple[str, int]  # (topic, partition)
 
 
 class TopicAligner:
     """Buffers records per (topic, partition); releases them in timestamp order up to a horizon."""
 
-    def __init__(self, topics: Iterable[str]) -> None:
-        self.topics = list(topics)
-        self._queues: dict[tuple[str, int], deque[Any]] = {}
+    def __init__(self) -> None:
+        self._queues: dict[Key, deque[Any]] = {}
 
     def add(self, records: Iterable[Any]) -> None:
         for record in records:
             self._queues.setdefault((record.topic, record.partition), deque()).append(record)
 
-    def buffered(self, topic: str | None = None) -> int:
-        return sum(len(q) for (t, _), q in self._queues.items() if topic is None or t == topic)
+    def buffered(self) -> int:
+        return sum(len(q) for q in self._queues.values())
 
-    def buffered_per_partition(self) -> dict[tuple[str, int], int]:
+    def buffered_per_partition(self) -> dict[Key, int]:
         """Records waiting per (topic, partition): fetched but not yet released (consumer lag)."""
         return {key: len(q) for key, q in self._queues.items()}
 
-    def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def drop_partitions(self, partitions: Iterable[Key]) -> dict[Key, int]:
         """Forget buffered records of revoked partitions (they were not processed, so not committed);
         return, per partition that had any, the offset of the first one dropped.
 
         >>> from types import SimpleNamespace as R
-        >>> a = TopicAligner(["tx"])
+        >>> a = TopicAligner()
         >>> a.add([R(topic="tx", partition=0, timestamp=t, offset=10 + t) for t in (1, 2)])
         >>> a.drop_partitions([("tx", 0), ("tx", 1)]), a.buffered()
         ({('tx', 0): 11}, 0)
         """
-        first: dict[tuple[str, int], int] = {}
+        first: dict[Key, int] = {}
         for key in partitions:
             queue = self._queues.pop(key, None)
             if queue:
                 first[key] = queue[0].offset
         return first
 
-    def horizon(self, caught_up: Mapping[str, bool]) -> float:
-        """The newest timestamp up to which every topic's records are known.
-
-        A topic that is caught up (nothing more to fetch) does not hold the others back; a lagging
-        topic allows up to the newest timestamp buffered for it (none buffered: nothing released).
-        """
+    def horizon(self, lagging: Iterable[Key]) -> float:
+        """The newest timestamp up to which every partition's records are known: the oldest of the
+        newest timestamps buffered for the `lagging` partitions (those with more to fetch)."""
         horizon = float("inf")
-        for topic in self.topics:
-            if caught_up.get(topic, False):
-                continue
-            newest = [q[-1].timestamp for (t, _), q in self._queues.items() if t == topic and q]
-            horizon = min(horizon, max(newest) if newest else float("-inf"))
+        for key in lagging:
+            queue = self._queues.get(key)
+            horizon = min(horizon, queue[-1].timestamp if queue else float("-inf"))
         return horizon
 
-    def release(self, caught_up: Mapping[str, bool], limit: int | None = None) -> list[Any]:
-        """Records with timestamp <= horizon, merged in timestamp order (each partition in order)."""
-        horizon = self.horizon(caught_up)
+    def release(self, lagging: Iterable[Key], limit: int | None = None, horizon: float | None = None) -> list[Any]:
+        """Records with timestamp <= the horizon (or `horizon` if given), merged in timestamp order
+        (each partition in offset order), at most `limit` of them."""
+        if horizon is None:
+            horizon = self.horizon(lagging)
         heads = [(q[0].timestamp, key) for key, q in self._queues.items() if q and q[0].timestamp <= horizon]
         heapq.heapify(heads)
         out: list[Any] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 
@@ -25,8 +26,9 @@ class _Rebalance(ConsumerRebalanceListener):
 
     The consumer's position of a dropped partition is moved back to the first dropped record:
     kafka-python (like the Java client) keeps the position of a partition that is revoked and
-    assigned again in the same rebalance, so without the seek this consumer would carry on after
-    the records it dropped and never score them.
+    assigned again in the same rebalance (paused flag included), so without the seek this consumer
+    would carry on after the records it dropped and never score them, and a partition paused for
+    backpressure would stay paused.
     """
 
     def __init__(self) -> None:
@@ -40,6 +42,8 @@ class _Rebalance(ConsumerRebalanceListener):
             dropped = self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
             for (topic, partition), offset in dropped.items():
                 self.app.consumer.seek(TopicPartition(topic, partition), offset)
+            # a partition paused for backpressure and assigned again would stay paused with nothing buffered
+            self.app.consumer.resume(*revoked)
 
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
@@ -48,12 +52,14 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 @contextlib.contextmanager
-def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None) -> Iterator[ScoringConsumer]:
-    """A consumer subscribed to the transactions and labels topics; clients closed on exit."""
+def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None,
+                     **consumer_overrides: Any) -> Iterator[ScoringConsumer]:
+    """A consumer subscribed to the transactions and labels topics; clients closed on exit.
+    `consumer_overrides` go to `KafkaConsumer` (e.g. smaller fetch sizes in tests)."""
     engine = FeatureEngine(open_redis_store(settings), FeatureConfig.from_settings(settings))
     scorer = Scorer.from_settings(settings)  # models restored from the registry (stream/lifecycle.py)
     listener = _Rebalance()
-    consumer = make_consumer(settings)
+    consumer = make_consumer(settings, **consumer_overrides)
     consumer.subscribe([settings.topic_transactions, settings.topic_labels], listener=listener)
     producer = make_producer(settings, linger_ms=1)
     app = ScoringConsumer(settings, engine, scorer, consumer, producer, on_alert=on_alert)

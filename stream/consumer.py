@@ -38,7 +38,12 @@ log = logging.getLogger(__name__)
 AlertCallback = Callable[[Alert], None]
 T = TypeVar("T")
 MAX_ALIGN_WAIT_S = 5.0  # safety net: release buffered records anyway after this long without progress
-BUFFER_BATCHES = 20  # ... or when more than this many batches are buffered (bounded memory)
+PAUSE_BATCHES = 5  # pause fetching a partition with more than this many batches buffered ahead of the others
+RESUME_BATCHES = 2  # ... and resume it once it is down to this many
+# Every poll takes all fetched records (memory is bounded by the fetch sizes): kafka-python 3.0.12
+# loses parsed records of a partition paused while a poll had returned only part of them (its
+# KAFKA-7548 parking never gives them back), and then never fetches that partition again.
+POLL_ALL_RECORDS = 1_000_000
 
 
 class PublishFailed(FraudstreamError):
@@ -89,7 +94,7 @@ class ScoringConsumer:
         self.tx_dlq = DeadLetterWriter(self.producer, s.topic_dlq)
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[TopicPartition, datetime] = {}
-        self.aligner = TopicAligner([s.topic_transactions, s.topic_labels])
+        self.aligner = TopicAligner()
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -100,17 +105,21 @@ class ScoringConsumer:
         (see `TopicAligner`), so a consumer working through a backlog learns as it would live.
         """
         last_activity = last_release = time.monotonic()
+        limit = self.settings.max_poll_records
+        ready: list[ConsumerRecord] = []
         while not self.stop.is_set():
-            polled = self.consumer.poll(timeout_ms=200, max_records=self.settings.max_poll_records)
+            # wait for records only when the last round had nothing to do
+            polled = self.consumer.poll(timeout_ms=0 if ready else 200, max_records=POLL_ALL_RECORDS)
             for records in polled.values():
                 self.aligner.add(records)
-            limit = self.settings.max_poll_records
-            ready = self.aligner.release(self._caught_up(), limit=limit)
-            buffered = self.aligner.buffered()
-            if not ready and buffered and (buffered > BUFFER_BATCHES * limit
-                                           or time.monotonic() - last_release > MAX_ALIGN_WAIT_S):
-                # bounded memory and progress first: release in timestamp order regardless of the horizon
-                ready = self.aligner.release({t: True for t in self.aligner.topics}, limit)
+            lagging = self._lagging()
+            ready = self.aligner.release(lagging, limit=limit)
+            if not ready and self.aligner.buffered() and time.monotonic() - last_release > MAX_ALIGN_WAIT_S:
+                # progress first: a partition that never catches up must not stall the others forever
+                log.warning("releasing buffered records out of timestamp alignment: no progress for %.0f s "
+                            "waiting for %s", MAX_ALIGN_WAIT_S, sorted(f"{t}[{p}]" for t, p in lagging))
+                ready = self.aligner.release((), limit=limit)
+            self._backpressure(limit)
             if ready:
                 try:
                     self.process(ready)
@@ -129,14 +138,27 @@ class ScoringConsumer:
                 break
         return self.stats
 
-    def _caught_up(self) -> dict[str, bool]:
-        """Per topic: every assigned partition has been fetched up to its high watermark."""
-        status = {t: True for t in self.aligner.topics}
+    def _lagging(self) -> set[tuple[str, int]]:
+        """Assigned partitions not yet fetched up to their high watermark (or never fetched)."""
+        lagging = set()
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
             if high is None or self.consumer.position(tp) < high:
-                status[tp.topic] = False
-        return status
+                lagging.add((tp.topic, tp.partition))
+        return lagging
+
+    def _backpressure(self, limit: int) -> None:
+        """Bounded memory: stop fetching partitions that buffered far ahead of a lagging one (their
+        records wait for the horizon); fetch them again once most of it is released."""
+        buffered = self.aligner.buffered_per_partition()
+        paused = self.consumer.paused()
+        pause = [tp for tp in self.consumer.assignment()
+                 if tp not in paused and buffered.get((tp.topic, tp.partition), 0) > PAUSE_BATCHES * limit]
+        resume = [tp for tp in paused if buffered.get((tp.topic, tp.partition), 0) <= RESUME_BATCHES * limit]
+        if pause:
+            self.consumer.pause(*pause)
+        if resume:
+            self.consumer.resume(*resume)
 
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle records (in timestamp order) completely, then commit their offsets."""

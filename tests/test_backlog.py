@@ -1,0 +1,50 @@
+"""A backlog of transactions and labels (a fast replay consumed later) is consumed in timestamp order.
+
+The labels topic is far smaller than the transactions topic, so the consumer fetches it far ahead;
+its records wait (bounded: the consumer pauses partitions that buffered too far ahead) until the
+transactions before them are scored. Every label then finds its scored record: none is dead-lettered
+as unknown, and the consumer never stalls with partitions paused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from kafka import KafkaProducer
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.app import scoring_consumer
+
+pytestmark = pytest.mark.services
+
+T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def test_backlog_of_transactions_and_labels_learns_every_label(settings: Settings) -> None:
+    settings = settings.model_copy(update={"max_poll_records": 100})  # pauses after 500 buffered records
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    n, labelled = 6000, 0
+    for i in range(n):
+        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 50}", terminal_id=f"m{i % 40}",
+                         amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        if i % 3 == 0 and i >= 300:  # a label for every third transaction, 300 transactions later
+            j = i - 300
+            label = Label(transaction_id=f"t{j}", customer_id=f"c{j % 50}", is_fraud=j % 97 == 0,
+                          event_time=T0 + timedelta(minutes=j), reported_at=T0 + timedelta(minutes=i))
+            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+            labelled += 1
+    producer.flush()
+    producer.close()
+    # small fetches, so that the consumer fetches each topic in many steps, as with a large backlog
+    with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
+        stats = app.run(max_transactions=n, idle_timeout=20)
+        # the labels after the last transaction are still to come: drain them too
+        app.run(idle_timeout=3)
+    assert stats.processed == n
+    assert stats.labels_dead_lettered == 0
+    assert stats.labels_learned == labelled
