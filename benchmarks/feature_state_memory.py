@@ -7,9 +7,10 @@ Run by hand (prints figures, asserts nothing)::
 Streams the first `days` days of ../shared/data/fdh_dev.csv.gz (~2 transactions per customer per
 day) through the Redis store of an embedded Valkey server started here (stopped at the end), like
 the consumer: per batch, the labels arrived so far (7 days after their transactions), then
-`transform` and `record_scored` with one score per transaction. Then measures every key with MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes
-per customer (event list = feature state; scored records waiting for their label, separately) and
-per terminal, and the server's used_memory.
+`transform` and `record_scored` with one score per transaction. Then measures every key with
+MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes per customer (its event string = feature
+state; its share of the terminals' event strings; scored records waiting for their label,
+separately) and per terminal, and the server's used_memory.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def key_bytes(client: redis.Redis) -> dict[str, list[int]]:
     for key, size in zip(keys, sizes):
         name = key.decode()
         side = "customer" if ":{c:" in name else "terminal"
-        kinds[f"{side} {name.rsplit(':', 1)[1]}"].append(int(size))
+        kind = "record" if ":r:" in name else name.rsplit(":", 1)[1]  # ev, geo, or one scored record
+        kinds[f"{side} {kind}"].append(int(size))
     return kinds
 
 
@@ -106,11 +108,13 @@ def main() -> None:
         terminals = len(kinds.get("terminal ev", []))
         for kind, sizes in sorted(kinds.items()):
             print(f"  {kind:14s} {len(sizes):6,} keys, mean {sum(sizes) / len(sizes):7,.0f} B, max {max(sizes):7,} B")
-        feature_state = sum(kinds.get("customer ev", []))
-        records = sum(kinds.get("customer rec", [])) + sum(kinds.get("customer rect", []))
-        print(f"per customer: feature state {feature_state / customers:,.0f} B; scored records waiting for labels "
-              f"{records / customers:,.0f} B; total {(feature_state + records) / customers:,.0f} B")
-        print(f"per terminal: {sum(kinds.get('terminal ev', [])) / terminals:,.0f} B")
+        feature_state = sum(kinds.get("customer ev", [])) + sum(kinds.get("customer geo", []))
+        terminal_state = sum(kinds.get("terminal ev", []))
+        records = sum(kinds.get("customer record", []))
+        print(f"per customer: feature state {feature_state / customers:,.0f} B, its share of the terminals' state "
+              f"{terminal_state / customers:,.0f} B; scored records waiting for labels {records / customers:,.0f} B; "
+              f"total {(feature_state + terminal_state + records) / customers:,.0f} B")
+        print(f"per terminal: {terminal_state / terminals:,.0f} B")
         print(f"server used_memory: {client.info('memory')['used_memory'] / 1e6:,.1f} MB "
               f"for {customers:,} customers and {terminals:,} terminals")
         client.close()

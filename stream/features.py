@@ -22,28 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import msgpack
-
 from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.schema import EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, StoredRecord
 from fraudstream.stream.state.base import CustomerOp, StateStore, TerminalOp
 
-HANDBOOK_FEATURES: tuple[str, ...] = (
-    "TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT",
-    "CUSTOMER_ID_NB_TX_1DAY_WINDOW", "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW",
-    "CUSTOMER_ID_NB_TX_7DAY_WINDOW", "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW",
-    "CUSTOMER_ID_NB_TX_30DAY_WINDOW", "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
-    "TERMINAL_ID_NB_TX_1DAY_WINDOW", "TERMINAL_ID_RISK_1DAY_WINDOW",
-    "TERMINAL_ID_NB_TX_7DAY_WINDOW", "TERMINAL_ID_RISK_7DAY_WINDOW",
-    "TERMINAL_ID_NB_TX_30DAY_WINDOW", "TERMINAL_ID_RISK_30DAY_WINDOW",
-)
-EXTRA_FEATURES: tuple[str, ...] = (
-    "customer_nb_tx_10min", "customer_nb_tx_1h", "customer_sum_amount_1h", "customer_mean_amount_1h",
-    "customer_sum_amount_1d", "customer_sum_amount_7d", "customer_seconds_since_prev_tx",
-    "customer_amount_over_mean_30d", "customer_amount_zscore_30d", "customer_nb_terminals_24h",
-    "customer_first_use_of_terminal_30d", "terminal_nb_tx_1h", "has_coordinates",
-    "customer_distance_from_home_km", "customer_distance_from_prev_km", "customer_speed_from_prev_kmh",
-)
-FEATURE_NAMES: tuple[str, ...] = HANDBOOK_FEATURES + EXTRA_FEATURES
+__all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureConfig", "FeatureEngine", "ScoredRecord", "derive"]
+
 
 NO_PREVIOUS_SECONDS = 30 * 86400.0  # seconds since previous transaction when there is none in 30 days
 EARTH_RADIUS_KM = 6371.0088
@@ -129,11 +113,11 @@ def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: 
     lat, lon = tx.latitude, tx.longitude
     has_coords = lat is not None and lon is not None
     home_km = prev_km = speed = 0.0
-    if has_coords:
+    if has_coords:  # aggregated coordinates are in microdegrees
         if hn > 0:
-            home_km = haversine_km(lat, lon, hlat / hn, hlon / hn)  # type: ignore[arg-type]
+            home_km = haversine_km(lat, lon, hlat / hn / 1e6, hlon / hn / 1e6)  # type: ignore[arg-type]
         if pcoord:
-            prev_km = haversine_km(lat, lon, plat, plon)  # type: ignore[arg-type]
+            prev_km = haversine_km(lat, lon, plat / 1e6, plon / 1e6)  # type: ignore[arg-type]
             hours = max(prev_dt / 1000.0, config.min_gap_seconds_for_speed) / 3600.0
             speed = min(MAX_SPEED_KMH, prev_km / hours)
 
@@ -188,7 +172,7 @@ class FeatureEngine:
                 out.append(None)
             elif cr.stored is not None:
                 next(term)
-                out.append(decode_record(cr.stored)[2])
+                out.append(dict(cr.stored.features))
             else:
                 out.append(derive(tx, t, c, cr.aggregates, next(term), config))
         return out
@@ -196,49 +180,23 @@ class FeatureEngine:
     def record_scored(self, txs: Sequence[Transaction], features: Sequence[dict[str, float]],
                       scores: Sequence[Mapping[str, float]]) -> None:
         """Keep what was scored per transaction id until its label arrives."""
-        items = [(tx.customer_id, tx.transaction_id, to_ms(tx.event_time), encode_record(tx, x, s))
-                 for tx, x, s in zip(txs, features, scores)]
-        self.store.put_records(items)
+        self.store.put_records([(tx.customer_id, tx.transaction_id,
+                                 StoredRecord(to_ms(tx.event_time), tx.terminal_id, x, dict(s)))
+                                for tx, x, s in zip(txs, features, scores)])
 
     def apply_labels(self, labels: Sequence[Label]) -> list[ScoredRecord | None]:
         """Return each label's scored record (once) and count frauds into terminal risk."""
-        raw = self.store.take_records([(lb.customer_id, lb.transaction_id) for lb in labels])
+        stored = self.store.take_records([(lb.customer_id, lb.transaction_id) for lb in labels])
         records: list[ScoredRecord | None] = []
         frauds: list[tuple[str, str]] = []
-        for label, payload in zip(labels, raw):
+        for label, rec in zip(labels, stored):
             record = None
-            if payload is not None:
-                t_ms, terminal_id, features, scores = decode_record(payload)
-                record = ScoredRecord(label.transaction_id, label.customer_id, terminal_id,
-                                      datetime.fromtimestamp(t_ms / 1000.0, timezone.utc), features, scores)
+            if rec is not None:
+                record = ScoredRecord(label.transaction_id, label.customer_id, rec.terminal_id,
+                                      datetime.fromtimestamp(rec.t_ms / 1000.0, timezone.utc), rec.features, rec.scores)
             records.append(record)
             terminal_id = label.terminal_id or (record.terminal_id if record else None)
             if label.is_fraud and terminal_id:
                 frauds.append((terminal_id, label.transaction_id))
         self.store.mark_frauds(frauds)
         return records
-
-
-def encode_record(tx: Transaction, features: Mapping[str, float], scores: Mapping[str, float]) -> bytes:
-    """The scored record as msgpack; whole-number values are packed as integers (1 byte for most
-    counts and flags instead of 9), which is lossless: `decode_record` gives back the same floats.
-
-    >>> from datetime import datetime, timezone
-    >>> tx = Transaction(transaction_id="1", customer_id="c", terminal_id="m", amount=12.5,
-    ...                  event_time=datetime(2018, 4, 1, tzinfo=timezone.utc))
-    >>> x = dict.fromkeys(FEATURE_NAMES, 1.0) | {"TX_AMOUNT": 12.5, "customer_amount_zscore_30d": -0.1}
-    >>> decode_record(encode_record(tx, x, {"logreg": 0.25}))[2:] == (x, {"logreg": 0.25})
-    True
-    """
-    values = [float(features[n]) for n in FEATURE_NAMES]
-    packed = [int(v) if v.is_integer() and -_EXACT < v < _EXACT else v for v in values]
-    return msgpack.packb([to_ms(tx.event_time), tx.terminal_id, packed, dict(scores)])
-
-
-_EXACT = 2.0 ** 53
-
-
-def decode_record(payload: bytes) -> tuple[int, str, dict[str, float], dict[str, float]]:
-    """(event time in ms, terminal id, features, scores) of an `encode_record` payload."""
-    t_ms, terminal_id, values, scores = msgpack.unpackb(payload, raw=False)
-    return t_ms, terminal_id, dict(zip(FEATURE_NAMES, map(float, values))), scores

@@ -82,8 +82,8 @@ def scored_ids(settings: Settings) -> set[str]:
     """Transaction ids with a scored record in Redis (nothing is labelled in these tests)."""
     client = redis.Redis.from_url(settings.redis_url or "")
     ids: set[str] = set()
-    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*:rec", count=1000):
-        ids.update(k.decode() for k in client.hkeys(key))
+    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:{{c:*}}:r:*", count=1000):
+        ids.add(key.decode().split(":r:", 1)[1])
     return ids
 
 

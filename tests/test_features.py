@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,7 +14,8 @@ from fraudstream.config import Settings
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.features import FEATURE_NAMES, HANDBOOK_FEATURES, FeatureEngine
 from fraudstream.stream.state import MemoryStore, open_redis_store
-from fraudstream.stream.state.redis_store import RedisStore
+from fraudstream.stream.state import blobs
+from fraudstream.stream.state.redis_store import TRIM_SLACK_MS, RedisStore
 from tests.feature_helpers import handbook_reference, load_handbook, run_stream, to_transactions
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -151,8 +151,12 @@ def test_state_is_trimmed_to_the_retention(settings: Settings) -> None:
     engine.transform([tx(f"t{i}", "c1", "m1", 10, i * 24 * 60) for i in range(60)])  # one a day for 60 days
     key = store.customer_keys("c1")[0]
     raw = store.client.get(key)
-    times = [struct.unpack_from("<q", raw[14 + 31 * i:14 + 31 * i + 6] + b"\0\0")[0] for i in range((len(raw) - 14) // 31)]
-    assert 30 <= len(times) <= 32 and times[-1] - times[0] <= 31 * 86_400_000  # 14-byte header, 31 B per event
+    width = blobs.CUSTOMER_WIDTH  # records of 23 bytes, time in the first 6
+    times = [int.from_bytes(raw[width * i:width * i + 6], "little") for i in range(len(raw) // width)]
+    # cut back to the retention (30 d + 1 h) whenever the oldest is 2 days past it
+    day = 86_400_000
+    assert 31 <= len(times) <= 33 and times[-1] - times[0] <= store.windows.customer_retention + TRIM_SLACK_MS
+    assert times[-1] == 59 * day + int(T0.timestamp() * 1000)
     assert isinstance(store, RedisStore)
 
 

@@ -1,8 +1,7 @@
-"""Long streams on Redis: trimmed history (sums kept in the header) gives the same features as memory."""
+"""Long streams on Redis: trimmed history and large amounts give the same features as memory."""
 
 from __future__ import annotations
 
-import struct
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,7 +11,8 @@ from fraudstream.config import Settings
 from fraudstream.models.events import Transaction
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore
-from fraudstream.stream.state.redis_store import RedisStore
+from fraudstream.stream.state import blobs
+from fraudstream.stream.state.redis_store import TRIM_SLACK_MS, RedisStore
 from tests.feature_helpers import run_stream
 
 T0 = datetime(2018, 4, 1, tzinfo=timezone.utc)
@@ -34,15 +34,16 @@ def test_features_after_months_of_trimming_match_memory(settings: Settings) -> N
     last = in_redis[txs[-1].transaction_id]
     assert last["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] == 60  # 8 a day for 30 days, over 4 customers
     assert any(x["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0 for x in in_redis.values())
-    header = client.get(store.customer_keys("c0")[0])[:14]  # sums of the trimmed events
-    assert header != bytes(14)
+    stored = blobs.parse_customer(client.get(store.customer_keys("c0")[0]))  # 100 days streamed, 30 kept
+    assert stored.t[-1] - stored.t[0] <= store.windows.customer_retention + TRIM_SLACK_MS
+    assert len(stored.t) < 200 // 1.5
     client.close()
 
 
 @pytest.mark.services
-def test_large_amounts_restart_the_cumulative_sums_exactly(settings: Settings) -> None:
-    # squared cents of ~50,000.00 are ~2.5e13: after ~90 transactions the cumulative sum passes
-    # 2^51 and the script restarts it from zero; window sums must stay exact
+def test_large_amounts_give_exact_window_sums(settings: Settings) -> None:
+    # squared cents of ~50,000.00 are ~2.5e13, summed over 60 transactions in the 30-day window;
+    # batches of 25 also cut the stored history in the middle of a batch
     txs = [Transaction(transaction_id=f"t{i}", customer_id="whale", terminal_id=f"m{i % 3}",
                        amount=40_000 + (i * 7919) % 20_000 + 0.37, event_time=T0 + timedelta(hours=12 * i))
            for i in range(300)]
@@ -51,7 +52,9 @@ def test_large_amounts_restart_the_cumulative_sums_exactly(settings: Settings) -
     in_memory = FeatureEngine(MemoryStore()).transform(txs)
     in_redis = [x for start in range(0, 300, 25) for x in FeatureEngine(store).transform(txs[start:start + 25])]
     assert in_memory == in_redis
-    header = client.get(store.customer_keys("whale")[0])[:14]  # '<i6d': sums of the trimmed events
-    base_cents, base_squares = int.from_bytes(header[:6], "little"), struct.unpack("<d", header[6:])[0]
-    assert base_squares < 2**51 and base_cents < 2**46  # restarted: ~240 trimmed squares sum to ~6e15
+    last = in_redis[-1]
+    previous = [t.amount for t in txs[-60:-1]]  # the 59 before it in its 30-day window
+    mean = sum(previous) / len(previous)
+    std = (sum((a - mean) ** 2 for a in previous) / len(previous)) ** 0.5
+    assert abs(last["customer_amount_zscore_30d"] - (txs[-1].amount - mean) / std) < 1e-9
     client.close()

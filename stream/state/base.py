@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from fraudstream.stream.schema import StoredRecord
+
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -34,17 +36,27 @@ class TerminalOp(NamedTuple):
 
 
 class CustomerResult(NamedTuple):
-    """`aggregates` in the order of `CUSTOMER_AGGREGATES`; `stored` is the record saved at scoring
-    time when the transaction is a duplicate that was already scored; `conflict` when the id is
-    already used by a transaction with another time, amount or terminal (nothing was changed)."""
+    """`aggregates` in the order of `CUSTOMER_AGGREGATES`, over the customer's events that arrived
+    before this one (and itself) within the windows; `stored` is the record saved at scoring time
+    when the transaction is a duplicate that was already scored; `conflict` when the id is already
+    used by a transaction with another time, amount or terminal (nothing was changed)."""
 
     duplicate: bool
-    stored: bytes | None
+    stored: StoredRecord | None
     aggregates: tuple[float, ...]
     conflict: bool = False
 
 
-CUSTOMER_AGGREGATES = (
+def to_micro(degrees: float) -> int:
+    """Coordinates are kept in integer microdegrees (~0.1 m), so that sums are exact in every store.
+
+    >>> to_micro(48.8566), to_micro(-0.1278)
+    (48856600, -127800)
+    """
+    return round(degrees * 1e6)
+
+
+CUSTOMER_AGGREGATES = (  # coordinates in microdegrees; prev_*: the newest earlier event within 30 days
     "nb_1d", "cents_1d", "nb_7d", "cents_7d", "nb_30d", "cents_30d", "cents_sq_30d", "nb_1h", "cents_1h",
     "nb_10min", "prev_dt_ms", "nb_terminals_24h", "terminal_seen_30d", "home_lat_sum", "home_lon_sum",
     "home_n", "prev_lat", "prev_lon", "prev_has_coords",
@@ -97,12 +109,12 @@ class StateStore(Protocol):
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:
         ...
 
-    def put_records(self, items: list[tuple[str, str, int, bytes]]) -> None:
-        """(customer_id, transaction_id, t_ms, payload) -> stored until taken or expired."""
+    def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
+        """(customer_id, transaction_id, record) -> stored until taken or expired."""
         ...
 
-    def take_records(self, items: list[tuple[str, str]]) -> list[bytes | None]:
-        """(customer_id, transaction_id) -> the payload, deleted; None when absent."""
+    def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
+        """(customer_id, transaction_id) -> the record, deleted; None when absent."""
         ...
 
     def mark_frauds(self, items: list[tuple[str, str]]) -> None:

@@ -1,7 +1,10 @@
-"""`MemoryStore`: the state store in plain Python, with exactly the semantics of the Lua scripts.
+"""`MemoryStore`: the state store in plain Python, with exactly the semantics of the Redis store.
 
 Each entity keeps parallel lists sorted by (event time, arrival); window bounds come from `bisect`
-and sums from slices, so a transaction costs a few microseconds whatever the window lengths.
+and sums from slices, so a transaction costs a few microseconds whatever the window lengths. An
+event's aggregates cover the events that arrived before it (and itself) within the windows; a new
+event is the newest arrival, so that is every event sorted before it. A redelivered event gets the
+aggregates it had when it arrived (the slow path filters by arrival number).
 
 >>> from fraudstream.stream.state.base import CustomerOp, TerminalOp
 >>> store = MemoryStore()
@@ -18,13 +21,14 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
-from fraudstream.stream.state.base import CustomerOp, CustomerResult, TerminalOp, Windows
+from fraudstream.stream.schema import StoredRecord
+from fraudstream.stream.state.base import CustomerOp, CustomerResult, TerminalOp, Windows, to_micro
 
 
 class _Customer:
-    """A customer's events as parallel lists (coordinates are None when absent)."""
+    """A customer's events as parallel lists (coordinates in microdegrees, None when absent)."""
 
-    __slots__ = ("times", "cents", "squares", "terms", "ids", "lats", "lons")
+    __slots__ = ("times", "cents", "squares", "terms", "ids", "lats", "lons", "seqs", "arrivals")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -32,8 +36,10 @@ class _Customer:
         self.squares: list[int] = []
         self.terms: list[int] = []
         self.ids: list[str] = []
-        self.lats: list[float | None] = []
-        self.lons: list[float | None] = []
+        self.lats: list[int | None] = []
+        self.lons: list[int | None] = []
+        self.seqs: list[int] = []
+        self.arrivals = 0
 
     def insert(self, op: CustomerOp) -> int:
         p = bisect_right(self.times, op.t_ms)
@@ -42,24 +48,39 @@ class _Customer:
         self.squares.insert(p, op.cents * op.cents)
         self.terms.insert(p, op.terminal_hash)
         self.ids.insert(p, op.transaction_id)
-        self.lats.insert(p, op.latitude)
-        self.lons.insert(p, op.longitude)
+        has = op.latitude is not None and op.longitude is not None
+        self.lats.insert(p, to_micro(op.latitude) if has else None)  # type: ignore[arg-type]
+        self.lons.insert(p, to_micro(op.longitude) if has else None)  # type: ignore[arg-type]
+        self.seqs.insert(p, self.arrivals)
+        self.arrivals += 1
         return p
 
     def trim(self, retention: int) -> None:
         first = bisect_left(self.times, self.times[-1] - retention)
         if first:
-            for column in (self.times, self.cents, self.squares, self.terms, self.ids, self.lats, self.lons):
+            for column in (self.times, self.cents, self.squares, self.terms, self.ids, self.lats, self.lons, self.seqs):
                 del column[:first]
+
+    def as_of(self, p: int) -> tuple[_Customer, int]:
+        """The events that had arrived when event `p` did (a copy), and its index there."""
+        seq = self.seqs[p]
+        keep = [i for i, s in enumerate(self.seqs) if s <= seq]
+        view = _Customer()
+        for name in ("times", "cents", "squares", "terms", "ids", "lats", "lons", "seqs"):
+            column = getattr(self, name)
+            setattr(view, name, [column[i] for i in keep])
+        return view, keep.index(p)
 
 
 class _Terminal:
-    __slots__ = ("times", "ids", "frauds")
+    __slots__ = ("times", "ids", "frauds", "seqs", "arrivals")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.ids: list[str] = []
         self.frauds: list[int] = []
+        self.seqs: list[int] = []
+        self.arrivals = 0
 
 
 class MemoryStore:
@@ -69,7 +90,7 @@ class MemoryStore:
         self.windows = windows or Windows()
         self._customers: defaultdict[str, _Customer] = defaultdict(_Customer)
         self._terminals: defaultdict[str, _Terminal] = defaultdict(_Terminal)
-        self._records: defaultdict[str, dict[str, tuple[int, bytes]]] = defaultdict(dict)
+        self._records: defaultdict[str, dict[str, StoredRecord]] = defaultdict(dict)
 
     # -- customers -------------------------------------------------------------------------------
     def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
@@ -78,12 +99,14 @@ class MemoryStore:
         for op in ops:
             cust = self._customers[op.customer_id]
             if op.transaction_id in cust.ids:
-                p = _last_index(cust.ids, op.transaction_id)
+                p = cust.ids.index(op.transaction_id)
+                view, q = cust.as_of(p)
+                aggregates = self.customer_aggregates(view, q)
                 if (cust.times[p], cust.cents[p], cust.terms[p]) != (op.t_ms, op.cents, op.terminal_hash):
-                    out.append(CustomerResult(True, None, self.customer_aggregates(cust, p), conflict=True))
+                    out.append(CustomerResult(True, None, aggregates, conflict=True))
                     continue
                 rec = self._records.get(op.customer_id, {}).get(op.transaction_id)
-                out.append(CustomerResult(True, rec[1] if rec else None, self.customer_aggregates(cust, p)))
+                out.append(CustomerResult(True, rec, aggregates))
                 continue
             p = cust.insert(op)
             out.append(CustomerResult(False, None, self.customer_aggregates(cust, p)))
@@ -91,8 +114,8 @@ class MemoryStore:
                 cust.trim(retention)
         return out
 
-    def customer_aggregates(self, cust: _Customer, p: int) -> tuple[float, ...]:
-        """Aggregates of the event at index `p` over the events before it (and itself)."""
+    def customer_aggregates(self, cust: _Customer, p: int) -> tuple[int, ...]:
+        """Aggregates of the event at index `p` over the events sorted before it (and itself)."""
         w = self.windows
         times, cents = cust.times, cust.cents
         t = times[p]
@@ -103,47 +126,53 @@ class MemoryStore:
         ih = bisect_right(times, t - w.customer_1h, i30, hi)
         i10 = bisect_right(times, t - w.customer_10min, i30, hi)
         terms = cust.terms
-        hlat = hlon = plat = plon = 0.0
-        hn = pcoord = 0
+        hlat = hlon = hn = plat = plon = pcoord = 0
+        has_prev = p > i30  # the previous event counts within 30 days
         if cust.lats[p] is not None:  # coordinate aggregates only matter for events with coordinates
             lats, lons = cust.lats, cust.lons
-            for i in range(i30, p):  # forward, like the Lua script: the same float sums
+            for i in range(i30, p):
                 lat = lats[i]
                 if lat is not None:
                     hlat += lat
                     hlon += lons[i]  # type: ignore[operator]
                     hn += 1
-            if p > 0 and lats[p - 1] is not None:
-                plat, plon, pcoord = lats[p - 1], lons[p - 1], 1
-        prev_dt = t - times[p - 1] if p > 0 else -1
+            if has_prev and lats[p - 1] is not None:
+                plat, plon, pcoord = lats[p - 1], lons[p - 1], 1  # type: ignore[assignment]
+        prev_dt = t - times[p - 1] if has_prev else -1
         return (hi - i1, sum(cents[i1:hi]), hi - i7, sum(cents[i7:hi]), hi - i30, sum(cents[i30:hi]),
                 sum(cust.squares[i30:hi]), hi - ih, sum(cents[ih:hi]), hi - i10, prev_dt, len(set(terms[i1:hi])),
                 int(terms[p] in terms[i30:p]), hlat, hlon, hn, plat, plon, pcoord)
 
     # -- terminals -------------------------------------------------------------------------------
-    def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:
+    def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[int, ...]]:
         out = []
         retention = self.windows.terminal_retention
         for op in ops:
             term = self._terminals[op.terminal_id]
             times = term.times
             if op.transaction_id in term.ids:
-                out.append(self.terminal_aggregates(term, _last_index(term.ids, op.transaction_id)))
+                out.append(self._terminal_as_of(term, term.ids.index(op.transaction_id)))
                 continue
             p = bisect_right(times, op.t_ms)
             times.insert(p, op.t_ms)
             term.ids.insert(p, op.transaction_id)
             term.frauds.insert(p, 0)
-            out.append(self.terminal_aggregates(term, p))
+            term.seqs.insert(p, term.arrivals)
+            term.arrivals += 1
+            out.append(self.terminal_aggregates(times, term.frauds, p))
             if times[0] < times[-1] - retention:
                 first = bisect_left(times, times[-1] - retention)
-                del times[:first], term.ids[:first], term.frauds[:first]
+                del times[:first], term.ids[:first], term.frauds[:first], term.seqs[:first]
         return out
 
-    def terminal_aggregates(self, term: _Terminal, p: int) -> tuple[float, ...]:
+    def _terminal_as_of(self, term: _Terminal, p: int) -> tuple[int, ...]:
+        seq = term.seqs[p]
+        keep = [i for i, s in enumerate(term.seqs) if s <= seq]
+        return self.terminal_aggregates([term.times[i] for i in keep], [term.frauds[i] for i in keep], keep.index(p))
+
+    def terminal_aggregates(self, times: list[int], frauds: list[int], p: int) -> tuple[int, ...]:
         """Counts and frauds over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t]."""
         w = self.windows
-        times, frauds = term.times, term.frauds
         t = times[p]
         hi = p + 1
         end = bisect_right(times, t - w.terminal_delay, 0, hi)
@@ -157,33 +186,25 @@ class MemoryStore:
         for terminal_id, txid in items:
             term = self._terminals.get(terminal_id)
             if term is not None and txid in term.ids:
-                term.frauds[_last_index(term.ids, txid)] = 1
+                term.frauds[term.ids.index(txid)] = 1
 
     # -- scored records --------------------------------------------------------------------------
-    def put_records(self, items: list[tuple[str, str, int, bytes]]) -> None:
+    def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
         newest: dict[str, int] = {}
-        for customer_id, txid, t_ms, payload in items:
-            self._records[customer_id][txid] = (t_ms, payload)
-            if t_ms > newest.get(customer_id, t_ms - 1):
-                newest[customer_id] = t_ms
+        for customer_id, txid, record in items:
+            self._records[customer_id][txid] = record
+            if record.t_ms > newest.get(customer_id, record.t_ms - 1):
+                newest[customer_id] = record.t_ms
         for customer_id, t_ms in newest.items():
             records = self._records[customer_id]
             cut = t_ms - self.windows.record_retention
-            for txid in [k for k, (t, _) in records.items() if t < cut]:
-                del records[txid]
+            if next(iter(records.values())).t_ms < cut:  # oldest first (insertion order ~ event time)
+                for txid in [k for k, r in records.items() if r.t_ms < cut]:
+                    del records[txid]
 
-    def take_records(self, items: list[tuple[str, str]]) -> list[bytes | None]:
-        out: list[bytes | None] = []
+    def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
+        out: list[StoredRecord | None] = []
         for customer_id, txid in items:
             records = self._records.get(customer_id)
-            rec = records.pop(txid, None) if records else None
-            out.append(rec[1] if rec else None)
+            out.append(records.pop(txid, None) if records else None)
         return out
-
-
-def _last_index(values: list[str], value: str) -> int:
-    """Index of the last occurrence of `value` (known to be present)."""
-    for i in range(len(values) - 1, -1, -1):
-        if values[i] == value:
-            return i
-    raise ValueError(value)  # pragma: no cover - callers check membership first

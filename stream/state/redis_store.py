@@ -1,32 +1,41 @@
 """`RedisStore`: the state store on Redis or Valkey, single server or cluster.
 
 Every update is a Lua script, so concurrent consumers never lose updates to a read-modify-write
-race. Keys of one customer share the hash tag ``{c:<id>}``, keys of one terminal ``{t:<id>}``; each
-script call touches one hash slot on a cluster (ops grouped by slot) and, on a single server, one
-call carries the whole batch.
+race: a script appends a batch's events to each entity's string (after checking the ids) and
+returns the strings; the window aggregates of the whole batch are then computed here, vectorised
+(`fraudstream.stream.state.blobs`). Keys of one customer share the hash tag ``{c:<id>}``, keys of
+one terminal ``{t:<id>}``; each script call touches one hash slot on a cluster (ops grouped by
+slot) and, on a single server, one call carries the whole batch.
+
+Scored records are one string key per transaction (``{prefix}:{c:<id>}:r:<transaction id>``) with
+a time to live of `Windows.record_retention` (wall-clock; a label deletes its record when it takes it).
 """
 
 from __future__ import annotations
 
 import logging
-from hashlib import blake2b
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from hashlib import blake2b
 from importlib.resources import files
 from typing import Any
 
 import msgpack
+import numpy as np
 import redis
 from redis.cluster import RedisCluster, key_slot
 from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
-from fraudstream.stream.state.base import CustomerOp, CustomerResult, TerminalOp, Windows
+from fraudstream.stream.schema import StoredRecord, decode_record, encode_record
+from fraudstream.stream.state import blobs
+from fraudstream.stream.state.base import DAY_MS, CustomerOp, CustomerResult, TerminalOp, Windows, to_micro
 
 log = logging.getLogger(__name__)
 
 SCRIPT_NAMES = ("customer_update", "terminal_update", "terminal_mark_fraud", "records_put", "records_take")
+TRIM_SLACK_MS = 2 * DAY_MS  # events are cut in bulk once the oldest is this much past the retention
 
 
 def connect(settings: Settings) -> redis.Redis | RedisCluster:
@@ -44,14 +53,54 @@ def connect(settings: Settings) -> redis.Redis | RedisCluster:
 
 
 def id_hash(transaction_id: str) -> bytes:
-    """48 bits of BLAKE2b of a transaction id: how the scripts recognise a redelivery or a labelled
+    """40 bits of BLAKE2b of a transaction id: how the scripts recognise a redelivery or a labelled
     event (a false match needs two ids of one customer or terminal in the retention to collide:
-    probability ~n^2 / 2^49 for n of them).
+    probability ~n^2 / 2^41 for n of them, ~2e-9 for a customer's 60 transactions of 30 days).
 
-    >>> id_hash("42").hex()
-    'fb1537b27530'
+    >>> len(id_hash("42")), id_hash("42") == id_hash("42") != id_hash("43")
+    (5, True)
     """
-    return blake2b(transaction_id.encode(), digest_size=6).digest()
+    return blake2b(transaction_id.encode(), digest_size=blobs.ID_HASH_BYTES).digest()
+
+
+class _Batch:
+    """Ops grouped by hash slot (one group on a single server): per group the keys and the op
+    indices, and per op the index of its entity in its group (keys of entity e: e * width + 1..)."""
+
+    def __init__(self, entities: Sequence[str], keys_of: Callable[[str], Sequence[str]], cluster: bool) -> None:
+        self.keys: list[list[str]] = []
+        self.ops: list[list[int]] = []
+        self.entity_slot: list[int] = []
+        if not cluster:  # the common case, kept cheap: one group
+            index: dict[str, int] = {}
+            keys: list[str] = []
+            slots = self.entity_slot
+            for entity in entities:
+                e = index.get(entity)
+                if e is None:
+                    e = index[entity] = len(index)
+                    keys.extend(keys_of(entity))
+                slots.append(e)
+            self.keys.append(keys)
+            self.ops.append(list(range(len(entities))))
+            return
+        groups: dict[int, int] = {}
+        seen: list[dict[str, int]] = []
+        for i, entity in enumerate(entities):
+            ks = keys_of(entity)
+            slot = key_slot(ks[0].encode())
+            g = groups.get(slot)
+            if g is None:
+                g = groups[slot] = len(self.keys)
+                self.keys.append([])
+                self.ops.append([])
+                seen.append({})
+            e = seen[g].get(entity)
+            if e is None:
+                e = seen[g][entity] = len(seen[g])
+                self.keys[g].extend(ks)
+            self.ops[g].append(i)
+            self.entity_slot.append(e)
 
 
 class RedisStore:
@@ -60,10 +109,15 @@ class RedisStore:
     def __init__(self, client: redis.Redis | RedisCluster, prefix: str = "fs", windows: Windows | None = None) -> None:
         self.client = client
         self.prefix = prefix
-        self.windows = windows or Windows()
+        self.windows = w = windows or Windows()
         self.cluster = isinstance(client, RedisCluster)
+        self._customer_windows = blobs.CustomerWindows(w.customer_30d, w.customer_7d, w.customer_1d, w.customer_1h,
+                                                       w.customer_10min)
+        self._terminal_windows = blobs.TerminalWindows(w.terminal_delay, w.terminal_1d, w.terminal_7d, w.terminal_30d,
+                                                       w.terminal_1h)
         self._source = {name: files(__package__).joinpath(f"{name}.lua").read_text() for name in SCRIPT_NAMES}
         self._sha: dict[str, str] = {}
+        self._memo: tuple[list[str], list[bytes]] | None = None
         self._load_scripts()
 
     def _load_scripts(self) -> None:
@@ -71,10 +125,13 @@ class RedisStore:
             self._sha[name] = self.client.script_load(source)
 
     # -- keys ------------------------------------------------------------------------------------
-    def customer_keys(self, customer_id: str) -> tuple[str, str, str, str]:
-        """events, scored records, records index, coordinates."""
+    def customer_keys(self, customer_id: str) -> tuple[str, str]:
+        """events, coordinates."""
         base = f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
-        return f"{base}:ev", f"{base}:rec", f"{base}:rect", f"{base}:geo"
+        return f"{base}:ev", f"{base}:geo"
+
+    def record_key(self, customer_id: str, transaction_id: str) -> str:
+        return f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}:r:{transaction_id}"
 
     def terminal_key(self, terminal_id: str) -> str:
         return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:ev"
@@ -96,83 +153,153 @@ class RedisStore:
                 self._load_scripts()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _grouped(self, entities: Sequence[str], keys_of: Callable[[str], Sequence[str]]) -> list[tuple[list[str], dict[str, int], list[int]]]:
-        """Group op indices by hash slot (one group on a single server).
+    def _hashes(self, transaction_ids: list[str]) -> list[bytes]:
+        """`id_hash` of each id; the engine updates customers and then terminals with the same ids,
+        so the previous call's hashes are reused."""
+        memo = self._memo
+        if memo is not None and memo[0] == transaction_ids:
+            return memo[1]
+        hashes = [id_hash(t) for t in transaction_ids]
+        self._memo = (transaction_ids, hashes)
+        return hashes
 
-        Returns per group: the keys, entity -> 1-based index of its first key, and the op indices.
-        """
-        groups: dict[int, tuple[list[str], dict[str, int], list[int]]] = defaultdict(lambda: ([], {}, []))
-        for i, entity in enumerate(entities):
-            ks = keys_of(entity)
-            slot = key_slot(ks[0].encode()) if self.cluster else 0
-            keys, index, ops = groups[slot]
-            if entity not in index:
-                index[entity] = len(keys) + 1
-                keys.extend(ks)
-            ops.append(i)
-        return list(groups.values())
-
-    def _batched(self, name: str, entities: Sequence[str], keys_of: Callable[[str], Sequence[str]],
-                 op_args: Callable[[int, int], list[Any]], extra: list[Any]) -> list[tuple[list[int], Any]]:
-        groups = self._grouped(entities, keys_of)
-        calls = []
-        for keys, index, ops in groups:
-            packed = msgpack.packb([op_args(i, index[entities[i]]) for i in ops], use_bin_type=False)
-            calls.append((keys, [packed, *extra]))
-        results = self._run(name, calls)
-        return [(ops, result) for (_, _, ops), result in zip(groups, results)]
-
-    # -- StateStore ------------------------------------------------------------------------------
+    # -- customers -------------------------------------------------------------------------------
     def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
         if not ops:
             return []
-        w = self.windows
-        extra = [w.customer_30d, w.customer_7d, w.customer_1d, w.customer_1h, w.customer_10min, w.customer_retention]
+        batch = _Batch([o.customer_id for o in ops], self.customer_keys, self.cluster)
+        retention = [self.windows.customer_retention, TRIM_SLACK_MS]
+        hashes = self._hashes([o.transaction_id for o in ops])
+        calls = []
+        for keys, members in zip(batch.keys, batch.ops):
+            packed = []
+            for i in members:
+                op = ops[i]
+                has = op.latitude is not None and op.longitude is not None
+                record = blobs.customer_record(op.t_ms, op.cents, op.terminal_hash, hashes[i], has)
+                geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
+                packed.append([batch.entity_slot[i] * 2 + 1, record, geo])
+            calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
+        replies = self._run("customer_update", calls)
 
-        def args(i: int, k: int) -> list[Any]:
-            op = ops[i]
-            return [k, op.t_ms, op.cents, op.terminal_hash, op.transaction_id, id_hash(op.transaction_id),
-                    op.latitude, op.longitude]
+        # one array of every returned string's events; per op, its prefix [start, own] in it
+        ev_parts: list[bytes] = []
+        geo_parts: list[bytes] = []
+        start = np.zeros(len(ops), dtype=np.int64)
+        own = np.zeros(len(ops), dtype=np.int64)
+        status = [0] * len(ops)
+        first_of_entity: list[list[int]] = []
+        geo_first: list[list[int]] = []
+        records = geo_rows = 0
+        for reply in replies:
+            firsts, gfirsts = [], []
+            for k in range(1, len(reply), 2):
+                firsts.append(records)
+                gfirsts.append(geo_rows if reply[k + 1] is not False and reply[k + 1] is not None else -1)
+                ev_parts.append(reply[k])
+                records += len(reply[k]) // blobs.CUSTOMER_WIDTH
+                if gfirsts[-1] >= 0:
+                    geo_parts.append(reply[k + 1])
+                    geo_rows += len(reply[k + 1]) // blobs.GEO_WIDTH
+            first_of_entity.append(firsts)
+            geo_first.append(gfirsts)
+        entity_first = np.zeros(len(ops), dtype=np.int64)
+        entity_geo = np.zeros(len(ops), dtype=np.int64)
+        for g, (reply, members) in enumerate(zip(replies, batch.ops)):
+            for i, (st, idx) in zip(members, msgpack.unpackb(reply[0], raw=True)):
+                e = batch.entity_slot[i]
+                status[i] = st
+                entity_first[i] = first_of_entity[g][e]
+                entity_geo[i] = geo_first[g][e]
+                start[i] = first_of_entity[g][e]
+                own[i] = first_of_entity[g][e] + idx
+        ev = blobs.parse_customer(b"".join(ev_parts))
+        need = np.array([o.latitude is not None and o.longitude is not None for o in ops])
+        geo = geo_index = None
+        if need.any():
+            geo = blobs.parse_geo(b"".join(geo_parts))
+            # row of each flagged record in the coordinates array: per entity, flagged records in order
+            counted = np.cumsum(ev.flag) - ev.flag
+            geo_index = np.zeros(len(ev.t), dtype=np.int64)
+            for i in np.nonzero(need)[0]:
+                first, gfirst = int(entity_first[i]), int(entity_geo[i])
+                end = int(own[i]) + 1
+                geo_index[first:end] = gfirst + counted[first:end] - counted[first]
+        aggregates = blobs.customer_aggregates(ev, geo, start, own, self._customer_windows, geo_index, need)
+        stored: dict[int, StoredRecord | None] = {}
+        duplicates = [i for i, st in enumerate(status) if st == 1]
+        if duplicates:
+            fetched = self._records("keep", [(ops[i].customer_id, ops[i].transaction_id) for i in duplicates])
+            stored = dict(zip(duplicates, fetched))
+        return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
 
-        def keys(customer_id: str) -> tuple[str, str, str]:
-            ev, rec, _, geo = self.customer_keys(customer_id)
-            return ev, rec, geo
-
-        out: list[CustomerResult | None] = [None] * len(ops)
-        for indices, raw in self._batched("customer_update", [o.customer_id for o in ops], keys, args, extra):
-            for i, row in zip(indices, msgpack.unpackb(raw, raw=True)):
-                out[i] = CustomerResult(row[0] != 0, row[1] or None, tuple(row[2:]), conflict=row[0] == 2)
-        return out  # type: ignore[return-value]
-
-    def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:
+    # -- terminals -------------------------------------------------------------------------------
+    def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[int, ...]]:
         if not ops:
             return []
-        w = self.windows
-        extra = [w.terminal_delay, w.terminal_1d, w.terminal_7d, w.terminal_30d, w.terminal_1h, w.terminal_retention]
-        out: list[tuple[float, ...] | None] = [None] * len(ops)
-        for indices, raw in self._batched("terminal_update", [o.terminal_id for o in ops],
-                                          lambda t: (self.terminal_key(t),),
-                                          lambda i, k: [k, ops[i].t_ms, id_hash(ops[i].transaction_id)], extra):
-            for i, row in zip(indices, msgpack.unpackb(raw, raw=True)):
-                out[i] = tuple(row)
-        return out  # type: ignore[return-value]
+        batch = _Batch([o.terminal_id for o in ops], lambda t: (self.terminal_key(t),), self.cluster)
+        retention = [self.windows.terminal_retention, TRIM_SLACK_MS]
+        hashes = self._hashes([o.transaction_id for o in ops])
+        calls = []
+        for keys, members in zip(batch.keys, batch.ops):
+            packed = [[batch.entity_slot[i] + 1, blobs.terminal_record(ops[i].t_ms, hashes[i])] for i in members]
+            calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
+        replies = self._run("terminal_update", calls)
+        parts: list[bytes] = []
+        start = np.zeros(len(ops), dtype=np.int64)
+        own = np.zeros(len(ops), dtype=np.int64)
+        records = 0
+        for reply, members in zip(replies, batch.ops):
+            firsts = []
+            for blob in reply[1:]:
+                firsts.append(records)
+                parts.append(blob)
+                records += len(blob) // blobs.TERMINAL_WIDTH
+            for i, idx in zip(members, msgpack.unpackb(reply[0], raw=True)):
+                start[i] = firsts[batch.entity_slot[i]]
+                own[i] = start[i] + idx
+        return blobs.terminal_aggregates(blobs.parse_terminal(b"".join(parts)), start, own, self._terminal_windows)
 
     def mark_frauds(self, items: list[tuple[str, str]]) -> None:
-        if items:
-            self._batched("terminal_mark_fraud", [t for t, _ in items], lambda t: (self.terminal_key(t),),
-                          lambda i, k: [k, id_hash(items[i][1])], [])
+        if not items:
+            return
+        batch = _Batch([t for t, _ in items], lambda t: (self.terminal_key(t),), self.cluster)
+        calls = []
+        for keys, members in zip(batch.keys, batch.ops):
+            packed = [[batch.entity_slot[i] + 1, id_hash(items[i][1])] for i in members]
+            calls.append((keys, [msgpack.packb(packed, use_bin_type=False)]))
+        self._run("terminal_mark_fraud", calls)
 
-    def put_records(self, items: list[tuple[str, str, int, bytes]]) -> None:
-        if items:
-            self._batched("records_put", [c for c, *_ in items], lambda c: self.customer_keys(c)[1:3],
-                          lambda i, k: [k, items[i][1], items[i][2], items[i][3]], [self.windows.record_retention])
+    # -- scored records --------------------------------------------------------------------------
+    def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
+        if not items:
+            return
+        keys = [self.record_key(c, t) for c, t, _ in items]
+        groups = _by_slot(keys, self.cluster)
+        calls = [([keys[i] for i in g], [msgpack.packb([encode_record(items[i][2]) for i in g], use_bin_type=False),
+                                         self.windows.record_retention]) for g in groups]
+        self._run("records_put", calls)
 
-    def take_records(self, items: list[tuple[str, str]]) -> list[bytes | None]:
+    def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
+        return self._records("take", items)
+
+    def _records(self, mode: str, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
         if not items:
             return []
-        out: list[bytes | None] = [None] * len(items)
-        for indices, raw in self._batched("records_take", [c for c, _ in items], lambda c: self.customer_keys(c)[1:3],
-                                          lambda i, k: [k, items[i][1]], []):
-            for i, rec in zip(indices, msgpack.unpackb(raw, raw=True)):
-                out[i] = rec or None
+        keys = [self.record_key(c, t) for c, t in items]
+        groups = _by_slot(keys, self.cluster)
+        replies = self._run("records_take", [([keys[i] for i in g], [mode]) for g in groups])
+        out: list[StoredRecord | None] = [None] * len(items)
+        for g, reply in zip(groups, replies):
+            for i, payload in zip(g, reply):
+                out[i] = decode_record(payload) if payload else None
         return out
+
+
+def _by_slot(keys: list[str], cluster: bool) -> list[list[int]]:
+    if not cluster:
+        return [list(range(len(keys)))]
+    groups: defaultdict[int, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        groups[key_slot(key.encode())].append(i)
+    return list(groups.values())

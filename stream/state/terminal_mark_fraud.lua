@@ -1,20 +1,17 @@
 -- Mark transactions of terminals as fraudulent (labels), idempotently.
 -- KEYS: one events key per terminal (see terminal_update.lua for the layout).
--- ARGV[1]: msgpack ops {key_index, id_hash}. Sets the event's fraud flag and adds 1 to the
--- cumulative frauds of it and every later event. Returns the number of events marked now
--- (already-marked or unknown ones are not counted).
-local H, W = 4, 17
-local REC = '<i6c6BI4'
+-- ARGV[1]: msgpack ops {key_index, id_hash}. Sets the event's fraud byte in place.
+-- Returns the number of events marked now (already marked or unknown ones are not counted).
+local W, ID, IDLEN = 12, 6, 5
 local ops = cmsgpack.unpack(ARGV[1])
-local data, dirty, marked = {}, {}, 0
+local data, marked = {}, 0
 
 local function find_id(s, idh)
-  local init = H + 7
+  local init = ID + 1
   while true do
     local pos = string.find(s, idh, init, true)
     if not pos then return nil end
-    local rel = pos - 1 - H - 6
-    if rel % W == 0 then return rel / W + 1 end
+    if (pos - 1 - ID) % W == 0 then return (pos - 1 - ID) / W end
     init = pos + 1
   end
 end
@@ -23,22 +20,14 @@ for n = 1, #ops do
   local k, idh = ops[n][1], ops[n][2]
   local s = data[k]
   if s == nil then
-    s = redis.call('GET', KEYS[k]) or struct.pack('<I4', 0)
+    s = redis.call('GET', KEYS[k]) or ''
     data[k] = s
   end
-  local p = find_id(s, idh)
-  if p and struct.unpack('<B', s, H + (p - 1) * W + 13) == 0 then
-    local parts = {string.sub(s, 1, H + (p - 1) * W)}
-    for j = p, (#s - H) / W do
-      local tj, idj, fj, cj = struct.unpack(REC, s, H + (j - 1) * W + 1)
-      if j == p then fj = 1 end
-      parts[#parts + 1] = struct.pack(REC, tj, idj, fj, cj + 1)
-    end
-    s = table.concat(parts)
-    data[k] = s
-    dirty[k] = true
+  local idx = find_id(s, idh)
+  if idx and string.byte(s, idx * W + W) == 0 then
+    redis.call('SETRANGE', KEYS[k], idx * W + W - 1, '\1')
+    data[k] = string.sub(s, 1, idx * W + W - 1) .. '\1' .. string.sub(s, idx * W + W + 1)
     marked = marked + 1
   end
 end
-for k, _ in pairs(dirty) do redis.call('SET', KEYS[k], data[k]) end
 return marked

@@ -1,0 +1,204 @@
+"""Event lists as binary strings (the Redis layout) and their window aggregates, vectorised with numpy.
+
+Redis keeps, per customer and per terminal, one string of fixed-width records in *arrival order*;
+the Lua scripts only append (after an id check) and return the strings, and the aggregates of a
+whole batch are computed here at once. An operation sees the events that arrived before it (and
+itself): the prefix of its entity's string up to its own record. That is exactly what it would
+have seen had it been processed alone, also for late events and for redeliveries (whose own
+record is found by id and gives the prefix it had the first time). `MemoryStore` computes the same
+aggregates one event at a time; the tests hold the two equal.
+
+Customer record (20 bytes, little-endian): t_ms (6), cents (5; the top bit: has coordinates),
+terminal hash (4), id hash (5). Coordinates of the events that have them are in a second string,
+8 bytes each (latitude and longitude in integer microdegrees, int32), in the same order.
+Terminal record (12 bytes): t_ms (6), id hash (5), fraud (1).
+
+>>> import numpy as np
+>>> blob = customer_record(0, 1000, 7, b"first", False) + customer_record(60_000, 500, 8, b"secnd", False)
+>>> ev = parse_customer(blob)
+>>> day = 86_400_000
+>>> rows = customer_aggregates(ev, None, np.array([0]), np.array([1]), CustomerWindows(30 * day, 7 * day, day, day // 24, day // 144))
+>>> rows[0][:2], rows[0][10:13]  # nb_1d, cents_1d; 60 s since the previous one, 2 terminals, new terminal
+((2, 1500), (60000, 2, 0))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+CUSTOMER_WIDTH = 20
+TERMINAL_WIDTH = 12
+GEO_WIDTH = 8
+ID_HASH_BYTES = 5
+MAX_CENTS = 2 ** 39 - 1  # 5 bytes, less the coordinates bit
+NO_COORDINATE = -(2 ** 31)
+_PREV_BITS = 20  # prev event search key: t_ms << 20 | index within the entity (t_ms < 2^43)
+
+
+def customer_record(t_ms: int, cents: int, terminal_hash: int, id_hash: bytes, has_coordinates: bool) -> bytes:
+    """One customer event as stored in Redis (cents up to `MAX_CENTS`, ~5.5 billion)."""
+    return (t_ms | (cents | has_coordinates << 39) << 48 | terminal_hash << 88).to_bytes(15, "little") + id_hash
+
+
+def geo_record(lat_micro: int, lon_micro: int) -> bytes:
+    return lat_micro.to_bytes(4, "little", signed=True) + lon_micro.to_bytes(4, "little", signed=True)
+
+
+def terminal_record(t_ms: int, id_hash: bytes) -> bytes:
+    return t_ms.to_bytes(6, "little") + id_hash + b"\x00"
+
+
+def _uint(raw: np.ndarray, start: int, size: int) -> np.ndarray:
+    """Little-endian unsigned integers of `size` bytes from columns start.. of a (n, width) uint8 array."""
+    out = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+    out[:, :size] = raw[:, start:start + size]
+    return out.view("<i8").ravel()
+
+
+class CustomerEvents(NamedTuple):
+    t: np.ndarray  # int64 ms
+    cents: np.ndarray  # int64
+    term: np.ndarray  # int64 (uint32 values)
+    flag: np.ndarray  # bool, has coordinates
+
+
+class TerminalEvents(NamedTuple):
+    t: np.ndarray
+    fraud: np.ndarray  # int64 0/1
+
+
+def parse_customer(blob: bytes) -> CustomerEvents:
+    raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, CUSTOMER_WIDTH)
+    cents = _uint(raw, 6, 5)
+    return CustomerEvents(_uint(raw, 0, 6), cents & MAX_CENTS, _uint(raw, 11, 4), (cents >> 39) == 1)
+
+
+def parse_terminal(blob: bytes) -> TerminalEvents:
+    raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, TERMINAL_WIDTH)
+    return TerminalEvents(_uint(raw, 0, 6), raw[:, 11].astype(np.int64))
+
+
+def parse_geo(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.frombuffer(blob, dtype="<i4").reshape(-1, 2).astype(np.int64)
+    return pairs[:, 0], pairs[:, 1]
+
+
+@dataclass(frozen=True)
+class CustomerWindows:
+    w30: int
+    w7: int
+    w1: int
+    h1: int
+    m10: int
+
+
+@dataclass(frozen=True)
+class TerminalWindows:
+    delay: int
+    d1: int
+    d7: int
+    d30: int
+    h1: int
+
+
+def _pairs(start: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each op, every record index of its prefix [start, own]: (op of each pair, record index,
+    first pair of each op). Pairs of one op are contiguous, so `np.add.reduceat` sums per op."""
+    lengths = own - start + 1
+    first = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=first[1:])
+    op = np.repeat(np.arange(len(lengths)), lengths)
+    j = np.arange(int(lengths.sum()), dtype=np.int64) - first[op] + start[op]
+    return op, j, first
+
+
+def _per_op(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(values, first) if len(first) else values[:0]
+
+
+def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] | None, start: np.ndarray,
+                        own: np.ndarray, w: CustomerWindows, geo_index: np.ndarray | None = None,
+                        need_coordinates: np.ndarray | None = None) -> list[tuple[int, ...]]:
+    """`CUSTOMER_AGGREGATES` per op whose prefix is records [start, own] of `ev` (own: its record).
+
+    `geo_index[j]`: the coordinates row of record j (when it has coordinates); coordinate
+    aggregates are computed for the ops with `need_coordinates` only (zero otherwise).
+    """
+    n = len(own)
+    if n == 0:
+        return []
+    op, j, first = _pairs(start, own)
+    t_op = ev.t[own]
+    tj, cj = ev.t[j], ev.cents[j]
+    dt = t_op[op] - tj
+    valid = dt >= 0
+    m30 = valid & (dt < w.w30)
+    m7 = m30 & (dt < w.w7)
+    m1 = m7 & (dt < w.w1)
+    mh = m1 & (dt < w.h1)
+    m10 = mh & (dt < w.m10)
+    other = j != own[op]
+    nb30, nb7, nb1, nbh, nb10 = (_per_op(m.astype(np.int64), first) for m in (m30, m7, m1, mh, m10))
+    c30, c7, c1, ch = (_per_op(np.where(m, cj, 0), first) for m in (m30, m7, m1, mh))
+    if int(cj.max(initial=0)) ** 2 * int((own - start).max() + 1) < 2 ** 63:  # window sums of squares fit int64
+        sq30 = _per_op(np.where(m30, cj * cj, 0), first).tolist()
+    else:  # enormous amounts: exact Python integers
+        sq = [0] * n
+        for k, jj in zip(op[m30].tolist(), j[m30].tolist()):
+            sq[k] += int(ev.cents[jj]) ** 2
+        sq30 = sq
+    # previous event: the newest (time, arrival) before this one within 30 days
+    local = j - start[op]
+    key = np.where(m30 & other, (tj << _PREV_BITS) | local, -1)
+    prev_key = np.maximum.reduceat(key, first)
+    has_prev = prev_key >= 0
+    prev_dt = np.where(has_prev, t_op - (prev_key >> _PREV_BITS), -1)
+    prev_j = np.where(has_prev, start + (prev_key & ((1 << _PREV_BITS) - 1)), own)
+    # distinct terminals over 24 h, and whether this terminal was used before within 30 days
+    pair_keys = (op[m1] << 32) | ev.term[j[m1]]
+    nterms = np.bincount(np.unique(pair_keys) >> 32, minlength=n)
+    seen = _per_op((m30 & other & (ev.term[j] == ev.term[own][op])).astype(np.int64), first) > 0
+    zeros = [0] * n
+    hlat = hlon = hn = plat = plon = pcoord = zeros
+    if geo is not None and geo_index is not None and need_coordinates is not None and need_coordinates.any():
+        lat, lon = geo
+        has = m30 & other & ev.flag[j] & need_coordinates[op]
+        gi = np.where(has, geo_index[j], 0)
+        hlat = _per_op(np.where(has, lat[gi], 0), first).tolist()
+        hlon = _per_op(np.where(has, lon[gi], 0), first).tolist()
+        hn = _per_op(has.astype(np.int64), first).tolist()
+        prev_coords = has_prev & ev.flag[prev_j] & need_coordinates
+        pg = np.where(prev_coords, geo_index[prev_j], 0)
+        plat = np.where(prev_coords, lat[pg], 0).tolist()
+        plon = np.where(prev_coords, lon[pg], 0).tolist()
+        pcoord = prev_coords.astype(np.int64).tolist()
+    return list(zip(nb1.tolist(), c1.tolist(), nb7.tolist(), c7.tolist(), nb30.tolist(), c30.tolist(), sq30,
+                    nbh.tolist(), ch.tolist(), nb10.tolist(), prev_dt.tolist(), nterms.tolist(),
+                    seen.astype(np.int64).tolist(), hlat, hlon, hn, plat, plon, pcoord))
+
+
+def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, w: TerminalWindows) -> list[tuple[int, ...]]:
+    """`TERMINAL_AGGREGATES` per op: counts and frauds over (t - delay - n, t - delay] for n = 1, 7,
+    30 days, and the count over (t - 1 h, t], among the events of its prefix [start, own].
+
+    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"))
+    >>> terminal_aggregates(ev, np.array([0]), np.array([1]), TerminalWindows(5, 1, 2, 3, 10))
+    [(1, 0, 1, 0, 1, 0, 2)]
+    """
+    if len(own) == 0:
+        return []
+    op, j, first = _pairs(start, own)
+    dt = ev.t[own][op] - ev.t[j]
+    valid = dt >= 0
+    nbh = _per_op((valid & (dt < w.h1)).astype(np.int64), first)
+    dd = dt - w.delay
+    base = valid & (dd >= 0)
+    fj = ev.fraud[j]
+    columns = []
+    for width in (w.d1, w.d7, w.d30):
+        m = base & (dd < width)
+        columns += [_per_op(m.astype(np.int64), first).tolist(), _per_op(np.where(m, fj, 0), first).tolist()]
+    return list(zip(*columns, nbh.tolist()))
