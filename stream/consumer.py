@@ -60,17 +60,13 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, re
 
 @dataclass
 class Prepared:
-    """A validated batch: runs of transactions and of labels in timestamp order, dead letters to
+    """A validated batch: its transactions and labels (each in timestamp order), dead letters to
     send, offsets to commit."""
 
-    runs: list[tuple[str, list[tuple[ConsumerRecord, Any]]]] = field(default_factory=list)
+    transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
+    labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
     dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
-
-    def append(self, kind: str, record: ConsumerRecord, event: Any) -> None:
-        if not self.runs or self.runs[-1][0] != kind:
-            self.runs.append((kind, []))
-        self.runs[-1][1].append((record, event))
 
 
 @dataclass
@@ -93,7 +89,7 @@ class ScoringConsumer:
         self.validator = RecordValidator(s.max_record_bytes, s.max_future_skew, s.allowed_lateness)
         self.tx_dlq = DeadLetterWriter(self.producer, s.topic_dlq)
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
-        self.watermarks: dict[TopicPartition, datetime] = {}
+        self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
         self.aligner = TopicAligner()
 
     # -- loop ------------------------------------------------------------------------------------
@@ -167,12 +163,15 @@ class ScoringConsumer:
         if prepared.dead:
             futures = [writer.send(record, reason, error) for writer, record, reason, error in prepared.dead]
             self._retry("dead letters", lambda: self._flush(futures, resend=prepared.dead))
+        # Transactions first, then labels: a transaction is scored by a model that has not learned the
+        # labels of its own batch (never one reported after it), and a label finds the record of a
+        # transaction in the same batch. Terminal risk counts a fraud from its report time on, so
+        # it does not depend on this order.
         alerts: list[Alert] = []
-        for kind, run in prepared.runs:
-            if kind == "tx":
-                alerts.extend(self._retry("scoring", lambda run=run: self._score(run)))
-            else:
-                self._retry("labels", lambda run=run: self._learn(run))
+        if prepared.transactions:
+            alerts = self._retry("scoring", lambda: self._score(prepared.transactions))
+        if prepared.labels:
+            self._retry("labels", lambda: self._learn(prepared.labels))
         self._retry("commit", lambda: self._commit(prepared.offsets))
         self.stats.batches += 1
         self.stats.observe_batch(time.monotonic() - started)
@@ -184,26 +183,29 @@ class ScoringConsumer:
         """Decode and validate; bad records become dead letters (counted once, here)."""
         prepared = Prepared()
         labels_topic = self.settings.topic_labels
+        now = utcnow()
+        last: dict[tuple[str, int], int] = {}
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            prepared.offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
+            last[tp] = record.offset
             if record.topic == labels_topic:
                 try:
-                    prepared.append("label", record, self.validator.label(record.value))
+                    prepared.labels.append((record, self.validator.label(record.value)))
                 except ValidationFailed as exc:
                     prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
                     self.stats.labels_dead_lettered += 1
                 continue
             watermark = self.watermarks.get(tp)
             try:
-                tx = self.validator.transaction(record.value, watermark)
+                tx = self.validator.transaction(record.value, watermark, now)
             except ValidationFailed as exc:
                 prepared.dead.append((self.tx_dlq, record, exc.reason, str(exc)))
                 self.stats.dead_lettered += 1
                 continue
             if watermark is None or tx.event_time > watermark:
                 self.watermarks[tp] = tx.event_time
-            prepared.append("tx", record, tx)
+            prepared.transactions.append((record, tx))
+        prepared.offsets = {TopicPartition(*tp): OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
         return prepared
 
     # -- steps (each idempotent, so each may be retried) ------------------------------------------

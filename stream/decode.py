@@ -57,7 +57,8 @@ class RecordValidator:
         except (UnicodeDecodeError, ValueError) as exc:
             raise ValidationFailed("invalid_json", str(exc)[:200]) from None
 
-    def transaction(self, value: bytes | None, watermark: datetime | None) -> Transaction:
+    def transaction(self, value: bytes | None, watermark: datetime | None, now: datetime | None = None) -> Transaction:
+        """`now`: the time to check future event times against (default: the clock)."""
         value = self._check_size(value)
         try:
             tx = Transaction.model_validate_json(value)
@@ -66,7 +67,7 @@ class RecordValidator:
                 self._check_json(value)
                 raise ValidationFailed("invalid_json", _pydantic_detail(exc)) from None
             raise ValidationFailed("invalid_fields", _pydantic_detail(exc)) from None
-        if tx.event_time > utcnow() + self.max_future_skew:
+        if tx.event_time > (now or utcnow()) + self.max_future_skew:
             raise ValidationFailed("future_event_time", f"event_time {tx.event_time.isoformat()} is in the future")
         if watermark is not None and tx.event_time < watermark - self.allowed_lateness:
             raise ValidationFailed(

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.schema import EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, StoredRecord
-from fraudstream.stream.state.base import CustomerOp, StateStore, TerminalOp
+from fraudstream.stream.state.base import CustomerOp, FraudMark, StateStore, TerminalOp
 
 __all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureConfig", "FeatureEngine", "ScoredRecord", "derive"]
 
@@ -185,10 +185,11 @@ class FeatureEngine:
                                 for tx, x, s in zip(txs, features, scores)])
 
     def apply_labels(self, labels: Sequence[Label]) -> list[ScoredRecord | None]:
-        """Return each label's scored record (once) and count frauds into terminal risk."""
+        """Return each label's scored record (once) and mark frauds into terminal risk, known from the
+        label's report time on (so terminal features do not depend on processing order)."""
         stored = self.store.take_records([(lb.customer_id, lb.transaction_id) for lb in labels])
         records: list[ScoredRecord | None] = []
-        frauds: list[tuple[str, str]] = []
+        frauds: list[FraudMark] = []
         for label, rec in zip(labels, stored):
             record = None
             if rec is not None:
@@ -197,6 +198,6 @@ class FeatureEngine:
             records.append(record)
             terminal_id = label.terminal_id or (record.terminal_id if record else None)
             if label.is_fraud and terminal_id:
-                frauds.append((terminal_id, label.transaction_id))
+                frauds.append(FraudMark(terminal_id, label.transaction_id, to_ms(label.event_time), to_ms(label.reported_at)))
         self.store.mark_frauds(frauds)
         return records

@@ -54,6 +54,27 @@ if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
 return 0
 """
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# KEYS[1]: the label stream, KEYS[2..]: perf lists of the models in ARGV[2] (msgpack names);
+# ARGV[1]: msgpack list of {features (msgpack bytes), is_fraud 0/1, scores in the order of the names}
+_APPEND_LABELS = """
+local entries, names = cmsgpack.unpack(ARGV[1]), cmsgpack.unpack(ARGV[2])
+local perf = {}
+for m = 1, #names do perf[m] = {} end
+for i = 1, #entries do
+  local e = entries[i]
+  redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', tostring(e[2]))
+  for m = 1, #names do
+    if e[3][m] then table.insert(perf[m], string.format('%.17g,%d', e[3][m], e[2])) end
+  end
+end
+for m = 1, #names do
+  if #perf[m] > 0 then
+    redis.call('RPUSH', KEYS[m + 1], unpack(perf[m]))
+    redis.call('LTRIM', KEYS[m + 1], -tonumber(ARGV[3]), -1)
+  end
+end
+return #entries
+"""
 _PROMOTE = """
 local old = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
@@ -101,6 +122,7 @@ class ModelRegistry:
         self._hold = client.register_script(_HOLD)
         self._release = client.register_script(_RELEASE)
         self._promote = client.register_script(_PROMOTE)
+        self._append_labels = client.register_script(_APPEND_LABELS)
 
     def key(self, *parts: str) -> str:
         """``{prefix:models}:part:part``."""
@@ -204,20 +226,14 @@ class ModelRegistry:
 
     # -- label stream ----------------------------------------------------------------------------
     def append_labels(self, entries: Sequence[tuple[Mapping[str, float], bool, Mapping[str, float]]]) -> None:
-        """Append (features, is_fraud, scores by model) to the label stream and the score lists."""
-        if not entries:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        stream = self.key("labels")
-        perf: dict[str, list[str]] = {}
-        for x, y, scores in entries:
-            pipe.xadd(stream, {"x": msgpack.packb(dict(x)), "y": b"1" if y else b"0"})
-            for name, score in scores.items():
-                perf.setdefault(name, []).append(f"{float(score)!r},{int(bool(y))}")
-        for name, items in perf.items():
-            pipe.rpush(self.key("perf", name), *items)
-            pipe.ltrim(self.key("perf", name), -PERF_WINDOW, -1)
-        pipe.execute()
+        """Append (features, is_fraud, scores by model) to the label stream and the score lists, in
+        one script call (Lua's `unpack` takes up to a few thousand values: chunks of 2000)."""
+        names = sorted({name for _, _, scores in entries for name in scores})
+        keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
+        for start in range(0, len(entries), 2000):
+            packed = [[msgpack.packb(dict(x)), int(bool(y)), [scores.get(n) for n in names]]
+                      for x, y, scores in entries[start:start + 2000]]
+            self._append_labels(keys=keys, args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW])
 
     def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float], bool]]:
         """Entries strictly after the id `after`, oldest first."""

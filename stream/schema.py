@@ -44,15 +44,20 @@ class StoredRecord(NamedTuple):
     scores: dict[str, float]
 
 
+# counts and flags: whole numbers, packed as integers (1 byte for most instead of 9), losslessly
+_WHOLE = tuple(i for i, name in enumerate(FEATURE_NAMES)
+               if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name)
+
+
 def encode_record(rec: StoredRecord) -> bytes:
-    """msgpack; whole-number values are packed as integers (1 byte for most counts and flags
-    instead of 9), which is lossless: `decode_record` gives back the same floats."""
-    features = rec.features
-    packed = []
-    for name in FEATURE_NAMES:
-        v = float(features[name])
-        packed.append(int(v) if v.is_integer() and -_EXACT < v < _EXACT else v)
-    return msgpack.packb([rec.t_ms, rec.terminal_id, packed, dict(rec.scores)])
+    """msgpack of (t_ms, terminal, the features in `FEATURE_NAMES` order, scores); `decode_record`
+    gives back the same floats."""
+    values = [float(v) for v in map(rec.features.__getitem__, FEATURE_NAMES)]
+    for i in _WHOLE:
+        v = values[i]
+        if v.is_integer() and -_EXACT < v < _EXACT:
+            values[i] = int(v)  # type: ignore[call-overload]
+    return msgpack.packb([rec.t_ms, rec.terminal_id, values, rec.scores])
 
 
 def decode_record(payload: bytes) -> StoredRecord:

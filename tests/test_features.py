@@ -54,6 +54,25 @@ def test_memory_and_redis_give_identical_features(handbook_csv: Path, settings: 
     assert any(x["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0 for x in in_redis.values())  # labels were marked
 
 
+@pytest.mark.data
+@pytest.mark.services
+def test_terminal_risk_does_not_depend_on_when_labels_are_processed(handbook_csv: Path, settings: Settings) -> None:
+    """Labels count from their report time on, so applying every label before any transaction (a
+    replay whose labels were consumed first) gives the features of applying each when it is due."""
+    df = load_handbook(handbook_csv, days=20, customer_modulo=25)
+    txs, frauds = to_transactions(df)
+    when_due = run_stream(FeatureEngine(MemoryStore()), txs, frauds, batch=1)
+    labels = [Label(transaction_id=t.transaction_id, customer_id=t.customer_id, terminal_id=t.terminal_id,
+                    is_fraud=frauds[t.transaction_id], event_time=t.event_time,
+                    reported_at=t.event_time + timedelta(days=7)) for t in txs]
+    for engine in (FeatureEngine(MemoryStore()), FeatureEngine(open_redis_store(settings))):
+        engine.apply_labels(labels)  # nothing scored yet: no records, only the fraud marks
+        first = {t.transaction_id: x for start in range(0, len(txs), 500)
+                 for t, x in zip(txs[start:start + 500], engine.transform(txs[start:start + 500]))}
+        assert first == when_due
+    assert any(x["TERMINAL_ID_RISK_7DAY_WINDOW"] > 0 for x in when_due.values())
+
+
 def test_scripted_sequence_by_hand() -> None:
     engine = FeatureEngine(MemoryStore())
     xs = engine.transform([

@@ -35,6 +35,16 @@ class TerminalOp(NamedTuple):
     transaction_id: str
 
 
+class FraudMark(NamedTuple):
+    """A label: the terminal's transaction at `t_ms` was a fraud, known from `known_ms` (the label's
+    report time) on. It counts in the terminal's features of transactions at or after `known_ms`."""
+
+    terminal_id: str
+    transaction_id: str
+    t_ms: int
+    known_ms: int
+
+
 class CustomerResult(NamedTuple):
     """`aggregates` in the order of `CUSTOMER_AGGREGATES`, over the customer's events that arrived
     before this one (and itself) within the windows; `stored` is the record saved at scoring time
@@ -117,6 +127,6 @@ class StateStore(Protocol):
         """(customer_id, transaction_id) -> the record, deleted; None when absent."""
         ...
 
-    def mark_frauds(self, items: list[tuple[str, str]]) -> None:
-        """(terminal_id, transaction_id): flag the terminal's event as fraudulent (idempotent)."""
+    def mark_frauds(self, items: list[FraudMark]) -> None:
+        """Mark terminals' events as frauds known from a time on (idempotent: the first mark counts)."""
         ...

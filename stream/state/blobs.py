@@ -11,7 +11,10 @@ aggregates one event at a time; the tests hold the two equal.
 Customer record (20 bytes, little-endian): t_ms (6), cents (5; the top bit: has coordinates),
 terminal hash (4), id hash (5). Coordinates of the events that have them are in a second string,
 8 bytes each (latitude and longitude in integer microdegrees, int32), in the same order.
-Terminal record (12 bytes): t_ms (6), id hash (5), fraud (1).
+Terminal string: a 4-byte count m, m fraud marks of 17 bytes (t_ms of the transaction (6), known
+since t_ms (6), id hash (5)), then event records of 11 bytes (t_ms (6), id hash (5)). A mark makes
+its event count as a fraud for operations at or after the time it became known (the label's report
+time), so terminal risk does not depend on the order in which labels and transactions are processed.
 
 >>> import numpy as np
 >>> blob = customer_record(0, 1000, 7, b"first", False) + customer_record(60_000, 500, 8, b"secnd", False)
@@ -30,7 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 CUSTOMER_WIDTH = 20
-TERMINAL_WIDTH = 12
+TERMINAL_WIDTH = 11
+MARK_WIDTH = 17
 GEO_WIDTH = 8
 ID_HASH_BYTES = 5
 MAX_CENTS = 2 ** 39 - 1  # 5 bytes, less the coordinates bit
@@ -48,7 +52,14 @@ def geo_record(lat_micro: int, lon_micro: int) -> bytes:
 
 
 def terminal_record(t_ms: int, id_hash: bytes) -> bytes:
-    return t_ms.to_bytes(6, "little") + id_hash + b"\x00"
+    return t_ms.to_bytes(6, "little") + id_hash
+
+
+def fraud_mark(t_ms: int, known_ms: int, id_hash: bytes) -> bytes:
+    return (t_ms | known_ms << 48).to_bytes(12, "little") + id_hash
+
+
+NEVER = np.iinfo(np.int64).max
 
 
 def _uint(raw: np.ndarray, start: int, size: int) -> np.ndarray:
@@ -67,7 +78,7 @@ class CustomerEvents(NamedTuple):
 
 class TerminalEvents(NamedTuple):
     t: np.ndarray
-    fraud: np.ndarray  # int64 0/1
+    known: np.ndarray  # int64: when the event became known as a fraud (NEVER: not a known fraud)
 
 
 def parse_customer(blob: bytes) -> CustomerEvents:
@@ -76,9 +87,40 @@ def parse_customer(blob: bytes) -> CustomerEvents:
     return CustomerEvents(_uint(raw, 0, 6), cents & MAX_CENTS, _uint(raw, 11, 4), (cents >> 39) == 1)
 
 
-def parse_terminal(blob: bytes) -> TerminalEvents:
-    raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, TERMINAL_WIDTH)
-    return TerminalEvents(_uint(raw, 0, 6), raw[:, 11].astype(np.int64))
+def split_terminal(blob: bytes) -> tuple[bytes, bytes]:
+    """(marks, events) of a terminal string."""
+    m = int.from_bytes(blob[:4], "little") if blob else 0
+    head = 4 + m * MARK_WIDTH
+    return blob[4:head], blob[head:]
+
+
+def parse_terminal(events: bytes, marks: list[bytes] | None = None, counts: list[int] | None = None) -> TerminalEvents:
+    """Events of one or more terminals (concatenated), with `marks[k]` of the terminal whose
+    `counts[k]` events come k-th (None or empty: no marks at all).
+
+    >>> marks = fraud_mark(0, 7, b"aaaaa")
+    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"), [marks], [2])
+    >>> ev.known.tolist() == [7, NEVER]
+    True
+    """
+    raw = np.frombuffer(events, dtype=np.uint8).reshape(-1, TERMINAL_WIDTH)
+    t = _uint(raw, 0, 6)
+    known = np.full(len(t), NEVER, dtype=np.int64)
+    if marks and any(marks):
+        idh = _uint(raw, 6, 5)
+        first = 0
+        for blob, count in zip(marks, counts or []):
+            if blob:
+                mr = np.frombuffer(blob, dtype=np.uint8).reshape(-1, MARK_WIDTH)
+                ids, when = _uint(mr, 12, 5), _uint(mr, 6, 6)
+                order = np.argsort(ids, kind="stable")
+                ids, when = ids[order], when[order]
+                own = idh[first:first + count]
+                pos = np.minimum(np.searchsorted(ids, own), len(ids) - 1)
+                hit = ids[pos] == own
+                known[first:first + count] = np.where(hit, when[pos], NEVER)
+            first += count
+    return TerminalEvents(t, known)
 
 
 def parse_geo(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -182,23 +224,25 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
 
 def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, w: TerminalWindows) -> list[tuple[int, ...]]:
     """`TERMINAL_AGGREGATES` per op: counts and frauds over (t - delay - n, t - delay] for n = 1, 7,
-    30 days, and the count over (t - 1 h, t], among the events of its prefix [start, own].
+    30 days, and the count over (t - 1 h, t], among the events of its prefix [start, own]; an
+    event is a fraud for the op if it was known as one at the op's time.
 
-    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"))
+    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"), [fraud_mark(0, 5, b"aaaaa")], [2])
     >>> terminal_aggregates(ev, np.array([0]), np.array([1]), TerminalWindows(5, 1, 2, 3, 10))
-    [(1, 0, 1, 0, 1, 0, 2)]
+    [(1, 1, 1, 1, 1, 1, 2)]
     """
     if len(own) == 0:
         return []
     op, j, first = _pairs(start, own)
-    dt = ev.t[own][op] - ev.t[j]
+    t_op = ev.t[own][op]
+    dt = t_op - ev.t[j]
     valid = dt >= 0
     nbh = _per_op((valid & (dt < w.h1)).astype(np.int64), first)
     dd = dt - w.delay
     base = valid & (dd >= 0)
-    fj = ev.fraud[j]
+    fj = ev.known[j] <= t_op
     columns = []
     for width in (w.d1, w.d7, w.d30):
         m = base & (dd < width)
-        columns += [_per_op(m.astype(np.int64), first).tolist(), _per_op(np.where(m, fj, 0), first).tolist()]
+        columns += [_per_op(m.astype(np.int64), first).tolist(), _per_op((m & fj).astype(np.int64), first).tolist()]
     return list(zip(*columns, nbh.tolist()))

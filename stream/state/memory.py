@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from fraudstream.stream.schema import StoredRecord
-from fraudstream.stream.state.base import CustomerOp, CustomerResult, TerminalOp, Windows, to_micro
+from fraudstream.stream.state.base import CustomerOp, CustomerResult, FraudMark, TerminalOp, Windows, to_micro
 
 
 class _Customer:
@@ -72,15 +72,19 @@ class _Customer:
         return view, keep.index(p)
 
 
+NEVER = 2 ** 63 - 1  # known time of an event that is not a known fraud
+
+
 class _Terminal:
-    __slots__ = ("times", "ids", "frauds", "seqs", "arrivals")
+    __slots__ = ("times", "ids", "known", "seqs", "arrivals", "marked")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.ids: list[str] = []
-        self.frauds: list[int] = []
+        self.known: list[int] = []  # when each event became known as a fraud (NEVER: not known)
         self.seqs: list[int] = []
         self.arrivals = 0
+        self.marked: dict[str, tuple[int, int]] = {}  # fraud marks by transaction id: (t_ms, known since)
 
 
 class MemoryStore:
@@ -156,22 +160,26 @@ class MemoryStore:
             p = bisect_right(times, op.t_ms)
             times.insert(p, op.t_ms)
             term.ids.insert(p, op.transaction_id)
-            term.frauds.insert(p, 0)
+            term.known.insert(p, term.marked[op.transaction_id][1] if op.transaction_id in term.marked else NEVER)
             term.seqs.insert(p, term.arrivals)
             term.arrivals += 1
-            out.append(self.terminal_aggregates(times, term.frauds, p))
+            out.append(self.terminal_aggregates(times, term.known if term.marked else None, p))
             if times[0] < times[-1] - retention:
-                first = bisect_left(times, times[-1] - retention)
-                del times[:first], term.ids[:first], term.frauds[:first], term.seqs[:first]
+                bound = times[-1] - retention
+                first = bisect_left(times, bound)
+                del times[:first], term.ids[:first], term.known[:first], term.seqs[:first]
+                if term.marked:
+                    term.marked = {k: v for k, v in term.marked.items() if v[0] >= bound}
         return out
 
     def _terminal_as_of(self, term: _Terminal, p: int) -> tuple[int, ...]:
         seq = term.seqs[p]
         keep = [i for i, s in enumerate(term.seqs) if s <= seq]
-        return self.terminal_aggregates([term.times[i] for i in keep], [term.frauds[i] for i in keep], keep.index(p))
+        return self.terminal_aggregates([term.times[i] for i in keep], [term.known[i] for i in keep], keep.index(p))
 
-    def terminal_aggregates(self, times: list[int], frauds: list[int], p: int) -> tuple[int, ...]:
-        """Counts and frauds over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t]."""
+    def terminal_aggregates(self, times: list[int], known: list[int] | None, p: int) -> tuple[int, ...]:
+        """Counts and frauds over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t].
+        An event counts as a fraud if it was known as one at time t (`known`; None: no frauds)."""
         w = self.windows
         t = times[p]
         hi = p + 1
@@ -180,13 +188,21 @@ class MemoryStore:
         ib = bisect_right(times, t - w.terminal_delay - w.terminal_7d, ic, end)
         ia = bisect_right(times, t - w.terminal_delay - w.terminal_1d, ic, end)
         ih = bisect_right(times, t - w.terminal_1h, 0, hi)
-        return (end - ia, sum(frauds[ia:end]), end - ib, sum(frauds[ib:end]), end - ic, sum(frauds[ic:end]), hi - ih)
+        if known is None:
+            fa = fb = fc = 0
+        else:
+            flags = [k <= t for k in known[ic:end]]
+            fc, fb, fa = sum(flags), sum(flags[ib - ic:]), sum(flags[ia - ic:])
+        return (end - ia, fa, end - ib, fb, end - ic, fc, hi - ih)
 
-    def mark_frauds(self, items: list[tuple[str, str]]) -> None:
-        for terminal_id, txid in items:
-            term = self._terminals.get(terminal_id)
-            if term is not None and txid in term.ids:
-                term.frauds[term.ids.index(txid)] = 1
+    def mark_frauds(self, items: list[FraudMark]) -> None:
+        for mark in items:
+            term = self._terminals[mark.terminal_id]
+            if mark.transaction_id in term.marked:
+                continue
+            term.marked[mark.transaction_id] = (mark.t_ms, mark.known_ms)
+            if mark.transaction_id in term.ids:
+                term.known[term.ids.index(mark.transaction_id)] = mark.known_ms
 
     # -- scored records --------------------------------------------------------------------------
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:

@@ -30,7 +30,7 @@ from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
 from fraudstream.stream.schema import StoredRecord, decode_record, encode_record
 from fraudstream.stream.state import blobs
-from fraudstream.stream.state.base import DAY_MS, CustomerOp, CustomerResult, TerminalOp, Windows, to_micro
+from fraudstream.stream.state.base import DAY_MS, CustomerOp, CustomerResult, FraudMark, TerminalOp, Windows, to_micro
 
 log = logging.getLogger(__name__)
 
@@ -245,28 +245,35 @@ class RedisStore:
             packed = [[batch.entity_slot[i] + 1, blobs.terminal_record(ops[i].t_ms, hashes[i])] for i in members]
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
         replies = self._run("terminal_update", calls)
-        parts: list[bytes] = []
+        events: list[bytes] = []
+        marks: list[bytes] = []
+        counts: list[int] = []
         start = np.zeros(len(ops), dtype=np.int64)
         own = np.zeros(len(ops), dtype=np.int64)
         records = 0
         for reply, members in zip(replies, batch.ops):
             firsts = []
             for blob in reply[1:]:
+                mark, ev = blobs.split_terminal(blob)
                 firsts.append(records)
-                parts.append(blob)
-                records += len(blob) // blobs.TERMINAL_WIDTH
+                events.append(ev)
+                marks.append(mark)
+                counts.append(len(ev) // blobs.TERMINAL_WIDTH)
+                records += counts[-1]
             for i, idx in zip(members, msgpack.unpackb(reply[0], raw=True)):
                 start[i] = firsts[batch.entity_slot[i]]
                 own[i] = start[i] + idx
-        return blobs.terminal_aggregates(blobs.parse_terminal(b"".join(parts)), start, own, self._terminal_windows)
+        ev = blobs.parse_terminal(b"".join(events), marks, counts)
+        return blobs.terminal_aggregates(ev, start, own, self._terminal_windows)
 
-    def mark_frauds(self, items: list[tuple[str, str]]) -> None:
+    def mark_frauds(self, items: list[FraudMark]) -> None:
         if not items:
             return
-        batch = _Batch([t for t, _ in items], lambda t: (self.terminal_key(t),), self.cluster)
+        batch = _Batch([m.terminal_id for m in items], lambda t: (self.terminal_key(t),), self.cluster)
         calls = []
         for keys, members in zip(batch.keys, batch.ops):
-            packed = [[batch.entity_slot[i] + 1, id_hash(items[i][1])] for i in members]
+            packed = [[batch.entity_slot[i] + 1, blobs.fraud_mark(items[i].t_ms, items[i].known_ms,
+                                                                   id_hash(items[i].transaction_id))] for i in members]
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False)]))
         self._run("terminal_mark_fraud", calls)
 

@@ -1,33 +1,34 @@
--- Mark transactions of terminals as fraudulent (labels), idempotently.
--- KEYS: one events key per terminal (see terminal_update.lua for the layout).
--- ARGV[1]: msgpack ops {key_index, id_hash}. Sets the event's fraud byte in place.
--- Returns the number of events marked now (already marked or unknown ones are not counted).
-local W, ID, IDLEN = 12, 6, 5
+-- Mark transactions of terminals as fraudulent (labels), idempotently: a fraud mark {t_ms of the
+-- transaction, known since (the label's report time), id hash} at the front of the terminal's
+-- string (see terminal_update.lua for the layout). It counts for the terminal's features of
+-- transactions at or after the time it is known, whatever the order in which labels and
+-- transactions are processed. A mark for a transaction marked before is ignored.
+-- KEYS: one key per terminal. ARGV[1]: msgpack ops {key_index, mark (17 bytes)}.
+-- Returns the number of marks added.
+local M, IDOFF, IDLEN = 17, 12, 5
 local ops = cmsgpack.unpack(ARGV[1])
-local data, marked = {}, 0
-
-local function find_id(s, idh)
-  local init = ID + 1
-  while true do
-    local pos = string.find(s, idh, init, true)
-    if not pos then return nil end
-    if (pos - 1 - ID) % W == 0 then return (pos - 1 - ID) / W end
-    init = pos + 1
-  end
-end
+local data, marks, added = {}, {}, 0
 
 for n = 1, #ops do
-  local k, idh = ops[n][1], ops[n][2]
-  local s = data[k]
-  if s == nil then
-    s = redis.call('GET', KEYS[k]) or ''
+  local k, mark = ops[n][1], ops[n][2]
+  if data[k] == nil then
+    local s = redis.call('GET', KEYS[k]) or '\0\0\0\0'
     data[k] = s
+    marks[k] = string.sub(s, 5, 4 + struct.unpack('<I4', s, 1) * M)
   end
-  local idx = find_id(s, idh)
-  if idx and string.byte(s, idx * W + W) == 0 then
-    redis.call('SETRANGE', KEYS[k], idx * W + W - 1, '\1')
-    data[k] = string.sub(s, 1, idx * W + W - 1) .. '\1' .. string.sub(s, idx * W + W + 1)
-    marked = marked + 1
+  local idh, found = string.sub(mark, IDOFF + 1, IDOFF + IDLEN), false
+  for i = 0, #marks[k] / M - 1 do
+    if string.sub(marks[k], i * M + IDOFF + 1, i * M + IDOFF + IDLEN) == idh then found = true; break end
+  end
+  if not found then
+    marks[k] = marks[k] .. mark
+    added = added + 1
   end
 end
-return marked
+for k, s in pairs(data) do
+  local old = 4 + struct.unpack('<I4', s, 1) * M
+  if #marks[k] ~= old - 4 then
+    redis.call('SET', KEYS[k], struct.pack('<I4', #marks[k] / M) .. marks[k] .. string.sub(s, old + 1))
+  end
+end
+return added
