@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/consumer_throughput.py [--transactions 100000] [--rate 2000] [--latency-seconds 20]
 
 Prints, in one run on the same topic: the raw kafka-python consume rate (poll and discard), the
-end-to-end scoring rate (validate -> features in Redis -> score -> record -> alerts -> commit),
-their ratio, publish-to-alert latency percentiles at a fixed offered load, and the consumer's RSS.
-Input: the first N rows of the handbook CSV when present, else a synthetic stream.
+end-to-end scoring rate (validate -> features in Redis -> score -> record -> learn from labels ->
+alerts -> commit), their ratio, publish-to-alert latency percentiles at a fixed offered load, and
+the consumer's RSS. Input: the first N rows of the handbook CSV when present (with their labels,
+reported 7 days after each transaction, on the labels topic: a replay's traffic), else a synthetic
+stream without labels.
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
-from fraudstream.models.events import Transaction
+from fraudstream.models.events import Label, Transaction
 from fraudstream.services import embedded_services
 from fraudstream.stream.app import scoring_consumer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
 
 
-def transactions(n: int) -> list[Transaction]:
+LABEL_DELAY = timedelta(days=7)
+
+
+def transactions(n: int) -> tuple[list[Transaction], dict[str, bool]]:
+    """Transactions and, for the handbook rows, whether each is a fraud."""
+    frauds: dict[str, bool] = {}
     if DATA.exists():
         import csv
         import gzip
@@ -43,10 +50,21 @@ def transactions(n: int) -> list[Transaction]:
                 out.append(Transaction(transaction_id=row["TRANSACTION_ID"], customer_id=row["CUSTOMER_ID"],
                                        terminal_id=row["TERMINAL_ID"], amount=float(row["TX_AMOUNT"]),
                                        event_time=datetime.fromisoformat(row["TX_DATETIME"]).replace(tzinfo=timezone.utc)))
-        return out
+                frauds[row["TRANSACTION_ID"]] = row["TX_FRAUD"] == "1"
+        return out, frauds
     t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
     return [Transaction(transaction_id=str(i), customer_id=str(i % 5000), terminal_id=str(i % 10000),
-                        amount=float(5 + i % 200), event_time=t0 + timedelta(seconds=9 * i)) for i in range(n)]
+                        amount=float(5 + i % 200), event_time=t0 + timedelta(seconds=9 * i)) for i in range(n)], frauds
+
+
+def labels(txs: list[Transaction], frauds: dict[str, bool]) -> list[Label]:
+    """The labels reported (7 days after their transaction) before the last transaction's time."""
+    if not frauds:
+        return []
+    end = txs[-1].event_time
+    return [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
+                  is_fraud=frauds[tx.transaction_id], event_time=tx.event_time, reported_at=tx.event_time + LABEL_DELAY)
+            for tx in txs if tx.event_time + LABEL_DELAY <= end]
 
 
 def raw_consume_rate(settings: Settings, n: int) -> float:
@@ -73,13 +91,16 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     args = parser.parse_args()
 
-    txs = transactions(args.transactions + int(args.rate * args.latency_seconds))
+    txs, frauds = transactions(args.transactions + int(args.rate * args.latency_seconds))
     bulk, paced = txs[: args.transactions], txs[args.transactions:]
+    bulk_labels = labels(bulk, frauds)
     with embedded_services(Settings(max_poll_records=2000)) as settings:
         ensure_topics(settings)
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
         for tx in bulk:
             producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        for label in bulk_labels:
+            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
         producer.flush()
 
         raw = raw_consume_rate(settings, len(bulk))
@@ -88,6 +109,7 @@ def main() -> None:
             app.run(max_transactions=len(bulk))
             stats = app.stats
             pipeline = stats.processed / (stats.last_record - stats.first_record) if stats.last_record else 0.0
+            learned, label_dlq = stats.labels_learned, stats.labels_dead_lettered
             # latency at a fixed offered load, same consumer (already joined)
             stats.latencies_ms.clear()
             done = threading.Event()
@@ -114,6 +136,8 @@ def main() -> None:
         print(f"raw kafka-python consume rate: {raw:,.0f} msg/s")
         print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (model {settings.model})")
         print(f"ratio pipeline / raw:          {pipeline / raw:.2f}")
+        print(f"labels: {len(bulk_labels):,} published, {learned:,} learned, {label_dlq:,} dead-lettered "
+              "during the scoring run")
         print(f"latency publish->scored at {args.rate:,.0f} tx/s offered: p50 {stats.latency_percentile(50):.1f} ms, "
               f"p95 {stats.latency_percentile(95):.1f} ms, p99 {stats.latency_percentile(99):.1f} ms "
               f"({len(stats.latencies_ms)} transactions)")

@@ -24,7 +24,8 @@ from river import base
 log = logging.getLogger(__name__)
 
 BIN_SEPARATOR = "#"
-BINARY_FEATURES = ("TX_DURING_WEEKEND", "TX_DURING_NIGHT", "has_coordinates", "customer_first_use_of_terminal_30d")
+BINARY_FEATURES = ("TX_DURING_WEEKEND", "TX_DURING_NIGHT", "has_coordinates", "customer_first_use_of_terminal_30d",
+                   "terminal_last_is_fraud")
 _LN2 = math.log(2.0)
 
 
@@ -53,25 +54,38 @@ class LogBins(base.Transformer):
     def __init__(self, per_octave: int = 4, binary: tuple[str, ...] = BINARY_FEATURES) -> None:
         self.per_octave = per_octave
         self.binary = tuple(binary)
-        self._stats: dict[str, list[float]] = {}  # name -> [n, mean, m2]
+        self._stats: dict[str, list[float]] = {}  # name -> [n, mean, m2] of the signed log1p
         self._names: dict[tuple[str, int], str] = {}
+        self._norm: dict[str, tuple[float, float]] = {}  # name -> (mean, 1 / std), from _stats
+        self._kinds: dict[str, int] = {}  # name -> _BINARY, _UNIT or _LOG
 
-    def _is_unit(self, name: str) -> bool:
-        return "_RISK_" in name
+    def __setstate__(self, state: dict) -> None:  # checkpoints written before the caches existed
+        self.__dict__.update(state)
+        self._kinds = {}
+        self._norm = {k: n for k, s in self._stats.items() if (n := _normaliser(s)) is not None}
+
+    def _kind(self, name: str) -> int:
+        kind = _BINARY if name in self.binary else _UNIT if "_RISK_" in name else _LOG
+        self._kinds[name] = kind
+        return kind
 
     def learn_one(self, x: dict) -> None:  # type: ignore[override]
-        binary = self.binary
+        kinds, stats, norm, log1p = self._kinds, self._stats, self._norm, math.log1p
         for k, v in x.items():
-            if k in binary:
+            kind = kinds.get(k)
+            if (self._kind(k) if kind is None else kind) == _BINARY:
                 continue
-            z = signed_log1p(v)
-            s = self._stats.get(k)
+            z = log1p(v) if v >= 0.0 else -log1p(-v)
+            s = stats.get(k)
             if s is None:
-                s = self._stats[k] = [0.0, 0.0, 0.0]
+                s = stats[k] = [0.0, 0.0, 0.0]
             s[0] += 1.0
             d = z - s[1]
             s[1] += d / s[0]
             s[2] += d * (z - s[1])
+            n = _normaliser(s)
+            if n is not None:
+                norm[k] = n
 
     def typical_values(self) -> dict[str, float]:
         """Per learned numeric feature, the value at its mean log (a baseline for explanations)."""
@@ -79,18 +93,31 @@ class LogBins(base.Transformer):
 
     def transform_one(self, x: dict) -> dict:  # type: ignore[override]
         out: dict[str, float] = {}
-        names, binary, scale = self._names, self.binary, self.per_octave / _LN2
-        for k, v in x.items():
-            if k in binary:
+        names, kinds, norm = self._names, self._kinds, self._norm
+        scale, log1p, floor = self.per_octave / _LN2, math.log1p, math.floor
+        for k, v in x.items():  # the hot path of the linear models: signed_log1p inlined
+            kind = kinds.get(k)
+            if kind is None:
+                kind = self._kind(k)
+            if kind == _BINARY:
                 out[k] = v
                 continue
-            z = signed_log1p(v)
-            s = self._stats.get(k)
-            if s is not None and s[0] > 1.0 and s[2] > 0.0:
-                out[k] = (z - s[1]) / math.sqrt(s[2] / s[0])
-            b = min(int(v * 10.0), 10) if self._is_unit(k) else math.floor(z * scale)
+            z = log1p(v) if v >= 0.0 else -log1p(-v)
+            n = norm.get(k)
+            if n is not None:
+                out[k] = (z - n[0]) * n[1]
+            b = (10 if v >= 1.0 else int(v * 10.0)) if kind == _UNIT else floor(z * scale)
             name = names.get((k, b))
             if name is None:
                 name = names[(k, b)] = f"{k}{BIN_SEPARATOR}{b}"
             out[name] = 1.0
         return out
+
+
+_BINARY, _UNIT, _LOG = 0, 1, 2
+
+
+def _normaliser(stats: list[float]) -> tuple[float, float] | None:
+    """(mean, 1 / std) once the statistics have a spread."""
+    n, mean, m2 = stats
+    return (mean, 1.0 / math.sqrt(m2 / n)) if n > 1.0 and m2 > 0.0 else None

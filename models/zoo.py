@@ -44,8 +44,11 @@ def _logreg_under(seed: int) -> base.Classifier:
 
 
 def _gam(seed: int) -> base.Classifier:
-    """Additive logistic model: standardised log features plus one-hot log-scale bins (LogBins)."""
-    return LogBins(per_octave=4) | linear_model.LogisticRegression(optimizer=optim.SGD(0.01))
+    """Additive logistic model: standardised log features plus one-hot log-scale bins (LogBins), AdaGrad."""
+    # AdaGrad: a step per weight, large for bins seen rarely. On the dev weeks (gam_under, harness of
+    # precomputed features) AP 0.666 with SGD(0.01) -> 0.699 with AdaGrad(0.2), and it alerts after
+    # a few hundred labels where SGD(0.01) needed thousands.
+    return LogBins(per_octave=4) | linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.2))
 
 
 def _gam_under(seed: int) -> base.Classifier:

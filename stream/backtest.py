@@ -4,7 +4,8 @@ Per transaction: first every label whose report time (event time + label delay) 
 event time is applied (terminal risk state, and the model learns from the features that label's
 transaction was scored with), then the transaction is featurised and scored, then its features and
 score are kept for its own label. Score before learn; no label is used before it would have arrived.
-Metrics: `fraudstream.models.metrics` (the handbook's prequential rule).
+Metrics: `fraudstream.models.metrics` (the handbook's prequential rule). `run_backtest` computes the
+same on two cores (`fraudstream.stream.backtest_pipeline`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Replay:
     labels: array = field(default_factory=lambda: array("b"))
     scores: array = field(default_factory=lambda: array("d"))
     n_unlabelled: int = 0
+    n_conflicts: int = 0  # transaction ids reused with other content: not scored
     n_labels_learned: int = 0
     n_frauds_learned: int = 0
     elapsed_s: float = 0.0
@@ -102,6 +104,9 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
                     out.n_labels_learned += 1
                     out.n_frauds_learned += label.is_fraud
         x = transform([tx])[0]
+        if x is None:
+            out.n_conflicts += 1
+            continue
         score = score_one(model, x)
         record_scored([tx], [x], [{model_name: score}])
         label = labels_for(rec, label_delay)
@@ -175,6 +180,7 @@ class BacktestResult:
             "n_labels_learned": self.replay.n_labels_learned,
             "n_frauds_learned": self.replay.n_frauds_learned,
             "n_unlabelled": self.replay.n_unlabelled,
+            "n_conflicts": self.replay.n_conflicts,
             "weeks": [
                 {"start": _day(w.start).isoformat(), "end": _day(w.end).isoformat(), "n_transactions": w.n_transactions,
                  "n_frauds": w.n_frauds, "auc_roc": w.auc_roc, "average_precision": w.average_precision,
@@ -209,10 +215,18 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any) -> BacktestResul
 
 def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngine,
                  progress: Progress | None = None) -> BacktestResult:
-    """Replay `path` with a fresh model of `options.model` and evaluate it."""
+    """Replay `path` with a fresh model of `options.model` and evaluate it: features in a forked
+    worker process, the model here (`fraudstream.stream.backtest_pipeline`; same scores as `replay`)."""
+    from fraudstream.stream.backtest_pipeline import fewer_collections, forked_chunks, score_chunks
+
     model = zoo.make_model(options.model, options.seed)
     records = read_recorded(path, end=options.read_until)
-    run = replay(records, engine, model, options.model, options.label_delay, progress, options.progress_every)
+    run = Replay()
+    with fewer_collections():
+        score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every)
+    if run.n_conflicts:
+        log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
+                    run.n_conflicts)
     log.info("replayed %d transactions in %.1f s (%d labels learned)", len(run.scores), run.elapsed_s,
              run.n_labels_learned)
     return evaluate(run, options, model)

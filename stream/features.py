@@ -31,6 +31,7 @@ __all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureConfi
 
 NO_PREVIOUS_SECONDS = 30 * 86400.0  # seconds since previous transaction when there is none in 30 days
 EARTH_RADIUS_KM = 6371.0088
+NO_FRAUD_DAYS = 60.0  # terminal_days_since_fraud without a known fraud in its window (at most ~37 days)
 MAX_RATIO = 1000.0
 MAX_ZSCORE = 50.0
 MAX_SPEED_KMH = 20000.0
@@ -94,7 +95,7 @@ def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: 
     """
     (nb1, c1, nb7, c7, nb30, c30, sq30, nbh, ch, nb10, prev_dt, nterms, seen,
      hlat, hlon, hn, plat, plon, pcoord) = cust
-    ta, fa, tb, fb, tc, fc, th = term
+    ta, fa, tb, fb, tc, fc, th, n3, f3, last_fraud, fraud_age = term
     amount = tx.amount
     seconds = t_ms // 1000
     weekday = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
@@ -129,6 +130,7 @@ def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: 
         float(nb10), float(nbh), ch / 100.0, ch / 100.0 / nbh, c1 / 100.0, c7 / 100.0,
         prev_dt / 1000.0 if prev_dt >= 0 else NO_PREVIOUS_SECONDS, ratio, z,
         float(nterms), float(not seen), float(th), float(has_coords), home_km, prev_km, speed,
+        float(n3), float(f3), float(last_fraud), fraud_age / 86_400_000 if fraud_age >= 0 else NO_FRAUD_DAYS,
     )))
 
 

@@ -31,6 +31,8 @@ EXTRA_FEATURES: tuple[str, ...] = (
     "customer_amount_over_mean_30d", "customer_amount_zscore_30d", "customer_nb_terminals_24h",
     "customer_first_use_of_terminal_30d", "terminal_nb_tx_1h", "has_coordinates",
     "customer_distance_from_home_km", "customer_distance_from_prev_km", "customer_speed_from_prev_kmh",
+    # the terminal's newest transactions whose labels are due (the window of TERMINAL_ID_RISK_30DAY_WINDOW)
+    "terminal_nb_last_3", "terminal_frauds_of_last_3", "terminal_last_is_fraud", "terminal_days_since_fraud",
 )
 FEATURE_NAMES: tuple[str, ...] = HANDBOOK_FEATURES + EXTRA_FEATURES
 
@@ -46,7 +48,8 @@ class StoredRecord(NamedTuple):
 
 # counts and flags: whole numbers, packed as integers (1 byte for most instead of 9), losslessly
 _WHOLE = tuple(i for i, name in enumerate(FEATURE_NAMES)
-               if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name)
+               if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name
+               or name.startswith(("terminal_frauds_", "terminal_last_is_")))
 
 
 def encode_record(rec: StoredRecord) -> bytes:

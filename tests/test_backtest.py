@@ -15,7 +15,7 @@ from river import base
 
 from fraudstream.cli import main
 from fraudstream.errors import CheckpointError
-from fraudstream.models import metrics
+from fraudstream.models import metrics, zoo
 from fraudstream.models.checkpoint import load_file
 from fraudstream.producer.files import read_recorded
 from fraudstream.stream.backtest import replay
@@ -165,3 +165,19 @@ def test_redis_state_gives_the_same_scores_as_memory(tmp_path: Path, settings) -
         assert any(True for _ in client.scan_iter(match=f"{settings.redis_key_prefix}*", count=1000))
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("delay", [timedelta(days=3), timedelta(hours=2), timedelta(0)])
+def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path, delay: timedelta) -> None:
+    """The forked feature worker plus the scoring loop give every transaction the score `replay` gives."""
+    from fraudstream.stream.backtest import Replay
+    from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
+
+    path = write_handbook_csv(tmp_path / "hb.csv", days=14, customers=40)
+    one = replay(list(read_recorded(path)), FeatureEngine(MemoryStore()), zoo.make_model("gam_under", 7), "m", delay)
+    two = Replay()
+    score_chunks(forked_chunks(read_recorded(path), FeatureEngine(MemoryStore()), delay), zoo.make_model("gam_under", 7), two)
+    assert two.transaction_ids == one.transaction_ids and len(one.scores) > 1000
+    assert list(two.scores) == list(one.scores)
+    assert (two.n_labels_learned, two.n_frauds_learned) == (one.n_labels_learned, one.n_frauds_learned)
+    assert one.n_frauds_learned > 0 and len(set(one.scores)) > 100

@@ -106,6 +106,33 @@ def test_terminal_risk_counts_only_arrived_labels() -> None:
     assert after["TERMINAL_ID_RISK_1DAY_WINDOW"] == 0.5 and after["TERMINAL_ID_RISK_30DAY_WINDOW"] == 0.5
 
 
+@pytest.mark.services
+def test_newest_due_terminal_transactions_by_hand(settings: Settings) -> None:
+    """terminal_*_last_3 and friends: the terminal's newest transactions at least 7 days old, and
+    their frauds as far as labels have been reported; both stores."""
+    day = 24 * 60
+    history = [tx("f1", "c1", "m1", 50, 0), tx("g1", "c2", "m1", 50, 10), tx("h1", "c3", "m1", 50, day),
+               tx("k1", "c4", "m1", 50, 2 * day)]
+    labels = [Label(transaction_id=t.transaction_id, customer_id=t.customer_id, terminal_id="m1",
+                    is_fraud=t.transaction_id in ("f1", "h1"), event_time=t.event_time,
+                    reported_at=t.event_time + timedelta(days=7)) for t in history]
+    queries = [tx("q0", "c9", "m1", 5, 3 * day), tx("q1", "c9", "m1", 5, 7 * day + 5),
+               tx("q2", "c9", "m1", 5, 8 * day + 1), tx("q3", "c9", "m1", 5, 9 * day + 1)]
+    names = ("terminal_nb_last_3", "terminal_frauds_of_last_3", "terminal_last_is_fraud", "terminal_days_since_fraud")
+    expected = [
+        (0, 0, 0, 60.0),                # nothing 7 days old yet
+        (1, 1, 1, 7 + 5 / day),         # f1, known since day 7
+        (3, 2, 1, 7 + 1 / day),         # f1, g1, h1: h1 known since day 8
+        (3, 1, 0, 8 + 1 / day),         # g1, h1, k1: the newest (k1) genuine
+    ]
+    for engine in (FeatureEngine(MemoryStore()), FeatureEngine(open_redis_store(settings))):
+        engine.transform(history)
+        engine.apply_labels(labels)
+        got = [tuple(x[n] for n in names) for x in engine.transform(queries)]
+        assert [g[:3] for g in got] == [e[:3] for e in expected]
+        assert [g[3] for g in got] == pytest.approx([e[3] for e in expected], abs=1e-9)
+
+
 def test_late_event_is_placed_in_event_time() -> None:
     engine = FeatureEngine(MemoryStore())
     engine.transform([tx("a", "c1", "m1", 10, 0), tx("c", "c1", "m1", 30, 120)])

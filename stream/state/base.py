@@ -71,7 +71,10 @@ CUSTOMER_AGGREGATES = (  # coordinates in microdegrees; prev_*: the newest earli
     "nb_10min", "prev_dt_ms", "nb_terminals_24h", "terminal_seen_30d", "home_lat_sum", "home_lon_sum",
     "home_n", "prev_lat", "prev_lon", "prev_has_coords",
 )
-TERMINAL_AGGREGATES = ("nb_1d", "frauds_1d", "nb_7d", "frauds_7d", "nb_30d", "frauds_30d", "nb_1h")
+TERMINAL_AGGREGATES = (  # last_3: the newest three events of the 30-day window (by time, then arrival)
+    "nb_1d", "frauds_1d", "nb_7d", "frauds_7d", "nb_30d", "frauds_30d", "nb_1h",
+    "nb_last_3", "frauds_last_3", "last_is_fraud", "newest_fraud_age_ms",  # age: -1 without a known fraud
+)
 
 
 @dataclass(frozen=True)

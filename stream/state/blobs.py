@@ -225,17 +225,20 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
 def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, w: TerminalWindows) -> list[tuple[int, ...]]:
     """`TERMINAL_AGGREGATES` per op: counts and frauds over (t - delay - n, t - delay] for n = 1, 7,
     30 days, and the count over (t - 1 h, t], among the events of its prefix [start, own]; an
-    event is a fraud for the op if it was known as one at the op's time.
+    event is a fraud for the op if it was known as one at the op's time. Then, in the 30-day
+    window: the newest three events and their frauds, whether the newest is one, and the age of
+    the newest fraud (-1: none).
 
     >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"), [fraud_mark(0, 5, b"aaaaa")], [2])
     >>> terminal_aggregates(ev, np.array([0]), np.array([1]), TerminalWindows(5, 1, 2, 3, 10))
-    [(1, 1, 1, 1, 1, 1, 2)]
+    [(1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 5)]
     """
     if len(own) == 0:
         return []
     op, j, first = _pairs(start, own)
     t_op = ev.t[own][op]
-    dt = t_op - ev.t[j]
+    tj = ev.t[j]
+    dt = t_op - tj
     valid = dt >= 0
     nbh = _per_op((valid & (dt < w.h1)).astype(np.int64), first)
     dd = dt - w.delay
@@ -245,4 +248,21 @@ def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, 
     for width in (w.d1, w.d7, w.d30):
         m = base & (dd < width)
         columns += [_per_op(m.astype(np.int64), first).tolist(), _per_op((m & fj).astype(np.int64), first).tolist()]
-    return list(zip(*columns, nbh.tolist()))
+    # the newest three of the 30-day window: the three largest (time, arrival) keys of each op
+    key = np.where(m, (tj << _PREV_BITS) | (j - start[op]), -1)
+    top = np.zeros(len(j), dtype=bool)
+    rest = key
+    newest = None
+    for _ in range(3):
+        kmax = np.maximum.reduceat(rest, first)
+        hit = (rest == kmax[op]) & (rest >= 0)
+        if newest is None:
+            newest = hit
+        top |= hit
+        rest = np.where(hit, -1, rest)
+    last_3 = _per_op(top.astype(np.int64), first)
+    frauds_3 = _per_op((top & fj).astype(np.int64), first)
+    last_fraud = _per_op((newest & fj).astype(np.int64), first)
+    fraud_t = np.maximum.reduceat(np.where(m & fj, tj, -1), first)
+    age = np.where(fraud_t >= 0, ev.t[own] - fraud_t, -1)
+    return list(zip(*columns, nbh.tolist(), last_3.tolist(), frauds_3.tolist(), last_fraud.tolist(), age.tolist()))

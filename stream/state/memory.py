@@ -178,8 +178,10 @@ class MemoryStore:
         return self.terminal_aggregates([term.times[i] for i in keep], [term.known[i] for i in keep], keep.index(p))
 
     def terminal_aggregates(self, times: list[int], known: list[int] | None, p: int) -> tuple[int, ...]:
-        """Counts and frauds over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t].
-        An event counts as a fraud if it was known as one at time t (`known`; None: no frauds)."""
+        """Counts and frauds over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t];
+        the newest three events of the 30-day window and their frauds, whether the newest is one, the
+        age of the newest fraud there (-1: none). An event counts as a fraud if it was known as one at
+        time t (`known`; None: no frauds)."""
         w = self.windows
         t = times[p]
         hi = p + 1
@@ -188,12 +190,17 @@ class MemoryStore:
         ib = bisect_right(times, t - w.terminal_delay - w.terminal_7d, ic, end)
         ia = bisect_right(times, t - w.terminal_delay - w.terminal_1d, ic, end)
         ih = bisect_right(times, t - w.terminal_1h, 0, hi)
+        lo3 = max(ic, end - 3)
         if known is None:
-            fa = fb = fc = 0
+            fa = fb = fc = f3 = last = 0
+            age = -1
         else:
             flags = [k <= t for k in known[ic:end]]
             fc, fb, fa = sum(flags), sum(flags[ib - ic:]), sum(flags[ia - ic:])
-        return (end - ia, fa, end - ib, fb, end - ic, fc, hi - ih)
+            f3, last = sum(flags[lo3 - ic:]), int(bool(flags) and flags[-1])
+            newest = next((i for i in range(end - 1, ic - 1, -1) if flags[i - ic]), None)
+            age = -1 if newest is None else t - times[newest]
+        return (end - ia, fa, end - ib, fb, end - ic, fc, hi - ih, end - lo3, f3, last, age)
 
     def mark_frauds(self, items: list[FraudMark]) -> None:
         for mark in items:
