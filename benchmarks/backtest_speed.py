@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/backtest_speed.py [--model NAME] [--rows N]
 
 Replays the file (default: all 1.17M rows) with the in-memory store and the default model (or
---model), as `fraudstream backtest` does, and prints the wall time, transactions/s and the time
-split between reading, features (transform + record + labels) and the model (score + learn).
-Goal: the whole dev file in <= 180 s with the default model.
+--model) as `fraudstream backtest` does (features in a forked worker, the model in this process)
+and prints the wall time and transactions/s. `--one-process` uses the single-process `replay`
+instead, and with `--profile` the time split between features (transform + record + labels) and
+learning. Goal: the whole dev file in <= 180 s with the default model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 from fraudstream.config import Settings
 from fraudstream.models import zoo
 from fraudstream.producer.files import read_recorded
-from fraudstream.stream.backtest import BacktestOptions, evaluate, replay
+from fraudstream.stream.backtest import BacktestOptions, Replay, evaluate, replay
+from fraudstream.stream.backtest_pipeline import fewer_collections, forked_chunks, score_chunks
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore
 
@@ -45,14 +47,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=Settings().model)
     parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--profile", action="store_true", help="time each stage (adds some overhead)")
+    parser.add_argument("--one-process", action="store_true", help="the single-process replay")
+    parser.add_argument("--profile", action="store_true", help="with --one-process: time each stage")
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"data not found: {DATA}")
     model = zoo.make_model(args.model, 42)
     engine = FeatureEngine(MemoryStore())
     parts = {}
-    if args.profile:
+    if args.profile and args.one_process:
         for name in ("transform", "record_scored", "apply_labels"):
             parts[name] = Timed(getattr(engine, name))
             setattr(engine, name, parts[name])
@@ -62,7 +65,12 @@ def main() -> None:
     if args.rows:
         records = itertools.islice(records, args.rows)
     start = time.perf_counter()
-    run = replay(records, engine, model, args.model, timedelta(days=7))
+    if args.one_process:
+        run = replay(records, engine, model, args.model, timedelta(days=7))
+    else:
+        run = Replay()
+        with fewer_collections():
+            score_chunks(forked_chunks(records, engine, timedelta(days=7)), model, run)
     wall = time.perf_counter() - start
     n = len(run.scores)
     print(f"model {args.model}: {n} transactions in {wall:.1f} s = {n / wall:,.0f} tx/s "

@@ -28,10 +28,11 @@ from fraudstream.timeutil import parse_time
               help="Share of frauds that are ever reported (labelled fraud).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .jsonl or .csv, optionally .gz.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar (days, rate, ETA) on stderr.")
 @click.pass_context
 @handle_errors
 def record(ctx: click.Context, days: int, customers: int, terminals: int, start: str, fraud_scale: float,
-           disabled: tuple[str, ...], report_share: float, out: str, **overrides: Any) -> None:
+           disabled: tuple[str, ...], report_share: float, out: str, progress: bool, **overrides: Any) -> None:
     """Write simulated transactions with their labels, in event-time order, to FILE.
 
     The same seed and options give the same file, byte for byte.
@@ -44,9 +45,27 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     rates = FraudRates().scaled(fraud_scale).without(*disabled)
     config = replace(SimulatorConfig(), customers=customers, terminals=terminals, seed=settings.seed,
                      start=parse_time(start), rates=rates, report_share=report_share)
-    summary = write_record(out, days, config)
+    summary = _with_progress(out, days, config, write_record, enabled=progress)
     click.echo("recorded " + json.dumps({
         "file": out, "transactions": summary.rows, "frauds": summary.frauds,
         "fraud_rate": round(summary.fraud_rate, 5), "by_scenario": dict(sorted(summary.by_scenario.items())),
         "seconds": round(summary.seconds, 3), "rate": round(summary.rows / max(summary.seconds, 1e-9)),
     }))
+
+
+def _with_progress(out: str, days: int, config: Any, write_record: Any, enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]record[/] day"), MofNCompleteColumn(), BarColumn(),
+               TextColumn("{task.fields[rows]:>11} tx  {task.fields[rate]:>9} tx/s"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=False) as bar:
+        task = bar.add_task("record", total=days, rows="0", rate="")
+
+        def on_day(day: int, summary: Any) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            bar.update(task, completed=day, rows=f"{summary.rows:,}",
+                       rate=f"{summary.rows / elapsed:,.0f}" if elapsed > 0 else "")
+
+        return write_record(out, days, config, on_day=on_day)
