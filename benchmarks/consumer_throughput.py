@@ -97,10 +97,13 @@ def main() -> None:
     with embedded_services(Settings(max_poll_records=2000)) as settings:
         ensure_topics(settings)
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
+        due = iter(bulk_labels)  # as a replay publishes them: each label once event time passes its report time
+        label = next(due, None)
         for tx in bulk:
+            while label is not None and label.reported_at <= tx.event_time:
+                producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+                label = next(due, None)
             producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-        for label in bulk_labels:
-            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
         producer.flush()
 
         raw = raw_consume_rate(settings, len(bulk))
