@@ -47,3 +47,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # kafka-python 3.0's event loop warns whenever a task runs over 100 ms ("blocking the event loop"),
+    # which a busy 2-core machine does all the time; it says nothing about our records.
+    logging.getLogger("kafka.net.selector").setLevel(max(logging.ERROR, root.level))

@@ -1,7 +1,7 @@
 """Embedded servers: Tansu (Kafka protocol) and Valkey (Redis protocol), started from their wheels.
 
 Both run as child processes on free loopback ports, are waited for until they answer, and are
-stopped by PID on exit, on errors and on SIGTERM (see `embedded_services`).
+stopped by PID on exit, on errors and on SIGTERM or SIGHUP (see `embedded_services`).
 """
 
 from __future__ import annotations
@@ -148,18 +148,21 @@ def wait_for_kafka(bootstrap: str, timeout: float = 20.0) -> None:
 
 @contextlib.contextmanager
 def terminate_as_exception() -> Iterator[None]:
-    """Turn SIGTERM (and SIGINT) into KeyboardInterrupt while the block runs, so `finally` blocks run."""
+    """Turn SIGTERM, SIGHUP (a closed terminal) and SIGINT into KeyboardInterrupt while the block
+    runs, so `finally` blocks run."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous_term = signal.signal(signal.SIGTERM, handler)
+    previous_hup = signal.signal(signal.SIGHUP, handler)
     # A process started in the background by a non-interactive shell ignores SIGINT; restore Ctrl-C.
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGHUP, previous_hup)
         signal.signal(signal.SIGINT, previous_int)
 
 

@@ -125,7 +125,11 @@ class ScoringConsumer:
                 last_activity = last_release = time.monotonic()
             elif polled or self.aligner.buffered() or not self.consumer.assignment():
                 last_activity = time.monotonic()
-            self.scorer.maintain()
+            try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
+                self._retry("model maintenance", self.scorer.maintain)
+            except BatchAbandoned:
+                log.warning("stopping during model maintenance (nothing uncommitted is lost)")
+                break
             self.stats.update_lag(self.consumer, self.aligner.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break

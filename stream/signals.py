@@ -1,4 +1,4 @@
-"""SIGTERM/SIGINT set a stop event: the loop finishes its current batch, commits and exits 0."""
+"""SIGTERM/SIGHUP/SIGINT set a stop event: the loop finishes its current batch, commits and exits 0."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Within the block, SIGTERM and the first SIGINT set `stop`; a second SIGINT interrupts at once."""
+    """Within the block, SIGTERM, SIGHUP and the first SIGINT set `stop`; a second SIGINT interrupts at once."""
 
     def handler(signum: int, frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
@@ -21,7 +21,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
         log.info("signal %d received: finishing the current batch", signum)
         stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
         yield
     finally:
