@@ -118,11 +118,10 @@ def fewer_collections() -> Iterator[None]:
 
 
 def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, queue: Any) -> None:
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)  # see fewer_collections; this process ends with the backtest
     try:
-        for chunk in feature_chunks(records, engine, delay):
-            queue.put(chunk)
+        with fewer_collections():
+            for chunk in feature_chunks(records, engine, delay):
+                queue.put(chunk)
         queue.put(None)
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises
         queue.put(_WorkerFailed(traceback.format_exc()))

@@ -37,7 +37,6 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
 
     The same seed and options give the same file, byte for byte.
     """
-    from fraudstream.producer.recorder import record as write_record
     from fraudstream.producer.scenarios import FraudRates
     from fraudstream.producer.simulator import SimulatorConfig
 
@@ -45,7 +44,7 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     rates = FraudRates().scaled(fraud_scale).without(*disabled)
     config = replace(SimulatorConfig(), customers=customers, terminals=terminals, seed=settings.seed,
                      start=parse_time(start), rates=rates, report_share=report_share)
-    summary = _with_progress(out, days, config, write_record, enabled=progress)
+    summary = _record_with_progress(out, days, config, enabled=progress)
     click.echo("recorded " + json.dumps({
         "file": out, "transactions": summary.rows, "frauds": summary.frauds,
         "fraud_rate": round(summary.fraud_rate, 5), "by_scenario": dict(sorted(summary.by_scenario.items())),
@@ -53,9 +52,11 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     }))
 
 
-def _with_progress(out: str, days: int, config: Any, write_record: Any, enabled: bool) -> Any:
+def _record_with_progress(out: str, days: int, config: Any, enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from fraudstream.producer.recorder import record as write_record
 
     columns = (TextColumn("[bold]record[/] day"), MofNCompleteColumn(), BarColumn(),
                TextColumn("{task.fields[rows]:>11} tx  {task.fields[rate]:>9} tx/s"), TimeElapsedColumn(),

@@ -248,21 +248,23 @@ def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, 
     for width in (w.d1, w.d7, w.d30):
         m = base & (dd < width)
         columns += [_per_op(m.astype(np.int64), first).tolist(), _per_op((m & fj).astype(np.int64), first).tolist()]
-    # the newest three of the 30-day window: the three largest (time, arrival) keys of each op
-    key = np.where(m, (tj << _PREV_BITS) | (j - start[op]), -1)
-    top = np.zeros(len(j), dtype=bool)
-    rest = key
-    newest = None
-    for _ in range(3):
-        kmax = np.maximum.reduceat(rest, first)
-        hit = (rest == kmax[op]) & (rest >= 0)
-        if newest is None:
-            newest = hit
-        top |= hit
-        rest = np.where(hit, -1, rest)
+    m30 = m  # the last window of the loop
+    # the newest three of the 30-day window: per op, its three largest (time, arrival) keys in turn
+    rest = np.where(m30, (tj << _PREV_BITS) | (j - start[op]), -1)
+    newest = _take_max(rest, op, first)
+    top = newest.copy()
+    for _ in range(2):
+        top |= _take_max(rest, op, first)
     last_3 = _per_op(top.astype(np.int64), first)
     frauds_3 = _per_op((top & fj).astype(np.int64), first)
     last_fraud = _per_op((newest & fj).astype(np.int64), first)
-    fraud_t = np.maximum.reduceat(np.where(m & fj, tj, -1), first)
+    fraud_t = np.maximum.reduceat(np.where(m30 & fj, tj, -1), first)
     age = np.where(fraud_t >= 0, ev.t[own] - fraud_t, -1)
     return list(zip(*columns, nbh.tolist(), last_3.tolist(), frauds_3.tolist(), last_fraud.tolist(), age.tolist()))
+
+
+def _take_max(keys: np.ndarray, op: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Mark each op's largest non-negative key (keys are distinct within an op) and set it to -1 in place."""
+    hit = (keys == np.maximum.reduceat(keys, first)[op]) & (keys >= 0)
+    keys[hit] = -1
+    return hit
