@@ -24,6 +24,7 @@ from collections.abc import Callable
 from river import anomaly, base, compose, forest, linear_model, optim, preprocessing, tree
 
 from fraudstream.errors import ModelError
+from fraudstream.models.batch_scoring import score_many
 from fraudstream.models.events import Reason
 from fraudstream.models.transforms import LogBins, base_feature
 from fraudstream.models.wrappers import AnomalyClassifier, MeanProbaClassifier, NegativeUndersampler, proba_true

@@ -156,19 +156,16 @@ class Scorer:
         """Champion scores only."""
         if self.lifecycle is not None:
             self.lifecycle.before_score(self)
-        score_one, model = zoo.score_one, self.champion.model
-        return [score_one(model, x) for x in features]
+        return zoo.score_many(self.champion.model, features)
 
     def score_all(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[dict[str, float]]]:
         """Champion scores, and per transaction every active model's score (champion included)."""
         if self.lifecycle is not None:
             self.lifecycle.before_score(self)
-        score_one = zoo.score_one
         per_model: list[dict[str, float]] = [{} for _ in features]
-        for name, slot in self.models.items():
-            model = slot.model
-            for scores, x in zip(per_model, features):
-                scores[name] = score_one(model, x)
+        for name, slot in self.models.items():  # a batch at a time: the same scores as one by one, faster
+            for scores, score in zip(per_model, zoo.score_many(slot.model, features)):
+                scores[name] = score
         champion = self.champion_name
         return [scores[champion] for scores in per_model], per_model
 
