@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(6000, description="Group session timeout; small values make joins fast.")
     heartbeat_interval_ms: int = Field(1000, description="Group heartbeat interval.")
     max_poll_records: int = Field(1000, ge=1, description="Records per poll batch.")
+    fetch_max_wait_ms: int = Field(
+        20, ge=0, description="Longest a fetch waits on the broker for new records; Tansu holds a fetch this long even "
+        "when records arrive, so it bounds latency (Kafka answers as soon as there is data).")
     max_record_bytes: int = Field(64 * 1024, ge=256, description="Larger records are dead-lettered.")
     allowed_lateness: timedelta = Field(
         timedelta(hours=1), description="Transactions older than the partition's newest event time minus this go to the DLQ."

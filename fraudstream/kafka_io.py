@@ -60,6 +60,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_records": settings.max_poll_records,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "fetch_max_bytes": 16 * 1024 * 1024,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
     }
