@@ -7,6 +7,7 @@
 -- of events up to each op (stream/state/blobs.py); a mark counts for ops at or after its time.
 -- After each append, leading events older than it minus the retention (and older marks) are cut
 -- from the stored string once the oldest event is `slack` older than that; returned strings are uncut.
+-- Strings are stored whole with SET (exact size; APPEND leaves spare capacity, see customer_update.lua).
 -- Returns {msgpack list per op of its event index, then each key's string}.
 local W, ID, IDLEN, M = 11, 6, 5, 17
 local ops = cmsgpack.unpack(ARGV[1])
@@ -61,11 +62,7 @@ for k = 1, #KEYS do
     end
     redis.call('SET', KEYS[k], struct.pack('<I4', #marks) .. table.concat(marks) .. string.sub(s, h + cut[k] * W + 1))
   elseif #added[k] > 0 then
-    if h == 4 and #s == 4 + #added[k] * W then
-      redis.call('SET', KEYS[k], s)  -- a new terminal: header and events
-    else
-      redis.call('APPEND', KEYS[k], table.concat(added[k]))
-    end
+    redis.call('SET', KEYS[k], s)
   end
   out[k + 1] = s
 end
