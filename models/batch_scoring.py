@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from river import compose, linear_model, utils
+from river import compose, linear_model
 
 from fraudstream.models.transforms import _BINARY, _UNIT, _LN2, BIN_SEPARATOR, LogBins
 from fraudstream.models.wrappers import MeanProbaClassifier, NegativeUndersampler, proba_true
@@ -63,7 +63,7 @@ def _is_gam(model: Any) -> bool:
         return False
     steps = list(model.steps.values())
     return (len(steps) == 2 and type(steps[0]) is LogBins and type(steps[1]) is linear_model.LogisticRegression
-            and not compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT)
+            and not getattr(compose.Pipeline, "_LEARN_UNSUPERVISED_DURING_PREDICT", False))
 
 
 def _proba(model: Any, names: tuple[str, ...], matrix: np.ndarray, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
@@ -105,10 +105,9 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
                matrix: np.ndarray) -> np.ndarray:
     """The regression's ``weights.dot(bins.transform_one(x)) + intercept`` for every row: the terms
     added one input feature at a time, in the order `transform_one` emits them."""
-    weights: utils.VectorDict = regression._weights
+    weights = regression.weights  # a dict copy, once per batch
     n = matrix.shape[0]
-    kinds = [bins._kinds.get(k, None) for k in names]
-    kinds = [bins._kind(k) if kind is None else kind for k, kind in zip(names, kinds)]
+    kinds = [bins.kind_of(k) for k in names]
     logged = [j for j, kind in enumerate(kinds) if kind != _BINARY]
     z = np.empty_like(matrix)
     if logged:  # signed log1p with math.log1p (exactly transform_one's value)
@@ -123,7 +122,7 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
             if name in weights:
                 total += weights[name] * column
             continue
-        norm = bins._norm.get(name)
+        norm = bins.normaliser(name)
         if norm is not None and name in weights:
             total += weights[name] * ((z[:, j] - norm[0]) * norm[1])
         if kind == _UNIT:
@@ -134,7 +133,7 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
     return total + regression.intercept
 
 
-def _bin_weights(weights: utils.VectorDict, name: str, index: np.ndarray) -> np.ndarray:
+def _bin_weights(weights: dict[str, float], name: str, index: np.ndarray) -> np.ndarray:
     """Per row, the weight of the one-hot bin `name#index` (times its value, 1.0), 0 if unlearned."""
     found, inverse = np.unique(index, return_inverse=True)
     lookup = np.array([weights[key] if (key := f"{name}{BIN_SEPARATOR}{b}") in weights else 0.0

@@ -64,6 +64,15 @@ class LogBins(base.Transformer):
         self._kinds = {}
         self._norm = {k: n for k, s in self._stats.items() if (n := _normaliser(s)) is not None}
 
+    def kind_of(self, name: str) -> int:
+        """How `name` is transformed: `_BINARY` (passed through), `_UNIT` (tenths) or `_LOG` (log bins)."""
+        kind = self._kinds.get(name)
+        return self._kind(name) if kind is None else kind
+
+    def normaliser(self, name: str) -> tuple[float, float] | None:
+        """(mean, 1 / std) of the signed log1p of `name`, once learned with a spread; else None."""
+        return self._norm.get(name)
+
     def _kind(self, name: str) -> int:
         kind = _BINARY if name in self.binary else _UNIT if "_RISK_" in name else _LOG
         self._kinds[name] = kind
