@@ -22,7 +22,8 @@ from fraudstream.config import Settings
 from fraudstream.models import zoo
 from fraudstream.producer.files import read_recorded
 from fraudstream.stream.backtest import BacktestOptions, Replay, evaluate, replay
-from fraudstream.stream.backtest_pipeline import fewer_collections, forked_chunks, score_chunks
+from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
+from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore
 

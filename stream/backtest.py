@@ -217,7 +217,8 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
                  progress: Progress | None = None) -> BacktestResult:
     """Replay `path` with a fresh model of `options.model` and evaluate it: features in a forked
     worker process, the model here (`fraudstream.stream.backtest_pipeline`; same scores as `replay`)."""
-    from fraudstream.stream.backtest_pipeline import fewer_collections, forked_chunks, score_chunks
+    from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
+    from fraudstream.stream.gc_tuning import fewer_collections
 
     model = zoo.make_model(options.model, options.seed)
     records = read_recorded(path, end=options.read_until)

@@ -29,6 +29,7 @@ from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.decode import RecordValidator
 from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
@@ -100,6 +101,10 @@ class ScoringConsumer:
         Transactions and labels are processed in message-timestamp order across the two topics
         (see `TopicAligner`), so a consumer working through a backlog learns as it would live.
         """
+        with fewer_collections():  # the loop allocates millions of short-lived objects
+            return self._loop(max_transactions, idle_timeout)
+
+    def _loop(self, max_transactions: int | None, idle_timeout: float | None) -> RunStats:
         last_activity = last_release = time.monotonic()
         limit = self.settings.max_poll_records
         ready: list[ConsumerRecord] = []
