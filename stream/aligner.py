@@ -73,12 +73,21 @@ class TopicAligner:
             horizon = min(horizon, queue[-1].timestamp if queue else float("-inf"))
         return horizon
 
-    def release(self, lagging: Iterable[Key], limit: int | None = None, horizon: float | None = None) -> list[Any]:
+    def release(self, lagging: Iterable[Key], limit: int | None = None, horizon: float | None = None,
+                topic: str | None = None) -> list[Any]:
         """Records with timestamp <= the horizon (or `horizon` if given), merged in timestamp order
-        (each partition in offset order), at most `limit` of them."""
+        (each partition in offset order), at most `limit` of them; only those of `topic` if given.
+
+        >>> from types import SimpleNamespace as R
+        >>> a = TopicAligner()
+        >>> a.add([R(topic="tx", partition=0, timestamp=5, offset=0), R(topic="labels", partition=0, timestamp=1, offset=0)])
+        >>> [(r.topic, r.timestamp) for r in a.release({("tx", 1)}, horizon=float("inf"), topic="tx")], a.buffered()
+        ([('tx', 5)], 1)
+        """
         if horizon is None:
             horizon = self.horizon(lagging)
-        heads = [(q[0].timestamp, key) for key, q in self._queues.items() if q and q[0].timestamp <= horizon]
+        heads = [(q[0].timestamp, key) for key, q in self._queues.items()
+                 if q and q[0].timestamp <= horizon and (topic is None or key[0] == topic)]
         heapq.heapify(heads)
         out: list[Any] = []
         while heads and (limit is None or len(out) < limit):

@@ -92,6 +92,8 @@ class ScoringConsumer:
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
         self.aligner = TopicAligner()
+        self._last_release = time.monotonic()  # when records were last released (alignment safety net)
+        self._holding_labels = False  # only labels are buffered, waiting for a partition without progress
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -105,7 +107,7 @@ class ScoringConsumer:
             return self._loop(max_transactions, idle_timeout)
 
     def _loop(self, max_transactions: int | None, idle_timeout: float | None) -> RunStats:
-        last_activity = last_release = time.monotonic()
+        last_activity = self._last_release = time.monotonic()
         limit = self.settings.max_poll_records
         ready: list[ConsumerRecord] = []
         while not self.stop.is_set():
@@ -113,13 +115,7 @@ class ScoringConsumer:
             polled = self.consumer.poll(timeout_ms=0 if ready else 200, max_records=POLL_ALL_RECORDS)
             for records in polled.values():
                 self.aligner.add(records)
-            lagging = self._lagging()
-            ready = self.aligner.release(lagging, limit=limit)
-            if not ready and self.aligner.buffered() and time.monotonic() - last_release > MAX_ALIGN_WAIT_S:
-                # progress first: a partition that never catches up must not stall the others forever
-                log.warning("releasing buffered records out of timestamp alignment: no progress for %.0f s "
-                            "waiting for %s", MAX_ALIGN_WAIT_S, sorted(f"{t}[{p}]" for t, p in lagging))
-                ready = self.aligner.release((), limit=limit)
+            ready = self._next_batch(limit)
             self._backpressure(limit)
             if ready:
                 try:
@@ -127,9 +123,9 @@ class ScoringConsumer:
                 except BatchAbandoned:
                     log.warning("stopping with the current batch uncommitted (it will be delivered again)")
                     break
-                last_activity = last_release = time.monotonic()
-            elif polled or self.aligner.buffered() or not self.consumer.assignment():
-                last_activity = time.monotonic()
+                last_activity = self._last_release = time.monotonic()
+            elif polled or (self.aligner.buffered() and not self._holding_labels) or not self.consumer.assignment():
+                last_activity = time.monotonic()  # held labels are not activity: they wait for a stuck partition
             try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
                 self._retry("model maintenance", self.scorer.maintain)
             except BatchAbandoned:
@@ -142,6 +138,29 @@ class ScoringConsumer:
                 log.info("idle for %.0f s, stopping", idle_timeout)
                 break
         return self.stats
+
+    def _next_batch(self, limit: int) -> list[ConsumerRecord]:
+        """Buffered records up to the timestamp horizon; after `MAX_ALIGN_WAIT_S` without progress,
+        the transactions beyond it (a partition slow to fetch must not stall the others forever).
+        Labels always wait for the horizon: one released before its transaction is scored would be
+        dead-lettered, while a transaction scored early only misses labels it would have followed."""
+        lagging = self._lagging()
+        ready = self.aligner.release(lagging, limit=limit)
+        if ready or not self.aligner.buffered():
+            self._holding_labels = False
+            return ready
+        if time.monotonic() - self._last_release <= MAX_ALIGN_WAIT_S:
+            return []
+        ready = self.aligner.release((), limit=limit, topic=self.settings.topic_transactions)
+        waiting = sorted(f"{t}[{p}]" for t, p in lagging)
+        if ready:
+            log.warning("scoring buffered transactions out of timestamp alignment: no progress for %.0f s "
+                        "waiting for %s", MAX_ALIGN_WAIT_S, waiting)
+        else:  # said again every MAX_ALIGN_WAIT_S while it lasts
+            log.warning("holding %d labels until %s are fetched", self.aligner.buffered(), waiting)
+            self._last_release = time.monotonic()
+        self._holding_labels = not ready
+        return ready
 
     def _lagging(self) -> set[tuple[str, int]]:
         """Assigned partitions not yet fetched up to their high watermark (or never fetched)."""

@@ -8,6 +8,7 @@ as unknown, and the consumer never stalls with partitions paused.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -48,3 +49,39 @@ def test_backlog_of_transactions_and_labels_learns_every_label(settings: Setting
     assert stats.processed == n
     assert stats.labels_dead_lettered == 0
     assert stats.labels_learned == labelled
+
+
+def test_a_partition_without_progress_lets_transactions_through_and_holds_labels(settings: Settings) -> None:
+    """The alignment safety net: while a partition makes no progress, transactions of the others are
+    scored after `MAX_ALIGN_WAIT_S`, but labels wait for their place (released early, a label whose
+    transaction is still unfetched would be dead-lettered), and are learned once it moves again."""
+    from fraudstream.stream import consumer as consumer_module
+
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    n = 300
+    for i in range(n):
+        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 20}", terminal_id=f"m{i % 10}",
+                         amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+    for i in range(0, n, 3):
+        label = Label(transaction_id=f"t{i}", customer_id=f"c{i % 20}", is_fraud=i % 30 == 0,
+                      event_time=T0 + timedelta(minutes=i), reported_at=T0 + timedelta(minutes=i + 1))
+        producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+    producer.flush()
+    producer.close()
+    with scoring_consumer(settings) as app:
+        real_lagging = app._lagging
+        stuck = (settings.topic_transactions, 99)  # a partition that never delivers: the horizon cannot pass it
+        app._lagging = lambda: real_lagging() | {stuck}  # type: ignore[method-assign]
+        started = time.monotonic()
+        stats = app.run(max_transactions=n, idle_timeout=30)
+        assert stats.processed == n
+        assert time.monotonic() - started >= consumer_module.MAX_ALIGN_WAIT_S  # released by the safety net
+        app.run(idle_timeout=2)  # the labels stay buffered: held, not learned, not dead-lettered
+        assert stats.labels_learned == 0 and stats.labels_dead_lettered == 0
+        assert app.aligner.buffered() == n // 3
+        app._lagging = real_lagging  # type: ignore[method-assign]
+        app.run(idle_timeout=3)
+    assert stats.labels_learned == n // 3
+    assert stats.labels_dead_lettered == 0
