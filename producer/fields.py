@@ -2,8 +2,9 @@
 
 `make_transaction` checks any values (strings from CSV, JSON values) and says which field is wrong;
 `csv_transaction` does the same for text fields, with a quick path for the usual shape of a row
-(plain ids, a number, an ISO time without offset, in UTC or ``Z``) that falls back to
-`make_transaction` for everything else, so results and error messages are the same.
+(ids without surrounding blanks, a number, an ISO time without offset or ending in ``Z``, currency
+EUR) that falls back to `make_transaction` for everything else, so results and error messages are
+the same (a property test compares both).
 
 >>> csv_transaction("7", "c1", "t1", "12.50", "2018-04-01 00:00:31") == make_transaction(
 ...     "7", "c1", "t1", "12.50", "2018-04-01T00:00:31Z")
