@@ -29,27 +29,24 @@ import gzip
 import io
 import json
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from fraudstream.errors import InputError
-from fraudstream.models.events import MAX_AMOUNT, MAX_EVENT_TIME, MIN_EVENT_TIME, Label, Transaction
+from fraudstream.models.events import Label, Transaction
+from fraudstream.producer.fields import build_model, csv_transaction, make_transaction, parse_flag
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
 HANDBOOK_COLUMNS = ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD")
 HANDBOOK_SCENARIO = "TX_FRAUD_SCENARIO"
 #: Columns of our CSV format (and keys of our JSON lines), in the order the recorder writes them.
 OUR_COLUMNS = ("transaction_id", "customer_id", "terminal_id", "amount", "currency", "event_time",
                "merchant_category", "latitude", "longitude", "is_fraud", "fraud_scenario")
 OUR_REQUIRED = ("transaction_id", "customer_id", "terminal_id", "amount", "event_time")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_MAX_ID = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,100 +58,6 @@ class Recorded:
     fraud_scenario: str | None  # analysis only, never a feature ("0"/None = genuine)
 
 
-def _fast_model(cls: type[Any], values: dict[str, Any], fields_set: set[str]) -> Any:
-    """Build a pydantic model from values already checked here, skipping re-validation.
-
-    Does what ``model_construct`` does (which is slower than validating on pydantic 2.14): the
-    callers check every constraint of the model themselves; tests compare with validated models.
-    """
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
-def _id(value: Any, name: str) -> str:
-    text = str(value).strip() if value is not None else ""
-    if not text:
-        raise ValueError(f"{name} is empty")
-    if len(text) > _MAX_ID:
-        raise ValueError(f"{name} longer than {_MAX_ID} characters")
-    return text
-
-
-def _time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"event_time must be an ISO-8601 string, got {value!r}")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError:
-        raise ValueError(f"event_time {value!r} is not an ISO-8601 date-time") from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    if not MIN_EVENT_TIME <= moment < MAX_EVENT_TIME:
-        raise ValueError(f"event_time {value!r} outside {MIN_EVENT_TIME.year}..{MAX_EVENT_TIME.year}")
-    return moment
-
-
-def _number(value: Any, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} {value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} {value!r} is not a number") from None
-    if not low <= number <= high:  # also refuses NaN and infinities
-        raise ValueError(f"{name} {value!r} outside {low:g}..{high:g}")
-    return number
-
-
-def _flag(value: Any) -> bool | None:
-    if value is None or value == "":
-        return None
-    if value in (True, 1, "1", "true", "True"):
-        return True
-    if value in (False, 0, "0", "false", "False"):
-        return False
-    raise ValueError(f"fraud label {value!r} is not 0/1 or true/false")
-
-
-def make_transaction(tid: Any, cid: Any, term: Any, amount: Any, event_time: Any, currency: Any = None,
-                     category: Any = None, latitude: Any = None, longitude: Any = None) -> Transaction:
-    """A `Transaction` from raw field values, checked here (ValueError says which field is wrong).
-
-    >>> make_transaction("7", "c1", "t1", "12.50", "2018-04-01T00:00:31") == Transaction(
-    ...     transaction_id="7", customer_id="c1", terminal_id="t1", amount=12.5, event_time="2018-04-01T00:00:31Z")
-    True
-    >>> make_transaction("7", "c1", "t1", "nan", "2018-04-01")
-    Traceback (most recent call last):
-    ...
-    ValueError: amount 'nan' outside 0..1e+09
-    """
-    values = {"transaction_id": _id(tid, "transaction_id"), "customer_id": _id(cid, "customer_id"),
-              "terminal_id": _id(term, "terminal_id"), "amount": _number(amount, "amount", 0.0, MAX_AMOUNT),
-              "currency": "EUR", "event_time": _time(event_time), "merchant_category": None,
-              "latitude": None, "longitude": None}
-    fields_set = {"transaction_id", "customer_id", "terminal_id", "amount", "event_time"}
-    if currency not in (None, ""):
-        if not isinstance(currency, str) or not _CURRENCY.match(currency):
-            raise ValueError(f"currency {currency!r} is not a 3-letter code")
-        values["currency"] = currency
-        fields_set.add("currency")
-    if category not in (None, ""):
-        if len(str(category)) > 64:
-            raise ValueError("merchant_category longer than 64 characters")
-        values["merchant_category"] = str(category)
-        fields_set.add("merchant_category")
-    if latitude not in (None, ""):
-        values["latitude"] = _number(latitude, "latitude", -90.0, 90.0)
-        fields_set.add("latitude")
-    if longitude not in (None, ""):
-        values["longitude"] = _number(longitude, "longitude", -180.0, 180.0)
-        fields_set.add("longitude")
-    return _fast_model(Transaction, values, fields_set)  # type: ignore[no-any-return]
-
-
 def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
     """The label of `rec`, reported at its event time plus `delay`; None when the file had no label."""
     if rec.is_fraud is None:
@@ -162,7 +65,7 @@ def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
     tx = rec.transaction
     values = {"transaction_id": tx.transaction_id, "customer_id": tx.customer_id, "terminal_id": tx.terminal_id,
               "is_fraud": rec.is_fraud, "event_time": tx.event_time, "reported_at": tx.event_time + delay}
-    return _fast_model(Label, values, set(values))  # type: ignore[no-any-return]
+    return build_model(Label, values, set(values))  # type: ignore[no-any-return]
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -245,8 +148,6 @@ def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Re
 def _handbook_rows(reader: Any, path: Path, width: int, index: list[int],
                    scenario: int | None) -> Iterator[tuple[int, Recorded]]:
     i_id, i_time, i_customer, i_terminal, i_amount, i_fraud = index
-    fromisoformat = datetime.fromisoformat
-    fields = {"transaction_id", "customer_id", "terminal_id", "amount", "event_time"}
     line = 1
     for row in reader:
         line += 1
@@ -254,26 +155,11 @@ def _handbook_rows(reader: Any, path: Path, width: int, index: list[int],
             continue
         if len(row) != width:
             raise InputError(f"{path}:{line}: expected {width} fields, found {len(row)}")
-        tid, cid, term, text = row[i_id], row[i_customer], row[i_terminal], row[i_time]
-        fraud = row[i_fraud]
         try:
-            # Fast path for the common shape (plain ids, naive second-resolution time); anything
-            # unusual goes through the general checks, which also produce the error message.
-            moment = fromisoformat(text)
-            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-            amount = float(row[i_amount])
-            if not (tid and cid and term and 0.0 <= amount <= MAX_AMOUNT and MIN_EVENT_TIME <= moment < MAX_EVENT_TIME
-                    and len(tid) <= _MAX_ID and len(cid) <= _MAX_ID and len(term) <= _MAX_ID
-                    and tid == tid.strip() and cid == cid.strip() and term == term.strip()):
-                raise ValueError
-            tx = _fast_model(Transaction, {"transaction_id": tid, "customer_id": cid, "terminal_id": term,
-                                           "amount": amount, "currency": "EUR", "event_time": moment,
-                                           "merchant_category": None, "latitude": None, "longitude": None}, fields.copy())
-        except ValueError:
-            try:
-                tx = make_transaction(tid, cid, term, row[i_amount], text)
-            except ValueError as exc:
-                raise InputError(f"{path}:{line}: {exc}") from None
+            tx = csv_transaction(row[i_id], row[i_customer], row[i_terminal], row[i_amount], row[i_time])
+        except ValueError as exc:
+            raise InputError(f"{path}:{line}: {exc}") from None
+        fraud = row[i_fraud]
         if fraud != "0" and fraud != "1":
             fraud = fraud.strip()
             if fraud not in ("0", "1"):
@@ -282,6 +168,7 @@ def _handbook_rows(reader: Any, path: Path, width: int, index: list[int],
 
 
 def _our_csv_rows(reader: Any, path: Path, width: int, pos: dict[str, int]) -> Iterator[tuple[int, Recorded]]:
+    required = [pos[name] for name in ("transaction_id", "customer_id", "terminal_id", "amount", "event_time")]
     optional = [pos.get(name) for name in ("currency", "merchant_category", "latitude", "longitude")]
     i_fraud, i_scenario = pos.get("is_fraud"), pos.get("fraud_scenario")
     line = 1
@@ -292,10 +179,8 @@ def _our_csv_rows(reader: Any, path: Path, width: int, pos: dict[str, int]) -> I
         if len(row) != width:
             raise InputError(f"{path}:{line}: expected {width} fields, found {len(row)}")
         try:
-            extra = [row[i] if i is not None else None for i in optional]
-            tx = make_transaction(row[pos["transaction_id"]], row[pos["customer_id"]], row[pos["terminal_id"]],
-                                  row[pos["amount"]], row[pos["event_time"]], *extra)
-            fraud = _flag(row[i_fraud]) if i_fraud is not None else None
+            tx = csv_transaction(*[row[i] for i in required], *[row[i] if i is not None else None for i in optional])
+            fraud = parse_flag(row[i_fraud]) if i_fraud is not None else None
         except ValueError as exc:
             raise InputError(f"{path}:{line}: {exc}") from None
         scenario = row[i_scenario] if i_scenario is not None and row[i_scenario] != "" else None
@@ -330,7 +215,7 @@ def _json_record(text: str, path: Path, line: int) -> Recorded:
         tx = make_transaction(obj["transaction_id"], obj["customer_id"], obj["terminal_id"], obj["amount"],
                               obj["event_time"], obj.get("currency"), obj.get("merchant_category"),
                               obj.get("latitude"), obj.get("longitude"))
-        fraud = _flag(obj.get("is_fraud"))
+        fraud = parse_flag(obj.get("is_fraud"))
     except ValueError as exc:
         raise InputError(f"{path}:{line}: {exc}") from None
     scenario = obj.get("fraud_scenario")

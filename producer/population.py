@@ -81,18 +81,41 @@ def make_population(customers: int, terminals: int, rng: np.random.Generator, ra
 
 def _near_terminals(hx: np.ndarray, hy: np.ndarray, tx: np.ndarray, ty: np.ndarray,
                     radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """CSR lists (sorted) of terminals within `radius` of each home (the nearest one when none is)."""
-    from scipy.spatial import cKDTree
+    """CSR lists (sorted) of terminals within `radius` of each home (the nearest one when none is).
 
-    tree = cKDTree(np.column_stack([tx, ty]))
-    homes = np.column_stack([hx, hy])
-    lists = tree.query_ball_point(homes, radius, return_sorted=True)
-    empty = [i for i, found in enumerate(lists) if not found]
-    if empty:
-        _, nearest = tree.query(homes[empty])
-        for i, j in zip(empty, np.atleast_1d(nearest).tolist()):
-            lists[i] = [j]
-    counts = np.fromiter((len(found) for found in lists), dtype=np.int64, count=len(lists))
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    near = np.fromiter((j for found in lists for j in found), dtype=np.int64, count=int(offsets[-1]))
-    return offsets, near
+    Terminals are bucketed in square cells of side `radius`, so a home's candidates are those of the
+    3 x 3 cells around its own; the test is ``dx * dx + dy * dy <= radius * radius``, as in
+    scipy's cKDTree (which gave the same lists, and cost a 0.3-0.6 s import per recording).
+    """
+    cell = radius if radius > 0 else GRID
+    home_cell = _cells(hx, hy, cell)
+    term_cell = _cells(tx, ty, cell)
+    order = np.argsort(term_cell[:, 0] * _SPAN + term_cell[:, 1], kind="stable")
+    sorted_keys = (term_cell[:, 0] * _SPAN + term_cell[:, 1])[order]
+    around = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+    keys = ((home_cell[:, None, 0] + around[None, :, 0]) * _SPAN + home_cell[:, None, 1] + around[None, :, 1]).ravel()
+    first = np.searchsorted(sorted_keys, keys, side="left")
+    counts = np.searchsorted(sorted_keys, keys, side="right") - first
+    customer = np.repeat(np.repeat(np.arange(hx.size), len(around)), counts)
+    starts = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    terminal = order[starts + np.arange(customer.size)]
+    dx, dy = hx[customer] - tx[terminal], hy[customer] - ty[terminal]
+    near = dx * dx + dy * dy <= radius * radius
+    customer, terminal = customer[near], terminal[near]
+    lonely = np.flatnonzero(np.bincount(customer, minlength=hx.size) == 0)
+    if lonely.size:  # the nearest terminal instead
+        nearest = [int(np.argmin((tx - hx[c]) ** 2 + (ty - hy[c]) ** 2)) for c in lonely.tolist()]
+        customer = np.concatenate([customer, lonely])
+        terminal = np.concatenate([terminal, np.array(nearest, dtype=terminal.dtype)])
+    ranked = np.lexsort((terminal, customer))
+    customer, terminal = customer[ranked], terminal[ranked]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(customer, minlength=hx.size))])
+    return offsets.astype(np.int64), terminal.astype(np.int64)
+
+
+_SPAN = 1 << 20  # cell keys: x * _SPAN + y (cells are shifted to start at 1, so neighbours are >= 0)
+
+
+def _cells(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
+    """(n, 2) integer cell coordinates, from 1 (0 is the neighbour column/row of the first cell)."""
+    return np.column_stack([np.floor(x / cell), np.floor(y / cell)]).astype(np.int64) + 1

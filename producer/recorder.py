@@ -1,9 +1,11 @@
 """Recording simulated days to a file: ``.jsonl`` or ``.csv``, optionally ``.gz``, in event-time order.
 
 Rows are formatted straight from the simulator's columns (no per-row model objects), so recording
-runs at hundreds of thousands of rows per second. The file is written under a temporary name and
-renamed when complete, so an interrupted recording leaves no truncated file behind. The output is
-read back by `fraudstream.producer.files.read_recorded`; the same seed gives the same bytes.
+runs at hundreds of thousands of rows per second. ``.gz`` output uses zlib level 1: twice as fast
+as level 3 for a file ~5 % larger. The file is written under a temporary name and renamed when
+complete, so an interrupted recording leaves no truncated file behind. The output is read back by
+`fraudstream.producer.files.read_recorded`; the same seed gives the same bytes (for ``.gz``: the
+same content; the gzip header holds the time of writing).
 
 >>> import tempfile, os
 >>> out = os.path.join(tempfile.mkdtemp(), "one.csv")
@@ -86,8 +88,8 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
                 out.write(formatter.format(batch))
                 summary.rows += len(batch)
                 summary.frauds += int(batch.reported.sum())
-                summary.by_scenario.update(dict(zip(*(a.tolist() for a in np.unique(
-                    batch.scenario.astype(str), return_counts=True)))))
+                summary.by_scenario.update({str(scenario): count for scenario, count in
+                                            enumerate(np.bincount(batch.scenario).tolist()) if count})
                 if on_day is not None:
                     on_day(index + 1, summary)
         os.replace(partial, path)
@@ -103,7 +105,7 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
 def _open_out(path: Path, gz: bool) -> IO[str]:
     try:
         if gz:
-            return io.TextIOWrapper(gzip.open(path, "wb", compresslevel=3), encoding="utf-8", newline="")
+            return io.TextIOWrapper(gzip.open(path, "wb", compresslevel=1), encoding="utf-8", newline="")
         return path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from exc

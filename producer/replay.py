@@ -29,12 +29,15 @@ from pathlib import Path
 
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
-from fraudstream.models.events import Label
-from fraudstream.producer.files import labels_for, read_recorded
+from fraudstream.producer.files import Recorded, read_recorded
 from fraudstream.producer.publisher import Publisher
+from fraudstream.producer.wire import label_json_for
 
 log = logging.getLogger(__name__)
 _TICK = 0.02  # longest sleep while pacing
+#: A label waiting for its report time: (reported_at, key, JSON value). Plain tuples of immutable
+#: values, which the garbage collector stops tracking: a week of pending labels costs it nothing.
+PendingLabel = tuple[datetime, bytes, bytes]
 
 
 @dataclass
@@ -69,33 +72,34 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     own_publisher = publisher is None
     publisher = publisher or Publisher(settings)
     stats = ReplayStats()
-    pending: deque[Label] = deque()
+    pending: deque[PendingLabel] = deque()
     began = time.monotonic()
     origin = start
     last_progress = began
     stopping_at: datetime | None = None
     try:
         for rec in rows:
-            moment = rec.transaction.event_time
+            tx = rec.transaction
+            moment = tx.event_time
             if stopping_at is not None and moment > stopping_at:
                 stats.stopped, stats.resume_from = True, moment
                 _send_labels(pending, publisher, stats, before=moment)
                 break
-            label = labels_for(rec, delay)
             if start is not None and moment < start:  # label-only lead-in of a resumed replay
-                if label is not None and label.reported_at >= start:
-                    pending.append(label)
+                if rec.is_fraud is not None and moment + delay >= start:
+                    pending.append(_pending_label(rec, delay))
                 continue
             if origin is None:
                 origin = moment
             if speed is not None:
                 _pace(began, origin, moment, speed, pending, publisher, stats, stop)
-            _send_labels(pending, publisher, stats, upto=moment)
-            publisher.send_transaction(rec.transaction)
+            if pending and pending[0][0] <= moment:
+                _send_labels(pending, publisher, stats, upto=moment)
+            publisher.send_transaction(tx)
             stats.transactions += 1
             stats.event_time = moment
-            if label is not None:
-                pending.append(label)
+            if rec.is_fraud is not None:
+                pending.append(_pending_label(rec, delay))
             if stopping_at is None and stop.is_set():
                 stopping_at = moment
             if on_progress is not None and stats.transactions % 1000 == 0:
@@ -125,7 +129,14 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     return stats
 
 
-def _pace(began: float, origin: datetime, moment: datetime, speed: float, pending: deque[Label],
+def _pending_label(rec: Recorded, delay: timedelta) -> PendingLabel:
+    """The label of `rec` (which has one), serialised now, due at its event time + `delay`."""
+    tx = rec.transaction
+    reported_at = tx.event_time + delay
+    return reported_at, tx.customer_id.encode(), label_json_for(tx, bool(rec.is_fraud), reported_at)
+
+
+def _pace(began: float, origin: datetime, moment: datetime, speed: float, pending: deque[PendingLabel],
           publisher: Publisher, stats: ReplayStats, stop: threading.Event) -> None:
     """Wait until `moment` is due, publishing labels as the scaled clock passes them."""
     target = began + (moment - origin).total_seconds() / speed
@@ -139,12 +150,13 @@ def _pace(began: float, origin: datetime, moment: datetime, speed: float, pendin
         time.sleep(min(left, _TICK))
 
 
-def _send_labels(pending: deque[Label], publisher: Publisher, stats: ReplayStats,
+def _send_labels(pending: deque[PendingLabel], publisher: Publisher, stats: ReplayStats,
                  upto: datetime | None = None, before: datetime | None = None) -> None:
     """Publish pending labels reported at or before `upto` / strictly before `before` / all."""
     while pending:
-        reported = pending[0].reported_at
+        reported = pending[0][0]
         if (upto is not None and reported > upto) or (before is not None and reported >= before):
             return
-        publisher.send_label(pending.popleft())
+        _, key, value = pending.popleft()
+        publisher.send_label_value(key, value)
         stats.labels += 1

@@ -26,7 +26,8 @@ import numpy as np
 
 from fraudstream.errors import ConfigError
 from fraudstream.models.events import Transaction
-from fraudstream.producer.files import Recorded, _fast_model
+from fraudstream.producer.fields import build_model
+from fraudstream.producer.files import Recorded
 from fraudstream.producer.population import CATEGORIES, CATEGORY_FACTOR, Population, make_population
 from fraudstream.producer.scenarios import DAY, Day, FraudInjector, FraudRates
 
@@ -91,7 +92,7 @@ class DayBatch:
         for tid, cid, term, amount, moment, cat, la, lo, scen, rep in zip(
                 ids, self.customer.tolist(), self.terminal.tolist(), self.amount.tolist(), times, category, lat, lon,
                 self.scenario.tolist(), self.reported.tolist()):
-            tx = _fast_model(Transaction, {
+            tx = build_model(Transaction, {
                 "transaction_id": str(tid), "customer_id": str(cid), "terminal_id": str(term), "amount": round(amount, 2),
                 "currency": "EUR", "event_time": moment, "merchant_category": cat, "latitude": la, "longitude": lo,
             }, fields_set.copy())
