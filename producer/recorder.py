@@ -4,8 +4,8 @@ Rows are formatted straight from the simulator's columns (no per-row model objec
 runs at hundreds of thousands of rows per second. ``.gz`` output uses zlib level 1: twice as fast
 as level 3 for a file ~5 % larger. The file is written under a temporary name and renamed when
 complete, so an interrupted recording leaves no truncated file behind. The output is read back by
-`fraudstream.producer.files.read_recorded`; the same seed gives the same bytes (for ``.gz``: the
-same content; the gzip header holds the time of writing).
+`fraudstream.producer.files.read_recorded`; the same seed gives the same bytes (also for ``.gz``:
+its header holds no time of writing).
 
 >>> import tempfile, os
 >>> out = os.path.join(tempfile.mkdtemp(), "one.csv")
@@ -105,7 +105,8 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
 def _open_out(path: Path, gz: bool) -> IO[str]:
     try:
         if gz:
-            return io.TextIOWrapper(gzip.open(path, "wb", compresslevel=1), encoding="utf-8", newline="")
+            # mtime=0: no time of writing in the header, so the same seed gives the same .gz bytes too
+            return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=1, mtime=0), encoding="utf-8", newline="")
         return path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
