@@ -1,15 +1,20 @@
 """Kafka clients built from settings, topic creation, and end-of-log lookup.
 
-Tansu workaround (kept here and nowhere else): Tansu answers ListOffsets(latest) with the base
-offset of the last record batch instead of the high watermark, so `end_offsets()` and
-`seek_to_end()` fall short by the last batch there. `end_of_log()` therefore prefers the high
-watermark that every fetch response carries (`consumer.highwater(tp)`), which is right on both
-Tansu and Apache Kafka, and falls back to `end_offsets()` only before the first fetch.
+Tansu workarounds (kept here and nowhere else):
+
+- Tansu answers ListOffsets(latest) with the base offset of the last record batch instead of the
+  high watermark, so `end_offsets()` and `seek_to_end()` fall short by the last batch there.
+  `end_of_log()` therefore prefers the high watermark that every fetch response carries
+  (`consumer.highwater(tp)`), which is right on both Tansu and Apache Kafka, and falls back to
+  `end_offsets()` only before the first fetch.
+- Tansu 0.6 keeps a group leader that leaves while its group re-forms as the leader, so the group
+  never forms again; `close_group_consumer()` leaves only a formed group (see there).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,10 +22,17 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+try:
+    from kafka.structs import MemberState
+except ImportError:  # pragma: no cover - kafka-python 2.x
+    from kafka.coordinator.base import MemberState  # type: ignore[no-redef]
+
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+LEAVE_TIMEOUT_S = 8.0  # longest wait to complete a rebalance before leaving (Tansu holds a JoinGroup 3 s)
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -114,3 +126,48 @@ def end_of_log(consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) ->
     if unknown:
         result.update(consumer.end_offsets(unknown))
     return result
+
+
+def _membership(consumer: KafkaConsumer) -> tuple[bool, float] | None:
+    """(whether this member still has to complete a rebalance, time of its last answered
+    heartbeat), from kafka-python's coordinator; None where a kafka-python version lacks them."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    try:
+        pending = coordinator.state != MemberState.STABLE or bool(coordinator.need_rejoin())
+        return pending, float(coordinator.heartbeat.last_receive)
+    except AttributeError:
+        return None
+
+
+def rebalance_pending(consumer: KafkaConsumer) -> bool:
+    """Whether the group coordinator asked this member to re-join and it has not completed yet."""
+    membership = _membership(consumer)
+    return membership is not None and membership[0]
+
+
+def close_group_consumer(consumer: KafkaConsumer, timeout: float = LEAVE_TIMEOUT_S) -> None:
+    """Close a subscribed consumer without commits, leaving its group only once the group is
+    formed: a rebalance in progress is completed first, for at most `timeout` seconds (records
+    polled meanwhile are dropped unprocessed; their offsets stay uncommitted).
+
+    Tansu workaround: when the group leader leaves (LeaveGroup) while the group re-forms (another
+    member joined or left, and the leader has not re-joined yet), Tansu 0.6 keeps the departed
+    member as the leader. Nobody sends the leader's SyncGroup again, so every member, present and
+    future, loops on JoinGroup/SyncGroup without partitions until the broker restarts (the scale
+    test hung on it). A member that dies instead is expired after the session timeout and loses
+    the leadership as it should. A member learns of a rebalance from its heartbeats, so it also
+    waits for one answered after the decision to leave. Apache Kafka needs none of this.
+    """
+    membership = _membership(consumer)
+    if membership is not None and consumer.subscription():
+        heard = membership[1]
+        deadline = time.monotonic() + timeout
+        while True:
+            membership = _membership(consumer)
+            if membership is not None and membership[1] != heard and not membership[0]:
+                break
+            if time.monotonic() >= deadline:
+                log.warning("leaving the consumer group without a completed rebalance after %.0f s", timeout)
+                break
+            consumer.poll(timeout_ms=100)  # drives a pending re-join
+    consumer.close(autocommit=False)

@@ -10,7 +10,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, TopicPartition
 
 from fraudstream.config import Settings
-from fraudstream.kafka_io import make_consumer, make_producer
+from fraudstream.kafka_io import close_group_consumer, make_consumer, make_producer
 from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
 from fraudstream.stream.features import FeatureConfig, FeatureEngine
 from fraudstream.stream.scoring import Scorer
@@ -54,7 +54,8 @@ class _Rebalance(ConsumerRebalanceListener):
 @contextlib.contextmanager
 def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None,
                      **consumer_overrides: Any) -> Iterator[ScoringConsumer]:
-    """A consumer subscribed to the transactions and labels topics; clients closed on exit.
+    """A consumer subscribed to the transactions and labels topics; clients closed on exit (the
+    group is left once a rebalance in progress is complete, see `close_group_consumer`).
     `consumer_overrides` go to `KafkaConsumer` (e.g. smaller fetch sizes in tests)."""
     engine = FeatureEngine(open_redis_store(settings), FeatureConfig.from_settings(settings))
     scorer = Scorer.from_settings(settings)  # models restored from the registry (stream/lifecycle.py)
@@ -71,4 +72,4 @@ def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None,
         with contextlib.suppress(Exception):
             producer.flush(timeout=10)
         producer.close(timeout=5)
-        consumer.close(autocommit=False)
+        close_group_consumer(consumer)

@@ -53,6 +53,17 @@ def progress_or_explain(settings: Settings, proc: subprocess.Popen[str], count: 
     raise AssertionError(f"consumer made no progress (exit {proc.returncode}): {err[-3000:]}")
 
 
+def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Wait for a consumer to exit by itself; if it does not within `timeout`, kill it and fail with
+    its stderr (what it was waiting for), not with a bare TimeoutExpired."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(proc)
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"consumer {proc.pid} did not exit within {timeout:.0f} s: {err[-3000:]}") from None
+
+
 def kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, sig)

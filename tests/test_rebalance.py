@@ -1,9 +1,14 @@
-"""A rebalance that revokes partitions and gives them straight back must not skip buffered records.
+"""Rebalances found by the scale test.
 
+A rebalance that revokes partitions and gives them straight back must not skip buffered records:
 kafka-python keeps the fetch position of a partition that is revoked and assigned again in one
 rebalance; the consumer drops its buffered (unprocessed) records on revocation, so it has to move
-the position back to them. Found by the scale test: a consumer carried on after records it had
-dropped, and a later commit covered them.
+the position back to them (a consumer carried on after records it had dropped, and a later commit
+covered them).
+
+A consumer that stops while its group re-forms must not leave the group without a leader: Tansu
+keeps a leader that leaves then as the leader, and the group never forms again (the scale test
+hung: its late consumer never got a partition and so never went idle).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import uuid
 import pytest
 
 from fraudstream.config import Settings
-from fraudstream.kafka_io import ensure_topics, make_consumer
+from fraudstream.kafka_io import ensure_topics, make_consumer, rebalance_pending
 from fraudstream.stream.app import scoring_consumer
 from tests.consumer_procs import scored_ids, scripted_stream
 from tests.kafka_helpers import committed_and_end
@@ -54,3 +59,31 @@ def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settin
     assert scored_ids(settings) == {t.transaction_id for t in txs}
     committed, ends = committed_and_end(settings, settings.topic_transactions)
     assert committed == ends
+
+
+def test_a_leader_stopping_while_its_group_reforms_leaves_a_group_that_forms_again(settings: Settings) -> None:
+    ensure_topics(settings)
+    topics = [settings.topic_transactions, settings.topic_labels]
+    everything = {(topic, p) for topic in topics for p in range(settings.topic_partitions)}
+    other = None
+    try:
+        with scoring_consumer(settings) as app:
+            deadline = time.monotonic() + 30
+            while not app.consumer.assignment() and time.monotonic() < deadline:
+                app.consumer.poll(timeout_ms=200)
+            assert app.consumer.assignment(), "the first member got no partitions"  # so it leads the group
+            # a second member joins: the group re-forms, and its leader has not re-joined yet
+            other = make_consumer(settings, topics)
+            deadline = time.monotonic() + 30
+            while not rebalance_pending(app.consumer) and time.monotonic() < deadline:
+                other.poll(timeout_ms=100)
+            assert rebalance_pending(app.consumer), "the group did not start re-forming"
+            app.stop.set()
+            app.run()  # stops at once, as after SIGTERM; leaving the block closes the consumer
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and {(tp.topic, tp.partition) for tp in other.assignment()} != everything:
+            other.poll(timeout_ms=200)
+        assert {(tp.topic, tp.partition) for tp in other.assignment()} == everything, "the group never formed again"
+    finally:
+        if other is not None:
+            other.close()

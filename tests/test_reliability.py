@@ -19,8 +19,8 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.services import valkey_process
 from fraudstream.stream.app import scoring_consumer
-from tests.consumer_procs import (customer_state, kill, progress_or_explain, reaped, scored_ids, scripted_stream,
-                                  start_consumer, wait_for)
+from tests.consumer_procs import (customer_state, finish, kill, progress_or_explain, reaped, scored_ids,
+                                  scripted_stream, start_consumer, wait_for)
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 from tests.test_hostile_input import bad_records
 
@@ -137,7 +137,7 @@ def test_three_consumers_one_stopped_one_started(settings: Settings) -> None:
         with reaped(late):
             outputs = []
             for proc in (*procs[1:], late):
-                out, err = proc.communicate(timeout=300)
+                out, err = finish(proc, 300)
                 assert proc.returncode == 0, err[-2000:]
                 outputs.append(out.strip()[-300:] + err[-1500:])
     missing = {t.transaction_id for t in txs} - scored_ids(settings)
