@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
-import threading
+import multiprocessing
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -67,6 +67,23 @@ def labels(txs: list[Transaction], frauds: dict[str, bool]) -> list[Label]:
             for tx in txs if tx.event_time + LABEL_DELAY <= end]
 
 
+def offer_load(bootstrap: str, topic: str, txs: list[Transaction], rate: float) -> None:
+    """Publish `txs` at `rate` per second (run in a child process)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
+    interval = 1.0 / rate
+    t_next = time.perf_counter()
+    for tx in txs:
+        producer.send(topic, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        t_next += interval
+        pause = t_next - time.perf_counter()
+        if pause > 0:
+            if pause > 0.002:
+                producer.flush()
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+    producer.flush()
+    producer.close()
+
+
 def raw_consume_rate(settings: Settings, n: int) -> float:
     consumer = KafkaConsumer(settings.topic_transactions, bootstrap_servers=settings.kafka_bootstrap,
                              group_id=f"raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
@@ -116,25 +133,17 @@ def main() -> None:
             learned, label_dlq = stats.labels_learned, stats.labels_dead_lettered
             # latency at a fixed offered load, same consumer (already joined)
             stats.latencies_ms.clear()
-            done = threading.Event()
-
-            def offer() -> None:
-                interval = 1.0 / args.rate
-                t_next = time.perf_counter()
-                for tx in paced:
-                    producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-                    t_next += interval
-                    pause = t_next - time.perf_counter()
-                    if pause > 0:
-                        producer.flush() if pause > 0.002 else None
-                        time.sleep(max(0.0, t_next - time.perf_counter()))
-                producer.flush()
-                done.set()
-
-            thread = threading.Thread(target=offer, daemon=True)
-            thread.start()
-            app.run(max_transactions=len(bulk) + len(paced))
-            thread.join()
+            # the offered load comes from another process, as in production (a producer thread in
+            # this process would compete with the consumer for the GIL and delay its own sends)
+            offer = multiprocessing.get_context("spawn").Process(
+                target=offer_load, args=(settings.kafka_bootstrap, settings.topic_transactions, paced, args.rate))
+            offer.start()
+            try:
+                app.run(max_transactions=len(bulk) + len(paced))
+            finally:
+                offer.join(timeout=30)
+                if offer.is_alive():
+                    offer.kill()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"machine: {sys.platform}, 2 cores shared by broker, Redis and consumer")
         print(f"raw kafka-python consume rate: {raw:,.0f} msg/s")
