@@ -13,9 +13,9 @@ stream without labels.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import sys
-import multiprocessing
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
