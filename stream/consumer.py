@@ -26,6 +26,7 @@ from fraudstream.config import Settings
 from fraudstream.errors import FraudstreamError, ValidationFailed
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
+from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.decode import RecordValidator
 from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FeatureEngine
@@ -38,9 +39,6 @@ log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[Alert], None]
 T = TypeVar("T")
-MAX_ALIGN_WAIT_S = 5.0  # safety net: release buffered records anyway after this long without progress
-PAUSE_BATCHES = 5  # pause fetching a partition with more than this many batches buffered ahead of the others
-RESUME_BATCHES = 2  # ... and resume it once it is down to this many
 # Every poll takes all fetched records (memory is bounded by the fetch sizes): kafka-python 3.0.12
 # loses parsed records of a partition paused while a poll had returned only part of them (its
 # KAFKA-7548 parking never gives them back), and then never fetches that partition again.
@@ -92,8 +90,7 @@ class ScoringConsumer:
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
         self.aligner = TopicAligner()
-        self._last_release = time.monotonic()  # when records were last released (alignment safety net)
-        self._holding_labels = False  # only labels are buffered, waiting for a partition without progress
+        self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -107,7 +104,8 @@ class ScoringConsumer:
             return self._loop(max_transactions, idle_timeout)
 
     def _loop(self, max_transactions: int | None, idle_timeout: float | None) -> RunStats:
-        last_activity = self._last_release = time.monotonic()
+        last_activity = time.monotonic()
+        self.batches.released()
         limit = self.settings.max_poll_records
         ready: list[ConsumerRecord] = []
         while not self.stop.is_set():
@@ -115,16 +113,17 @@ class ScoringConsumer:
             polled = self.consumer.poll(timeout_ms=0 if ready else 200, max_records=POLL_ALL_RECORDS)
             for records in polled.values():
                 self.aligner.add(records)
-            ready = self._next_batch(limit)
-            self._backpressure(limit)
+            ready = self.batches.next(limit)
+            self.batches.backpressure(limit)
             if ready:
                 try:
                     self.process(ready)
                 except BatchAbandoned:
                     log.warning("stopping with the current batch uncommitted (it will be delivered again)")
                     break
-                last_activity = self._last_release = time.monotonic()
-            elif polled or (self.aligner.buffered() and not self._holding_labels) or not self.consumer.assignment():
+                last_activity = time.monotonic()
+                self.batches.released()
+            elif polled or (self.aligner.buffered() and not self.batches.holding_labels) or not self.consumer.assignment():
                 last_activity = time.monotonic()  # held labels are not activity: they wait for a stuck partition
             try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
                 self._retry("model maintenance", self.scorer.maintain)
@@ -138,51 +137,6 @@ class ScoringConsumer:
                 log.info("idle for %.0f s, stopping", idle_timeout)
                 break
         return self.stats
-
-    def _next_batch(self, limit: int) -> list[ConsumerRecord]:
-        """Buffered records up to the timestamp horizon; after `MAX_ALIGN_WAIT_S` without progress,
-        the transactions beyond it (a partition slow to fetch must not stall the others forever).
-        Labels always wait for the horizon: one released before its transaction is scored would be
-        dead-lettered, while a transaction scored early only misses labels it would have followed."""
-        lagging = self._lagging()
-        ready = self.aligner.release(lagging, limit=limit)
-        if ready or not self.aligner.buffered():
-            self._holding_labels = False
-            return ready
-        if time.monotonic() - self._last_release <= MAX_ALIGN_WAIT_S:
-            return []
-        ready = self.aligner.release((), limit=limit, topic=self.settings.topic_transactions)
-        waiting = sorted(f"{t}[{p}]" for t, p in lagging)
-        if ready:
-            log.warning("scoring buffered transactions out of timestamp alignment: no progress for %.0f s "
-                        "waiting for %s", MAX_ALIGN_WAIT_S, waiting)
-        else:  # said again every MAX_ALIGN_WAIT_S while it lasts
-            log.warning("holding %d labels until %s are fetched", self.aligner.buffered(), waiting)
-            self._last_release = time.monotonic()
-        self._holding_labels = not ready
-        return ready
-
-    def _lagging(self) -> set[tuple[str, int]]:
-        """Assigned partitions not yet fetched up to their high watermark (or never fetched)."""
-        lagging = set()
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None or self.consumer.position(tp) < high:
-                lagging.add((tp.topic, tp.partition))
-        return lagging
-
-    def _backpressure(self, limit: int) -> None:
-        """Bounded memory: stop fetching partitions that buffered far ahead of a lagging one (their
-        records wait for the horizon); fetch them again once most of it is released."""
-        buffered = self.aligner.buffered_per_partition()
-        paused = self.consumer.paused()
-        pause = [tp for tp in self.consumer.assignment()
-                 if tp not in paused and buffered.get((tp.topic, tp.partition), 0) > PAUSE_BATCHES * limit]
-        resume = [tp for tp in paused if buffered.get((tp.topic, tp.partition), 0) <= RESUME_BATCHES * limit]
-        if pause:
-            self.consumer.pause(*pause)
-        if resume:
-            self.consumer.resume(*resume)
 
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle records (in timestamp order) completely, then commit their offsets."""

@@ -55,7 +55,7 @@ def test_a_partition_without_progress_lets_transactions_through_and_holds_labels
     """The alignment safety net: while a partition makes no progress, transactions of the others are
     scored after `MAX_ALIGN_WAIT_S`, but labels wait for their place (released early, a label whose
     transaction is still unfetched would be dead-lettered), and are learned once it moves again."""
-    from fraudstream.stream import consumer as consumer_module
+    from fraudstream.stream.batching import MAX_ALIGN_WAIT_S
 
     ensure_topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
@@ -71,17 +71,17 @@ def test_a_partition_without_progress_lets_transactions_through_and_holds_labels
     producer.flush()
     producer.close()
     with scoring_consumer(settings) as app:
-        real_lagging = app._lagging
+        real_lagging = app.batches.lagging
         stuck = (settings.topic_transactions, 99)  # a partition that never delivers: the horizon cannot pass it
-        app._lagging = lambda: real_lagging() | {stuck}  # type: ignore[method-assign]
+        app.batches.lagging = lambda: real_lagging() | {stuck}  # type: ignore[method-assign]
         started = time.monotonic()
         stats = app.run(max_transactions=n, idle_timeout=30)
         assert stats.processed == n
-        assert time.monotonic() - started >= consumer_module.MAX_ALIGN_WAIT_S  # released by the safety net
+        assert time.monotonic() - started >= MAX_ALIGN_WAIT_S  # released by the safety net
         app.run(idle_timeout=2)  # the labels stay buffered: held, not learned, not dead-lettered
         assert stats.labels_learned == 0 and stats.labels_dead_lettered == 0
         assert app.aligner.buffered() == n // 3
-        app._lagging = real_lagging  # type: ignore[method-assign]
+        app.batches.lagging = real_lagging  # type: ignore[method-assign]
         app.run(idle_timeout=3)
     assert stats.labels_learned == n // 3
     assert stats.labels_dead_lettered == 0
