@@ -25,8 +25,8 @@ True
 from __future__ import annotations
 
 import math
-from itertools import chain
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,8 @@ from river import compose, linear_model
 from fraudstream.models.transforms import _BINARY, _UNIT, _LN2, BIN_SEPARATOR, LogBins
 from fraudstream.models.wrappers import MeanProbaClassifier, NegativeUndersampler, proba_true
 
-SIGMOID_CLIP = 30.0
-MIN_VECTOR_ROWS = 64  # below this, row by row is faster (~30 us fixed per numpy column pass)  # river.utils.math.sigmoid: 0 below -30, 1 above 30
+SIGMOID_CLIP = 30.0  # river.utils.math.sigmoid: 0 below -30, 1 above 30
+MIN_VECTOR_ROWS = 64  # below this, row by row is faster (~30 us fixed per numpy column pass)
 
 
 def score_many(model: Any, rows: Sequence[Mapping[str, float]]) -> list[float]:
