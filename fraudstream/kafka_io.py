@@ -77,7 +77,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
         # at most 1 MB per partition, so that a fetch answer (16 MB) has room for every partition:
         # with 4 MB, four partitions filled it and the others went unfetched for seconds, which
         # held up the timestamp alignment (its 5 s safety net fired in 2 of 4 benchmark runs; in
-        # 1 of 5 after this change, so not the only cause: see stream/batching.py)
+        # 2 of 6 after this change, so not the only cause: see stream/batching.py)
         "max_partition_fetch_bytes": 1024 * 1024,
     }
     config.update(overrides)
