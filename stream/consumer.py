@@ -29,7 +29,8 @@ from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.decode import RecordValidator
 from fraudstream.stream.dlq import DeadLetterWriter
-from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.features import FeatureEngine, ScoredRecord
+from fraudstream.stream.registry import LabelEntry, LabelOutcome
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.stats import RunStats
@@ -153,7 +154,7 @@ class ScoringConsumer:
         if prepared.transactions:
             alerts = self._retry("scoring", lambda: self._score(prepared.transactions))
         if prepared.labels:
-            self._retry("labels", lambda: self._learn(prepared.labels))
+            self._learn(prepared.labels)  # retries each of its steps
         self._retry("commit", lambda: self._commit(prepared.offsets))
         self.stats.batches += 1
         self.stats.observe_batch(time.monotonic() - started)
@@ -231,22 +232,44 @@ class ScoringConsumer:
         return alerts
 
     def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
+        """Scored records are read, the labels appended to the label stream (each transaction's once,
+        atomically), and only then the records deleted: a kill at any point loses no label, and a
+        label delivered again is recognised as applied."""
         labels = [label for _, label in run]
-        records = self.engine.apply_labels(labels)
-        futures: list[Any] = []
-        for (record, label), scored in zip(run, records):
-            if scored is None:
-                futures.append(self.label_dlq.send(
-                    record, "unknown_transaction",
-                    f"no scored record for transaction {label.transaction_id} (not scored yet, expired, "
-                    "or its label was already applied)"))
-                self.stats.labels_dead_lettered += 1
-                continue
-            self.scorer.learn(scored.features, label.is_fraud, scored.scores)
-            self.stats.labels_learned += 1
-            self.stats.observe_label(scored.scores.get(self.scorer.champion.name), label.is_fraud)
-        self.scorer.flush_labels()  # into the shared label stream before the offsets are committed
-        self._flush(futures)
+        records, outcomes = self._retry("labels", lambda: self._append_labels(labels))
+        dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = []
+        learned: list[tuple[float | None, bool]] = []
+        duplicates = 0
+        for (record, label), scored, outcome in zip(run, records, outcomes):
+            if outcome is LabelOutcome.APPENDED and scored is not None:
+                learned.append((scored.scores.get(self.scorer.champion.name), label.is_fraud))
+            elif outcome is LabelOutcome.DUPLICATE:
+                duplicates += 1  # delivered again: its effect is already there
+            elif outcome is LabelOutcome.CONFLICT:
+                dead.append((self.label_dlq, record, "label_conflict", f"transaction {label.transaction_id} was "
+                             f"already labelled {'genuine' if label.is_fraud else 'fraud'}; the first label stands"))
+            else:
+                dead.append((self.label_dlq, record, "unknown_transaction", f"no scored record for transaction "
+                             f"{label.transaction_id} (not scored yet, or expired)"))
+        done = [label for label, scored in zip(labels, records) if scored is not None]
+        self._retry("labels", lambda: self.engine.release_records(done))
+        if dead:
+            futures = [writer.send(record, reason, error) for writer, record, reason, error in dead]
+            self._retry("dead letters", lambda: self._flush(futures, resend=dead))
+        self.stats.labels_learned += len(learned)
+        self.stats.labels_duplicate += duplicates
+        self.stats.labels_dead_lettered += len(dead)
+        for score, is_fraud in learned:
+            self.stats.observe_label(score, is_fraud)
+
+    def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
+        records = self.engine.apply_labels(labels, keep_records=True)
+        entries = [LabelEntry(None, label.is_fraud, {}, f"{label.customer_id}:{label.transaction_id}")
+                   if scored is None else
+                   LabelEntry(scored.features, label.is_fraud, scored.scores,
+                              f"{label.customer_id}:{label.transaction_id}", scored.ttl_ms)
+                   for label, scored in zip(labels, records)]
+        return records, self.scorer.submit_labels(entries)
 
     def _flush(self, futures: list[Any], resend: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] | None = None) -> None:
         if not futures:

@@ -58,6 +58,7 @@ class ScoredRecord:
     event_time: datetime
     features: dict[str, float]
     scores: dict[str, float]
+    ttl_ms: int | None = None  # how long the store keeps it still (None: no wall-clock expiry)
 
 
 def to_ms(moment: datetime) -> int:
@@ -186,20 +187,36 @@ class FeatureEngine:
                                  StoredRecord(to_ms(tx.event_time), tx.terminal_id, x, dict(s)))
                                 for tx, x, s in zip(txs, features, scores)])
 
-    def apply_labels(self, labels: Sequence[Label]) -> list[ScoredRecord | None]:
-        """Return each label's scored record (once) and mark frauds into terminal risk, known from the
-        label's report time on (so terminal features do not depend on processing order)."""
-        stored = self.store.take_records([(lb.customer_id, lb.transaction_id) for lb in labels])
+    def apply_labels(self, labels: Sequence[Label], keep_records: bool = False) -> list[ScoredRecord | None]:
+        """Return each label's scored record and mark frauds into terminal risk, known from the
+        label's report time on (so terminal features do not depend on processing order).
+
+        Records are deleted as they are returned, unless `keep_records`: then they stay until
+        `release_records`, so that a process killed before its labels were learned durably finds
+        them again when the labels are delivered again.
+        """
+        items = [(lb.customer_id, lb.transaction_id) for lb in labels]
+        if keep_records:
+            peeked = self.store.peek_records(items)
+            stored = [None if p is None else p[0] for p in peeked]
+            ttls = [None if p is None else p[1] for p in peeked]
+        else:
+            stored, ttls = self.store.take_records(items), [None] * len(items)
         records: list[ScoredRecord | None] = []
         frauds: list[FraudMark] = []
-        for label, rec in zip(labels, stored):
+        for label, rec, ttl_ms in zip(labels, stored, ttls):
             record = None
             if rec is not None:
                 record = ScoredRecord(label.transaction_id, label.customer_id, rec.terminal_id,
-                                      datetime.fromtimestamp(rec.t_ms / 1000.0, timezone.utc), rec.features, rec.scores)
+                                      datetime.fromtimestamp(rec.t_ms / 1000.0, timezone.utc), rec.features, rec.scores,
+                                      ttl_ms)
             records.append(record)
             terminal_id = label.terminal_id or (record.terminal_id if record else None)
             if label.is_fraud and terminal_id:
                 frauds.append(FraudMark(terminal_id, label.transaction_id, to_ms(label.event_time), to_ms(label.reported_at)))
         self.store.mark_frauds(frauds)
         return records
+
+    def release_records(self, labels: Sequence[Label]) -> None:
+        """Delete the scored records of labels that were learned (see `apply_labels`)."""
+        self.store.drop_records([(lb.customer_id, lb.transaction_id) for lb in labels])

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fraudstream.errors import CheckpointError
-from fraudstream.stream.registry import ModelRegistry, PublishConflict, stream_id
+from fraudstream.stream.registry import LabelEntry, LabelOutcome, ModelRegistry, PublishConflict, stream_id
 from fraudstream.stream.scoring import LiveModel
 
 if TYPE_CHECKING:
@@ -119,11 +119,18 @@ class Lifecycle:
         """Append the pending labels to the label stream; how many."""
         if not self.pending:
             return 0
-        self.registry.append_labels(self.pending)
+        self.registry.append_labels([LabelEntry(x, y, scores) for x, y, scores in self.pending])
         n = len(self.pending)
         self.pending = []
         self._unlearned = True
         return n
+
+    def submit(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
+        """Append labels to the label stream now, each transaction's once (see `LabelEntry`)."""
+        self.flush()
+        outcomes = self.registry.append_labels(entries)
+        self._unlearned = self._unlearned or LabelOutcome.APPENDED in outcomes
+        return outcomes
 
     def before_score(self, scorer: Scorer) -> None:
         """The learner learns labels of earlier runs of this batch before scoring the next run."""

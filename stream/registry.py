@@ -7,6 +7,7 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
 - ``ckpt:<name>`` (hash version -> signed checkpoint blob), ``latest:<name>`` (newest version)
 - ``champion`` (string), ``challengers`` (set): the active models
 - ``labels`` (stream): ``x`` = msgpack features, ``y`` = ``1``/``0``; what the learner learns from
+- ``applied:<customer>:<transaction>`` (string ``1``/``0`` with a TTL): that label is in the stream
 - ``learner`` (string with a TTL): the consumer that holds the learner role
 - ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
+from importlib.resources import files
 from typing import Any
 
 import msgpack
@@ -30,6 +33,7 @@ from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = 3
+APPLIED_TTL_MS = 9 * 24 * 3600 * 1000  # an "applied" marker whose record's time to live is unknown
 PERF_WINDOW = 50_000  # labelled scores kept per model for the prequential metrics
 
 _PUBLISH = """
@@ -54,27 +58,6 @@ if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
 return 0
 """
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-# KEYS[1]: the label stream, KEYS[2..]: perf lists of the models in ARGV[2] (msgpack names);
-# ARGV[1]: msgpack list of {features (msgpack bytes), is_fraud 0/1, scores in the order of the names}
-_APPEND_LABELS = """
-local entries, names = cmsgpack.unpack(ARGV[1]), cmsgpack.unpack(ARGV[2])
-local perf = {}
-for m = 1, #names do perf[m] = {} end
-for i = 1, #entries do
-  local e = entries[i]
-  redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', tostring(e[2]))
-  for m = 1, #names do
-    if e[3][m] then table.insert(perf[m], string.format('%.17g,%d', e[3][m], e[2])) end
-  end
-end
-for m = 1, #names do
-  if #perf[m] > 0 then
-    redis.call('RPUSH', KEYS[m + 1], unpack(perf[m]))
-    redis.call('LTRIM', KEYS[m + 1], -tonumber(ARGV[3]), -1)
-  end
-end
-return #entries
-"""
 _PROMOTE = """
 local old = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
@@ -93,6 +76,29 @@ def stream_id(value: str | bytes) -> tuple[int, int]:
     text = value.decode() if isinstance(value, bytes) else value
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+class LabelOutcome(IntEnum):
+    """What `ModelRegistry.append_labels` did with a label."""
+
+    APPENDED = 0
+    DUPLICATE = 1  # applied before, with the same label
+    CONFLICT = 2  # applied before, with the other label
+    UNKNOWN = 3  # no scored record and never applied
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    """A label for the label stream: the features its transaction was scored with (None: no scored
+    record was found), each model's score then, and ``customer:transaction`` as `key` so that the
+    label is appended once however often it is delivered (None: no such check). The key is kept
+    `ttl_ms` (the scored record's remaining life, after which a redelivered label is unknown anyway)."""
+
+    features: Mapping[str, float] | None
+    is_fraud: bool
+    scores: Mapping[str, float]
+    key: str | None = None
+    ttl_ms: int | None = None
 
 
 class PublishConflict(CheckpointError):
@@ -122,7 +128,7 @@ class ModelRegistry:
         self._hold = client.register_script(_HOLD)
         self._release = client.register_script(_RELEASE)
         self._promote = client.register_script(_PROMOTE)
-        self._append_labels = client.register_script(_APPEND_LABELS)
+        self._append_labels = client.register_script(files(__package__).joinpath("labels_append.lua").read_text())
 
     def key(self, *parts: str) -> str:
         """``{prefix:models}:part:part``."""
@@ -225,15 +231,25 @@ class ModelRegistry:
         raise PublishConflict(f"could not import {target}: versions kept changing")
 
     # -- label stream ----------------------------------------------------------------------------
-    def append_labels(self, entries: Sequence[tuple[Mapping[str, float], bool, Mapping[str, float]]]) -> None:
-        """Append (features, is_fraud, scores by model) to the label stream and the score lists, in
-        one script call (Lua's `unpack` takes up to a few thousand values: chunks of 2000)."""
-        names = sorted({name for _, _, scores in entries for name in scores})
+    def append_labels(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
+        """Append each entry's features and label to the label stream and its scores to the models'
+        score lists, once per transaction key (see `LabelEntry`), atomically per chunk of 2000
+        (Lua's `unpack` takes up to a few thousand values). Returns each entry's outcome."""
+        names = sorted({name for e in entries for name in e.scores})
         keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
+        outcomes: list[LabelOutcome] = []
         for start in range(0, len(entries), 2000):
-            packed = [[msgpack.packb(dict(x)), int(bool(y)), [scores.get(n) for n in names]]
-                      for x, y, scores in entries[start:start + 2000]]
-            self._append_labels(keys=keys, args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW])
+            chunk, markers, packed = entries[start:start + 2000], [], []
+            for e in chunk:
+                if e.key is not None:
+                    markers.append(self.key("applied", e.key))
+                packed.append([b"" if e.features is None else msgpack.packb(dict(e.features)), int(bool(e.is_fraud)),
+                               [e.scores.get(n) for n in names], len(markers) if e.key is not None else 0,
+                               e.ttl_ms or APPLIED_TTL_MS])
+            reply = self._append_labels(keys=keys + markers,
+                                        args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW])
+            outcomes += [LabelOutcome(int(code)) for code in reply]
+        return outcomes
 
     def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float], bool]]:
         """Entries strictly after the id `after`, oldest first."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from fraudstream.models import zoo
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
+from fraudstream.stream.registry import LabelEntry, LabelOutcome
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
@@ -176,6 +177,21 @@ class Scorer:
             return
         for slot in self.models.values():
             slot.learn(features, is_fraud)
+
+    def submit_labels(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
+        """Learn from labels, each transaction's once: through the shared label stream when there is
+        a lifecycle (durable when this returns), else at once (entries without features are unknown)."""
+        if self.lifecycle is not None:
+            return self.lifecycle.submit(entries)
+        outcomes = []
+        for e in entries:
+            if e.features is None:
+                outcomes.append(LabelOutcome.UNKNOWN)
+                continue
+            for slot in self.models.values():
+                slot.learn(e.features, e.is_fraud)
+            outcomes.append(LabelOutcome.APPENDED)
+        return outcomes
 
     def alert(self, tx: Transaction, features: dict[str, float], score: float, scored_at: datetime,
               latency_ms: float) -> Alert:

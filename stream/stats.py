@@ -24,6 +24,7 @@ class RunStats:
     dead_lettered: int = 0
     labels_learned: int = 0
     labels_dead_lettered: int = 0
+    labels_duplicate: int = 0  # delivered again after they were learned: skipped
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
     first_record: float | None = None
@@ -76,7 +77,7 @@ class RunStats:
     def summary(self) -> dict[str, float | int | None]:
         return {
             "processed": self.processed, "alerts": self.alerts, "dead_lettered": self.dead_lettered,
-            "labels_learned": self.labels_learned,
-            "labels_dead_lettered": self.labels_dead_lettered, "throughput_tps": round(self.throughput, 1),
+            "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
+            "labels_duplicate": self.labels_duplicate, "throughput_tps": round(self.throughput, 1),
             "latency_p50_ms": self.latency_percentile(50), "latency_p99_ms": self.latency_percentile(99),
         }

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from kafka import KafkaProducer
 
 from fraudstream import constants
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Label
 from fraudstream.services import valkey_process
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.registry import registry_for
 from tests.consumer_procs import (customer_state, finish, kill, progress_or_explain, reaped, scored_ids,
                                   scripted_stream, start_consumer, wait_for)
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
@@ -89,6 +92,54 @@ def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(settings: Set
     assert customer_state(settings) == customer_state(clean)
     committed, ends = committed_and_end(settings, settings.topic_transactions)
     assert committed == ends
+
+
+def test_sigkill_while_learning_loses_no_label_and_learns_none_twice(settings: Settings) -> None:
+    """Labels interleaved with the transactions (as a replay publishes them), SIGKILL at random
+    moments: at the end the label stream holds every label exactly once, which is what the learner
+    learned, and no label was dead-lettered (a record deleted before its label was durable would
+    make the redelivered label unknown)."""
+    settings = settings.model_copy(update={"max_poll_records": 200})  # many small batches to kill inside
+    ensure_topics(settings)
+    n = 40_000
+    txs = scripted_stream(n)
+    labels = [Label(transaction_id=t.transaction_id, customer_id=t.customer_id, terminal_id=t.terminal_id,
+                    is_fraud=t.amount >= 390, event_time=t.event_time, reported_at=txs[i + 300].event_time)
+              for i, t in enumerate(txs[:-300]) if i % 2 == 0]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    for i, tx in enumerate(txs):
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        if i >= 300 and i % 2 == 0:
+            lb = labels[(i - 300) // 2]
+            producer.send(settings.topic_labels, key=lb.customer_id.encode(), value=lb.to_json_bytes())
+    producer.flush()
+    producer.close()
+    rng = random.Random(11)
+    client = redis.Redis.from_url(settings.redis_url or "")
+    registry = registry_for(settings, client)
+    appended = registry.key("perf", settings.model)  # one score per label appended to the label stream
+    for round_ in range(5):
+        proc = start_consumer(settings)
+        with reaped(proc):
+            before = client.llen(appended)
+            if not wait_for(lambda: client.llen(appended) > before or proc.poll() is not None, 60):
+                kill(proc, signal.SIGKILL)
+                raise AssertionError(f"round {round_}: no label learned: {proc.communicate(timeout=10)[1][-3000:]}")
+            wait_for(lambda: False, rng.uniform(0.0, 0.3))  # ~2,000 transactions a round
+            assert proc.poll() is None, f"round {round_}: consumer exited early"
+            kill(proc, signal.SIGKILL)
+            proc.wait(10)
+    assert client.llen(appended) < len(labels), "the kills came too late to interrupt anything"
+    final = start_consumer(settings, "--idle-timeout", "10")
+    with reaped(final):
+        _, err = final.communicate(timeout=300)
+        assert final.returncode == 0, err[-2000:]
+    assert read_topic(settings, settings.topic_labels_dlq, timeout=3) == []
+    assert client.llen(appended) == len(labels)
+    assert registry.info(settings.model).labels_learned == len(labels)  # the learner learned each once
+    applied = {k.decode().rsplit(":", 1)[1] for k in client.scan_iter(match=registry.key("applied", "*"), count=1000)}
+    assert applied == {lb.transaction_id for lb in labels}
+    assert scored_ids(settings) | applied == {t.transaction_id for t in txs}
 
 
 def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: Path) -> None:

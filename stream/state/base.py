@@ -130,6 +130,15 @@ class StateStore(Protocol):
         """(customer_id, transaction_id) -> the record, deleted; None when absent."""
         ...
 
+    def peek_records(self, items: list[tuple[str, str]]) -> list[tuple[StoredRecord, int | None] | None]:
+        """(customer_id, transaction_id) -> (the record, milliseconds it has left to live or None when
+        the store does not expire by wall clock), kept; None when absent."""
+        ...
+
+    def drop_records(self, items: list[tuple[str, str]]) -> None:
+        """Delete these records (absent ones are ignored)."""
+        ...
+
     def mark_frauds(self, items: list[FraudMark]) -> None:
         """Mark terminals' events as frauds known from a time on (idempotent: the first mark counts)."""
         ...

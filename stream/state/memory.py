@@ -231,3 +231,13 @@ class MemoryStore:
             records = self._records.get(customer_id)
             out.append(records.pop(txid, None) if records else None)
         return out
+
+    def peek_records(self, items: list[tuple[str, str]]) -> list[tuple[StoredRecord, int | None] | None]:
+        out: list[tuple[StoredRecord, int | None] | None] = []
+        for customer_id, txid in items:
+            record = self._records.get(customer_id, {}).get(txid)
+            out.append(None if record is None else (record, None))
+        return out
+
+    def drop_records(self, items: list[tuple[str, str]]) -> None:
+        self.take_records(items)

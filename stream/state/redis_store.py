@@ -230,7 +230,7 @@ class RedisStore:
         duplicates = [i for i, st in enumerate(status) if st == 1]
         if duplicates:
             fetched = self._records("keep", [(ops[i].customer_id, ops[i].transaction_id) for i in duplicates])
-            stored = dict(zip(duplicates, fetched))
+            stored = {i: None if r is None else decode_record(r) for i, r in zip(duplicates, fetched)}
         return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
 
     # -- terminals -------------------------------------------------------------------------------
@@ -288,18 +288,26 @@ class RedisStore:
         self._run("records_put", calls)
 
     def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
-        return self._records("take", items)
+        return [None if r is None else decode_record(r) for r in self._records("take", items)]
 
-    def _records(self, mode: str, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
+    def peek_records(self, items: list[tuple[str, str]]) -> list[tuple[StoredRecord, int | None] | None]:
+        return [None if r is None else (decode_record(r[0]), int(r[1]) if int(r[1]) > 0 else None)
+                for r in self._records("peek", items)]
+
+    def drop_records(self, items: list[tuple[str, str]]) -> None:
+        self._records("drop", items)
+
+    def _records(self, mode: str, items: list[tuple[str, str]]) -> list[Any]:
+        """The script's reply per item (in the order given), None where the record is absent."""
         if not items:
             return []
         keys = [self.record_key(c, t) for c, t in items]
         groups = _by_slot(keys, self.cluster)
         replies = self._run("records_take", [([keys[i] for i in g], [mode]) for g in groups])
-        out: list[StoredRecord | None] = [None] * len(items)
+        out: list[Any] = [None] * len(items)
         for g, reply in zip(groups, replies):
             for i, payload in zip(g, reply):
-                out[i] = decode_record(payload) if payload else None
+                out[i] = payload or None
         return out
 
 

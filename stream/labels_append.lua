@@ -1,0 +1,39 @@
+-- Append labelled feature vectors to the label stream once per transaction (what the learner learns).
+-- KEYS[1]: the label stream; KEYS[2 .. 1+#names]: the models' score lists; then one "applied" marker
+-- key per entry that has a transaction key (all keys in the registry's hash slot).
+-- ARGV[1]: msgpack list of {features (msgpack bytes, '' = no scored record: only check the marker),
+--   is_fraud 0/1, scores in the order of the names, marker index (0: no marker), marker ttl ms};
+-- ARGV[2]: msgpack model names; ARGV[3]: score-list cap.
+-- The marker ("applied:<customer>:<transaction>" = the label) makes a label delivered again (a
+-- process killed after this call but before its offsets were committed) a no-op.
+-- Returns per entry: 0 appended, 1 already applied (same label), 2 already applied with the other
+-- label, 3 neither a scored record nor a marker (unknown transaction).
+local entries, names = cmsgpack.unpack(ARGV[1]), cmsgpack.unpack(ARGV[2])
+local first_marker = #names + 2
+local perf, out = {}, {}
+for m = 1, #names do perf[m] = {} end
+for i = 1, #entries do
+  local e = entries[i]
+  local marker = e[4] > 0 and KEYS[first_marker + e[4] - 1] or nil
+  local seen = marker and redis.call('GET', marker)
+  local y = tostring(e[2])
+  if seen then
+    out[i] = (seen == y) and 1 or 2
+  elseif e[1] == '' then
+    out[i] = 3
+  else
+    if marker then redis.call('SET', marker, y, 'PX', e[5]) end
+    redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', y)
+    for m = 1, #names do
+      if e[3][m] then table.insert(perf[m], string.format('%.17g,%d', e[3][m], e[2])) end
+    end
+    out[i] = 0
+  end
+end
+for m = 1, #names do
+  if #perf[m] > 0 then
+    redis.call('RPUSH', KEYS[m + 1], unpack(perf[m]))
+    redis.call('LTRIM', KEYS[m + 1], -tonumber(ARGV[3]), -1)
+  end
+end
+return out

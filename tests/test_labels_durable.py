@@ -1,0 +1,94 @@
+"""Labels are learned exactly once per transaction: a process that dies while applying a batch of
+labels loses none of them and learns none twice when the batch is delivered again; a label delivered
+twice is skipped, and a second label that contradicts the first is dead-lettered."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import redis
+
+from fraudstream import constants
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.registry import registry_for
+from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
+from tests.test_pipeline import publish, scripted_transactions
+
+pytestmark = pytest.mark.services
+
+
+class Crash(Exception):
+    """Stands for the process dying at this step (nothing after it runs, nothing is committed)."""
+
+
+def label_of(tx: Transaction, is_fraud: bool | None = None) -> Label:
+    return Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
+                 is_fraud=tx.amount >= 900 if is_fraud is None else is_fraud, event_time=tx.event_time,
+                 reported_at=tx.event_time + timedelta(days=7))
+
+
+def send_labels(settings: Settings, labels: list[Label]) -> None:
+    produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in labels))
+
+
+def appended(settings: Settings) -> int:
+    """Labels appended to the label stream so far (one score each in the champion's score list)."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    return int(client.llen(registry_for(settings, client).key("perf", settings.model)))
+
+
+def scored(settings: Settings, txs: list[Transaction]) -> None:
+    ensure_topics(settings)
+    publish(settings, txs)
+    with scoring_consumer(settings) as app:
+        app.run(max_transactions=len(txs), idle_timeout=30)
+
+
+@pytest.mark.parametrize("dies_before", ["submit_labels", "release_records"])
+def test_a_process_dying_while_learning_loses_no_label_and_learns_none_twice(settings: Settings,
+                                                                             dies_before: str) -> None:
+    """`submit_labels`: the records were read, nothing appended. `release_records`: the labels are in
+    the label stream, their records not yet deleted, the offsets not committed."""
+    txs = scripted_transactions(300)
+    scored(settings, txs)
+    send_labels(settings, [label_of(tx) for tx in txs])
+    with scoring_consumer(settings) as app:
+        owner = app.scorer if dies_before == "submit_labels" else app.engine
+
+        def die(*args: object, **kwargs: object) -> None:
+            raise Crash(dies_before)
+
+        setattr(owner, dies_before, die)
+        with pytest.raises(Crash):
+            app.run(idle_timeout=15)
+    first = appended(settings)  # the batch that was being applied when the process died
+    assert first == 0 if dies_before == "submit_labels" else 0 < first <= len(txs)
+    with scoring_consumer(settings) as app:
+        stats = app.run(idle_timeout=8)
+    assert appended(settings) == len(txs)
+    assert stats.labels_dead_lettered == 0
+    assert stats.labels_learned == len(txs) - first and stats.labels_duplicate == first
+    committed, ends = committed_and_end(settings, settings.topic_labels)
+    assert committed == ends
+
+
+def test_a_label_delivered_again_is_skipped_and_a_contradicting_one_dead_lettered(settings: Settings) -> None:
+    txs = scripted_transactions(100)
+    scored(settings, txs)
+    send_labels(settings, [label_of(tx) for tx in txs])
+    with scoring_consumer(settings) as app:
+        first = app.run(idle_timeout=8)
+    assert first.labels_learned == len(txs)
+    flipped = label_of(txs[5], is_fraud=not label_of(txs[5]).is_fraud)
+    send_labels(settings, [label_of(tx) for tx in txs[:50]] + [flipped])
+    with scoring_consumer(settings) as app:
+        again = app.run(idle_timeout=8)
+    assert (again.labels_learned, again.labels_duplicate, again.labels_dead_lettered) == (0, 50, 1)
+    assert appended(settings) == len(txs)
+    dead = read_topic(settings, settings.topic_labels_dlq, expect=1)
+    assert [dict(r.headers)[constants.DLQ_HEADER_REASON] for r in dead] == [b"label_conflict"]
+    assert Label.model_validate_json(dead[0].value) == flipped
