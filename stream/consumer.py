@@ -23,14 +23,15 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
-from fraudstream.errors import FraudstreamError, ValidationFailed
+from fraudstream.errors import FraudstreamError
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
-from fraudstream.stream.decode import RecordValidator
+from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FeatureEngine, ScoredRecord
 from fraudstream.stream.registry import LabelEntry, LabelOutcome
+from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.stats import RunStats
@@ -56,17 +57,6 @@ class BatchAbandoned(FraudstreamError):
 
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
              KafkaError, PublishFailed)
-
-
-@dataclass
-class Prepared:
-    """A validated batch: its transactions and labels (each in timestamp order), dead letters to
-    send, offsets to commit."""
-
-    transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
-    labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
-    dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
-    offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,55 +154,43 @@ class ScoringConsumer:
 
     def prepare(self, records: list[ConsumerRecord]) -> Prepared:
         """Decode and validate; bad records become dead letters (counted once, here)."""
-        prepared = Prepared()
-        labels_topic = self.settings.topic_labels
-        now = utcnow()
-        last: dict[tuple[str, int], int] = {}
-        for record in records:
-            tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
-            last[tp] = record.offset
-            if record.topic == labels_topic:
-                try:
-                    prepared.labels.append((record, self.validator.label(record.value)))
-                except ValidationFailed as exc:
-                    prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
-                    self.stats.labels_dead_lettered += 1
-                continue
-            watermark = self.watermarks.get(tp)
-            try:
-                tx = self.validator.transaction(record.value, watermark, now)
-            except ValidationFailed as exc:
-                prepared.dead.append((self.tx_dlq, record, exc.reason, str(exc)))
-                self.stats.dead_lettered += 1
-                continue
-            if watermark is None or tx.event_time > watermark:
-                self.watermarks[tp] = tx.event_time
-            prepared.transactions.append((record, tx))
-        prepared.offsets = {TopicPartition(*tp): OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
-        return prepared
+        return prepare_batch(records, self.settings.topic_labels, self.validator, self.watermarks,
+                             (self.tx_dlq, self.label_dlq), self.stats)
 
     # -- steps (each idempotent, so each may be retried) ------------------------------------------
     def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
-        txs = [tx for _, tx in run]
-        features = self.engine.transform(txs)
-        kept = [(rec, tx, x) for (rec, tx), x in zip(run, features) if x is not None]
-        conflicts = [(rec, tx) for (rec, tx), x in zip(run, features) if x is None]
-        scores, per_model = self.scorer.score_all([x for _, _, x in kept])  # champion's, every model's
-        self.engine.record_scored([tx for _, tx, _ in kept], [x for _, _, x in kept], per_model)
+        """Features, scores and alerts of new transactions; a transaction delivered again whose scored
+        record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
+        features, earlier = self.engine.transform_scored([tx for _, tx in run])
+        new: list[tuple[ConsumerRecord, Transaction, dict[str, float]]] = []
+        again: list[tuple[Transaction, StoredRecord]] = []
+        conflicts: list[tuple[ConsumerRecord, Transaction]] = []
+        for (record, tx), x, stored in zip(run, features, earlier):
+            if x is None:
+                conflicts.append((record, tx))
+            elif stored is None:
+                new.append((record, tx, x))
+            else:
+                again.append((tx, stored))
+        scores, per_model = self.scorer.score_all([x for _, _, x in new])  # champion's, every model's
         now = utcnow()
         now_ms = now.timestamp() * 1000.0
-        futures: list[Any] = []
         alerts: list[Alert] = []
+        payloads: list[bytes | None] = []
         latencies: list[float] = []
         threshold = self.scorer.threshold if self.scorer.alerting else float("inf")
-        for (record, tx, x), score in zip(kept, scores):
+        for (record, tx, x), score in zip(new, scores):
             latency_ms = max(0.0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0.0
             latencies.append(latency_ms)
-            if score >= threshold:
-                alert = self.scorer.alert(tx, x, score, now, latency_ms)
-                futures.append(self.producer.send(
-                    self.settings.topic_alerts, key=tx.transaction_id.encode(), value=alert.to_json_bytes()))
+            alert = self.scorer.alert(tx, x, score, now, latency_ms) if score >= threshold else None
+            payloads.append(None if alert is None else alert.to_json_bytes())
+            if alert is not None:
                 alerts.append(alert)
+        self.engine.record_scored([tx for _, tx, _ in new], [x for _, _, x in new], per_model, payloads)
+        sends = [(tx.transaction_id, p) for (_, tx, _), p in zip(new, payloads) if p is not None]
+        resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
+        topic = self.settings.topic_alerts
+        futures = [self.producer.send(topic, key=txid.encode(), value=p) for txid, p in sends + resent]
         for record, tx in conflicts:
             futures.append(self.tx_dlq.send(
                 record, "transaction_id_reused",
@@ -220,16 +198,16 @@ class ScoringConsumer:
                 "for a transaction with another time, amount or terminal"))
         self._flush(futures)
         # counted only once the batch's work is acknowledged
-        self.stats.processed += len(kept)
+        self.stats.processed += len(new) + len(again)
         self.stats.dead_lettered += len(conflicts)
-        self.stats.alerts += len(alerts)
+        self.stats.alerts += len(sends) + len(resent)
         for ms in latencies:
             self.stats.observe_latency(ms)
         clock = time.monotonic()
         if self.stats.first_record is None:
             self.stats.first_record = clock
         self.stats.last_record = clock
-        return alerts
+        return alerts + [Alert.model_validate_json(p) for _, p in resent]
 
     def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
         """Scored records are read, the labels appended to the label stream (each transaction's once,

@@ -14,12 +14,18 @@ fraudstream.errors.ValidationFailed: invalid_json: ...
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from fraudstream.errors import ValidationFailed
 from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.dlq import DeadLetterWriter
+from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
 
 
@@ -85,3 +91,48 @@ class RecordValidator:
             if any(err["type"] == "json_invalid" for err in exc.errors()):
                 raise ValidationFailed("invalid_json", _pydantic_detail(exc)) from None
             raise ValidationFailed("invalid_fields", _pydantic_detail(exc)) from None
+
+
+@dataclass
+class Prepared:
+    """A validated batch: its transactions and labels (each in timestamp order), dead letters to
+    send, offsets to commit."""
+
+    transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
+    labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
+    dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
+    offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+
+
+def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,
+                  watermarks: dict[tuple[str, int], datetime], dlqs: tuple[DeadLetterWriter, DeadLetterWriter],
+                  stats: RunStats) -> Prepared:
+    """Decode and validate a batch (records of the labels topic are labels, the others transactions);
+    bad records become dead letters for `dlqs` (transactions', labels'), counted once, here.
+    `watermarks` (newest event time per topic and partition) are advanced."""
+    prepared = Prepared()
+    tx_dlq, label_dlq = dlqs
+    now = utcnow()
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
+        last[tp] = record.offset
+        if record.topic == labels_topic:
+            try:
+                prepared.labels.append((record, validator.label(record.value)))
+            except ValidationFailed as exc:
+                prepared.dead.append((label_dlq, record, exc.reason, str(exc)))
+                stats.labels_dead_lettered += 1
+            continue
+        watermark = watermarks.get(tp)
+        try:
+            tx = validator.transaction(record.value, watermark, now)
+        except ValidationFailed as exc:
+            prepared.dead.append((tx_dlq, record, exc.reason, str(exc)))
+            stats.dead_lettered += 1
+            continue
+        if watermark is None or tx.event_time > watermark:
+            watermarks[tp] = tx.event_time
+        prepared.transactions.append((record, tx))
+    prepared.offsets = {TopicPartition(*tp): OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+    return prepared

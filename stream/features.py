@@ -159,8 +159,14 @@ class FeatureEngine:
         ``None`` marks a transaction whose id the customer already used for a transaction with
         another time, amount or terminal: it changes no state and should be dead-lettered.
         """
+        return self.transform_scored(txs)[0]
+
+    def transform_scored(self, txs: Sequence[Transaction]) -> tuple[list[dict[str, float] | None],
+                                                                    list[StoredRecord | None]]:
+        """`transform`, and per transaction its scored record when it was scored before (a
+        transaction delivered again whose record is still kept), else None."""
         if not txs:
-            return []
+            return [], []
         times = [to_ms(tx.event_time) for tx in txs]
         cents = [round(tx.amount * 100) for tx in txs]  # cents_of, inlined: this is the hot path
         cust = self.store.update_customers([
@@ -178,14 +184,15 @@ class FeatureEngine:
                 out.append(dict(cr.stored.features))
             else:
                 out.append(derive(tx, t, c, cr.aggregates, next(term), config))
-        return out
+        return out, [None if cr.conflict else cr.stored for cr in cust]
 
     def record_scored(self, txs: Sequence[Transaction], features: Sequence[dict[str, float]],
-                      scores: Sequence[Mapping[str, float]]) -> None:
-        """Keep what was scored per transaction id until its label arrives."""
+                      scores: Sequence[Mapping[str, float]], alerts: Sequence[bytes | None] | None = None) -> None:
+        """Keep what was scored per transaction id (and the alert published for it) until its label
+        arrives."""
         self.store.put_records([(tx.customer_id, tx.transaction_id,
-                                 StoredRecord(to_ms(tx.event_time), tx.terminal_id, x, dict(s)))
-                                for tx, x, s in zip(txs, features, scores)])
+                                 StoredRecord(to_ms(tx.event_time), tx.terminal_id, x, dict(s), a))
+                                for tx, x, s, a in zip(txs, features, scores, alerts or [None] * len(txs))])
 
     def apply_labels(self, labels: Sequence[Label], keep_records: bool = False) -> list[ScoredRecord | None]:
         """Return each label's scored record and mark frauds into terminal risk, known from the

@@ -44,6 +44,7 @@ class StoredRecord(NamedTuple):
     terminal_id: str
     features: dict[str, float]
     scores: dict[str, float]
+    alert: bytes | None = None  # the alert published for it, sent again as is if it is delivered again
 
 
 # counts and flags: whole numbers, packed as integers (1 byte for most instead of 9), losslessly
@@ -53,16 +54,19 @@ _WHOLE = tuple(i for i, name in enumerate(FEATURE_NAMES)
 
 
 def encode_record(rec: StoredRecord) -> bytes:
-    """msgpack of (t_ms, terminal, the features in `FEATURE_NAMES` order, scores); `decode_record`
-    gives back the same floats."""
+    """msgpack of (t_ms, terminal, the features in `FEATURE_NAMES` order, scores[, alert]);
+    `decode_record` gives back the same floats."""
     values = [float(v) for v in map(rec.features.__getitem__, FEATURE_NAMES)]
     for i in _WHOLE:
         v = values[i]
         if v.is_integer() and -_EXACT < v < _EXACT:
             values[i] = int(v)  # type: ignore[call-overload]
-    return msgpack.packb([rec.t_ms, rec.terminal_id, values, rec.scores])
+    fields = [rec.t_ms, rec.terminal_id, values, rec.scores]
+    if rec.alert is not None:
+        fields.append(rec.alert)
+    return msgpack.packb(fields, use_bin_type=True)
 
 
 def decode_record(payload: bytes) -> StoredRecord:
-    t_ms, terminal_id, values, scores = msgpack.unpackb(payload, raw=False)
-    return StoredRecord(t_ms, terminal_id, dict(zip(FEATURE_NAMES, map(float, values))), scores)
+    t_ms, terminal_id, values, scores, *alert = msgpack.unpackb(payload, raw=False)
+    return StoredRecord(t_ms, terminal_id, dict(zip(FEATURE_NAMES, map(float, values))), scores, *alert)

@@ -1,6 +1,7 @@
-"""Labels are learned exactly once per transaction: a process that dies while applying a batch of
-labels loses none of them and learns none twice when the batch is delivered again; a label delivered
-twice is skipped, and a second label that contradicts the first is dead-lettered."""
+"""Effects are exactly once per transaction: a process that dies while applying a batch of labels
+loses none of them and learns none twice when the batch is delivered again; a label delivered twice
+is skipped, a second label that contradicts the first is dead-lettered; a transaction delivered
+again sends its alert again byte for byte."""
 
 from __future__ import annotations
 
@@ -92,3 +93,22 @@ def test_a_label_delivered_again_is_skipped_and_a_contradicting_one_dead_lettere
     dead = read_topic(settings, settings.topic_labels_dlq, expect=1)
     assert [dict(r.headers)[constants.DLQ_HEADER_REASON] for r in dead] == [b"label_conflict"]
     assert Label.model_validate_json(dead[0].value) == flipped
+
+
+def test_transactions_delivered_again_send_the_same_alerts_byte_for_byte(settings: Settings) -> None:
+    """A second group on the same topic and Redis stands for a redelivery of everything: nothing is
+    scored again, and each alert is sent again unchanged (not rebuilt: its time would differ)."""
+    settings = settings.model_copy(update={"alert_threshold": 0.0, "alert_warmup_labels": 0})  # every one alerts
+    txs = scripted_transactions(300)
+    scored(settings, txs)
+    first = read_topic(settings, settings.topic_alerts, timeout=3)
+    assert len(first) == len(txs)
+    again = settings.model_copy(update={"group_id": settings.group_id + "-again"})
+    with scoring_consumer(again) as app:
+        stats = app.run(max_transactions=len(txs), idle_timeout=30)
+    assert stats.processed == len(txs) and stats.alerts == len(first)
+    both = read_topic(settings, settings.topic_alerts, expect=2 * len(first))
+    by_id: dict[bytes, list[bytes]] = {}
+    for record in both:
+        by_id.setdefault(record.key, []).append(record.value)
+    assert len(by_id) == len(first) and all(len(v) == 2 and v[0] == v[1] for v in by_id.values())
