@@ -22,8 +22,9 @@ from fraudstream.models.events import Label
 from fraudstream.services import valkey_process
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.registry import registry_for
-from tests.consumer_procs import (customer_state, finish, kill, progress_or_explain, reaped, scored_ids,
-                                  scripted_stream, start_consumer, wait_for)
+from tests.consumer_procs import (alerted_ids, customer_state, finish, kill, progress_or_explain,
+                                  publish_trained_model, reaped, scored_ids, scripted_stream, start_consumer,
+                                  wait_for)
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 from tests.test_hostile_input import bad_records
 
@@ -34,10 +35,15 @@ def publish(settings: Settings, txs: list) -> None:  # type: ignore[type-arg]
     produce_raw(settings, settings.topic_transactions, ((t.customer_id.encode(), t.to_json_bytes()) for t in txs))
 
 
-def clean_run(settings: Settings, n: int) -> Settings:
-    """The same topic consumed once, undisturbed, by another group into another Redis prefix."""
+def clean_run(settings: Settings, n: int, model_from: list | None = None) -> Settings:  # type: ignore[type-arg]
+    """The same topic consumed once, undisturbed, by another group into another Redis prefix and
+    alert topic (with the same trained model first when `model_from` is given)."""
     clean = settings.model_copy(update={"group_id": settings.group_id + "-clean",
-                                        "redis_key_prefix": settings.redis_key_prefix + "-clean"})
+                                        "redis_key_prefix": settings.redis_key_prefix + "-clean",
+                                        "topic_alerts": settings.topic_alerts + "-clean"})
+    ensure_topics(clean)
+    if model_from is not None:
+        publish_trained_model(clean, model_from)
     with scoring_consumer(clean) as app:
         app.run(max_transactions=n, idle_timeout=30)
     return clean
@@ -69,6 +75,8 @@ def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(settings: Set
     n = 50_000
     txs = scripted_stream(n)
     publish(settings, txs)
+    trained_on = scripted_stream(60_000)[n:]  # other transactions, to train the champion beforehand
+    publish_trained_model(settings, trained_on)
     rng = random.Random(7)
     for round_ in range(5):
         proc = start_consumer(settings)
@@ -88,8 +96,10 @@ def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(settings: Set
         out, err = final.communicate(timeout=300)
         assert final.returncode == 0, err[-2000:]
     assert scored_ids(settings) == {t.transaction_id for t in txs}
-    clean = clean_run(settings, n)
+    clean = clean_run(settings, n, model_from=trained_on)
     assert customer_state(settings) == customer_state(clean)
+    alerted = alerted_ids(settings)
+    assert alerted == alerted_ids(clean) and 0 < len(alerted) < n
     committed, ends = committed_and_end(settings, settings.topic_transactions)
     assert committed == ends
 
