@@ -3,7 +3,8 @@
 Design (several consumers of one group share one champion and never diverge silently):
 
 - Every consumer applies the labels of its own partitions and appends (features as scored, label,
-  each model's score) to one Redis stream, the *label stream*, before committing the offsets.
+  each model's score) to one Redis stream, the *label stream*, before committing the offsets; each
+  transaction's label once (`LabelEntry.key`), however often it is delivered.
 - One consumer holds the *learner role* (a Redis key ``SET NX PX``, renewed every second, lost
   after `LEARNER_TTL_MS` without renewal). Only it learns: from the label stream, in stream order,
   for every active model (champion and challengers), and it publishes a signed checkpoint version
