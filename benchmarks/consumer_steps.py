@@ -1,0 +1,93 @@
+"""Where the consumer's time goes, step by step, run by hand:
+
+    .venv/bin/python benchmarks/consumer_steps.py [--transactions 100000]
+
+Runs the bulk part of `consumer_throughput.py` (the handbook's first rows and their labels, or a
+synthetic stream) and prints, per step of a batch, its wall time, the consumer thread's CPU time
+and the difference: the time the thread waited (for Redis, the broker, or the GIL held by
+kafka-python's network thread). Steps nest (`process` contains `_score`, which contains the Redis
+feature calls). The timers are wrappers installed on the classes for this run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections import defaultdict
+from typing import Any
+
+from consumer_throughput import labels, transactions
+from kafka import KafkaProducer
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.services import embedded_services
+from fraudstream.stream import consumer, scoring
+from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.state import redis_store
+
+STEPS: list[tuple[type, str]] = [
+    (consumer.ScoringConsumer, "process"), (consumer.ScoringConsumer, "prepare"),
+    (consumer.ScoringConsumer, "_score"), (consumer.ScoringConsumer, "_learn"),
+    (consumer.ScoringConsumer, "_append_labels"), (consumer.ScoringConsumer, "_commit"),
+    (consumer.ScoringConsumer, "_flush"),
+    (scoring.Scorer, "score_all"), (scoring.Scorer, "submit_labels"), (scoring.Scorer, "maintain"),
+    *[(redis_store.RedisStore, name) for name in ("update_customers", "update_terminals", "put_records",
+                                                   "peek_records", "mark_frauds", "drop_records")],
+]
+
+
+def install_timers(totals: dict[str, list[float]]) -> None:
+    """Wrap every step so that it adds [wall s, thread CPU s, calls] to `totals`."""
+    for owner, name in STEPS:
+        original = getattr(owner, name)
+
+        def timed(*args: Any, __f: Any = original, __key: str = f"{owner.__name__}.{name}", **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return __f(*args, **kwargs)
+            finally:
+                entry = totals[__key]
+                entry[0] += time.perf_counter() - wall
+                entry[1] += time.thread_time() - cpu
+                entry[2] += 1
+
+        setattr(owner, name, functools.wraps(original)(timed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transactions", type=int, default=100_000)
+    args = parser.parse_args()
+    txs, frauds = transactions(args.transactions)
+    bulk_labels = labels(txs, frauds)
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    with embedded_services(Settings(max_poll_records=2000)) as settings:
+        ensure_topics(settings)
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
+        due = iter(bulk_labels)
+        label = next(due, None)
+        for tx in txs:
+            while label is not None and label.reported_at <= tx.event_time:
+                producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+                label = next(due, None)
+            producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        producer.flush()
+        producer.close()
+        with scoring_consumer(settings) as app:
+            install_timers(totals)
+            wall, cpu = time.perf_counter(), time.process_time()
+            app.run(max_transactions=len(txs))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = app.stats
+    rate = stats.processed / (stats.last_record - stats.first_record) if stats.last_record else 0.0
+    print(f"{len(txs):,} transactions, {len(bulk_labels):,} labels: {rate:,.0f} tx/s; run {wall:.2f} s wall, "
+          f"{cpu:.2f} s CPU of all the consumer's threads")
+    print(f"{'step':40s} {'wall s':>8s} {'CPU s':>8s} {'waited s':>8s} {'calls':>6s} {'wall us/tx':>10s}")
+    for key, (w, c, n) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        print(f"{key:40s} {w:8.2f} {c:8.2f} {w - c:8.2f} {int(n):6d} {w / len(txs) * 1e6:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
