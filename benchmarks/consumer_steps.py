@@ -15,10 +15,10 @@ import argparse
 import functools
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
-from consumer_throughput import labels, transactions
-from kafka import KafkaProducer
+from consumer_throughput import labels, publish_backlog, transactions
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -41,19 +41,21 @@ STEPS: list[tuple[type, str]] = [
 def install_timers(totals: dict[str, list[float]]) -> None:
     """Wrap every step so that it adds [wall s, thread CPU s, calls] to `totals`."""
     for owner, name in STEPS:
-        original = getattr(owner, name)
+        setattr(owner, name, _timed(getattr(owner, name), totals[f"{owner.__name__}.{name}"]))
 
-        def timed(*args: Any, __f: Any = original, __key: str = f"{owner.__name__}.{name}", **kwargs: Any) -> Any:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return __f(*args, **kwargs)
-            finally:
-                entry = totals[__key]
-                entry[0] += time.perf_counter() - wall
-                entry[1] += time.thread_time() - cpu
-                entry[2] += 1
 
-        setattr(owner, name, functools.wraps(original)(timed))
+def _timed(original: Callable[..., Any], entry: list[float]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            entry[0] += time.perf_counter() - wall
+            entry[1] += time.thread_time() - cpu
+            entry[2] += 1
+
+    return timed
 
 
 def main() -> None:
@@ -65,16 +67,7 @@ def main() -> None:
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     with embedded_services(Settings(max_poll_records=2000)) as settings:
         ensure_topics(settings)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
-        due = iter(bulk_labels)
-        label = next(due, None)
-        for tx in txs:
-            while label is not None and label.reported_at <= tx.event_time:
-                producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
-                label = next(due, None)
-            producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-        producer.flush()
-        producer.close()
+        publish_backlog(settings, txs, bulk_labels)
         with scoring_consumer(settings) as app:
             install_timers(totals)
             wall, cpu = time.perf_counter(), time.process_time()

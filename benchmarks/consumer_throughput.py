@@ -67,6 +67,21 @@ def labels(txs: list[Transaction], frauds: dict[str, bool]) -> list[Label]:
             for tx in txs if tx.event_time + LABEL_DELAY <= end]
 
 
+def publish_backlog(settings: Settings, txs: list[Transaction], due_labels: list[Label]) -> None:
+    """Publish the transactions, each label interleaved as a replay publishes it: once event time
+    passes its report time."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
+    due = iter(due_labels)
+    label = next(due, None)
+    for tx in txs:
+        while label is not None and label.reported_at <= tx.event_time:
+            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+            label = next(due, None)
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+    producer.flush()
+    producer.close()
+
+
 def offer_load(bootstrap: str, topic: str, txs: list[Transaction], rate: float) -> None:
     """Publish `txs` at `rate` per second (run in a child process)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
@@ -113,16 +128,7 @@ def main() -> None:
     bulk_labels = labels(bulk, frauds)
     with embedded_services(Settings(max_poll_records=2000)) as settings:
         ensure_topics(settings)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, batch_size=256 * 1024)
-        due = iter(bulk_labels)  # as a replay publishes them: each label once event time passes its report time
-        label = next(due, None)
-        for tx in bulk:
-            while label is not None and label.reported_at <= tx.event_time:
-                producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
-                label = next(due, None)
-            producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-        producer.flush()
-
+        publish_backlog(settings, bulk, bulk_labels)
         raw = raw_consume_rate(settings, len(bulk))
         with scoring_consumer(settings) as app:
             cpu_start = time.process_time()
