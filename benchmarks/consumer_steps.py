@@ -5,7 +5,8 @@
 Runs the bulk part of `consumer_throughput.py` (the handbook's first rows and their labels, or a
 synthetic stream) and prints, per step of a batch, its wall time, the consumer thread's CPU time
 and the difference: the time the thread waited (for Redis, the broker, or the GIL held by
-kafka-python's network thread). Steps nest (`process` contains `_score`, which contains the Redis
+kafka-python's network thread); also the CPU time the servers used meanwhile and Valkey's own
+command statistics (scripts are EVALSHA). Steps nest (`process` contains `_score`, which contains the Redis
 feature calls). The timers are wrappers installed on the classes for this run only.
 """
 
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import redis
 from consumer_throughput import labels, publish_backlog, transactions
 
 from fraudstream.config import Settings
@@ -58,6 +62,21 @@ def _timed(original: Callable[..., Any], entry: list[float]) -> Callable[..., An
     return timed
 
 
+def server_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each child process of this one (the servers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(rest[1]) == os.getpid():  # fields after the name: state, ppid, ..., utime (12), stime (13)
+            out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
@@ -70,13 +89,21 @@ def main() -> None:
         publish_backlog(settings, txs, bulk_labels)
         with scoring_consumer(settings) as app:
             install_timers(totals)
+            servers = server_cpu()
             wall, cpu = time.perf_counter(), time.process_time()
             app.run(max_transactions=len(txs))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            servers = {name: used - servers.get(name, 0.0) for name, used in server_cpu().items()}
+            with redis.Redis.from_url(settings.redis_url) as client:
+                commands = client.info("commandstats")
     stats = app.stats
     rate = stats.processed / (stats.last_record - stats.first_record) if stats.last_record else 0.0
     print(f"{len(txs):,} transactions, {len(bulk_labels):,} labels: {rate:,.0f} tx/s; run {wall:.2f} s wall, "
           f"{cpu:.2f} s CPU of all the consumer's threads")
+    print("servers' CPU during the run: " + ", ".join(f"{name} {used:.2f} s" for name, used in sorted(servers.items())))
+    print("Valkey commands (whole session): " + ", ".join(
+        f"{name.removeprefix('cmdstat_')} {c['calls']} calls {c['usec'] / 1e6:.2f} s" for name, c in
+        sorted(commands.items(), key=lambda kv: -kv[1]["usec"])[:6]))
     print(f"{'step':40s} {'wall s':>8s} {'CPU s':>8s} {'waited s':>8s} {'calls':>6s} {'wall us/tx':>10s}")
     for key, (w, c, n) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
         print(f"{key:40s} {w:8.2f} {c:8.2f} {w - c:8.2f} {int(n):6d} {w / len(txs) * 1e6:10.1f}")
