@@ -48,6 +48,9 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
         if self.app is not None and assigned:
+            # the alignment safety net counts from here, not from before the group join (which
+            # can take longer than its wait): nothing could be released while nothing was assigned
+            self.app.batches.released()
             self.app.assigned.set()
 
 

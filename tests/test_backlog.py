@@ -85,3 +85,44 @@ def test_a_partition_without_progress_lets_transactions_through_and_holds_labels
         app.run(idle_timeout=3)
     assert stats.labels_learned == n // 3
     assert stats.labels_dead_lettered == 0
+
+
+def test_a_slow_group_join_does_not_trip_the_alignment_safety_net(settings: Settings,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The safety net counts from the assignment: a join that takes longer than `MAX_ALIGN_WAIT_S`
+    (seen: 6 s on a busy machine) must not let the first batch past the timestamp horizon."""
+    from fraudstream.stream.batching import MAX_ALIGN_WAIT_S
+
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    n = 3000
+    for i in range(n):
+        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 20}", terminal_id=f"m{i % 10}",
+                         amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        if i % 3 == 0 and i >= 30:  # a label for every third transaction, 30 transactions later
+            j = i - 30
+            label = Label(transaction_id=f"t{j}", customer_id=f"c{j % 20}", is_fraud=j % 30 == 0,
+                          event_time=T0 + timedelta(minutes=j), reported_at=T0 + timedelta(minutes=i))
+            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+    producer.flush()
+    producer.close()
+    # small fetches: the partitions are fetched in many steps, so some lag right after the assignment
+    with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
+        real_poll = app.consumer.poll
+        joins_after = time.monotonic() + MAX_ALIGN_WAIT_S + 1  # no poll, so no join, until then
+
+        def slow_join_poll(**kwargs):  # type: ignore[no-untyped-def]
+            if time.monotonic() < joins_after:
+                time.sleep(kwargs.get("timeout_ms", 0) / 1000)
+                return {}
+            return real_poll(**kwargs)
+
+        app.consumer.poll = slow_join_poll  # type: ignore[method-assign]
+        with caplog.at_level("WARNING", logger="fraudstream.stream.batching"):
+            stats = app.run(max_transactions=n, idle_timeout=30)
+            app.run(idle_timeout=3)
+    assert stats.processed == n
+    assert not [r for r in caplog.records if "out of timestamp alignment" in r.getMessage()]
+    assert stats.labels_learned == (n - 30) // 3 and stats.labels_dead_lettered == 0
+
