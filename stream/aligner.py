@@ -31,10 +31,24 @@ Key = tuple[str, int]  # (topic, partition)
 
 
 class TopicAligner:
-    """Buffers records per (topic, partition); releases them in timestamp order up to a horizon."""
+    """Buffers records per (topic, partition); releases them in timestamp order up to a horizon.
 
-    def __init__(self) -> None:
+    `follower`: a topic whose records refer to the others' (labels to transactions). A producer that
+    sends a label right after its transaction can give both the same millisecond timestamp, so at
+    equal timestamps the follower's records come after the others', and at the horizon itself they
+    wait (a record they refer to may have that timestamp and not be fetched yet).
+
+    >>> from types import SimpleNamespace as R
+    >>> a = TopicAligner(follower="labels")
+    >>> a.add([R(topic="labels", partition=0, timestamp=t, offset=t) for t in (2, 3)])
+    >>> a.add([R(topic="tx", partition=0, timestamp=t, offset=t) for t in (2, 3)])
+    >>> [(r.topic, r.timestamp) for r in a.release(lagging={("tx", 0)})]  # horizon 3: the label of 3 waits
+    [('tx', 2), ('labels', 2), ('tx', 3)]
+    """
+
+    def __init__(self, follower: str | None = None) -> None:
         self._queues: dict[Key, deque[Any]] = {}
+        self.follower = follower
 
     def add(self, records: Iterable[Any]) -> None:
         for record in records:
@@ -86,14 +100,22 @@ class TopicAligner:
         """
         if horizon is None:
             horizon = self.horizon(lagging)
-        heads = [(q[0].timestamp, key) for key, q in self._queues.items()
-                 if q and q[0].timestamp <= horizon and (topic is None or key[0] == topic)]
+        follower = self.follower
+
+        def head(queue: deque[Any], key: Key) -> tuple[float, int, Key] | None:
+            """Heap entry of the queue's first record, None while it must wait."""
+            rank = int(key[0] == follower)
+            t = queue[0].timestamp
+            return (t, rank, key) if t < horizon or (t == horizon and not rank) else None
+
+        heads = [h for key, q in self._queues.items()
+                 if q and (topic is None or key[0] == topic) and (h := head(q, key)) is not None]
         heapq.heapify(heads)
         out: list[Any] = []
         while heads and (limit is None or len(out) < limit):
-            _, key = heapq.heappop(heads)
+            _, _, key = heapq.heappop(heads)
             queue = self._queues[key]
             out.append(queue.popleft())
-            if queue and queue[0].timestamp <= horizon:
-                heapq.heappush(heads, (queue[0].timestamp, key))
+            if queue and (h := head(queue, key)) is not None:
+                heapq.heappush(heads, h)
         return out

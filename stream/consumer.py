@@ -85,7 +85,7 @@ class ScoringConsumer:
         self.tx_dlq = DeadLetterWriter(self.producer, s.topic_dlq)
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
-        self.aligner = TopicAligner()
+        self.aligner = TopicAligner(follower=s.topic_labels)
         self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
 
     # -- loop ------------------------------------------------------------------------------------

@@ -126,3 +126,26 @@ def test_a_slow_group_join_does_not_trip_the_alignment_safety_net(settings: Sett
     assert not [r for r in caplog.records if "out of timestamp alignment" in r.getMessage()]
     assert stats.labels_learned == (n - 30) // 3 and stats.labels_dead_lettered == 0
 
+
+def test_a_label_sent_right_after_its_transaction_finds_it(settings: Settings) -> None:
+    """A producer that sends each label right after its transaction often gives both the same
+    millisecond timestamp: the label must still come after it (seen: 3-14 of 1,000 such labels
+    dead-lettered as unknown when labels went first at equal timestamps or at the horizon)."""
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    n = 3000
+    for i in range(n):
+        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 20}", terminal_id=f"m{i % 10}",
+                         amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        if i % 3 == 0:
+            label = Label(transaction_id=f"t{i}", customer_id=f"c{i % 20}", is_fraud=i % 30 == 0,
+                          event_time=T0 + timedelta(minutes=i), reported_at=T0 + timedelta(minutes=i + 1))
+            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
+    producer.flush()
+    producer.close()
+    with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
+        stats = app.run(max_transactions=n, idle_timeout=30)
+        app.run(idle_timeout=3)
+    assert stats.processed == n
+    assert (stats.labels_learned, stats.labels_dead_lettered) == (n // 3, 0)
