@@ -35,8 +35,11 @@ class TopicAligner:
 
     `follower`: a topic whose records refer to the others' (labels to transactions). A producer that
     sends a label right after its transaction can give both the same millisecond timestamp, so at
-    equal timestamps the follower's records come after the others', and at the horizon itself they
-    wait (a record they refer to may have that timestamp and not be fetched yet).
+    equal timestamps the follower's records come after the others', and a follower record at the
+    horizon of the *other* topics' lagging partitions waits (a record it refers to may have that
+    timestamp and not be fetched yet). This holds for partitions still being fetched (a backlog);
+    a partition counted as caught up sets no horizon, so a label fetched before its
+    same-millisecond transaction is fetched can still go first.
 
     >>> from types import SimpleNamespace as R
     >>> a = TopicAligner(follower="labels")
@@ -44,6 +47,9 @@ class TopicAligner:
     >>> a.add([R(topic="tx", partition=0, timestamp=t, offset=t) for t in (2, 3)])
     >>> [(r.topic, r.timestamp) for r in a.release(lagging={("tx", 0)})]  # horizon 3: the label of 3 waits
     [('tx', 2), ('labels', 2), ('tx', 3)]
+    >>> a.add([R(topic="labels", partition=0, timestamp=3, offset=4)])
+    >>> [(r.topic, r.timestamp) for r in a.release(lagging={("labels", 0)})]  # only labels lag: no wait
+    [('labels', 3), ('labels', 3)]
     """
 
     def __init__(self, follower: str | None = None) -> None:
@@ -91,6 +97,8 @@ class TopicAligner:
                 topic: str | None = None) -> list[Any]:
         """Records with timestamp <= the horizon (or `horizon` if given), merged in timestamp order
         (each partition in offset order), at most `limit` of them; only those of `topic` if given.
+        Records of the follower topic also need a timestamp below the horizon of the other topics'
+        lagging partitions (below `horizon`, if given).
 
         >>> from types import SimpleNamespace as R
         >>> a = TopicAligner()
@@ -98,15 +106,20 @@ class TopicAligner:
         >>> [(r.topic, r.timestamp) for r in a.release({("tx", 1)}, horizon=float("inf"), topic="tx")], a.buffered()
         ([('tx', 5)], 1)
         """
-        if horizon is None:
-            horizon = self.horizon(lagging)
         follower = self.follower
+        if horizon is None:
+            lagging = list(lagging)
+            horizon = self.horizon(lagging)
+            leader_horizon = self.horizon(k for k in lagging if k[0] != follower)
+        else:
+            leader_horizon = horizon
 
         def head(queue: deque[Any], key: Key) -> tuple[float, int, Key] | None:
             """Heap entry of the queue's first record, None while it must wait."""
-            rank = int(key[0] == follower)
             t = queue[0].timestamp
-            return (t, rank, key) if t < horizon or (t == horizon and not rank) else None
+            if key[0] != follower:
+                return (t, 0, key) if t <= horizon else None
+            return (t, 1, key) if t <= horizon and t < leader_horizon else None
 
         heads = [h for key, q in self._queues.items()
                  if q and (topic is None or key[0] == topic) and (h := head(q, key)) is not None]
