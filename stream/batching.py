@@ -31,7 +31,8 @@ class AlignedBatches:
         self.holding_labels = False  # only labels are buffered, waiting for a partition without progress
 
     def released(self) -> None:
-        """Records were processed now (the safety net counts from here)."""
+        """Restart the safety net's wait: records were processed now, or partitions were just
+        assigned (nothing could be released before, however long the group join took)."""
         self.last_release = time.monotonic()
 
     def lagging(self) -> set[Key]:
