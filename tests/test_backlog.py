@@ -25,23 +25,33 @@ pytestmark = pytest.mark.services
 T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
 
-def test_backlog_of_transactions_and_labels_learns_every_label(settings: Settings) -> None:
-    settings = settings.model_copy(update={"max_poll_records": 100})  # pauses after 500 buffered records
+def publish_interleaved(settings: Settings, n: int, customers: int, terminals: int, label_lag: int,
+                        fraud_every: int) -> int:
+    """`n` transactions a minute apart and, published with transaction i, the label of transaction
+    i - `label_lag` for every third one (reported then; with no lag, a minute later, right after
+    its transaction). Returns how many labels were sent."""
     ensure_topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
-    n, labelled = 6000, 0
+    labelled = 0
     for i in range(n):
-        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 50}", terminal_id=f"m{i % 40}",
+        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % customers}", terminal_id=f"m{i % terminals}",
                          amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
         producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-        if i % 3 == 0 and i >= 300:  # a label for every third transaction, 300 transactions later
-            j = i - 300
-            label = Label(transaction_id=f"t{j}", customer_id=f"c{j % 50}", is_fraud=j % 97 == 0,
-                          event_time=T0 + timedelta(minutes=j), reported_at=T0 + timedelta(minutes=i))
+        if i % 3 == 0 and i >= label_lag:
+            j = i - label_lag
+            label = Label(transaction_id=f"t{j}", customer_id=f"c{j % customers}", is_fraud=j % fraud_every == 0,
+                          event_time=T0 + timedelta(minutes=j), reported_at=T0 + timedelta(minutes=j + max(label_lag, 1)))
             producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
             labelled += 1
     producer.flush()
     producer.close()
+    return labelled
+
+
+def test_backlog_of_transactions_and_labels_learns_every_label(settings: Settings) -> None:
+    settings = settings.model_copy(update={"max_poll_records": 100})  # pauses after 500 buffered records
+    n = 6000
+    labelled = publish_interleaved(settings, n, customers=50, terminals=40, label_lag=300, fraud_every=97)
     # small fetches, so that the consumer fetches each topic in many steps, as with a large backlog
     with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
         stats = app.run(max_transactions=n, idle_timeout=20)
@@ -96,20 +106,8 @@ def test_a_slow_group_join_does_not_trip_the_alignment_safety_net(settings: Sett
     from fraudstream.stream import batching
 
     monkeypatch.setattr(batching, "MAX_ALIGN_WAIT_S", 8.0)
-    ensure_topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     n = 3000
-    for i in range(n):
-        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 20}", terminal_id=f"m{i % 10}",
-                         amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
-        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-        if i % 3 == 0 and i >= 30:  # a label for every third transaction, 30 transactions later
-            j = i - 30
-            label = Label(transaction_id=f"t{j}", customer_id=f"c{j % 20}", is_fraud=j % 30 == 0,
-                          event_time=T0 + timedelta(minutes=j), reported_at=T0 + timedelta(minutes=i))
-            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
-    producer.flush()
-    producer.close()
+    labelled = publish_interleaved(settings, n, customers=20, terminals=10, label_lag=30, fraud_every=30)
     # small fetches: the partitions are fetched in many steps, so some lag right after the assignment
     with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
         real_poll = app.consumer.poll
@@ -127,28 +125,19 @@ def test_a_slow_group_join_does_not_trip_the_alignment_safety_net(settings: Sett
             app.run(idle_timeout=3)
     assert stats.processed == n
     assert not [r for r in caplog.records if "out of timestamp alignment" in r.getMessage()]
-    assert stats.labels_learned == (n - 30) // 3 and stats.labels_dead_lettered == 0
+    assert labelled == (n - 30) // 3
+    assert stats.labels_learned == labelled and stats.labels_dead_lettered == 0
 
 
 def test_a_label_sent_right_after_its_transaction_finds_it(settings: Settings) -> None:
     """A producer that sends each label right after its transaction often gives both the same
     millisecond timestamp: the label must still come after it (seen: 3-14 of 1,000 such labels
     dead-lettered as unknown when labels went first at equal timestamps or at the horizon)."""
-    ensure_topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     n = 3000
-    for i in range(n):
-        tx = Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 20}", terminal_id=f"m{i % 10}",
-                         amount=float(5 + i % 90), event_time=T0 + timedelta(minutes=i))
-        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
-        if i % 3 == 0:
-            label = Label(transaction_id=f"t{i}", customer_id=f"c{i % 20}", is_fraud=i % 30 == 0,
-                          event_time=T0 + timedelta(minutes=i), reported_at=T0 + timedelta(minutes=i + 1))
-            producer.send(settings.topic_labels, key=label.customer_id.encode(), value=label.to_json_bytes())
-    producer.flush()
-    producer.close()
+    labelled = publish_interleaved(settings, n, customers=20, terminals=10, label_lag=0, fraud_every=30)
     with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
         stats = app.run(max_transactions=n, idle_timeout=30)
         app.run(idle_timeout=3)
     assert stats.processed == n
-    assert (stats.labels_learned, stats.labels_dead_lettered) == (n // 3, 0)
+    assert labelled == n // 3
+    assert (stats.labels_learned, stats.labels_dead_lettered) == (labelled, 0)
