@@ -73,7 +73,8 @@ def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
 
 
 def key_bytes(client: redis.Redis) -> dict[str, list[int]]:
-    """MEMORY USAGE of every key, grouped by kind (customer events, records, record index, terminal)."""
+    """MEMORY USAGE of every key, grouped by kind (customer events and coordinates, hours of scored
+    records, terminal events); SAMPLES 0 measures every field of a hash."""
     keys = list(client.scan_iter(match=f"{PREFIX}:*", count=5000))
     pipe = client.pipeline(transaction=False)
     for key in keys:
@@ -82,9 +83,11 @@ def key_bytes(client: redis.Redis) -> dict[str, list[int]]:
     kinds: dict[str, list[int]] = defaultdict(list)
     for key, size in zip(keys, sizes):
         name = key.decode()
+        if ":{r:" in name:
+            kinds["record hours"].append(int(size))
+            continue
         side = "customer" if ":{c:" in name else "terminal"
-        kind = "record" if ":r:" in name else name.rsplit(":", 1)[1]  # ev, geo, or one scored record
-        kinds[f"{side} {kind}"].append(int(size))
+        kinds[f"{side} {name.rsplit(':', 1)[1]}"].append(int(size))  # ev or geo
     return kinds
 
 
@@ -110,7 +113,7 @@ def main() -> None:
             print(f"  {kind:14s} {len(sizes):6,} keys, mean {sum(sizes) / len(sizes):7,.0f} B, max {max(sizes):7,} B")
         feature_state = sum(kinds.get("customer ev", [])) + sum(kinds.get("customer geo", []))
         terminal_state = sum(kinds.get("terminal ev", []))
-        records = sum(kinds.get("customer record", []))
+        records = sum(kinds.get("record hours", []))
         print(f"per customer: feature state {feature_state / customers:,.0f} B, its share of the terminals' state "
               f"{terminal_state / customers:,.0f} B; scored records waiting for labels {records / customers:,.0f} B; "
               f"total {(feature_state + terminal_state + records) / customers:,.0f} B")

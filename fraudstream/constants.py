@@ -25,6 +25,8 @@ DLQ_HEADER_OFFSET = "fraudstream.source.offset"
 REDIS_PREFIX = "fs"
 CUSTOMER_TAG = "c"
 TERMINAL_TAG = "t"
+RECORD_TAG = "r"  # scored records: one hash per hour of event time {r:<hour>} (stream/state/redis_records.py)
+RECORD_SHARDS_CLUSTER = 64  # on a cluster, {r:<hour>:<shard>}: an hour's records spread over the nodes
 MODELS_KEY = "models"
 
 # Model registry (see fraudstream.stream.registry): every key shares the hash tag {<prefix>:models}.

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.schema import EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, StoredRecord
-from fraudstream.stream.state.base import CustomerOp, FraudMark, StateStore, TerminalOp
+from fraudstream.stream.state.base import CustomerOp, FraudMark, RecordRef, StateStore, TerminalOp
 
 __all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureConfig", "FeatureEngine", "ScoredRecord", "derive"]
 
@@ -202,7 +202,7 @@ class FeatureEngine:
         `release_records`, so that a process killed before its labels were learned durably finds
         them again when the labels are delivered again.
         """
-        items = [(lb.customer_id, lb.transaction_id) for lb in labels]
+        items = [RecordRef(lb.customer_id, lb.transaction_id, to_ms(lb.event_time)) for lb in labels]
         if keep_records:
             peeked = self.store.peek_records(items)
             stored = [None if p is None else p[0] for p in peeked]
@@ -226,4 +226,4 @@ class FeatureEngine:
 
     def release_records(self, labels: Sequence[Label]) -> None:
         """Delete the scored records of labels that were learned (see `apply_labels`)."""
-        self.store.drop_records([(lb.customer_id, lb.transaction_id) for lb in labels])
+        self.store.drop_records([RecordRef(lb.customer_id, lb.transaction_id, to_ms(lb.event_time)) for lb in labels])

@@ -93,8 +93,10 @@ def scored_ids(settings: Settings) -> set[str]:
     """Transaction ids with a scored record in Redis (nothing is labelled in these tests)."""
     client = redis.Redis.from_url(settings.redis_url or "")
     ids: set[str] = set()
-    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:{{c:*}}:r:*", count=1000):
-        ids.add(key.decode().split(":r:", 1)[1])
+    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:{{r:*}}", count=1000):
+        for field in client.hkeys(key):  # <len(customer id)>:<customer id><transaction id>
+            length, rest = field.decode().split(":", 1)
+            ids.add(rest[int(length):])
     return ids
 
 

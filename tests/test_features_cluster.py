@@ -10,10 +10,13 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from fraudstream.constants import RECORD_SHARDS_CLUSTER
 from fraudstream.models.events import Transaction
 from fraudstream.services import ServerProcess, free_port, valkey_process
 from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord
 from fraudstream.stream.state import MemoryStore
+from fraudstream.stream.state.base import RecordRef
 from fraudstream.stream.state.redis_store import RedisStore
 
 SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
@@ -64,3 +67,19 @@ def test_cluster_gives_the_same_features_as_memory(valkey_cluster: RedisCluster)
     # keys really are spread over the three nodes
     per_node = [n.redis_connection.dbsize() for n in valkey_cluster.get_primaries()]
     assert len(per_node) == 3 and all(count > 0 for count in per_node)
+
+
+def test_cluster_keeps_scored_records_spread_over_the_nodes(valkey_cluster: RedisCluster) -> None:
+    """Scored records: an hour's hash per shard, so one hour of records lands on every node."""
+    store = RedisStore(valkey_cluster, prefix="fs-cluster-records")
+    t0 = 1_714_521_600_000
+    items = [(f"c{i}", f"t{i}", StoredRecord(t0 + i * 1000, f"m{i}", dict.fromkeys(FEATURE_NAMES, float(i)), {"m": 0.5}))
+             for i in range(600)]  # 10 minutes: one hour
+    store.put_records(items)
+    refs = [RecordRef(c, t, rec.t_ms) for c, t, rec in items]
+    assert [p[0] for p in store.peek_records(refs) if p is not None] == [rec for _, _, rec in items]
+    hashes = [n.redis_connection.keys("fs-cluster-records:{r:*") for n in valkey_cluster.get_primaries()]
+    assert all(hashes) and sum(map(len, hashes)) == RECORD_SHARDS_CLUSTER
+    store.drop_records(refs[:300])
+    assert store.take_records(refs) == [None] * 300 + [rec for _, _, rec in items[300:]]
+    assert store.take_records(refs[300:]) == [None] * 300

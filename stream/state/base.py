@@ -45,6 +45,14 @@ class FraudMark(NamedTuple):
     known_ms: int
 
 
+class RecordRef(NamedTuple):
+    """Which scored record: the transaction's customer, id and event time (epoch ms; a label carries it)."""
+
+    customer_id: str
+    transaction_id: str
+    t_ms: int
+
+
 class CustomerResult(NamedTuple):
     """`aggregates` in the order of `CUSTOMER_AGGREGATES`, over the customer's events that arrived
     before this one (and itself) within the windows; `stored` is the record saved at scoring time
@@ -126,16 +134,17 @@ class StateStore(Protocol):
         """(customer_id, transaction_id, record) -> stored until taken or expired."""
         ...
 
-    def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
-        """(customer_id, transaction_id) -> the record, deleted; None when absent."""
+    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
+        """The record, deleted (each is returned once); None when absent. A record is found by its
+        customer and transaction id and the hour of its event time."""
         ...
 
-    def peek_records(self, items: list[tuple[str, str]]) -> list[tuple[StoredRecord, int | None] | None]:
-        """(customer_id, transaction_id) -> (the record, milliseconds it has left to live or None when
+    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
+        """(the record, milliseconds it has left to live or None when
         the store does not expire by wall clock), kept; None when absent."""
         ...
 
-    def drop_records(self, items: list[tuple[str, str]]) -> None:
+    def drop_records(self, items: list[RecordRef]) -> None:
         """Delete these records (absent ones are ignored)."""
         ...
 

@@ -22,7 +22,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from fraudstream.stream.schema import StoredRecord
-from fraudstream.stream.state.base import CustomerOp, CustomerResult, FraudMark, TerminalOp, Windows, to_micro
+from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp, Windows,
+                                          to_micro)
 
 
 class _Customer:
@@ -225,19 +226,28 @@ class MemoryStore:
                 for txid in [k for k, r in records.items() if r.t_ms < cut]:
                     del records[txid]
 
-    def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
+    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
         out: list[StoredRecord | None] = []
-        for customer_id, txid in items:
-            records = self._records.get(customer_id)
-            out.append(records.pop(txid, None) if records else None)
+        for ref in items:
+            record = self._find(ref)
+            if record is not None:
+                del self._records[ref.customer_id][ref.transaction_id]
+            out.append(record)
         return out
 
-    def peek_records(self, items: list[tuple[str, str]]) -> list[tuple[StoredRecord, int | None] | None]:
+    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
         out: list[tuple[StoredRecord, int | None] | None] = []
-        for customer_id, txid in items:
-            record = self._records.get(customer_id, {}).get(txid)
+        for ref in items:
+            record = self._find(ref)
             out.append(None if record is None else (record, None))
         return out
 
-    def drop_records(self, items: list[tuple[str, str]]) -> None:
+    def drop_records(self, items: list[RecordRef]) -> None:
         self.take_records(items)
+
+    def _find(self, ref: RecordRef) -> StoredRecord | None:
+        """The record, when its event time is in the hour the reference names (as in Redis)."""
+        record = self._records.get(ref.customer_id, {}).get(ref.transaction_id)
+        if record is None or record.t_ms // HOUR_MS != ref.t_ms // HOUR_MS:
+            return None
+        return record

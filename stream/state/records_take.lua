@@ -1,16 +1,30 @@
--- Scored records, by ARGV[1]: 'take' fetches and deletes (each is returned once), 'keep' fetches,
--- 'peek' fetches with the milliseconds each has left to live ({payload, pttl}), 'drop' deletes.
--- KEYS: the records' keys (one hash slot). Returns a list in KEYS order, false where absent.
+-- Scored records (fields of the hour hashes of records_put.lua), by ARGV[1]: 'take' fetches and
+-- deletes (each is returned once), 'keep' fetches, 'peek' fetches and gives the milliseconds the
+-- hash has left to live, 'drop' deletes.
+-- KEYS: the hashes. ARGV[2]: msgpack list, per key, of its fields.
+-- Returns per key the list of payloads in field order, false where absent ('peek': {payloads, pttl};
+-- 'drop': the number deleted).
 local mode = ARGV[1]
+local per_key = cmsgpack.unpack(ARGV[2])
+local CHUNK = 4000
 local out = {}
 for i = 1, #KEYS do
+  local fields, key = per_key[i], KEYS[i]
   if mode == 'drop' then
-    out[i] = redis.call('DEL', KEYS[i])
+    local n = 0
+    for s = 1, #fields, CHUNK do n = n + redis.call('HDEL', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields))) end
+    out[i] = n
   else
-    local rec = redis.call('GET', KEYS[i])
-    if rec and mode == 'take' then redis.call('DEL', KEYS[i]) end
-    if rec and mode == 'peek' then rec = {rec, redis.call('PTTL', KEYS[i])} end
-    out[i] = rec or false
+    local got = {}
+    for s = 1, #fields, CHUNK do
+      local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
+      for j = 1, #part do got[#got + 1] = part[j] end
+    end
+    if mode == 'take' then
+      for s = 1, #fields, CHUNK do redis.call('HDEL', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields))) end
+    end
+    if mode == 'peek' then got = {got, redis.call('PTTL', key)} end
+    out[i] = got
   end
 end
 return out

@@ -7,14 +7,12 @@ returns the strings; the window aggregates of the whole batch are then computed 
 one terminal ``{t:<id>}``; each script call touches one hash slot on a cluster (ops grouped by
 slot) and, on a single server, one call carries the whole batch.
 
-Scored records are one string key per transaction (``{prefix}:{c:<id>}:r:<transaction id>``) with
-a time to live of `Windows.record_retention` (wall-clock; a label deletes its record when it takes it).
+Scored records are fields of one hash per hour of event time (`fraudstream.stream.state.redis_records`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from importlib.resources import files
@@ -28,9 +26,11 @@ from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
-from fraudstream.stream.schema import StoredRecord, decode_record, encode_record
+from fraudstream.stream.schema import StoredRecord, decode_record
 from fraudstream.stream.state import blobs
-from fraudstream.stream.state.base import DAY_MS, CustomerOp, CustomerResult, FraudMark, TerminalOp, Windows, to_micro
+from fraudstream.stream.state.redis_records import RecordBuckets
+from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp,
+                                          Windows, to_micro)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class RedisStore:
         self._sha: dict[str, str] = {}
         self._memo: tuple[list[str], list[bytes]] | None = None
         self._load_scripts()
+        self.records = RecordBuckets(self._run, prefix, w.record_retention, self.cluster)
 
     def _load_scripts(self) -> None:
         for name, source in self._source.items():
@@ -129,9 +130,6 @@ class RedisStore:
         """events, coordinates."""
         base = f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
         return f"{base}:ev", f"{base}:geo"
-
-    def record_key(self, customer_id: str, transaction_id: str) -> str:
-        return f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}:r:{transaction_id}"
 
     def terminal_key(self, terminal_id: str) -> str:
         return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:ev"
@@ -229,7 +227,8 @@ class RedisStore:
         stored: dict[int, StoredRecord | None] = {}
         duplicates = [i for i, st in enumerate(status) if st == 1]
         if duplicates:
-            fetched = self._records("keep", [(ops[i].customer_id, ops[i].transaction_id) for i in duplicates])
+            fetched = self.records.fetch("keep", [RecordRef(ops[i].customer_id, ops[i].transaction_id, ops[i].t_ms)
+                                                  for i in duplicates])
             stored = {i: None if r is None else decode_record(r) for i, r in zip(duplicates, fetched)}
         return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
 
@@ -277,44 +276,17 @@ class RedisStore:
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False)]))
         self._run("terminal_mark_fraud", calls)
 
-    # -- scored records --------------------------------------------------------------------------
+    # -- scored records (see redis_records) -----------------------------------------------------
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
-        if not items:
-            return
-        keys = [self.record_key(c, t) for c, t, _ in items]
-        groups = _by_slot(keys, self.cluster)
-        calls = [([keys[i] for i in g], [msgpack.packb([encode_record(items[i][2]) for i in g], use_bin_type=False),
-                                         self.windows.record_retention]) for g in groups]
-        self._run("records_put", calls)
+        if items:
+            self.records.put(items)
 
-    def take_records(self, items: list[tuple[str, str]]) -> list[StoredRecord | None]:
-        return [None if r is None else decode_record(r) for r in self._records("take", items)]
+    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
+        return [None if r is None else decode_record(r) for r in self.records.fetch("take", items)]
 
-    def peek_records(self, items: list[tuple[str, str]]) -> list[tuple[StoredRecord, int | None] | None]:
+    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
         return [None if r is None else (decode_record(r[0]), int(r[1]) if int(r[1]) > 0 else None)
-                for r in self._records("peek", items)]
+                for r in self.records.fetch("peek", items)]
 
-    def drop_records(self, items: list[tuple[str, str]]) -> None:
-        self._records("drop", items)
-
-    def _records(self, mode: str, items: list[tuple[str, str]]) -> list[Any]:
-        """The script's reply per item (in the order given), None where the record is absent."""
-        if not items:
-            return []
-        keys = [self.record_key(c, t) for c, t in items]
-        groups = _by_slot(keys, self.cluster)
-        replies = self._run("records_take", [([keys[i] for i in g], [mode]) for g in groups])
-        out: list[Any] = [None] * len(items)
-        for g, reply in zip(groups, replies):
-            for i, payload in zip(g, reply):
-                out[i] = payload or None
-        return out
-
-
-def _by_slot(keys: list[str], cluster: bool) -> list[list[int]]:
-    if not cluster:
-        return [list(range(len(keys)))]
-    groups: defaultdict[int, list[int]] = defaultdict(list)
-    for i, key in enumerate(keys):
-        groups[key_slot(key.encode())].append(i)
-    return list(groups.values())
+    def drop_records(self, items: list[RecordRef]) -> None:
+        self.records.fetch("drop", items)

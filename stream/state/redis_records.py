@@ -1,0 +1,103 @@
+"""Scored records in Redis: fields of one hash per hour of event time, kept until their label
+takes them or the hash expires.
+
+A record is the field ``<len(customer id)>:<customer id><transaction id>`` of the hash
+``{prefix}:{r:<hour>}`` (``{prefix}:{r:<hour>:<shard>}`` on a cluster, the shard from the customer
+id, so that an hour's records spread over the nodes), where the hour is the transaction's event
+time in whole hours since the epoch: the label, which carries that time, finds it there. Each write
+renews the hash's time to live (`Windows.record_retention`, wall clock), so a record lives at least
+that long. One script call per batch (per hash on a cluster) writes, reads or deletes them all:
+a field costs Valkey far less than a key of its own with a time to live (benchmarks/consumer_steps.py).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from redis.cluster import key_slot
+
+from fraudstream.constants import RECORD_SHARDS_CLUSTER, RECORD_TAG
+from fraudstream.stream.schema import StoredRecord, encode_record
+from fraudstream.stream.state.base import HOUR_MS, RecordRef
+
+Runner = Callable[[str, list[tuple[list[str], list[Any]]]], list[Any]]
+
+
+def record_field(customer_id: str, transaction_id: str) -> str:
+    """The hash field of a record: unambiguous for any two ids (the customer id's length first).
+
+    >>> record_field("c1", "t:9"), record_field("c1:t", "9")
+    ('2:c1t:9', '4:c1:t9')
+    """
+    return f"{len(customer_id)}:{customer_id}{transaction_id}"
+
+
+class RecordBuckets:
+    """Put, take, peek and drop scored records (see the module docstring); `run(script, calls)`
+    runs a script once per (keys, args) in one round trip."""
+
+    def __init__(self, run: Runner, prefix: str, retention_ms: int, cluster: bool) -> None:
+        self.run = run
+        self.prefix = prefix
+        self.retention_ms = retention_ms
+        self.cluster = cluster
+
+    def key(self, customer_id: str, t_ms: int) -> str:
+        hour = t_ms // HOUR_MS
+        if not self.cluster:
+            return f"{self.prefix}:{{{RECORD_TAG}:{hour}}}"
+        return f"{self.prefix}:{{{RECORD_TAG}:{hour}:{zlib.crc32(customer_id.encode()) % RECORD_SHARDS_CLUSTER}}}"
+
+    def put(self, items: list[tuple[str, str, StoredRecord]]) -> None:
+        per_key: defaultdict[str, list[Any]] = defaultdict(list)
+        for customer_id, transaction_id, record in items:
+            per_key[self.key(customer_id, record.t_ms)] += (record_field(customer_id, transaction_id),
+                                                             encode_record(record))
+        calls = [(keys, [msgpack.packb([per_key[k] for k in keys], use_bin_type=False), self.retention_ms])
+                 for keys in self._groups(list(per_key))]
+        self.run("records_put", calls)
+
+    def fetch(self, mode: str, refs: list[RecordRef]) -> list[Any]:
+        """The script's answer per ref, in order: the payload ('peek': (payload, pttl)) or None when
+        absent; for 'take', a ref given twice gets its record once."""
+        if not refs:
+            return []
+        per_key: defaultdict[str, list[int]] = defaultdict(list)
+        for i, (customer_id, _, t_ms) in enumerate(refs):
+            per_key[self.key(customer_id, t_ms)].append(i)
+        groups = self._groups(list(per_key))
+        calls = [(keys, [mode, msgpack.packb([[record_field(*refs[i][:2]) for i in per_key[k]] for k in keys])])
+                 for keys in groups]
+        replies = self.run("records_take", calls)
+        out: list[Any] = [None] * len(refs)
+        if mode == "drop":
+            return out
+        for keys, reply in zip(groups, replies):
+            for k, got in zip(keys, reply):
+                if mode == "peek":
+                    payloads, pttl = got
+                    for i, payload in zip(per_key[k], payloads):
+                        out[i] = (payload, pttl) if payload else None
+                else:
+                    for i, payload in zip(per_key[k], got):
+                        out[i] = payload or None
+        if mode == "take":
+            seen: set[tuple[str, str]] = set()
+            for i, ref in enumerate(refs):
+                if out[i] is not None and (ref[0], ref[1]) in seen:
+                    out[i] = None
+                seen.add((ref[0], ref[1]))
+        return out
+
+    def _groups(self, keys: list[str]) -> list[list[str]]:
+        """Keys per script call: all of them on a single server, one hash slot's on a cluster."""
+        if not self.cluster:
+            return [keys] if keys else []
+        slots: defaultdict[int, list[str]] = defaultdict(list)
+        for key in keys:
+            slots[key_slot(key.encode())].append(key)
+        return list(slots.values())

@@ -1,0 +1,90 @@
+"""Scored records (kept from scoring until the label): the same behaviour in memory and on a real
+Redis/Valkey server (one hash per hour of event time)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from fraudstream.config import Settings
+from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord
+from fraudstream.stream.state import MemoryStore, StateStore
+from fraudstream.stream.state.base import HOUR_MS, RecordRef, Windows
+from fraudstream.stream.state.redis_store import RedisStore
+
+T0 = 1_714_521_600_000  # 2024-05-01T00:00Z, a whole hour
+
+
+def record(t_ms: int, i: int, scores: dict[str, float] | None = None) -> StoredRecord:
+    features = {name: float(k + i) / 3 for k, name in enumerate(FEATURE_NAMES)}
+    return StoredRecord(t_ms, f"m{i}", features, scores or {"gam_under": i / 1000})
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[StateStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    client = redis.Redis.from_url(settings.redis_url or "")
+    yield RedisStore(client, prefix=settings.redis_key_prefix)
+    client.close()
+
+
+def test_put_peek_take_drop(store: StateStore) -> None:
+    items = [(f"c{i % 7}", f"t{i}", record(T0 + i * 61_000, i)) for i in range(300)]  # 300 min: 6 hours
+    store.put_records(items)
+    refs = [RecordRef(c, t, rec.t_ms) for c, t, rec in items]
+
+    peeked = store.peek_records(refs)
+    assert [p[0] for p in peeked if p is not None] == [rec for _, _, rec in items]
+    ttls = {p[1] for p in peeked if p is not None}
+    if isinstance(store, RedisStore):  # wall-clock expiry, renewed by each write
+        assert all(t is not None and 0 < t <= store.windows.record_retention for t in ttls)
+    else:
+        assert ttls == {None}
+
+    # a label names the hour of its transaction's event time: another hour finds nothing
+    assert store.peek_records([RecordRef("c0", "t0", T0 + HOUR_MS)]) == [None]
+    assert store.peek_records([RecordRef("c0", "t0", T0 + HOUR_MS - 1)])[0] is not None
+    # another customer with the same transaction id is another record
+    assert store.peek_records([RecordRef("c1", "t0", T0)]) == [None]
+
+    # take returns each record once, also when it is asked for twice in one call
+    taken = store.take_records([refs[0], refs[0], refs[1]])
+    assert taken == [items[0][2], None, items[1][2]]
+    assert store.take_records(refs[:2]) == [None, None]
+
+    store.drop_records(refs[2:150] + [RecordRef("nobody", "t2", T0)])
+    rest = store.peek_records(refs)
+    assert [p is None for p in rest] == [True] * 150 + [False] * 150
+
+
+def test_ids_cannot_collide_across_customers(store: StateStore) -> None:
+    """A customer id ending as another begins is a different record (the field is length-prefixed)."""
+    store.put_records([("c1", "t:9", record(T0, 1)), ("c1:t", "9", record(T0, 2))])
+    got = store.peek_records([RecordRef("c1", "t:9", T0), RecordRef("c1:t", "9", T0)])
+    assert [p[0].terminal_id for p in got if p is not None] == ["m1", "m2"]
+
+
+def test_many_records_of_one_hour_in_one_call(store: StateStore) -> None:
+    """More fields than Lua's unpack takes at once (the scripts write and read them in chunks)."""
+    items = [(f"c{i}", f"t{i}", record(T0 + i, i)) for i in range(9000)]
+    store.put_records(items)
+    refs = [RecordRef(c, t, rec.t_ms) for c, t, rec in items]
+    assert store.take_records(refs) == [rec for _, _, rec in items]
+    assert store.take_records(refs[::1000]) == [None] * 9
+
+
+def test_redis_hours_expire_after_the_retention(settings: Settings) -> None:
+    client = redis.Redis.from_url(settings.redis_url or "")
+    store = RedisStore(client, prefix=settings.redis_key_prefix, windows=Windows(record_retention=300))
+    store.put_records([("c", "t", record(T0, 0))])
+    assert store.peek_records([RecordRef("c", "t", T0)])[0] is not None
+    keys = list(client.scan_iter(match=f"{settings.redis_key_prefix}:{{r:*}}"))
+    assert len(keys) == 1 and 0 < client.pttl(keys[0]) <= 300
+    time.sleep(0.4)
+    assert store.peek_records([RecordRef("c", "t", T0)]) == [None]
+    client.close()
