@@ -34,6 +34,7 @@ from fraudstream.stream.registry import LabelEntry, LabelOutcome
 from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.scoring import Scorer
+from fraudstream.stream.state.base import HOUR_MS
 from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
 
@@ -87,6 +88,9 @@ class ScoringConsumer:
         self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
         self.aligner = TopicAligner(follower=s.topic_labels)
         self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
+        # A label's "applied" marker outlives its scored record: the record's time to live read now is
+        # its hour's, which transactions of that hour arriving later (up to the allowed lateness) renew.
+        self.marker_margin_ms = HOUR_MS + int(s.allowed_lateness.total_seconds() * 1000)
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -233,7 +237,8 @@ class ScoringConsumer:
                              f"already labelled {'genuine' if label.is_fraud else 'fraud'}; the first label stands"))
             else:
                 dead.append((self.label_dlq, record, "unknown_transaction", f"no scored record for transaction "
-                             f"{label.transaction_id} (not scored yet, or expired)"))
+                             f"{label.transaction_id} (not scored yet, or expired, or the label's event_time "
+                             "is not in the hour of the transaction's)"))
         done = [label for label, scored in zip(labels, records) if scored is not None]
         self._retry("labels", lambda: self.engine.release_records(done))
         if dead:
@@ -250,7 +255,8 @@ class ScoringConsumer:
         entries = [LabelEntry(None, label.is_fraud, {}, f"{label.customer_id}:{label.transaction_id}")
                    if scored is None else
                    LabelEntry(scored.features, label.is_fraud, scored.scores,
-                              f"{label.customer_id}:{label.transaction_id}", scored.ttl_ms)
+                              f"{label.customer_id}:{label.transaction_id}",
+                              None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms)
                    for label, scored in zip(labels, records)]
         return records, self.scorer.submit_labels(entries)
 

@@ -56,8 +56,10 @@ def test_put_peek_take_drop(store: StateStore) -> None:
     taken = store.take_records([refs[0], refs[0], refs[1]])
     assert taken == [items[0][2], None, items[1][2]]
     assert store.take_records(refs[:2]) == [None, None]
+    # a ref to the wrong hour takes nothing, and does not hide the record from a right one after it
+    assert store.take_records([RecordRef("c2", "t2", T0 + HOUR_MS), refs[2]]) == [None, items[2][2]]
 
-    store.drop_records(refs[2:150] + [RecordRef("nobody", "t2", T0)])
+    store.drop_records(refs[3:150] + [RecordRef("nobody", "t3", T0)])
     rest = store.peek_records(refs)
     assert [p is None for p in rest] == [True] * 150 + [False] * 150
 
@@ -78,13 +80,17 @@ def test_many_records_of_one_hour_in_one_call(store: StateStore) -> None:
     assert store.take_records(refs[::1000]) == [None] * 9
 
 
-def test_redis_hours_expire_after_the_retention(settings: Settings) -> None:
+def test_redis_hours_expire_after_the_retention_renewed_by_each_write(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url or "")
-    store = RedisStore(client, prefix=settings.redis_key_prefix, windows=Windows(record_retention=300))
+    store = RedisStore(client, prefix=settings.redis_key_prefix, windows=Windows(record_retention=1500))
     store.put_records([("c", "t", record(T0, 0))])
-    assert store.peek_records([RecordRef("c", "t", T0)])[0] is not None
     keys = list(client.scan_iter(match=f"{settings.redis_key_prefix}:{{r:*}}"))
-    assert len(keys) == 1 and 0 < client.pttl(keys[0]) <= 300
-    time.sleep(0.4)
-    assert store.peek_records([RecordRef("c", "t", T0)]) == [None]
+    assert len(keys) == 1 and 0 < client.pttl(keys[0]) <= 1500
+    time.sleep(0.8)
+    store.put_records([("c", "t2", record(T0 + 1, 1))])  # the same hour: its life starts again
+    assert client.pttl(keys[0]) > 1000
+    time.sleep(0.8)  # 1.6 s after the first write, 0.8 s after the second
+    assert store.peek_records([RecordRef("c", "t", T0)])[0] is not None
+    time.sleep(1.0)
+    assert store.peek_records([RecordRef("c", "t", T0), RecordRef("c", "t2", T0 + 1)]) == [None, None]
     client.close()

@@ -140,8 +140,9 @@ class StateStore(Protocol):
         ...
 
     def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
-        """(the record, milliseconds it has left to live or None when
-        the store does not expire by wall clock), kept; None when absent."""
+        """(the record, milliseconds it has left to live or None when the store does not expire by
+        wall clock), kept; None when absent. In Redis that is its hour's hash's time to live, which
+        later writes to the same hour renew: a lower bound."""
         ...
 
     def drop_records(self, items: list[RecordRef]) -> None:

@@ -85,12 +85,14 @@ class RecordBuckets:
                 else:
                     for i, payload in zip(per_key[k], got):
                         out[i] = payload or None
-        if mode == "take":
+        if mode == "take":  # only a ref that found the record counts as having taken it
             seen: set[tuple[str, str]] = set()
             for i, ref in enumerate(refs):
-                if out[i] is not None and (ref[0], ref[1]) in seen:
-                    out[i] = None
-                seen.add((ref[0], ref[1]))
+                if out[i] is not None:
+                    if (ref[0], ref[1]) in seen:
+                        out[i] = None
+                    else:
+                        seen.add((ref[0], ref[1]))
         return out
 
     def _groups(self, keys: list[str]) -> list[list[str]]:
