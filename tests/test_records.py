@@ -8,11 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from click.testing import CliRunner
 
+from fraudstream.cli import main
 from fraudstream.config import Settings
-from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord
+from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord, encode_record
 from fraudstream.stream.state import MemoryStore, StateStore
 from fraudstream.stream.state.base import HOUR_MS, RecordRef, Windows
+from fraudstream.stream.state.redis_records import migrate_legacy_records
 from fraudstream.stream.state.redis_store import RedisStore
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00Z, a whole hour
@@ -93,4 +96,27 @@ def test_redis_hours_expire_after_the_retention_renewed_by_each_write(settings: 
     assert store.peek_records([RecordRef("c", "t", T0)])[0] is not None
     time.sleep(1.0)
     assert store.peek_records([RecordRef("c", "t", T0), RecordRef("c", "t2", T0 + 1)]) == [None, None]
+    client.close()
+
+
+def test_migrate_records_moves_the_one_key_per_record_layout(settings: Settings) -> None:
+    """`fraudstream migrate-records` after an upgrade: records kept the old way are found again."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    prefix = settings.redis_key_prefix
+    items = [(f"c{i % 37}", f"t{i}", record(T0 + i * 30_000, i)) for i in range(1200)]  # 10 hours
+    for customer_id, transaction_id, rec in items:
+        client.set(f"{prefix}:{{c:{customer_id}}}:r:{transaction_id}", encode_record(rec), px=600_000)
+    client.set(f"{prefix}:{{c:c1}}:ev", b"events")  # not a record: left alone
+    store = RedisStore(client, prefix=prefix)
+    refs = [RecordRef(c, t, rec.t_ms) for c, t, rec in items]
+    assert store.peek_records(refs[:3]) == [None] * 3
+
+    result = CliRunner().invoke(main, ["migrate-records"], env={"FRAUDSTREAM_REDIS_URL": settings.redis_url,
+                                                                 "FRAUDSTREAM_REDIS_KEY_PREFIX": prefix})
+    assert result.exit_code == 0, result.output
+    assert "moved 1,200 scored records" in result.output
+    assert [p[0] for p in store.peek_records(refs) if p is not None] == [rec for _, _, rec in items]
+    assert not list(client.scan_iter(match=f"{prefix}:{{c:*}}:r:*"))
+    assert client.get(f"{prefix}:{{c:c1}}:ev") == b"events"
+    assert migrate_legacy_records(store.records, client) == 0  # idempotent
     client.close()

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "backtest": "fraudstream.cli.backtest:backtest",
     "models": "fraudstream.cli.models:models",
     "config": "fraudstream.cli.config:config",
+    "migrate-records": "fraudstream.cli.migrate:migrate_records",
 }
 
 

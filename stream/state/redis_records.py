@@ -20,8 +20,8 @@ from typing import Any
 import msgpack
 from redis.cluster import key_slot
 
-from fraudstream.constants import RECORD_SHARDS_CLUSTER, RECORD_TAG
-from fraudstream.stream.schema import StoredRecord, encode_record
+from fraudstream.constants import CUSTOMER_TAG, RECORD_SHARDS_CLUSTER, RECORD_TAG
+from fraudstream.stream.schema import StoredRecord, decode_record, encode_record
 from fraudstream.stream.state.base import HOUR_MS, RecordRef
 
 Runner = Callable[[str, list[tuple[list[str], list[Any]]]], list[Any]]
@@ -103,3 +103,44 @@ class RecordBuckets:
         for key in keys:
             slots[key_slot(key.encode())].append(key)
         return list(slots.values())
+
+
+def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500) -> int:
+    """Move scored records written by fraudstream before the hourly hashes (one string key each,
+    ``{prefix}:{c:<customer id>}:r:<transaction id>``) into them; returns how many were moved.
+
+    Run it once with the consumers stopped, after upgrading: labels of transactions scored before
+    then find their records again. Idempotent (a second run finds nothing to move). A moved record
+    gets the full retention from now (at least the life it had left).
+    """
+    head, sep = f"{buckets.prefix}:{{{CUSTOMER_TAG}:", "}:r:"
+    moved = 0
+    keys: list[bytes] = []
+
+    def move(keys: list[bytes]) -> int:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        payloads = pipe.execute()
+        items = []
+        for key, payload in zip(keys, payloads):
+            if payload is None:  # expired or taken meanwhile
+                continue
+            customer_id, transaction_id = key.decode()[len(head):].split(sep, 1)
+            items.append((customer_id, transaction_id, decode_record(payload)))
+        if items:
+            buckets.put(items)
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.delete(key)
+        pipe.execute()
+        return len(items)
+
+    for key in client.scan_iter(match=f"{head}*{sep}*", count=1000):
+        keys.append(key)
+        if len(keys) >= chunk:
+            moved += move(keys)
+            keys = []
+    if keys:
+        moved += move(keys)
+    return moved
