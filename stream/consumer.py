@@ -78,6 +78,7 @@ class ScoringConsumer:
     stats: RunStats = field(default_factory=RunStats)
     stop: threading.Event = field(default_factory=threading.Event)
     assigned: threading.Event = field(default_factory=threading.Event)  # set once partitions are assigned
+    rebalancing: bool = False  # between a revocation and the next assignment (set by the rebalance listener)
     max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
@@ -95,7 +96,8 @@ class ScoringConsumer:
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
         """Process batches until `stop` is set, `max_transactions` were handled (scored or
-        dead-lettered), or nothing arrived for `idle_timeout` seconds once partitions are assigned.
+        dead-lettered), or nothing arrived for `idle_timeout` seconds once partitions are assigned
+        (not counting a rebalance: its join can take longer, with records waiting).
 
         Transactions and labels are processed in message-timestamp order across the two topics
         (see `TopicAligner`), so a consumer working through a backlog learns as it would live.
@@ -123,8 +125,11 @@ class ScoringConsumer:
                     break
                 last_activity = time.monotonic()
                 self.batches.released()
-            elif polled or (self.aligner.buffered() and not self.batches.holding_labels) or not self.consumer.assignment():
-                last_activity = time.monotonic()  # held labels are not activity: they wait for a stuck partition
+            elif (polled or (self.aligner.buffered() and not self.batches.holding_labels) or self.rebalancing
+                  or not self.consumer.assignment()):
+                # a rebalance is not idleness (a join can take longer than the idle timeout, with
+                # records waiting); held labels are not activity: they wait for a stuck partition
+                last_activity = time.monotonic()
             try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
                 self._retry("model maintenance", self.scorer.maintain)
             except BatchAbandoned:

@@ -13,6 +13,7 @@ hung: its late consumer never got a partition and so never went idle).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -92,3 +93,40 @@ def test_a_leader_stopping_while_its_group_reforms_leaves_a_group_that_forms_aga
     finally:
         if other is not None:
             other.close()
+
+
+def test_a_rebalance_longer_than_the_idle_timeout_is_not_idleness(settings: Settings,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Seen in the scale-out benchmark: a member's join took ~6 s while records waited, and a
+    consumer run with a 5 s idle timeout stopped in the middle of it, its records unscored."""
+    ensure_topics(settings)
+    txs = scripted_stream(3000)
+    publish(settings, txs)
+    other_topic = f"other-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings, [other_topic])
+    with scoring_consumer(settings) as app:
+        first = app.run(max_transactions=1).processed  # joined; the rest waits
+        other = make_consumer(settings, [other_topic])
+        stop = threading.Event()
+
+        def other_member() -> None:  # joins (the group rebalances), then keeps its membership
+            while not stop.is_set():
+                other.poll(timeout_ms=100)
+
+        thread = threading.Thread(target=other_member)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not rebalance_pending(app.consumer) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the coordinator tells the scoring member at its next heartbeat
+            assert rebalance_pending(app.consumer), "the second member did not start a rebalance"
+            started = time.monotonic()
+            with caplog.at_level("INFO", logger="fraudstream.stream"):
+                stats = app.run(idle_timeout=1.0)  # a join takes ~3 s here
+            assert time.monotonic() - started > 1.0
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            close_group_consumer(other)
+    assert stats.processed == len(txs) >= first
+    assert any(r.getMessage().startswith("partitions revoked: ['") for r in caplog.records)  # it did rebalance
