@@ -21,6 +21,7 @@ import pytest
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import close_group_consumer, ensure_topics, make_consumer, rebalance_pending
+from fraudstream.models.events import Transaction
 from fraudstream.stream.app import scoring_consumer
 from tests.consumer_procs import scored_ids, scripted_stream
 from tests.kafka_helpers import committed_and_end
@@ -29,12 +30,19 @@ from tests.test_reliability import publish
 pytestmark = pytest.mark.services
 
 
-def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settings: Settings) -> None:
+def published_and_other_topic(settings: Settings) -> tuple[list[Transaction], str]:
+    """3,000 transactions published, and another topic for a second group member to subscribe to
+    (so that it joins the group, which rebalances, without taking the scoring partitions)."""
     ensure_topics(settings)
     txs = scripted_stream(3000)
     publish(settings, txs)
     other_topic = f"other-{uuid.uuid4().hex[:8]}"
     ensure_topics(settings, [other_topic])
+    return txs, other_topic
+
+
+def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settings: Settings) -> None:
+    txs, other_topic = published_and_other_topic(settings)
     with scoring_consumer(settings) as app:
         # fetch records into the aligner without processing them
         deadline = time.monotonic() + 30
@@ -99,11 +107,7 @@ def test_a_rebalance_longer_than_the_idle_timeout_is_not_idleness(settings: Sett
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Seen in the scale-out benchmark: a member's join took ~6 s while records waited, and a
     consumer run with a 5 s idle timeout stopped in the middle of it, its records unscored."""
-    ensure_topics(settings)
-    txs = scripted_stream(3000)
-    publish(settings, txs)
-    other_topic = f"other-{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings, [other_topic])
+    txs, other_topic = published_and_other_topic(settings)
     with scoring_consumer(settings) as app:
         first = app.run(max_transactions=1).processed  # joined; the rest waits
         other = make_consumer(settings, [other_topic])
