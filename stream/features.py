@@ -135,6 +135,11 @@ def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: 
     )))
 
 
+def record_refs(labels: Sequence[Label]) -> list[RecordRef]:
+    """Where each label's scored record is: its customer, transaction and the transaction's event time."""
+    return [RecordRef(lb.customer_id, lb.transaction_id, to_ms(lb.event_time)) for lb in labels]
+
+
 def cents_of(amount: float) -> int:
     """An amount in whole cents (window sums are exact integer sums).
 
@@ -202,7 +207,7 @@ class FeatureEngine:
         `release_records`, so that a process killed before its labels were learned durably finds
         them again when the labels are delivered again.
         """
-        items = [RecordRef(lb.customer_id, lb.transaction_id, to_ms(lb.event_time)) for lb in labels]
+        items = record_refs(labels)
         if keep_records:
             peeked = self.store.peek_records(items)
             stored = [None if p is None else p[0] for p in peeked]
@@ -226,4 +231,4 @@ class FeatureEngine:
 
     def release_records(self, labels: Sequence[Label]) -> None:
         """Delete the scored records of labels that were learned (see `apply_labels`)."""
-        self.store.drop_records([RecordRef(lb.customer_id, lb.transaction_id, to_ms(lb.event_time)) for lb in labels])
+        self.store.drop_records(record_refs(labels))

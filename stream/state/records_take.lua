@@ -6,23 +6,30 @@
 -- 'drop': the number deleted).
 local mode = ARGV[1]
 local per_key = cmsgpack.unpack(ARGV[2])
-local CHUNK = 4000
+local CHUNK = 4000  -- fields per call: Lua's unpack takes up to ~8000 values
+
+-- `command` on key with all of `fields`, in chunks; returns each chunk's reply
+local function chunked(command, key, fields)
+  local replies = {}
+  for s = 1, #fields, CHUNK do
+    replies[#replies + 1] = redis.call(command, key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
+  end
+  return replies
+end
+
 local out = {}
 for i = 1, #KEYS do
   local fields, key = per_key[i], KEYS[i]
   if mode == 'drop' then
     local n = 0
-    for s = 1, #fields, CHUNK do n = n + redis.call('HDEL', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields))) end
+    for _, deleted in ipairs(chunked('HDEL', key, fields)) do n = n + deleted end
     out[i] = n
   else
     local got = {}
-    for s = 1, #fields, CHUNK do
-      local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
+    for _, part in ipairs(chunked('HMGET', key, fields)) do
       for j = 1, #part do got[#got + 1] = part[j] end
     end
-    if mode == 'take' then
-      for s = 1, #fields, CHUNK do redis.call('HDEL', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields))) end
-    end
+    if mode == 'take' then chunked('HDEL', key, fields) end
     if mode == 'peek' then got = {got, redis.call('PTTL', key)} end
     out[i] = got
   end
