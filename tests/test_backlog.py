@@ -19,10 +19,13 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.stats import RunStats
 
 pytestmark = pytest.mark.services
 
 T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+# small fetches, so that the consumer fetches each topic in many steps, as with a large backlog
+SMALL_FETCHES: dict[str, Any] = {"max_partition_fetch_bytes": 16 * 1024, "fetch_max_bytes": 64 * 1024}
 
 
 def publish_interleaved(settings: Settings, n: int, customers: int, terminals: int, label_lag: int,
@@ -48,15 +51,19 @@ def publish_interleaved(settings: Settings, n: int, customers: int, terminals: i
     return labelled
 
 
+def score_backlog(settings: Settings, n: int, idle_timeout: float) -> RunStats:
+    """Score the `n` published transactions with small fetches, then drain the labels after the last."""
+    with scoring_consumer(settings, **SMALL_FETCHES) as app:
+        stats = app.run(max_transactions=n, idle_timeout=idle_timeout)
+        app.run(idle_timeout=3)
+    return stats
+
+
 def test_backlog_of_transactions_and_labels_learns_every_label(settings: Settings) -> None:
     settings = settings.model_copy(update={"max_poll_records": 100})  # pauses after 500 buffered records
     n = 6000
     labelled = publish_interleaved(settings, n, customers=50, terminals=40, label_lag=300, fraud_every=97)
-    # small fetches, so that the consumer fetches each topic in many steps, as with a large backlog
-    with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
-        stats = app.run(max_transactions=n, idle_timeout=20)
-        # the labels after the last transaction are still to come: drain them too
-        app.run(idle_timeout=3)
+    stats = score_backlog(settings, n, idle_timeout=20)
     assert stats.processed == n
     assert stats.labels_dead_lettered == 0
     assert stats.labels_learned == labelled
@@ -109,7 +116,7 @@ def test_a_slow_group_join_does_not_trip_the_alignment_safety_net(settings: Sett
     n = 3000
     labelled = publish_interleaved(settings, n, customers=20, terminals=10, label_lag=30, fraud_every=30)
     # small fetches: the partitions are fetched in many steps, so some lag right after the assignment
-    with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
+    with scoring_consumer(settings, **SMALL_FETCHES) as app:
         real_poll = app.consumer.poll
         joins_after = time.monotonic() + batching.MAX_ALIGN_WAIT_S + 1  # no poll, so no join, until then
 
@@ -135,9 +142,7 @@ def test_a_label_sent_right_after_its_transaction_finds_it(settings: Settings) -
     dead-lettered as unknown when labels went first at equal timestamps or at the horizon)."""
     n = 3000
     labelled = publish_interleaved(settings, n, customers=20, terminals=10, label_lag=0, fraud_every=30)
-    with scoring_consumer(settings, max_partition_fetch_bytes=16 * 1024, fetch_max_bytes=64 * 1024) as app:
-        stats = app.run(max_transactions=n, idle_timeout=30)
-        app.run(idle_timeout=3)
+    stats = score_backlog(settings, n, idle_timeout=30)
     assert stats.processed == n
     assert labelled == n // 3
     assert (stats.labels_learned, stats.labels_dead_lettered) == (labelled, 0)
