@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked):  # type: ignore[no-untyped-def]
         log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
         if self.app is not None:
-            self.app.rebalancing = True  # until the new assignment: no records meanwhile, but not idle
+            self.app.rebalance_since = time.monotonic()  # until the new assignment: no records, but not idle
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
             dropped = self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
@@ -49,7 +50,7 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
         if self.app is not None:
-            self.app.rebalancing = False
+            self.app.rebalance_since = None
         if self.app is not None and assigned:
             # the alignment safety net counts from here, not from before the group join (which
             # can take longer than its wait): nothing could be released while nothing was assigned

@@ -51,6 +51,10 @@ POLL_ALL_RECORDS = 1_000_000
 # while one completes: with 200 ms, about one poll a second slept 100 ms with records waiting (the
 # p99 latency at 2,000 tx/s was ~120 ms); now such a sleep is at most this long.
 IDLE_POLL_MS = 20
+# A group join (seen: ~3-6 s) is not idle time for `run(idle_timeout=...)`, for at most this long: a
+# group that never forms again (seen with Tansu when a member leaves mid-join) must not keep an
+# idle-timeout consumer running for ever.
+MAX_REBALANCE_WAIT_S = 30.0
 
 
 class PublishFailed(FraudstreamError):
@@ -78,7 +82,7 @@ class ScoringConsumer:
     stats: RunStats = field(default_factory=RunStats)
     stop: threading.Event = field(default_factory=threading.Event)
     assigned: threading.Event = field(default_factory=threading.Event)  # set once partitions are assigned
-    rebalancing: bool = False  # between a revocation and the next assignment (set by the rebalance listener)
+    rebalance_since: float | None = None  # monotonic time of a revocation not yet followed by an assignment
     max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
@@ -97,7 +101,8 @@ class ScoringConsumer:
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
         """Process batches until `stop` is set, `max_transactions` were handled (scored or
         dead-lettered), or nothing arrived for `idle_timeout` seconds once partitions are assigned
-        (not counting a rebalance: its join can take longer, with records waiting).
+        (not counting a rebalance, up to `MAX_REBALANCE_WAIT_S`: its join can take longer, with
+        records waiting).
 
         Transactions and labels are processed in message-timestamp order across the two topics
         (see `TopicAligner`), so a consumer working through a backlog learns as it would live.
@@ -125,7 +130,7 @@ class ScoringConsumer:
                     break
                 last_activity = time.monotonic()
                 self.batches.released()
-            elif (polled or (self.aligner.buffered() and not self.batches.holding_labels) or self.rebalancing
+            elif (polled or (self.aligner.buffered() and not self.batches.holding_labels) or self._rebalancing()
                   or not self.consumer.assignment()):
                 # a rebalance is not idleness (a join can take longer than the idle timeout, with
                 # records waiting); held labels are not activity: they wait for a stuck partition
@@ -142,6 +147,11 @@ class ScoringConsumer:
                 log.info("idle for %.0f s, stopping", idle_timeout)
                 break
         return self.stats
+
+    def _rebalancing(self) -> bool:
+        """A rebalance is in progress, and not for longer than `MAX_REBALANCE_WAIT_S`."""
+        since = self.rebalance_since
+        return since is not None and time.monotonic() - since < MAX_REBALANCE_WAIT_S
 
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle records (in timestamp order) completely, then commit their offsets."""

@@ -134,3 +134,26 @@ def test_a_rebalance_longer_than_the_idle_timeout_is_not_idleness(settings: Sett
             close_group_consumer(other)
     assert stats.processed == len(txs) >= first
     assert any(r.getMessage().startswith("partitions revoked: ['") for r in caplog.records)  # it did rebalance
+
+
+def test_a_group_join_that_never_ends_stops_counting_as_activity(settings: Settings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI run of the rebalance fix: a member whose group never formed again (revoked, never
+    assigned) ran on for ever with an idle timeout; a join counts as activity for a bounded time."""
+    from fraudstream.stream import consumer
+
+    monkeypatch.setattr(consumer, "MAX_REBALANCE_WAIT_S", 1.0)
+    ensure_topics(settings)
+    with scoring_consumer(settings) as app:
+        app.run(idle_timeout=1.0)  # joined; nothing to score
+        assert app.consumer.assignment()
+        app.rebalance_since = time.monotonic()  # as the listener marks a revocation whose join never ends
+        started = time.monotonic()
+        done = threading.Event()
+        runner = threading.Thread(target=lambda: (app.run(idle_timeout=1.0), done.set()))
+        runner.start()
+        finished = done.wait(20)
+        app.stop.set()
+        runner.join(timeout=10)
+    assert finished, "an unfinished rebalance kept the consumer from ever going idle"
+    assert time.monotonic() - started >= 1.0 + 1.0  # the join's grace, then the idle timeout
