@@ -51,6 +51,7 @@ class _Rebalance(ConsumerRebalanceListener):
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
         if self.app is not None:
             self.app.rebalance_since = None
+            self.app.assigned_at = time.monotonic()  # the join may have happened inside one long poll
         if self.app is not None and assigned:
             # the alignment safety net counts from here, not from before the group join (which
             # can take longer than its wait): nothing could be released while nothing was assigned

@@ -83,6 +83,7 @@ class ScoringConsumer:
     stop: threading.Event = field(default_factory=threading.Event)
     assigned: threading.Event = field(default_factory=threading.Event)  # set once partitions are assigned
     rebalance_since: float | None = None  # monotonic time of a revocation not yet followed by an assignment
+    assigned_at: float = 0.0  # monotonic time of the latest assignment (set by the rebalance listener)
     max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
@@ -143,7 +144,7 @@ class ScoringConsumer:
             self.stats.update_lag(self.consumer, self.aligner.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
-            if idle_timeout is not None and time.monotonic() - last_activity >= idle_timeout:
+            if idle_timeout is not None and time.monotonic() - max(last_activity, self.assigned_at) >= idle_timeout:
                 log.info("idle for %.0f s, stopping", idle_timeout)
                 break
         return self.stats
