@@ -136,8 +136,14 @@ def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_dela
 
 def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress: Any = None,
                  progress_every: int = 5000) -> None:
-    """Score each transaction, then learn each label once due, into `out` (a `Replay`)."""
-    learn_one, score_one = model.learn_one, zoo.score_one
+    """Score each transaction, then learn each label once due, into `out` (a `Replay`).
+
+    A model whose scores change only at some labels (it has ``learns_before_change()``, as
+    `WindowedBoostedTrees`) scores the transactions between two such labels in one batch: the same
+    scores as one at a time, as the model is the same for all of them.
+    """
+    learn_one = model.learn_one
+    deferred = _DeferredScores(model, out.scores)
     pending: deque[tuple[int, dict[str, float], bool]] = deque()
     day_us = 86_400_000_000
     started = time.perf_counter()
@@ -147,13 +153,14 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
                                                        c.frauds, c.features):
             while pending and pending[0][0] <= t:
                 _, features, is_fraud = pending.popleft()
+                deferred.before_learn()
                 learn_one(features, is_fraud)
                 out.n_labels_learned += 1
                 out.n_frauds_learned += is_fraud
             if x is None:
                 out.n_conflicts += 1
                 continue
-            score = score_one(model, x)
+            deferred.score(x)
             if report < 0:
                 out.n_unlabelled += 1
             else:
@@ -162,10 +169,37 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
             out.customer_ids.append(customer)
             out.days.append(t // day_us)
             out.labels.append(fraud)
-            out.scores.append(score)
             n += 1
             if progress is not None and n % progress_every == 0:
                 progress(n, _EPOCH + t * _US)
+    deferred.flush()
     out.elapsed_s = time.perf_counter() - started
     if progress is not None and n:
         progress(n, _EPOCH + t * _US)
+
+
+class _DeferredScores:
+    """Appends each transaction's score to `scores`: at once for an online model; for a model with
+    ``learns_before_change()``, in batches flushed before a label that changes it (and at the end)."""
+
+    def __init__(self, model: Any, scores: Any, max_batch: int = 20_000) -> None:
+        self.model, self.scores, self.max_batch = model, scores, max_batch
+        self.stable = getattr(model, "learns_before_change", None)
+        self.waiting: list[dict[str, float]] = []
+
+    def score(self, x: dict[str, float]) -> None:
+        if self.stable is None:
+            self.scores.append(zoo.score_one(self.model, x))
+            return
+        self.waiting.append(x)
+        if len(self.waiting) >= self.max_batch:
+            self.flush()
+
+    def before_learn(self) -> None:
+        if self.waiting and self.stable is not None and self.stable() <= 0:
+            self.flush()  # this label refits the model: score what came before it with the model before it
+
+    def flush(self) -> None:
+        if self.waiting:
+            self.scores.extend(zoo.score_many(self.model, self.waiting))
+            self.waiting = []

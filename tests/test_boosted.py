@@ -1,0 +1,153 @@
+"""WindowedBoostedTrees (`gbt_window`): refit schedule, sliding window, undersampling correction,
+batch scores equal to one-at-a-time scores, pickling. No servers needed."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+from fraudstream.errors import ModelError
+from fraudstream.models import zoo
+from fraudstream.models.boosted import WindowedBoostedTrees
+
+
+def stream(n: int, seed: int, fraud_share: float = 0.1) -> list[tuple[dict[str, float], bool]]:
+    """Frauds: large amounts at night, or any amount at a risky terminal (an interaction)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        fraud = rng.random() < fraud_share
+        night = float(rng.random() < 0.3)
+        risky = rng.random() < (0.8 if fraud else 0.05)
+        amount = rng.uniform(150, 600) if fraud and not risky else rng.uniform(1, 120)
+        out.append(({"TX_AMOUNT": amount, "TX_DURING_NIGHT": night, "TERMINAL_ID_RISK_7DAY_WINDOW": float(risky)},
+                    fraud))
+    return out
+
+
+def test_refits_on_a_doubling_then_fixed_schedule() -> None:
+    model = WindowedBoostedTrees(refit_every=2000, window=4000, seed=1)
+    fits_at = []
+    for i, (x, y) in enumerate(stream(9000, seed=2), start=1):
+        before = model.n_fits
+        stable = model.learns_before_change()
+        model.learn_one(x, y)
+        if model.n_fits != before:
+            fits_at.append(i)
+            assert stable == 0  # it said this label would change the scores
+    assert fits_at == [100, 200, 400, 800, 1600, 3200, 5200, 7200]
+
+
+def test_scores_do_not_change_between_refits() -> None:
+    model = WindowedBoostedTrees(refit_every=1000, window=3000, seed=3)
+    data = stream(3599, seed=4)
+    probe = [x for x, _ in stream(50, seed=5)]
+    for x, y in data[:2600]:  # fits at 100, 200, 400, 800, 1,600 and 2,600 labels
+        model.learn_one(x, y)
+    fitted = zoo.score_many(model, probe)
+    assert model.learns_before_change() == 999
+    for x, y in data[2600:]:  # 999 more labels: the next fit is at 3,600
+        model.learn_one(x, y)
+    assert zoo.score_many(model, probe) == fitted
+
+
+def test_keeps_every_fraud_a_share_of_genuine_and_only_the_window() -> None:
+    model = WindowedBoostedTrees(refit_every=1000, window=3000, rate=0.2, seed=6)
+    data = stream(10_000, seed=7)
+    for x, y in data:
+        model.learn_one(x, y)
+    kept = list(model._kept)
+    assert model.n_seen == 10_000
+    # the last fit was at label 9,600: it dropped labels up to 6,600 (those after it are kept too)
+    assert min(k[0] for k in kept) > 6600
+    frauds_in_window = sum(y for x, y in data[6600:])
+    assert sum(k[2] for k in kept) == frauds_in_window
+    genuine_in_window = 3400 - frauds_in_window
+    share = sum(not k[2] for k in kept) / genuine_in_window
+    assert 0.15 < share < 0.25
+
+
+def test_learns_an_interaction_and_corrects_for_undersampling() -> None:
+    model = WindowedBoostedTrees(refit_every=2000, window=8000, rate=0.1, seed=8)
+    data = stream(8000, seed=9)
+    for x, y in data:
+        model.learn_one(x, y)
+    test = stream(3000, seed=10)
+    scores = np.array(zoo.score_many(model, [x for x, _ in test]))
+    y = np.array([f for _, f in test])
+    pos, neg = scores[y], scores[~y]
+    assert (pos[:, None] > neg[None, :]).mean() > 0.9  # AUC
+    # corrected scores estimate the true fraud rate (10 %), not the undersampled one (~50 %)
+    assert 0.05 < scores.mean() < 0.2
+    big_night = {"TX_AMOUNT": 400.0, "TX_DURING_NIGHT": 1.0, "TERMINAL_ID_RISK_7DAY_WINDOW": 0.0}
+    small_safe = {"TX_AMOUNT": 30.0, "TX_DURING_NIGHT": 0.0, "TERMINAL_ID_RISK_7DAY_WINDOW": 0.0}
+    assert zoo.score_one(model, big_night) > 0.5 > zoo.score_one(model, small_safe)
+
+
+def test_no_fit_without_enough_frauds() -> None:
+    model = WindowedBoostedTrees(refit_every=500, window=1000, min_frauds=10, seed=11)
+    for x, _ in stream(1200, seed=12):
+        model.learn_one(x, False)
+    assert model.n_fits == 0
+    assert zoo.score_one(model, {"TX_AMOUNT": 900.0}) == 0.0
+
+
+def test_matrix_scores_equal_row_scores_in_any_column_order() -> None:
+    model = WindowedBoostedTrees(refit_every=1000, window=4000, seed=13)
+    for x, y in stream(3000, seed=14):
+        model.learn_one(x, y)
+    rows = [x for x, _ in stream(300, seed=15)]
+    one_by_one = [zoo.score_one(model, x) for x in rows]
+    names = ("TERMINAL_ID_RISK_7DAY_WINDOW", "extra", "TX_AMOUNT", "TX_DURING_NIGHT")
+    matrix = np.array([[x[n] if n in x else 7.0 for n in names] for x in rows])
+    assert model.proba_matrix(names, matrix).tolist() == one_by_one
+    assert len(set(one_by_one)) > 10
+
+
+def test_pickle_keeps_the_window_and_the_scores() -> None:
+    model = WindowedBoostedTrees(refit_every=1000, window=4000, seed=16)
+    data = stream(3500, seed=17)
+    for x, y in data[:3000]:
+        model.learn_one(x, y)
+    clone = pickle.loads(pickle.dumps(model))
+    probe = [x for x, _ in stream(100, seed=18)]
+    assert zoo.score_many(clone, probe) == zoo.score_many(model, probe)
+    for x, y in data[3000:]:  # the same labels into both: the same refit at 3,600
+        model.learn_one(x, y)
+        clone.learn_one(x, y)
+    for x, y in stream(600, seed=19):
+        model.learn_one(x, y)
+        clone.learn_one(x, y)
+    assert model.n_fits == clone.n_fits
+    assert zoo.score_many(clone, probe) == zoo.score_many(model, probe)
+
+
+def test_rejects_bad_parameters() -> None:
+    with pytest.raises(ModelError):
+        WindowedBoostedTrees(rate=0.0)
+    with pytest.raises(ModelError):
+        WindowedBoostedTrees(refit_every=1000, window=10)
+
+
+def test_background_fits_give_the_scores_of_inline_fits() -> None:
+    """The live consumer fits in a thread; once a fit is done, the scores are those of a fit in line,
+    and a pickle (a checkpoint) taken while it runs waits for it."""
+    inline = WindowedBoostedTrees(refit_every=1000, window=4000, seed=20)
+    live = WindowedBoostedTrees(refit_every=1000, window=4000, seed=20)
+    live.fit_in_background()
+    probe = [x for x, _ in stream(100, seed=21)]
+    for x, y in stream(1700, seed=22):  # fits at 100, 200, 400, 800 and 1,600 labels
+        inline.learn_one(x, y)
+        live.learn_one(x, y)
+        live.wait_for_fit()  # one at a time here, so that none is skipped
+    assert live.n_fits == inline.n_fits == 5
+    assert zoo.score_many(live, probe) == zoo.score_many(inline, probe)
+    for x, y in stream(1000, seed=23):  # the fit at 2,600 labels starts in a thread...
+        inline.learn_one(x, y)
+        live.learn_one(x, y)
+    clone = pickle.loads(pickle.dumps(live))  # ...and the pickle holds it
+    assert clone.n_fits == inline.n_fits == 6
+    assert zoo.score_many(clone, probe) == zoo.score_many(inline, probe)
