@@ -48,7 +48,7 @@ def score_many(model: Any, rows: Sequence[Mapping[str, float]]) -> list[float]:
     names = tuple(rows[0])
     # a few rows (live traffic in small batches): the per-column numpy calls would cost more than they
     # save, except for a tree model, whose every call has a fixed cost of its own (~0.1 ms)
-    small = len(rows) < MIN_VECTOR_ROWS and not isinstance(_unwrap_trees(model), WindowedBoostedTrees)
+    small = len(rows) < MIN_VECTOR_ROWS and not _trees_score(model)
     if small or not _vectorisable(model) or any(tuple(x) != names for x in rows):
         return [proba_true(model.predict_proba_one(x)) for x in rows]
     flat = chain.from_iterable(x.values() for x in rows)
@@ -65,8 +65,11 @@ def _vectorisable(model: Any) -> bool:
     return _is_gam(model) or isinstance(model, WindowedBoostedTrees)
 
 
-def _unwrap_trees(model: Any) -> Any:
-    return _unwrap_trees(model.classifier) if isinstance(model, NegativeUndersampler) else model
+def _trees_score(model: Any) -> bool:
+    """Whether the scores come from boosted trees (past their warm-up)."""
+    if isinstance(model, NegativeUndersampler):
+        return _trees_score(model.classifier)
+    return isinstance(model, WindowedBoostedTrees) and model.warming_up is None
 
 
 def _is_gam(model: Any) -> bool:
@@ -91,6 +94,9 @@ def _proba(model: Any, names: tuple[str, ...], matrix: np.ndarray, rows: Sequenc
             acc = acc + weight * _proba(member, names, matrix, rows)
         return _proba_true(acc / total)  # type: ignore[operator]
     if isinstance(model, WindowedBoostedTrees):
+        warmup = model.warming_up
+        if warmup is not None:
+            return _proba(warmup, names, matrix, rows)
         return _proba_true(model.proba_matrix(names, matrix))
     if _is_gam(model):
         bins, regression = model.steps.values()

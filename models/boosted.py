@@ -8,9 +8,10 @@ on the labels kept of the last `window` seen. Scores come from the last fit (cor
 undersampling, as `NegativeUndersampler` does), so they change only at a refit: a caller can score
 all transactions between two refits in one call (`learns_before_change`, `proba_matrix`).
 
-The first fits come early (after 100, 200, 400, ... labels, then every `refit_every`), so a new
-deployment scores with trees after its first hundred labels. Until then, or while fewer than
-`min_frauds` frauds are kept, every score is 0.0.
+Trees need a few dozen frauds. Until a fit has `min_frauds` frauds to learn from, an online
+`warmup_model` (the zoo gives `gam_under`) learns every label and gives the scores (0.0 without
+one); a fit is tried every 100 labels, and once one succeeds the warm-up model is dropped and the
+gaps between fits double up to `refit_every`.
 
 A fit takes ~0.1-0.3 s (30,000 kept labels, 2 cores). The backtest fits in line (deterministic);
 the live consumer calls `fit_in_background()`, so that its scoring goes on with the previous trees
@@ -18,8 +19,8 @@ while the next ones are fitted in a thread (one at a time; a refit due meanwhile
 
 >>> import random
 >>> rng = random.Random(0)
->>> model = WindowedBoostedTrees(refit_every=1000, window=5000, rate=0.5, seed=1)
->>> model.predict_proba_one({"TX_AMOUNT": 10.0})  # nothing fitted yet
+>>> model = WindowedBoostedTrees(refit_every=1000, window=5000, rate=0.5, min_frauds=10, seed=1)
+>>> model.predict_proba_one({"TX_AMOUNT": 10.0})  # nothing fitted yet, no warm-up model
 {False: 1.0, True: 0.0}
 >>> for i in range(1500):
 ...     fraud = i % 10 == 0
@@ -82,12 +83,15 @@ class WindowedBoostedTrees(base.Classifier):
         Of the boosted trees.
     min_frauds
         A fit needs at least this many frauds among the kept labels.
+    warmup_model
+        An online classifier that learns every label and scores until the first fit.
     seed
         Seeds the genuine-label sampling and the trees.
     """
 
     def __init__(self, refit_every: int = 10_000, window: int = 280_000, rate: float = 0.1, max_depth: int = 4,
-                 max_iter: int = 100, learning_rate: float = 0.1, min_frauds: int = 10, seed: int = 42) -> None:
+                 max_iter: int = 100, learning_rate: float = 0.1, min_frauds: int = 50,
+                 warmup_model: base.Classifier | None = None, seed: int = 42) -> None:
         if not 0.0 < rate <= 1.0 or refit_every < 1 or window < refit_every:
             raise ModelError(f"need 0 < rate <= 1, refit_every >= 1 and window >= refit_every "
                              f"(got {rate}, {refit_every}, {window})")
@@ -98,7 +102,9 @@ class WindowedBoostedTrees(base.Classifier):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.min_frauds = min_frauds
+        self.warmup_model = warmup_model
         self.seed = seed
+        self._warmup = None if warmup_model is None else warmup_model.clone()  # the parameter stays a blueprint
         self._rng = random.Random(seed)
         self._names: tuple[str, ...] | None = None
         self._kept: deque[tuple[int, np.ndarray, bool]] = deque()  # (label number, features, is_fraud)
@@ -116,6 +122,9 @@ class WindowedBoostedTrees(base.Classifier):
 
     # -- learning ----------------------------------------------------------------------------------
     def learn_one(self, x: dict, y: bool) -> None:  # type: ignore[override]
+        warmup = self._warmup
+        if warmup is not None:
+            warmup.learn_one(x, y)
         self.n_seen += 1
         if y or self._rng.random() < self.rate:
             if self._names is None:
@@ -125,8 +134,14 @@ class WindowedBoostedTrees(base.Classifier):
             self._refit()
 
     def learns_before_change(self) -> int:
-        """How many more `learn_one` calls leave the scores as they are (the next one refits)."""
-        return self._next_fit - self.n_seen - 1
+        """How many more `learn_one` calls leave the scores as they are (the next one refits; while
+        the warm-up model scores, each one changes them)."""
+        return 0 if self._warmup is not None else self._next_fit - self.n_seen - 1
+
+    @property
+    def warming_up(self) -> base.Classifier | None:
+        """The warm-up model while it gives the scores, else None."""
+        return self._warmup
 
     def _row(self, x: Mapping[str, float]) -> np.ndarray:
         names = self._names or ()
@@ -143,6 +158,8 @@ class WindowedBoostedTrees(base.Classifier):
             self._kept.popleft()
         y = np.fromiter((k[2] for k in self._kept), dtype=bool, count=len(self._kept))
         if int(y.sum()) < self.min_frauds or y.all():
+            if self._trees is None:  # not enough frauds yet: try again soon
+                self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
             return
         X = np.stack([k[1] for k in self._kept])
         if not self._background:
@@ -162,6 +179,7 @@ class WindowedBoostedTrees(base.Classifier):
             trees.fit(X, y)
         typical = dict(zip(self._names or (), np.nanmedian(X[~y], axis=0).astype(float).tolist()))
         self._trees, self._typical, self.n_fits = trees, typical, self.n_fits + 1
+        self._warmup = None  # the trees score from now on
         log.debug("refit on %d labels (%d frauds) in %.2f s", len(y), int(y.sum()), time.perf_counter() - started)
 
     def wait_for_fit(self, timeout: float | None = None) -> None:
@@ -171,6 +189,9 @@ class WindowedBoostedTrees(base.Classifier):
 
     # -- scoring -----------------------------------------------------------------------------------
     def predict_proba_one(self, x: dict) -> dict[bool, float]:  # type: ignore[override]
+        warmup = self._warmup
+        if warmup is not None:
+            return warmup.predict_proba_one(x)
         trees = self._trees
         if trees is None:
             return {False: 1.0, True: 0.0}
@@ -180,7 +201,8 @@ class WindowedBoostedTrees(base.Classifier):
         return {False: 1.0 - p, True: p}
 
     def proba_matrix(self, names: Sequence[str], matrix: np.ndarray) -> np.ndarray:
-        """P(fraud) of every row of `matrix` (columns named `names`), equal to `predict_proba_one` row by row."""
+        """The trees' P(fraud) of every row of `matrix` (columns named `names`), equal to
+        `predict_proba_one` row by row once the trees score (see `warming_up`)."""
         trees = self._trees
         if trees is None:
             return np.zeros(matrix.shape[0], dtype=np.float64)

@@ -65,9 +65,10 @@ def _gam_tree_under(seed: int) -> base.Classifier:
 
 
 def _gbt_window(seed: int) -> base.Classifier:
-    """Gradient-boosted trees (depth 4, 100 rounds) refit every 10,000 labels on the last 280,000 (every fraud, 10 % of genuine)."""
+    """Gradient-boosted trees (depth 4, 100 rounds) refit every 10,000 labels on the last 280,000 (every fraud, 10 % of genuine); gam_under until 50 frauds."""
     return WindowedBoostedTrees(refit_every=10_000, window=280_000, rate=UNDERSAMPLING_RATE, max_depth=4,
-                                max_iter=100, learning_rate=0.1, seed=seed)
+                                max_iter=100, learning_rate=0.1, min_frauds=50, warmup_model=_gam_under(seed),
+                                seed=seed)
 
 
 def _hst(seed: int) -> base.Classifier:
@@ -148,6 +149,8 @@ def _unwrap(model: object) -> object:
     while True:
         if isinstance(model, NegativeUndersampler):
             model = model.classifier
+        elif isinstance(model, WindowedBoostedTrees) and model.warming_up is not None:
+            model = model.warming_up
         elif isinstance(model, MeanProbaClassifier) and len(model.models) == 1:
             model = model.models[0]
         else:

@@ -50,6 +50,12 @@ class LiveModel:
     position: str = "0-0"
     dirty_since: float | None = None
 
+    def __post_init__(self) -> None:
+        # a model that refits in batches (gbt_window) does so in a thread here, not in the scoring loop
+        fit_in_background = getattr(self.model, "fit_in_background", None)
+        if fit_in_background is not None:
+            fit_in_background()
+
     @classmethod
     def fresh(cls, name: str, seed: int, position: str = "0-0") -> LiveModel:
         """An untrained zoo model named `name` (`ModelError` if the zoo has no such model)."""

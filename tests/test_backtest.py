@@ -7,6 +7,7 @@ import json
 import random
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -167,7 +168,14 @@ def test_redis_state_gives_the_same_scores_as_memory(tmp_path: Path, settings) -
         client.close()
 
 
-@pytest.mark.parametrize("model", ["gam_under", "gbt_window"])
+def _trees_after_a_warm_up() -> Any:
+    """`gbt_window` with a fit at 10 frauds, so that this small file sees its warm-up end and refits."""
+    from fraudstream.models.boosted import WindowedBoostedTrees
+
+    return WindowedBoostedTrees(min_frauds=10, warmup_model=zoo.make_model("gam_under", 7), seed=7)
+
+
+@pytest.mark.parametrize("model", ["gam_under", "trees"])
 @pytest.mark.parametrize("delay", [timedelta(days=3), timedelta(hours=2), timedelta(0)])
 def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path, delay: timedelta, model: str) -> None:
     """The forked feature worker plus the scoring loop give every transaction the score `replay` gives
@@ -176,13 +184,14 @@ def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path,
     from fraudstream.stream.backtest import Replay
     from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
 
+    make = (lambda: zoo.make_model("gam_under", 7)) if model == "gam_under" else _trees_after_a_warm_up
     path = write_handbook_csv(tmp_path / "hb.csv", days=14, customers=40)
-    one = replay(list(read_recorded(path)), FeatureEngine(MemoryStore()), zoo.make_model(model, 7), "m", delay)
+    one = replay(list(read_recorded(path)), FeatureEngine(MemoryStore()), make(), "m", delay)
     two = Replay()
-    trees = zoo.make_model(model, 7)
-    score_chunks(forked_chunks(read_recorded(path), FeatureEngine(MemoryStore()), delay), trees, two)
-    if model == "gbt_window":
-        assert trees.n_fits >= 2  # refits happened inside the replay
+    scored = make()
+    score_chunks(forked_chunks(read_recorded(path), FeatureEngine(MemoryStore()), delay), scored, two)
+    if model == "trees":
+        assert scored.n_fits >= 2 and scored.warming_up is None  # the warm-up ended and refits followed
     assert two.transaction_ids == one.transaction_ids and len(one.scores) > 1000
     assert list(two.scores) == list(one.scores)
     assert (two.n_labels_learned, two.n_frauds_learned) == (one.n_labels_learned, one.n_frauds_learned)

@@ -38,11 +38,12 @@ def test_refits_on_a_doubling_then_fixed_schedule() -> None:
         if model.n_fits != before:
             fits_at.append(i)
             assert stable == 0  # it said this label would change the scores
-    assert fits_at == [100, 200, 400, 800, 1600, 3200, 5200, 7200]
+    # tried every 100 labels until 50 frauds are kept (~10 % of labels), then gaps double up to 2,000
+    assert fits_at == [600, 1200, 2400, 4400, 6400, 8400]
 
 
 def test_scores_do_not_change_between_refits() -> None:
-    model = WindowedBoostedTrees(refit_every=1000, window=3000, seed=3)
+    model = WindowedBoostedTrees(refit_every=1000, window=3000, min_frauds=10, seed=3)
     data = stream(3599, seed=4)
     probe = [x for x, _ in stream(50, seed=5)]
     for x, y in data[:2600]:  # fits at 100, 200, 400, 800, 1,600 and 2,600 labels
@@ -55,7 +56,7 @@ def test_scores_do_not_change_between_refits() -> None:
 
 
 def test_keeps_every_fraud_a_share_of_genuine_and_only_the_window() -> None:
-    model = WindowedBoostedTrees(refit_every=1000, window=3000, rate=0.2, seed=6)
+    model = WindowedBoostedTrees(refit_every=1000, window=3000, rate=0.2, min_frauds=10, seed=6)
     data = stream(10_000, seed=7)
     for x, y in data:
         model.learn_one(x, y)
@@ -108,7 +109,7 @@ def test_matrix_scores_equal_row_scores_in_any_column_order() -> None:
 
 
 def test_pickle_keeps_the_window_and_the_scores() -> None:
-    model = WindowedBoostedTrees(refit_every=1000, window=4000, seed=16)
+    model = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=16)
     data = stream(3500, seed=17)
     for x, y in data[:3000]:
         model.learn_one(x, y)
@@ -135,8 +136,8 @@ def test_rejects_bad_parameters() -> None:
 def test_background_fits_give_the_scores_of_inline_fits() -> None:
     """The live consumer fits in a thread; once a fit is done, the scores are those of a fit in line,
     and a pickle (a checkpoint) taken while it runs waits for it."""
-    inline = WindowedBoostedTrees(refit_every=1000, window=4000, seed=20)
-    live = WindowedBoostedTrees(refit_every=1000, window=4000, seed=20)
+    inline = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=20)
+    live = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=20)
     live.fit_in_background()
     probe = [x for x, _ in stream(100, seed=21)]
     for x, y in stream(1700, seed=22):  # fits at 100, 200, 400, 800 and 1,600 labels
@@ -151,3 +152,26 @@ def test_background_fits_give_the_scores_of_inline_fits() -> None:
     clone = pickle.loads(pickle.dumps(live))  # ...and the pickle holds it
     assert clone.n_fits == inline.n_fits == 6
     assert zoo.score_many(clone, probe) == zoo.score_many(inline, probe)
+
+
+def test_warm_up_model_scores_until_the_first_fit() -> None:
+    """`gbt_window` scores as `gam_under` (which it learns every label into) until its trees have 50
+    frauds to learn from; then the trees score and the warm-up model is dropped."""
+    trees, gam = zoo.make_model("gbt_window", seed=24), zoo.make_model("gam_under", seed=24)
+    probe = [x for x, _ in stream(100, seed=25)]
+    data = stream(3000, seed=26, fraud_share=0.02)
+    for i, (x, y) in enumerate(data):
+        if trees.warming_up is None:
+            break
+        assert trees.learns_before_change() == 0  # each label changes the scores
+        trees.learn_one(x, y)
+        gam.learn_one(x, y)
+        if i % 97 == 0 and trees.warming_up is not None:
+            assert zoo.score_many(trees, probe) == zoo.score_many(gam, probe) == [zoo.score_one(gam, x) for x in probe]
+            assert zoo.explain(trees, probe[0]) == zoo.explain(gam, probe[0])
+    assert trees.n_fits == 1 and trees.warming_up is None
+    assert sum(y for _, y in data[:i]) >= 50 > sum(y for _, y in data[:i - 100])
+    assert zoo.score_many(trees, probe) != zoo.score_many(gam, probe)
+    assert trees.learns_before_change() > 0
+    clone = pickle.loads(pickle.dumps(trees))
+    assert clone.warming_up is None and zoo.score_many(clone, probe) == zoo.score_many(trees, probe)
