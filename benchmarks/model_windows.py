@@ -1,6 +1,6 @@
 """Model quality on the handbook dev file, both windows, several seeds, run by hand:
 
-    .venv/bin/python benchmarks/model_windows.py --models gam_under,gam_cross_under --seeds 42,43,44
+    .venv/bin/python benchmarks/model_windows.py --models gbt_window,gam_under --seeds 42,43,44
 
 Features never depend on the model, so the file is featurised once (`feature_chunks`, labels
 applied as they fall due) into a cache (``--cache``, ~400 MB of float64; built when missing, ~80 s),
