@@ -15,7 +15,8 @@ gaps between fits double up to `refit_every`.
 
 A fit takes ~0.1-0.3 s (30,000 kept labels, 2 cores). The backtest fits in line (deterministic);
 the live consumer calls `fit_in_background()`, so that its scoring goes on with the previous trees
-while the next ones are fitted in a thread (one at a time; a refit due meanwhile is skipped).
+while the next ones are fitted in a thread (one at a time; a refit due meanwhile is tried again
+100 labels later), and publishes a checkpoint of it only between fits.
 
 >>> import random
 >>> rng = random.Random(0)
@@ -41,14 +42,16 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from river import base
-from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import ThreadpoolController
 
 from fraudstream.errors import ModelError
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +95,9 @@ class WindowedBoostedTrees(base.Classifier):
     def __init__(self, refit_every: int = 10_000, window: int = 280_000, rate: float = 0.1, max_depth: int = 4,
                  max_iter: int = 100, learning_rate: float = 0.1, min_frauds: int = 50,
                  warmup_model: base.Classifier | None = None, seed: int = 42) -> None:
-        if not 0.0 < rate <= 1.0 or refit_every < 1 or window < refit_every:
-            raise ModelError(f"need 0 < rate <= 1, refit_every >= 1 and window >= refit_every "
-                             f"(got {rate}, {refit_every}, {window})")
+        if not 0.0 < rate <= 1.0 or refit_every < 1 or window < refit_every or min_frauds < 1:
+            raise ModelError(f"need 0 < rate <= 1, refit_every >= 1, window >= refit_every and min_frauds >= 1 "
+                             f"(got {rate}, {refit_every}, {window}, {min_frauds})")
         self.refit_every = refit_every
         self.window = window
         self.rate = rate
@@ -135,8 +138,13 @@ class WindowedBoostedTrees(base.Classifier):
 
     def learns_before_change(self) -> int:
         """How many more `learn_one` calls leave the scores as they are (the next one refits; while
-        the warm-up model scores, each one changes them)."""
-        return 0 if self._warmup is not None else self._next_fit - self.n_seen - 1
+        the warm-up model scores, or with fits in the background, each one may change them)."""
+        return 0 if self._warmup is not None or self._background else self._next_fit - self.n_seen - 1
+
+    @property
+    def fitting(self) -> bool:
+        """A background fit is running (pickling waits for it)."""
+        return self._fitting is not None and self._fitting.is_alive()
 
     @property
     def warming_up(self) -> base.Classifier | None:
@@ -153,6 +161,10 @@ class WindowedBoostedTrees(base.Classifier):
 
     def _refit(self) -> None:
         self._next_fit = self.n_seen + min(self.refit_every, self.n_seen)  # gaps double up to refit_every
+        if self.fitting:  # try again soon, with these labels and the next ones
+            self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
+            log.info("a refit is due while the last one still runs: trying again in %d labels", FIRST_FIT_AT)
+            return
         oldest = self.n_seen - self.window
         while self._kept and self._kept[0][0] <= oldest:
             self._kept.popleft()
@@ -162,15 +174,21 @@ class WindowedBoostedTrees(base.Classifier):
                 self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
             return
         X = np.stack([k[1] for k in self._kept])
-        if not self._background:
-            self._fit(X, y)
-        elif self._fitting is not None and self._fitting.is_alive():
-            log.info("a refit is due while the last one still runs: skipped (the next one takes these labels too)")
-        else:
-            self._fitting = threading.Thread(target=self._fit, args=(X, y, 1), name="gbt-refit", daemon=True)
+        if self._background:
+            self._fitting = threading.Thread(target=self._fit_logged, args=(X, y, 1), name="gbt-refit", daemon=True)
             self._fitting.start()
+        else:
+            self._fit(X, y)
+
+    def _fit_logged(self, X: np.ndarray, y: np.ndarray, threads: int | None) -> None:
+        try:
+            self._fit(X, y, threads)
+        except Exception:  # a thread's exception would go to threading.excepthook only; the old trees stay
+            log.exception("background refit on %d labels failed; scoring goes on with the previous trees", len(y))
 
     def _fit(self, X: np.ndarray, y: np.ndarray, threads: int | None = None) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier  # ~1 s to import: only when a model fits
+
         started = time.perf_counter()
         trees = HistGradientBoostingClassifier(max_iter=self.max_iter, max_depth=self.max_depth,
                                                learning_rate=self.learning_rate, early_stopping=False,

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 2000  # transactions per chunk sent to the model process
 QUEUE_CHUNKS = 8  # chunks featurised ahead at most (bounded memory)
+DEFERRED_MAX_ROWS = 20_000  # transactions waiting to be scored in one batch at most
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
 
@@ -182,8 +183,8 @@ class _DeferredScores:
     """Appends each transaction's score to `scores`: at once for an online model; for a model with
     ``learns_before_change()``, in batches flushed before a label that changes it (and at the end)."""
 
-    def __init__(self, model: Any, scores: Any, max_batch: int = 20_000) -> None:
-        self.model, self.scores, self.max_batch = model, scores, max_batch
+    def __init__(self, model: Any, scores: Any) -> None:
+        self.model, self.scores, self.max_batch = model, scores, DEFERRED_MAX_ROWS
         self.stable = getattr(model, "learns_before_change", None)
         self.waiting: list[dict[str, float]] = []
 

@@ -175,14 +175,19 @@ def _trees_after_a_warm_up() -> Any:
     return WindowedBoostedTrees(min_frauds=10, warmup_model=zoo.make_model("gam_under", 7), seed=7)
 
 
-@pytest.mark.parametrize("model", ["gam_under", "trees"])
+@pytest.mark.parametrize("model", ["gam_under", "trees", "trees in batches of 7"])
 @pytest.mark.parametrize("delay", [timedelta(days=3), timedelta(hours=2), timedelta(0)])
-def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path, delay: timedelta, model: str) -> None:
+def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path, delay: timedelta, model: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The forked feature worker plus the scoring loop give every transaction the score `replay` gives
     (`replay` scores one transaction at a time; the scoring loop scores the tree model's transactions
-    between two refits in one batch)."""
+    between two refits in one batch, of at most `DEFERRED_MAX_ROWS`)."""
+    from fraudstream.stream import backtest_pipeline
     from fraudstream.stream.backtest import Replay
     from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
+
+    if model == "trees in batches of 7":
+        monkeypatch.setattr(backtest_pipeline, "DEFERRED_MAX_ROWS", 7)
 
     make = (lambda: zoo.make_model("gam_under", 7)) if model == "gam_under" else _trees_after_a_warm_up
     path = write_handbook_csv(tmp_path / "hb.csv", days=14, customers=40)
@@ -190,7 +195,7 @@ def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path,
     two = Replay()
     scored = make()
     score_chunks(forked_chunks(read_recorded(path), FeatureEngine(MemoryStore()), delay), scored, two)
-    if model == "trees":
+    if model != "gam_under":
         assert scored.n_fits >= 2 and scored.warming_up is None  # the warm-up ended and refits followed
     assert two.transaction_ids == one.transaction_ids and len(one.scores) > 1000
     assert list(two.scores) == list(one.scores)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -131,6 +132,8 @@ def test_rejects_bad_parameters() -> None:
         WindowedBoostedTrees(rate=0.0)
     with pytest.raises(ModelError):
         WindowedBoostedTrees(refit_every=1000, window=10)
+    with pytest.raises(ModelError):
+        WindowedBoostedTrees(min_frauds=0)
 
 
 def test_background_fits_give_the_scores_of_inline_fits() -> None:
@@ -139,19 +142,51 @@ def test_background_fits_give_the_scores_of_inline_fits() -> None:
     inline = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=20)
     live = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=20)
     live.fit_in_background()
+    assert live.learns_before_change() == 0  # fits land whenever they are done
     probe = [x for x, _ in stream(100, seed=21)]
     for x, y in stream(1700, seed=22):  # fits at 100, 200, 400, 800 and 1,600 labels
         inline.learn_one(x, y)
         live.learn_one(x, y)
-        live.wait_for_fit()  # one at a time here, so that none is skipped
+        live.wait_for_fit()  # one at a time here, so that none is tried again later
     assert live.n_fits == inline.n_fits == 5
     assert zoo.score_many(live, probe) == zoo.score_many(inline, probe)
-    for x, y in stream(1000, seed=23):  # the fit at 2,600 labels starts in a thread...
+    gate = threading.Event()
+    fit = live._fit
+    live._fit = lambda X, y, threads=None: (gate.wait(10), fit(X, y, threads))  # type: ignore[method-assign]
+    for x, y in stream(1000, seed=23):  # the fit at 2,600 labels starts in a thread and waits at the gate
         inline.learn_one(x, y)
         live.learn_one(x, y)
-    clone = pickle.loads(pickle.dumps(live))  # ...and the pickle holds it
+    assert live.fitting and live.n_fits == 5
+    del live._fit  # the running thread holds the gated one
+    threading.Timer(0.3, gate.set).start()
+    clone = pickle.loads(pickle.dumps(live))  # waits for the fit
     assert clone.n_fits == inline.n_fits == 6
     assert zoo.score_many(clone, probe) == zoo.score_many(inline, probe)
+
+
+def test_a_refit_due_during_a_background_fit_is_tried_again_soon() -> None:
+    model = WindowedBoostedTrees(refit_every=300, window=4000, min_frauds=10, seed=27)
+    model.fit_in_background()
+    data = stream(1400, seed=28)
+    for x, y in data[:700]:  # fits at 100, 200, 400 and 700 labels
+        model.learn_one(x, y)
+        model.wait_for_fit()
+    gate = threading.Event()
+    fit = model._fit
+    model._fit = lambda X, y, threads=None: (gate.wait(10), fit(X, y, threads))  # type: ignore[method-assign]
+    for x, y in data[700:1000]:  # the fit at 1,000 labels waits at the gate
+        model.learn_one(x, y)
+    del model._fit
+    assert model.fitting and model._next_fit == 1300
+    for x, y in data[1000:1300]:  # due at 1,300 while it still runs: tried again 100 labels later
+        model.learn_one(x, y)
+    assert model._next_fit == 1400 and model.n_fits == 4
+    gate.set()
+    model.wait_for_fit()
+    for x, y in data[1300:1400]:  # the fit at 1,400 labels
+        model.learn_one(x, y)
+    model.wait_for_fit()
+    assert model.n_fits == 6 and model._next_fit == 1700
 
 
 def test_warm_up_model_scores_until_the_first_fit() -> None:
