@@ -65,6 +65,9 @@ def run(n_labels: int, base: Settings) -> None:
         rate = len(items) / (time.perf_counter() - started)
         lifecycle = scorer.lifecycle
         assert lifecycle is not None
+        wait_for_fit = getattr(scorer.models[name].model, "wait_for_fit", None)
+        if wait_for_fit is not None:
+            wait_for_fit()  # gbt_window fits in the background; the live learner publishes between fits
         started = time.perf_counter()
         lifecycle.publish_due(scorer, force=True)
         publish_ms = (time.perf_counter() - started) * 1000
