@@ -35,7 +35,7 @@ from river import compose, linear_model
 
 from fraudstream.models.boosted import WindowedBoostedTrees
 from fraudstream.models.transforms import _BINARY, _UNIT, _LN2, BIN_SEPARATOR, LogBins
-from fraudstream.models.wrappers import MeanProbaClassifier, NegativeUndersampler, proba_true
+from fraudstream.models.wrappers import MeanProbaClassifier, NegativeUndersampler, proba_true, undersampling_corrected
 
 SIGMOID_CLIP = 30.0  # river.utils.math.sigmoid: 0 below -30, 1 above 30
 MIN_VECTOR_ROWS = 64  # below this, row by row is faster (~30 us fixed per numpy column pass)
@@ -84,9 +84,7 @@ def _proba(model: Any, names: tuple[str, ...], matrix: np.ndarray, rows: Sequenc
     """`proba_true(model.predict_proba_one(x))` of every row."""
     if isinstance(model, NegativeUndersampler):
         q = _proba(model.classifier, names, matrix, rows)
-        corrected = model.rate * q
-        p = np.where(q < 1.0, corrected / (corrected + 1.0 - q), 1.0)
-        return _proba_true(p)
+        return _proba_true(undersampling_corrected(q, model.rate))
     if isinstance(model, MeanProbaClassifier):
         total = sum(model.weights)
         acc: np.ndarray | int = 0  # sum() starts from the integer 0

@@ -49,6 +49,7 @@ from river import base
 from threadpoolctl import ThreadpoolController
 
 from fraudstream.errors import ModelError
+from fraudstream.models.wrappers import undersampling_corrected
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -117,7 +118,7 @@ class WindowedBoostedTrees(base.Classifier):
         self._typical: dict[str, float] = {}
         self.n_seen = 0
         self.n_fits = 0
-        self._next_fit = min(FIRST_FIT_AT, refit_every)
+        self._try_again_soon()  # sets _next_fit: the first fit is tried after 100 labels
 
     @classmethod
     def _unit_test_params(cls):  # type: ignore[no-untyped-def]
@@ -162,7 +163,7 @@ class WindowedBoostedTrees(base.Classifier):
     def _refit(self) -> None:
         self._next_fit = self.n_seen + min(self.refit_every, self.n_seen)  # gaps double up to refit_every
         if self.fitting:  # try again soon, with these labels and the next ones
-            self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
+            self._try_again_soon()
             log.info("a refit is due while the last one still runs: trying again in %d labels", FIRST_FIT_AT)
             return
         oldest = self.n_seen - self.window
@@ -170,8 +171,8 @@ class WindowedBoostedTrees(base.Classifier):
             self._kept.popleft()
         y = np.fromiter((k[2] for k in self._kept), dtype=bool, count=len(self._kept))
         if int(y.sum()) < self.min_frauds or y.all():
-            if self._trees is None:  # not enough frauds yet: try again soon
-                self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
+            if self._trees is None:  # not enough frauds yet
+                self._try_again_soon()
             return
         X = np.stack([k[1] for k in self._kept])
         if self._background:
@@ -179,6 +180,9 @@ class WindowedBoostedTrees(base.Classifier):
             self._fitting.start()
         else:
             self._fit(X, y)
+
+    def _try_again_soon(self) -> None:
+        self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
 
     def _fit_logged(self, X: np.ndarray, y: np.ndarray, threads: int | None) -> None:
         try:
@@ -215,7 +219,7 @@ class WindowedBoostedTrees(base.Classifier):
             return {False: 1.0, True: 0.0}
         with _openmp_threads(1):
             q = trees.predict_proba(self._row(x).astype(np.float64)[None, :])[:, 1]
-        p = float(self._corrected(q)[0])
+        p = float(undersampling_corrected(q, self.rate)[0])
         return {False: 1.0 - p, True: p}
 
     def proba_matrix(self, names: Sequence[str], matrix: np.ndarray) -> np.ndarray:
@@ -231,11 +235,7 @@ class WindowedBoostedTrees(base.Classifier):
             matrix = np.column_stack(cols) if cols else np.empty((matrix.shape[0], 0))
         with _openmp_threads(1):  # the same float32 rounding as one row at a time
             q = trees.predict_proba(matrix.astype(np.float32).astype(np.float64))[:, 1]
-        return self._corrected(q)
-
-    def _corrected(self, q: np.ndarray) -> np.ndarray:
-        rate = self.rate
-        return np.where(q < 1.0, rate * q / (rate * q + 1.0 - q), 1.0)
+        return undersampling_corrected(q, self.rate)
 
     def typical_values(self) -> dict[str, float]:
         """Median of each feature over the genuine labels of the last fit (for explanations)."""

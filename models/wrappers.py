@@ -20,6 +20,7 @@ import logging
 import random
 from collections.abc import Sequence
 
+import numpy as np
 from river import base
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,17 @@ def proba_true(proba: dict) -> float:
     if total <= 0.0:
         return 0.0
     return min(1.0, max(0.0, p1 / total))
+
+
+def undersampling_corrected(q: np.ndarray, rate: float) -> np.ndarray:
+    """`NegativeUndersampler`'s correction of P(fraud) `q` learned on `rate` of the negatives,
+    elementwise, with the same operations (so the same floats as its `predict_proba_one`).
+
+    >>> undersampling_corrected(np.array([0.5, 1.0]), 0.1).tolist()
+    [0.09090909090909091, 1.0]
+    """
+    corrected = rate * q
+    return np.where(q < 1.0, corrected / (corrected + 1.0 - q), 1.0)
 
 
 class NegativeUndersampler(base.Classifier):

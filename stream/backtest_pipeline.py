@@ -184,7 +184,7 @@ class _DeferredScores:
     ``learns_before_change()``, in batches flushed before a label that changes it (and at the end)."""
 
     def __init__(self, model: Any, scores: Any) -> None:
-        self.model, self.scores, self.max_batch = model, scores, DEFERRED_MAX_ROWS
+        self.model, self.scores = model, scores
         self.stable = getattr(model, "learns_before_change", None)
         self.waiting: list[dict[str, float]] = []
 
@@ -193,11 +193,11 @@ class _DeferredScores:
             self.scores.append(zoo.score_one(self.model, x))
             return
         self.waiting.append(x)
-        if len(self.waiting) >= self.max_batch:
+        if len(self.waiting) >= DEFERRED_MAX_ROWS:
             self.flush()
 
     def before_learn(self) -> None:
-        if self.waiting and self.stable is not None and self.stable() <= 0:
+        if self.waiting and self.stable() <= 0:  # waiting only with learns_before_change
             self.flush()  # this label refits the model: score what came before it with the model before it
 
     def flush(self) -> None:
