@@ -101,7 +101,11 @@ class Settings(BaseSettings):
         SecretStr(constants.DEV_SIGNING_KEY),
         description="HMAC key that signs model checkpoints; the built-in default is for demos only.",
     )
-    checkpoint_every_labels: int = Field(1000, ge=1, description="Publish a model checkpoint after this many labels.")
+    checkpoint_every_labels: int = Field(
+        1000, ge=1,
+        description="Publish a model checkpoint after this many labels (a model that changes only when it refits: "
+                    "if it refitted)."
+    )
     checkpoint_every_seconds: float = Field(
         30.0, gt=0, description="...or this many seconds after the first label not yet in a checkpoint."
     )

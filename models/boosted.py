@@ -148,6 +148,13 @@ class WindowedBoostedTrees(base.Classifier):
         return self._fitting is not None and self._fitting.is_alive()
 
     @property
+    def fit_generation(self) -> int | None:
+        """Changes exactly when the scores can: the number of fits once the trees score, None while
+        the warm-up model (which every label changes) scores. The live learner publishes this model
+        when it changed, not after every so many labels (a checkpoint holds the kept labels, MBs)."""
+        return None if self._warmup is not None else self.n_fits
+
+    @property
     def warming_up(self) -> base.Classifier | None:
         """The warm-up model while it gives the scores, else None."""
         return self._warmup

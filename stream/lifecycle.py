@@ -8,7 +8,8 @@ Design (several consumers of one group share one champion and never diverge sile
 - One consumer holds the *learner role* (a Redis key ``SET NX PX``, renewed every second, lost
   after `LEARNER_TTL_MS` without renewal). Only it learns: from the label stream, in stream order,
   for every active model (champion and challengers), and it publishes a signed checkpoint version
-  every `checkpoint_every_labels` labels or `checkpoint_every_seconds` seconds. A checkpoint
+  every `checkpoint_every_labels` labels or `checkpoint_every_seconds` seconds (a model whose scores
+  change only when it refits, `gbt_window`, after that many labels only if it refitted). A checkpoint
   records the last stream entry it has learned, so a new learner (after a crash, SIGKILL or
   rebalance) restores the newest checkpoint and replays the stream from there: no label is lost or
   learned twice. Publishing is a compare-and-set in Lua (next version, role still held).
@@ -210,11 +211,12 @@ class Lifecycle:
         scorer.models[name] = LiveModel.from_checkpoint(cp, base=latest)
 
     def publish_due(self, scorer: Scorer, now: float | None = None, force: bool = False) -> int:
-        """Publish the models that are unpublished, or learned enough labels or long enough ago."""
+        """Publish the models that are unpublished, or learned enough labels (a model that changes
+        only when it refits: and refitted since), or first learned long enough ago."""
         now = time.monotonic() if now is None else now
         published = 0
         for name, m in list(scorer.models.items()):
-            due = m.base == 0 or m.local_labels >= self.every_labels or (
+            due = m.base == 0 or (m.local_labels >= self.every_labels and m.scores_changed) or (
                 m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
             if not due or (getattr(m.model, "fitting", False) and not force and m.base > 0):
                 continue  # a model fitting in the background is published once that fit is done

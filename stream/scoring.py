@@ -49,12 +49,27 @@ class LiveModel:
     local_frauds: int = 0
     position: str = "0-0"
     dirty_since: float | None = None
+    published_generation: int | None = None  # the model's `fit_generation` when last published or loaded
 
     def __post_init__(self) -> None:
         # a model that refits in batches (gbt_window) does so in a thread here, not in the scoring loop
         fit_in_background = getattr(self.model, "fit_in_background", None)
         if fit_in_background is not None:
             fit_in_background()
+        self.published_generation = self.fit_generation
+
+    @property
+    def fit_generation(self) -> int | None:
+        """For a model whose scores change only when it refits (`WindowedBoostedTrees.fit_generation`),
+        a number that changes with them; None for a model that every label changes."""
+        return getattr(self.model, "fit_generation", None)
+
+    @property
+    def scores_changed(self) -> bool:
+        """The scores may differ from the published version's (always true for models without
+        generations that learned since)."""
+        generation = self.fit_generation
+        return self.local_labels > 0 and (generation is None or generation != self.published_generation)
 
     @classmethod
     def fresh(cls, name: str, seed: int, position: str = "0-0") -> LiveModel:
@@ -99,6 +114,7 @@ class LiveModel:
 
     def mark_published(self, info: CheckpointInfo) -> None:
         self.info, self.base = info, info.version
+        self.published_generation = self.fit_generation
         self.local_labels = self.local_frauds = 0
         self.dirty_since = None
 

@@ -228,3 +228,33 @@ def test_backtest_model_imported_live_scores_as_in_the_backtest(settings: Settin
     assert champion_scores == [backtest_scores[last.transaction.transaction_id]]
     assert 0.0 < champion_scores[0] < 1.0
     scorer.close()
+
+
+@pytest.mark.services
+def test_a_model_that_changes_only_when_it_refits_is_published_after_its_refits(settings: Settings) -> None:
+    """`gbt_window` holds its kept labels (MBs): after `checkpoint_every_labels` labels the learner
+    publishes it only if it refitted since; while its warm-up model scores (every label changes it),
+    as any model. A new version gives a scorer the trees the learner scores with."""
+    learner = live(settings, model="gbt_window", checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    learner.maintain()  # v1, fresh
+    m = learner.champion
+    rounds = []  # (warming up before, fits before, fits after, published)
+    items = labels(2600, seed=5)
+    for start in range(0, len(items), 100):
+        warming, fits = m.model.warming_up is not None, m.model.n_fits
+        version = m.base
+        feed(learner, items[start:start + 100], maintain=False)
+        m.model.wait_for_fit()  # a fit started in the background is done before the loop's maintenance
+        learner.maintain()
+        rounds.append((warming, fits, m.model.n_fits, m.base > version))
+    assert rounds[0] == (True, 0, 0, True)  # the warm-up model learned: published
+    after = [(fits_after > fits_before, published) for warming, fits_before, fits_after, published in rounds
+             if not warming]
+    assert all(refitted == published for refitted, published in after), rounds
+    assert sum(p for _, p in after) >= 2 and sum(not p for _, p in after) >= 5, rounds
+    assert m.local_labels > 0  # labels since the last refit stay unpublished
+    scorer = live(settings, model="gbt_window")
+    assert not scorer.lifecycle.is_learner  # type: ignore[union-attr]
+    assert scorer.champion.base == m.base and scorer.champion.model.n_fits == m.model.n_fits
+    assert probe_scores(scorer) == probe_scores(learner)
+    learner.close()
