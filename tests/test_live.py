@@ -1,4 +1,4 @@
-"""Live producer against the real broker: counts, keys, event time = now, labels after the delay."""
+"""Live producer against the real broker: counts, keys, simulated or wall-clock event times, labels after the delay."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.live import run_live
+from fraudstream.producer.simulator import Simulator, SimulatorConfig
 from fraudstream.timeutil import utcnow
 from tests.kafka_helpers import read_topic
 
 
 @pytest.mark.services
-def test_run_live_publishes_transactions_and_delayed_labels(settings: Settings) -> None:
+def test_run_live_publishes_the_simulation_with_its_event_times_and_delayed_labels(settings: Settings) -> None:
+    """The default, simulated clock: the simulator's event times (the same seed, the same stream), each
+    label published once a transaction at or after its report time was sent."""
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
-    before = utcnow()
-    stats = run_live(settings, count=400, rate=2000.0, seed=3, label_delay=timedelta(milliseconds=700))
-    after = utcnow()
+    stats = run_live(settings, count=400, rate=2000.0, seed=3, label_delay=timedelta(hours=1))
     assert (stats.transactions, stats.labels, stats.labels_dropped) == (400, 400, 0)
     records = read_topic(settings, settings.topic_transactions, expect=400)
     txs = [Transaction.model_validate_json(r.value) for r in records]
@@ -29,13 +30,40 @@ def test_run_live_publishes_transactions_and_delayed_labels(settings: Settings) 
     assert all(r.key == t.customer_id.encode() for r, t in zip(records, txs))
     # the cached partition is the one kafka-python's default partitioner would choose
     assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % settings.topic_partitions for r in records)
-    assert all(before <= t.event_time <= after for t in txs)
-    labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels, expect=400)]
+    simulated = {rec.transaction.transaction_id: rec.transaction.event_time
+                 for rec, _ in zip(Simulator(SimulatorConfig.live_demo(3)).records(), range(400))}
+    assert {t.transaction_id: t.event_time for t in txs} == simulated
+    span = max(simulated.values()) - min(simulated.values())
+    assert span > timedelta(hours=2)  # hours of the simulated world in 0.2 s
+    label_records = read_topic(settings, settings.topic_labels, expect=400)
+    labels = [Label.model_validate_json(r.value) for r in label_records]
     assert {lab.transaction_id for lab in labels} == {t.transaction_id for t in txs}
-    assert all(lab.reported_at - lab.event_time == timedelta(milliseconds=700) for lab in labels)
+    assert all(lab.reported_at - lab.event_time == timedelta(hours=1) for lab in labels)
     assert sum(lab.is_fraud for lab in labels) == stats.frauds > 0
+    by_time = sorted(zip((t.event_time for t in txs), (r.timestamp for r in records)))
+    checked = 0
+    for lab, rec in zip(labels, label_records):
+        passed = [ts for event_time, ts in by_time if event_time >= lab.reported_at]
+        if passed:  # else published after the last transaction, as simulated time went on
+            assert rec.timestamp >= passed[0]  # not before the clock reached its report time
+            checked += 1
+    assert checked > 200
+
+
+@pytest.mark.services
+def test_run_live_on_the_wall_clock(settings: Settings) -> None:
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    before = utcnow()
+    stats = run_live(settings, count=200, rate=2000.0, seed=3, label_delay=timedelta(milliseconds=700), clock="wall")
+    after = utcnow()
+    assert (stats.transactions, stats.labels, stats.labels_dropped) == (200, 200, 0)
+    txs = [Transaction.model_validate_json(r.value)
+           for r in read_topic(settings, settings.topic_transactions, expect=200)]
+    assert all(before <= t.event_time <= after for t in txs)
+    labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels, expect=200)]
+    assert all(lab.reported_at - lab.event_time == timedelta(milliseconds=700) for lab in labels)
     # a label is sent only once its report time has passed; the run lasts at least the last delay
-    assert stats.seconds >= 400 / 2000.0 + 0.7 - 0.05
+    assert stats.seconds >= 200 / 2000.0 + 0.7 - 0.05
 
 
 @pytest.mark.services
