@@ -4,8 +4,9 @@
 
 Prints, in one run on the same topic: the raw kafka-python consume rate (poll and discard), the
 end-to-end scoring rate (validate -> features in Redis -> score -> record -> learn from labels ->
-alerts -> commit), their ratio, publish-to-alert latency percentiles at a fixed offered load, and
-the consumer's RSS. Input: the first N rows of the handbook CSV when present (with their labels,
+alerts -> commit), their ratio, publish-to-alert latency percentiles at a fixed offered load (and a
+bare kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's
+share), and the consumer's RSS. Input: the first N rows of the handbook CSV when present (with their labels,
 reported 7 days after each transaction, on the labels topic: a replay's traffic), else a synthetic
 stream without labels.
 """
@@ -21,6 +22,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
 from fraudstream.config import Settings
@@ -28,6 +30,7 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.services import embedded_services
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.consumer import IDLE_POLL_MS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
 
@@ -116,6 +119,35 @@ def raw_consume_rate(settings: Settings, n: int) -> float:
     return seen / elapsed
 
 
+def raw_latency(settings: Settings, txs: list[Transaction], rate: float) -> list[float]:
+    """Publish-to-poll latency of a bare kafka-python consumer (same fetch wait and idle poll as the
+    scoring consumer) at the same offered load, on a fresh topic of as many partitions: the share
+    of the scoring consumer's latency that the broker and the client alone take."""
+    topic = f"{settings.topic_transactions}-raw"
+    ensure_topics(settings, [topic])
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+                             auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
+                             heartbeat_interval_ms=1000, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    while not consumer.assignment():
+        consumer.poll(timeout_ms=100)
+    offer = multiprocessing.get_context("spawn").Process(target=offer_load,
+                                                          args=(settings.kafka_bootstrap, topic, txs, rate))
+    offer.start()
+    latencies: list[float] = []
+    deadline = time.monotonic() + len(txs) / rate + 60
+    try:
+        while len(latencies) < len(txs) and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=IDLE_POLL_MS)
+            now_ms = time.time() * 1000.0
+            latencies.extend(now_ms - r.timestamp for records in batch.values() for r in records)
+    finally:
+        offer.join(timeout=30)
+        if offer.is_alive():
+            offer.kill()
+        consumer.close()
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
@@ -151,6 +183,7 @@ def main() -> None:
                 if offer.is_alive():
                     offer.kill()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        bare = np.percentile(raw_latency(settings, paced, args.rate), [50, 95, 99])
         print(f"machine: {sys.platform}, 2 cores shared by broker, Redis and consumer")
         print(f"raw kafka-python consume rate: {raw:,.0f} msg/s")
         print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (model {settings.model})")
@@ -162,6 +195,8 @@ def main() -> None:
         print(f"latency publish->scored at {args.rate:,.0f} tx/s offered: p50 {stats.latency_percentile(50):.1f} ms, "
               f"p95 {stats.latency_percentile(95):.1f} ms, p99 {stats.latency_percentile(99):.1f} ms "
               f"({len(stats.latencies_ms)} transactions)")
+        print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
+              f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
         print(f"consumer process max RSS: {rss_mb:,.0f} MB")
 
 
