@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fraudstream import constants
@@ -82,8 +82,9 @@ class Settings(BaseSettings):
     allowed_lateness: timedelta = Field(
         timedelta(hours=1), description="Transactions older than the partition's newest event time minus this go to the DLQ."
     )
-    max_future_skew: timedelta = Field(
-        timedelta(days=1), description="Transactions dated more than this after now go to the DLQ."
+    max_future_skew: timedelta | None = Field(
+        timedelta(days=1), description="Transactions dated more than this after now go to the DLQ (none: no limit, "
+        "for a simulated clock that runs ahead of the wall clock)."
     )
 
     # --- model --------------------------------------------------------------------------------
@@ -123,8 +124,10 @@ class Settings(BaseSettings):
 
     @field_validator("allowed_lateness", "max_future_skew", "label_delay", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> Any:
+    def _duration(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
+            if info.field_name == "max_future_skew" and value.strip().lower() == "none":
+                return None
             return parse_duration(value)
         return value
 

@@ -7,8 +7,8 @@ The k-th transaction is due ``k / rate`` seconds after the start. Its event time
   the transactions are sent: at 1,000 tx/s the demo world (1,000 customers, ~2,200 transactions a
   day) lives a day every ~2.2 s, so each customer keeps its ~2 transactions a day and the rolling
   windows (up to 30 days) hold what they would in production. A long run passes the present (after
-  ~40 min at 1,000 tx/s): its consumers need a long `max_future_skew` (`fraudstream demo` and the
-  compose file set one).
+  ~40 min at 1,000 tx/s): its consumers need ``max_future_skew=None`` (`fraudstream demo` and the
+  compose file set it).
 - ``"wall"``: the wall-clock time the transaction is sent. Each customer then makes ``rate /
   customers`` transactions a second (1 a second in the demo world), so its windows fill without
   bound; for a world as large as the rate (short runs, latency tests).
@@ -77,7 +77,7 @@ class EventClock:
         if kind not in CLOCKS:
             raise ConfigError(f"clock must be one of {', '.join(CLOCKS)}, got {kind!r}")
         self.kind = kind
-        self.began = self.last_sent = time.monotonic()
+        self.began = self.last_sent = 0.0  # monotonic times of the first and the last stamp
         self.first: datetime | None = None  # event times of the first and the last stamped transaction
         self.last: datetime | None = None
 
@@ -85,7 +85,7 @@ class EventClock:
         """The event time of a transaction sent now, `simulated` in the simulation."""
         event_time = utcnow() if self.kind == "wall" else simulated
         if self.first is None:
-            self.first = event_time
+            self.first, self.began = event_time, time.monotonic()
         self.last, self.last_sent = event_time, time.monotonic()
         return event_time
 

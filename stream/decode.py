@@ -44,7 +44,7 @@ class RecordValidator:
     ``too_late`` (older than the partition's newest event time minus the allowed lateness).
     """
 
-    def __init__(self, max_record_bytes: int, max_future_skew: timedelta, allowed_lateness: timedelta) -> None:
+    def __init__(self, max_record_bytes: int, max_future_skew: timedelta | None, allowed_lateness: timedelta) -> None:
         self.max_record_bytes = max_record_bytes
         self.max_future_skew = max_future_skew
         self.allowed_lateness = allowed_lateness
@@ -73,7 +73,7 @@ class RecordValidator:
                 self._check_json(value)
                 raise ValidationFailed("invalid_json", _pydantic_detail(exc)) from None
             raise ValidationFailed("invalid_fields", _pydantic_detail(exc)) from None
-        if tx.event_time > (now or utcnow()) + self.max_future_skew:
+        if self.max_future_skew is not None and tx.event_time > (now or utcnow()) + self.max_future_skew:
             raise ValidationFailed("future_event_time", f"event_time {tx.event_time.isoformat()} is in the future")
         if watermark is not None and tx.event_time < watermark - self.allowed_lateness:
             raise ValidationFailed(

@@ -49,7 +49,7 @@ class LiveModel:
     local_frauds: int = 0
     position: str = "0-0"
     dirty_since: float | None = None
-    published_generation: int | None = None  # the model's `fit_generation` when last published or loaded
+    published_generation: int | None = field(default=None, init=False)  # `fit_generation` when published or loaded
 
     def __post_init__(self) -> None:
         # a model that refits in batches (gbt_window) does so in a thread here, not in the scoring loop

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fraudstream.cli.common import handle_errors, settings_from, settings_option
-from fraudstream.constants import CLOCKS, SIMULATION_FUTURE_SKEW
+from fraudstream.constants import CLOCKS, DEFAULT_LIVE_LABEL_DELAY
 from fraudstream.timeutil import parse_duration
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ def _running_when_assigned(dashboard: Dashboard, app: ScoringConsumer) -> None:
 # broker (Tansu 0.6, memory storage) lists every batch stored in the partition, so its cost grows with
 # the number of batches sent. With 5 ms, a raw consumer's p99 latency grew from 25 ms to 810 ms in
 # 80 s at 1,000 tx/s (Tansu at 0.9 of a core); with 50 ms it stayed at 65-86 ms for 150 s (Tansu
-# 0.08 -> 0.38 of a core). Apache Kafka has no such cost (docker compose).
+# 0.08 -> 0.38 of a core). Apache Kafka has no such cost (docker compose). The latency shown counts
+# from send(), so it includes this batching (25 ms on average).
 PRODUCER_LINGER_MS = 50
 
 
@@ -83,14 +84,14 @@ class _ProducerThread(threading.Thread):
 @click.option("--transactions", "count", type=int, default=None,
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Simulated transactions per second.")
-@click.option("--label-delay", default="1d", show_default=True,
+@click.option("--label-delay", default=None,
               help="Delay before a transaction's label is published, in event time (the demo shortens the "
-                   "real-world 7 days; on the simulated clock a day passes every ~2.2 s at 1,000 tx/s).")
+                   "real-world 7 days). [default: 1d on the simulated clock, ~2.2 s at 1,000 tx/s; 2s on the wall "
+                   "clock]")
 @click.option("--clock", type=click.Choice(CLOCKS), default="simulated", show_default=True,
               help="Event times: the simulation's (a day every ~2.2 s at 1,000 tx/s, so each customer's windows "
                    "hold what they would in production), or the wall clock's (each of the 1,000 customers then "
-                   "pays rate/1,000 times a second and its windows fill without bound; give a short "
-                   "--label-delay, e.g. 2s).")
+                   "pays rate/1,000 times a second and its windows fill without bound).")
 @click.option("--plain", is_flag=True, help="Print one line per alert instead of the live dashboard (logs, CI).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve the consumer's Prometheus metrics on http://0.0.0.0:PORT/metrics.")
@@ -99,7 +100,7 @@ class _ProducerThread(threading.Thread):
 @settings_option("--seed", "seed", type=int)
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str, clock: str, plain: bool,
+def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | None, clock: str, plain: bool,
          metrics_port: int | None, **overrides: Any) -> None:
     """Start everything on this machine and show a live dashboard of it (alerts, throughput, lag, model quality).
 
@@ -115,16 +116,20 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str, c
     from fraudstream.stream.signals import stop_on_signals
     from fraudstream.cli.alerts import format_alert
 
-    # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
-    settings = settings_from(ctx, **overrides).model_copy(update={"max_future_skew": SIMULATION_FUTURE_SKEW})
-    delay: timedelta = parse_duration(label_delay)
+    settings = settings_from(ctx, **overrides)
+    if clock == "simulated" and "max_future_skew" not in settings.model_fields_set:
+        # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
+        settings = settings.model_copy(update={"max_future_skew": None})
+    delay: timedelta = parse_duration(label_delay or DEFAULT_LIVE_LABEL_DELAY[clock])
+    # larger producer batches only for the embedded broker (see PRODUCER_LINGER_MS)
+    linger_ms = PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
     dashboard = None if plain else Dashboard()
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
     with embedded_services(settings) as live:
         ensure_topics(live)
         producer = _ProducerThread(settings=live, count=count, rate=rate, seed=live.seed, label_delay=delay, stop=stop,
-                                   clock=clock, linger_ms=PRODUCER_LINGER_MS)
+                                   clock=clock, linger_ms=linger_ms)
         with scoring_consumer(live, on_alert=on_alert) as app:
             app.stop = stop
             producer.kwargs["ready"] = app.assigned
