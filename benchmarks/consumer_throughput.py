@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
@@ -102,12 +103,16 @@ def offer_load(bootstrap: str, topic: str, txs: list[Transaction], rate: float) 
     producer.close()
 
 
+def bare_consumer(settings: Settings, topic: str, **config: Any) -> KafkaConsumer:
+    """A kafka-python consumer of `topic` from its start, in a group of its own, that does nothing else."""
+    return KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+                         auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
+                         heartbeat_interval_ms=1000, **config)
+
+
 def raw_consume_rate(settings: Settings, n: int) -> float:
-    consumer = KafkaConsumer(settings.topic_transactions, bootstrap_servers=settings.kafka_bootstrap,
-                             group_id=f"raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
-                             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=1000,
-                             max_poll_records=settings.max_poll_records, fetch_max_bytes=16 * 1024 * 1024,
-                             max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = bare_consumer(settings, settings.topic_transactions, max_poll_records=settings.max_poll_records,
+                             fetch_max_bytes=16 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024)
     seen, start = 0, None
     while seen < n:
         batch = consumer.poll(timeout_ms=500)
@@ -127,9 +132,7 @@ def raw_latency(settings: Settings, txs: list[Transaction], rate: float) -> list
     holds the backlog)."""
     topic = f"{settings.topic_transactions}-raw"
     ensure_topics(settings, [topic])
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
-                             auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
-                             heartbeat_interval_ms=1000, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    consumer = bare_consumer(settings, topic, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     while not consumer.assignment():
         consumer.poll(timeout_ms=100)
     offer = multiprocessing.get_context("spawn").Process(target=offer_load,

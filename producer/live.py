@@ -123,8 +123,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     if count is not None and count < 0:
         raise ConfigError(f"count must not be negative, got {count}")
     stop = stop or threading.Event()
-    config = config or SimulatorConfig.live_demo(seed)
-    records = Simulator(config).records()
+    records = Simulator(config or SimulatorConfig.live_demo(seed)).records()
     event_clock = EventClock(clock)
     publisher = Publisher(settings) if linger_ms is None else Publisher(settings, linger_ms=linger_ms)
     stats = ProduceStats()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from fraudstream.config import Settings
-from fraudstream.constants import ENV_PREFIX
+from fraudstream.constants import CLOCKS, DEFAULT_LIVE_LABEL_DELAY, ENV_PREFIX
 from fraudstream.errors import FraudstreamError
 from fraudstream.logs import setup_logging
+from fraudstream.timeutil import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SETTING_PARAMS = "_fraudstream_setting_params"
@@ -34,6 +36,28 @@ def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:
         return option(func)
 
     return decorator
+
+
+def live_clock_options(func: F) -> F:
+    """`--label-delay` and `--clock` of the commands that run the live simulator (demo, produce);
+    `live_label_delay` turns the two into the delay."""
+    func = click.option(
+        "--clock", type=click.Choice(CLOCKS), default="simulated", show_default=True,
+        help="Event times: the simulation's (a day of the demo world per ~2,200 transactions, ~2.2 s at 1,000 "
+             "tx/s, so each customer's windows hold what they would in production; once it passes the present, "
+             "consumers need FRAUDSTREAM_MAX_FUTURE_SKEW=none, which the demo sets), or the wall clock's (each "
+             "customer then pays rate/customers times a second, and its windows fill without bound).")(func)
+    return click.option(
+        "--label-delay", default=None,
+        help="Delay before a transaction's label is published, in event time (e.g. 1d, 7d, 5s); short so that a "
+             "live run sees labels (the real world's is weeks; backtests and replays use FRAUDSTREAM_LABEL_DELAY). "
+             f"[default: {DEFAULT_LIVE_LABEL_DELAY['simulated']} on the simulated clock, "
+             f"{DEFAULT_LIVE_LABEL_DELAY['wall']} on the wall clock]")(func)
+
+
+def live_label_delay(label_delay: str | None, clock: str) -> timedelta:
+    """The `--label-delay` given, or the `--clock`'s default."""
+    return parse_duration(label_delay or DEFAULT_LIVE_LABEL_DELAY[clock])
 
 
 def load_settings(overrides: dict[str, Any], base: Settings | None = None) -> Settings:

@@ -8,14 +8,11 @@ import logging
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
-from fraudstream.constants import CLOCKS, DEFAULT_LIVE_LABEL_DELAY
-from fraudstream.timeutil import parse_duration
+from fraudstream.cli.common import handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
 
 if TYPE_CHECKING:
     from fraudstream.stream.consumer import ScoringConsumer
@@ -84,14 +81,7 @@ class _ProducerThread(threading.Thread):
 @click.option("--transactions", "count", type=int, default=None,
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Simulated transactions per second.")
-@click.option("--label-delay", default=None,
-              help="Delay before a transaction's label is published, in event time (the demo shortens the "
-                   "real-world 7 days). [default: 1d on the simulated clock, ~2.2 s at 1,000 tx/s; 2s on the wall "
-                   "clock]")
-@click.option("--clock", type=click.Choice(CLOCKS), default="simulated", show_default=True,
-              help="Event times: the simulation's (a day every ~2.2 s at 1,000 tx/s, so each customer's windows "
-                   "hold what they would in production), or the wall clock's (each of the 1,000 customers then "
-                   "pays rate/1,000 times a second and its windows fill without bound).")
+@live_clock_options
 @click.option("--plain", is_flag=True, help="Print one line per alert instead of the live dashboard (logs, CI).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve the consumer's Prometheus metrics on http://0.0.0.0:PORT/metrics.")
@@ -120,7 +110,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     if clock == "simulated" and "max_future_skew" not in settings.model_fields_set:
         # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
         settings = settings.model_copy(update={"max_future_skew": None})
-    delay: timedelta = parse_duration(label_delay or DEFAULT_LIVE_LABEL_DELAY[clock])
+    delay = live_label_delay(label_delay, clock)
     # larger producer batches only for the embedded broker (see PRODUCER_LINGER_MS)
     linger_ms = PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()

@@ -8,22 +8,14 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
-from fraudstream.constants import CLOCKS, DEFAULT_LIVE_LABEL_DELAY
+from fraudstream.cli.common import handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
 
 
 @click.command()
 @click.option("--count", type=int, default=None, help="Stop after this many transactions. [default: until Ctrl-C]")
 @click.option("--rate", type=float, default=100.0, show_default=True, help="Transactions per second.")
 @settings_option("--seed", "seed", type=int)
-@click.option("--label-delay", default=None,
-              help="Delay before a transaction's label is published, in event time (e.g. 1d, 7d, 5s). Short by "
-                   "default so that a live run sees labels; backtests and replays use FRAUDSTREAM_LABEL_DELAY. "
-                   "[default: 1d on the simulated clock, 2s on the wall clock]")
-@click.option("--clock", type=click.Choice(CLOCKS), default="simulated", show_default=True,
-              help="Event times: the simulation's, which pass a day per ~2,200 transactions of the demo world "
-                   "(consumers need FRAUDSTREAM_MAX_FUTURE_SKEW=none once it passes the present), or the wall clock's (each "
-                   "customer then pays rate/customers times a second, and its windows fill without bound).")
+@live_clock_options
 @click.option("--customers", type=int, default=None, help="Simulated customers. [default: the demo world, 1000]")
 @click.option("--terminals", type=int, default=None, help="Simulated terminals. [default: the demo world, 2000]")
 @click.pass_context
@@ -40,7 +32,6 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
     from fraudstream.producer.live import run_live
     from fraudstream.producer.simulator import SimulatorConfig
     from fraudstream.stream.signals import stop_on_signals
-    from fraudstream.timeutil import parse_duration
 
     settings = settings_from(ctx, **overrides)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
@@ -49,7 +40,7 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
         config = replace(config, customers=customers or config.customers, terminals=terminals or config.terminals)
     stop = threading.Event()
     with stop_on_signals(stop):
-        delay = parse_duration(label_delay or DEFAULT_LIVE_LABEL_DELAY[clock])
+        delay = live_label_delay(label_delay, clock)
         stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=delay, stop=stop,
                          config=config, clock=clock)  # type: ignore[arg-type]
     click.echo("produced " + json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
