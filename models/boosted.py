@@ -13,7 +13,8 @@ Trees need a few dozen frauds. Until a fit has `min_frauds` frauds to learn from
 one); a fit is tried every 100 labels, and once one succeeds the warm-up model is dropped and the
 gaps between fits double up to `refit_every`.
 
-A fit takes ~0.1-0.3 s (30,000 kept labels, 2 cores). The backtest fits in line (deterministic);
+A fit takes ~0.3-0.9 s (30,000 kept labels, one core: OpenMP is held to one thread, see `_fit`).
+The backtest fits in line (deterministic);
 the live consumer calls `fit_in_background()`, so that its scoring goes on with the previous trees
 while the next ones are fitted in a thread (one at a time; a refit due meanwhile is tried again
 100 labels later), and publishes a checkpoint of it only between fits.
@@ -60,15 +61,15 @@ FIRST_FIT_AT = 100  # labels; then the gap doubles up to refit_every
 _threadpools: list[ThreadpoolController] = []  # made on first use (it inspects the loaded libraries, ~3 ms)
 
 
-def _openmp_threads(limit: int | None) -> Any:
-    """A context limiting OpenMP (scikit-learn's trees) to `limit` threads in this thread (None: no limit).
+def _one_openmp_thread() -> Any:
+    """A context limiting OpenMP (scikit-learn's trees) to one thread in this thread.
 
     Scoring uses one: a batch of a few dozen rows is ~100 short parallel loops, one per tree, after
     each of which OpenMP's idle threads spin, so with two threads a 30-row batch cost 8.2 ms of CPU
     instead of 1.6 ms (the other core's, which the broker and Redis need)."""
     if not _threadpools:
         _threadpools.append(ThreadpoolController())
-    return _threadpools[0].limit(limits=limit, user_api="openmp")
+    return _threadpools[0].limit(limits=1, user_api="openmp")
 
 
 class WindowedBoostedTrees(base.Classifier):
@@ -183,7 +184,7 @@ class WindowedBoostedTrees(base.Classifier):
             return
         X = np.stack([k[1] for k in self._kept])
         if self._background:
-            self._fitting = threading.Thread(target=self._fit_logged, args=(X, y, 1), name="gbt-refit", daemon=True)
+            self._fitting = threading.Thread(target=self._fit_logged, args=(X, y), name="gbt-refit", daemon=True)
             self._fitting.start()
         else:
             self._fit(X, y)
@@ -191,20 +192,24 @@ class WindowedBoostedTrees(base.Classifier):
     def _try_again_soon(self) -> None:
         self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
 
-    def _fit_logged(self, X: np.ndarray, y: np.ndarray, threads: int | None) -> None:
+    def _fit_logged(self, X: np.ndarray, y: np.ndarray) -> None:
         try:
-            self._fit(X, y, threads)
+            self._fit(X, y)
         except Exception:  # a thread's exception would go to threading.excepthook only; the old trees stay
             log.exception("background refit on %d labels failed; scoring goes on with the previous trees", len(y))
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, threads: int | None = None) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Fit the trees with one OpenMP thread: wherever this runs the other core is busy (the
+        backtest's feature worker; the live consumer's scoring, broker and Redis), and OpenMP's
+        threads spin while they wait for each other. In a backtest of the dev file's first 400,000
+        rows, two threads took 52 / 45 s and one 32 / 35 s (alternating runs, 2026-12-03)."""
         from sklearn.ensemble import HistGradientBoostingClassifier  # ~1 s to import: only when a model fits
 
         started = time.perf_counter()
         trees = HistGradientBoostingClassifier(max_iter=self.max_iter, max_depth=self.max_depth,
                                                learning_rate=self.learning_rate, early_stopping=False,
                                                random_state=self.seed)
-        with _openmp_threads(threads):  # in the background: leave a core to scoring
+        with _one_openmp_thread():
             trees.fit(X, y)
         typical = dict(zip(self._names or (), np.nanmedian(X[~y], axis=0).astype(float).tolist()))
         self._trees, self._typical, self.n_fits = trees, typical, self.n_fits + 1
@@ -224,7 +229,7 @@ class WindowedBoostedTrees(base.Classifier):
         trees = self._trees
         if trees is None:
             return {False: 1.0, True: 0.0}
-        with _openmp_threads(1):
+        with _one_openmp_thread():
             q = trees.predict_proba(self._row(x).astype(np.float64)[None, :])[:, 1]
         p = float(undersampling_corrected(q, self.rate)[0])
         return {False: 1.0 - p, True: p}
@@ -240,7 +245,7 @@ class WindowedBoostedTrees(base.Classifier):
             where = {n: j for j, n in enumerate(names)}
             cols = [matrix[:, where[n]] if n in where else np.full(matrix.shape[0], math.nan) for n in own]
             matrix = np.column_stack(cols) if cols else np.empty((matrix.shape[0], 0))
-        with _openmp_threads(1):  # the same float32 rounding as one row at a time
+        with _one_openmp_thread():  # the same float32 rounding as one row at a time
             q = trees.predict_proba(matrix.astype(np.float32).astype(np.float64))[:, 1]
         return undersampling_corrected(q, self.rate)
 

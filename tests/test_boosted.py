@@ -152,7 +152,7 @@ def test_background_fits_give_the_scores_of_inline_fits() -> None:
     assert zoo.score_many(live, probe) == zoo.score_many(inline, probe)
     gate = threading.Event()
     fit = live._fit
-    live._fit = lambda X, y, threads=None: (gate.wait(10), fit(X, y, threads))  # type: ignore[method-assign]
+    live._fit = lambda X, y: (gate.wait(10), fit(X, y))  # type: ignore[method-assign]
     for x, y in stream(1000, seed=23):  # the fit at 2,600 labels starts in a thread and waits at the gate
         inline.learn_one(x, y)
         live.learn_one(x, y)
@@ -173,7 +173,7 @@ def test_a_refit_due_during_a_background_fit_is_tried_again_soon() -> None:
         model.wait_for_fit()
     gate = threading.Event()
     fit = model._fit
-    model._fit = lambda X, y, threads=None: (gate.wait(10), fit(X, y, threads))  # type: ignore[method-assign]
+    model._fit = lambda X, y: (gate.wait(10), fit(X, y))  # type: ignore[method-assign]
     for x, y in data[700:1000]:  # the fit at 1,000 labels waits at the gate
         model.learn_one(x, y)
     del model._fit
