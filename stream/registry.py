@@ -6,7 +6,8 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
 - ``names`` (set): every registered model name
 - ``ckpt:<name>`` (hash version -> signed checkpoint blob), ``latest:<name>`` (newest version)
 - ``champion`` (string), ``challengers`` (set): the active models
-- ``labels`` (stream): ``x`` = msgpack features, ``y`` = ``1``/``0``; what the learner learns from
+- ``labels`` (stream): ``x`` = features (`fraudstream.stream.label_codec`), ``y`` = ``1``/``0``;
+  what the learner learns from; ``names:<id>`` (string): a list of feature names the entries refer to
 - ``applied:<customer>:<transaction>`` (string ``1``/``0`` with a TTL): that label is in the stream
 - ``learner`` (string with a TTL): the consumer that holds the learner role
 - ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
@@ -29,6 +30,7 @@ import numpy as np
 from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
+from fraudstream.stream.label_codec import FeatureCodec
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +131,14 @@ class ModelRegistry:
         self._release = client.register_script(_RELEASE)
         self._promote = client.register_script(_PROMOTE)
         self._append_labels = client.register_script(files(__package__).joinpath("labels_append.lua").read_text())
+        self._features = FeatureCodec(load=lambda names_id: self.client.get(self._names_key(names_id)))
 
     def key(self, *parts: str) -> str:
         """``{prefix:models}:part:part``."""
         return ":".join((f"{{{self.prefix}:models}}", *parts))
+
+    def _names_key(self, names_id: int) -> str:
+        return self.key("names", f"{names_id:x}")
 
     # -- catalogue -------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -239,13 +245,19 @@ class ModelRegistry:
         keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
         outcomes: list[LabelOutcome] = []
         for start in range(0, len(entries), 2000):
-            chunk, markers, packed = entries[start:start + 2000], [], []
+            chunk, markers, packed, names_ids = entries[start:start + 2000], [], [], set()
             for e in chunk:
                 if e.key is not None:
                     markers.append(self.key("applied", e.key))
-                packed.append([b"" if e.features is None else msgpack.packb(dict(e.features)), int(bool(e.is_fraud)),
+                features = b""
+                if e.features is not None:
+                    names_id, features = self._features.pack(e.features)
+                    names_ids.add(names_id)
+                packed.append([features, int(bool(e.is_fraud)),
                                [e.scores.get(n) for n in names], len(markers) if e.key is not None else 0,
                                e.ttl_ms or APPLIED_TTL_MS])
+            if names_ids:  # with every batch: entries never outlive their names
+                self.client.mset({self._names_key(i): self._features.names(i) for i in names_ids})
             reply = self._append_labels(keys=keys + markers,
                                         args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW])
             outcomes += [LabelOutcome(int(code)) for code in reply]
@@ -254,7 +266,8 @@ class ModelRegistry:
     def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float], bool]]:
         """Entries strictly after the id `after`, oldest first."""
         rows = self.client.xrange(self.key("labels"), min=f"({after}", max="+", count=count)
-        return [(rid.decode(), msgpack.unpackb(f[b"x"]), f[b"y"] == b"1") for rid, f in rows]
+        unpack = self._features.unpack
+        return [(rid.decode(), unpack(f[b"x"]), f[b"y"] == b"1") for rid, f in rows]
 
     def stream_end(self) -> str:
         """The id of the newest label entry (``0-0`` when there is none)."""

@@ -258,3 +258,29 @@ def test_a_model_that_changes_only_when_it_refits_is_published_after_its_refits(
     assert scorer.champion.base == m.base and scorer.champion.model.n_fits == m.model.n_fits
     assert probe_scores(scorer) == probe_scores(learner)
     learner.close()
+
+
+@pytest.mark.services
+def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings) -> None:
+    """An entry holds the values and the id of its names' list, stored once in Redis: another
+    process reads it back; entries written as maps (before) are still read; an entry whose names
+    are missing is an error, not a silent misreading."""
+    import msgpack
+
+    from fraudstream.errors import ModelError
+    from fraudstream.stream.registry import LabelEntry
+    from fraudstream.stream.schema import FEATURE_NAMES
+
+    writer = registry_for(settings)
+    x = {name: float(i) + 0.5 for i, name in enumerate(FEATURE_NAMES)}
+    other = {"TX_AMOUNT": 7.25, "N": 2.0}
+    writer.append_labels([LabelEntry(x, True, {}), LabelEntry(other, False, {}), LabelEntry(x, False, {})])
+    writer.client.xadd(writer.key("labels"), {"x": msgpack.packb(other), "y": "1"})  # the format before
+    rows = registry_for(settings).read_labels("0-0")
+    assert [(features, fraud) for _, features, fraud in rows] == [(x, True), (other, False), (x, False), (other, True)]
+    entry = writer.client.xrange(writer.key("labels"), count=1)[0][1][b"x"]
+    assert len(entry) < 400 < len(msgpack.packb(x))  # the names are not in the entry
+    for key in writer.client.keys(writer.key("names", "*")):
+        writer.client.delete(key)
+    with pytest.raises(ModelError, match="feature names [0-9a-f]+ that are not in Redis"):
+        registry_for(settings).read_labels("0-0")
