@@ -1,11 +1,16 @@
 """The features of a label-stream entry: the values alone, and the id of their names' list.
 
 A learner reads back every label a scoring consumer appends, so the entry is packed once and
-unpacked once per label. Packed as a msgpack map, the 35 features' names took 1,242 bytes of the
-entry's ~1,250 and most of its packing time; as ``[names id, [values...]]`` an entry takes ~320
-bytes (packing 2.4 -> 1.8 us, unpacking 4.9 -> 2.9 us). The registry stores each list of names
-under ``names:<id>`` (the id: 64 bits of BLAKE2b of the list) with every batch of entries that
-uses it, so an entry stays readable by any process and version; maps written before are still read.
+unpacked once per label. As a msgpack map of the 35 features an entry took 1,242 bytes, 927 of
+them the names; as ``[names id, [values...]]`` it takes 328 (packing 2.4 -> 1.8 us, unpacking
+4.9 -> 2.9 us). The registry stores each list of names under ``feature_names:<id>`` (the id: 64
+bits of BLAKE2b of the list) with every batch of entries that uses it, so another process of this
+version or a later one reads the entries; maps written by an earlier version are still read (an
+earlier version cannot read these: upgrade every consumer of a registry together, see the README).
+
+An entry that cannot be read (its names are gone from Redis, or values and names differ in
+number) unpacks to None: the learner skips it, with an error logged once per names' list, rather
+than stopping on it again after every restart.
 
 >>> stored = {}
 >>> codec = FeatureCodec(load=stored.get)
@@ -15,16 +20,19 @@ uses it, so an entry stays readable by any process and version; maps written bef
 {'TX_AMOUNT': 12.5, 'TX_DURING_NIGHT': 1.0}
 >>> codec.unpack(msgpack.packb({"TX_AMOUNT": 3.0}))  # an entry written as a map
 {'TX_AMOUNT': 3.0}
+>>> FeatureCodec(load={}.get).unpack(blob) is None  # names not stored: logged, skipped
+True
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from hashlib import blake2b
 
 import msgpack
 
-from fraudstream.errors import ModelError
+log = logging.getLogger(__name__)
 
 
 class FeatureCodec:
@@ -35,6 +43,7 @@ class FeatureCodec:
         self._ids: dict[tuple[str, ...], int] = {}
         self._packed: dict[int, bytes] = {}
         self._names: dict[int, tuple[str, ...]] = {}
+        self._reported: set[int] = set()
 
     def pack(self, features: Mapping[str, float]) -> tuple[int, bytes]:
         """The id of the features' names and the entry."""
@@ -50,7 +59,8 @@ class FeatureCodec:
         """The names' list of an id this codec packed, as it is stored."""
         return self._packed[names_id]
 
-    def unpack(self, blob: bytes) -> dict[str, float]:
+    def unpack(self, blob: bytes) -> dict[str, float] | None:
+        """The features, or None for an entry that cannot be read (see the module docstring)."""
         entry = msgpack.unpackb(blob)
         if isinstance(entry, dict):
             return entry
@@ -58,8 +68,13 @@ class FeatureCodec:
         names = self._names.get(names_id)
         if names is None:
             packed = self.load(names_id)
-            if packed is None:
-                raise ModelError(f"a label stream entry refers to feature names {names_id:x} that are not in Redis "
-                                 "(deleted or evicted: run Redis with maxmemory-policy noeviction)")
-            names = self._names[names_id] = tuple(msgpack.unpackb(packed))
+            if packed is not None:
+                names = self._names[names_id] = tuple(msgpack.unpackb(packed))
+        if names is None or len(names) != len(values):
+            if names_id not in self._reported:
+                self._reported.add(names_id)
+                log.error("label stream entries refer to feature names %x that are %s: they are skipped, not learned "
+                          "(were keys deleted or evicted? run Redis with maxmemory-policy noeviction)", names_id,
+                          "not in Redis" if names is None else f"{len(names)} against {len(values)} values")
+            return None
         return dict(zip(names, values))

@@ -141,7 +141,8 @@ class Lifecycle:
             self.catch_up(scorer)
 
     def catch_up(self, scorer: Scorer) -> int:
-        """Learn every stream entry after each model's position, in stream order."""
+        """Learn every stream entry after each model's position, in stream order (passing over
+        entries that cannot be read); returns how many were learned."""
         self._unlearned = False
         models = list(scorer.models.values())
         if not models:
@@ -154,8 +155,11 @@ class Lifecycle:
                 key = stream_id(rid)
                 for m in models:
                     if key > stream_id(m.position):
-                        m.learn(x, y, rid)
-                learned += 1
+                        if x is None:  # unreadable (logged by the codec): passed over, not learned
+                            m.position = rid
+                        else:
+                            m.learn(x, y, rid)
+                learned += x is not None
             if len(rows) < READ_CHUNK:
                 return learned
             after = rows[-1][0]

@@ -7,7 +7,7 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
 - ``ckpt:<name>`` (hash version -> signed checkpoint blob), ``latest:<name>`` (newest version)
 - ``champion`` (string), ``challengers`` (set): the active models
 - ``labels`` (stream): ``x`` = features (`fraudstream.stream.label_codec`), ``y`` = ``1``/``0``;
-  what the learner learns from; ``names:<id>`` (string): a list of feature names the entries refer to
+  what the learner learns from; ``feature_names:<id>`` (string): a list of feature names entries refer to
 - ``applied:<customer>:<transaction>`` (string ``1``/``0`` with a TTL): that label is in the stream
 - ``learner`` (string with a TTL): the consumer that holds the learner role
 - ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
@@ -138,7 +138,7 @@ class ModelRegistry:
         return ":".join((f"{{{self.prefix}:models}}", *parts))
 
     def _names_key(self, names_id: int) -> str:
-        return self.key("names", f"{names_id:x}")
+        return self.key("feature_names", f"{names_id:x}")
 
     # -- catalogue -------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -263,8 +263,9 @@ class ModelRegistry:
             outcomes += [LabelOutcome(int(code)) for code in reply]
         return outcomes
 
-    def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float], bool]]:
-        """Entries strictly after the id `after`, oldest first."""
+    def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float] | None, bool]]:
+        """Entries strictly after the id `after`, oldest first; features None: an entry that cannot
+        be read (`label_codec`), to skip."""
         rows = self.client.xrange(self.key("labels"), min=f"({after}", max="+", count=count)
         unpack = self._features.unpack
         return [(rid.decode(), unpack(f[b"x"]), f[b"y"] == b"1") for rid, f in rows]

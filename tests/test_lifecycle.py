@@ -261,13 +261,12 @@ def test_a_model_that_changes_only_when_it_refits_is_published_after_its_refits(
 
 
 @pytest.mark.services
-def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings) -> None:
+def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """An entry holds the values and the id of its names' list, stored once in Redis: another
     process reads it back; entries written as maps (before) are still read; an entry whose names
-    are missing is an error, not a silent misreading."""
+    are gone is passed over with an error logged, and the learner goes on after it."""
     import msgpack
 
-    from fraudstream.errors import ModelError
     from fraudstream.stream.registry import LabelEntry
     from fraudstream.stream.schema import FEATURE_NAMES
 
@@ -280,7 +279,21 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings) ->
     assert [(features, fraud) for _, features, fraud in rows] == [(x, True), (other, False), (x, False), (other, True)]
     entry = writer.client.xrange(writer.key("labels"), count=1)[0][1][b"x"]
     assert len(entry) < 400 < len(msgpack.packb(x))  # the names are not in the entry
-    for key in writer.client.keys(writer.key("names", "*")):
+    for key in writer.client.keys(writer.key("feature_names", "*")):
         writer.client.delete(key)
-    with pytest.raises(ModelError, match="feature names [0-9a-f]+ that are not in Redis"):
-        registry_for(settings).read_labels("0-0")
+    with caplog.at_level("ERROR", logger="fraudstream.stream.label_codec"):
+        rows = registry_for(settings).read_labels("0-0")
+    assert [(features, fraud) for _, features, fraud in rows] == [(None, True), (None, False), (None, False), (other, True)]
+    assert len([r for r in caplog.records if "not in Redis" in r.getMessage()]) == 2  # once per names' list
+
+    # a learner passes over unreadable entries and goes on after them
+    learner = live(settings)
+    assert learner.lifecycle is not None and learner.lifecycle.is_learner
+    writer.append_labels([LabelEntry(x, True, {}), LabelEntry(x, False, {})])
+    writer.client.xadd(writer.key("labels"), {"x": msgpack.packb(other), "y": "1"})
+    for key in writer.client.keys(writer.key("feature_names", "*")):
+        writer.client.delete(key)
+    feed(learner, [(other, False)])
+    assert learner.champion.labels_learned == 2  # the map and the new label, not the two unreadable entries
+    assert learner.champion.position == writer.client.xrevrange(writer.key("labels"), count=1)[0][0].decode()
+    learner.close()
