@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fraudstream import constants
@@ -122,14 +122,17 @@ class Settings(BaseSettings):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
-    @field_validator("allowed_lateness", "max_future_skew", "label_delay", mode="before")
+    @field_validator("allowed_lateness", "label_delay", mode="before")
     @classmethod
-    def _duration(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str):
-            if info.field_name == "max_future_skew" and value.strip().lower() == "none":
-                return None
-            return parse_duration(value)
-        return value
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("max_future_skew", mode="before")
+    @classmethod
+    def _optional_duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return None
+        return cls._duration(value)
 
     def redis_url_masked(self) -> str | None:
         """The Redis URL with its password hidden, for logs."""

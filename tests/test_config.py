@@ -17,6 +17,19 @@ def test_env_vars_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.group_id == "g-env"
 
 
+def test_max_future_skew_none_means_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the future skew takes "none" (a simulated clock may run ahead of the wall clock)."""
+    from fraudstream.errors import ConfigError
+
+    monkeypatch.setenv("FRAUDSTREAM_MAX_FUTURE_SKEW", "None")
+    assert Settings().max_future_skew is None
+    monkeypatch.setenv("FRAUDSTREAM_MAX_FUTURE_SKEW", "2d")
+    assert Settings().max_future_skew == timedelta(days=2)
+    monkeypatch.setenv("FRAUDSTREAM_LABEL_DELAY", "none")
+    with pytest.raises(ConfigError, match="not a duration"):
+        Settings()
+
+
 def test_secrets_never_in_repr() -> None:
     settings = Settings(redis_url="redis://:s3cret@h:1/0", kafka_sasl_password="pw-123", redis_password="rpw")
     text = repr(settings) + str(settings)
