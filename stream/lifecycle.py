@@ -222,7 +222,7 @@ class Lifecycle:
         for name, m in list(scorer.models.items()):
             due = m.base == 0 or (m.local_labels >= self.every_labels and m.scores_changed) or (
                 m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
-            if not due or (getattr(m.model, "fitting", False) and not force and m.base > 0):
+            if not due or (m.fitting and not force and m.base > 0):
                 continue  # a model fitting in the background is published once that fit is done
             info = m.published()
             try:

@@ -65,6 +65,11 @@ class LiveModel:
         return getattr(self.model, "fit_generation", None)
 
     @property
+    def fitting(self) -> bool:
+        """A background refit is running (`WindowedBoostedTrees.fitting`); False for other models."""
+        return bool(getattr(self.model, "fitting", False))
+
+    @property
     def scores_changed(self) -> bool:
         """The scores may differ from the published version's (always true for models without
         generations that learned since)."""
