@@ -40,7 +40,7 @@ def fraud_cards(frame: pd.DataFrame, eval_start: int, eval_end: int, delay_days:
     for week_start in range(eval_start, eval_end + 1, 7):
         kept = frame[known_compromised_kept(days, cards, labels, week_start, min(week_start + 6, eval_end),
                                             delay_days)]
-        caught: set[int] = set()
+        caught: set[str] = set()
         for day, of_day in kept.groupby("day", sort=True):
             per_card = (of_day[~of_day.CUSTOMER_ID.isin(caught)]
                         .groupby("CUSTOMER_ID").agg(score=("score", "max"), fraud=("TX_FRAUD", "max"),
@@ -98,6 +98,7 @@ def main() -> None:
     weekly = weekly.div(pd.Series(n_days) * K, axis=0)
     print(f"CP@{K}: {weekly.hits.mean():.4f}; estimated ceiling, every detectable fraud card in the top {K}: "
           f"{weekly.ceiling.mean():.4f}")
+
 
 if __name__ == "__main__":
     main()

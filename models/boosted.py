@@ -62,7 +62,8 @@ _threadpools: list[ThreadpoolController] = []  # made on first use (it inspects 
 
 
 def _one_openmp_thread() -> Any:
-    """A context limiting OpenMP (scikit-learn's trees) to one thread in this thread.
+    """A context limiting OpenMP (scikit-learn's trees) to one thread in this thread, for fits (see
+    `_fit`) and scoring.
 
     Scoring uses one: a batch of a few dozen rows is ~100 short parallel loops, one per tree, after
     each of which OpenMP's idle threads spin, so with two threads a 30-row batch cost 8.2 ms of CPU
