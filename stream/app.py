@@ -21,10 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """The revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped:
-    the new owner starts from the last commit. A revocation can come during a batch (its poll while
-    Redis works, `ScoringConsumer._poll`): the batch is finished and committed all the same, which
-    loses nothing either way (the new owner may process it again; every effect is idempotent).
+    """Batches are processed and committed between polls, so a revocation never interrupts one;
+    the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped:
+    the new owner starts from the last commit.
 
     The consumer's position of a dropped partition is moved back to the first dropped record:
     kafka-python (like the Java client) keeps the position of a partition that is revoked and

@@ -118,10 +118,9 @@ class ScoringConsumer:
         ready: list[ConsumerRecord] = []
         while not self.stop.is_set():
             # wait for records only when the last round had nothing to do
-            # with a batch's worth buffered, the batch's own poll (while Redis works) fetches instead
-            polled = False
-            if not ready or self.aligner.buffered() < limit:
-                polled = self._poll(timeout_ms=0 if ready else IDLE_POLL_MS)
+            polled = self.consumer.poll(timeout_ms=0 if ready else IDLE_POLL_MS, max_records=POLL_ALL_RECORDS)
+            for records in polled.values():
+                self.aligner.add(records)
             ready = self.batches.next(limit)
             self.batches.backpressure(limit)
             if ready:
@@ -149,15 +148,6 @@ class ScoringConsumer:
                 log.info("idle for %.0f s, stopping", idle_timeout)
                 break
         return self.stats
-
-    def _poll(self, timeout_ms: int = 0) -> bool:
-        """Fetch into the aligner; whether anything came. Also called while Redis computes a batch's
-        customer update (`_score`): kafka-python parses records inside `poll`, so the next batch's
-        parsing overlaps with the server's work instead of following it."""
-        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=POLL_ALL_RECORDS)
-        for records in polled.values():
-            self.aligner.add(records)
-        return bool(polled)
 
     def _rebalancing(self) -> bool:
         """A rebalance is in progress, and not for longer than `MAX_REBALANCE_WAIT_S`."""
@@ -196,7 +186,7 @@ class ScoringConsumer:
     def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
         """Features, scores and alerts of new transactions; a transaction delivered again whose scored
         record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
-        features, earlier = self.engine.transform_scored([tx for _, tx in run], meanwhile=self._poll)
+        features, earlier = self.engine.transform_scored([tx for _, tx in run])
         new: list[tuple[ConsumerRecord, Transaction, dict[str, float]]] = []
         again: list[tuple[Transaction, StoredRecord]] = []
         conflicts: list[tuple[ConsumerRecord, Transaction]] = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -166,20 +166,17 @@ class FeatureEngine:
         """
         return self.transform_scored(txs)[0]
 
-    def transform_scored(self, txs: Sequence[Transaction], meanwhile: Callable[[], None] | None = None
-                         ) -> tuple[list[dict[str, float] | None], list[StoredRecord | None]]:
+    def transform_scored(self, txs: Sequence[Transaction]) -> tuple[list[dict[str, float] | None],
+                                                                    list[StoredRecord | None]]:
         """`transform`, and per transaction its scored record when it was scored before (a
-        transaction delivered again whose record is still kept), else None. `meanwhile()` is called
-        once while the store's server works on the customers' update (see `StateStore`)."""
+        transaction delivered again whose record is still kept), else None."""
         if not txs:
-            if meanwhile is not None:
-                meanwhile()
             return [], []
         times = [to_ms(tx.event_time) for tx in txs]
         cents = [round(tx.amount * 100) for tx in txs]  # cents_of, inlined: this is the hot path
         cust = self.store.update_customers([
             CustomerOp(tx.customer_id, t, c, terminal_hash(tx.terminal_id), tx.transaction_id, tx.latitude, tx.longitude)
-            for tx, t, c in zip(txs, times, cents)], meanwhile)
+            for tx, t, c in zip(txs, times, cents)])
         term = iter(self.store.update_terminals([TerminalOp(tx.terminal_id, t, tx.transaction_id)
                                                  for tx, t, c in zip(txs, times, cust) if not c.conflict]))
         out: list[dict[str, float] | None] = []

@@ -8,7 +8,6 @@ the aggregates lives in `fraudstream.stream.features`, shared by both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from fraudstream.stream.schema import StoredRecord
@@ -123,10 +122,9 @@ class StateStore(Protocol):
 
     windows: Windows
 
-    def update_customers(self, ops: list[CustomerOp], meanwhile: Callable[[], None] | None = None) -> list[CustomerResult]:
+    def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
         """Insert each transaction (unless its id is already there) and return its aggregates as of
-        its own event time, in the order given. `meanwhile()`, when given, is called once, while a
-        server store waits for its server (work of the caller's that overlaps with the server's)."""
+        its own event time, in the order given."""
         ...
 
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable
 
 from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp, Windows,
@@ -99,9 +98,7 @@ class MemoryStore:
         self._records: defaultdict[str, dict[str, StoredRecord]] = defaultdict(dict)
 
     # -- customers -------------------------------------------------------------------------------
-    def update_customers(self, ops: list[CustomerOp], meanwhile: Callable[[], None] | None = None) -> list[CustomerResult]:
-        if meanwhile is not None:
-            meanwhile()
+    def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
         out = []
         retention = self.windows.customer_retention
         for op in ops:

@@ -28,7 +28,6 @@ from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
 from fraudstream.stream.schema import StoredRecord, decode_record
 from fraudstream.stream.state import blobs
-from fraudstream.stream.state.in_flight import overlapped
 from fraudstream.stream.state.redis_records import RecordBuckets
 from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp,
                                           Windows, to_micro)
@@ -136,22 +135,8 @@ class RedisStore:
         return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:ev"
 
     # -- script plumbing -------------------------------------------------------------------------
-    def _run(self, name: str, calls: list[tuple[list[str], list[Any]]],
-             meanwhile: Callable[[], None] | None = None) -> list[Any]:
-        """Run script `name` once per (keys, args) in one pipeline; reload scripts on NOSCRIPT.
-
-        With `meanwhile` (single server only), the calls are sent, `meanwhile()` runs while the server
-        works on them, and then the replies are read: the client's and the server's work overlap.
-        """
-        if meanwhile is not None and self.cluster:
-            meanwhile()
-        elif meanwhile is not None:
-            try:
-                return overlapped(self.client, [("EVALSHA", self._sha[name], len(keys), *keys, *args)
-                                                for keys, args in calls], meanwhile)
-            except NoScriptError:
-                log.info("scripts missing on the server (restart or failover): loading them again")
-                self._load_scripts()
+    def _run(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run script `name` once per (keys, args) in one pipeline; reload scripts on NOSCRIPT."""
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
@@ -177,10 +162,8 @@ class RedisStore:
         return hashes
 
     # -- customers -------------------------------------------------------------------------------
-    def update_customers(self, ops: list[CustomerOp], meanwhile: Callable[[], None] | None = None) -> list[CustomerResult]:
+    def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
         if not ops:
-            if meanwhile is not None:
-                meanwhile()
             return []
         batch = _Batch([o.customer_id for o in ops], self.customer_keys, self.cluster)
         retention = [self.windows.customer_retention, TRIM_SLACK_MS]
@@ -195,7 +178,7 @@ class RedisStore:
                 geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
                 packed.append([batch.entity_slot[i] * 2 + 1, record, geo])
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        replies = self._run("customer_update", calls, meanwhile)
+        replies = self._run("customer_update", calls)
 
         # one array of every returned string's events; per op, its prefix [start, own] in it
         ev_parts: list[bytes] = []
