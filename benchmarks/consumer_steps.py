@@ -36,8 +36,8 @@ STEPS: list[tuple[type, str]] = [
     (consumer.ScoringConsumer, "_score"), (consumer.ScoringConsumer, "_learn"),
     (consumer.ScoringConsumer, "_append_labels"), (consumer.ScoringConsumer, "_commit"),
     (consumer.ScoringConsumer, "_flush"),
-    (scoring.Scorer, "score_all"), (scoring.Scorer, "submit_labels"), (scoring.Scorer, "maintain"),
-    *[(redis_store.RedisStore, name) for name in ("update_customers", "update_terminals", "put_records",
+    (scoring.Scorer, "score_matrix"), (scoring.Scorer, "submit_labels"), (scoring.Scorer, "maintain"),
+    *[(redis_store.RedisStore, name) for name in ("update_customers", "update_terminals", "put_rows",
                                                    "peek_records", "mark_frauds", "drop_records")],
 ]
 

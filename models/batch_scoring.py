@@ -46,14 +46,29 @@ def score_many(model: Any, rows: Sequence[Mapping[str, float]]) -> list[float]:
     if not rows:
         return []
     names = tuple(rows[0])
-    # a few rows (live traffic in small batches): the per-column numpy calls would cost more than they
-    # save, except for a tree model, whose every call has a fixed cost of its own (~0.1 ms)
-    small = len(rows) < MIN_VECTOR_ROWS and not _trees_score(model)
-    if small or not _vectorisable(model) or any(tuple(x) != names for x in rows):
+    if _row_by_row(model, len(rows)) or any(tuple(x) != names for x in rows):
         return [proba_true(model.predict_proba_one(x)) for x in rows]
     flat = chain.from_iterable(x.values() for x in rows)
     matrix = np.fromiter(flat, dtype=np.float64, count=len(rows) * len(names)).reshape(len(rows), len(names))
     return _proba(model, names, matrix, rows).tolist()
+
+
+def score_matrix(model: Any, names: Sequence[str], matrix: np.ndarray) -> list[float]:
+    """`score_many` of the rows of a matrix whose columns are `names` (no dict per row unless the
+    model needs one)."""
+    if len(matrix) == 0:
+        return []
+    names = tuple(names)
+    if _row_by_row(model, len(matrix)):
+        return [proba_true(model.predict_proba_one(dict(zip(names, x)))) for x in matrix.tolist()]
+    return _proba(model, names, matrix, None).tolist()
+
+
+def _row_by_row(model: Any, n: int) -> bool:
+    """Whether row by row is as fast: a few rows (live traffic in small batches), where the
+    per-column numpy calls would cost more than they save, except for a tree model, whose every call
+    has a fixed cost of its own (~0.1 ms); or a model without a vectorised part."""
+    return (n < MIN_VECTOR_ROWS and not _trees_score(model)) or not _vectorisable(model)
 
 
 def _vectorisable(model: Any) -> bool:
@@ -80,8 +95,10 @@ def _is_gam(model: Any) -> bool:
             and not getattr(compose.Pipeline, "_LEARN_UNSUPERVISED_DURING_PREDICT", False))
 
 
-def _proba(model: Any, names: tuple[str, ...], matrix: np.ndarray, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
-    """`proba_true(model.predict_proba_one(x))` of every row."""
+def _proba(model: Any, names: tuple[str, ...], matrix: np.ndarray,
+           rows: Sequence[Mapping[str, float]] | None) -> np.ndarray:
+    """`proba_true(model.predict_proba_one(x))` of every row (`rows`: the matrix's as dicts, made
+    from it when None and a model needs them)."""
     if isinstance(model, NegativeUndersampler):
         q = _proba(model.classifier, names, matrix, rows)
         return _proba_true(undersampling_corrected(q, model.rate))
@@ -99,6 +116,8 @@ def _proba(model: Any, names: tuple[str, ...], matrix: np.ndarray, rows: Sequenc
     if _is_gam(model):
         bins, regression = model.steps.values()
         return _proba_true(_sigmoid(_gam_logit(bins, regression, names, matrix)))
+    if rows is None:
+        rows = [dict(zip(names, x)) for x in matrix.tolist()]
     return np.array([proba_true(model.predict_proba_one(x)) for x in rows], dtype=np.float64)
 
 

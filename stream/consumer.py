@@ -29,7 +29,7 @@ from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetterWriter
-from fraudstream.stream.features import FeatureEngine, ScoredRecord
+from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
 from fraudstream.stream.registry import LabelEntry, LabelOutcome
 from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import fewer_collections
@@ -186,33 +186,36 @@ class ScoringConsumer:
     def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
         """Features, scores and alerts of new transactions; a transaction delivered again whose scored
         record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
-        features, earlier = self.engine.transform_scored([tx for _, tx in run])
-        new: list[tuple[ConsumerRecord, Transaction, dict[str, float]]] = []
+        batch = self.engine.transform_batch([tx for _, tx in run])
+        new: list[int] = []  # positions in `run`
         again: list[tuple[Transaction, StoredRecord]] = []
         conflicts: list[tuple[ConsumerRecord, Transaction]] = []
-        for (record, tx), x, stored in zip(run, features, earlier):
-            if x is None:
+        for i, ((record, tx), conflict, stored) in enumerate(zip(run, batch.conflict, batch.stored)):
+            if conflict:
                 conflicts.append((record, tx))
             elif stored is None:
-                new.append((record, tx, x))
+                new.append(i)
             else:
                 again.append((tx, stored))
-        scores, per_model = self.scorer.score_all([x for _, _, x in new])  # champion's, every model's
+        features = batch.features if len(new) == len(run) else batch.features[new]
+        scores, per_model = self.scorer.score_matrix(FEATURE_NAMES, features)  # champion's, every model's
         now = utcnow()
         now_ms = now.timestamp() * 1000.0
         alerts: list[Alert] = []
         payloads: list[bytes | None] = []
         latencies: list[float] = []
         threshold = self.scorer.threshold if self.scorer.alerting else float("inf")
-        for (record, tx, x), score in zip(new, scores):
+        for i, score in zip(new, scores):
+            record, tx = run[i]
             latency_ms = max(0.0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0.0
             latencies.append(latency_ms)
-            alert = self.scorer.alert(tx, x, score, now, latency_ms) if score >= threshold else None
+            alert = self.scorer.alert(tx, batch.row(i), score, now, latency_ms) if score >= threshold else None
             payloads.append(None if alert is None else alert.to_json_bytes())
             if alert is not None:
                 alerts.append(alert)
-        self.engine.record_scored([tx for _, tx, _ in new], [x for _, _, x in new], per_model, payloads)
-        sends = [(tx.transaction_id, p) for (_, tx, _), p in zip(new, payloads) if p is not None]
+        new_txs = [run[i][1] for i in new]
+        self.engine.record_rows(new_txs, features, per_model, payloads)
+        sends = [(tx.transaction_id, p) for tx, p in zip(new_txs, payloads) if p is not None]
         resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
         topic = self.settings.topic_alerts
         futures = [self.producer.send(topic, key=txid.encode(), value=p) for txid, p in sends + resent]

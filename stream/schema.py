@@ -12,10 +12,12 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import NamedTuple
 
 import msgpack
+import numpy as np
 
 HANDBOOK_FEATURES: tuple[str, ...] = (
     "TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT",
@@ -48,27 +50,55 @@ class StoredRecord(NamedTuple):
     alert: bytes | None = None  # the alert published for it, sent again as is if it is delivered again
 
 
+class ScoredRows(NamedTuple):
+    """The scored records of a batch, by column (row i is transaction i's): what the consumer keeps
+    without building a features dict per transaction."""
+
+    customer_ids: list[str]
+    transaction_ids: list[str]
+    t_ms: list[int]
+    terminal_ids: list[str]
+    features: np.ndarray  # one row per transaction, columns in `FEATURE_NAMES` order
+    scores: list[dict[str, float]]
+    alerts: list[bytes | None]
+
+    def records(self) -> list[tuple[str, str, StoredRecord]]:
+        """(customer_id, transaction_id, record) per row."""
+        return [(c, t, StoredRecord(ms, term, dict(zip(FEATURE_NAMES, row)), s, a))
+                for c, t, ms, term, row, s, a in zip(self.customer_ids, self.transaction_ids, self.t_ms,
+                                                     self.terminal_ids, self.features.tolist(), self.scores, self.alerts)]
+
+
 # counts and flags: whole numbers, packed as integers (1 byte for most instead of 9), losslessly
-_WHOLE = tuple(i for i, name in enumerate(FEATURE_NAMES)
-               if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name
-               or name.startswith(("terminal_frauds_", "terminal_last_is_")))
-
-
-_IN_ORDER = itemgetter(*FEATURE_NAMES)  # one C call instead of a lookup per feature (7.7 -> 5.8 us a record)
+_WHOLE = [i for i, name in enumerate(FEATURE_NAMES)
+          if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name
+          or name.startswith(("terminal_frauds_", "terminal_last_is_"))]
+IN_ORDER = itemgetter(*FEATURE_NAMES)  # a features dict's values in `FEATURE_NAMES` order
 
 
 def encode_record(rec: StoredRecord) -> bytes:
     """msgpack of (t_ms, terminal, the features in `FEATURE_NAMES` order, scores[, alert]);
     `decode_record` gives back the same floats."""
-    values = list(map(float, _IN_ORDER(rec.features)))
-    for i in _WHOLE:
-        v = values[i]
-        if v.is_integer() and -_EXACT < v < _EXACT:
-            values[i] = int(v)  # type: ignore[call-overload]
-    fields = [rec.t_ms, rec.terminal_id, values, rec.scores]
-    if rec.alert is not None:
-        fields.append(rec.alert)
-    return msgpack.packb(fields, use_bin_type=True)
+    values = np.array([IN_ORDER(rec.features)], dtype=np.float64)
+    return encode_records([rec.t_ms], [rec.terminal_id], values, [rec.scores], [rec.alert])[0]
+
+
+def encode_records(t_ms: Sequence[int], terminal_ids: Sequence[str], features: np.ndarray,
+                   scores: Sequence[Mapping[str, float]], alerts: Sequence[bytes | None]) -> list[bytes]:
+    """`encode_record` of every row of a batch (`features`: one row per record), by column: the
+    whole-number features become integers in one numpy pass, not one test per value."""
+    values = features.astype(object)  # Python floats
+    whole = features[:, _WHOLE]
+    exact = (np.trunc(whole) == whole) & (np.abs(whole) < _EXACT)
+    if exact.all():
+        values[:, _WHOLE] = whole.astype(np.int64).astype(object)
+    elif exact.any():
+        ints = whole.astype(object)
+        ints[exact] = whole[exact].astype(np.int64).astype(object)
+        values[:, _WHOLE] = ints
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return [pack([ms, term, row, s] if a is None else [ms, term, row, s, a])
+            for ms, term, row, s, a in zip(t_ms, terminal_ids, values.tolist(), scores, alerts)]
 
 
 def decode_record(payload: bytes) -> StoredRecord:

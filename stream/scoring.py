@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from fraudstream.models import zoo
+from fraudstream.models.batch_scoring import score_matrix
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
 from fraudstream.stream.registry import LabelEntry, LabelOutcome
@@ -188,12 +191,19 @@ class Scorer:
 
     def score_all(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[dict[str, float]]]:
         """Champion scores, and per transaction every active model's score (champion included)."""
+        return self._score_each(lambda model: zoo.score_many(model, features), len(features))
+
+    def score_matrix(self, names: Sequence[str], matrix: np.ndarray) -> tuple[list[float], list[dict[str, float]]]:
+        """`score_all` of the rows of a feature matrix whose columns are `names`."""
+        return self._score_each(lambda model: score_matrix(model, names, matrix), len(matrix))
+
+    def _score_each(self, score: Callable[[Any], list[float]], n: int) -> tuple[list[float], list[dict[str, float]]]:
         if self.lifecycle is not None:
             self.lifecycle.before_score(self)
-        per_model: list[dict[str, float]] = [{} for _ in features]
+        per_model: list[dict[str, float]] = [{} for _ in range(n)]
         for name, slot in self.models.items():  # a batch at a time: the same scores as one by one, faster
-            for scores, score in zip(per_model, zoo.score_many(slot.model, features)):
-                scores[name] = score
+            for scores, value in zip(per_model, score(slot.model)):
+                scores[name] = value
         champion = self.champion_name
         return [scores[champion] for scores in per_model], per_model
 

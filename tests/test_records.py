@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import redis
 from click.testing import CliRunner
 
 from fraudstream.cli import main
 from fraudstream.config import Settings
-from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord, encode_record
+from fraudstream.stream.schema import FEATURE_NAMES, ScoredRows, StoredRecord, encode_record
 from fraudstream.stream.state import MemoryStore, StateStore
 from fraudstream.stream.state.base import HOUR_MS, RecordRef, Windows
 from fraudstream.stream.state.redis_records import migrate_legacy_records
@@ -65,6 +66,19 @@ def test_put_peek_take_drop(store: StateStore) -> None:
     store.drop_records(refs[3:150] + [RecordRef("nobody", "t3", T0)])
     rest = store.peek_records(refs)
     assert [p is None for p in rest] == [True] * 150 + [False] * 150
+
+
+def test_rows_are_stored_as_the_same_records(store: StateStore) -> None:
+    """`put_rows` (the consumer's batch of records by column) keeps what `put_records` keeps."""
+    items = [(f"c{i % 5}", f"t{i}", record(T0 + i * 1000, i, {"gbt_window": i / 10}))
+             for i in range(40)]
+    items = [(c, t, rec._replace(alert=b'{"a": 1}') if i % 3 == 0 else rec) for i, (c, t, rec) in enumerate(items)]
+    store.put_rows(ScoredRows([c for c, _, _ in items], [t for _, t, _ in items], [r.t_ms for _, _, r in items],
+                              [r.terminal_id for _, _, r in items],
+                              np.array([[r.features[n] for n in FEATURE_NAMES] for _, _, r in items]),
+                              [r.scores for _, _, r in items], [r.alert for _, _, r in items]))
+    peeked = store.peek_records([RecordRef(c, t, rec.t_ms) for c, t, rec in items])
+    assert [p[0] if p else None for p in peeked] == [rec for _, _, rec in items]
 
 
 def test_ids_cannot_collide_across_customers(store: StateStore) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from fraudstream.errors import ModelError
 from fraudstream.models import zoo
+from fraudstream.models.batch_scoring import score_matrix
 from fraudstream.models.events import Reason
 
 FEATURES = ("TX_AMOUNT", "TERMINAL_ID_RISK_7DAY_WINDOW", "CUSTOMER_ID_NB_TX_1DAY_WINDOW", "noise")
@@ -145,6 +146,11 @@ def test_batch_scores_equal_one_at_a_time_scores(name: str) -> None:
     scores = zoo.score_many(model, rows)
     assert scores == [zoo.score_one(model, x) for x in rows]
     assert len(set(scores)) > 1  # trained: not a constant
+    # the live consumer's path: the rows as one matrix, in batches above and below MIN_VECTOR_ROWS
+    names = list(rows[0])
+    matrix = np.array([list(x.values()) for x in rows])
+    assert score_matrix(model, names, matrix) == scores
+    assert score_matrix(model, names, matrix[:5]) == scores[:5]
     # rows with another key order (not the engine's) take the row-by-row path and still agree
     shuffled = [dict(reversed(list(x.items()))) for x in rows[:20]] + rows[:20]
     assert zoo.score_many(model, shuffled) == [zoo.score_one(model, x) for x in shuffled]

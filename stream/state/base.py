@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from fraudstream.stream.schema import StoredRecord
+from fraudstream.stream.schema import ScoredRows, StoredRecord
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -132,6 +132,10 @@ class StateStore(Protocol):
 
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
         """(customer_id, transaction_id, record) -> stored until taken or expired."""
+        ...
+
+    def put_rows(self, rows: ScoredRows) -> None:
+        """`put_records` of a batch given by column (the features as a matrix)."""
         ...
 
     def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:

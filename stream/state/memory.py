@@ -21,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
-from fraudstream.stream.schema import StoredRecord
+from fraudstream.stream.schema import ScoredRows, StoredRecord
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp, Windows,
                                           to_micro)
 
@@ -213,6 +213,9 @@ class MemoryStore:
                 term.known[term.ids.index(mark.transaction_id)] = mark.known_ms
 
     # -- scored records --------------------------------------------------------------------------
+    def put_rows(self, rows: ScoredRows) -> None:
+        self.put_records(rows.records())
+
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
         newest: dict[str, int] = {}
         for customer_id, txid, record in items:

@@ -21,7 +21,7 @@ import msgpack
 from redis.cluster import key_slot
 
 from fraudstream.constants import CUSTOMER_TAG, RECORD_SHARDS_CLUSTER, RECORD_TAG
-from fraudstream.stream.schema import StoredRecord, decode_record, encode_record
+from fraudstream.stream.schema import ScoredRows, StoredRecord, decode_record, encode_record, encode_records
 from fraudstream.stream.state.base import HOUR_MS, RecordRef
 
 Runner = Callable[[str, list[tuple[list[str], list[Any]]]], list[Any]]
@@ -53,10 +53,18 @@ class RecordBuckets:
         return f"{self.prefix}:{{{RECORD_TAG}:{hour}:{zlib.crc32(customer_id.encode()) % RECORD_SHARDS_CLUSTER}}}"
 
     def put(self, items: list[tuple[str, str, StoredRecord]]) -> None:
+        self.put_encoded([(c, t, rec.t_ms, encode_record(rec)) for c, t, rec in items])
+
+    def put_rows(self, rows: ScoredRows) -> None:
+        """`put` of a batch's records by column (see `schema.encode_records`)."""
+        payloads = encode_records(rows.t_ms, rows.terminal_ids, rows.features, rows.scores, rows.alerts)
+        self.put_encoded(list(zip(rows.customer_ids, rows.transaction_ids, rows.t_ms, payloads)))
+
+    def put_encoded(self, items: list[tuple[str, str, int, bytes]]) -> None:
+        """(customer_id, transaction_id, t_ms, encoded record) per record."""
         per_key: defaultdict[str, list[Any]] = defaultdict(list)
-        for customer_id, transaction_id, record in items:
-            per_key[self.key(customer_id, record.t_ms)] += (record_field(customer_id, transaction_id),
-                                                             encode_record(record))
+        for customer_id, transaction_id, t_ms, payload in items:
+            per_key[self.key(customer_id, t_ms)] += (record_field(customer_id, transaction_id), payload)
         calls = [(keys, [msgpack.packb([per_key[k] for k in keys], use_bin_type=False), self.retention_ms])
                  for keys in self._groups(list(per_key))]
         self.run("records_put", calls)

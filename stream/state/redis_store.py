@@ -26,7 +26,7 @@ from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
-from fraudstream.stream.schema import StoredRecord, decode_record
+from fraudstream.stream.schema import ScoredRows, StoredRecord, decode_record
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.redis_records import RecordBuckets
 from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp,
@@ -280,6 +280,10 @@ class RedisStore:
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
         if items:
             self.records.put(items)
+
+    def put_rows(self, rows: ScoredRows) -> None:
+        if rows.customer_ids:
+            self.records.put_rows(rows)
 
     def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
         return [None if r is None else decode_record(r) for r in self.records.fetch("take", items)]

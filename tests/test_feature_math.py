@@ -1,0 +1,112 @@
+"""The batch feature math (`derive_matrix`) gives the floats of the one-at-a-time math (`derive`),
+and the batch record codec (`encode_records`) the bytes of `encode_record`."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timedelta, timezone
+
+import msgpack
+import numpy as np
+import pytest
+
+from fraudstream.models.events import Transaction
+from fraudstream.stream.feature_math import FeatureConfig, derive, derive_matrix
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord, decode_record, encode_record, encode_records
+from fraudstream.stream.state import MemoryStore
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+def case(rng: random.Random, i: int, huge: bool = False) -> tuple[Transaction, int, int, tuple[int, ...], tuple[int, ...]]:
+    """A transaction with aggregates that reach every branch: no previous transaction, equal amounts
+    (no spread), a zero mean, coordinates with and without a home or a previous position, terminals
+    without transactions or frauds."""
+    amount = rng.choice([0.0, 0.01, 12.34, round(rng.expovariate(0.01), 2), 999.99])
+    if huge:
+        amount = 9e8 + i
+    cents = round(amount * 100)
+    nb30 = rng.choice([1, 1, 2, 3, 40])
+    other = [rng.choice([0, cents, rng.randint(0, 50_000)]) for _ in range(nb30 - 1)]
+    c30 = cents + sum(other)
+    sq30 = cents * cents + sum(c * c for c in other)
+    nb7 = rng.randint(1, nb30)
+    nb1 = rng.randint(1, nb7)
+    nbh = rng.randint(1, nb1)
+    coords = rng.random() < 0.4
+    hn = rng.choice([0, 3]) if coords else 0
+    pcoord = rng.choice([0, 1]) if coords else 0
+    cust = (nb1, cents * nb1, nb7, cents * nb7, nb30, c30, sq30, nbh, cents * nbh, rng.randint(1, nbh),
+            rng.choice([-1, 0, 30_000, 5_000_000]), rng.randint(1, 5), rng.randint(0, 1),
+            hn * 48_000_000, hn * 2_000_000, hn, 51_500_000 * pcoord, -120_000 * pcoord, pcoord)
+    ta, tb, tc = (rng.choice([0, 1, 9]) for _ in range(3))
+    term = (ta, rng.randint(0, ta), tb, rng.randint(0, tb), tc, rng.randint(0, tc), rng.randint(0, 4),
+            rng.randint(0, 3), rng.randint(0, 1), rng.randint(0, 1), rng.choice([-1, 0, 86_400_000 * 3 + 17]))
+    position = {"latitude": 48.85 + rng.random(), "longitude": 2.35 - rng.random()} if coords else {}
+    t = T0 + timedelta(seconds=rng.randint(0, 14 * 86400), milliseconds=rng.randint(0, 999))
+    tx = Transaction(transaction_id=f"t{i}", customer_id="c", terminal_id="m", amount=amount, event_time=t, **position)
+    t_ms = int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000)
+    return tx, t_ms, cents, cust, term
+
+
+@pytest.mark.parametrize("huge", [False, True])
+def test_matrix_rows_equal_one_at_a_time_features(huge: bool) -> None:
+    rng = random.Random(11)
+    cases = [case(rng, i, huge=huge and i == 7) for i in range(400)]
+    config = FeatureConfig()
+    expected = [list(derive(*c, config).values()) for c in cases]
+    got = derive_matrix(*map(list, zip(*cases)), config).tolist()
+    assert got == expected  # float for float, not approximately
+    column = {name: j for j, name in enumerate(FEATURE_NAMES)}
+    # every branch was taken
+    assert {row[column["customer_amount_zscore_30d"]] == 0.0 for row in got} == {True, False}
+    assert {row[column["has_coordinates"]] for row in got} == {0.0, 1.0}
+    assert any(row[column["customer_speed_from_prev_kmh"]] > 0 for row in got)
+    assert any(row[column["TERMINAL_ID_RISK_7DAY_WINDOW"]] > 0 for row in got)
+    assert any(row[column["terminal_days_since_fraud"]] == 60.0 for row in got)
+    assert not any(math.isnan(v) for row in got for v in row)
+
+
+def test_engine_batches_equal_one_transaction_at_a_time() -> None:
+    """A batch large enough for the matrix path gets the features of one-at-a-time transforms, also
+    for transactions delivered again and reused ids."""
+    rng = random.Random(3)
+    txs = [Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 7}", terminal_id=f"m{i % 5}",
+                       amount=round(rng.expovariate(0.02), 2), event_time=T0 + timedelta(minutes=13 * i),
+                       **({"latitude": 40.0 + i % 9, "longitude": -3.5} if i % 4 else {})) for i in range(300)]
+    one, batched = FeatureEngine(MemoryStore()), FeatureEngine(MemoryStore())
+    expected = [one.transform([tx])[0] for tx in txs]
+    assert batched.transform(txs) == expected
+    again = txs[:50] + [txs[60].model_copy(update={"amount": 1.0})]  # the same ids; one with another amount
+    batch = batched.transform_batch(again)
+    assert batch.conflict == [False] * 50 + [True]
+    assert all(s is None for s in batch.stored)  # nothing was recorded: no stored records
+    assert batch.rows()[:50] == expected[:50] and batch.rows()[50] is None
+    assert batch.features[50].tolist() == [0.0] * len(FEATURE_NAMES)
+
+
+def test_batch_encoding_equals_one_record_at_a_time() -> None:
+    rng = np.random.default_rng(5)
+    features = np.round(rng.exponential(20.0, size=(64, len(FEATURE_NAMES))), 2)
+    features[:, FEATURE_NAMES.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")] = np.arange(64)
+    features[3, FEATURE_NAMES.index("terminal_nb_last_3")] = 2.5  # a count that is not whole: kept a float
+    features[4, FEATURE_NAMES.index("terminal_nb_last_3")] = float("nan")
+    features[5, FEATURE_NAMES.index("has_coordinates")] = 2.0 ** 60  # whole but not exact as a float
+    times = [1_714_521_600_000 + i for i in range(64)]
+    terminals = [f"m{i}" for i in range(64)]
+    scores = [{"gbt_window": i / 64} for i in range(64)]
+    alerts = [b'{"alert": 1}' if i % 9 == 0 else None for i in range(64)]
+    records = [StoredRecord(t, m, dict(zip(FEATURE_NAMES, row)), s, a)
+               for t, m, row, s, a in zip(times, terminals, features.tolist(), scores, alerts)]
+    encoded = encode_records(times, terminals, features, scores, alerts)
+    assert encoded == [encode_record(r) for r in records]
+    decoded = [decode_record(p) for p in encoded]
+    assert [d.features for d in decoded[:3]] == [r.features for r in records[:3]]
+    assert decoded[4].features["terminal_nb_last_3"] != decoded[4].features["terminal_nb_last_3"]  # NaN
+    # whole counts are packed as integers, the rest as floats
+    values = msgpack.unpackb(encoded[1])[2]
+    assert type(values[FEATURE_NAMES.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")]) is int
+    assert type(values[FEATURE_NAMES.index("TX_AMOUNT")]) is float
+    assert type(msgpack.unpackb(encoded[3])[2][FEATURE_NAMES.index("terminal_nb_last_3")]) is float
