@@ -38,7 +38,7 @@ from fraudstream.models.transforms import _BINARY, _UNIT, _LN2, BIN_SEPARATOR, L
 from fraudstream.models.wrappers import MeanProbaClassifier, NegativeUndersampler, proba_true, undersampling_corrected
 
 SIGMOID_CLIP = 30.0  # river.utils.math.sigmoid: 0 below -30, 1 above 30
-MIN_VECTOR_ROWS = 64  # below this, row by row is faster (~30 us fixed per numpy column pass)
+MIN_VECTOR_ROWS = 40  # below this, row by row is faster (~25 us fixed per numpy column pass)
 
 
 def score_many(model: Any, rows: Sequence[Mapping[str, float]]) -> list[float]:
@@ -171,7 +171,10 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
 
 def _bin_weights(weights: dict[str, float], name: str, index: np.ndarray) -> np.ndarray:
     """Per row, the weight of the one-hot bin `name#index` (times its value, 1.0), 0 if unlearned."""
+    low, high = int(index.min()), int(index.max())
+    if high - low <= 4 * len(index):  # bins are logarithmic: a short range, looked up without sorting
+        table = np.array([weights.get(f"{name}{BIN_SEPARATOR}{b}", 0.0) for b in range(low, high + 1)], dtype=np.float64)
+        return table[index - low] * 1.0
     found, inverse = np.unique(index, return_inverse=True)
-    lookup = np.array([weights[key] if (key := f"{name}{BIN_SEPARATOR}{b}") in weights else 0.0
-                       for b in found.tolist()], dtype=np.float64)
+    lookup = np.array([weights.get(f"{name}{BIN_SEPARATOR}{b}", 0.0) for b in found.tolist()], dtype=np.float64)
     return lookup[inverse] * 1.0

@@ -10,7 +10,7 @@ import pytest
 
 from fraudstream.errors import ModelError
 from fraudstream.models import zoo
-from fraudstream.models.batch_scoring import score_matrix
+from fraudstream.models.batch_scoring import _bin_weights, score_matrix
 from fraudstream.models.events import Reason
 
 FEATURES = ("TX_AMOUNT", "TERMINAL_ID_RISK_7DAY_WINDOW", "CUSTOMER_ID_NB_TX_1DAY_WINDOW", "noise")
@@ -154,3 +154,11 @@ def test_batch_scores_equal_one_at_a_time_scores(name: str) -> None:
     # rows with another key order (not the engine's) take the row-by-row path and still agree
     shuffled = [dict(reversed(list(x.items()))) for x in rows[:20]] + rows[:20]
     assert zoo.score_many(model, shuffled) == [zoo.score_one(model, x) for x in shuffled]
+
+
+@pytest.mark.parametrize("index", [[3, -2, 7, 3, 0], [0, 5000, -40, 5000, 12]])
+def test_bin_weights_by_table_and_by_sorting(index: list[int]) -> None:
+    """Bins of a short range are looked up in a table, of a long one by sorting: the same weights."""
+    weights = {"TX_AMOUNT#3": 0.5, "TX_AMOUNT#-2": -1.25, "TX_AMOUNT#5000": 2.0, "other#7": 9.0}
+    got = _bin_weights(weights, "TX_AMOUNT", np.array(index, dtype=np.int64)).tolist()
+    assert got == [weights.get(f"TX_AMOUNT#{b}", 0.0) for b in index]
