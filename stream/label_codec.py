@@ -10,7 +10,8 @@ earlier version cannot read these: upgrade every consumer of a registry together
 
 An entry that cannot be read (its names are gone from Redis, or values and names differ in
 number) unpacks to None: the learner skips it, with an error logged once per names' list, rather
-than stopping on it again after every restart.
+than stopping on it again after every restart. A read of many entries (`reader`) asks Redis for a
+missing list once, not once per entry.
 
 >>> stored = {}
 >>> codec = FeatureCodec(load=stored.get)
@@ -22,6 +23,10 @@ than stopping on it again after every restart.
 {'TX_AMOUNT': 3.0}
 >>> FeatureCodec(load={}.get).unpack(blob) is None  # names not stored: logged, skipped
 True
+>>> asked = []
+>>> read = FeatureCodec(load=lambda i: asked.append(i)).reader()  # one read of a backlog
+>>> [read(blob), read(blob)], len(asked)  # the missing names are asked for once per read
+([None, None], 1)
 """
 
 from __future__ import annotations
@@ -61,14 +66,25 @@ class FeatureCodec:
 
     def unpack(self, blob: bytes) -> dict[str, float] | None:
         """The features, or None for an entry that cannot be read (see the module docstring)."""
+        return self._unpack(blob, set())
+
+    def reader(self) -> Callable[[bytes], dict[str, float] | None]:
+        """`unpack` for one read of many entries: a names id found missing in Redis is not asked
+        for again within it (a later read asks again: the names may have been written since)."""
+        missing: set[int] = set()
+        return lambda blob: self._unpack(blob, missing)
+
+    def _unpack(self, blob: bytes, missing: set[int]) -> dict[str, float] | None:
         entry = msgpack.unpackb(blob)
         if isinstance(entry, dict):
             return entry
         names_id, values = entry
         names = self._names.get(names_id)
-        if names is None:
+        if names is None and names_id not in missing:
             packed = self.load(names_id)
-            if packed is not None:
+            if packed is None:
+                missing.add(names_id)
+            else:
                 names = self._names[names_id] = tuple(msgpack.unpackb(packed))
         if names is None or len(names) != len(values):
             if names_id not in self._reported:

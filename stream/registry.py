@@ -267,7 +267,7 @@ class ModelRegistry:
         """Entries strictly after the id `after`, oldest first; features None: an entry that cannot
         be read (`label_codec`), to skip."""
         rows = self.client.xrange(self.key("labels"), min=f"({after}", max="+", count=count)
-        unpack = self._features.unpack
+        unpack = self._features.reader()
         return [(rid.decode(), unpack(f[b"x"]), f[b"y"] == b"1") for rid, f in rows]
 
     def stream_end(self) -> str:

@@ -281,10 +281,15 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, ca
     assert len(entry) < 400 < len(msgpack.packb(x))  # the names are not in the entry
     for key in writer.client.keys(writer.key("feature_names", "*")):
         writer.client.delete(key)
+    reader = registry_for(settings)
+    asked: list[int] = []
+    load = reader._features.load
+    reader._features.load = lambda names_id: asked.append(names_id) or load(names_id)  # type: ignore[method-assign]
     with caplog.at_level("ERROR", logger="fraudstream.stream.label_codec"):
-        rows = registry_for(settings).read_labels("0-0")
+        rows = reader.read_labels("0-0")
     assert [(features, fraud) for _, features, fraud in rows] == [(None, True), (None, False), (None, False), (other, True)]
     assert len([r for r in caplog.records if "not in Redis" in r.getMessage()]) == 2  # once per names' list
+    assert len(asked) == 2  # Redis asked once per missing names' list in a read, not once per entry
 
     # a learner passes over unreadable entries and goes on after them
     learner = live(settings)
