@@ -1,15 +1,18 @@
 -- Append labelled feature vectors to the label stream once per transaction (what the learner learns).
--- KEYS[1]: the label stream; KEYS[2 .. 1+#names]: the models' score lists; then one "applied" marker
--- key per entry that has a transaction key (all keys in the registry's hash slot).
+-- KEYS[1]: the label stream; KEYS[2 .. 1+#names]: the models' score lists; then the keys of the
+-- feature names' lists the entries refer to; then one "applied" marker key per entry that has a
+-- transaction key (all keys in the registry's hash slot).
 -- ARGV[1]: msgpack list of {features (msgpack bytes, '' = no scored record: only check the marker),
 --   is_fraud 0/1, scores in the order of the names, marker index (0: no marker), marker ttl ms};
--- ARGV[2]: msgpack model names; ARGV[3]: score-list cap.
+-- ARGV[2]: msgpack model names; ARGV[3]: score-list cap; ARGV[4]: msgpack list of the feature
+-- names' lists (stored packed, one per names key, with the entries: they never outlive them).
 -- The marker ("applied:<customer>:<transaction>" = the label) makes a label delivered again (a
 -- process killed after this call but before its offsets were committed) a no-op.
 -- Returns per entry: 0 appended, 1 already applied (same label), 2 already applied with the other
 -- label, 3 neither a scored record nor a marker (unknown transaction).
-local entries, names = cmsgpack.unpack(ARGV[1]), cmsgpack.unpack(ARGV[2])
-local first_marker = #names + 2
+local entries, names, feature_names = cmsgpack.unpack(ARGV[1]), cmsgpack.unpack(ARGV[2]), cmsgpack.unpack(ARGV[4])
+for k = 1, #feature_names do redis.call('SET', KEYS[#names + 1 + k], feature_names[k]) end
+local first_marker = #names + 2 + #feature_names
 local perf, out = {}, {}
 for m = 1, #names do perf[m] = {} end
 for i = 1, #entries do

@@ -256,10 +256,10 @@ class ModelRegistry:
                 packed.append([features, int(bool(e.is_fraud)),
                                [e.scores.get(n) for n in names], len(markers) if e.key is not None else 0,
                                e.ttl_ms or APPLIED_TTL_MS])
-            if names_ids:  # with every batch: entries never outlive their names
-                self.client.mset({self._names_key(i): self._features.names(i) for i in names_ids})
-            reply = self._append_labels(keys=keys + markers,
-                                        args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW])
+            ids = sorted(names_ids)  # their lists are written with the entries: entries never outlive their names
+            reply = self._append_labels(keys=keys + [self._names_key(i) for i in ids] + markers,
+                                        args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
+                                              msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)])
             outcomes += [LabelOutcome(int(code)) for code in reply]
         return outcomes
 
