@@ -171,6 +171,8 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
 
 def _bin_weights(weights: dict[str, float], name: str, index: np.ndarray) -> np.ndarray:
     """Per row, the weight of the one-hot bin `name#index` (times its value, 1.0), 0 if unlearned."""
+    if len(index) == 0:
+        return np.zeros(0, dtype=np.float64)
     low, high = int(index.min()), int(index.max())
     if high - low <= 4 * len(index):  # bins are logarithmic: a short range, looked up without sorting
         table = np.array([weights.get(f"{name}{BIN_SEPARATOR}{b}", 0.0) for b in range(low, high + 1)], dtype=np.float64)

@@ -19,6 +19,7 @@ transaction, with the same floats.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,7 @@ import numpy as np
 
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.feature_math import FeatureConfig, derive, derive_matrix
-from fraudstream.stream.schema import (EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, IN_ORDER,
-                                       ScoredRows, StoredRecord)
+from fraudstream.stream.schema import EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, ScoredRows, StoredRecord
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, FraudMark, RecordRef, StateStore, TerminalOp
 
 __all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureBatch", "FeatureConfig", "FeatureEngine",
@@ -86,7 +86,8 @@ class FeatureBatch:
     """A batch's features as a matrix: row i is transaction i's, columns in `FEATURE_NAMES` order.
 
     A conflict (the id was used for another transaction, see `FeatureEngine.transform`) has a row of
-    zeros; a transaction scored before has its `stored` record and the features it was scored with.
+    zeros; a transaction scored before has its `stored` record and the features it was scored with
+    (NaN for any it lacks).
     """
 
     features: np.ndarray
@@ -97,8 +98,10 @@ class FeatureBatch:
         return dict(zip(FEATURE_NAMES, self.features[i].tolist()))
 
     def rows(self) -> list[dict[str, float] | None]:
-        """`transform`'s answer: a dict per transaction, None for a conflict."""
-        return [None if c else dict(zip(FEATURE_NAMES, x)) for c, x in zip(self.conflict, self.features.tolist())]
+        """`transform`'s answer: a dict per transaction, None for a conflict, the stored features for
+        a transaction scored before."""
+        return [None if c else dict(s.features) if s is not None else dict(zip(FEATURE_NAMES, x))
+                for c, s, x in zip(self.conflict, self.stored, self.features.tolist())]
 
 
 class FeatureEngine:
@@ -155,8 +158,8 @@ class FeatureEngine:
         if fresh:
             matrix[fresh] = derived
         for i, rec in enumerate(stored):
-            if rec is not None:
-                matrix[i] = IN_ORDER(rec.features)
+            if rec is not None:  # NaN for a feature the record lacks (one stored before that feature existed)
+                matrix[i] = [rec.features.get(name, math.nan) for name in FEATURE_NAMES]
         return FeatureBatch(matrix, conflict, stored)
 
     def _update(self, txs: Sequence[Transaction]) -> tuple[list[int], list[int], list[CustomerResult],

@@ -64,7 +64,7 @@ class ScoredRows(NamedTuple):
 
     def records(self) -> list[tuple[str, str, StoredRecord]]:
         """(customer_id, transaction_id, record) per row."""
-        return [(c, t, StoredRecord(ms, term, dict(zip(FEATURE_NAMES, row)), s, a))
+        return [(c, t, StoredRecord(ms, term, dict(zip(FEATURE_NAMES, row)), dict(s), a))
                 for c, t, ms, term, row, s, a in zip(self.customer_ids, self.transaction_ids, self.t_ms,
                                                      self.terminal_ids, self.features.tolist(), self.scores, self.alerts)]
 

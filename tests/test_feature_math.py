@@ -58,7 +58,7 @@ def test_matrix_rows_equal_one_at_a_time_features(huge: bool) -> None:
     config = FeatureConfig()
     expected = [list(derive(*c, config).values()) for c in cases]
     got = derive_matrix(*map(list, zip(*cases)), config).tolist()
-    assert got == expected  # float for float, not approximately
+    assert list(map(repr, got)) == list(map(repr, expected))  # float for float (and -0.0 is not 0.0)
     column = {name: j for j, name in enumerate(FEATURE_NAMES)}
     # every branch was taken
     assert {row[column["customer_amount_zscore_30d"]] == 0.0 for row in got} == {True, False}
@@ -67,6 +67,16 @@ def test_matrix_rows_equal_one_at_a_time_features(huge: bool) -> None:
     assert any(row[column["TERMINAL_ID_RISK_7DAY_WINDOW"]] > 0 for row in got)
     assert any(row[column["terminal_days_since_fraud"]] == 60.0 for row in got)
     assert not any(math.isnan(v) for row in got for v in row)
+
+
+def test_sums_of_squares_beyond_int64_are_derived_with_python_integers() -> None:
+    rng = random.Random(4)
+    cases = [case(rng, i) for i in range(100)]
+    tx, t_ms, cents, cust, term = cases[9]
+    cases[9] = (tx, t_ms, cents, cust[:6] + (2 ** 64 + 12_345,) + cust[7:], term)  # int64 cannot hold it
+    config = FeatureConfig()
+    got = derive_matrix(*map(list, zip(*cases)), config).tolist()
+    assert got == [list(derive(*c, config).values()) for c in cases]
 
 
 def test_engine_batches_equal_one_transaction_at_a_time() -> None:
@@ -85,6 +95,27 @@ def test_engine_batches_equal_one_transaction_at_a_time() -> None:
     assert all(s is None for s in batch.stored)  # nothing was recorded: no stored records
     assert batch.rows()[:50] == expected[:50] and batch.rows()[50] is None
     assert batch.features[50].tolist() == [0.0] * len(FEATURE_NAMES)
+    # scored before: the stored record, and its features in the row
+    batched.record_scored(txs[:40], expected[:40], [{"m": i / 40} for i in range(40)])  # type: ignore[arg-type]
+    batch = batched.transform_batch(txs[:60])
+    assert [s is not None for s in batch.stored] == [True] * 40 + [False] * 20
+    assert [s.scores for s in batch.stored[:40]] == [{"m": i / 40} for i in range(40)]  # type: ignore[union-attr]
+    assert batch.rows() == expected[:60]
+    assert batch.features.tolist() == [list(x.values()) for x in expected[:60]]  # type: ignore[union-attr]
+
+
+def record_as_written_before(rec: StoredRecord) -> bytes:
+    """The record codec before batches were encoded by column (one value at a time): records written
+    by a consumer of that version and of this one must be the same bytes."""
+    whole = [i for i, name in enumerate(FEATURE_NAMES)
+             if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name
+             or name.startswith(("terminal_frauds_", "terminal_last_is_"))]
+    values = [float(rec.features[name]) for name in FEATURE_NAMES]
+    for i in whole:
+        if values[i].is_integer() and -2.0 ** 53 < values[i] < 2.0 ** 53:
+            values[i] = int(values[i])  # type: ignore[call-overload]
+    fields = [rec.t_ms, rec.terminal_id, values, rec.scores] + ([rec.alert] if rec.alert is not None else [])
+    return msgpack.packb(fields, use_bin_type=True)
 
 
 def test_batch_encoding_equals_one_record_at_a_time() -> None:
@@ -101,7 +132,7 @@ def test_batch_encoding_equals_one_record_at_a_time() -> None:
     records = [StoredRecord(t, m, dict(zip(FEATURE_NAMES, row)), s, a)
                for t, m, row, s, a in zip(times, terminals, features.tolist(), scores, alerts)]
     encoded = encode_records(times, terminals, features, scores, alerts)
-    assert encoded == [encode_record(r) for r in records]
+    assert encoded == [encode_record(r) for r in records] == [record_as_written_before(r) for r in records]
     decoded = [decode_record(p) for p in encoded]
     assert [d.features for d in decoded[:3]] == [r.features for r in records[:3]]
     assert decoded[4].features["terminal_nb_last_3"] != decoded[4].features["terminal_nb_last_3"]  # NaN
