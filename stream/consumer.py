@@ -214,7 +214,7 @@ class ScoringConsumer:
             if alert is not None:
                 alerts.append(alert)
         new_txs = [run[i][1] for i in new]
-        self.engine.record_rows(new_txs, features, per_model, payloads)
+        self.engine.record_rows(new_txs, [batch.times[i] for i in new], features, per_model, payloads)
         sends = [(tx.transaction_id, p) for tx, p in zip(new_txs, payloads) if p is not None]
         resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
         topic = self.settings.topic_alerts

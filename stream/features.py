@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from fraudstream.models.events import Label, Transaction
-from fraudstream.stream.feature_math import FeatureConfig, derive, derive_matrix
+from fraudstream.stream.feature_math import MIN_MATRIX_ROWS, FeatureConfig, derive, derive_matrix
 from fraudstream.stream.schema import EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, ScoredRows, StoredRecord
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, FraudMark, RecordRef, StateStore, TerminalOp
 
@@ -77,10 +77,6 @@ def cents_of(amount: float) -> int:
     return round(amount * 100)
 
 
-# Below this many transactions, one at a time is faster than numpy's per-column passes (~0.1 ms a batch).
-MIN_MATRIX_ROWS = 32
-
-
 @dataclass(frozen=True)
 class FeatureBatch:
     """A batch's features as a matrix: row i is transaction i's, columns in `FEATURE_NAMES` order.
@@ -93,6 +89,7 @@ class FeatureBatch:
     features: np.ndarray
     conflict: list[bool]
     stored: list[StoredRecord | None]
+    times: list[int]  # event times, epoch ms
 
     def row(self, i: int) -> dict[str, float]:
         return dict(zip(FEATURE_NAMES, self.features[i].tolist()))
@@ -145,22 +142,18 @@ class FeatureEngine:
         conflict = [cr.conflict for cr in cust]
         stored = [None if cr.conflict else cr.stored for cr in cust]
         fresh = [i for i, cr in enumerate(cust) if not cr.conflict and cr.stored is None]
-        if len(fresh) >= MIN_MATRIX_ROWS:
-            derived = derive_matrix([txs[i] for i in fresh], [times[i] for i in fresh], [cents[i] for i in fresh],
-                                    [cust[i].aggregates for i in fresh], [term[i] for i in fresh],  # type: ignore[misc]
-                                    self.config)
-        else:
-            derived = np.array([list(derive(txs[i], times[i], cents[i], cust[i].aggregates, term[i],  # type: ignore[arg-type]
-                                            self.config).values()) for i in fresh], dtype=np.float64)
+        derived = derive_matrix([txs[i] for i in fresh], [times[i] for i in fresh], [cents[i] for i in fresh],
+                                [cust[i].aggregates for i in fresh], [term[i] for i in fresh],  # type: ignore[misc]
+                                self.config)
         if len(fresh) == len(txs):
-            return FeatureBatch(derived.reshape(len(txs), len(FEATURE_NAMES)), conflict, stored)
+            return FeatureBatch(derived, conflict, stored, times)
         matrix = np.zeros((len(txs), len(FEATURE_NAMES)), dtype=np.float64)
         if fresh:
             matrix[fresh] = derived
         for i, rec in enumerate(stored):
             if rec is not None:  # NaN for a feature the record lacks (one stored before that feature existed)
                 matrix[i] = [rec.features.get(name, math.nan) for name in FEATURE_NAMES]
-        return FeatureBatch(matrix, conflict, stored)
+        return FeatureBatch(matrix, conflict, stored, times)
 
     def _update(self, txs: Sequence[Transaction]) -> tuple[list[int], list[int], list[CustomerResult],
                                                            list[tuple[float, ...] | None]]:
@@ -186,12 +179,12 @@ class FeatureEngine:
                                  StoredRecord(to_ms(tx.event_time), tx.terminal_id, x, dict(s), a))
                                 for tx, x, s, a in zip(txs, features, scores, alerts or [None] * len(txs))])
 
-    def record_rows(self, txs: Sequence[Transaction], features: np.ndarray, scores: list[dict[str, float]],
-                    alerts: list[bytes | None]) -> None:
-        """`record_scored` with the features as a matrix (row i: `txs[i]`'s)."""
-        self.store.put_rows(ScoredRows([tx.customer_id for tx in txs], [tx.transaction_id for tx in txs],
-                                       [to_ms(tx.event_time) for tx in txs], [tx.terminal_id for tx in txs],
-                                       features, scores, alerts))
+    def record_rows(self, txs: Sequence[Transaction], times: list[int], features: np.ndarray,
+                    scores: list[dict[str, float]], alerts: list[bytes | None]) -> None:
+        """`record_scored` with the features as a matrix (row i: `txs[i]`'s, whose event time in epoch
+        ms is `times[i]`, as in `FeatureBatch.times`)."""
+        self.store.put_rows(ScoredRows([tx.customer_id for tx in txs], [tx.transaction_id for tx in txs], times,
+                                       [tx.terminal_id for tx in txs], features, scores, alerts))
 
     def apply_labels(self, labels: Sequence[Label], keep_records: bool = False) -> list[ScoredRecord | None]:
         """Return each label's scored record and mark frauds into terminal risk, known from the
