@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Batches are processed and committed between polls, so a revocation never interrupts one;
+    """Batches are processed and their commits sent between polls, so a revocation never interrupts one
+    (a commit still unanswered is refused at worst, and the batch processed again: see `AsyncCommits`);
     the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped:
     the new owner starts from the last commit.
 
@@ -41,6 +42,7 @@ class _Rebalance(ConsumerRebalanceListener):
             self.app.rebalance_since = time.monotonic()  # until the new assignment: no records, but not idle
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
+            self.app.commits.forget(revoked)
             dropped = self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
             for (topic, partition), offset in dropped.items():
                 self.app.consumer.seek(TopicPartition(topic, partition), offset)

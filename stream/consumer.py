@@ -1,7 +1,8 @@
 """The scoring consumer loop: poll a batch, validate, features, score, alert, learn, flush, commit.
 
 Offsets of a batch are committed only after its Redis writes (features, scored records) are
-acknowledged and its alerts and dead letters are acknowledged by the broker. When Redis or the
+acknowledged and its alerts and dead letters are acknowledged by the broker; the loop does not wait
+for the commit's own answer (`fraudstream.stream.commits`). When Redis or the
 broker is unreachable the batch is retried with backoff (all steps are idempotent) and nothing is
 committed meanwhile; a stop request during an outage abandons the uncommitted batch.
 """
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import redis.exceptions
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
@@ -27,6 +28,7 @@ from fraudstream.errors import FraudstreamError
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
+from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
@@ -94,6 +96,7 @@ class ScoringConsumer:
         self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
         self.aligner = TopicAligner(follower=s.topic_labels)
         self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
+        self.commits = AsyncCommits(self.consumer)
         # A label's "applied" marker outlives its scored record: the record's time to live read now is
         # its hour's, which transactions of that hour arriving later (up to the allowed lateness) renew.
         self.marker_margin_ms = HOUR_MS + int(s.allowed_lateness.total_seconds() * 1000)
@@ -109,7 +112,9 @@ class ScoringConsumer:
         (see `TopicAligner`), so a consumer working through a backlog learns as it would live.
         """
         with fewer_collections():  # the loop allocates millions of short-lived objects
-            return self._loop(max_transactions, idle_timeout)
+            stats = self._loop(max_transactions, idle_timeout)
+        self.commits.settle()  # not after an exception: a process that dies does not commit either
+        return stats
 
     def _loop(self, max_transactions: int | None, idle_timeout: float | None) -> RunStats:
         last_activity = time.monotonic()
@@ -291,14 +296,9 @@ class ScoringConsumer:
             raise PublishFailed(f"{len(failed)} sends not acknowledged: {first.exception if first.is_done else 'timed out'}")
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group rebalanced: these partitions belong to another consumer now, which will
-            # process the batch again from the last commit (all effects are idempotent).
-            log.warning("commit refused after a rebalance; the new owner re-processes the batch: %s", exc)
+        # Not waiting for the answer: a refusal after a rebalance means the new owner re-processes the
+        # batch from the last commit (all effects are idempotent); see AsyncCommits.
+        self.commits.commit(offsets)
 
     def _retry(self, what: str, step: Callable[[], T]) -> T:
         delay = 0.5
