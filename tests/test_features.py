@@ -225,3 +225,22 @@ def test_memory_and_redis_agree_with_coordinates_late_events_and_redelivery(sett
         assert redis_engine.transform(batch[:7]) == expected[:7]  # redelivery: same features
     with_coords = [x for x in expected if x is not None and x["has_coordinates"] == 1.0]
     assert with_coords and all(x["customer_distance_from_home_km"] > 0 for x in with_coords[1:])
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("size", [42, 12])  # a batch as a matrix (>= MIN_MATRIX_ROWS) and one row at a time
+def test_a_reused_id_is_a_conflict_and_changes_no_terminal(settings: Settings, size: int) -> None:
+    """In one batch with new transactions, an id used again with another terminal or amount gets no
+    features and no terminal event, in Redis as in memory."""
+    store = open_redis_store(settings)
+    memory, redis_engine = FeatureEngine(MemoryStore()), FeatureEngine(store)
+    first = [tx(f"t{i}", f"c{i % 3}", f"m{i % 4}", 10 + i, i * 13) for i in range(40)]
+    assert redis_engine.transform(first) == memory.transform(first)
+    reused = [tx("t1", "c1", "m-only-here", 11, 13), tx("t2", "c2", "m2", 99, 26)]  # other terminal; other amount
+    fresh = [tx(f"n{i}", f"c{i % 3}", f"m{i % 4}", 5 + i, 600 + i) for i in range(size - 2)]
+    batch = fresh[:size // 2] + reused + fresh[size // 2:]
+    expected = memory.transform(batch)
+    assert expected[size // 2] is None and expected[size // 2 + 1] is None
+    assert all(x is not None for i, x in enumerate(expected) if i not in (size // 2, size // 2 + 1))
+    assert redis_engine.transform(batch) == expected
+    assert not store.client.exists(store.terminal_key("m-only-here"))
