@@ -6,9 +6,14 @@ transactions take ~10 ms in all). What that changes: a process that dies in the 
 commit's request and its answer has that batch delivered again, as it would have had it died just
 before committing; every step is idempotent. The commit is still never sent before the work.
 
-Offsets whose commit was not confirmed are remembered per partition: after a failed commit the
-next one carries them all again; `settle` commits them synchronously when the loop ends; a
-partition revoked in a rebalance is forgotten (its new owner's commits are not to be overwritten).
+Offsets whose commit was not confirmed are remembered per partition: after a refused commit the
+next one carries them all again; after `MAX_REFUSALS` refusals in a row commits are synchronous
+again, so that a broker that keeps refusing them (authorisation, a coordinator gone for long)
+raises in the loop, which retries with backoff and commits nothing meanwhile, instead of letting
+the committed offsets fall behind for ever; `settle` commits them synchronously when the loop ends
+(waiting at most `SYNC_COMMIT_TIMEOUT_MS`); a partition revoked in a rebalance is forgotten (its new
+owner's commits are not to be overwritten). A commit still unanswered when a rebalance starts
+normally lands: it reaches the broker ahead of the JoinGroup, on the same connection.
 
 >>> from kafka.structs import OffsetAndMetadata, TopicPartition
 >>> class Broker:  # stands for a KafkaConsumer whose commits succeed when the loop polls again
@@ -37,37 +42,55 @@ from kafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
 
-SETTLE_TIMEOUT_MS = 10_000  # the last commit when the loop ends; past it the batch is delivered again
+SYNC_COMMIT_TIMEOUT_MS = 5_000  # a commit that waits for its answer; past it the batch is delivered again
+MAX_REFUSALS = 3  # refused asynchronous commits in a row before commits wait for their answer again
 
 
 class AsyncCommits:
     """See the module docstring. The answers arrive in the consumer's `poll` (and `commit_async`),
-    so on the loop's own thread."""
+    so on the loop's own thread; `forget` runs on kafka-python's network thread, in the rebalance
+    listener, while the loop's thread waits for the group join."""
 
     def __init__(self, consumer: KafkaConsumer) -> None:
         self.consumer = consumer
         self.unconfirmed: dict[TopicPartition, OffsetAndMetadata] = {}
-        self.failed = False
+        self.refusals = 0  # refused commits since the last accepted one
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Send `offsets` (of work that is durable); after a failure, every unconfirmed one too."""
+        """Send `offsets` (of work that is durable); after a refusal, every unconfirmed one too.
+
+        Raises `KafkaError` (a transient error for the consumer loop) when commits wait for their
+        answer again and the broker refuses this one too."""
         if not offsets:
             return
         self.unconfirmed.update(offsets)
-        send = dict(self.unconfirmed) if self.failed else dict(offsets)
-        self.failed = False
-        self.consumer.commit_async(send, callback=self._answered)
+        if self.refusals >= MAX_REFUSALS:
+            self._commit_now()
+            return
+        self.consumer.commit_async(dict(self.unconfirmed) if self.refusals else dict(offsets), callback=self._answered)
 
     def _answered(self, offsets: dict[TopicPartition, OffsetAndMetadata], result: object) -> None:
         if isinstance(result, BaseException):
             # e.g. a rebalance: the new owner re-processes from the last commit (idempotent)
-            log.warning("offset commit not accepted (sent again with the next one): %s", result)
-            self.failed = True
+            self.refusals += 1
+            log.warning("offset commit refused (%d in a row; sent again with the next one): %s", self.refusals, result)
             return
+        self.refusals = 0
         for tp, sent in offsets.items():
             kept = self.unconfirmed.get(tp)
             if kept is not None and kept.offset <= sent.offset:
                 del self.unconfirmed[tp]
+
+    def _commit_now(self) -> None:
+        """Commit every unconfirmed offset and wait for the answer."""
+        try:
+            self.consumer.commit(dict(self.unconfirmed), timeout_ms=SYNC_COMMIT_TIMEOUT_MS)
+        except CommitFailedError as exc:
+            # a rebalance: revoked partitions are forgotten by then; the others go with the next commit
+            log.warning("offset commit refused after a rebalance: %s", exc)
+            return
+        self.unconfirmed.clear()
+        self.refusals = 0
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions revoked: not ours to commit any more."""
@@ -79,9 +102,7 @@ class AsyncCommits:
         if not self.unconfirmed:
             return
         try:
-            self.consumer.commit(dict(self.unconfirmed), timeout_ms=SETTLE_TIMEOUT_MS)
-        except (CommitFailedError, KafkaError) as exc:
+            self._commit_now()
+        except KafkaError as exc:
+            self.refusals = max(self.refusals, 1)  # a later run's first commit carries them
             log.warning("last offset commit failed; its records will be delivered again: %s", exc)
-            return
-        self.unconfirmed.clear()
-        self.failed = False
