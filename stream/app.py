@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class _Rebalance(ConsumerRebalanceListener):
     """Batches are processed and their commits sent between polls, so a revocation never interrupts one
-    (a commit still unanswered is refused at worst, and the batch processed again: see `AsyncCommits`);
+    (a commit still unanswered normally lands, ahead of the group join on the same connection; if it is
+    refused, the new owner processes the batch again: see `AsyncCommits`);
     the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped:
     the new owner starts from the last commit.
 

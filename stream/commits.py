@@ -6,8 +6,9 @@ transactions take ~10 ms in all). What that changes: a process that dies in the 
 commit's request and its answer has that batch delivered again, as it would have had it died just
 before committing; every step is idempotent. The commit is still never sent before the work.
 
-Offsets whose commit was not confirmed are remembered per partition: after a refused commit the
-next one carries them all again; after `MAX_REFUSALS` refusals in a row commits are synchronous
+Offsets whose commit was not confirmed are remembered per partition (the newest of each) and every
+commit carries them all, so a refused one goes again with the next (an answer to an older commit
+cannot stop that, nor can a commit sent again go backwards: offsets only grow); after `MAX_REFUSALS` refusals in a row commits are synchronous
 again, so that a broker that keeps refusing them (authorisation, a coordinator gone for long)
 raises in the loop, which retries with backoff and commits nothing meanwhile, instead of letting
 the committed offsets fall behind for ever; `settle` commits them synchronously when the loop ends
@@ -17,10 +18,10 @@ normally lands: it reaches the broker ahead of the JoinGroup, on the same connec
 
 >>> from kafka.structs import OffsetAndMetadata, TopicPartition
 >>> class Broker:  # stands for a KafkaConsumer whose commits succeed when the loop polls again
-...     def __init__(self): self.answers, self.committed = [], {}
+...     def __init__(self): self.answers = []
 ...     def commit_async(self, offsets, callback): self.answers.append((callback, dict(offsets)))
 ...     def poll(self):
-...         for callback, offsets in self.answers: self.committed.update(offsets); callback(offsets, None)
+...         for callback, offsets in self.answers: callback(offsets, None)
 ...         self.answers.clear()
 >>> broker = Broker()
 >>> commits = AsyncCommits(broker)  # type: ignore[arg-type]
@@ -57,7 +58,7 @@ class AsyncCommits:
         self.refusals = 0  # refused commits since the last accepted one
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Send `offsets` (of work that is durable); after a refusal, every unconfirmed one too.
+        """Send `offsets` (of work that is durable) with every other unconfirmed one.
 
         Raises `KafkaError` (a transient error for the consumer loop) when commits wait for their
         answer again and the broker refuses this one too."""
@@ -67,7 +68,7 @@ class AsyncCommits:
         if self.refusals >= MAX_REFUSALS:
             self._commit_now()
             return
-        self.consumer.commit_async(dict(self.unconfirmed) if self.refusals else dict(offsets), callback=self._answered)
+        self.consumer.commit_async(dict(self.unconfirmed), callback=self._answered)
 
     def _answered(self, offsets: dict[TopicPartition, OffsetAndMetadata], result: object) -> None:
         if isinstance(result, BaseException):
@@ -103,6 +104,5 @@ class AsyncCommits:
             return
         try:
             self._commit_now()
-        except KafkaError as exc:
-            self.refusals = max(self.refusals, 1)  # a later run's first commit carries them
+        except KafkaError as exc:  # the offsets stay unconfirmed: a later run's first commit carries them
             log.warning("last offset commit failed; its records will be delivered again: %s", exc)

@@ -5,7 +5,7 @@ acknowledged and its alerts and dead letters are acknowledged by the broker; the
 for the commit's own answer (`fraudstream.stream.commits`). When Redis or the
 broker is unreachable the batch is retried with backoff (all steps are idempotent) and nothing is
 committed meanwhile; a stop request during an outage abandons the uncommitted batch (and waits at
-most 5 s more for the commit of the batches before it).
+most `commits.SYNC_COMMIT_TIMEOUT_MS` more for the commit of the batches before it).
 """
 
 from __future__ import annotations

@@ -90,6 +90,8 @@ def test_after_a_refused_commit_the_next_one_carries_its_offsets(settings: Setti
     first, second = partitions(member)[:2]  # topics have 3 partitions
     refused(commits, first, 5)
     assert commits.refusals == 1 and first in commits.unconfirmed
+    commits._answered(offsets(second, 1), None)  # then an older commit's late acceptance
+    assert commits.refusals == 0 and first in commits.unconfirmed
     commits.commit(offsets(second, 9))  # carries the refused offset of `first` too
     confirm_all(commits, member)
     assert committed(settings, first) == 5
