@@ -27,18 +27,20 @@ from consumer_throughput import labels, publish_backlog, transactions
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.services import embedded_services
-from fraudstream.stream import consumer, scoring
+from fraudstream.stream import consumer, lifecycle, scoring
 from fraudstream.stream.app import scoring_consumer
-from fraudstream.stream.state import redis_store
+from fraudstream.stream.state import redis_entities, redis_store
 
 STEPS: list[tuple[type, str]] = [
     (consumer.ScoringConsumer, "process"), (consumer.ScoringConsumer, "prepare"),
     (consumer.ScoringConsumer, "_score"), (consumer.ScoringConsumer, "_learn"),
     (consumer.ScoringConsumer, "_append_labels"), (consumer.ScoringConsumer, "_commit"),
     (consumer.ScoringConsumer, "_flush"),
-    (scoring.Scorer, "score_matrix"), (scoring.Scorer, "submit_labels"), (scoring.Scorer, "maintain"),
-    *[(redis_store.RedisStore, name) for name in ("update_customers", "update_terminals", "put_rows",
+    (scoring.Scorer, "score_matrix"), (scoring.Scorer, "submit_labels"), (scoring.Scorer, "maintain"), (scoring.Scorer, "maintenance"),
+    *[(redis_store.RedisStore, name) for name in ("begin_customers", "begin_terminals", "put_rows",
                                                    "peek_records", "mark_frauds", "drop_records")],
+    (redis_entities.CustomerUpdate, "conflicts"), (redis_entities.CustomerUpdate, "results"),
+    (redis_entities.TerminalUpdate, "results"), (lifecycle.Lifecycle, "catch_up"),
 ]
 
 

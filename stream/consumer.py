@@ -88,6 +88,7 @@ class ScoringConsumer:
     rebalance_since: float | None = None  # monotonic time of a revocation not yet followed by an assignment
     assigned_at: float = 0.0  # monotonic time of the latest assignment (set by the rebalance listener)
     max_backoff: float = 10.0
+    maintained: bool = False  # the model maintenance ran in this round of the loop
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -142,11 +143,13 @@ class ScoringConsumer:
                 # a rebalance is not idleness (a join can take longer than the idle timeout, with
                 # records waiting); held labels are not activity: they wait for a stuck partition
                 last_activity = time.monotonic()
-            try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
-                self._retry("model maintenance", self.scorer.maintain)
-            except BatchAbandoned:
-                log.warning("stopping during model maintenance (nothing uncommitted is lost)")
-                break
+            if not self.maintained:  # a batch's scoring did it already, while Redis worked
+                try:
+                    self._maintain()
+                except BatchAbandoned:
+                    log.warning("stopping during model maintenance (nothing uncommitted is lost)")
+                    break
+            self.maintained = False
             self.stats.update_lag(self.consumer, self.aligner.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
@@ -192,7 +195,10 @@ class ScoringConsumer:
     def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
         """Features, scores and alerts of new transactions; a transaction delivered again whose scored
         record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
-        batch = self.engine.transform_batch([tx for _, tx in run])
+        learn = self._retry("model maintenance", self.scorer.maintenance)  # its reads, before the customers'
+        self.maintained = True
+        batch = self.engine.transform_batch([tx for _, tx in run],
+                                            meanwhile=lambda: self._retry("model maintenance", learn))
         new: list[int] = []  # positions in `run`
         again: list[tuple[Transaction, StoredRecord]] = []
         conflicts: list[tuple[ConsumerRecord, Transaction]] = []
@@ -295,6 +301,13 @@ class ScoringConsumer:
             if resend is not None:  # re-send only what was not acknowledged, on the next try
                 futures[:] = [resend[i][0].send(*resend[i][1:]) if i in set(failed) else f for i, f in enumerate(futures)]
             raise PublishFailed(f"{len(failed)} sends not acknowledged: {first.exception if first.is_done else 'timed out'}")
+
+    def _maintain(self) -> None:
+        """Checkpoints, learner role (learning the labels appended so far), model versions: Redis too,
+        so an outage waits here as well. Once a round: in `_score` (the learning while Redis updates
+        the batch's customers), or here in a round without transactions."""
+        self._retry("model maintenance", self.scorer.maintain)
+        self.maintained = True
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         # Not waiting for the answer: a refusal after a rebalance means the new owner re-processes the

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -136,9 +136,10 @@ class FeatureEngine:
                 out.append(derive(tx, t, c, cr.aggregates, tr, self.config))  # type: ignore[arg-type]
         return out, [None if cr.conflict else cr.stored for cr in cust]
 
-    def transform_batch(self, txs: Sequence[Transaction]) -> FeatureBatch:
-        """`transform_scored` as a `FeatureBatch`: the features of a batch as one matrix."""
-        times, cents, cust, term = self._update(txs)
+    def transform_batch(self, txs: Sequence[Transaction], meanwhile: Callable[[], None] | None = None) -> FeatureBatch:
+        """`transform_scored` as a `FeatureBatch`: the features of a batch as one matrix. `meanwhile`
+        is called while the state store updates the customers (a server's time is not wasted)."""
+        times, cents, cust, term = self._update(txs, meanwhile)
         conflict = [cr.conflict for cr in cust]
         stored = [None if cr.conflict else cr.stored for cr in cust]
         fresh = [i for i, cr in enumerate(cust) if not cr.conflict and cr.stored is None]
@@ -155,21 +156,37 @@ class FeatureEngine:
                 matrix[i] = [rec.features.get(name, math.nan) for name in FEATURE_NAMES]
         return FeatureBatch(matrix, conflict, stored, times)
 
-    def _update(self, txs: Sequence[Transaction]) -> tuple[list[int], list[int], list[CustomerResult],
-                                                           list[tuple[float, ...] | None]]:
+    def _update(self, txs: Sequence[Transaction], meanwhile: Callable[[], None] | None = None,
+                ) -> tuple[list[int], list[int], list[CustomerResult], list[tuple[float, ...] | None]]:
         """Insert the transactions into their customers' and terminals' state: per transaction its
         event time (ms), amount in cents, customer result and terminal aggregates (None for a
-        conflict, which changes no terminal)."""
+        conflict, which changes no terminal). `meanwhile` runs while the store works on the
+        customers; the terminals are sent before the customer aggregates are computed."""
         if not txs:
+            if meanwhile is not None:
+                meanwhile()
             return [], [], [], []
         times = [to_ms(tx.event_time) for tx in txs]
         cents = [round(tx.amount * 100) for tx in txs]  # cents_of, inlined: this is the hot path
-        cust = self.store.update_customers([
+        customers = self.store.begin_customers([
             CustomerOp(tx.customer_id, t, c, terminal_hash(tx.terminal_id), tx.transaction_id, tx.latitude, tx.longitude)
             for tx, t, c in zip(txs, times, cents)])
-        term = iter(self.store.update_terminals([TerminalOp(tx.terminal_id, t, tx.transaction_id)
-                                                 for tx, t, c in zip(txs, times, cust) if not c.conflict]))
-        return times, cents, cust, [None if cr.conflict else next(term) for cr in cust]
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            conflict = customers.conflicts()
+        except BaseException:
+            customers.discard()
+            raise
+        terminals = self.store.begin_terminals([TerminalOp(tx.terminal_id, t, tx.transaction_id)
+                                                for tx, t, c in zip(txs, times, conflict) if not c])
+        try:
+            cust = customers.results()
+            term = iter(terminals.results())
+        except BaseException:
+            terminals.discard()
+            raise
+        return times, cents, cust, [None if c else next(term) for c in conflict]
 
     def record_scored(self, txs: Sequence[Transaction], features: Sequence[dict[str, float]],
                       scores: Sequence[Mapping[str, float]], alerts: Sequence[bytes | None] | None = None) -> None:

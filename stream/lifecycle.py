@@ -29,7 +29,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 LEARNER_TTL_MS = 5000
 POLL_SECONDS = 1.0
 READ_CHUNK = 1000
+Chunk = tuple[str, list[tuple[str, dict[str, float] | None, bool]]]  # read after this id: (id, features, is_fraud)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _owner_id() -> str:
@@ -140,9 +145,10 @@ class Lifecycle:
             self.flush()
             self.catch_up(scorer)
 
-    def catch_up(self, scorer: Scorer) -> int:
+    def catch_up(self, scorer: Scorer, ahead: Chunk | None = None) -> int:
         """Learn every stream entry after each model's position, in stream order (passing over
-        entries that cannot be read); returns how many were learned."""
+        entries that cannot be read); returns how many were learned. `ahead`: the first chunk as
+        `read_ahead` read it (used when the models have not moved since)."""
         self._unlearned = False
         models = list(scorer.models.values())
         if not models:
@@ -150,7 +156,8 @@ class Lifecycle:
         after = min((m.position for m in models), key=stream_id)
         learned = 0
         while True:
-            rows = self.registry.read_labels(after, READ_CHUNK)
+            rows = ahead[1] if ahead is not None and ahead[0] == after else self.registry.read_labels(after, READ_CHUNK)
+            ahead = None
             for rid, x, y in rows:
                 key = stream_id(rid)
                 for m in models:
@@ -164,17 +171,34 @@ class Lifecycle:
                 return learned
             after = rows[-1][0]
 
+    def read_ahead(self, scorer: Scorer) -> Chunk | None:
+        """The first chunk `catch_up` would read now, with the position it was read after."""
+        if not scorer.models:
+            return None
+        after = min((m.position for m in scorer.models.values()), key=stream_id)
+        return after, self.registry.read_labels(after, READ_CHUNK)
+
     # -- the per-loop hook -------------------------------------------------------------------------
     def maintain(self, scorer: Scorer) -> None:
+        self.maintenance(scorer)()
+
+    def maintenance(self, scorer: Scorer) -> Callable[[], None]:
+        """`maintain` in two parts: its reads now (labels to append, the role, versions, the next
+        labels to learn), and returned, the learning and publishing, which seldom need the server
+        (the consumer runs it while the server updates a batch's customers)."""
         self.flush()
         now = time.monotonic()
-        polled = now >= self._next_poll
-        if polled:
+        if now >= self._next_poll:
             self.poll(scorer)
-        if self.is_learner:
-            if self._unlearned:
-                self.catch_up(scorer)
+        if not self.is_learner:
+            return _nothing
+        ahead = self.read_ahead(scorer) if self._unlearned else None
+
+        def learn_and_publish() -> None:
+            if ahead is not None:
+                self.catch_up(scorer, ahead)
             self.publish_due(scorer, now)
+        return learn_and_publish
 
     def poll(self, scorer: Scorer) -> None:
         """Renew or take the learner role, follow the champion and challengers, load new versions."""

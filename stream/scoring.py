@@ -170,8 +170,13 @@ class Scorer:
     def maintain(self) -> None:
         """Called by the consumer once per loop (about every 200 ms, also when idle): publishes
         checkpoints, follows promotions and loads new versions (see `Lifecycle.maintain`)."""
-        if self.lifecycle is not None:
-            self.lifecycle.maintain(self)
+        self.maintenance()()
+
+    def maintenance(self) -> Callable[[], None]:
+        """`maintain` in two parts: what reads from Redis now, the rest (learning) returned."""
+        if self.lifecycle is None:
+            return lambda: None
+        return self.lifecycle.maintenance(self)
 
     def flush_labels(self) -> None:
         """Hand the labels learned so far to the shared label stream (before offsets are committed)."""

@@ -8,7 +8,7 @@ the aggregates lives in `fraudstream.stream.features`, shared by both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from fraudstream.stream.schema import ScoredRows, StoredRecord
 
@@ -85,6 +85,39 @@ TERMINAL_AGGREGATES = (  # last_3: the newest three events of the 30-day window 
 )
 
 
+R = TypeVar("R", covariant=True)
+
+
+class Pending(Protocol[R]):
+    """An update sent to the store whose answer is read by `results` (at most once called for
+    effect); `discard` abandons it unread. `conflicts` (customer updates): per op, whether its id is
+    already used by another transaction, known before `results` does the rest of the work."""
+
+    def results(self) -> list[R]: ...
+
+    def discard(self) -> None: ...
+
+
+class PendingCustomers(Pending[CustomerResult], Protocol):
+    def conflicts(self) -> list[bool]: ...
+
+
+@dataclass(frozen=True)
+class Done(Generic[R]):
+    """A `Pending` update that was done at once (a store without a server)."""
+
+    value: list[R]
+
+    def results(self) -> list[R]:
+        return self.value
+
+    def conflicts(self) -> list[bool]:
+        return [getattr(r, "conflict", False) for r in self.value]
+
+    def discard(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Windows:
     """Window lengths and retentions in milliseconds."""
@@ -128,6 +161,14 @@ class StateStore(Protocol):
         ...
 
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[float, ...]]:
+        ...
+
+    def begin_customers(self, ops: list[CustomerOp]) -> PendingCustomers:
+        """`update_customers`, answered by the returned object (a server works on it meanwhile)."""
+        ...
+
+    def begin_terminals(self, ops: list[TerminalOp]) -> Pending[tuple[float, ...]]:
+        """`update_terminals`, answered by the returned object."""
         ...
 
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:

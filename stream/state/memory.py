@@ -22,8 +22,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from fraudstream.stream.schema import ScoredRows, StoredRecord
-from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp, Windows,
-                                          to_micro)
+from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, RecordRef, TerminalOp,
+                                          Windows, to_micro)
 
 
 class _Customer:
@@ -96,6 +96,12 @@ class MemoryStore:
         self._customers: defaultdict[str, _Customer] = defaultdict(_Customer)
         self._terminals: defaultdict[str, _Terminal] = defaultdict(_Terminal)
         self._records: defaultdict[str, dict[str, StoredRecord]] = defaultdict(dict)
+
+    def begin_customers(self, ops: list[CustomerOp]) -> Done[CustomerResult]:
+        return Done(self.update_customers(ops))
+
+    def begin_terminals(self, ops: list[TerminalOp]) -> Done[tuple[int, ...]]:
+        return Done(self.update_terminals(ops))
 
     # -- customers -------------------------------------------------------------------------------
     def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:

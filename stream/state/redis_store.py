@@ -5,7 +5,9 @@ race: a script appends a batch's events to each entity's string (after checking 
 returns the strings; the window aggregates of the whole batch are then computed here, vectorised
 (`fraudstream.stream.state.blobs`). Keys of one customer share the hash tag ``{c:<id>}``, keys of
 one terminal ``{t:<id>}``; each script call touches one hash slot on a cluster (ops grouped by
-slot) and, on a single server, one call carries the whole batch.
+slot) and, on a single server, one call carries the whole batch. The customer and terminal calls
+are sent and read in separate steps (`fraudstream.stream.state.redis_entities`), so that the caller
+works while the server runs them.
 
 Scored records are fields of one hash per hour of event time (`fraudstream.stream.state.redis_records`).
 """
@@ -13,24 +15,23 @@ Scored records are fields of one hash per hour of event time (`fraudstream.strea
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from importlib.resources import files
 from typing import Any
 
 import msgpack
-import numpy as np
 import redis
-from redis.cluster import RedisCluster, key_slot
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
 from fraudstream.stream.schema import ScoredRows, StoredRecord, decode_record
 from fraudstream.stream.state import blobs
+from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
 from fraudstream.stream.state.redis_records import RecordBuckets
 from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp,
-                                          Windows, to_micro)
+                                          Windows)
 
 log = logging.getLogger(__name__)
 
@@ -63,46 +64,6 @@ def id_hash(transaction_id: str) -> bytes:
     return blake2b(transaction_id.encode(), digest_size=blobs.ID_HASH_BYTES).digest()
 
 
-class _Batch:
-    """Ops grouped by hash slot (one group on a single server): per group the keys and the op
-    indices, and per op the index of its entity in its group (keys of entity e: e * width + 1..)."""
-
-    def __init__(self, entities: Sequence[str], keys_of: Callable[[str], Sequence[str]], cluster: bool) -> None:
-        self.keys: list[list[str]] = []
-        self.ops: list[list[int]] = []
-        self.entity_slot: list[int] = []
-        if not cluster:  # the common case, kept cheap: one group
-            index: dict[str, int] = {}
-            keys: list[str] = []
-            slots = self.entity_slot
-            for entity in entities:
-                e = index.get(entity)
-                if e is None:
-                    e = index[entity] = len(index)
-                    keys.extend(keys_of(entity))
-                slots.append(e)
-            self.keys.append(keys)
-            self.ops.append(list(range(len(entities))))
-            return
-        groups: dict[int, int] = {}
-        seen: list[dict[str, int]] = []
-        for i, entity in enumerate(entities):
-            ks = keys_of(entity)
-            slot = key_slot(ks[0].encode())
-            g = groups.get(slot)
-            if g is None:
-                g = groups[slot] = len(self.keys)
-                self.keys.append([])
-                self.ops.append([])
-                seen.append({})
-            e = seen[g].get(entity)
-            if e is None:
-                e = seen[g][entity] = len(seen[g])
-                self.keys[g].extend(ks)
-            self.ops[g].append(i)
-            self.entity_slot.append(e)
-
-
 class RedisStore:
     """See the module docstring. `client` may be `redis.Redis` or `redis.cluster.RedisCluster`."""
 
@@ -111,15 +72,15 @@ class RedisStore:
         self.prefix = prefix
         self.windows = w = windows or Windows()
         self.cluster = isinstance(client, RedisCluster)
-        self._customer_windows = blobs.CustomerWindows(w.customer_30d, w.customer_7d, w.customer_1d, w.customer_1h,
+        self.customer_windows = blobs.CustomerWindows(w.customer_30d, w.customer_7d, w.customer_1d, w.customer_1h,
                                                        w.customer_10min)
-        self._terminal_windows = blobs.TerminalWindows(w.terminal_delay, w.terminal_1d, w.terminal_7d, w.terminal_30d,
+        self.terminal_windows = blobs.TerminalWindows(w.terminal_delay, w.terminal_1d, w.terminal_7d, w.terminal_30d,
                                                        w.terminal_1h)
         self._source = {name: files(__package__).joinpath(f"{name}.lua").read_text() for name in SCRIPT_NAMES}
         self._sha: dict[str, str] = {}
         self._memo: tuple[list[str], list[bytes]] | None = None
         self._load_scripts()
-        self.records = RecordBuckets(self._run, prefix, w.record_retention, self.cluster)
+        self.records = RecordBuckets(self.run_script, prefix, w.record_retention, self.cluster)
 
     def _load_scripts(self) -> None:
         for name, source in self._source.items():
@@ -135,7 +96,10 @@ class RedisStore:
         return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:ev"
 
     # -- script plumbing -------------------------------------------------------------------------
-    def _run(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    def script_sha(self, name: str) -> str:
+        return self._sha[name]
+
+    def run_script(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """Run script `name` once per (keys, args) in one pipeline; reload scripts on NOSCRIPT."""
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
@@ -161,120 +125,32 @@ class RedisStore:
         self._memo = (transaction_ids, hashes)
         return hashes
 
-    # -- customers -------------------------------------------------------------------------------
+    # -- customers and terminals (see redis_entities) ----------------------------------------------
+    def begin_customers(self, ops: list[CustomerOp]) -> CustomerUpdate:
+        return CustomerUpdate(self, ops, self._hashes([o.transaction_id for o in ops]),
+                              [self.windows.customer_retention, TRIM_SLACK_MS])
+
+    def begin_terminals(self, ops: list[TerminalOp]) -> TerminalUpdate:
+        return TerminalUpdate(self, [o.terminal_id for o in ops], [o.t_ms for o in ops],
+                              self._hashes([o.transaction_id for o in ops]),
+                              [self.windows.terminal_retention, TRIM_SLACK_MS])
+
     def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
-        if not ops:
-            return []
-        batch = _Batch([o.customer_id for o in ops], self.customer_keys, self.cluster)
-        retention = [self.windows.customer_retention, TRIM_SLACK_MS]
-        hashes = self._hashes([o.transaction_id for o in ops])
-        calls = []
-        for keys, members in zip(batch.keys, batch.ops):
-            packed = []
-            for i in members:
-                op = ops[i]
-                has = op.latitude is not None and op.longitude is not None
-                record = blobs.customer_record(op.t_ms, op.cents, op.terminal_hash, hashes[i], has)
-                geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
-                packed.append([batch.entity_slot[i] * 2 + 1, record, geo])
-            calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        replies = self._run("customer_update", calls)
+        return self.begin_customers(ops).results()
 
-        # one array of every returned string's events; per op, its prefix [start, own] in it
-        ev_parts: list[bytes] = []
-        geo_parts: list[bytes] = []
-        start = np.zeros(len(ops), dtype=np.int64)
-        own = np.zeros(len(ops), dtype=np.int64)
-        status = [0] * len(ops)
-        first_of_entity: list[list[int]] = []
-        geo_first: list[list[int]] = []
-        records = geo_rows = 0
-        for reply in replies:
-            firsts, gfirsts = [], []
-            for k in range(1, len(reply), 2):
-                firsts.append(records)
-                gfirsts.append(geo_rows if reply[k + 1] is not False and reply[k + 1] is not None else -1)
-                ev_parts.append(reply[k])
-                records += len(reply[k]) // blobs.CUSTOMER_WIDTH
-                if gfirsts[-1] >= 0:
-                    geo_parts.append(reply[k + 1])
-                    geo_rows += len(reply[k + 1]) // blobs.GEO_WIDTH
-            first_of_entity.append(firsts)
-            geo_first.append(gfirsts)
-        entity_first = np.zeros(len(ops), dtype=np.int64)
-        entity_geo = np.zeros(len(ops), dtype=np.int64)
-        for g, (reply, members) in enumerate(zip(replies, batch.ops)):
-            for i, (st, idx) in zip(members, msgpack.unpackb(reply[0], raw=True)):
-                e = batch.entity_slot[i]
-                status[i] = st
-                entity_first[i] = first_of_entity[g][e]
-                entity_geo[i] = geo_first[g][e]
-                start[i] = first_of_entity[g][e]
-                own[i] = first_of_entity[g][e] + idx
-        ev = blobs.parse_customer(b"".join(ev_parts))
-        need = np.array([o.latitude is not None and o.longitude is not None for o in ops])
-        geo = geo_index = None
-        if need.any():
-            geo = blobs.parse_geo(b"".join(geo_parts))
-            # row of each flagged record in the coordinates array: per entity, flagged records in order
-            counted = np.cumsum(ev.flag) - ev.flag
-            geo_index = np.zeros(len(ev.t), dtype=np.int64)
-            for i in np.nonzero(need)[0]:
-                first, gfirst = int(entity_first[i]), int(entity_geo[i])
-                end = int(own[i]) + 1
-                geo_index[first:end] = gfirst + counted[first:end] - counted[first]
-        aggregates = blobs.customer_aggregates(ev, geo, start, own, self._customer_windows, geo_index, need)
-        stored: dict[int, StoredRecord | None] = {}
-        duplicates = [i for i, st in enumerate(status) if st == 1]
-        if duplicates:
-            fetched = self.records.fetch("keep", [RecordRef(ops[i].customer_id, ops[i].transaction_id, ops[i].t_ms)
-                                                  for i in duplicates])
-            stored = {i: None if r is None else decode_record(r) for i, r in zip(duplicates, fetched)}
-        return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
-
-    # -- terminals -------------------------------------------------------------------------------
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[int, ...]]:
-        if not ops:
-            return []
-        batch = _Batch([o.terminal_id for o in ops], lambda t: (self.terminal_key(t),), self.cluster)
-        retention = [self.windows.terminal_retention, TRIM_SLACK_MS]
-        hashes = self._hashes([o.transaction_id for o in ops])
-        calls = []
-        for keys, members in zip(batch.keys, batch.ops):
-            packed = [[batch.entity_slot[i] + 1, blobs.terminal_record(ops[i].t_ms, hashes[i])] for i in members]
-            calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        replies = self._run("terminal_update", calls)
-        events: list[bytes] = []
-        marks: list[bytes] = []
-        counts: list[int] = []
-        start = np.zeros(len(ops), dtype=np.int64)
-        own = np.zeros(len(ops), dtype=np.int64)
-        records = 0
-        for reply, members in zip(replies, batch.ops):
-            firsts = []
-            for blob in reply[1:]:
-                mark, ev = blobs.split_terminal(blob)
-                firsts.append(records)
-                events.append(ev)
-                marks.append(mark)
-                counts.append(len(ev) // blobs.TERMINAL_WIDTH)
-                records += counts[-1]
-            for i, idx in zip(members, msgpack.unpackb(reply[0], raw=True)):
-                start[i] = firsts[batch.entity_slot[i]]
-                own[i] = start[i] + idx
-        ev = blobs.parse_terminal(b"".join(events), marks, counts)
-        return blobs.terminal_aggregates(ev, start, own, self._terminal_windows)
+        return self.begin_terminals(ops).results()
 
     def mark_frauds(self, items: list[FraudMark]) -> None:
         if not items:
             return
-        batch = _Batch([m.terminal_id for m in items], lambda t: (self.terminal_key(t),), self.cluster)
+        batch = Batch([m.terminal_id for m in items], lambda t: (self.terminal_key(t),), self.cluster)
         calls = []
         for keys, members in zip(batch.keys, batch.ops):
             packed = [[batch.entity_slot[i] + 1, blobs.fraud_mark(items[i].t_ms, items[i].known_ms,
                                                                    id_hash(items[i].transaction_id))] for i in members]
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False)]))
-        self._run("terminal_mark_fraud", calls)
+        self.run_script("terminal_mark_fraud", calls)
 
     # -- scored records (see redis_records) -----------------------------------------------------
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:

@@ -1,0 +1,262 @@
+"""Customer and terminal updates in Redis, each split into sending the script call and reading it.
+
+`RedisStore.begin_customers` writes the batch's customer script call and returns at once: the
+caller works meanwhile (the consumer learns from labels) while the server runs the script. Reading
+the reply is split again: `CustomerUpdate.conflicts` reads it and decodes only the statuses, which
+is all the terminal update needs, so the terminal call is on its way before the customer aggregates
+are computed from the returned strings (`CustomerUpdate.results`). On a cluster a batch spans hash
+slots, and the calls are made when the reply is read.
+
+The scripts and the string formats are described in customer_update.lua and terminal_update.lua.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import numpy as np
+from redis.cluster import key_slot
+from redis.exceptions import NoScriptError
+
+from fraudstream.stream.schema import StoredRecord, decode_record
+from fraudstream.stream.state import blobs
+from fraudstream.stream.state.base import CustomerOp, CustomerResult, RecordRef, to_micro
+
+if TYPE_CHECKING:
+    from fraudstream.stream.state.redis_store import RedisStore
+
+Calls = list[tuple[list[str], list[Any]]]
+
+
+class Batch:
+    """Ops grouped by hash slot (one group on a single server): per group the keys and the op
+    indices, and per op the index of its entity in its group (keys of entity e: e * width + 1..)."""
+
+    def __init__(self, entities: Sequence[str], keys_of: Callable[[str], Sequence[str]], cluster: bool) -> None:
+        self.keys: list[list[str]] = []
+        self.ops: list[list[int]] = []
+        self.entity_slot: list[int] = []
+        if not cluster:  # the common case, kept cheap: one group
+            index: dict[str, int] = {}
+            keys: list[str] = []
+            slots = self.entity_slot
+            for entity in entities:
+                e = index.get(entity)
+                if e is None:
+                    e = index[entity] = len(index)
+                    keys.extend(keys_of(entity))
+                slots.append(e)
+            self.keys.append(keys)
+            self.ops.append(list(range(len(entities))))
+            return
+        groups: dict[int, int] = {}
+        seen: list[dict[str, int]] = []
+        for i, entity in enumerate(entities):
+            ks = keys_of(entity)
+            slot = key_slot(ks[0].encode())
+            g = groups.get(slot)
+            if g is None:
+                g = groups[slot] = len(self.keys)
+                self.keys.append([])
+                self.ops.append([])
+                seen.append({})
+            e = seen[g].get(entity)
+            if e is None:
+                e = seen[g][entity] = len(seen[g])
+                self.keys[g].extend(ks)
+            self.ops[g].append(i)
+            self.entity_slot.append(e)
+
+
+class ScriptCalls:
+    """Calls of one script, written to one connection now and their replies read by `replies`.
+
+    The connection stays out of the pool until then; `discard` gives it back unread (closed).
+    Without a connection of its own (a cluster, or no calls) `replies` makes the calls itself.
+    """
+
+    def __init__(self, store: RedisStore, name: str, calls: Calls) -> None:
+        self.store, self.name, self.calls = store, name, calls
+        self._replies: list[Any] | None = None
+        self._conn: Any = None
+        if store.cluster or not calls:
+            return
+        pool = store.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            sha = store.script_sha(name)
+            conn.send_packed_command(conn.pack_commands(
+                [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]))
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        self._conn = conn
+
+    def replies(self) -> list[Any]:
+        """The replies in call order (read once); calls refused for a missing script (a server that
+        restarted) are made again after loading the scripts."""
+        if self._replies is not None:
+            return self._replies
+        conn, self._conn = self._conn, None
+        if conn is None:
+            self._replies = self.store.run_script(self.name, self.calls) if self.calls else []
+            return self._replies
+        replies: list[Any] = []
+        missing: list[int] = []
+        pool = self.store.client.connection_pool
+        try:
+            for i in range(len(self.calls)):
+                try:
+                    replies.append(conn.read_response())
+                except NoScriptError:
+                    missing.append(i)
+                    replies.append(None)
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        if missing:
+            again = self.store.run_script(self.name, [self.calls[i] for i in missing])  # reloads on NOSCRIPT
+            for i, reply in zip(missing, again):
+                replies[i] = reply
+        self._replies = replies
+        return replies
+
+    def discard(self) -> None:
+        """Give the connection back without reading (closed: its replies must not reach another caller)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+            self.store.client.connection_pool.release(conn)
+
+
+class CustomerUpdate:
+    """A batch's customer script call: sent on creation, read by `conflicts`, parsed by `results`."""
+
+    def __init__(self, store: RedisStore, ops: list[CustomerOp], hashes: list[bytes], retention: list[int]) -> None:
+        self.store, self.ops = store, ops
+        self.batch = batch = Batch([o.customer_id for o in ops], store.customer_keys, store.cluster)
+        calls: Calls = []
+        for keys, members in zip(batch.keys, batch.ops):
+            packed = []
+            for i in members:
+                op = ops[i]
+                has = op.latitude is not None and op.longitude is not None
+                record = blobs.customer_record(op.t_ms, op.cents, op.terminal_hash, hashes[i], has)
+                geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
+                packed.append([batch.entity_slot[i] * 2 + 1, record, geo])
+            calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
+        self.sent = ScriptCalls(store, "customer_update", calls)
+        self.status: list[int] | None = None
+        self.index: list[int] = [0] * len(ops)  # each op's record index in its entity's string
+
+    def conflicts(self) -> list[bool]:
+        """Per op, whether its id is already used by another transaction (read from the reply)."""
+        return [st == 2 for st in self._statuses()]
+
+    def _statuses(self) -> list[int]:
+        """Per op 0 new, 1 duplicate, 2 conflict (see customer_update.lua); sets `index`."""
+        if self.status is None:
+            status = [0] * len(self.ops)
+            for reply, members in zip(self.sent.replies(), self.batch.ops):
+                for i, (st, idx) in zip(members, msgpack.unpackb(reply[0], raw=True)):
+                    status[i] = st
+                    self.index[i] = idx
+            self.status = status
+        return self.status
+
+    def results(self) -> list[CustomerResult]:
+        """Per op its aggregates (and the stored record of a duplicate), from the returned strings."""
+        ops, batch, status = self.ops, self.batch, self._statuses()
+        # one array of every returned string's events; per op, its prefix [start, own] in it
+        ev_parts: list[bytes] = []
+        geo_parts: list[bytes] = []
+        start = np.zeros(len(ops), dtype=np.int64)
+        own = np.zeros(len(ops), dtype=np.int64)
+        entity_geo = np.zeros(len(ops), dtype=np.int64)
+        records = geo_rows = 0
+        for reply, members in zip(self.sent.replies(), batch.ops):
+            firsts, gfirsts = [], []
+            for k in range(1, len(reply), 2):
+                firsts.append(records)
+                gfirsts.append(geo_rows if reply[k + 1] is not False and reply[k + 1] is not None else -1)
+                ev_parts.append(reply[k])
+                records += len(reply[k]) // blobs.CUSTOMER_WIDTH
+                if gfirsts[-1] >= 0:
+                    geo_parts.append(reply[k + 1])
+                    geo_rows += len(reply[k + 1]) // blobs.GEO_WIDTH
+            for i in members:
+                e = batch.entity_slot[i]
+                entity_geo[i] = gfirsts[e]
+                start[i] = firsts[e]
+                own[i] = firsts[e] + self.index[i]
+        ev = blobs.parse_customer(b"".join(ev_parts))
+        need = np.array([o.latitude is not None and o.longitude is not None for o in ops])
+        geo = geo_index = None
+        if need.any():
+            geo = blobs.parse_geo(b"".join(geo_parts))
+            # row of each flagged record in the coordinates array: per entity, flagged records in order
+            counted = np.cumsum(ev.flag) - ev.flag
+            geo_index = np.zeros(len(ev.t), dtype=np.int64)
+            for i in np.nonzero(need)[0]:
+                first, gfirst = int(start[i]), int(entity_geo[i])
+                end = int(own[i]) + 1
+                geo_index[first:end] = gfirst + counted[first:end] - counted[first]
+        aggregates = blobs.customer_aggregates(ev, geo, start, own, self.store.customer_windows, geo_index, need)
+        stored: dict[int, StoredRecord | None] = {}
+        duplicates = [i for i, st in enumerate(status) if st == 1]
+        if duplicates:
+            fetched = self.store.records.fetch("keep", [RecordRef(ops[i].customer_id, ops[i].transaction_id, ops[i].t_ms)
+                                                        for i in duplicates])
+            stored = {i: None if r is None else decode_record(r) for i, r in zip(duplicates, fetched)}
+        return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
+
+    def discard(self) -> None:
+        self.sent.discard()
+
+
+class TerminalUpdate:
+    """A batch's terminal script call: sent on creation, read and parsed by `results`."""
+
+    def __init__(self, store: RedisStore, terminal_ids: list[str], times: list[int], hashes: list[bytes],
+                 retention: list[int]) -> None:
+        self.store = store
+        self.size = len(terminal_ids)
+        self.batch = batch = Batch(terminal_ids, lambda t: (store.terminal_key(t),), store.cluster)
+        calls: Calls = []
+        for keys, members in zip(batch.keys, batch.ops):
+            packed = [[batch.entity_slot[i] + 1, blobs.terminal_record(times[i], hashes[i])] for i in members]
+            calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
+        self.sent = ScriptCalls(store, "terminal_update", calls)
+
+    def results(self) -> list[tuple[int, ...]]:
+        """Per op the terminal's aggregates as of its event, from the returned strings."""
+        if not self.size:
+            return []
+        events: list[bytes] = []
+        marks: list[bytes] = []
+        counts: list[int] = []
+        start = np.zeros(self.size, dtype=np.int64)
+        own = np.zeros(self.size, dtype=np.int64)
+        records = 0
+        for reply, members in zip(self.sent.replies(), self.batch.ops):
+            firsts = []
+            for blob in reply[1:]:
+                mark, ev = blobs.split_terminal(blob)
+                firsts.append(records)
+                events.append(ev)
+                marks.append(mark)
+                counts.append(len(ev) // blobs.TERMINAL_WIDTH)
+                records += counts[-1]
+            for i, idx in zip(members, msgpack.unpackb(reply[0], raw=True)):
+                start[i] = firsts[self.batch.entity_slot[i]]
+                own[i] = start[i] + idx
+        ev = blobs.parse_terminal(b"".join(events), marks, counts)
+        return blobs.terminal_aggregates(ev, start, own, self.store.terminal_windows)
+
+    def discard(self) -> None:
+        self.sent.discard()

@@ -1,0 +1,67 @@
+"""Customer and terminal updates sent and read in separate steps (`stream.state.redis_entities`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.models.events import Transaction
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore, open_redis_store
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def batch(start: int, n: int) -> list[Transaction]:
+    return [Transaction(transaction_id=f"t{i}", customer_id=f"c{i % 7}", terminal_id=f"m{i % 5}",
+                        amount=3 + (i * 17) % 90, event_time=T0 + timedelta(minutes=11 * i))
+            for i in range(start, start + n)]
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.services
+def test_work_done_meanwhile_runs_once_between_sending_and_reading(settings: Settings) -> None:
+    store = open_redis_store(settings)
+    memory, engine = FeatureEngine(MemoryStore()), FeatureEngine(store)
+    calls: list[int] = []
+    for start in (0, 40, 80):
+        txs = batch(start, 40)
+        got = engine.transform_batch(txs, meanwhile=lambda: calls.append(1)).rows()
+        assert got == memory.transform(txs)
+    assert len(calls) == 3
+
+
+@pytest.mark.services
+def test_an_update_abandoned_meanwhile_leaves_no_reply_for_the_next_caller(settings: Settings) -> None:
+    """The customer call was sent when the work meanwhile failed: its connection goes back closed,
+    so the next call on the pool does not read the abandoned reply; delivered again, the batch gets
+    the features it would have had."""
+    store = open_redis_store(settings)
+    memory, engine = FeatureEngine(MemoryStore()), FeatureEngine(store)
+    first = batch(0, 40)
+
+    def fail() -> None:
+        raise Boom
+
+    with pytest.raises(Boom):
+        engine.transform_batch(first, meanwhile=fail)
+    assert store.client.ping()
+    assert engine.transform(first) == memory.transform(first)
+    second = batch(40, 40)
+    assert engine.transform(second) == memory.transform(second)
+
+
+@pytest.mark.services
+def test_scripts_missing_on_the_server_are_loaded_again(settings: Settings) -> None:
+    """A server that restarted (or failed over) has no scripts: the calls are made again."""
+    store = open_redis_store(settings)
+    memory, engine = FeatureEngine(MemoryStore()), FeatureEngine(store)
+    first, second = batch(0, 40), batch(40, 40)
+    assert engine.transform(first) == memory.transform(first)
+    store.client.script_flush()
+    assert engine.transform_batch(second, meanwhile=lambda: None).rows() == memory.transform(second)
