@@ -65,3 +65,20 @@ def test_scripts_missing_on_the_server_are_loaded_again(settings: Settings) -> N
     assert engine.transform(first) == memory.transform(first)
     store.client.script_flush()
     assert engine.transform_batch(second, meanwhile=lambda: None).rows() == memory.transform(second)
+
+
+@pytest.mark.services
+def test_a_batch_of_conflicts_only_keeps_no_connection(settings: Settings) -> None:
+    """Every transaction reuses an id: the terminals get no update, and no call (or connection) is
+    left behind for it, however often it happens."""
+    store = open_redis_store(settings)
+    memory, engine = FeatureEngine(MemoryStore()), FeatureEngine(store)
+    first = batch(0, 40)
+    assert engine.transform(first) == memory.transform(first)
+    reused = [tx.model_copy(update={"amount": tx.amount + 1}) for tx in first]
+    clients = store.client.info("clients")["connected_clients"]
+    for _ in range(5):
+        assert engine.transform_batch(reused).conflict == [True] * len(reused)
+    assert store.client.info("clients")["connected_clients"] == clients
+    second = batch(40, 40)
+    assert engine.transform(second) == memory.transform(second)

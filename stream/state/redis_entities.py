@@ -38,6 +38,8 @@ class Batch:
         self.keys: list[list[str]] = []
         self.ops: list[list[int]] = []
         self.entity_slot: list[int] = []
+        if not entities:  # no groups, so no script calls (and no connection taken)
+            return
         if not cluster:  # the common case, kept cheap: one group
             index: dict[str, int] = {}
             keys: list[str] = []
@@ -171,6 +173,8 @@ class CustomerUpdate:
 
     def results(self) -> list[CustomerResult]:
         """Per op its aggregates (and the stored record of a duplicate), from the returned strings."""
+        if not self.ops:
+            return []
         ops, batch, status = self.ops, self.batch, self._statuses()
         # one array of every returned string's events; per op, its prefix [start, own] in it
         ev_parts: list[bytes] = []
