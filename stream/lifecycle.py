@@ -29,7 +29,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,11 @@ Chunk = tuple[str, list[tuple[str, dict[str, float] | None, bool]]]  # read afte
 
 def _nothing() -> None:
     return None
+
+
+def _oldest_position(models: Iterable[LiveModel]) -> str:
+    """The stream position of the model that has learned least (where catching up reads from)."""
+    return min((m.position for m in models), key=stream_id)
 
 
 def _owner_id() -> str:
@@ -153,7 +158,7 @@ class Lifecycle:
         models = list(scorer.models.values())
         if not models:
             return 0
-        after = min((m.position for m in models), key=stream_id)
+        after = _oldest_position(models)
         learned = 0
         while True:
             rows = ahead[1] if ahead is not None and ahead[0] == after else self.registry.read_labels(after, READ_CHUNK)
@@ -175,7 +180,7 @@ class Lifecycle:
         """The first chunk `catch_up` would read now, with the position it was read after."""
         if not scorer.models:
             return None
-        after = min((m.position for m in scorer.models.values()), key=stream_id)
+        after = _oldest_position(scorer.models.values())
         return after, self.registry.read_labels(after, READ_CHUNK)
 
     # -- the per-loop hook -------------------------------------------------------------------------
