@@ -143,9 +143,9 @@ class ScoringConsumer:
                 # a rebalance is not idleness (a join can take longer than the idle timeout, with
                 # records waiting); held labels are not activity: they wait for a stuck partition
                 last_activity = time.monotonic()
-            if not self.maintained:  # a batch's scoring did it already, while Redis worked
-                try:
-                    self._maintain()
+            if not self.maintained:  # a batch's scoring did it already (the learning while Redis worked)
+                try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
+                    self._retry("model maintenance", self.scorer.maintain)
                 except BatchAbandoned:
                     log.warning("stopping during model maintenance (nothing uncommitted is lost)")
                     break
@@ -301,13 +301,6 @@ class ScoringConsumer:
             if resend is not None:  # re-send only what was not acknowledged, on the next try
                 futures[:] = [resend[i][0].send(*resend[i][1:]) if i in set(failed) else f for i, f in enumerate(futures)]
             raise PublishFailed(f"{len(failed)} sends not acknowledged: {first.exception if first.is_done else 'timed out'}")
-
-    def _maintain(self) -> None:
-        """Checkpoints, learner role (learning the labels appended so far), model versions: Redis too,
-        so an outage waits here as well. Once a round: in `_score` (the learning while Redis updates
-        the batch's customers), or here in a round without transactions."""
-        self._retry("model maintenance", self.scorer.maintain)
-        self.maintained = True
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         # Not waiting for the answer: a refusal after a rebalance means the new owner re-processes the
