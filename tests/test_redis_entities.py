@@ -82,3 +82,23 @@ def test_a_batch_of_conflicts_only_keeps_no_connection(settings: Settings) -> No
     assert store.client.info("clients")["connected_clients"] == clients
     second = batch(40, 40)
     assert engine.transform(second) == memory.transform(second)
+
+
+@pytest.mark.services
+def test_a_batch_wider_than_a_script_chunk_reads_and_writes_every_entity(settings: Settings) -> None:
+    """Keys are read with MGET and written with MSET in chunks of 4,000 values: a batch of 4,500
+    customers with coordinates (9,000 keys) and 4,500 terminals spans chunks, and every entity's
+    state is read and written (the next batch, over the same entities, sees the first)."""
+    store = open_redis_store(settings)
+    memory, engine = FeatureEngine(MemoryStore()), FeatureEngine(store)
+    n = 4_500
+    for day in range(2):
+        txs = [Transaction(transaction_id=f"w{day}-{i}", customer_id=f"c{i}", terminal_id=f"m{i}",
+                           amount=1 + i % 50, event_time=T0 + timedelta(days=day, seconds=i),
+                           latitude=40 + i % 7 / 10, longitude=-3 - i % 5 / 10)
+                for i in range(n)]
+        assert engine.transform(txs) == memory.transform(txs)
+    x = engine.transform([Transaction(transaction_id="last", customer_id=f"c{n - 1}", terminal_id=f"m{n - 1}",
+                                      amount=2.0, event_time=T0 + timedelta(days=2))])[0]
+    assert x is not None and x["CUSTOMER_ID_NB_TX_7DAY_WINDOW"] == 3.0
+    assert store.client.strlen(store.customer_keys(f"c{n - 1}")[1]) == 2 * 8  # two coordinates (the third had none)

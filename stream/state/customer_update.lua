@@ -1,6 +1,7 @@
 -- Append transactions to customers' event strings (unless their id is there) and return the strings.
 -- KEYS: per customer two keys of one hash slot: events, coordinates.
--- ARGV[1]: msgpack list of ops {key_index, record (20 bytes), coordinates (8 bytes) or false};
+-- ARGV[1]: msgpack flat list of ops, three values each: key_index, record (20 bytes), coordinates
+--          (8 bytes) or false (flat: no table per op to build);
 --          key_index points at the events key (coordinates: + 1).
 -- ARGV[2]: retention, ARGV[3]: slack, in ms.
 -- Events string: 20-byte records in arrival order: t_ms (6, LE), cents (5, LE; its top bit: has
@@ -9,21 +10,38 @@
 -- prefix of the string up to each event, i.e. the events that had arrived when it did.
 -- After each append, leading events older than it minus the retention are cut from the stored
 -- string once the oldest is `slack` older than that (so the cut is rare). Strings are stored whole
--- with SET, not APPEND: an appended Redis string keeps up to its length again in spare capacity
+-- with (M)SET, not APPEND: an appended Redis string keeps up to its length again in spare capacity
 -- (30-day handbook state per customer 1,745 -> 1,217 bytes). The returned strings are uncut: they
 -- hold every op's prefix.
--- Returns {msgpack list per op of {status, record index in the returned string}, then per key
--- its events string and its coordinates string (false when not read)}; status 0 new, 1 duplicate,
+-- Returns {msgpack flat list, per op its status and its record index in the returned string, then
+-- per key its events string and its coordinates string (false when not read)}; status 0 new, 1 duplicate,
 -- 2 the id is already used by a transaction with another time, amount or terminal (nothing changed).
 local W, G, ID, IDLEN = 20, 8, 15, 5
+local CHUNK = 4000  -- values per MGET or MSET: Lua's unpack takes up to ~8000
 local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
-local ev, geo, added, added_geo = {}, {}, {}, {}
+local find, sub, byte, unpack6 = string.find, string.sub, string.byte, struct.unpack
+-- per key: the string, the coordinates string, counts of appended events and coordinates, the oldest
+-- time not cut
+local ev, geo, added, added_geo, oldest = {}, {}, {}, {}, {}
+
+-- Every events key is read with MGET and every changed key written with MSET: one command per
+-- chunk instead of one per key (on 1,500 handbook customers' keys, a GET and a SET took ~3.1 us
+-- of the server's time per key, MGET and MSET ~2.0 us).
+local stored = {}
+do
+  local names = {}
+  for i = 1, #KEYS, 2 do names[#names + 1] = KEYS[i] end
+  for s = 1, #names, CHUNK do
+    local got = redis.call('MGET', unpack(names, s, math.min(s + CHUNK - 1, #names)))
+    for j = 1, #got do stored[2 * (s + j - 1) - 1] = got[j] or '' end
+  end
+end
 
 local function find_id(s, idh)
   local init = ID + 1
   while true do
-    local pos = string.find(s, idh, init, true)
+    local pos = find(s, idh, init, true)
     if not pos then return nil end
     if (pos - 1 - ID) % W == 0 then return (pos - 1 - ID) / W end
     init = pos + 1
@@ -33,56 +51,64 @@ end
 -- ev[k]: the string as loaded plus this call's appends (what is returned: every op's prefix is in
 -- it, also when leading events are cut for storage); cut[k], cut_geo[k]: leading records to drop
 local results, cut, cut_geo = {}, {}, {}
-for n = 1, #ops do
-  local k, rec, g = ops[n][1], ops[n][2], ops[n][3]
+for n = 1, #ops / 3 do
+  local k, rec, g = ops[3 * n - 2], ops[3 * n - 1], ops[3 * n]
   local s = ev[k]
   if s == nil then
-    s = redis.call('GET', KEYS[k]) or ''
+    s = stored[k]
     ev[k] = s
-    added[k], added_geo[k], cut[k], cut_geo[k] = {}, {}, 0, 0
+    added[k], added_geo[k], cut[k], cut_geo[k] = 0, 0, 0, 0
+    oldest[k] = #s > 0 and unpack6('<i6', s, 1) or nil
   end
   if g and geo[k] == nil then geo[k] = redis.call('GET', KEYS[k + 1]) or '' end
-  local idx = find_id(s, string.sub(rec, ID + 1, ID + IDLEN))
+  local idx = find_id(s, sub(rec, ID + 1, ID + IDLEN))
   if idx then
     local status, o = 1, idx * W
     -- the same time, cents (without the coordinates bit) and terminal, or another transaction
-    if string.sub(s, o + 1, o + 10) ~= string.sub(rec, 1, 10) or string.byte(s, o + 11) % 128 ~= string.byte(rec, 11) % 128
-       or string.sub(s, o + 12, o + ID) ~= string.sub(rec, 12, ID) then status = 2 end
-    results[n] = {status, idx}
+    if sub(s, o + 1, o + 10) ~= sub(rec, 1, 10) or byte(s, o + 11) % 128 ~= byte(rec, 11) % 128
+       or sub(s, o + 12, o + ID) ~= sub(rec, 12, ID) then status = 2 end
+    results[2 * n - 1], results[2 * n] = status, idx
   else
-    results[n] = {0, #s / W}
+    results[2 * n - 1], results[2 * n] = 0, #s / W
     s = s .. rec
     ev[k] = s
-    table.insert(added[k], rec)
+    added[k] = added[k] + 1
     if g then
       geo[k] = geo[k] .. g
-      table.insert(added_geo[k], g)
+      added_geo[k] = added_geo[k] + 1
     end
     -- after each append (so the result does not depend on how events are batched): cut the leading
     -- events older than this one minus the retention, once the oldest is `slack` older than that
-    local t = struct.unpack('<i6', rec, 1)
-    if struct.unpack('<i6', s, cut[k] * W + 1) < t - RET - SLACK then
-      while cut[k] * W < #s and struct.unpack('<i6', s, cut[k] * W + 1) < t - RET do
-        cut_geo[k] = cut_geo[k] + math.floor(string.byte(s, cut[k] * W + 11) / 128)
+    local t = unpack6('<i6', rec, 1)
+    if oldest[k] == nil then oldest[k] = t end
+    if oldest[k] < t - RET - SLACK then
+      while cut[k] * W < #s and unpack6('<i6', s, cut[k] * W + 1) < t - RET do
+        cut_geo[k] = cut_geo[k] + math.floor(byte(s, cut[k] * W + 11) / 128)
         cut[k] = cut[k] + 1
       end
+      oldest[k] = unpack6('<i6', s, cut[k] * W + 1)
     end
   end
 end
 
-local out = {cmsgpack.pack(results)}
+local out, sets = {cmsgpack.pack(results)}, {}
+local function set(key, value)
+  sets[#sets + 1] = key
+  sets[#sets + 1] = value
+end
 for i = 1, #KEYS, 2 do
   if cut[i] > 0 then
-    redis.call('SET', KEYS[i], string.sub(ev[i], cut[i] * W + 1))
-    if cut_geo[i] > 0 or #added_geo[i] > 0 then
+    set(KEYS[i], sub(ev[i], cut[i] * W + 1))
+    if cut_geo[i] > 0 or added_geo[i] > 0 then
       if geo[i] == nil then geo[i] = redis.call('GET', KEYS[i + 1]) or '' end
-      redis.call('SET', KEYS[i + 1], string.sub(geo[i], cut_geo[i] * G + 1))
+      set(KEYS[i + 1], sub(geo[i], cut_geo[i] * G + 1))
     end
-  elseif #added[i] > 0 then
-    redis.call('SET', KEYS[i], ev[i])
-    if #added_geo[i] > 0 then redis.call('SET', KEYS[i + 1], geo[i]) end
+  elseif added[i] > 0 then
+    set(KEYS[i], ev[i])
+    if added_geo[i] > 0 then set(KEYS[i + 1], geo[i]) end
   end
   out[#out + 1] = ev[i]
   out[#out + 1] = geo[i] or false
 end
+for s = 1, #sets, CHUNK do redis.call('MSET', unpack(sets, s, math.min(s + CHUNK - 1, #sets))) end
 return out

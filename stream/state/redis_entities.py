@@ -144,13 +144,13 @@ class CustomerUpdate:
         self.batch = batch = Batch([o.customer_id for o in ops], store.customer_keys, store.cluster)
         calls: Calls = []
         for keys, members in zip(batch.keys, batch.ops):
-            packed = []
+            packed: list[Any] = []  # flat: three values per op (see customer_update.lua)
             for i in members:
                 op = ops[i]
                 has = op.latitude is not None and op.longitude is not None
                 record = blobs.customer_record(op.t_ms, op.cents, op.terminal_hash, hashes[i], has)
                 geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
-                packed.append([batch.entity_slot[i] * 2 + 1, record, geo])
+                packed += (batch.entity_slot[i] * 2 + 1, record, geo)
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
         self.sent = ScriptCalls(store, "customer_update", calls)
         self.status: list[int] | None = None
@@ -165,7 +165,8 @@ class CustomerUpdate:
         if self.status is None:
             status = [0] * len(self.ops)
             for reply, members in zip(self.sent.replies(), self.batch.ops):
-                for i, (st, idx) in zip(members, msgpack.unpackb(reply[0], raw=True)):
+                flat = msgpack.unpackb(reply[0], raw=True)  # status and index per op
+                for i, st, idx in zip(members, flat[0::2], flat[1::2]):
                     status[i] = st
                     self.index[i] = idx
             self.status = status
@@ -233,7 +234,9 @@ class TerminalUpdate:
         self.batch = batch = Batch(terminal_ids, lambda t: (store.terminal_key(t),), store.cluster)
         calls: Calls = []
         for keys, members in zip(batch.keys, batch.ops):
-            packed = [[batch.entity_slot[i] + 1, blobs.terminal_record(times[i], hashes[i])] for i in members]
+            packed: list[Any] = []  # flat: two values per op (see terminal_update.lua)
+            for i in members:
+                packed += (batch.entity_slot[i] + 1, blobs.terminal_record(times[i], hashes[i]))
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
         self.sent = ScriptCalls(store, "terminal_update", calls)
 

@@ -1,5 +1,6 @@
 -- Append transactions to terminals' event strings (unless their id is there) and return the strings.
--- KEYS: one key per terminal. ARGV[1]: msgpack list of ops {key_index, record (11 bytes)};
+-- KEYS: one key per terminal. ARGV[1]: msgpack flat list of ops, two values each: key_index,
+-- record (11 bytes);
 -- ARGV[2]: retention, ARGV[3]: slack, in ms.
 -- Terminal string: a 4-byte count m, m fraud marks of 17 bytes {t_ms of the transaction (6),
 -- known since, t_ms (6), id hash (5)} (terminal_mark_fraud.lua), then 11-byte event records in
@@ -7,51 +8,65 @@
 -- of events up to each op (stream/state/blobs.py); a mark counts for ops at or after its time.
 -- After each append, leading events older than it minus the retention (and older marks) are cut
 -- from the stored string once the oldest event is `slack` older than that; returned strings are uncut.
--- Strings are stored whole with SET (exact size; APPEND leaves spare capacity, see customer_update.lua).
+-- Strings are stored whole with MSET (exact size; APPEND leaves spare capacity, see customer_update.lua).
 -- Returns {msgpack list per op of its event index, then each key's string}.
 local W, ID, IDLEN, M = 11, 6, 5, 17
+local CHUNK = 4000  -- values per MGET or MSET: Lua's unpack takes up to ~8000
 local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
-local ev, head, added, cut, bound = {}, {}, {}, {}, {}
+local find, sub, unpack6 = string.find, string.sub, struct.unpack
+-- per key: the string, where its events start, how many were appended, how many are cut, the time
+-- before which marks are dropped, the oldest event time not cut
+local ev, head, added, cut, bound, oldest = {}, {}, {}, {}, {}, {}
 
 local function find_id(s, idh, from)
   local init = from + ID + 1
   while true do
-    local pos = string.find(s, idh, init, true)
+    local pos = find(s, idh, init, true)
     if not pos then return nil end
     if (pos - 1 - from - ID) % W == 0 then return (pos - 1 - from - ID) / W end
     init = pos + 1
   end
 end
 
+-- every key read with MGET and every changed one written with MSET (see customer_update.lua)
+local stored = {}
+for s = 1, #KEYS, CHUNK do
+  local got = redis.call('MGET', unpack(KEYS, s, math.min(s + CHUNK - 1, #KEYS)))
+  for j = 1, #got do stored[s + j - 1] = got[j] or '\0\0\0\0' end
+end
+
 local index = {}
-for n = 1, #ops do
-  local k, rec = ops[n][1], ops[n][2]
+for n = 1, #ops / 2 do
+  local k, rec = ops[2 * n - 1], ops[2 * n]
   local s = ev[k]
   if s == nil then
-    s = redis.call('GET', KEYS[k]) or '\0\0\0\0'
+    s = stored[k]
     ev[k] = s
-    head[k] = 4 + struct.unpack('<I4', s, 1) * M
-    added[k], cut[k] = {}, 0
+    head[k] = 4 + unpack6('<I4', s, 1) * M
+    added[k], cut[k] = 0, 0
+    oldest[k] = #s > head[k] and unpack6('<i6', s, head[k] + 1) or nil
   end
   local h = head[k]
-  local idx = find_id(s, string.sub(rec, ID + 1, ID + IDLEN), h)
+  local idx = find_id(s, sub(rec, ID + 1, ID + IDLEN), h)
   if idx then
     index[n] = idx
   else
     index[n] = (#s - h) / W
     s = s .. rec
     ev[k] = s
-    table.insert(added[k], rec)
-    local t = struct.unpack('<i6', rec, 1)
-    if struct.unpack('<i6', s, h + cut[k] * W + 1) < t - RET - SLACK then  -- per append: independent of batching
-      while h + cut[k] * W < #s and struct.unpack('<i6', s, h + cut[k] * W + 1) < t - RET do cut[k] = cut[k] + 1 end
+    added[k] = added[k] + 1
+    local t = unpack6('<i6', rec, 1)
+    if oldest[k] == nil then oldest[k] = t end
+    if oldest[k] < t - RET - SLACK then  -- per append: independent of batching
+      while h + cut[k] * W < #s and unpack6('<i6', s, h + cut[k] * W + 1) < t - RET do cut[k] = cut[k] + 1 end
       bound[k] = t - RET
+      oldest[k] = unpack6('<i6', s, h + cut[k] * W + 1)
     end
   end
 end
 
-local out = {cmsgpack.pack(index)}
+local out, sets = {cmsgpack.pack(index)}, {}
 for k = 1, #KEYS do
   local s, h = ev[k], head[k]
   if cut[k] > 0 then
@@ -60,10 +75,13 @@ for k = 1, #KEYS do
       local mark = string.sub(s, 5 + i * M, 4 + (i + 1) * M)
       if struct.unpack('<i6', mark, 1) >= bound[k] then marks[#marks + 1] = mark end
     end
-    redis.call('SET', KEYS[k], struct.pack('<I4', #marks) .. table.concat(marks) .. string.sub(s, h + cut[k] * W + 1))
-  elseif #added[k] > 0 then
-    redis.call('SET', KEYS[k], s)
+    sets[#sets + 1] = KEYS[k]
+    sets[#sets + 1] = struct.pack('<I4', #marks) .. table.concat(marks) .. string.sub(s, h + cut[k] * W + 1)
+  elseif added[k] > 0 then
+    sets[#sets + 1] = KEYS[k]
+    sets[#sets + 1] = s
   end
   out[k + 1] = s
 end
+for s = 1, #sets, CHUNK do redis.call('MSET', unpack(sets, s, math.min(s + CHUNK - 1, #sets))) end
 return out
