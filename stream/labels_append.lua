@@ -8,9 +8,13 @@
 -- names' lists (stored packed, one per names key, with the entries: they never outlive them).
 -- The marker ("applied:<customer>:<transaction>" = the label) makes a label delivered again (a
 -- process killed after this call but before its offsets were committed) a no-op.
--- Returns per entry: 0 appended, 1 already applied (same label), 2 already applied with the other
--- label, 3 neither a scored record nor a marker (unknown transaction).
+-- Returns {per entry: 0 appended, 1 already applied (same label), 2 already applied with the other
+-- label, 3 neither a scored record nor a marker (unknown transaction); the id of the stream's newest
+-- entry before this call ('0-0': none); the ids of the appended entries}. The appended entries follow
+-- that id directly (a script runs alone), so a learner at that id can learn them without reading them.
 local entries, names, feature_names = cmsgpack.unpack(ARGV[1]), cmsgpack.unpack(ARGV[2]), cmsgpack.unpack(ARGV[4])
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local before, ids = newest[1] and newest[1][1] or '0-0', {}
 for k = 1, #feature_names do redis.call('SET', KEYS[#names + 1 + k], feature_names[k]) end
 local first_marker = #names + 2 + #feature_names
 local perf, out = {}, {}
@@ -26,7 +30,7 @@ for i = 1, #entries do
     out[i] = 3
   else
     if marker then redis.call('SET', marker, y, 'PX', e[5]) end
-    redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', y)
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', y)
     for m = 1, #names do
       if e[3][m] then table.insert(perf[m], string.format('%.17g,%d', e[3][m], e[2])) end
     end
@@ -39,4 +43,4 @@ for m = 1, #names do
     redis.call('LTRIM', KEYS[m + 1], -tonumber(ARGV[3]), -1)
   end
 end
-return out
+return {out, before, ids}

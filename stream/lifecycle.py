@@ -7,12 +7,13 @@ Design (several consumers of one group share one champion and never diverge sile
   transaction's label once (`LabelEntry.key`), however often it is delivered.
 - One consumer holds the *learner role* (a Redis key ``SET NX PX``, renewed every second, lost
   after `LEARNER_TTL_MS` without renewal). Only it learns: from the label stream, in stream order,
-  for every active model (champion and challengers), and it publishes a signed checkpoint version
-  every `checkpoint_every_labels` labels or `checkpoint_every_seconds` seconds (a model whose scores
-  change only when it refits, `gbt_window`, after that many labels only if it refitted). A checkpoint
-  records the last stream entry it has learned, so a new learner (after a crash, SIGKILL or
-  rebalance) restores the newest checkpoint and replays the stream from there: no label is lost or
-  learned twice. Publishing is a compare-and-set in Lua (next version, role still held).
+  for every active model (champion and challengers); entries it appended itself right after those
+  it has learned are learned from memory, not read back (`own_appends`). It publishes a signed
+  checkpoint version every `checkpoint_every_labels` labels or `checkpoint_every_seconds` seconds
+  (a model whose scores change only when it refits, `gbt_window`, after that many labels only if it
+  refitted). A checkpoint records the last stream entry it has learned, so a new learner (after a
+  crash, SIGKILL or rebalance) restores the newest checkpoint and replays the stream from there: no
+  label is lost or learned twice. Publishing is a compare-and-set in Lua (next version, role still held).
 - The other consumers score with the newest published versions, polled every second. Alerts name
   the model and its version (``7`` as published, ``7+12`` on the learner after 12 more labels).
 - ``fraudstream models promote NAME`` sets the champion key; every consumer follows within a poll
@@ -34,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fraudstream.errors import CheckpointError
-from fraudstream.stream.registry import LabelEntry, LabelOutcome, ModelRegistry, PublishConflict, stream_id
+from fraudstream.stream.registry import (AppendedRun, LabelEntry, LabelOutcome, LabelRow, ModelRegistry, PublishConflict,
+                                         stream_id)
 from fraudstream.stream.scoring import LiveModel
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 LEARNER_TTL_MS = 5000
 POLL_SECONDS = 1.0
 READ_CHUNK = 1000
-Chunk = tuple[str, list[tuple[str, dict[str, float] | None, bool]]]  # read after this id: (id, features, is_fraud)
+Chunk = tuple[str, list[LabelRow]]  # the entries after this id: (id, features, is_fraud)
 
 
 def _nothing() -> None:
@@ -77,6 +79,8 @@ class Lifecycle:
     pending: list[tuple[Mapping[str, float], bool, Mapping[str, float]]] = field(default_factory=list)
     _next_poll: float = 0.0
     _unlearned: bool = False  # labels appended to the stream since the last catch-up
+    # what this consumer appended since the last catch-up (as the learner): learned without reading it back
+    appended: list[AppendedRun] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
@@ -140,7 +144,7 @@ class Lifecycle:
     def submit(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
         """Append labels to the label stream now, each transaction's once (see `LabelEntry`)."""
         self.flush()
-        outcomes = self.registry.append_labels(entries)
+        outcomes = self.registry.append_labels(entries, self.appended if self.is_learner else None)
         self._unlearned = self._unlearned or LabelOutcome.APPENDED in outcomes
         return outcomes
 
@@ -155,6 +159,7 @@ class Lifecycle:
         entries that cannot be read); returns how many were learned. `ahead`: the first chunk as
         `read_ahead` read it (used when the models have not moved since)."""
         self._unlearned = False
+        self.appended = []
         models = list(scorer.models.values())
         if not models:
             return 0
@@ -175,6 +180,23 @@ class Lifecycle:
             if len(rows) < READ_CHUNK:
                 return learned
             after = rows[-1][0]
+
+    def own_appends(self, scorer: Scorer) -> Chunk | None:
+        """The entries this consumer appended since the last catch-up, as the chunk `read_ahead` would
+        read now, when they follow the position `catch_up` reads from directly; else None (entries of
+        another consumer came before or between them, or the models moved: they are read instead)."""
+        runs = [run for run in self.appended if run.rows]
+        if not runs or not scorer.models:
+            return None
+        after = _oldest_position(scorer.models.values())
+        rows: list[LabelRow] = []
+        expected = stream_id(after)
+        for run in runs:
+            if stream_id(run.after) != expected:
+                return None
+            rows += run.rows
+            expected = stream_id(run.rows[-1][0])
+        return after, rows
 
     def read_ahead(self, scorer: Scorer) -> Chunk | None:
         """The first chunk `catch_up` would read now, with the position it was read after."""
@@ -197,7 +219,7 @@ class Lifecycle:
             self.poll(scorer)
         if not self.is_learner:
             return _nothing
-        ahead = self.read_ahead(scorer) if self._unlearned else None
+        ahead = (self.own_appends(scorer) or self.read_ahead(scorer)) if self._unlearned else None
 
         def learn_and_publish() -> None:
             if ahead is not None:

@@ -103,6 +103,18 @@ class LabelEntry:
     ttl_ms: int | None = None
 
 
+LabelRow = tuple[str, dict[str, float] | None, bool]  # a label-stream entry: id, features (None: unreadable), is_fraud
+
+
+@dataclass(frozen=True)
+class AppendedRun:
+    """Label-stream entries that one call appended, as `ModelRegistry.read_labels` would give them
+    back: they follow the entry `after` directly."""
+
+    after: str
+    rows: list[LabelRow]
+
+
 class PublishConflict(CheckpointError):
     """Another version was published first (an import), or the learner role was lost."""
 
@@ -237,10 +249,13 @@ class ModelRegistry:
         raise PublishConflict(f"could not import {target}: versions kept changing")
 
     # -- label stream ----------------------------------------------------------------------------
-    def append_labels(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
+    def append_labels(self, entries: Sequence[LabelEntry], appended: list[AppendedRun] | None = None,
+                      ) -> list[LabelOutcome]:
         """Append each entry's features and label to the label stream and its scores to the models'
         score lists, once per transaction key (see `LabelEntry`), atomically per chunk of 2000
-        (Lua's `unpack` takes up to a few thousand values). Returns each entry's outcome."""
+        (Lua's `unpack` takes up to a few thousand values). Returns each entry's outcome; the
+        entries appended are added to `appended`, one run per chunk (a learner that has read up to
+        a run's `after` learns them without reading them back)."""
         names = sorted({name for e in entries for name in e.scores})
         keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
         outcomes: list[LabelOutcome] = []
@@ -260,7 +275,13 @@ class ModelRegistry:
             reply = self._append_labels(keys=keys + [self._names_key(i) for i in ids] + markers,
                                         args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
                                               msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)])
-            outcomes += [LabelOutcome(int(code)) for code in reply]
+            codes, before, ids = reply
+            chunk_outcomes = [LabelOutcome(int(code)) for code in codes]
+            outcomes += chunk_outcomes
+            if appended is not None:
+                added = [e for e, o in zip(chunk, chunk_outcomes) if o is LabelOutcome.APPENDED]
+                appended.append(AppendedRun(before.decode(), [(rid.decode(), dict(e.features or {}), bool(e.is_fraud))
+                                                              for rid, e in zip(ids, added)]))
         return outcomes
 
     def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float] | None, bool]]:

@@ -302,3 +302,50 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, ca
     assert learner.champion.labels_learned == 2  # the map and the new label, not the two unreadable entries
     assert learner.champion.position == writer.client.xrevrange(writer.key("labels"), count=1)[0][0].decode()
     learner.close()
+
+
+@pytest.mark.services
+def test_a_learner_learns_its_own_appends_without_reading_them_back(settings: Settings) -> None:
+    """Labels the learner appended itself, right after the entries it has learned, are learned from
+    memory; when another consumer's entries came first they are read from the stream instead. Either
+    way every entry is learned once, in stream order, and the model is the one reading would make."""
+    from fraudstream.stream.registry import LabelEntry
+
+    items = labels(300, seed=3)
+    entries = [LabelEntry(x, y, {}, f"c:{i}") for i, (x, y) in enumerate(items)]
+
+    def counted(scorer: Scorer) -> list[int]:
+        lifecycle = scorer.lifecycle
+        assert lifecycle is not None and lifecycle.is_learner
+        reads: list[int] = []
+        read = lifecycle.registry.read_labels
+        lifecycle.registry.read_labels = lambda *a, **k: reads.append(1) or read(*a, **k)  # type: ignore[method-assign]
+        return reads
+
+    a = live(settings)
+    a.maintain()
+    reads = counted(a)
+    a.submit_labels(entries[:100])
+    a.maintain()
+    assert reads == [] and a.champion.labels_learned == 100
+    other = registry_for(settings)  # another consumer's labels land first
+    other.append_labels(entries[100:150])
+    a.submit_labels(entries[150:])
+    a.maintain()
+    assert reads and a.champion.labels_learned == 300
+    assert a.champion.position == other.stream_end()
+    a.submit_labels(entries[:10])  # delivered again: nothing appended, nothing learned twice
+    a.maintain()
+    assert a.champion.labels_learned == 300
+
+    # the same entries learned by reading them all back
+    b = live(settings.model_copy(update={"redis_key_prefix": settings.redis_key_prefix + "-read"}))
+    b.maintain()
+    for part in (entries[:100], entries[100:150], entries[150:]):
+        b.submit_labels(part)
+        b.lifecycle.appended.clear()  # type: ignore[union-attr]
+        b.maintain()
+    assert b.champion.labels_learned == 300
+    assert probe_scores(b) == probe_scores(a)
+    a.close()
+    b.close()
