@@ -7,7 +7,8 @@ Run by hand (prints figures, asserts nothing)::
 Uses the first rows of ../shared/data/fdh_dev.csv.gz when present (handbook traffic: ~2 transactions
 per customer per day), otherwise a synthetic stream with the same rates. The Redis figure is for an
 embedded Valkey server started here (stopped at the end), one client, `batch` transactions per
-`transform` call, labels applied between batches like the consumer does.
+`transform` call, labels applied between batches like the consumer does; with it, the CPU time the
+server spent per transaction (its scripts' cost: `--warmup 150000` gives ~30 days of state first).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -46,10 +48,11 @@ def load(rows: int) -> tuple[list[Transaction], list[bool]]:
     return txs, [i % 125 == 0 for i in range(rows)]
 
 
-def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: int, warmup: int = 0) -> float:
+def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: int, warmup: int = 0,
+        on_start: Callable[[], None] | None = None) -> float:
     """Seconds to transform `txs[warmup:]` in batches of `batch` (after `txs[:warmup]`, untimed),
     applying labels `DELAY` after each (labels are built before the clock starts: their
-    construction is the caller's cost, not the engine's)."""
+    construction is the caller's cost, not the engine's). `on_start` is called when the clock starts."""
     engine = FeatureEngine(store)
     labels = [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
                     is_fraud=fraud, event_time=tx.event_time, reported_at=tx.event_time + DELAY)
@@ -58,6 +61,8 @@ def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: in
     start = time.perf_counter()
     for i in range(0, len(txs), batch):
         if i == warmup:
+            if on_start is not None:
+                on_start()
             start = time.perf_counter()
         chunk = txs[i:i + batch]
         due = []
@@ -100,10 +105,18 @@ def main() -> None:
         try:
             client = redis.Redis(port=server.port)
             n = args.redis_rows
+            server_cpu: list[float] = []
+
+            def cpu_now() -> None:
+                info = client.info("cpu")
+                server_cpu.append(info["used_cpu_user"] + info["used_cpu_sys"])
+
             seconds = run(RedisStore(client, prefix="bench"), txs[:w + n], frauds[:w + n], batch=args.batch,
-                          warmup=w - w % args.batch)
+                          warmup=w - w % args.batch, on_start=cpu_now)
+            cpu_now()
             print(f"Redis store (Valkey, one client), batches of {args.batch}: {n / seconds:,.0f} tx/s "
-                  f"({seconds:.1f} s for {n} after {w - w % args.batch} untimed)")
+                  f"({seconds:.1f} s for {n} after {w - w % args.batch} untimed); Valkey CPU "
+                  f"{(server_cpu[1] - server_cpu[0]) / n * 1e6:.1f} us per transaction")
             client.close()
         finally:
             server.stop()
