@@ -33,7 +33,7 @@ from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
-from fraudstream.stream.registry import LabelEntry, LabelOutcome
+from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.scoring import Scorer

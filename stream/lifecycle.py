@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fraudstream.errors import CheckpointError
-from fraudstream.stream.registry import (AppendedRun, LabelEntry, LabelOutcome, LabelRow, ModelRegistry, PublishConflict,
-                                         stream_id)
+from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
+from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
 
 if TYPE_CHECKING:

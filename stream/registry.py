@@ -18,9 +18,8 @@ Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from importlib.resources import files
 from typing import Any
 
@@ -31,6 +30,7 @@ from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.stream.label_codec import FeatureCodec
+from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, stream_id
 
 log = logging.getLogger(__name__)
 
@@ -67,52 +67,6 @@ redis.call('SREM', KEYS[2], ARGV[1])
 if old and old ~= ARGV[1] then redis.call('SADD', KEYS[2], old) end
 return old
 """
-
-
-def stream_id(value: str | bytes) -> tuple[int, int]:
-    """A stream entry id as a comparable pair.
-
-    >>> stream_id("1700000000000-2") > stream_id("1700000000000-10")
-    False
-    """
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-class LabelOutcome(IntEnum):
-    """What `ModelRegistry.append_labels` did with a label."""
-
-    APPENDED = 0
-    DUPLICATE = 1  # applied before, with the same label
-    CONFLICT = 2  # applied before, with the other label
-    UNKNOWN = 3  # no scored record and never applied
-
-
-@dataclass(frozen=True)
-class LabelEntry:
-    """A label for the label stream: the features its transaction was scored with (None: no scored
-    record was found), each model's score then, and ``customer:transaction`` as `key` so that the
-    label is appended once however often it is delivered (None: no such check). The key is kept
-    `ttl_ms` (the scored record's remaining life, after which a redelivered label is unknown anyway)."""
-
-    features: Mapping[str, float] | None
-    is_fraud: bool
-    scores: Mapping[str, float]
-    key: str | None = None
-    ttl_ms: int | None = None
-
-
-LabelRow = tuple[str, dict[str, float] | None, bool]  # a label-stream entry: id, features (None: unreadable), is_fraud
-
-
-@dataclass(frozen=True)
-class AppendedRun:
-    """Label-stream entries that one call appended, as `ModelRegistry.read_labels` would give them
-    back: they follow the entry `after` directly."""
-
-    after: str
-    rows: list[LabelRow]
 
 
 class PublishConflict(CheckpointError):

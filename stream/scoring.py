@@ -28,7 +28,7 @@ from fraudstream.models import zoo
 from fraudstream.models.batch_scoring import score_matrix
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
-from fraudstream.stream.registry import LabelEntry, LabelOutcome
+from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings

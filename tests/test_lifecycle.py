@@ -267,7 +267,7 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, ca
     are gone is passed over with an error logged, and the learner goes on after it."""
     import msgpack
 
-    from fraudstream.stream.registry import LabelEntry
+    from fraudstream.stream.label_stream import LabelEntry
     from fraudstream.stream.schema import FEATURE_NAMES
 
     writer = registry_for(settings)
@@ -309,7 +309,7 @@ def test_a_learner_learns_its_own_appends_without_reading_them_back(settings: Se
     """Labels the learner appended itself, right after the entries it has learned, are learned from
     memory; when another consumer's entries came first they are read from the stream instead. Either
     way every entry is learned once, in stream order, and the model is the one reading would make."""
-    from fraudstream.stream.registry import LabelEntry
+    from fraudstream.stream.label_stream import LabelEntry
 
     items = labels(300, seed=3)
     entries = [LabelEntry(x, y, {}, f"c:{i}") for i, (x, y) in enumerate(items)]

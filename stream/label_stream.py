@@ -1,0 +1,56 @@
+"""What the label stream carries, shared by the registry that writes it and the consumers and the
+learner that use it: stream ids, label entries, the outcome of appending one, and the entries one
+append call added (`fraudstream.stream.registry` keeps the stream itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+def stream_id(value: str | bytes) -> tuple[int, int]:
+    """A stream entry id as a comparable pair.
+
+    >>> stream_id("1700000000000-2") > stream_id("1700000000000-10")
+    False
+    """
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class LabelOutcome(IntEnum):
+    """What `fraudstream.stream.registry.ModelRegistry.append_labels` did with a label."""
+
+    APPENDED = 0
+    DUPLICATE = 1  # applied before, with the same label
+    CONFLICT = 2  # applied before, with the other label
+    UNKNOWN = 3  # no scored record and never applied
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    """A label for the label stream: the features its transaction was scored with (None: no scored
+    record was found), each model's score then, and ``customer:transaction`` as `key` so that the
+    label is appended once however often it is delivered (None: no such check). The key is kept
+    `ttl_ms` (the scored record's remaining life, after which a redelivered label is unknown anyway)."""
+
+    features: Mapping[str, float] | None
+    is_fraud: bool
+    scores: Mapping[str, float]
+    key: str | None = None
+    ttl_ms: int | None = None
+
+
+LabelRow = tuple[str, dict[str, float] | None, bool]  # a label-stream entry: id, features (None: unreadable), is_fraud
+
+
+@dataclass(frozen=True)
+class AppendedRun:
+    """Label-stream entries that one call appended, as `ModelRegistry.read_labels` would give them
+    back: they follow the entry `after` directly."""
+
+    after: str
+    rows: list[LabelRow]
