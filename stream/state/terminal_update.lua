@@ -16,8 +16,8 @@ local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
 local find, sub, unpack6 = string.find, string.sub, struct.unpack
 -- per key: the string, where its events start, how many were appended, how many are cut, the time
--- before which marks are dropped, the oldest event time not cut
-local ev, head, added, cut, bound, oldest = {}, {}, {}, {}, {}, {}
+-- before which marks are dropped
+local ev, head, added, cut, bound = {}, {}, {}, {}, {}
 
 local function find_id(s, idh, from)
   local init = from + ID + 1
@@ -45,7 +45,6 @@ for n = 1, #ops / 2 do
     ev[k] = s
     head[k] = 4 + unpack6('<I4', s, 1) * M
     added[k], cut[k] = 0, 0
-    oldest[k] = #s > head[k] and unpack6('<i6', s, head[k] + 1) or nil
   end
   local h = head[k]
   local idx = find_id(s, sub(rec, ID + 1, ID + IDLEN), h)
@@ -57,11 +56,9 @@ for n = 1, #ops / 2 do
     ev[k] = s
     added[k] = added[k] + 1
     local t = unpack6('<i6', rec, 1)
-    if oldest[k] == nil then oldest[k] = t end
-    if oldest[k] < t - RET - SLACK then  -- per append: independent of batching
+    if unpack6('<i6', s, h + cut[k] * W + 1) < t - RET - SLACK then  -- per append: independent of batching
       while h + cut[k] * W < #s and unpack6('<i6', s, h + cut[k] * W + 1) < t - RET do cut[k] = cut[k] + 1 end
       bound[k] = t - RET
-      oldest[k] = unpack6('<i6', s, h + cut[k] * W + 1)
     end
   end
 end
