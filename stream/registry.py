@@ -30,7 +30,7 @@ from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.stream.label_codec import FeatureCodec
-from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, stream_id
+from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 
 log = logging.getLogger(__name__)
 
@@ -229,16 +229,16 @@ class ModelRegistry:
             reply = self._append_labels(keys=keys + [self._names_key(i) for i in ids] + markers,
                                         args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
                                               msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)])
-            codes, before, ids = reply
+            codes, before, entry_ids = reply
             chunk_outcomes = [LabelOutcome(int(code)) for code in codes]
             outcomes += chunk_outcomes
             if appended is not None:
                 added = [e for e, o in zip(chunk, chunk_outcomes) if o is LabelOutcome.APPENDED]
                 appended.append(AppendedRun(before.decode(), [(rid.decode(), dict(e.features or {}), bool(e.is_fraud))
-                                                              for rid, e in zip(ids, added)]))
+                                                              for rid, e in zip(entry_ids, added)]))
         return outcomes
 
-    def read_labels(self, after: str, count: int = 1000) -> list[tuple[str, dict[str, float] | None, bool]]:
+    def read_labels(self, after: str, count: int = 1000) -> list[LabelRow]:
         """Entries strictly after the id `after`, oldest first; features None: an entry that cannot
         be read (`label_codec`), to skip."""
         rows = self.client.xrange(self.key("labels"), min=f"({after}", max="+", count=count)
