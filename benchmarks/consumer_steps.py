@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import redis
-from consumer_throughput import labels, publish_backlog, transactions
+from consumer_throughput import labels, publish_backlog, server_cpu, transactions
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -62,21 +60,6 @@ def _timed(original: Callable[..., Any], entry: list[float]) -> Callable[..., An
             entry[2] += 1
 
     return timed
-
-
-def server_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each child process of this one (the servers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        if int(rest[1]) == os.getpid():  # fields after the name: state, ppid, ..., utime (12), stime (13)
-            out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
-    return out
 
 
 def main() -> None:

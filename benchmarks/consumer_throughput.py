@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -85,6 +87,64 @@ def publish_backlog(settings: Settings, txs: list[Transaction], due_labels: list
         producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
     producer.flush()
     producer.close()
+
+
+def children_cpu() -> dict[int, tuple[str, float]]:
+    """Per child process of this one (the servers, and the load process while it runs): its name
+    and the CPU seconds (user + system) it used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(rest[1]) == os.getpid():  # fields after the name: state, ppid, ..., utime (12), stime (13)
+            out[int(stat.parent.name)] = (name, (int(rest[11]) + int(rest[12])) / tick)
+    return out
+
+
+def server_cpu() -> dict[str, float]:
+    """`children_cpu` summed by process name."""
+    out: dict[str, float] = {}
+    for name, used in children_cpu().values():
+        out[name] = out.get(name, 0.0) + used
+    return out
+
+
+class CpuSampler:
+    """The children's CPU (`children_cpu`) once a second in a thread, while the block runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self.samples.append((time.monotonic(), children_cpu()))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.monotonic(), children_cpu()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.samples.append((time.monotonic(), children_cpu()))
+
+    def cores(self, name: str, first: int, last: int) -> float:
+        """Cores used by process `name` between samples `first` and `last` (indices, may be negative),
+        over the seconds it was alive in."""
+        window = self.samples[first:last % len(self.samples) + 1]
+        used = seconds = 0.0
+        for (t0, a), (t1, b) in zip(window, window[1:]):
+            alive = [pid for pid, (named, _) in b.items() if named == name and pid in a]
+            if alive:
+                used, seconds = used + sum(b[pid][1] - a[pid][1] for pid in alive), seconds + t1 - t0
+        return used / seconds if seconds else 0.0
 
 
 def offer_load(bootstrap: str, topic: str, txs: list[Transaction], rate: float) -> None:
@@ -184,13 +244,14 @@ def main() -> None:
             # this process would compete with the consumer for the GIL and delay its own sends)
             offer = multiprocessing.get_context("spawn").Process(
                 target=offer_load, args=(settings.kafka_bootstrap, settings.topic_transactions, paced, args.rate))
-            offer.start()
-            try:
-                app.run(max_transactions=len(bulk) + len(paced))
-            finally:
-                offer.join(timeout=30)
-                if offer.is_alive():
-                    offer.kill()
+            with CpuSampler() as cpu:
+                offer.start()
+                try:
+                    app.run(max_transactions=len(bulk) + len(paced))
+                finally:
+                    offer.join(timeout=30)
+                    if offer.is_alive():
+                        offer.kill()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         bare_latencies = raw_latency(settings, paced, args.rate)
         if not bare_latencies:
@@ -209,6 +270,15 @@ def main() -> None:
         print(f"latency publish->scored at {args.rate:,.0f} tx/s offered: p50 {stats.latency_percentile(50):.1f} ms, "
               f"p95 {stats.latency_percentile(95):.1f} ms, p99 {stats.latency_percentile(99):.1f} ms "
               f"({len(stats.latencies_ms)} transactions)")
+        in_order = list(stats.latencies_ms)  # as the transactions were scored
+        half = len(in_order) // 2
+        first_half, second_half = (np.percentile(in_order[:half], 99), np.percentile(in_order[half:], 99)) if half else (0, 0)
+        edge = min(5, (len(cpu.samples) - 1) // 2)  # seconds at each end of the paced run
+        print(f"  p99 of the first and the second half of those transactions: {first_half:.1f} / {second_half:.1f} ms; "
+              f"the broker (Tansu: each fetch that returns records costs it more the more batches the partition "
+              f"holds) used {cpu.cores('tansu', 0, edge):.2f} cores in the first {edge} s and "
+              f"{cpu.cores('tansu', -1 - edge, -1):.2f} in the last {edge} s, the load process "
+              f"{cpu.cores('python', 0, -1):.2f}, Valkey {cpu.cores('valkey-server', 0, -1):.2f}")
         print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
               f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
         print(f"consumer process max RSS: {rss_mb:,.0f} MB")
