@@ -7,7 +7,8 @@ before and after the scoring run, their mean is the ratio's denominator), the
 end-to-end scoring rate (validate -> features in Redis -> score -> record -> learn from labels ->
 alerts -> commit), their ratio, publish-to-alert latency percentiles at a fixed offered load (and a
 bare kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's
-share), and the consumer's RSS. Input: the first N rows of the handbook CSV when present (with their labels,
+share; and the p99 of each half of those transactions with the CPU of the broker, the load process
+and Valkey meanwhile: the embedded broker's grows through the run), and the consumer's RSS. Input: the first N rows of the handbook CSV when present (with their labels,
 reported 7 days after each transaction, on the labels topic: a replay's traffic), else a synthetic
 stream without labels.
 """
