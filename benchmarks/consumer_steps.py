@@ -1,13 +1,14 @@
 """Where the consumer's time goes, step by step, run by hand:
 
-    .venv/bin/python benchmarks/consumer_steps.py [--transactions 100000]
+    .venv/bin/python benchmarks/consumer_steps.py [--transactions 100000] [--checkpoint FILE]
 
 Runs the bulk part of `consumer_throughput.py` (the handbook's first rows and their labels, or a
-synthetic stream) and prints, per step of a batch, its wall time, the consumer thread's CPU time
-and the difference: the time the thread waited (for Redis, the broker, or the GIL held by
-kafka-python's network thread); also the CPU time the servers used meanwhile and Valkey's own
-command statistics (scripts are EVALSHA). Steps nest (`process` contains `_score`, which contains the Redis
-feature calls). The timers are wrappers installed on the classes for this run only.
+synthetic stream; the default model fresh, or the champion from a checkpoint) and prints, per step
+of a batch, its wall time, the consumer thread's CPU time and the difference: the time the thread
+waited (for Redis, the broker, or the GIL held by kafka-python's network thread); also the CPU
+time the servers used meanwhile and Valkey's own command statistics (scripts are EVALSHA). Steps
+nest (`process` contains `_score`, which contains the Redis feature calls). The timers are
+wrappers installed on the classes for this run only.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
-from consumer_throughput import labels, publish_backlog, server_cpu, transactions
+from consumer_throughput import import_champion, labels, publish_backlog, server_cpu, transactions
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -65,6 +67,8 @@ def _timed(original: Callable[..., Any], entry: list[float]) -> Callable[..., An
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="start from this signed checkpoint (fraudstream backtest --save-model) as the champion")
     args = parser.parse_args()
     txs, frauds = transactions(args.transactions)
     bulk_labels = labels(txs, frauds)
@@ -72,6 +76,7 @@ def main() -> None:
     with embedded_services(Settings(max_poll_records=2000)) as settings:
         ensure_topics(settings)
         publish_backlog(settings, txs, bulk_labels)
+        model = import_champion(settings, args.checkpoint)
         with scoring_consumer(settings) as app:
             install_timers(totals)
             servers = server_cpu()
@@ -83,6 +88,7 @@ def main() -> None:
                 commands = client.info("commandstats")
     stats = app.stats
     rate = stats.processed / (stats.last_record - stats.first_record) if stats.last_record else 0.0
+    print(f"champion: {model}")
     print(f"{len(txs):,} transactions, {len(bulk_labels):,} labels: {rate:,.0f} tx/s; run {wall:.2f} s wall, "
           f"{cpu:.2f} s CPU of all the consumer's threads")
     print("servers' CPU during the run: " + ", ".join(f"{name} {used:.2f} s" for name, used in sorted(servers.items())))

@@ -1,6 +1,7 @@
 """Consumer throughput and latency on the embedded servers, run by hand:
 
     .venv/bin/python benchmarks/consumer_throughput.py [--transactions 100000] [--rate 2000] [--latency-seconds 20]
+        [--checkpoint FILE]
 
 Prints, in one run on the same topic: the raw kafka-python consume rate (poll and discard; measured
 before and after the scoring run, their mean is the ratio's denominator), the
@@ -215,11 +216,31 @@ def raw_latency(settings: Settings, txs: list[Transaction], rate: float) -> list
     return latencies
 
 
+def import_champion(settings: Settings, checkpoint: Path | None) -> str:
+    """Publish a signed checkpoint (`fraudstream backtest --save-model`) as the champion, as
+    `fraudstream models import --promote` does, so that the consumer starts from a trained model as
+    it would in production; without one the consumer starts the default model fresh. Returns what
+    the consumer starts from."""
+    if checkpoint is None:
+        return f"{settings.model}, fresh"
+    from fraudstream.stream.registry import registry_for
+
+    registry = registry_for(settings)
+    try:
+        info = registry.import_blob(checkpoint.read_bytes())
+        registry.promote(info.name)
+    finally:
+        registry.client.close()
+    return f"{info.name} from {checkpoint.name} ({info.kind}, {info.labels_learned:,} labels learned before)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="start from this signed checkpoint (fraudstream backtest --save-model) as the champion")
     args = parser.parse_args()
 
     txs, frauds = transactions(args.transactions + int(args.rate * args.latency_seconds))
@@ -228,6 +249,7 @@ def main() -> None:
     with embedded_services(Settings(max_poll_records=2000)) as settings:
         ensure_topics(settings)
         publish_backlog(settings, bulk, bulk_labels)
+        model = import_champion(settings, args.checkpoint)
         raw = raw_consume_rate(settings, len(bulk))
         with scoring_consumer(settings) as app:
             cpu_start = time.process_time()
@@ -262,7 +284,7 @@ def main() -> None:
         raw_mean = (raw + raw_after) / 2
         print(f"raw kafka-python consume rate: {raw_mean:,.0f} msg/s (before the scoring run {raw:,.0f}, "
               f"after it {raw_after:,.0f})")
-        print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (model {settings.model})")
+        print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (champion: {model})")
         print(f"ratio pipeline / raw:          {pipeline / raw_mean:.2f}")
         print(f"consumer CPU per record:       {cpu_per_record:.0f} us (transactions and labels; all threads, "
               "less sensitive to a busy machine than the rates)")
