@@ -20,7 +20,7 @@ local W, G, ID, IDLEN = 20, 8, 15, 5
 local CHUNK = 4000  -- values per MGET or MSET: Lua's unpack takes up to ~8000
 local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
-local find, sub, byte, unpack6 = string.find, string.sub, string.byte, struct.unpack
+local find, sub, byte, sunpack = string.find, string.sub, string.byte, struct.unpack
 -- per key: the string, the coordinates string, counts of appended events and coordinates
 local ev, geo, added, added_geo = {}, {}, {}, {}
 
@@ -77,9 +77,9 @@ for n = 1, #ops / 3 do
     end
     -- after each append (so the result does not depend on how events are batched): cut the leading
     -- events older than this one minus the retention, once the oldest is `slack` older than that
-    local t = unpack6('<i6', rec, 1)
-    if unpack6('<i6', s, cut[k] * W + 1) < t - RET - SLACK then
-      while cut[k] * W < #s and unpack6('<i6', s, cut[k] * W + 1) < t - RET do
+    local t = sunpack('<i6', rec, 1)
+    if sunpack('<i6', s, cut[k] * W + 1) < t - RET - SLACK then
+      while cut[k] * W < #s and sunpack('<i6', s, cut[k] * W + 1) < t - RET do
         cut_geo[k] = cut_geo[k] + math.floor(byte(s, cut[k] * W + 11) / 128)
         cut[k] = cut[k] + 1
       end

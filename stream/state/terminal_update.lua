@@ -14,7 +14,7 @@ local W, ID, IDLEN, M = 11, 6, 5, 17
 local CHUNK = 4000  -- values per MGET or MSET: Lua's unpack takes up to ~8000
 local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
-local find, sub, unpack6 = string.find, string.sub, struct.unpack
+local find, sub, sunpack = string.find, string.sub, struct.unpack
 -- per key: the string, where its events start, how many were appended, how many are cut, the time
 -- before which marks are dropped
 local ev, head, added, cut, bound = {}, {}, {}, {}, {}
@@ -43,7 +43,7 @@ for n = 1, #ops / 2 do
   if s == nil then
     s = stored[k]
     ev[k] = s
-    head[k] = 4 + unpack6('<I4', s, 1) * M
+    head[k] = 4 + sunpack('<I4', s, 1) * M
     added[k], cut[k] = 0, 0
   end
   local h = head[k]
@@ -55,9 +55,9 @@ for n = 1, #ops / 2 do
     s = s .. rec
     ev[k] = s
     added[k] = added[k] + 1
-    local t = unpack6('<i6', rec, 1)
-    if unpack6('<i6', s, h + cut[k] * W + 1) < t - RET - SLACK then  -- per append: independent of batching
-      while h + cut[k] * W < #s and unpack6('<i6', s, h + cut[k] * W + 1) < t - RET do cut[k] = cut[k] + 1 end
+    local t = sunpack('<i6', rec, 1)
+    if sunpack('<i6', s, h + cut[k] * W + 1) < t - RET - SLACK then  -- per append: independent of batching
+      while h + cut[k] * W < #s and sunpack('<i6', s, h + cut[k] * W + 1) < t - RET do cut[k] = cut[k] + 1 end
       bound[k] = t - RET
     end
   end
@@ -69,11 +69,11 @@ for k = 1, #KEYS do
   if cut[k] > 0 then
     local marks = {}
     for i = 0, (h - 4) / M - 1 do
-      local mark = string.sub(s, 5 + i * M, 4 + (i + 1) * M)
-      if struct.unpack('<i6', mark, 1) >= bound[k] then marks[#marks + 1] = mark end
+      local mark = sub(s, 5 + i * M, 4 + (i + 1) * M)
+      if sunpack('<i6', mark, 1) >= bound[k] then marks[#marks + 1] = mark end
     end
     sets[#sets + 1] = KEYS[k]
-    sets[#sets + 1] = struct.pack('<I4', #marks) .. table.concat(marks) .. string.sub(s, h + cut[k] * W + 1)
+    sets[#sets + 1] = struct.pack('<I4', #marks) .. table.concat(marks) .. sub(s, h + cut[k] * W + 1)
   elseif added[k] > 0 then
     sets[#sets + 1] = KEYS[k]
     sets[#sets + 1] = s
