@@ -8,10 +8,10 @@ before and after the scoring run, their mean is the ratio's denominator), the
 end-to-end scoring rate (validate -> features in Redis -> score -> record -> learn from labels ->
 alerts -> commit), their ratio, publish-to-alert latency percentiles at a fixed offered load (and a
 bare kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's
-share; and the p99 of each half of those transactions with the CPU of the broker, the load process
-and Valkey meanwhile: the embedded broker's grows through the run), and the consumer's RSS. Input: the first N rows of the handbook CSV when present (with their labels,
-reported 7 days after each transaction, on the labels topic: a replay's traffic), else a synthetic
-stream without labels.
+share; and the p99 of each half of those transactions with the CPU of the broker, the load
+process and Valkey meanwhile: the embedded broker's grows through the run), and the consumer's RSS.
+Input: the first N rows of the handbook CSV when present (with their labels, reported 7 days after
+each transaction, on the labels topic: a replay's traffic), else a synthetic stream without labels.
 """
 
 from __future__ import annotations
@@ -137,13 +137,13 @@ class CpuSampler:
         while not self._stop.wait(1.0):
             self.samples.append((time.monotonic(), children_cpu()))
 
-    def cores(self, name: str, first: int, last: int) -> float:
-        """Cores used by process `name` between samples `first` and `last` (indices, may be negative),
-        over the seconds it was alive in."""
+    def cores(self, process: str | int, first: int, last: int) -> float:
+        """Cores used by `process` (the processes of that name, or the one of that PID) between
+        samples `first` and `last` (indices, may be negative), over the seconds it was alive in."""
         window = self.samples[first:last % len(self.samples) + 1]
         used = seconds = 0.0
         for (t0, a), (t1, b) in zip(window, window[1:]):
-            alive = [pid for pid, (named, _) in b.items() if named == name and pid in a]
+            alive = [pid for pid, (name, _) in b.items() if process in (name, pid) and pid in a]
             if alive:
                 used, seconds = used + sum(b[pid][1] - a[pid][1] for pid in alive), seconds + t1 - t0
         return used / seconds if seconds else 0.0
@@ -301,7 +301,7 @@ def main() -> None:
               f"the broker (Tansu: each fetch that returns records costs it more the more batches the partition "
               f"holds) used {cpu.cores('tansu', 0, edge):.2f} cores in the first {edge} s and "
               f"{cpu.cores('tansu', -1 - edge, -1):.2f} in the last {edge} s, the load process "
-              f"{cpu.cores('python', 0, -1):.2f}, Valkey {cpu.cores('valkey-server', 0, -1):.2f}")
+              f"{cpu.cores(offer.pid or 0, 0, -1):.2f}, Valkey {cpu.cores('valkey-server', 0, -1):.2f}")
         print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
               f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
         print(f"consumer process max RSS: {rss_mb:,.0f} MB")
