@@ -114,6 +114,7 @@ class WindowedBoostedTrees(base.Classifier):
         self._rng = random.Random(seed)
         self._names: tuple[str, ...] | None = None
         self._kept: deque[tuple[int, np.ndarray, bool]] = deque()  # (label number, features, is_fraud)
+        self._kept_frauds = 0  # frauds in _kept: a refit tried every 100 labels checks it without a pass over _kept
         self._trees: HistGradientBoostingClassifier | None = None
         self._fitting: threading.Thread | None = None
         self._background = False
@@ -136,6 +137,7 @@ class WindowedBoostedTrees(base.Classifier):
             if self._names is None:
                 self._names = tuple(x)
             self._kept.append((self.n_seen, self._row(x), bool(y)))
+            self._kept_frauds += bool(y)
         if self.n_seen >= self._next_fit:
             self._refit()
 
@@ -177,12 +179,12 @@ class WindowedBoostedTrees(base.Classifier):
             return
         oldest = self.n_seen - self.window
         while self._kept and self._kept[0][0] <= oldest:
-            self._kept.popleft()
-        y = np.fromiter((k[2] for k in self._kept), dtype=bool, count=len(self._kept))
-        if int(y.sum()) < self.min_frauds or y.all():
+            self._kept_frauds -= self._kept.popleft()[2]
+        if self._kept_frauds < self.min_frauds or self._kept_frauds == len(self._kept):
             if self._trees is None:  # not enough frauds yet
                 self._try_again_soon()
             return
+        y = np.fromiter((k[2] for k in self._kept), dtype=bool, count=len(self._kept))
         X = np.stack([k[1] for k in self._kept])
         if self._background:
             self._fitting = threading.Thread(target=self._fit_logged, args=(X, y), name="gbt-refit", daemon=True)
@@ -272,4 +274,5 @@ class WindowedBoostedTrees(base.Classifier):
         width = len(state["_names"] or ())
         X = np.frombuffer(zlib.decompress(packed), dtype=np.float32).reshape(len(seen), width)
         state["_kept"] = deque(zip(seen.tolist(), X.copy(), y.tolist()))
+        state["_kept_frauds"] = int(np.count_nonzero(y))  # checkpoints written before it was kept have none
         self.__dict__.update(state)
