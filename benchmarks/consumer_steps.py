@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from consumer_throughput import import_champion, labels, publish_backlog, server_cpu, transactions
+from consumer_throughput import GcTimes, import_champion, labels, publish_backlog, server_cpu, transactions
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -64,6 +66,23 @@ def _timed(original: Callable[..., Any], entry: list[float]) -> Callable[..., An
     return timed
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process's threads, summed by thread name
+    (`threading` names; an unnamed native thread by its id)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for stat in Path(f"/proc/{os.getpid()}/task").glob("*/stat"):
+        try:
+            rest = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tid = int(stat.parent.name)
+        name = names.get(tid, f"native {tid}")
+        out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
@@ -79,10 +98,12 @@ def main() -> None:
         model = import_champion(settings, args.checkpoint)
         with scoring_consumer(settings) as app:
             install_timers(totals)
-            servers = server_cpu()
+            servers, threads = server_cpu(), thread_cpu()
             wall, cpu = time.perf_counter(), time.process_time()
-            app.run(max_transactions=len(txs))
+            with GcTimes() as collections:
+                app.run(max_transactions=len(txs))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            threads = {name: used - threads.get(name, 0.0) for name, used in thread_cpu().items()}
             servers = {name: used - servers.get(name, 0.0) for name, used in server_cpu().items()}
             with redis.Redis.from_url(settings.redis_url) as client:
                 commands = client.info("commandstats")
@@ -91,6 +112,9 @@ def main() -> None:
     print(f"champion: {model}")
     print(f"{len(txs):,} transactions, {len(bulk_labels):,} labels: {rate:,.0f} tx/s; run {wall:.2f} s wall, "
           f"{cpu:.2f} s CPU of all the consumer's threads")
+    print("the consumer's threads' CPU during the run: " + ", ".join(
+        f"{name} {used:.2f} s" for name, used in sorted(threads.items(), key=lambda kv: -kv[1]) if used >= 0.01))
+    print(f"garbage collector during the run: {collections.summary()}")
     print("servers' CPU during the run: " + ", ".join(f"{name} {used:.2f} s" for name, used in sorted(servers.items())))
     print("Valkey commands (whole session): " + ", ".join(
         f"{name.removeprefix('cmdstat_')} {c['calls']} calls {c['usec'] / 1e6:.2f} s" for name, c in

@@ -9,7 +9,8 @@ end-to-end scoring rate (validate -> features in Redis -> score -> record -> lea
 alerts -> commit), their ratio, publish-to-alert latency percentiles at a fixed offered load (and a
 bare kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's
 share; and the p99 of each half of those transactions with the CPU of the broker, the load
-process and Valkey meanwhile: the embedded broker's grows through the run), and the consumer's RSS.
+process and Valkey meanwhile: the embedded broker's grows through the run; and the garbage
+collector's pauses), and the consumer's RSS.
 Input: the first N rows of the handbook CSV when present (with their labels, reported 7 days after
 each transaction, on the labels topic: a replay's traffic), else a synthetic stream without labels.
 """
@@ -17,6 +18,7 @@ each transaction, on the labels topic: a replay's traffic), else a synthetic str
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import resource
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -149,6 +152,38 @@ class CpuSampler:
         return used / seconds if seconds else 0.0
 
 
+class GcTimes:
+    """Pauses of the cyclic garbage collector while the block runs: per generation, how many, their
+    total and longest time, and the unreachable objects they found."""
+
+    def __init__(self) -> None:
+        self.per_generation: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
+        self._started = 0.0
+
+    def __enter__(self) -> GcTimes:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        entry = self.per_generation[info["generation"]]
+        entry[0] += 1
+        entry[1] += took
+        entry[2] = max(entry[2], took)
+        entry[3] += info["collected"]
+
+    def summary(self) -> str:
+        return ", ".join(f"generation {g}: {int(n)} collections, {total:.2f} s, longest {longest * 1e3:.1f} ms, "
+                         f"{int(found):,} unreachable objects freed"
+                         for g, (n, total, longest, found) in sorted(self.per_generation.items())) or "none"
+
+
 def offer_load(bootstrap: str, topic: str, txs: list[Transaction], rate: float) -> None:
     """Publish `txs` at `rate` per second (run in a child process)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
@@ -267,7 +302,7 @@ def main() -> None:
             # this process would compete with the consumer for the GIL and delay its own sends)
             offer = multiprocessing.get_context("spawn").Process(
                 target=offer_load, args=(settings.kafka_bootstrap, settings.topic_transactions, paced, args.rate))
-            with CpuSampler() as cpu:
+            with CpuSampler() as cpu, GcTimes() as collections:
                 offer.start()
                 try:
                     app.run(max_transactions=len(bulk) + len(paced))
@@ -302,6 +337,7 @@ def main() -> None:
               f"holds) used {cpu.cores('tansu', 0, edge):.2f} cores in the first {edge} s and "
               f"{cpu.cores('tansu', -1 - edge, -1):.2f} in the last {edge} s, the load process "
               f"{cpu.cores(offer.pid or 0, 0, -1):.2f}, Valkey {cpu.cores('valkey-server', 0, -1):.2f}")
+        print(f"  garbage collector meanwhile: {collections.summary()}")
         print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
               f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
         print(f"consumer process max RSS: {rss_mb:,.0f} MB")
