@@ -35,7 +35,7 @@ from fraudstream.stream.dlq import DeadLetterWriter
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.schema import StoredRecord
-from fraudstream.stream.gc_tuning import collect_young_garbage, fewer_collections
+from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state.base import HOUR_MS
 from fraudstream.stream.stats import RunStats
@@ -144,7 +144,7 @@ class ScoringConsumer:
                 # records waiting); held labels are not activity: they wait for a stuck partition
                 last_activity = time.monotonic()
             if not ready:  # an idle moment: nothing is waiting for the collector's pause now
-                collect_young_garbage()
+                collect_garbage_when_idle()
             if not self.maintained:  # a batch's scoring did it already (the learning while Redis worked)
                 try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
                     self._retry("model maintenance", self.scorer.maintain)
