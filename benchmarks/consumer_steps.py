@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from consumer_throughput import GcTimes, import_champion, labels, publish_backlog, server_cpu, transactions
+from consumer_throughput import import_champion, labels, publish_backlog, transactions
+from process_stats import GcTimes, server_cpu, thread_cpu
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -66,23 +65,6 @@ def _timed(original: Callable[..., Any], entry: list[float]) -> Callable[..., An
     return timed
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by this process's threads, summed by thread name
-    (`threading` names; an unnamed native thread by its id)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    names = {t.native_id: t.name for t in threading.enumerate()}
-    out: dict[str, float] = {}
-    for stat in Path(f"/proc/{os.getpid()}/task").glob("*/stat"):
-        try:
-            rest = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tid = int(stat.parent.name)
-        name = names.get(tid, f"native {tid}")
-        out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
@@ -100,7 +82,7 @@ def main() -> None:
             install_timers(totals)
             servers, threads = server_cpu(), thread_cpu()
             wall, cpu = time.perf_counter(), time.process_time()
-            with GcTimes() as collections:
+            with GcTimes() as gc_pauses:
                 app.run(max_transactions=len(txs))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             threads = {name: used - threads.get(name, 0.0) for name, used in thread_cpu().items()}
@@ -114,7 +96,7 @@ def main() -> None:
           f"{cpu:.2f} s CPU of all the consumer's threads")
     print("the consumer's threads' CPU during the run: " + ", ".join(
         f"{name} {used:.2f} s" for name, used in sorted(threads.items(), key=lambda kv: -kv[1]) if used >= 0.01))
-    print(f"garbage collector during the run: {collections.summary()}")
+    print(f"garbage collector during the run: {gc_pauses.summary()}")
     print("servers' CPU during the run: " + ", ".join(f"{name} {used:.2f} s" for name, used in sorted(servers.items())))
     print("Valkey commands (whole session): " + ", ".join(
         f"{name.removeprefix('cmdstat_')} {c['calls']} calls {c['usec'] / 1e6:.2f} s" for name, c in

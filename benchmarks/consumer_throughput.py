@@ -18,21 +18,18 @@ each transaction, on the labels topic: a replay's traffic), else a synthetic str
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
-import os
 import resource
 import sys
-import threading
 import time
 import uuid
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
+from process_stats import CpuSampler, GcTimes
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -92,96 +89,6 @@ def publish_backlog(settings: Settings, txs: list[Transaction], due_labels: list
         producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
     producer.flush()
     producer.close()
-
-
-def children_cpu() -> dict[int, tuple[str, float]]:
-    """Per child process of this one (the servers, and the load process while it runs): its name
-    and the CPU seconds (user + system) it used so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, tuple[str, float]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        if int(rest[1]) == os.getpid():  # fields after the name: state, ppid, ..., utime (12), stime (13)
-            out[int(stat.parent.name)] = (name, (int(rest[11]) + int(rest[12])) / tick)
-    return out
-
-
-def server_cpu() -> dict[str, float]:
-    """`children_cpu` summed by process name."""
-    out: dict[str, float] = {}
-    for name, used in children_cpu().values():
-        out[name] = out.get(name, 0.0) + used
-    return out
-
-
-class CpuSampler:
-    """The children's CPU (`children_cpu`) once a second in a thread, while the block runs."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, dict[int, tuple[str, float]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> CpuSampler:
-        self.samples.append((time.monotonic(), children_cpu()))
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append((time.monotonic(), children_cpu()))
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            self.samples.append((time.monotonic(), children_cpu()))
-
-    def cores(self, process: str | int, first: int, last: int) -> float:
-        """Cores used by `process` (the processes of that name, or the one of that PID) between
-        samples `first` and `last` (indices, may be negative), over the seconds it was alive in."""
-        window = self.samples[first:last % len(self.samples) + 1]
-        used = seconds = 0.0
-        for (t0, a), (t1, b) in zip(window, window[1:]):
-            alive = [pid for pid, (name, _) in b.items() if process in (name, pid) and pid in a]
-            if alive:
-                used, seconds = used + sum(b[pid][1] - a[pid][1] for pid in alive), seconds + t1 - t0
-        return used / seconds if seconds else 0.0
-
-
-class GcTimes:
-    """Pauses of the cyclic garbage collector while the block runs: per generation, how many, their
-    total and longest time, and the unreachable objects they found."""
-
-    def __init__(self) -> None:
-        self.per_generation: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
-        self._started = 0.0
-
-    def __enter__(self) -> GcTimes:
-        gc.callbacks.append(self._callback)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self._callback)
-
-    def _callback(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        took = time.perf_counter() - self._started
-        entry = self.per_generation[info["generation"]]
-        entry[0] += 1
-        entry[1] += took
-        entry[2] = max(entry[2], took)
-        entry[3] += info["collected"]
-
-    def summary(self) -> str:
-        return ", ".join(f"generation {g}: {int(n)} collections, {total:.2f} s, longest {longest * 1e3:.1f} ms, "
-                         f"{int(found):,} unreachable objects freed"
-                         for g, (n, total, longest, found) in sorted(self.per_generation.items())) or "none"
 
 
 def offer_load(bootstrap: str, topic: str, txs: list[Transaction], rate: float) -> None:
@@ -302,7 +209,7 @@ def main() -> None:
             # this process would compete with the consumer for the GIL and delay its own sends)
             offer = multiprocessing.get_context("spawn").Process(
                 target=offer_load, args=(settings.kafka_bootstrap, settings.topic_transactions, paced, args.rate))
-            with CpuSampler() as cpu, GcTimes() as collections:
+            with CpuSampler() as cpu, GcTimes() as gc_pauses:
                 offer.start()
                 try:
                     app.run(max_transactions=len(bulk) + len(paced))
@@ -337,7 +244,7 @@ def main() -> None:
               f"holds) used {cpu.cores('tansu', 0, edge):.2f} cores in the first {edge} s and "
               f"{cpu.cores('tansu', -1 - edge, -1):.2f} in the last {edge} s, the load process "
               f"{cpu.cores(offer.pid or 0, 0, -1):.2f}, Valkey {cpu.cores('valkey-server', 0, -1):.2f}")
-        print(f"  garbage collector meanwhile: {collections.summary()}")
+        print(f"  garbage collector meanwhile: {gc_pauses.summary()}")
         print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
               f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
         print(f"consumer process max RSS: {rss_mb:,.0f} MB")
