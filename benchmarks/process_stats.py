@@ -13,19 +13,29 @@ from collections import defaultdict
 from pathlib import Path
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _read_stat(stat: Path) -> tuple[str, int, float] | None:
+    """A process's or thread's `stat` file: its name, its parent's PID and the CPU seconds (user +
+    system) it used so far; None if it ended meanwhile."""
+    try:
+        text = stat.read_text()
+    except OSError:
+        return None
+    # the name is in parentheses (and may hold any character); after it: state, ppid, ..., utime, stime
+    rest = text[text.rindex(")") + 2:].split()
+    return text[text.index("(") + 1:text.rindex(")")], int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK
+
+
 def children_cpu() -> dict[int, tuple[str, float]]:
     """Per child process of this one (the servers, and the load process while it runs): its name
     and the CPU seconds (user + system) it used so far."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[int, tuple[str, float]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        if int(rest[1]) == os.getpid():  # fields after the name: state, ppid, ..., utime (12), stime (13)
-            out[int(stat.parent.name)] = (name, (int(rest[11]) + int(rest[12])) / tick)
+        read = _read_stat(stat)
+        if read is not None and read[1] == os.getpid():
+            out[int(stat.parent.name)] = (read[0], read[2])
     return out
 
 
@@ -107,15 +117,12 @@ def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) used so far by this process's threads, summed by thread name
     (`threading` names; an unnamed native thread by its id). Threads that have ended are not in it
     (e.g. a finished `gbt-refit` fit): compare the sum with the process's CPU."""
-    tick = os.sysconf("SC_CLK_TCK")
     names = {t.native_id: t.name for t in threading.enumerate()}
     out: dict[str, float] = {}
     for stat in Path(f"/proc/{os.getpid()}/task").glob("*/stat"):
-        try:
-            rest = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tid = int(stat.parent.name)
-        name = names.get(tid, f"native {tid}")
-        out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
+        read = _read_stat(stat)
+        if read is not None:
+            tid = int(stat.parent.name)
+            name = names.get(tid, f"native {tid}")
+            out[name] = out.get(name, 0.0) + read[2]
     return out
