@@ -148,8 +148,7 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
     z = np.empty_like(matrix)
     if logged:  # signed log1p with math.log1p (exactly transform_one's value)
         values = matrix[:, logged]
-        magnitude = np.fromiter(map(math.log1p, np.abs(values).ravel().tolist()), dtype=np.float64, count=values.size)
-        z[:, logged] = np.where(values >= 0.0, 1.0, -1.0) * magnitude.reshape(values.shape)
+        z[:, logged] = np.where(values >= 0.0, 1.0, -1.0) * _log1p(np.abs(values))
     scale = bins.per_octave / _LN2
     total = np.zeros(n, dtype=np.float64)
     for j, (name, kind) in enumerate(zip(names, kinds)):
@@ -167,6 +166,26 @@ def _gam_logit(bins: LogBins, regression: linear_model.LogisticRegression, names
             index = np.floor(z[:, j] * scale).astype(np.int64)
         total += _bin_weights(weights, name, index)
     return total + regression.intercept
+
+
+_LOG1P_OF_WHOLE = np.array([math.log1p(i) for i in range(4096)], dtype=np.float64)
+
+
+def _log1p(values: np.ndarray) -> np.ndarray:
+    """`math.log1p` of every element, float for float: whole numbers below 4,096 (counts, flags,
+    zeros: two thirds of a batch's values) from a table of its values, the others one at a time
+    (`np.log1p` differs from it in the last bit for ~8 % of values here).
+
+    >>> x = np.array([[0.0, 1.0, 7.0], [2.5, 4095.0, 1e9], [-0.5, 0.5, 4096.0]])
+    >>> bool((_log1p(x) == np.vectorize(math.log1p)(x)).all())
+    True
+    """
+    whole = (values >= 0.0) & (values < len(_LOG1P_OF_WHOLE)) & (values == np.floor(values))  # not NaN
+    out = np.empty_like(values)
+    out[whole] = _LOG1P_OF_WHOLE[values[whole].astype(np.intp)]
+    rest = ~whole
+    out[rest] = np.fromiter(map(math.log1p, values[rest].tolist()), dtype=np.float64, count=int(rest.sum()))
+    return out
 
 
 def _bin_weights(weights: dict[str, float], name: str, index: np.ndarray) -> np.ndarray:
