@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import numpy as np
 from redis.cluster import key_slot
+
+try:
+    from hiredis import pack_command
+except ImportError:  # redis-py without its hiredis extra
+    pack_command = None
 from redis.exceptions import NoScriptError
 
 from fraudstream.stream.schema import StoredRecord, decode_record
@@ -72,6 +77,23 @@ class Batch:
             self.entity_slot.append(e)
 
 
+def packed_commands(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:
+    """`conn.pack_commands(commands)`, by hiredis's packer when the connection encodes text as UTF-8
+    strictly (redis-py's default): a customer script call's ~3,000 keys take ~0.2 ms instead of
+    ~1.6 (redis-py encodes argument by argument in Python). Arguments: str, bytes and int.
+
+    >>> import redis
+    >>> conn = redis.Redis().connection_pool.make_connection()  # not connected
+    >>> command = ("EVALSHA", "ab12", 2, "{c}:é", "{c}:geo", b"\\x00\\xff", 86400000, -1)
+    >>> b"".join(conn.pack_commands([command, command])) == b"".join(packed_commands(conn, [command, command]))
+    True
+    """
+    encoder = conn.encoder
+    if pack_command is None or encoder.encoding.lower() not in ("utf-8", "utf8") or encoder.encoding_errors != "strict":
+        return conn.pack_commands(commands)
+    return [b"".join(map(pack_command, commands))]
+
+
 class ScriptCalls:
     """Calls of one script, written to one connection now and their replies read by `replies`.
 
@@ -89,8 +111,8 @@ class ScriptCalls:
         conn = pool.get_connection()
         try:
             sha = store.script_sha(name)
-            conn.send_packed_command(conn.pack_commands(
-                [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]))
+            conn.send_packed_command(packed_commands(conn, [("EVALSHA", sha, len(keys), *keys, *args)
+                                                            for keys, args in calls]))
         except BaseException:
             conn.disconnect()
             pool.release(conn)
