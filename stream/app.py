@@ -13,6 +13,7 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from fraudstream.config import Settings
 from fraudstream.kafka_io import close_group_consumer, make_consumer, make_producer
 from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
+from fraudstream.stream.decode import Prepared
 from fraudstream.stream.features import FeatureConfig, FeatureEngine
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state import open_redis_store
@@ -24,8 +25,9 @@ class _Rebalance(ConsumerRebalanceListener):
     """Batches are processed and their commits sent between polls, so a revocation never interrupts one
     (a commit still unanswered normally lands, ahead of the group join on the same connection; if it is
     refused, the new owner processes the batch again: see `AsyncCommits`);
-    the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped:
-    the new owner starts from the last commit.
+    the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped,
+    also those of the batch taken ahead (`AlignedBatches.prepare_ahead`): the new owner starts from
+    the last commit.
 
     The consumer's position of a dropped partition is moved back to the first dropped record:
     kafka-python (like the Java client) keeps the position of a partition that is revoked and
@@ -44,7 +46,7 @@ class _Rebalance(ConsumerRebalanceListener):
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
             self.app.commits.forget(revoked)
-            dropped = self.app.aligner.drop_partitions((tp.topic, tp.partition) for tp in revoked)
+            dropped = self.app.batches.drop_partitions(((tp.topic, tp.partition) for tp in revoked), Prepared.without)
             for (topic, partition), offset in dropped.items():
                 self.app.consumer.seek(TopicPartition(topic, partition), offset)
             # a partition paused for backpressure and assigned again would stay paused with nothing buffered

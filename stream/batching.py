@@ -1,5 +1,7 @@
 """Which buffered records the consumer processes next: timestamp alignment across partitions, its
-safety net, and backpressure (see `fraudstream.stream.aligner.TopicAligner` for the alignment).
+safety net, backpressure (see `fraudstream.stream.aligner.TopicAligner` for the alignment), and
+the batch taken ahead: the next batch, taken from what is buffered and decoded while the consumer
+waits for Redis on the current one (`prepare_ahead`), then processed next (`take`).
 
 The consumer's fetch position per partition is its own (kafka-python), the buffered records the
 aligner's; this module only decides and pauses or resumes fetching, from the consumer's thread.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from fraudstream.stream.aligner import Key, TopicAligner
@@ -29,6 +32,42 @@ class AlignedBatches:
         self.transactions_topic = transactions_topic
         self.last_release = time.monotonic()  # when records were last released (for the safety net)
         self.holding_labels = False  # only labels are buffered, waiting for a partition without progress
+        self.ahead: tuple[list[Any], Any] | None = None  # the batch taken ahead, and what `prepare` made of it
+
+    def prepare_ahead(self, limit: int, prepare: Callable[[list[Any]], Any]) -> None:
+        """Take the next batch now, from the records already buffered (no fetch), and `prepare` it:
+        work for a wait on Redis. Nothing changes in what is processed, or in which order."""
+        if self.ahead is None:
+            records = self.next(limit)
+            if records:
+                self.ahead = (records, prepare(records))
+
+    def take(self, limit: int) -> tuple[list[Any], Any]:
+        """The batch to process now and what `prepare` made of it: the one taken ahead, else
+        `next(limit)` with None."""
+        if self.ahead is not None:
+            taken, self.ahead = self.ahead, None
+            return taken
+        return self.next(limit), None
+
+    def drop_partitions(self, partitions: Iterable[Key], without: Callable[[Any, Collection[Key]], Any]) -> dict[Key, int]:
+        """Forget the revoked partitions' records, buffered or in the batch taken ahead (`without(prepared,
+        partitions)` is what `prepare` made of the rest); per partition that had any, the offset of the
+        first one dropped (see `TopicAligner.drop_partitions`)."""
+        revoked = set(partitions)
+        first = self.aligner.drop_partitions(revoked)
+        if self.ahead is not None:
+            records, prepared = self.ahead
+            kept = []
+            for record in records:  # in offset order per partition, before the buffered ones
+                key = (record.topic, record.partition)
+                if key in revoked:
+                    first[key] = min(first.get(key, record.offset), record.offset)
+                else:
+                    kept.append(record)
+            if len(kept) < len(records):
+                self.ahead = (kept, without(prepared, revoked)) if kept else None
+        return first
 
     def released(self) -> None:
         """Restart the safety net's wait: records were processed now, or partitions were just

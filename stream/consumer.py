@@ -125,14 +125,15 @@ class ScoringConsumer:
         ready: list[ConsumerRecord] = []
         while not self.stop.is_set():
             # wait for records only when the last round had nothing to do
-            polled = self.consumer.poll(timeout_ms=0 if ready else IDLE_POLL_MS, max_records=POLL_ALL_RECORDS)
+            waiting = ready or self.batches.ahead is not None
+            polled = self.consumer.poll(timeout_ms=0 if waiting else IDLE_POLL_MS, max_records=POLL_ALL_RECORDS)
             for records in polled.values():
                 self.aligner.add(records)
-            ready = self.batches.next(limit)
+            ready, prepared = self.batches.take(limit)  # a batch taken ahead comes first
             self.batches.backpressure(limit)
             if ready:
                 try:
-                    self.process(ready)
+                    self.process(ready, prepared)
                 except BatchAbandoned:
                     log.warning("stopping with the current batch uncommitted (it will be delivered again)")
                     break
@@ -165,13 +166,19 @@ class ScoringConsumer:
         since = self.rebalance_since
         return since is not None and time.monotonic() - since < MAX_REBALANCE_WAIT_S
 
-    def process(self, records: list[ConsumerRecord]) -> None:
-        """Handle records (in timestamp order) completely, then commit their offsets."""
+    def process(self, records: list[ConsumerRecord], prepared: Prepared | None = None) -> None:
+        """Handle records (in timestamp order) completely, then commit their offsets; `prepared`:
+        `prepare(records)` if it was done already (a batch taken ahead)."""
         started = time.monotonic()
-        prepared = self.prepare(records)
+        if prepared is None:
+            prepared = self.prepare(records)
         if prepared.dead:
-            futures = [writer.send(record, reason, error) for writer, record, reason, error in prepared.dead]
-            self._retry("dead letters", lambda: self._flush(futures, resend=prepared.dead))
+            dead = prepared.dead
+            futures = [writer.send(record, reason, error) for writer, record, reason, error in dead]
+            self._retry("dead letters", lambda: self._flush(futures, resend=dead))
+            labels_dead = sum(writer is self.label_dlq for writer, *_ in dead)
+            self.stats.labels_dead_lettered += labels_dead
+            self.stats.dead_lettered += len(dead) - labels_dead
         # Transactions first, then labels: a transaction is scored by a model that has not learned the
         # labels of its own batch (never one reported after it), and a label finds the record of a
         # transaction in the same batch. Terminal risk counts a fraud from its report time on, so
@@ -189,9 +196,9 @@ class ScoringConsumer:
                 self.on_alert(alert)
 
     def prepare(self, records: list[ConsumerRecord]) -> Prepared:
-        """Decode and validate; bad records become dead letters (counted once, here)."""
+        """Decode and validate; bad records become dead letters."""
         return prepare_batch(records, self.settings.topic_labels, self.validator, self.watermarks,
-                             (self.tx_dlq, self.label_dlq), self.stats)
+                             (self.tx_dlq, self.label_dlq))
 
     # -- steps (each idempotent, so each may be retried) ------------------------------------------
     def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
@@ -199,8 +206,12 @@ class ScoringConsumer:
         record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
         learn = self._retry("model maintenance", self.scorer.maintenance)  # its reads, before the customers'
         self.maintained = True
-        batch = self.engine.transform_batch([tx for _, tx in run],
-                                            meanwhile=lambda: self._retry("model maintenance", learn))
+
+        def meanwhile() -> None:  # while Redis works on the customers: learn, then decode the next batch
+            self._retry("model maintenance", learn)
+            self.batches.prepare_ahead(self.settings.max_poll_records, self.prepare)
+
+        batch = self.engine.transform_batch([tx for _, tx in run], meanwhile=meanwhile)
         new: list[int] = []  # positions in `run`
         again: list[tuple[Transaction, StoredRecord]] = []
         conflicts: list[tuple[ConsumerRecord, Transaction]] = []

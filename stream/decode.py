@@ -14,6 +14,7 @@ fraudstream.errors.ValidationFailed: invalid_json: ...
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,7 +26,6 @@ from pydantic import ValidationError
 from fraudstream.errors import ValidationFailed
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.dlq import DeadLetterWriter
-from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
 
 
@@ -103,12 +103,29 @@ class Prepared:
     dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
 
+    def without(self, partitions: Collection[tuple[str, int]]) -> Prepared:
+        """The batch without the records of `partitions` (revoked while it waited to be processed).
+
+        >>> from types import SimpleNamespace as R
+        >>> tx, label = R(topic="tx", partition=0, offset=7), R(topic="labels", partition=2, offset=3)
+        >>> p = Prepared([(tx, "a transaction")], [(label, "a label")], [(None, tx, "too_late", "...")],
+        ...              {TopicPartition("tx", 0): OffsetAndMetadata(8, "", -1),
+        ...               TopicPartition("labels", 2): OffsetAndMetadata(4, "", -1)})
+        >>> kept = p.without({("tx", 0)})
+        >>> kept.transactions, kept.labels == p.labels, kept.dead, list(kept.offsets)
+        ([], True, [], [TopicPartition(topic='labels', partition=2)])
+        """
+        return Prepared([e for e in self.transactions if (e[0].topic, e[0].partition) not in partitions],
+                        [e for e in self.labels if (e[0].topic, e[0].partition) not in partitions],
+                        [d for d in self.dead if (d[1].topic, d[1].partition) not in partitions],
+                        {tp: o for tp, o in self.offsets.items() if (tp.topic, tp.partition) not in partitions})
+
 
 def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,
                   watermarks: dict[tuple[str, int], datetime], dlqs: tuple[DeadLetterWriter, DeadLetterWriter],
-                  stats: RunStats) -> Prepared:
+                  ) -> Prepared:
     """Decode and validate a batch (records of the labels topic are labels, the others transactions);
-    bad records become dead letters for `dlqs` (transactions', labels'), counted once, here.
+    bad records become dead letters for `dlqs` (transactions', labels'; counted once they are sent).
     `watermarks` (newest event time per topic and partition) are advanced."""
     prepared = Prepared()
     tx_dlq, label_dlq = dlqs
@@ -122,14 +139,12 @@ def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: R
                 prepared.labels.append((record, validator.label(record.value)))
             except ValidationFailed as exc:
                 prepared.dead.append((label_dlq, record, exc.reason, str(exc)))
-                stats.labels_dead_lettered += 1
             continue
         watermark = watermarks.get(tp)
         try:
             tx = validator.transaction(record.value, watermark, now)
         except ValidationFailed as exc:
             prepared.dead.append((tx_dlq, record, exc.reason, str(exc)))
-            stats.dead_lettered += 1
             continue
         if watermark is None or tx.event_time > watermark:
             watermarks[tp] = tx.event_time

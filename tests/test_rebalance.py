@@ -75,6 +75,35 @@ def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settin
     assert committed == ends
 
 
+def test_a_batch_taken_ahead_is_dropped_with_its_revoked_partitions(settings: Settings) -> None:
+    """The consumer decodes the next batch while Redis works on the current one; a revocation
+    before it is processed drops it like the buffered records, and the position goes back to it."""
+    txs, other_topic = published_and_other_topic(settings)
+    with scoring_consumer(settings) as app:
+        deadline = time.monotonic() + 30  # every partition fetched to its end: nothing holds a batch back
+        while (app.aligner.buffered() < len(txs) or app.batches.lagging()) and time.monotonic() < deadline:
+            for records in app.consumer.poll(timeout_ms=200).values():
+                app.aligner.add(records)
+        app.batches.prepare_ahead(1000, app.prepare)
+        assert app.batches.ahead is not None and len(app.batches.ahead[0]) == 1000
+        assert app.aligner.buffered() == len(txs) - 1000
+        other = make_consumer(settings, [other_topic])
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and app.batches.ahead is not None:
+                other.poll(timeout_ms=100)
+                app.consumer.poll(timeout_ms=100)
+            assert app.batches.ahead is None, "no rebalance, or the batch taken ahead was not dropped"
+            assert app.aligner.buffered() == 0
+        finally:
+            close_group_consumer(other)
+        stats = app.run(max_transactions=len(txs), idle_timeout=30)
+    assert stats.processed == len(txs)
+    assert scored_ids(settings) == {t.transaction_id for t in txs}
+    committed, ends = committed_and_end(settings, settings.topic_transactions)
+    assert committed == ends
+
+
 def test_a_leader_stopping_while_its_group_reforms_leaves_a_group_that_forms_again(settings: Settings) -> None:
     ensure_topics(settings)
     topics = [settings.topic_transactions, settings.topic_labels]
