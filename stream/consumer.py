@@ -184,8 +184,8 @@ class ScoringConsumer:
         # transaction in the same batch. Terminal risk counts a fraud from its report time on, so
         # it does not depend on this order.
         alerts: list[Alert] = []
-        if prepared.transactions:
-            alerts = self._retry("scoring", lambda: self._score(prepared.transactions))
+        if prepared.transactions:  # the next batch is decoded while Redis works: on the labels if any
+            alerts = self._retry("scoring", lambda: self._score(prepared.transactions, ahead=not prepared.labels))
         if prepared.labels:
             self._learn(prepared.labels)  # retries each of its steps
         self._retry("commit", lambda: self._commit(prepared.offsets))
@@ -201,15 +201,17 @@ class ScoringConsumer:
                              (self.tx_dlq, self.label_dlq))
 
     # -- steps (each idempotent, so each may be retried) ------------------------------------------
-    def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
+    def _score(self, run: list[tuple[ConsumerRecord, Transaction]], ahead: bool = True) -> list[Alert]:
         """Features, scores and alerts of new transactions; a transaction delivered again whose scored
-        record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
+        record is kept is not scored again: its alert, if it had one, is sent again byte for byte.
+        `ahead`: the next batch is decoded while Redis works on the customers."""
         learn = self._retry("model maintenance", self.scorer.maintenance)  # its reads, before the customers'
         self.maintained = True
 
-        def meanwhile() -> None:  # while Redis works on the customers: learn, then decode the next batch
+        def meanwhile() -> None:  # while Redis works on the customers
             self._retry("model maintenance", learn)
-            self.batches.prepare_ahead(self.settings.max_poll_records, self.prepare)
+            if ahead:
+                self._prepare_ahead()
 
         batch = self.engine.transform_batch([tx for _, tx in run], meanwhile=meanwhile)
         new: list[int] = []  # positions in `run`
@@ -302,7 +304,11 @@ class ScoringConsumer:
                               f"{label.customer_id}:{label.transaction_id}",
                               None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms)
                    for label, scored in zip(labels, records)]
-        return records, self.scorer.submit_labels(entries)
+        return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
+
+    def _prepare_ahead(self) -> None:
+        """Work for a wait on Redis: decode and validate the next batch (see `AlignedBatches.prepare_ahead`)."""
+        self.batches.prepare_ahead(self.settings.max_poll_records, self.prepare)
 
     def _flush(self, futures: list[Any], resend: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] | None = None) -> None:
         if not futures:

@@ -141,10 +141,11 @@ class Lifecycle:
         self._unlearned = True
         return n
 
-    def submit(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
-        """Append labels to the label stream now, each transaction's once (see `LabelEntry`)."""
+    def submit(self, entries: Sequence[LabelEntry], meanwhile: Callable[[], None] | None = None) -> list[LabelOutcome]:
+        """Append labels to the label stream now, each transaction's once (see `LabelEntry`);
+        `meanwhile` runs while Redis appends them."""
         self.flush()
-        outcomes = self.registry.append_labels(entries, self.appended if self.is_learner else None)
+        outcomes = self.registry.append_labels(entries, self.appended if self.is_learner else None, meanwhile)
         self._unlearned = self._unlearned or LabelOutcome.APPENDED in outcomes
         return outcomes
 

@@ -18,7 +18,7 @@ Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -31,6 +31,7 @@ from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.stream.label_codec import FeatureCodec
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
+from fraudstream.stream.state.script_io import call_script_meanwhile
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +205,13 @@ class ModelRegistry:
 
     # -- label stream ----------------------------------------------------------------------------
     def append_labels(self, entries: Sequence[LabelEntry], appended: list[AppendedRun] | None = None,
-                      ) -> list[LabelOutcome]:
+                      meanwhile: Callable[[], None] | None = None) -> list[LabelOutcome]:
         """Append each entry's features and label to the label stream and its scores to the models'
         score lists, once per transaction key (see `LabelEntry`), atomically per chunk of 2000
         (Lua's `unpack` takes up to a few thousand values). Returns each entry's outcome; the
         entries appended are added to `appended`, one run per chunk (a learner that has read up to
-        a run's `after` learns them without reading them back)."""
+        a run's `after` learns them without reading them back). `meanwhile` runs once, while the
+        server works on the first chunk."""
         names = sorted({name for e in entries for name in e.scores})
         keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
         outcomes: list[LabelOutcome] = []
@@ -226,9 +228,13 @@ class ModelRegistry:
                                [e.scores.get(n) for n in names], len(markers) if e.key is not None else 0,
                                e.ttl_ms or APPLIED_TTL_MS])
             ids = sorted(names_ids)  # their lists are written with the entries: entries never outlive their names
-            reply = self._append_labels(keys=keys + [self._names_key(i) for i in ids] + markers,
-                                        args=[msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
-                                              msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)])
+            call_keys = keys + [self._names_key(i) for i in ids] + markers
+            args = [msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
+                    msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)]
+            if meanwhile is None:
+                reply = self._append_labels(keys=call_keys, args=args)
+            else:
+                reply, meanwhile = call_script_meanwhile(self._append_labels, call_keys, args, meanwhile), None
             codes, before, entry_ids = reply
             chunk_outcomes = [LabelOutcome(int(code)) for code in codes]
             outcomes += chunk_outcomes
@@ -236,6 +242,8 @@ class ModelRegistry:
                 added = [e for e, o in zip(chunk, chunk_outcomes) if o is LabelOutcome.APPENDED]
                 appended.append(AppendedRun(before.decode(), [(rid.decode(), dict(e.features or {}), bool(e.is_fraud))
                                                               for rid, e in zip(entry_ids, added)]))
+        if meanwhile is not None:  # no entries
+            meanwhile()
         return outcomes
 
     def read_labels(self, after: str, count: int = 1000) -> list[LabelRow]:

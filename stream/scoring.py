@@ -220,11 +220,15 @@ class Scorer:
         for slot in self.models.values():
             slot.learn(features, is_fraud)
 
-    def submit_labels(self, entries: Sequence[LabelEntry]) -> list[LabelOutcome]:
+    def submit_labels(self, entries: Sequence[LabelEntry], meanwhile: Callable[[], None] | None = None,
+                      ) -> list[LabelOutcome]:
         """Learn from labels, each transaction's once: through the shared label stream when there is
-        a lifecycle (durable when this returns), else at once (entries without features are unknown)."""
+        a lifecycle (durable when this returns), else at once (entries without features are unknown).
+        `meanwhile` runs while Redis appends them (first, without a lifecycle)."""
         if self.lifecycle is not None:
-            return self.lifecycle.submit(entries)
+            return self.lifecycle.submit(entries, meanwhile)
+        if meanwhile is not None:
+            meanwhile()
         outcomes = []
         for e in entries:
             if e.features is None:
