@@ -37,7 +37,7 @@ class AlignedBatches:
     def prepare_ahead(self, limit: int, prepare: Callable[[list[Any]], Any]) -> None:
         """Take the next batch now, from the records already buffered (no fetch), and `prepare` it:
         work for a wait on Redis. Nothing changes in what is processed, or in which order."""
-        if self.ahead is None:
+        if self.ahead is None and self.aligner.buffered():  # live traffic: the batch took them all
             records = self.next(limit)
             if records:
                 self.ahead = (records, prepare(records))
