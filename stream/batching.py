@@ -35,12 +35,21 @@ class AlignedBatches:
         self.ahead: tuple[list[Any], Any] | None = None  # the batch taken ahead, and what `prepare` made of it
 
     def prepare_ahead(self, limit: int, prepare: Callable[[list[Any]], Any]) -> None:
-        """Take the next batch now, from the records already buffered (no fetch), and `prepare` it:
-        work for a wait on Redis. Nothing changes in what is processed, or in which order."""
+        """Take the next batch now, from the records already buffered (no fetch) up to the horizon
+        (the safety net of `next` is left to the loop: this may run long after the last release,
+        after retries), and `prepare` it: work for a wait on Redis."""
         if self.ahead is None and self.aligner.buffered():  # live traffic: the batch took them all
-            records = self.next(limit)
+            records = self.aligner.release(self.lagging(), limit=limit)
             if records:
                 self.ahead = (records, prepare(records))
+
+    def buffered_per_partition(self) -> dict[Key, int]:
+        """Records fetched and not yet processed per (topic, partition), the batch taken ahead included."""
+        counts = self.aligner.buffered_per_partition()
+        for record in self.ahead[0] if self.ahead is not None else ():
+            key = (record.topic, record.partition)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def take(self, limit: int) -> tuple[list[Any], Any]:
         """The batch to process now and what `prepare` made of it: the one taken ahead, else

@@ -153,7 +153,7 @@ class ScoringConsumer:
                     log.warning("stopping during model maintenance (nothing uncommitted is lost)")
                     break
             self.maintained = False
-            self.stats.update_lag(self.consumer, self.aligner.buffered_per_partition())
+            self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
             if idle_timeout is not None and time.monotonic() - max(last_activity, self.assigned_at) >= idle_timeout:

@@ -87,6 +87,7 @@ def test_a_batch_taken_ahead_is_dropped_with_its_revoked_partitions(settings: Se
         app.batches.prepare_ahead(1000, app.prepare)
         assert app.batches.ahead is not None and len(app.batches.ahead[0]) == 1000
         assert app.aligner.buffered() == len(txs) - 1000
+        assert sum(app.batches.buffered_per_partition().values()) == len(txs)  # the lag counts it
         other = make_consumer(settings, [other_topic])
         try:
             deadline = time.monotonic() + 30
@@ -102,6 +103,24 @@ def test_a_batch_taken_ahead_is_dropped_with_its_revoked_partitions(settings: Se
     assert scored_ids(settings) == {t.transaction_id for t in txs}
     committed, ends = committed_and_end(settings, settings.topic_transactions)
     assert committed == ends
+
+
+def test_a_batch_taken_ahead_waits_for_the_horizon(settings: Settings) -> None:
+    """Taken during a wait on Redis, maybe long after the last release (retries): the alignment's
+    safety net is the loop's, so a partition with nothing fetched still holds the batch back."""
+    txs, _ = published_and_other_topic(settings)
+    with scoring_consumer(settings) as app:
+        deadline = time.monotonic() + 30
+        while (app.aligner.buffered() < len(txs) or app.batches.lagging()) and time.monotonic() < deadline:
+            for records in app.consumer.poll(timeout_ms=200).values():
+                app.aligner.add(records)
+        stuck = (settings.topic_transactions, 99)  # lagging, nothing buffered: the horizon cannot pass it
+        app.batches.lagging = lambda: {stuck}  # type: ignore[method-assign]
+        app.batches.last_release = time.monotonic() - 60  # the safety net's wait is long over
+        app.batches.prepare_ahead(1000, app.prepare)
+        assert app.batches.ahead is None
+        assert app.batches.buffered_per_partition() == app.aligner.buffered_per_partition()
+        assert len(app.batches.next(1000)) == 1000  # the loop's `next` lets them go (logged)
 
 
 def test_a_leader_stopping_while_its_group_reforms_leaves_a_group_that_forms_again(settings: Settings) -> None:

@@ -35,6 +35,7 @@ def test_the_work_runs_while_the_server_has_the_call(settings: Settings) -> None
 def test_work_that_fails_leaves_no_reply_for_the_next_caller(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     script = client.register_script(SCRIPT)
+    client.script_load(SCRIPT)  # else the call is refused (NOSCRIPT) and made only after the work
     key = f"test:{uuid.uuid4().hex}"
 
     def fail() -> None:
