@@ -13,7 +13,6 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from fraudstream.config import Settings
 from fraudstream.kafka_io import close_group_consumer, make_consumer, make_producer
 from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
-from fraudstream.stream.decode import Prepared
 from fraudstream.stream.features import FeatureConfig, FeatureEngine
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state import open_redis_store
@@ -46,7 +45,7 @@ class _Rebalance(ConsumerRebalanceListener):
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
             self.app.commits.forget(revoked)
-            dropped = self.app.batches.drop_partitions(((tp.topic, tp.partition) for tp in revoked), Prepared.without)
+            dropped = self.app.batches.drop_partitions((tp.topic, tp.partition) for tp in revoked)
             for (topic, partition), offset in dropped.items():
                 self.app.consumer.seek(TopicPartition(topic, partition), offset)
             # a partition paused for backpressure and assigned again would stay paused with nothing buffered

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fraudstream.stream.aligner import Key, TopicAligner
@@ -59,10 +59,10 @@ class AlignedBatches:
             return taken
         return self.next(limit), None
 
-    def drop_partitions(self, partitions: Iterable[Key], without: Callable[[Any, Collection[Key]], Any]) -> dict[Key, int]:
-        """Forget the revoked partitions' records, buffered or in the batch taken ahead (`without(prepared,
-        partitions)` is what `prepare` made of the rest); per partition that had any, the offset of the
-        first one dropped (see `TopicAligner.drop_partitions`)."""
+    def drop_partitions(self, partitions: Iterable[Key]) -> dict[Key, int]:
+        """Forget the revoked partitions' records, buffered or in the batch taken ahead (what `prepare`
+        made of it gives the rest's by its `without(partitions)`); per partition that had any, the
+        offset of the first one dropped (see `TopicAligner.drop_partitions`)."""
         revoked = set(partitions)
         first = self.aligner.drop_partitions(revoked)
         if self.ahead is not None:
@@ -75,7 +75,7 @@ class AlignedBatches:
                 else:
                     kept.append(record)
             if len(kept) < len(records):
-                self.ahead = (kept, without(prepared, revoked)) if kept else None
+                self.ahead = (kept, prepared.without(revoked)) if kept else None
         return first
 
     def released(self) -> None:

@@ -115,10 +115,11 @@ class Prepared:
         >>> kept.transactions, kept.labels == p.labels, kept.dead, list(kept.offsets)
         ([], True, [], [TopicPartition(topic='labels', partition=2)])
         """
-        return Prepared([e for e in self.transactions if (e[0].topic, e[0].partition) not in partitions],
-                        [e for e in self.labels if (e[0].topic, e[0].partition) not in partitions],
-                        [d for d in self.dead if (d[1].topic, d[1].partition) not in partitions],
-                        {tp: o for tp, o in self.offsets.items() if (tp.topic, tp.partition) not in partitions})
+        def kept(record: ConsumerRecord | TopicPartition) -> bool:
+            return (record.topic, record.partition) not in partitions
+
+        return Prepared([e for e in self.transactions if kept(e[0])], [e for e in self.labels if kept(e[0])],
+                        [d for d in self.dead if kept(d[1])], {tp: o for tp, o in self.offsets.items() if kept(tp)})
 
 
 def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,

@@ -23,6 +23,7 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import close_group_consumer, ensure_topics, make_consumer, rebalance_pending
 from fraudstream.models.events import Transaction
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.consumer import ScoringConsumer
 from tests.consumer_procs import scored_ids, scripted_stream
 from tests.kafka_helpers import committed_and_end
 from tests.test_reliability import publish
@@ -41,14 +42,19 @@ def published_and_other_topic(settings: Settings) -> tuple[list[Transaction], st
     return txs, other_topic
 
 
+def buffer_all(app: ScoringConsumer, n: int) -> None:
+    """Poll until the aligner holds `n` records and every partition is fetched to its end (nothing
+    holds a batch back), processing none; at most 30 s."""
+    deadline = time.monotonic() + 30
+    while (app.aligner.buffered() < n or app.batches.lagging()) and time.monotonic() < deadline:
+        for records in app.consumer.poll(timeout_ms=200).values():
+            app.aligner.add(records)
+
+
 def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settings: Settings) -> None:
     txs, other_topic = published_and_other_topic(settings)
     with scoring_consumer(settings) as app:
-        # fetch records into the aligner without processing them
-        deadline = time.monotonic() + 30
-        while app.aligner.buffered() < len(txs) and time.monotonic() < deadline:
-            for records in app.consumer.poll(timeout_ms=200).values():
-                app.aligner.add(records)
+        buffer_all(app, len(txs))  # fetched into the aligner, not processed
         assert app.aligner.buffered() == len(txs)
         # a second member subscribed to another topic: the group rebalances and the first member
         # gets all of its partitions back
@@ -80,10 +86,7 @@ def test_a_batch_taken_ahead_is_dropped_with_its_revoked_partitions(settings: Se
     before it is processed drops it like the buffered records, and the position goes back to it."""
     txs, other_topic = published_and_other_topic(settings)
     with scoring_consumer(settings) as app:
-        deadline = time.monotonic() + 30  # every partition fetched to its end: nothing holds a batch back
-        while (app.aligner.buffered() < len(txs) or app.batches.lagging()) and time.monotonic() < deadline:
-            for records in app.consumer.poll(timeout_ms=200).values():
-                app.aligner.add(records)
+        buffer_all(app, len(txs))
         app.batches.prepare_ahead(1000, app.prepare)
         assert app.batches.ahead is not None and len(app.batches.ahead[0]) == 1000
         assert app.aligner.buffered() == len(txs) - 1000
@@ -110,10 +113,7 @@ def test_a_batch_taken_ahead_waits_for_the_horizon(settings: Settings) -> None:
     safety net is the loop's, so a partition with nothing fetched still holds the batch back."""
     txs, _ = published_and_other_topic(settings)
     with scoring_consumer(settings) as app:
-        deadline = time.monotonic() + 30
-        while (app.aligner.buffered() < len(txs) or app.batches.lagging()) and time.monotonic() < deadline:
-            for records in app.consumer.poll(timeout_ms=200).values():
-                app.aligner.add(records)
+        buffer_all(app, len(txs))
         stuck = (settings.topic_transactions, 99)  # lagging, nothing buffered: the horizon cannot pass it
         app.batches.lagging = lambda: {stuck}  # type: ignore[method-assign]
         app.batches.last_release = time.monotonic() - 60  # the safety net's wait is long over
