@@ -260,7 +260,7 @@ class ScoringConsumer:
             self.stats.observe_latency(ms)
         clock = time.monotonic()
         if self.stats.first_record is None:
-            self.stats.first_record = clock
+            self.stats.first_record, self.stats.processed_at_first = clock, self.stats.processed
         self.stats.last_record = clock
         return alerts + [Alert.model_validate_json(p) for _, p in resent]
 

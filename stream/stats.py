@@ -27,7 +27,8 @@ class RunStats:
     labels_duplicate: int = 0  # delivered again after they were learned: skipped
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
-    first_record: float | None = None
+    first_record: float | None = None  # monotonic time the first batch of transactions was done
+    processed_at_first: int = 0  # transactions of that batch
     last_record: float | None = None
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
     # operational figures for the metrics endpoint and the dashboard (see fraudstream.stream.metrics)
@@ -69,10 +70,16 @@ class RunStats:
 
     @property
     def throughput(self) -> float:
-        """Transactions per second between the first and the last processed record."""
+        """Transactions per second from the end of the first batch to the end of the last one (the
+        first batch's transactions are not counted: its time is not).
+
+        >>> stats = RunStats(processed=3000, first_record=10.0, processed_at_first=1000, last_record=12.0)
+        >>> stats.throughput
+        1000.0
+        """
         if self.first_record is None or self.last_record is None or self.last_record <= self.first_record:
             return 0.0
-        return self.processed / (self.last_record - self.first_record)
+        return (self.processed - self.processed_at_first) / (self.last_record - self.first_record)
 
     def summary(self) -> dict[str, float | int | None]:
         return {
