@@ -31,7 +31,7 @@ from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
-from fraudstream.stream.dlq import DeadLetterWriter
+from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, PublishFailed, flush_acknowledged
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.schema import StoredRecord
@@ -58,10 +58,6 @@ IDLE_POLL_MS = 20
 # group that never forms again (seen with Tansu when a member leaves mid-join) must not keep an
 # idle-timeout consumer running for ever.
 MAX_REBALANCE_WAIT_S = 30.0
-
-
-class PublishFailed(FraudstreamError):
-    """The broker did not acknowledge an alert or dead letter; the batch is not committed."""
 
 
 class BatchAbandoned(FraudstreamError):
@@ -173,12 +169,10 @@ class ScoringConsumer:
         if prepared is None:
             prepared = self.prepare(records)
         if prepared.dead:
-            dead = prepared.dead
-            futures = [writer.send(record, reason, error) for writer, record, reason, error in dead]
-            self._retry("dead letters", lambda: self._flush(futures, resend=dead))
-            labels_dead = sum(writer is self.label_dlq for writer, *_ in dead)
+            self._send_dead_letters(prepared.dead)
+            labels_dead = sum(writer is self.label_dlq for writer, *_ in prepared.dead)
             self.stats.labels_dead_lettered += labels_dead
-            self.stats.dead_lettered += len(dead) - labels_dead
+            self.stats.dead_lettered += len(prepared.dead) - labels_dead
         # Transactions first, then labels: a transaction is scored by a model that has not learned the
         # labels of its own batch (never one reported after it), and a label finds the record of a
         # transaction in the same batch. Terminal risk counts a fraud from its report time on, so
@@ -270,7 +264,7 @@ class ScoringConsumer:
         label delivered again is recognised as applied."""
         labels = [label for _, label in run]
         records, outcomes = self._retry("labels", lambda: self._append_labels(labels))
-        dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = []
+        dead: list[DeadLetter] = []
         learned: list[tuple[float | None, bool]] = []
         duplicates = 0
         for (record, label), scored, outcome in zip(run, records, outcomes):
@@ -288,8 +282,7 @@ class ScoringConsumer:
         done = [label for label, scored in zip(labels, records) if scored is not None]
         self._retry("labels", lambda: self.engine.release_records(done))
         if dead:
-            futures = [writer.send(record, reason, error) for writer, record, reason, error in dead]
-            self._retry("dead letters", lambda: self._flush(futures, resend=dead))
+            self._send_dead_letters(dead)
         self.stats.labels_learned += len(learned)
         self.stats.labels_duplicate += duplicates
         self.stats.labels_dead_lettered += len(dead)
@@ -310,16 +303,13 @@ class ScoringConsumer:
         """Work for a wait on Redis: decode and validate the next batch (see `AlignedBatches.prepare_ahead`)."""
         self.batches.prepare_ahead(self.settings.max_poll_records, self.prepare)
 
-    def _flush(self, futures: list[Any], resend: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] | None = None) -> None:
-        if not futures:
-            return
-        self.producer.flush(timeout=30)
-        failed = [i for i, f in enumerate(futures) if not f.is_done or f.failed()]
-        if failed:
-            first = futures[failed[0]]
-            if resend is not None:  # re-send only what was not acknowledged, on the next try
-                futures[:] = [resend[i][0].send(*resend[i][1:]) if i in set(failed) else f for i, f in enumerate(futures)]
-            raise PublishFailed(f"{len(failed)} sends not acknowledged: {first.exception if first.is_done else 'timed out'}")
+    def _send_dead_letters(self, dead: list[DeadLetter]) -> None:
+        """Send and flush, retried: a retry sends again only what was not acknowledged."""
+        futures = [writer.send(record, reason, error) for writer, record, reason, error in dead]
+        self._retry("dead letters", lambda: self._flush(futures, resend=dead))
+
+    def _flush(self, futures: list[Any], resend: list[DeadLetter] | None = None) -> None:
+        flush_acknowledged(self.producer, futures, resend)
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         # Not waiting for the answer: a refusal after a rebalance means the new owner re-processes the

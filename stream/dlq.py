@@ -1,4 +1,5 @@
-"""Dead letters: the original bytes, unchanged, with headers naming the error and the source."""
+"""Dead letters: the original bytes, unchanged, with headers naming the error and the source; and
+the flush that a batch's sends (alerts, dead letters) must pass before its offsets are committed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from fraudstream import constants
+from fraudstream.errors import FraudstreamError
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +45,41 @@ class DeadLetterWriter:
             self.topic, key=record.key, value=record.value if record.value is not None else b"",
             headers=dead_letter_headers(record, reason, error),
         )
+
+
+DeadLetter = tuple[DeadLetterWriter, ConsumerRecord, str, str]  # writer, record, reason, error
+
+
+class PublishFailed(FraudstreamError):
+    """The broker did not acknowledge an alert or dead letter; the batch is not committed."""
+
+
+def flush_acknowledged(producer: KafkaProducer, futures: list[Any], resend: list[DeadLetter] | None = None) -> None:
+    """Flush the producer; raise `PublishFailed` unless every send of `futures` was acknowledged.
+    `resend`: the dead letters the futures are of; the unacknowledged ones are sent again and their
+    futures replaced in `futures`, for the caller's next try.
+
+    >>> from types import SimpleNamespace as Sent
+    >>> acked, lost = Sent(is_done=True, failed=lambda: False), Sent(is_done=False)
+    >>> producer = Sent(flush=lambda timeout: None)
+    >>> writer = Sent(send=lambda record, reason, error: acked)  # sends again, acknowledged this time
+    >>> futures = [acked, lost]
+    >>> try:
+    ...     flush_acknowledged(producer, futures, resend=[(writer, "record 1", "too_late", "..."),
+    ...                                                   (writer, "record 2", "too_late", "...")])
+    ... except PublishFailed as exc:
+    ...     print(exc)
+    1 sends not acknowledged: timed out
+    >>> futures == [acked, acked]  # only the lost one was sent again
+    True
+    """
+    if not futures:
+        return
+    producer.flush(timeout=30)
+    failed = [i for i, f in enumerate(futures) if not f.is_done or f.failed()]
+    if failed:
+        first = futures[failed[0]]
+        if resend is not None:
+            again = set(failed)
+            futures[:] = [resend[i][0].send(*resend[i][1:]) if i in again else f for i, f in enumerate(futures)]
+        raise PublishFailed(f"{len(failed)} sends not acknowledged: {first.exception if first.is_done else 'timed out'}")
