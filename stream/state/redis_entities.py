@@ -18,18 +18,14 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import numpy as np
 from redis.cluster import key_slot
-from redis.exceptions import NoScriptError
 
 from fraudstream.stream.schema import StoredRecord, decode_record
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, RecordRef, to_micro
-from fraudstream.stream.state.script_io import packed_commands
+from fraudstream.stream.state.script_io import Calls, ScriptCalls
 
 if TYPE_CHECKING:
     from fraudstream.stream.state.redis_store import RedisStore
-
-Calls = list[tuple[list[str], list[Any]]]
-
 
 class Batch:
     """Ops grouped by hash slot (one group on a single server): per group the keys and the op
@@ -73,68 +69,9 @@ class Batch:
             self.entity_slot.append(e)
 
 
-class ScriptCalls:
-    """Calls of one script, written to one connection now and their replies read by `replies`.
-
-    The connection stays out of the pool until then; `discard` gives it back unread (closed).
-    Without a connection of its own (a cluster, or no calls) `replies` makes the calls itself.
-    """
-
-    def __init__(self, store: RedisStore, name: str, calls: Calls) -> None:
-        self.store, self.name, self.calls = store, name, calls
-        self._replies: list[Any] | None = None
-        self._conn: Any = None
-        if store.cluster or not calls:
-            return
-        pool = store.client.connection_pool
-        conn = pool.get_connection()
-        try:
-            sha = store.script_sha(name)
-            conn.send_packed_command(packed_commands(conn, [("EVALSHA", sha, len(keys), *keys, *args)
-                                                            for keys, args in calls]))
-        except BaseException:
-            conn.disconnect()
-            pool.release(conn)
-            raise
-        self._conn = conn
-
-    def replies(self) -> list[Any]:
-        """The replies in call order (read once); calls refused for a missing script (a server that
-        restarted) are made again after loading the scripts."""
-        if self._replies is not None:
-            return self._replies
-        conn, self._conn = self._conn, None
-        if conn is None:
-            self._replies = self.store.run_script(self.name, self.calls) if self.calls else []
-            return self._replies
-        replies: list[Any] = []
-        missing: list[int] = []
-        pool = self.store.client.connection_pool
-        try:
-            for i in range(len(self.calls)):
-                try:
-                    replies.append(conn.read_response())
-                except NoScriptError:
-                    missing.append(i)
-                    replies.append(None)
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            pool.release(conn)
-        if missing:
-            again = self.store.run_script(self.name, [self.calls[i] for i in missing])  # reloads on NOSCRIPT
-            for i, reply in zip(missing, again):
-                replies[i] = reply
-        self._replies = replies
-        return replies
-
-    def discard(self) -> None:
-        """Give the connection back without reading (closed: its replies must not reach another caller)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.disconnect()
-            self.store.client.connection_pool.release(conn)
+def store_calls(store: RedisStore, name: str, calls: Calls) -> ScriptCalls:
+    """The calls of the store's script `name`, sent now (see `ScriptCalls`)."""
+    return ScriptCalls(store.client, store.script_sha(name), calls, lambda again: store.run_script(name, again))
 
 
 class CustomerUpdate:
@@ -153,7 +90,7 @@ class CustomerUpdate:
                 geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
                 packed += (batch.entity_slot[i] * 2 + 1, record, geo)
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        self.sent = ScriptCalls(store, "customer_update", calls)
+        self.sent = store_calls(store, "customer_update", calls)
         self.status: list[int] | None = None
         self.index: list[int] = [0] * len(ops)  # each op's record index in its entity's string
 
@@ -239,7 +176,7 @@ class TerminalUpdate:
             for i in members:
                 packed += (batch.entity_slot[i] + 1, blobs.terminal_record(times[i], hashes[i]))
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        self.sent = ScriptCalls(store, "terminal_update", calls)
+        self.sent = store_calls(store, "terminal_update", calls)
 
     def results(self) -> list[tuple[int, ...]]:
         """Per op the terminal's aggregates as of its event, from the returned strings."""

@@ -1,9 +1,9 @@
 """Script calls written to a connection at once and read later: the caller works while the server
 runs the script (on a single server; a cluster routes each call itself, so it is made in one go).
 
-`packed_commands` packs commands with hiredis's packer; `call_script_meanwhile` runs a registered
-script with work done meanwhile. `redis_entities.ScriptCalls` does the same for the feature
-scripts, with the reply read in parts.
+`ScriptCalls` sends the calls of one script and reads their replies when asked (the feature
+scripts of `redis_entities`, whose reply is read in parts); `call_script_meanwhile` runs a
+registered script with work done meanwhile; `packed_commands` packs commands with hiredis's packer.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
+
+Calls = list[tuple[list[str], list[Any]]]  # (keys, args) per call of a script
 
 try:
     from hiredis import pack_command
@@ -38,30 +40,81 @@ def packed_commands(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:
     return [b"".join(map(pack_command, commands))]
 
 
-def call_script_meanwhile(script: Script, keys: Sequence[str], args: Sequence[Any],
-                          meanwhile: Callable[[], None]) -> Any:
-    """`script(keys=keys, args=args)` with `meanwhile()` run while the server works on it: the call
-    is written to a connection of the pool, `meanwhile` runs, then the reply is read. If `meanwhile`
-    raises, the connection is closed unread (no later caller reads this reply). On a cluster, or
-    when the server does not have the script (it restarted), `meanwhile` runs first and the call is
-    made after it (loading the script).
+class ScriptCalls:
+    """Calls of one script (`sha`), written to one connection of `client` now and their replies read
+    by `replies`.
+
+    The connection stays out of the pool until then; `discard` gives it back unread (closed).
+    Without a connection of its own (a cluster client, or no calls) `replies` makes the calls with
+    `run`, which also makes again, loading the script, the calls a server refused for not having it
+    (it restarted).
     """
-    client = script.registered_client
-    if isinstance(client, RedisCluster):
-        meanwhile()
-        return script(keys=keys, args=args)
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
+
+    def __init__(self, client: Any, sha: str, calls: Calls, run: Callable[[Calls], list[Any]]) -> None:
+        self.client, self.calls, self.run = client, calls, run
+        self._replies: list[Any] | None = None
+        self._conn: Any = None
+        if isinstance(client, RedisCluster) or not calls:
+            return
+        pool = client.connection_pool
+        conn = pool.get_connection()
         try:
-            conn.send_packed_command(packed_commands(conn, [("EVALSHA", script.sha, len(keys), *keys, *args)]))
-            meanwhile()
-            return conn.read_response()
-        except NoScriptError:
-            pass  # nothing ran: made again below, which loads the script
+            conn.send_packed_command(packed_commands(conn, [("EVALSHA", sha, len(keys), *keys, *args)
+                                                            for keys, args in calls]))
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        self._conn = conn
+
+    def replies(self) -> list[Any]:
+        """The replies in call order (read once)."""
+        if self._replies is not None:
+            return self._replies
+        conn, self._conn = self._conn, None
+        if conn is None:
+            self._replies = self.run(self.calls) if self.calls else []
+            return self._replies
+        replies: list[Any] = []
+        missing: list[int] = []
+        pool = self.client.connection_pool
+        try:
+            for i in range(len(self.calls)):
+                try:
+                    replies.append(conn.read_response())
+                except NoScriptError:
+                    missing.append(i)
+                    replies.append(None)
         except BaseException:
             conn.disconnect()
             raise
-    finally:
-        pool.release(conn)
-    return script(keys=keys, args=args)
+        finally:
+            pool.release(conn)
+        if missing:
+            again = self.run([self.calls[i] for i in missing])
+            for i, reply in zip(missing, again):
+                replies[i] = reply
+        self._replies = replies
+        return replies
+
+    def discard(self) -> None:
+        """Give the connection back without reading (closed: its replies must not reach another caller)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+            self.client.connection_pool.release(conn)
+
+
+def call_script_meanwhile(script: Script, keys: Sequence[str], args: Sequence[Any],
+                          meanwhile: Callable[[], None]) -> Any:
+    """`script(keys=keys, args=args)` with `meanwhile()` run while the server works on it (see
+    `ScriptCalls`: on a cluster, or when the server does not have the script, `meanwhile` runs
+    first and the call is made after it). If `meanwhile` raises, the connection is closed unread."""
+    calls = ScriptCalls(script.registered_client, script.sha, [(list(keys), list(args))],
+                        lambda again: [script(keys=k, args=a) for k, a in again])
+    try:
+        meanwhile()
+    except BaseException:
+        calls.discard()
+        raise
+    return calls.replies()[0]
