@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from fraudstream.errors import ValidationFailed
 from fraudstream.models.events import Label, Transaction
-from fraudstream.stream.dlq import DeadLetterWriter
+from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter
 from fraudstream.timeutil import utcnow
 
 
@@ -100,7 +100,7 @@ class Prepared:
 
     transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
     labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
-    dead: list[tuple[DeadLetterWriter, ConsumerRecord, str, str]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
 
     def without(self, partitions: Collection[tuple[str, int]]) -> Prepared:
