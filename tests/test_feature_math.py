@@ -1,5 +1,5 @@
 """The batch feature math (`derive_matrix`) gives the floats of the one-at-a-time math (`derive`),
-and the batch record codec (`encode_records`) the bytes of `encode_record`."""
+and the batch record codec (`encode_records`) the bytes of `encode_record`, one value at a time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from fraudstream.models.events import Transaction
 from fraudstream.stream.feature_math import FeatureConfig, derive, derive_matrix
 from fraudstream.stream.features import FeatureEngine
-from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord, decode_record, encode_record, encode_records
+from fraudstream.stream.schema import FEATURE_NAMES, MONEY_FEATURES, StoredRecord, decode_record, encode_record, encode_records
 from fraudstream.stream.state import MemoryStore
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -105,8 +105,8 @@ def test_engine_batches_equal_one_transaction_at_a_time() -> None:
 
 
 def record_as_written_before(rec: StoredRecord) -> bytes:
-    """The record codec before batches were encoded by column (one value at a time): records written
-    by a consumer of that version and of this one must be the same bytes."""
+    """The record codec before money was packed as cents: whole counts and flags as integers, every
+    other value a float. Redis may still hold records written by it."""
     whole = [i for i, name in enumerate(FEATURE_NAMES)
              if "_NB_" in name or "_nb_" in name or name.startswith(("TX_DURING", "has_")) or "first_use" in name
              or name.startswith(("terminal_frauds_", "terminal_last_is_"))]
@@ -118,13 +118,32 @@ def record_as_written_before(rec: StoredRecord) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 
 
+def record_one_value_at_a_time(rec: StoredRecord) -> bytes:
+    """The record codec, one value at a time: a value that is a whole number of its unit (a cent
+    for money, 1 otherwise) as that number, where dividing it by the unit gives the value back."""
+    def packed(value: float, unit: float) -> float | int:
+        if not math.isfinite(value) or (value == 0.0 and math.copysign(1.0, value) < 0):
+            return value
+        count = round(value * unit)
+        return count if abs(count) < 2 ** 53 and count / unit == value else value
+
+    values = [packed(float(rec.features[name]), 100.0 if name in MONEY_FEATURES else 1.0) for name in FEATURE_NAMES]
+    fields = [rec.t_ms, rec.terminal_id, values, rec.scores] + ([rec.alert] if rec.alert is not None else [])
+    return msgpack.packb(fields, use_bin_type=True)
+
+
 def test_batch_encoding_equals_one_record_at_a_time() -> None:
     rng = np.random.default_rng(5)
     features = np.round(rng.exponential(20.0, size=(64, len(FEATURE_NAMES))), 2)
+    features[::2, :] = rng.exponential(20.0, size=(32, len(FEATURE_NAMES)))  # not whole cents either
     features[:, FEATURE_NAMES.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")] = np.arange(64)
     features[3, FEATURE_NAMES.index("terminal_nb_last_3")] = 2.5  # a count that is not whole: kept a float
     features[4, FEATURE_NAMES.index("terminal_nb_last_3")] = float("nan")
     features[5, FEATURE_NAMES.index("has_coordinates")] = 2.0 ** 60  # whole but not exact as a float
+    features[7, FEATURE_NAMES.index("customer_amount_zscore_30d")] = -0.0
+    features[9, FEATURE_NAMES.index("TX_AMOUNT")] = 3e14  # whole, but too many cents to be exact
+    features[11, FEATURE_NAMES.index("TX_AMOUNT")] = float("inf")
+    features[13, FEATURE_NAMES.index("TERMINAL_ID_RISK_30DAY_WINDOW")] = 0.0  # a whole risk: an integer
     times = [1_714_521_600_000 + i for i in range(64)]
     terminals = [f"m{i}" for i in range(64)]
     scores = [{"gbt_window": i / 64} for i in range(64)]
@@ -132,12 +151,22 @@ def test_batch_encoding_equals_one_record_at_a_time() -> None:
     records = [StoredRecord(t, m, dict(zip(FEATURE_NAMES, row)), s, a)
                for t, m, row, s, a in zip(times, terminals, features.tolist(), scores, alerts)]
     encoded = encode_records(times, terminals, features, scores, alerts)
-    assert encoded == [encode_record(r) for r in records] == [record_as_written_before(r) for r in records]
+    assert encoded == [encode_record(r) for r in records] == [record_one_value_at_a_time(r) for r in records]
+    for old, new, record in zip(map(record_as_written_before, records), encoded, records):
+        if record is not records[4]:  # NaN != NaN
+            assert decode_record(new) == decode_record(old) == record  # the same floats, and old records read
     decoded = [decode_record(p) for p in encoded]
-    assert [d.features for d in decoded[:3]] == [r.features for r in records[:3]]
     assert decoded[4].features["terminal_nb_last_3"] != decoded[4].features["terminal_nb_last_3"]  # NaN
-    # whole counts are packed as integers, the rest as floats
+    assert math.copysign(1.0, decoded[7].features["customer_amount_zscore_30d"]) == -1.0
+    # whole counts and whole cents are packed as integers, the rest as floats
+    amount, zscore = FEATURE_NAMES.index("TX_AMOUNT"), FEATURE_NAMES.index("customer_amount_zscore_30d")
     values = msgpack.unpackb(encoded[1])[2]
     assert type(values[FEATURE_NAMES.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")]) is int
-    assert type(values[FEATURE_NAMES.index("TX_AMOUNT")]) is float
+    assert values[amount] == round(features[1, amount] * 100)
+    assert type(msgpack.unpackb(encoded[0])[2][amount]) is float  # not whole cents
+    assert [type(msgpack.unpackb(encoded[i])[2][amount]) for i in (9, 11)] == [float, float]
+    assert type(msgpack.unpackb(encoded[7])[2][zscore]) is float  # -0.0
+    assert type(msgpack.unpackb(encoded[13])[2][FEATURE_NAMES.index("TERMINAL_ID_RISK_30DAY_WINDOW")]) is int
     assert type(msgpack.unpackb(encoded[3])[2][FEATURE_NAMES.index("terminal_nb_last_3")]) is float
+    # whole cents: 3 or 5 bytes of the 9 of a float, for 8 of the 35 values
+    assert sum(map(len, encoded[1::2])) < 0.9 * sum(len(record_as_written_before(r)) for r in records[1::2])
