@@ -39,36 +39,6 @@ KEEP_VERSIONS = 3
 APPLIED_TTL_MS = 9 * 24 * 3600 * 1000  # an "applied" marker whose record's time to live is unknown
 PERF_WINDOW = 50_000  # labelled scores kept per model for the prequential metrics
 
-_PUBLISH = """
-if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[4] then return -1 end
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local v = tonumber(ARGV[2])
-if v ~= cur + 1 then return -2 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[5], ARGV[2], ARGV[6])
-redis.call('SADD', KEYS[3], ARGV[1])
-local oldest = v - tonumber(ARGV[5])
-for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
-  if tonumber(f) <= oldest then redis.call('HDEL', KEYS[2], f) redis.call('HDEL', KEYS[5], f) end
-end
-return v
-"""
-_HOLD = """
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
-return 0
-"""
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-_PROMOTE = """
-local old = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-if old and old ~= ARGV[1] then redis.call('SADD', KEYS[2], old) end
-return old
-"""
-
 
 class PublishConflict(CheckpointError):
     """Another version was published first (an import), or the learner role was lost."""
@@ -93,11 +63,12 @@ class ModelRegistry:
         self.client = client
         self.prefix = prefix
         self.signing_key = signing_key
-        self._publish = client.register_script(_PUBLISH)
-        self._hold = client.register_script(_HOLD)
-        self._release = client.register_script(_RELEASE)
-        self._promote = client.register_script(_PROMOTE)
-        self._append_labels = client.register_script(files(__package__).joinpath("labels_append.lua").read_text())
+        def script(name: str) -> Any:
+            return client.register_script(files(__package__).joinpath(f"{name}.lua").read_text())
+
+        self._publish, self._hold = script("checkpoint_publish"), script("learner_hold")
+        self._release, self._promote = script("learner_release"), script("champion_promote")
+        self._append_labels = script("labels_append")
         self._features = FeatureCodec(load=lambda names_id: self.client.get(self._names_key(names_id)))
 
     def key(self, *parts: str) -> str:
