@@ -18,22 +18,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-import redis.exceptions
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
-from fraudstream.errors import FraudstreamError
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
-from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, PublishFailed, flush_acknowledged
+from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
+from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
@@ -58,14 +56,6 @@ IDLE_POLL_MS = 20
 # group that never forms again (seen with Tansu when a member leaves mid-join) must not keep an
 # idle-timeout consumer running for ever.
 MAX_REBALANCE_WAIT_S = 30.0
-
-
-class BatchAbandoned(FraudstreamError):
-    """A stop was requested while a batch waited for a server; its offsets stay uncommitted."""
-
-
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
-             KafkaError, PublishFailed)
 
 
 @dataclass
@@ -272,13 +262,8 @@ class ScoringConsumer:
                 learned.append((scored.scores.get(self.scorer.champion.name), label.is_fraud))
             elif outcome is LabelOutcome.DUPLICATE:
                 duplicates += 1  # delivered again: its effect is already there
-            elif outcome is LabelOutcome.CONFLICT:
-                dead.append((self.label_dlq, record, "label_conflict", f"transaction {label.transaction_id} was "
-                             f"already labelled {'genuine' if label.is_fraud else 'fraud'}; the first label stands"))
-            else:
-                dead.append((self.label_dlq, record, "unknown_transaction", f"no scored record for transaction "
-                             f"{label.transaction_id} (not scored yet, or expired, or the label's event_time "
-                             "is not in the hour of the transaction's)"))
+            else:  # conflict, or unknown
+                dead.append((self.label_dlq, record, *outcome.dead_letter(label.transaction_id, label.is_fraud)))
         done = [label for label, scored in zip(labels, records) if scored is not None]
         self._retry("labels", lambda: self.engine.release_records(done))
         if dead:
@@ -317,13 +302,4 @@ class ScoringConsumer:
         self.commits.commit(offsets)
 
     def _retry(self, what: str, step: Callable[[], T]) -> T:
-        delay = 0.5
-        while True:
-            try:
-                return step()
-            except TRANSIENT as exc:
-                if self.stop.is_set():
-                    raise BatchAbandoned(what) from exc
-                log.warning("%s failed, retrying in %.1f s: %s", what, delay, exc, extra={"waiting_for": what})
-                self.stop.wait(delay)
-                delay = min(self.max_backoff, delay * 2)
+        return retry_until_stopped(what, step, self.stop, self.max_backoff)

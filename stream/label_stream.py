@@ -29,6 +29,21 @@ class LabelOutcome(IntEnum):
     CONFLICT = 2  # applied before, with the other label
     UNKNOWN = 3  # no scored record and never applied
 
+    def dead_letter(self, transaction_id: str, is_fraud: bool) -> tuple[str, str]:
+        """Why a label with this outcome (neither appended nor a duplicate) goes to the labels'
+        dead-letter topic: the reason, and the message.
+
+        >>> LabelOutcome.CONFLICT.dead_letter("t9", is_fraud=False)
+        ('label_conflict', 'transaction t9 was already labelled fraud; the first label stands')
+        >>> LabelOutcome.UNKNOWN.dead_letter("t9", is_fraud=True)[0]
+        'unknown_transaction'
+        """
+        if self is LabelOutcome.CONFLICT:
+            return "label_conflict", (f"transaction {transaction_id} was already labelled "
+                                      f"{'genuine' if is_fraud else 'fraud'}; the first label stands")
+        return "unknown_transaction", (f"no scored record for transaction {transaction_id} (not scored yet, or "
+                                       "expired, or the label's event_time is not in the hour of the transaction's)")
+
 
 @dataclass(frozen=True)
 class LabelEntry:
