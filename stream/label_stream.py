@@ -31,7 +31,8 @@ class LabelOutcome(IntEnum):
 
     def dead_letter(self, transaction_id: str, is_fraud: bool) -> tuple[str, str]:
         """Why a label with this outcome (neither appended nor a duplicate) goes to the labels'
-        dead-letter topic: the reason, and the message.
+        dead-letter topic: the reason, and the message (``unknown_transaction`` for any outcome but
+        a conflict, as a label that was not appended and found no scored record).
 
         >>> LabelOutcome.CONFLICT.dead_letter("t9", is_fraud=False)
         ('label_conflict', 'transaction t9 was already labelled fraud; the first label stands')

@@ -104,8 +104,9 @@ def _packed_values(features: np.ndarray) -> list[tuple[float | int, ...]]:
     """Each row's values as `encode_records` packs them: an int where dividing it by the column's
     unit (1, or 100 for money), as `decode_record` does, gives back exactly the float; the float
     otherwise. Built column by column: most columns of a batch are all ints or all floats."""
-    whole = np.round(features * _UNIT)
-    exact = ((whole / _UNIT) == features) & (np.abs(whole) < _EXACT) & ~((features == 0.0) & np.signbit(features))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values, inf and NaN: kept as floats below
+        whole = np.round(features * _UNIT)
+        exact = ((whole / _UNIT) == features) & (np.abs(whole) < _EXACT) & ~((features == 0.0) & np.signbit(features))
     every, some = exact.all(axis=0).tolist(), exact.any(axis=0).tolist()
     columns = []
     for j in range(features.shape[1]):
