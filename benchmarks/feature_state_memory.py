@@ -10,7 +10,9 @@ the consumer: per batch, the labels arrived so far (7 days after their transacti
 `transform` and `record_scored` with one score per transaction. Then measures every key with
 MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes per customer (its event string = feature
 state; its share of the terminals' event strings; scored records waiting for their label,
-separately) and per terminal, and the server's used_memory.
+separately) and per terminal, and the server's used_memory. Not included: what only a running
+consumer keeps, such as each label's "applied" marker (one key for ~2 days after its label, 72 B by
+MEMORY USAGE: ~4 per customer at 2 labels a day; docs/performance.md).
 """
 
 from __future__ import annotations
