@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
-
 import struct
+from datetime import datetime, timedelta, timezone
 
 import msgpack
 import numpy as np
