@@ -1,20 +1,24 @@
-"""Consumer throughput and latency on the embedded servers, run by hand:
+"""Consumer throughput, latency and memory against issue 8's targets, run by hand:
 
     .venv/bin/python benchmarks/consumer_throughput.py [--transactions 100000] [--rate 2000] [--latency-seconds 20]
-        [--checkpoint FILE]
+        [--memory-days 30] [--checkpoint FILE]
 
-Prints, in one run on the same topic: the raw kafka-python consume rate (poll and discard, partitions
-assigned, from its first records; measured before and after the scoring run, their mean is the
-ratio's denominator; also as a group member, see `raw_consume_rate`), the end-to-end scoring rate
-(validate -> features in Redis -> score -> record -> learn from labels -> alerts -> commit; from
-the end of its first batch), their ratio (also by the measures used until 2026-12-04),
-publish-to-alert latency percentiles at a fixed offered load (and a bare kafka-python consumer's
-at the same load, on a fresh topic: the broker's and the client's share; and the p99 of each half
-of those transactions with the CPU of the broker, the load process and Valkey meanwhile: the
-embedded broker's grows through the run; and the garbage collector's pauses), and the consumer's
-RSS.
+Prints the machine, then, in one run on the same topic: the raw kafka-python consume rate (poll and
+discard, partitions assigned, timed from its first records; measured before and after the scoring
+run, their mean is the ratio's denominator), the end-to-end scoring rate (validate -> features in
+Redis -> score -> record -> learn from labels -> alerts -> commit; timed from the end of its first
+batch), their ratio, publish-to-alert latency percentiles at a fixed offered load (and a bare
+kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's share;
+and the p99 of each half of those transactions with the CPU of the broker, the load process and
+Valkey meanwhile: the embedded broker's grows through the run; and the garbage collector's pauses),
+and the consumer's RSS; then Redis memory per customer after `--memory-days` days of the handbook's
+traffic (`feature_state_memory.measure`, on a Valkey server of its own); last, each figure against
+its target.
 Input: the first N rows of the handbook CSV when present (with their labels, reported 7 days after
-each transaction, on the labels topic: a replay's traffic), else a synthetic stream without labels.
+each transaction, on the labels topic: a replay's traffic), else a synthetic stream without labels
+(and no memory figure).
+Until 2026-12-05 it also printed the measures used until 2026-12-04 (the raw rate of a group member
+with its first records counted, the scoring rate with its first batch): docs/performance.md.
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import resource
-import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from process_stats import CpuSampler, GcTimes
+from feature_state_memory import MemoryFigures, measure
+from process_stats import CpuSampler, GcTimes, machine_description
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -117,28 +122,22 @@ def bare_consumer(settings: Settings, topic: str, **config: Any) -> KafkaConsume
                          heartbeat_interval_ms=1000, **config)
 
 
-def raw_consume_rate(settings: Settings, n: int, group: bool = False) -> tuple[float, float]:
-    """Records per second of a kafka-python consumer that polls the transactions topic from its start
-    and discards them, timed from its first records (not counted), as the scoring rate is timed from
-    its first batch: assigned its partitions. As a group member (`group`, this benchmark's measure
-    until 2026-12-04) the group join lets kafka-python's IO thread fetch an uncontrolled share of the
-    backlog before the clock starts (six measurements alternating with an assigned consumer's:
-    93,556-99,362 msg/s against a steady 62,561-65,382; docs/performance.md). Returns the rate, and
-    the rate with the first records counted (this benchmark's measure until 2026-12-04)."""
-    config: dict[str, Any] = {"max_poll_records": settings.max_poll_records, "fetch_max_bytes": 16 * 1024 * 1024,
-                              "max_partition_fetch_bytes": 4 * 1024 * 1024}
-    if group:
-        consumer = bare_consumer(settings, settings.topic_transactions, **config)
-    else:
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, **config)
+def raw_consume_rate(settings: Settings, n: int) -> float:
+    """Records per second of a kafka-python consumer that is assigned the transactions topic's
+    partitions, polls them from their start and discards the records, timed from its first records
+    (not counted), as the scoring rate is timed from the end of its first batch. (A group member's
+    rate swung with how much of the backlog kafka-python's IO thread fetched during the group join,
+    before the clock started: 93,556-99,362 msg/s against a steady 62,561-65,382; docs/performance.md.)"""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             max_poll_records=settings.max_poll_records, fetch_max_bytes=16 * 1024 * 1024,
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
     try:
-        if not group:
-            partitions = [TopicPartition(settings.topic_transactions, p)
-                          for p in sorted(consumer.partitions_for_topic(settings.topic_transactions))]
-            if not partitions:
-                raise SystemExit(f"topic {settings.topic_transactions} has no partitions")
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
+        partitions = [TopicPartition(settings.topic_transactions, p)
+                      for p in sorted(consumer.partitions_for_topic(settings.topic_transactions) or ())]
+        if not partitions:
+            raise SystemExit(f"topic {settings.topic_transactions} has no partitions")
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
         seen, start, counted = 0, 0.0, 0
         deadline = time.monotonic() + 120
         while seen < n:
@@ -151,8 +150,7 @@ def raw_consume_rate(settings: Settings, n: int, group: bool = False) -> tuple[f
             else:
                 counted += records
             seen += records
-        elapsed = time.perf_counter() - start
-        return counted / elapsed, seen / elapsed
+        return counted / (time.perf_counter() - start)
     finally:
         consumer.close()
 
@@ -204,15 +202,40 @@ def import_champion(settings: Settings, checkpoint: Path | None) -> str:
     return f"{info.name} from {checkpoint.name} ({info.kind}, {info.labels_learned:,} labels learned before)"
 
 
+@dataclass(frozen=True)
+class Target:
+    what: str
+    measured: str
+    met: bool
+
+
+def targets(pipeline: float, ratio: float, p99: float, rate: float, memory: MemoryFigures | None) -> list[Target]:
+    """Issue 8's targets against this run's figures (the memory one both ways: the feature state
+    alone, and with the scored records waiting for their labels)."""
+    out = [Target("end-to-end scoring rate >= 20,000 tx/s", f"{pipeline:,.0f} tx/s", pipeline >= 20_000),
+           Target("ratio to the raw kafka-python rate >= 0.30", f"{ratio:.3f}", ratio >= 0.30),
+           Target(f"p99 publish->scored <= 50 ms at 2,000 tx/s offered (this run: {rate:,.0f})", f"{p99:.1f} ms",
+                  p99 <= 50.0 and rate >= 2000)]
+    if memory is not None:
+        out += [Target(f"Redis <= 2 KB (2,000 B) per customer after {memory.days} days: the feature state",
+                       f"{memory.feature_state:,.0f} B", memory.feature_state <= 2000),
+                Target("  ... with the scored records waiting for their labels", f"{memory.total:,.0f} B",
+                       memory.total <= 2000)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--memory-days", type=int, default=30,
+                        help="days of handbook traffic for the Redis memory figure (0: skip it)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="start from this signed checkpoint (fraudstream backtest --save-model) as the champion")
     args = parser.parse_args()
 
+    print(f"machine: {machine_description()}; broker, Redis and consumer share its cores", flush=True)
     txs, frauds = transactions(args.transactions + int(args.rate * args.latency_seconds))
     bulk, paced = txs[: args.transactions], txs[args.transactions:]
     bulk_labels = labels(bulk, frauds)
@@ -220,23 +243,20 @@ def main() -> None:
         ensure_topics(settings)
         publish_backlog(settings, bulk, bulk_labels)
         model = import_champion(settings, args.checkpoint)
-        raw, raw_group = raw_consume_rate(settings, len(bulk))[0], raw_consume_rate(settings, len(bulk), group=True)[1]
+        raw = raw_consume_rate(settings, len(bulk))
         with scoring_consumer(settings) as app:
             cpu_start = time.process_time()
             app.run(max_transactions=len(bulk))
             cpu_per_record = (time.process_time() - cpu_start) / (len(bulk) + len(bulk_labels)) * 1e6
             stats = app.stats
             # from the end of its first batch, that batch not counted (as the raw rate: from its first
-            # records, those not counted); until 2026-12-04 that batch was counted: printed beside it, and
-            # the rate from the partitions' assignment (the start: offsets, first fetches, alignment)
+            # records, those not counted); and from the partitions' assignment (offsets, first fetches)
             pipeline = stats.throughput
-            pipeline_before = stats.processed / (stats.last_record - stats.first_record) if stats.last_record else 0.0
             pipeline_started = stats.processed / (stats.last_record - app.assigned_at) if stats.last_record else 0.0
             learned, label_dlq = stats.labels_learned, stats.labels_dead_lettered
             # the raw rate again, right after (the machine's speed drifts: the mean of the two is the
             # denominator, and both are printed)
-            raw_after = raw_consume_rate(settings, len(bulk))[0]
-            raw_group_after = raw_consume_rate(settings, len(bulk), group=True)[1]
+            raw_after = raw_consume_rate(settings, len(bulk))
             # latency at a fixed offered load, same consumer (already joined)
             stats.latencies_ms.clear()
             # the offered load comes from another process, as in production (a producer thread in
@@ -256,24 +276,19 @@ def main() -> None:
         if not bare_latencies:
             raise SystemExit("the bare consumer received nothing: did the load process fail?")
         bare = np.percentile(bare_latencies, [50, 95, 99])
-        print(f"machine: {sys.platform}, 2 cores shared by broker, Redis and consumer")
-        raw_mean, raw_group_mean = (raw + raw_after) / 2, (raw_group + raw_group_after) / 2
+        raw_mean = (raw + raw_after) / 2
         print(f"raw kafka-python consume rate: {raw_mean:,.0f} msg/s (before the scoring run {raw:,.0f}, "
               f"after it {raw_after:,.0f}; partitions assigned, from the first records)")
-        print(f"  as a group member, its first records counted (the measure until 2026-12-04): "
-              f"{raw_group_mean:,.0f} msg/s (before {raw_group:,.0f}, after {raw_group_after:,.0f})")
         print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (champion: {model}; after the first batch; "
-              f"with it, the measure until 2026-12-04: {pipeline_before:,.0f}; from the partitions' assignment, "
-              f"the start included: {pipeline_started:,.0f})")
-        print(f"ratio pipeline / raw:          {pipeline / raw_mean:.3f}   (the measures until 2026-12-04: "
-              f"{pipeline_before / raw_group_mean:.3f})")
+              f"from the partitions' assignment, the start included: {pipeline_started:,.0f})")
+        print(f"ratio pipeline / raw:          {pipeline / raw_mean:.3f}")
         print(f"consumer CPU per record:       {cpu_per_record:.0f} us (transactions and labels; all threads, "
               "less sensitive to a busy machine than the rates)")
         print(f"labels: {len(bulk_labels):,} published, {learned:,} learned, {label_dlq:,} dead-lettered "
               "during the scoring run")
+        p99 = stats.latency_percentile(99)
         print(f"latency publish->scored at {args.rate:,.0f} tx/s offered: p50 {stats.latency_percentile(50):.1f} ms, "
-              f"p95 {stats.latency_percentile(95):.1f} ms, p99 {stats.latency_percentile(99):.1f} ms "
-              f"({len(stats.latencies_ms)} transactions)")
+              f"p95 {stats.latency_percentile(95):.1f} ms, p99 {p99:.1f} ms ({len(stats.latencies_ms)} transactions)")
         in_order = list(stats.latencies_ms)  # as the transactions were scored
         half = len(in_order) // 2
         first_half, second_half = (np.percentile(in_order[:half], 99), np.percentile(in_order[half:], 99)) if half else (0, 0)
@@ -286,7 +301,20 @@ def main() -> None:
         print(f"  garbage collector meanwhile: {gc_pauses.summary()}")
         print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
               f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
-        print(f"consumer process max RSS: {rss_mb:,.0f} MB")
+        print(f"consumer process max RSS: {rss_mb:,.0f} MB", flush=True)
+    memory = None
+    if args.memory_days > 0 and DATA.exists():  # after the servers above have stopped
+        memory = measure(args.memory_days)
+        print(f"Redis per customer after {memory.days} days of handbook traffic ({memory.transactions:,} "
+              f"transactions, {memory.customers:,} customers, {memory.terminals:,} terminals; MEMORY USAGE): "
+              f"feature state {memory.feature_state:,.0f} B (the customer's events {memory.customer_state:,.0f} B, "
+              f"its share of the terminals' {memory.terminal_share:,.0f} B); scored records waiting for their labels "
+              f"{memory.records:,.0f} B; total {memory.total:,.0f} B (Valkey used_memory {memory.used_memory_mb:,.1f} MB)")
+    elif args.memory_days > 0:
+        print(f"Redis per customer: not measured (needs {DATA})")
+    print("targets:")
+    for t in targets(pipeline, pipeline / raw_mean, p99, args.rate, memory):
+        print(f"  {t.what:70s} {t.measured:>12s}  {'met' if t.met else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ the consumer: per batch, the labels arrived so far (7 days after their transacti
 `transform` and `record_scored` with one score per transaction. Then measures every key with
 MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes per customer (its event string = feature
 state; its share of the terminals' event strings; scored records waiting for their label,
-separately) and per terminal, and the server's used_memory. Not included: what only a running
+separately) and per terminal, and the server's used_memory (`measure`, which
+`consumer_throughput.py` calls too). Not included: what only a running
 consumer keeps, such as each label's "applied" marker (one key for ~2 days after its label, 72 B by
 MEMORY USAGE: ~4 per customer at 2 labels a day; docs/performance.md).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,38 +95,69 @@ def key_bytes(client: redis.Redis) -> dict[str, list[int]]:
     return kinds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=1000)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class MemoryFigures:
+    """Mean bytes per customer (and per terminal) by `MEMORY USAGE` after `days` days of traffic."""
+
+    days: int
+    transactions: int
+    seconds: float
+    customers: int
+    terminals: int
+    customer_state: float  # its events and coordinates strings
+    terminal_share: float  # the terminals' strings over the customers
+    records: float  # scored records waiting for their labels
+    per_terminal: float
+    used_memory_mb: float
+    kinds: dict[str, list[int]]
+
+    @property
+    def feature_state(self) -> float:
+        return self.customer_state + self.terminal_share
+
+    @property
+    def total(self) -> float:
+        return self.feature_state + self.records
+
+
+def measure(days: int = 30, batch: int = 1000) -> MemoryFigures:
+    """Stream `days` days of the handbook through a Valkey server of its own and measure its keys."""
     if not DATA.exists():
         raise SystemExit(f"needs {DATA}")
     server = valkey_process()
     server.start()
     try:
         client = redis.Redis(port=server.port)
-        store = RedisStore(client, prefix=PREFIX)
-        count, seconds = stream_days(store, args.days, args.batch)
-        print(f"streamed {count:,} transactions ({args.days} days) in {seconds:.1f} s: {count / seconds:,.0f} tx/s "
-              f"(transform + record_scored + apply_labels, batches of {args.batch})")
-        kinds = key_bytes(client)
-        customers = len(kinds.get("customer ev", []))
-        terminals = len(kinds.get("terminal ev", []))
-        for kind, sizes in sorted(kinds.items()):
-            print(f"  {kind:14s} {len(sizes):6,} keys, mean {sum(sizes) / len(sizes):7,.0f} B, max {max(sizes):7,} B")
-        feature_state = sum(kinds.get("customer ev", [])) + sum(kinds.get("customer geo", []))
-        terminal_state = sum(kinds.get("terminal ev", []))
-        records = sum(kinds.get("record hours", []))
-        print(f"per customer: feature state {feature_state / customers:,.0f} B, its share of the terminals' state "
-              f"{terminal_state / customers:,.0f} B; scored records waiting for labels {records / customers:,.0f} B; "
-              f"total {(feature_state + terminal_state + records) / customers:,.0f} B")
-        print(f"per terminal: {terminal_state / terminals:,.0f} B")
-        print(f"server used_memory: {client.info('memory')['used_memory'] / 1e6:,.1f} MB "
-              f"for {customers:,} customers and {terminals:,} terminals")
-        client.close()
+        try:
+            count, seconds = stream_days(RedisStore(client, prefix=PREFIX), days, batch)
+            kinds = key_bytes(client)
+            used_mb = client.info("memory")["used_memory"] / 1e6
+        finally:
+            client.close()
     finally:
         server.stop()
+    customers, terminals = len(kinds.get("customer ev", [])), len(kinds.get("terminal ev", []))
+    terminal_state = sum(kinds.get("terminal ev", []))
+    return MemoryFigures(days, count, seconds, customers, terminals,
+                         (sum(kinds.get("customer ev", [])) + sum(kinds.get("customer geo", []))) / customers,
+                         terminal_state / customers, sum(kinds.get("record hours", [])) / customers,
+                         terminal_state / terminals, used_mb, kinds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    m = measure(args.days, args.batch)
+    print(f"streamed {m.transactions:,} transactions ({m.days} days) in {m.seconds:.1f} s: "
+          f"{m.transactions / m.seconds:,.0f} tx/s (transform + record_scored + apply_labels, batches of {args.batch})")
+    for kind, sizes in sorted(m.kinds.items()):
+        print(f"  {kind:14s} {len(sizes):6,} keys, mean {sum(sizes) / len(sizes):7,.0f} B, max {max(sizes):7,} B")
+    print(f"per customer: feature state {m.customer_state:,.0f} B, its share of the terminals' state "
+          f"{m.terminal_share:,.0f} B; scored records waiting for labels {m.records:,.0f} B; total {m.total:,.0f} B")
+    print(f"per terminal: {m.per_terminal:,.0f} B")
+    print(f"server used_memory: {m.used_memory_mb:,.1f} MB for {m.customers:,} customers and {m.terminals:,} terminals")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import platform
 import threading
 import time
 from collections import defaultdict
@@ -126,3 +127,23 @@ def thread_cpu() -> dict[str, float]:
             name = names.get(tid, f"native {tid}")
             out[name] = out.get(name, 0.0) + read[2]
     return out
+
+
+def machine_description() -> str:
+    """The machine a benchmark runs on, in one line: system, CPU model, cores this process may use,
+    memory, Python, and the load average when it is called."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = f" ({line.split(':', 1)[1].strip()})"
+                break
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        memory = f", {kib / 2 ** 20:.1f} GiB of memory"
+    except (OSError, StopIteration, ValueError):
+        memory = ""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{platform.system()} {platform.release()} {platform.machine()}, {cores} cores{model}{memory}, "
+            f"Python {platform.python_version()}; load average {load} (1, 5, 15 min) at the start")
