@@ -12,8 +12,8 @@ MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes per customer (its even
 state; its share of the terminals' event strings; scored records waiting for their label,
 separately) and per terminal, and the server's used_memory (`measure`, which
 `consumer_throughput.py` calls too). Not included: what only a running
-consumer keeps, such as each label's "applied" marker (one key for ~2 days after its label, 72 B by
-MEMORY USAGE: ~4 per customer at 2 labels a day; docs/performance.md).
+consumer keeps, such as each label's "applied" marker (a field of an hourly hash for ~2 days after
+its label, ~33 B by MEMORY USAGE: ~4 per customer at 2 labels a day; docs/performance.md).
 """
 
 from __future__ import annotations

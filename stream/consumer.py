@@ -29,7 +29,7 @@ from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
-from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
+from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord, to_ms
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.schema import StoredRecord
@@ -276,11 +276,13 @@ class ScoringConsumer:
 
     def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
         records = self.engine.apply_labels(labels, keep_records=True)
-        entries = [LabelEntry(None, label.is_fraud, {}, f"{label.customer_id}:{label.transaction_id}")
+        entries = [LabelEntry(None, label.is_fraud, {}, f"{label.customer_id}:{label.transaction_id}",
+                              hour=to_ms(label.event_time) // HOUR_MS)
                    if scored is None else
                    LabelEntry(scored.features, label.is_fraud, scored.scores,
                               f"{label.customer_id}:{label.transaction_id}",
-                              None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms)
+                              None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms,
+                              to_ms(label.event_time) // HOUR_MS)
                    for label, scored in zip(labels, records)]
         return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
 

@@ -50,14 +50,17 @@ class LabelOutcome(IntEnum):
 class LabelEntry:
     """A label for the label stream: the features its transaction was scored with (None: no scored
     record was found), each model's score then, and ``customer:transaction`` as `key` so that the
-    label is appended once however often it is delivered (None: no such check). The key is kept
-    `ttl_ms` (the scored record's remaining life, after which a redelivered label is unknown anyway)."""
+    label is appended once however often it is delivered (None: no such check). The key is kept,
+    as a field of the marker hash of `hour` (the transaction's event time in whole hours since the
+    epoch), at least `ttl_ms` (the scored record's remaining life, after which a redelivered label
+    is unknown anyway)."""
 
     features: Mapping[str, float] | None
     is_fraud: bool
     scores: Mapping[str, float]
     key: str | None = None
     ttl_ms: int | None = None
+    hour: int = 0
 
 
 LabelRow = tuple[str, dict[str, float] | None, bool]  # a label-stream entry: id, features (None: unreadable), is_fraud

@@ -1,13 +1,17 @@
 -- Append labelled feature vectors to the label stream once per transaction (what the learner learns).
 -- KEYS[1]: the label stream; KEYS[2 .. 1+#names]: the models' score lists; then the keys of the
--- feature names' lists the entries refer to; then one "applied" marker key per entry that has a
--- transaction key (all keys in the registry's hash slot).
+-- feature names' lists the entries refer to; then the marker hashes the entries refer to (one per
+-- hour of the labelled transactions' event time); last, the legacy marker hash (markers moved there
+-- by `fraudstream migrate-records` from the one-key-per-label layout; usually absent). All keys are
+-- in the registry's hash slot.
 -- ARGV[1]: msgpack list of {features (msgpack bytes, '' = no scored record: only check the marker),
---   is_fraud 0/1, scores in the order of the names, marker index (0: no marker), marker ttl ms};
+--   is_fraud 0/1, scores in the order of the names, marker hash index (0: no marker), marker ttl ms,
+--   marker field ("<customer>:<transaction>")};
 -- ARGV[2]: msgpack model names; ARGV[3]: score-list cap; ARGV[4]: msgpack list of the feature
 -- names' lists (stored packed, one per names key, with the entries: they never outlive them).
--- The marker ("applied:<customer>:<transaction>" = the label) makes a label delivered again (a
--- process killed after this call but before its offsets were committed) a no-op.
+-- The marker (field "<customer>:<transaction>" = the label) makes a label delivered again (a
+-- process killed after this call but before its offsets were committed) a no-op. A marker hash's
+-- time to live is raised to the longest its new markers need (never lowered).
 -- Returns {per entry: 0 appended, 1 already applied (same label), 2 already applied with the other
 -- label, 3 neither a scored record nor a marker (unknown transaction); the id of the stream's newest
 -- entry before this call ('0-0': none); the ids of the appended entries}. The appended entries follow
@@ -17,25 +21,34 @@ local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local before, ids = newest[1] and newest[1][1] or '0-0', {}
 for k = 1, #feature_names do redis.call('SET', KEYS[#names + 1 + k], feature_names[k]) end
 local first_marker = #names + 2 + #feature_names
-local perf, out = {}, {}
+local legacy_key = KEYS[#KEYS]
+local legacy = redis.call('EXISTS', legacy_key) == 1
+local perf, out, ttl = {}, {}, {}
 for m = 1, #names do perf[m] = {} end
 for i = 1, #entries do
   local e = entries[i]
   local marker = e[4] > 0 and KEYS[first_marker + e[4] - 1] or nil
-  local seen = marker and redis.call('GET', marker)
+  local seen = marker and redis.call('HGET', marker, e[6])
+  if marker and not seen and legacy then seen = redis.call('HGET', legacy_key, e[6]) end
   local y = tostring(e[2])
   if seen then
     out[i] = (seen == y) and 1 or 2
   elseif e[1] == '' then
     out[i] = 3
   else
-    if marker then redis.call('SET', marker, y, 'PX', e[5]) end
+    if marker then
+      redis.call('HSET', marker, e[6], y)
+      if (ttl[marker] or 0) < e[5] then ttl[marker] = e[5] end
+    end
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', y)
     for m = 1, #names do
       if e[3][m] then table.insert(perf[m], string.format('%.17g,%d', e[3][m], e[2])) end
     end
     out[i] = 0
   end
+end
+for key, want in pairs(ttl) do
+  if redis.call('PTTL', key) < want then redis.call('PEXPIRE', key, want) end
 end
 for m = 1, #names do
   if #perf[m] > 0 then

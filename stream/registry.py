@@ -8,7 +8,9 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
 - ``champion`` (string), ``challengers`` (set): the active models
 - ``labels`` (stream): ``x`` = features (`fraudstream.stream.label_codec`), ``y`` = ``1``/``0``;
   what the learner learns from; ``feature_names:<id>`` (string): a list of feature names entries refer to
-- ``applied:<customer>:<transaction>`` (string ``1``/``0`` with a TTL): that label is in the stream
+- ``markers:<hour>`` (hash ``<customer>:<transaction>`` -> ``1``/``0``, with a TTL): those labels
+  are in the stream, per hour of their transactions' event time; ``markers:legacy``: markers moved
+  from the one-key-per-label layout (``applied:<customer>:<transaction>``) by `migrate_legacy_markers`
 - ``learner`` (string with a TTL): the consumer that holds the learner role
 - ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
 
@@ -187,19 +189,19 @@ class ModelRegistry:
         keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
         outcomes: list[LabelOutcome] = []
         for start in range(0, len(entries), 2000):
-            chunk, markers, packed, names_ids = entries[start:start + 2000], [], [], set()
+            chunk, packed, names_ids = entries[start:start + 2000], [], set()
+            hours: dict[int, int] = {}  # marker hash: its index among the call's marker keys, from 1
             for e in chunk:
-                if e.key is not None:
-                    markers.append(self.key("applied", e.key))
                 features = b""
                 if e.features is not None:
                     names_id, features = self._features.pack(e.features)
                     names_ids.add(names_id)
-                packed.append([features, int(bool(e.is_fraud)),
-                               [e.scores.get(n) for n in names], len(markers) if e.key is not None else 0,
-                               e.ttl_ms or APPLIED_TTL_MS])
+                packed.append([features, int(bool(e.is_fraud)), [e.scores.get(n) for n in names],
+                               0 if e.key is None else hours.setdefault(e.hour, len(hours) + 1),
+                               e.ttl_ms or APPLIED_TTL_MS, e.key or ""])
             ids = sorted(names_ids)  # their lists are written with the entries: entries never outlive their names
-            call_keys = keys + [self._names_key(i) for i in ids] + markers
+            call_keys = (keys + [self._names_key(i) for i in ids] + [self.key("markers", str(h)) for h in hours]
+                         + [self.key("markers", "legacy")])
             args = [msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
                     msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)]
             if meanwhile is None:

@@ -147,7 +147,8 @@ def test_sigkill_while_learning_loses_no_label_and_learns_none_twice(settings: S
     assert read_topic(settings, settings.topic_labels_dlq, timeout=3) == []
     assert client.llen(appended) == len(labels)
     assert registry.info(settings.model).labels_learned == len(labels)  # the learner learned each once
-    applied = {k.decode().rsplit(":", 1)[1] for k in client.scan_iter(match=registry.key("applied", "*"), count=1000)}
+    applied = {field.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=registry.key("markers", "*"), count=1000)
+               for field in client.hkeys(key)}
     assert applied == {lb.transaction_id for lb in labels}
     assert scored_ids(settings) | applied == {t.transaction_id for t in txs}
 

@@ -1,4 +1,5 @@
-"""`fraudstream migrate-records`: move scored records kept by an older fraudstream into the hourly hashes."""
+"""`fraudstream migrate-records`: move scored records and label markers kept by an older fraudstream
+into the layout this one reads."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from fraudstream.cli.common import handle_errors, settings_from
 @handle_errors
 def migrate_records(ctx: click.Context) -> None:
     """Move scored records written before the hourly record hashes (one key per transaction) into
-    them, so that labels of transactions scored before an upgrade are learned. Run it once, with the
+    them, so that labels of transactions scored before an upgrade are learned, and labels' "applied"
+    markers written before the marker hashes (one key per label) into the legacy marker hash, so
+    that a label delivered again after the upgrade is not learned twice. Run it once, with the
     consumers stopped; running it again moves nothing."""
+    from fraudstream.stream.legacy_markers import migrate_legacy_markers
+    from fraudstream.stream.registry import registry_for
     from fraudstream.stream.state import open_redis_store
     from fraudstream.stream.state.redis_records import migrate_legacy_records
 
@@ -23,3 +28,5 @@ def migrate_records(ctx: click.Context) -> None:
     store = open_redis_store(settings)
     moved = migrate_legacy_records(store.records, store.client)
     click.echo(f"moved {moved:,} scored records into the hourly hashes")
+    markers = migrate_legacy_markers(registry_for(settings, store.client))
+    click.echo(f"moved {markers:,} label markers into the legacy marker hash")

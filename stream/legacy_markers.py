@@ -1,0 +1,53 @@
+"""Moving "applied" markers kept one key per label (before 2026-12-05) into the registry's legacy
+marker hash, which the label-append script also checks (see `fraudstream.stream.registry`).
+
+A marker says that a transaction's label is in the label stream already, so that a label delivered
+again is not learned twice. The old layout cannot be moved into the per-hour marker hashes (its key
+does not say the transaction's hour), so its markers go into one hash, ``markers:legacy``, which
+lives as long as the longest of them would have and is then gone.
+"""
+
+from __future__ import annotations
+
+from fraudstream.stream.registry import APPLIED_TTL_MS, ModelRegistry
+
+
+def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
+    """Move every ``applied:<customer>:<transaction>`` key into ``markers:legacy`` (field
+    ``<customer>:<transaction>``, the same value) and return how many were moved. Run it with the
+    consumers stopped; a second run finds nothing to move."""
+    client = registry.client
+    head = registry.key("applied", "")
+    legacy = registry.key("markers", "legacy")
+    moved = 0
+    keys: list[bytes] = []
+
+    def move(keys: list[bytes]) -> int:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = pipe.execute()
+        fields, longest = {}, 0
+        for key, value, ttl in zip(keys, replies[::2], replies[1::2]):
+            if value is None:  # expired meanwhile
+                continue
+            fields[key.decode()[len(head):]] = value
+            longest = max(longest, ttl if ttl > 0 else APPLIED_TTL_MS)
+        pipe = client.pipeline(transaction=False)
+        if fields:
+            pipe.hset(legacy, mapping=fields)
+            pipe.pexpire(legacy, longest, gt=True)  # never shortened (GT: a key without one gets it)
+            pipe.pexpire(legacy, longest, nx=True)
+        pipe.delete(*keys)
+        pipe.execute()
+        return len(fields)
+
+    for key in client.scan_iter(match=f"{head}*", count=1000):
+        keys.append(key)
+        if len(keys) >= chunk:
+            moved += move(keys)
+            keys = []
+    if keys:
+        moved += move(keys)
+    return moved
