@@ -36,6 +36,7 @@ from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state.base import HOUR_MS
+from fraudstream.stream.state.redis_records import record_field
 from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
 
@@ -276,11 +277,11 @@ class ScoringConsumer:
 
     def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
         records = self.engine.apply_labels(labels, keep_records=True)
-        entries = [LabelEntry(None, label.is_fraud, {}, f"{label.customer_id}:{label.transaction_id}",
+        entries = [LabelEntry(None, label.is_fraud, {}, record_field(label.customer_id, label.transaction_id),
                               hour=to_ms(label.event_time) // HOUR_MS)
                    if scored is None else
                    LabelEntry(scored.features, label.is_fraud, scored.scores,
-                              f"{label.customer_id}:{label.transaction_id}",
+                              record_field(label.customer_id, label.transaction_id),
                               None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms,
                               to_ms(label.event_time) // HOUR_MS)
                    for label, scored in zip(labels, records)]

@@ -49,8 +49,9 @@ class LabelOutcome(IntEnum):
 @dataclass(frozen=True)
 class LabelEntry:
     """A label for the label stream: the features its transaction was scored with (None: no scored
-    record was found), each model's score then, and ``customer:transaction`` as `key` so that the
-    label is appended once however often it is delivered (None: no such check). The key is kept,
+    record was found), each model's score then, and the transaction's unambiguous id as `key`
+    (``<len(customer id)>:<customer id><transaction id>``, `record_field`) so that the label is
+    appended once however often it is delivered (None: no such check). The key is kept,
     as a field of the marker hash of `hour` (the transaction's event time in whole hours since the
     epoch), at least `ttl_ms` (the scored record's remaining life, after which a redelivered label
     is unknown anyway)."""

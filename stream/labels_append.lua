@@ -6,10 +6,10 @@
 -- in the registry's hash slot.
 -- ARGV[1]: msgpack list of {features (msgpack bytes, '' = no scored record: only check the marker),
 --   is_fraud 0/1, scores in the order of the names, marker hash index (0: no marker), marker ttl ms,
---   marker field ("<customer>:<transaction>")};
+--   marker field ("<length of the customer id>:<customer id><transaction id>")};
 -- ARGV[2]: msgpack model names; ARGV[3]: score-list cap; ARGV[4]: msgpack list of the feature
 -- names' lists (stored packed, one per names key, with the entries: they never outlive them).
--- The marker (field "<customer>:<transaction>" = the label) makes a label delivered again (a
+-- The marker (the field = the label) makes a label delivered again (a
 -- process killed after this call but before its offsets were committed) a no-op. A marker hash's
 -- time to live is raised to the longest its new markers need (never lowered).
 -- Returns {per entry: 0 appended, 1 already applied (same label), 2 already applied with the other
@@ -23,13 +23,19 @@ for k = 1, #feature_names do redis.call('SET', KEYS[#names + 1 + k], feature_nam
 local first_marker = #names + 2 + #feature_names
 local legacy_key = KEYS[#KEYS]
 local legacy = redis.call('EXISTS', legacy_key) == 1
+-- the legacy layout's field, "<customer id>:<transaction id>", of a marker field
+local function legacy_field(f)
+  local colon = string.find(f, ':', 1, true)
+  local n = tonumber(string.sub(f, 1, colon - 1))
+  return string.sub(f, colon + 1, colon + n) .. ':' .. string.sub(f, colon + n + 1)
+end
 local perf, out, ttl = {}, {}, {}
 for m = 1, #names do perf[m] = {} end
 for i = 1, #entries do
   local e = entries[i]
   local marker = e[4] > 0 and KEYS[first_marker + e[4] - 1] or nil
   local seen = marker and redis.call('HGET', marker, e[6])
-  if marker and not seen and legacy then seen = redis.call('HGET', legacy_key, e[6]) end
+  if marker and not seen and legacy then seen = redis.call('HGET', legacy_key, legacy_field(e[6])) end
   local y = tostring(e[2])
   if seen then
     out[i] = (seen == y) and 1 or 2

@@ -14,7 +14,8 @@ from fraudstream.stream.registry import APPLIED_TTL_MS, ModelRegistry
 
 def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
     """Move every ``applied:<customer>:<transaction>`` key into ``markers:legacy`` (field
-    ``<customer>:<transaction>``, the same value) and return how many were moved. Run it with the
+    ``<customer>:<transaction>``, as the label-append script looks it up; the same value) and return
+    how many were moved. Run it with the
     consumers stopped; a second run finds nothing to move."""
     client = registry.client
     head = registry.key("applied", "")
@@ -37,8 +38,8 @@ def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
         pipe = client.pipeline(transaction=False)
         if fields:
             pipe.hset(legacy, mapping=fields)
-            pipe.pexpire(legacy, longest, gt=True)  # never shortened (GT: a key without one gets it)
-            pipe.pexpire(legacy, longest, nx=True)
+            pipe.pexpire(legacy, longest, gt=True)  # never shortened (GT: only a longer one than it has)
+            pipe.pexpire(legacy, longest, nx=True)  # and a hash without one (GT leaves it alone) gets it
         pipe.delete(*keys)
         pipe.execute()
         return len(fields)

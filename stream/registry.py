@@ -8,9 +8,10 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
 - ``champion`` (string), ``challengers`` (set): the active models
 - ``labels`` (stream): ``x`` = features (`fraudstream.stream.label_codec`), ``y`` = ``1``/``0``;
   what the learner learns from; ``feature_names:<id>`` (string): a list of feature names entries refer to
-- ``markers:<hour>`` (hash ``<customer>:<transaction>`` -> ``1``/``0``, with a TTL): those labels
-  are in the stream, per hour of their transactions' event time; ``markers:legacy``: markers moved
-  from the one-key-per-label layout (``applied:<customer>:<transaction>``) by `migrate_legacy_markers`
+- ``markers:<hour>`` (hash ``<len(customer)>:<customer><transaction>`` -> ``1``/``0``, with a TTL):
+  those labels are in the stream, per hour of their transactions' event time; ``markers:legacy``
+  (fields ``<customer>:<transaction>``): markers moved from the one-key-per-label layout
+  (``applied:<customer>:<transaction>``) by `migrate_legacy_markers`
 - ``learner`` (string with a TTL): the consumer that holds the learner role
 - ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
 
@@ -198,7 +199,7 @@ class ModelRegistry:
                     names_ids.add(names_id)
                 packed.append([features, int(bool(e.is_fraud)), [e.scores.get(n) for n in names],
                                0 if e.key is None else hours.setdefault(e.hour, len(hours) + 1),
-                               e.ttl_ms or APPLIED_TTL_MS, e.key or ""])
+                               e.ttl_ms if e.ttl_ms and e.ttl_ms > 0 else APPLIED_TTL_MS, e.key or ""])
             ids = sorted(names_ids)  # their lists are written with the entries: entries never outlive their names
             call_keys = (keys + [self._names_key(i) for i in ids] + [self.key("markers", str(h)) for h in hours]
                          + [self.key("markers", "legacy")])

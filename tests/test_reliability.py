@@ -21,7 +21,10 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label
 from fraudstream.services import valkey_process
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.features import to_ms
 from fraudstream.stream.registry import registry_for
+from fraudstream.stream.state.base import HOUR_MS
+from fraudstream.stream.state.redis_records import record_field
 from tests.consumer_procs import (alerted_ids, customer_state, finish, kill, progress_or_explain,
                                   publish_trained_model, reaped, scored_ids, scripted_stream, start_consumer,
                                   wait_for)
@@ -147,10 +150,12 @@ def test_sigkill_while_learning_loses_no_label_and_learns_none_twice(settings: S
     assert read_topic(settings, settings.topic_labels_dlq, timeout=3) == []
     assert client.llen(appended) == len(labels)
     assert registry.info(settings.model).labels_learned == len(labels)  # the learner learned each once
-    applied = {field.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=registry.key("markers", "*"), count=1000)
-               for field in client.hkeys(key)}
-    assert applied == {lb.transaction_id for lb in labels}
-    assert scored_ids(settings) | applied == {t.transaction_id for t in txs}
+    # each label's marker: in the hash of its transaction's hour of event time
+    markers = {(key.decode().rsplit(":", 1)[1], field.decode())
+               for key in client.scan_iter(match=registry.key("markers", "*"), count=1000) for field in client.hkeys(key)}
+    assert markers == {(str(to_ms(lb.event_time) // HOUR_MS), record_field(lb.customer_id, lb.transaction_id))
+                       for lb in labels}
+    assert scored_ids(settings) | {lb.transaction_id for lb in labels} == {t.transaction_id for t in txs}
 
 
 def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: Path) -> None:
