@@ -10,6 +10,7 @@ lives as long as the longest of them would have and is then gone.
 from __future__ import annotations
 
 from fraudstream.stream.registry import APPLIED_TTL_MS, ModelRegistry
+from fraudstream.stream.state.redis_records import scanned_in_chunks
 
 
 def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
@@ -20,8 +21,6 @@ def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
     client = registry.client
     head = registry.key("applied", "")
     legacy = registry.key("markers", "legacy")
-    moved = 0
-    keys: list[bytes] = []
 
     def move(keys: list[bytes]) -> int:
         pipe = client.pipeline(transaction=False)
@@ -44,11 +43,4 @@ def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
         pipe.execute()
         return len(fields)
 
-    for key in client.scan_iter(match=f"{head}*", count=1000):
-        keys.append(key)
-        if len(keys) >= chunk:
-            moved += move(keys)
-            keys = []
-    if keys:
-        moved += move(keys)
-    return moved
+    return sum(move(keys) for keys in scanned_in_chunks(client, f"{head}*", chunk))

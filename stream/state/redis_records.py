@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
@@ -122,8 +122,6 @@ def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500
     gets the full retention from now (at least the life it had left).
     """
     head, sep = f"{buckets.prefix}:{{{CUSTOMER_TAG}:", "}:r:"
-    moved = 0
-    keys: list[bytes] = []
 
     def move(keys: list[bytes]) -> int:
         pipe = client.pipeline(transaction=False)
@@ -144,11 +142,17 @@ def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500
         pipe.execute()
         return len(items)
 
-    for key in client.scan_iter(match=f"{head}*{sep}*", count=1000):
+    return sum(move(keys) for keys in scanned_in_chunks(client, f"{head}*{sep}*", chunk))
+
+
+def scanned_in_chunks(client: Any, match: str, chunk: int) -> Iterator[list[bytes]]:
+    """The keys matching `match`, `chunk` at a time, scanned on as each chunk is handled (a
+    migration moves a chunk, deleting its keys, before the scan goes on)."""
+    keys: list[bytes] = []
+    for key in client.scan_iter(match=match, count=1000):
         keys.append(key)
         if len(keys) >= chunk:
-            moved += move(keys)
+            yield keys
             keys = []
     if keys:
-        moved += move(keys)
-    return moved
+        yield keys
