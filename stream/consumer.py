@@ -277,14 +277,14 @@ class ScoringConsumer:
 
     def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
         records = self.engine.apply_labels(labels, keep_records=True)
-        entries = [LabelEntry(None, label.is_fraud, {}, record_field(label.customer_id, label.transaction_id),
-                              hour=to_ms(label.event_time) // HOUR_MS)
-                   if scored is None else
-                   LabelEntry(scored.features, label.is_fraud, scored.scores,
-                              record_field(label.customer_id, label.transaction_id),
-                              None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms,
-                              to_ms(label.event_time) // HOUR_MS)
-                   for label, scored in zip(labels, records)]
+        entries = []
+        for label, scored in zip(labels, records):
+            key, hour = record_field(label.customer_id, label.transaction_id), to_ms(label.event_time) // HOUR_MS
+            if scored is None:  # only its marker is looked up
+                entries.append(LabelEntry(None, label.is_fraud, {}, key, hour=hour))
+            else:
+                ttl = None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms
+                entries.append(LabelEntry(scored.features, label.is_fraud, scored.scores, key, ttl, hour))
         return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
 
     def _prepare_ahead(self) -> None:
