@@ -18,29 +18,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import defaultdict
 from datetime import timedelta
 
 import redis
 from consumer_throughput import DATA, labels, publish_backlog, transactions
+from feature_state_memory import key_bytes
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.services import embedded_services
 from fraudstream.stream.app import scoring_consumer
-
-
-def kind_of(key: str) -> str:
-    """The kind of a consumer's Redis key: its entity's key suffix, or the registry's key name."""
-    if ":{c:" in key:
-        return f"customer {key.rsplit(':', 1)[1]}"
-    if ":{t:" in key:
-        return f"terminal {key.rsplit(':', 1)[1]}"
-    if ":{r:" in key:
-        return "scored records (hours)"
-    if ":models}:" in key:
-        return "registry " + key.split(":models}:", 1)[1].split(":", 1)[0]
-    return "other"
 
 
 def main() -> None:
@@ -62,25 +49,16 @@ def main() -> None:
             seconds = time.perf_counter() - started
             learned = app.stats.labels_learned
         client = redis.Redis.from_url(settings.redis_url or "")
-        keys = list(client.scan_iter(count=5000))
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
-        sizes = pipe.execute()
-        kinds: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for key, size in zip(keys, sizes):
-            entry = kinds[kind_of(key.decode())]
-            entry[0] += 1
-            entry[1] += int(size or 0)
+        kinds = key_bytes(client, match="*")
         used_mb = client.info("memory")["used_memory"] / 1e6
         client.close()
-    customers = kinds["customer ev"][0]
+    customers = len(kinds["customer ev"])
     print(f"{len(txs):,} transactions ({args.days} days) and {len(due):,} labels consumed in {seconds:.1f} s "
           f"({learned:,} labels learned); {customers:,} customers")
-    for kind, (count, size) in sorted(kinds.items(), key=lambda item: -item[1][1]):
-        print(f"  {kind:24s} {count:8,} keys {size / 1e6:8.2f} MB {size / customers:8,.0f} B per customer")
-    total = sum(size for _, size in kinds.values())
-    print(f"  {'all keys':24s} {len(keys):8,} keys {total / 1e6:8.2f} MB {total / customers:8,.0f} B per customer; "
+    for kind, sizes in sorted(kinds.items(), key=lambda item: -sum(item[1])):
+        print(f"  {kind:24s} {len(sizes):8,} keys {sum(sizes) / 1e6:8.2f} MB {sum(sizes) / customers:8,.0f} B per customer")
+    keys, total = sum(map(len, kinds.values())), sum(map(sum, kinds.values()))
+    print(f"  {'all keys':24s} {keys:8,} keys {total / 1e6:8.2f} MB {total / customers:8,.0f} B per customer; "
           f"the server's used_memory {used_mb:,.1f} MB")
 
 

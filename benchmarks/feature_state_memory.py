@@ -76,22 +76,31 @@ def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def key_bytes(client: redis.Redis) -> dict[str, list[int]]:
-    """MEMORY USAGE of every key, grouped by kind (customer events and coordinates, hours of scored
-    records, terminal events); SAMPLES 0 measures every field of a hash."""
-    keys = list(client.scan_iter(match=f"{PREFIX}:*", count=5000))
+def kind_of(key: str) -> str:
+    """The kind of a fraudstream Redis key: its customer's or terminal's key suffix (``ev``, ``geo``),
+    the hours of scored records, or the registry's key name."""
+    if ":{c:" in key:
+        return f"customer {key.rsplit(':', 1)[1]}"
+    if ":{t:" in key:
+        return f"terminal {key.rsplit(':', 1)[1]}"
+    if ":{r:" in key:
+        return "record hours"
+    if ":models}:" in key:
+        return "registry " + key.split(":models}:", 1)[1].split(":", 1)[0]
+    return "other"
+
+
+def key_bytes(client: redis.Redis, match: str = f"{PREFIX}:*") -> dict[str, list[int]]:
+    """MEMORY USAGE of every key matching `match`, grouped by `kind_of`; SAMPLES 0 measures every
+    field of a hash."""
+    keys = list(client.scan_iter(match=match, count=5000))
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
     sizes = pipe.execute()
     kinds: dict[str, list[int]] = defaultdict(list)
     for key, size in zip(keys, sizes):
-        name = key.decode()
-        if ":{r:" in name:
-            kinds["record hours"].append(int(size))
-            continue
-        side = "customer" if ":{c:" in name else "terminal"
-        kinds[f"{side} {name.rsplit(':', 1)[1]}"].append(int(size))  # ev or geo
+        kinds[kind_of(key.decode())].append(int(size or 0))
     return kinds
 
 
