@@ -11,9 +11,11 @@ batch), their ratio, publish-to-alert latency percentiles at a fixed offered loa
 kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's share;
 and the p99 of each half of those transactions with the CPU of the broker, the load process and
 Valkey meanwhile: the embedded broker's grows through the run; and the garbage collector's pauses),
-and the consumer's RSS; then Redis memory per customer after `--memory-days` days of the handbook's
-traffic (`feature_state_memory.measure`, on a Valkey server of its own); last, each figure against
-its target.
+and the peak RSS of `fraudstream consume` run on the same backlog in a process of its own, with
+its rate (the benchmark's consumer shares its process with the rows it publishes); then Redis
+memory per customer after `--memory-days` days of the handbook's traffic
+(`feature_state_memory.measure`, on a Valkey server of its own); last, each figure against its
+target.
 Input: the first N rows of the handbook CSV when present (with their labels, reported 7 days after
 each transaction, on the labels topic: a replay's traffic), else a synthetic stream without labels
 (and no memory figure).
@@ -28,14 +30,15 @@ import multiprocessing
 import resource
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from feature_state_memory import MemoryFigures, measure
+from cli_consumer import run_cli_consumer
+from feature_state_memory import measure
+from issue_targets import targets
 from process_stats import CpuSampler, GcTimes, machine_description
 
 from fraudstream.config import Settings
@@ -202,28 +205,6 @@ def import_champion(settings: Settings, checkpoint: Path | None) -> str:
     return f"{info.name} from {checkpoint.name} ({info.kind}, {info.labels_learned:,} labels learned before)"
 
 
-@dataclass(frozen=True)
-class Target:
-    what: str
-    measured: str
-    met: bool
-
-
-def targets(pipeline: float, ratio: float, p99: float, rate: float, memory: MemoryFigures | None) -> list[Target]:
-    """Issue 8's targets against this run's figures (the memory one both ways: the feature state
-    alone, and with the scored records waiting for their labels)."""
-    out = [Target("end-to-end scoring rate >= 20,000 tx/s", f"{pipeline:,.0f} tx/s", pipeline >= 20_000),
-           Target("ratio to the raw kafka-python rate >= 0.30", f"{ratio:.3f}", ratio >= 0.30),
-           Target(f"p99 publish->scored <= 50 ms at 2,000 tx/s offered (this run: {rate:,.0f})", f"{p99:.1f} ms",
-                  p99 <= 50.0 and rate >= 2000)]
-    if memory is not None:
-        out += [Target(f"Redis <= 2 KB (2,000 B) per customer after {memory.days} days: the feature state",
-                       f"{memory.feature_state:,.0f} B", memory.feature_state <= 2000),
-                Target("  ... with the scored records waiting for their labels", f"{memory.total:,.0f} B",
-                       memory.total <= 2000)]
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=100_000)
@@ -272,6 +253,7 @@ def main() -> None:
                     if offer.is_alive():
                         offer.kill()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cli = run_cli_consumer(settings, len(bulk))  # the same backlog, as a user runs the consumer
         bare_latencies = raw_latency(settings, paced, args.rate)
         if not bare_latencies:
             raise SystemExit("the bare consumer received nothing: did the load process fail?")
@@ -301,7 +283,11 @@ def main() -> None:
         print(f"  garbage collector meanwhile: {gc_pauses.summary()}")
         print(f"latency publish->polled, bare kafka-python consumer, same load on a fresh topic: p50 {bare[0]:.1f} ms, "
               f"p95 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms")
-        print(f"consumer process max RSS: {rss_mb:,.0f} MB", flush=True)
+        print(f"`fraudstream consume` in a process of its own (default settings: {Settings().max_poll_records:,} "
+              f"records per poll) on the same backlog: {cli.summary['processed']:,} transactions, "
+              f"{cli.summary['labels_learned']:,} labels learned, {cli.summary['throughput_tps']:,.0f} tx/s; "
+              f"max RSS {cli.max_rss_mb:,.0f} MB")
+        print(f"this process's max RSS: {rss_mb:,.0f} MB (the consumer above and the rows it publishes)", flush=True)
     memory = None
     if args.memory_days > 0 and DATA.exists():  # after the servers above have stopped
         memory = measure(args.memory_days)
