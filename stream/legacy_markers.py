@@ -10,7 +10,7 @@ lives as long as the longest of them would have and is then gone.
 from __future__ import annotations
 
 from fraudstream.stream.registry import APPLIED_TTL_MS, ModelRegistry
-from fraudstream.stream.state.redis_records import scanned_in_chunks
+from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
 
 
 def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
@@ -43,4 +43,4 @@ def migrate_legacy_markers(registry: ModelRegistry, chunk: int = 1000) -> int:
         pipe.execute()
         return len(fields)
 
-    return sum(move(keys) for keys in scanned_in_chunks(client, f"{head}*", chunk))
+    return sum(move(keys) for keys in scanned_in_chunks(client, f"{glob_escaped(head)}*", chunk))

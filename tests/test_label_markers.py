@@ -105,3 +105,14 @@ def test_the_legacy_hash_lives_as_long_as_its_longest_marker(settings: Settings)
     assert migrate_legacy_markers(registry) == 1
     assert 12 * DAY_MS - 60_000 < client.pttl(legacy) <= 12 * DAY_MS
     assert client.hlen(legacy) == 5
+
+
+def test_migrating_markers_leaves_a_prefix_that_its_pattern_would_match_alone(settings: Settings) -> None:
+    """A key prefix with glob characters is matched literally: ``fs*`` does not take ``fsb``'s markers."""
+    mine = registry_for(settings.model_copy(update={"redis_key_prefix": f"{settings.redis_key_prefix}*"}))
+    other = registry_for(settings.model_copy(update={"redis_key_prefix": f"{settings.redis_key_prefix}b"}))
+    for registry in (mine, other):
+        registry.client.set(registry.key("applied", "c0:t0"), "1", px=DAY_MS)
+    assert migrate_legacy_markers(mine) == 1
+    assert other.client.get(other.key("applied", "c0:t0")) == b"1"
+    assert not other.client.exists(other.key("markers", "legacy"))

@@ -135,3 +135,15 @@ def test_migrate_records_moves_the_one_key_per_record_layout(settings: Settings)
     assert client.get(f"{prefix}:{{c:c1}}:ev") == b"events"
     assert migrate_legacy_records(store.records, client) == 0  # idempotent
     client.close()
+
+
+def test_migrate_records_leaves_a_prefix_that_its_pattern_would_match_alone(settings: Settings) -> None:
+    """A key prefix with glob characters is matched literally: ``fs*`` does not take ``fsb``'s keys."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    mine, other = f"{settings.redis_key_prefix}*", f"{settings.redis_key_prefix}b"
+    for prefix in (mine, other):
+        client.set(f"{prefix}:{{c:c1}}:r:t1", encode_record(record(T0, 1)), px=600_000)
+    assert migrate_legacy_records(RedisStore(client, prefix=mine).records, client) == 1
+    assert client.exists(f"{other}:{{c:c1}}:r:t1") and not client.exists(f"{mine}:{{c:c1}}:r:t1")
+    assert RedisStore(client, prefix=other).peek_records([RecordRef("c1", "t1", T0)]) == [None]
+    client.close()

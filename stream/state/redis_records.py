@@ -12,6 +12,7 @@ a field costs Valkey far less than a key of its own with a time to live (benchma
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -142,7 +143,16 @@ def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500
         pipe.execute()
         return len(items)
 
-    return sum(move(keys) for keys in scanned_in_chunks(client, f"{head}*{sep}*", chunk))
+    return sum(move(keys) for keys in scanned_in_chunks(client, f"{glob_escaped(head)}*{sep}*", chunk))
+
+
+def glob_escaped(text: str) -> str:
+    r"""`text` as a literal in a SCAN MATCH pattern (a key prefix may hold glob characters).
+
+    >>> print(glob_escaped("fs[eu]*?"))
+    fs\[eu\]\*\?
+    """
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def scanned_in_chunks(client: Any, match: str, chunk: int) -> Iterator[list[bytes]]:
