@@ -40,7 +40,7 @@ def main() -> None:
     end = txs[0].event_time + timedelta(days=args.days)
     txs = [tx for tx in txs if tx.event_time < end]
     due = labels(txs, frauds)
-    with embedded_services(Settings(max_poll_records=2000)) as settings:
+    with embedded_services(Settings()) as settings:
         ensure_topics(settings)
         publish_backlog(settings, txs, due)
         with scoring_consumer(settings) as app:

@@ -62,7 +62,7 @@ def run(k: int, n: int, idle_seconds: float) -> dict[str, float]:
     txs, frauds = transactions(n)
     due = labels(txs, frauds)
     # a key of its own: no warning about the built-in demo key from every process
-    with embedded_services(Settings(max_poll_records=2000, model_signing_key=SecretStr("scaleout-benchmark"))) as settings:
+    with embedded_services(Settings(model_signing_key=SecretStr("scaleout-benchmark"))) as settings:
         ensure_topics(settings)
         publish_backlog(settings, txs, due)
         valkey = _valkey_cpu(settings)

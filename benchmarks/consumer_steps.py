@@ -74,7 +74,7 @@ def main() -> None:
     txs, frauds = transactions(args.transactions)
     bulk_labels = labels(txs, frauds)
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    with embedded_services(Settings(max_poll_records=2000)) as settings:
+    with embedded_services(Settings()) as settings:
         ensure_topics(settings)
         publish_backlog(settings, txs, bulk_labels)
         model = import_champion(settings, args.checkpoint)

@@ -220,7 +220,7 @@ def main() -> None:
     txs, frauds = transactions(args.transactions + int(args.rate * args.latency_seconds))
     bulk, paced = txs[: args.transactions], txs[args.transactions:]
     bulk_labels = labels(bulk, frauds)
-    with embedded_services(Settings(max_poll_records=2000)) as settings:
+    with embedded_services(Settings()) as settings:
         ensure_topics(settings)
         publish_backlog(settings, bulk, bulk_labels)
         model = import_champion(settings, args.checkpoint)
@@ -238,6 +238,9 @@ def main() -> None:
             # the raw rate again, right after (the machine's speed drifts: the mean of the two is the
             # denominator, and both are printed)
             raw_after = raw_consume_rate(settings, len(bulk))
+            # the same backlog, as a user runs the consumer; before the paced load adds batches to the
+            # topic (Tansu's fetches cost more the more batches a partition holds)
+            cli = run_cli_consumer(settings, len(bulk))
             # latency at a fixed offered load, same consumer (already joined)
             stats.latencies_ms.clear()
             # the offered load comes from another process, as in production (a producer thread in
@@ -253,7 +256,6 @@ def main() -> None:
                     if offer.is_alive():
                         offer.kill()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        cli = run_cli_consumer(settings, len(bulk))  # the same backlog, as a user runs the consumer
         bare_latencies = raw_latency(settings, paced, args.rate)
         if not bare_latencies:
             raise SystemExit("the bare consumer received nothing: did the load process fail?")
