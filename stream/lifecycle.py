@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fraudstream.errors import CheckpointError
+from fraudstream.errors import CheckpointError, ModelError
+from fraudstream.models.zoo import MODEL_NAMES
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
@@ -81,6 +82,7 @@ class Lifecycle:
     _unlearned: bool = False  # labels appended to the stream since the last catch-up
     # what this consumer appended since the last catch-up (as the learner): learned without reading it back
     appended: list[AppendedRun] = field(default_factory=list)
+    unloadable: set[str] = field(default_factory=set)  # active models that could not be loaded (logged once)
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
@@ -94,17 +96,30 @@ class Lifecycle:
     # -- start -----------------------------------------------------------------------------------
     def start(self, champion: str, challengers: Sequence[str]) -> tuple[str, dict[str, LiveModel]]:
         """Register the configured models (the registry's champion wins over `champion` once set) and
-        restore each from its newest valid checkpoint, or fresh from the zoo if it has none."""
+        restore each from its newest valid checkpoint, or fresh from the zoo if it has none.
+        `ModelError`, before anything is written, for a name that is neither."""
+        self.check_names([champion, *challengers])
         current = self.registry.set_champion_if_absent(champion)
         if current != champion:
             log.warning("champion is %s (promoted in the registry), not the configured %s", current, champion)
         self.registry.add_challengers(list(challengers))
         current, active = self.registry.active()
         names = [current or champion, *(n for n in active if n != current)]
-        models = {name: self.obtain(name) for name in names}
+        models = {names[0]: self.obtain(names[0])}  # the champion's errors stop the start
+        for name in names[1:]:
+            self._obtain_active(models, name)
+        names = [n for n in names if n in models]
         log.info("models: champion %s v%s; challengers %s", names[0], models[names[0]].version,
                  ", ".join(f"{n} v{models[n].version}" for n in names[1:]) or "none")
         return names[0], models
+
+    def check_names(self, names: Sequence[str]) -> None:
+        """`ModelError` for the first name that is neither a zoo model nor published in the registry
+        (a typo must not become the registry's champion or challenger for every consumer)."""
+        for name in names:
+            if name not in MODEL_NAMES and self.registry.latest_version(name) == 0:
+                raise ModelError(f"unknown model {name!r}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
+                                 f"published in the registry ({', '.join(self.registry.names()) or 'none'})")
 
     def obtain(self, name: str) -> LiveModel:
         """The newest valid published version of `name`; refused versions are logged and skipped.
@@ -245,7 +260,9 @@ class Lifecycle:
         wanted = [champion or scorer.champion_name, *challengers]
         for name in wanted:
             if name not in scorer.models:
-                scorer.models[name] = self.obtain(name)
+                self._obtain_active(scorer.models, name)
+        if wanted[0] not in scorer.models:
+            wanted[0] = scorer.champion_name  # keeps alerting with the champion it has
         scorer.champion_name = wanted[0]
         for name in [n for n in scorer.models if n not in wanted]:
             log.info("model %s is no longer active", name)
@@ -255,6 +272,17 @@ class Lifecycle:
                 self._reload(scorer, name, latest)
         if self.is_learner:
             self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
+
+    def _obtain_active(self, models: dict[str, LiveModel], name: str) -> None:
+        """Add `name` to `models`, or log (once) why it cannot be loaded: not a reason to stop
+        scoring with the others."""
+        try:
+            models[name] = self.obtain(name)
+        except (ModelError, CheckpointError) as exc:
+            if name not in self.unloadable:
+                self.unloadable.add(name)
+                log.error("active model %s cannot be loaded; scoring without it (`fraudstream models retire %s` "
+                          "if it is a challenger): %s", name, name, exc)
 
     def _reload(self, scorer: Scorer, name: str, latest: int) -> None:
         try:

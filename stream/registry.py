@@ -102,6 +102,13 @@ class ModelRegistry:
         if extra:
             self.client.sadd(self.key("challengers"), *extra)
 
+    def retire(self, name: str) -> bool:
+        """Stop scoring with the challenger `name` (its versions stay); False if it was not one.
+        `ModelError` for the champion: promote another model first."""
+        if self.active()[0] == name:
+            raise ModelError(f"{name!r} is the champion: promote another model first")
+        return bool(self.client.srem(self.key("challengers"), name))
+
     def promote(self, name: str) -> str | None:
         """Make `name` (which must have a published version) the champion; the former champion becomes
         a challenger. Returns the former champion."""

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from fraudstream.config import Settings
-from fraudstream.errors import CheckpointError
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint
 from fraudstream.models.checkpoint import CheckpointInfo
 from fraudstream.stream.registry import registry_for
@@ -110,6 +113,34 @@ def test_scorers_follow_versions_and_promotion(settings: Settings) -> None:
     assert perf.n_labels == 150 and 0 < perf.n_frauds < 150
     assert 0.9 < perf.auc_roc <= 1.0 and not math.isnan(perf.average_precision)
     learner.close()
+
+
+@pytest.mark.services
+def test_an_unknown_model_name_is_refused_before_the_registry_is_written(settings: Settings) -> None:
+    registry = registry_for(settings)
+    with pytest.raises(ModelError, match="unknown model 'gbt_windw'"):
+        live(settings, model="gbt_windw")
+    with pytest.raises(ModelError, match="unknown model 'htre'"):
+        live(settings, challengers=("htre",))
+    assert registry.active() == (None, [])  # nothing was written: a consumer configured right starts
+    scorer = live(settings, challengers=("htree",))
+    assert registry.active() == ("logreg", ["htree"])
+
+    # a bad name in the registry (written by an older version) stops neither a running consumer nor a
+    # new one; `models retire` takes it away
+    registry.client.sadd(registry.key("challengers"), "htre")
+    poll_now(scorer)
+    assert sorted(scorer.models) == ["htree", "logreg"] and scorer.champion_name == "logreg"
+    assert sorted(live(settings).models) == ["htree", "logreg"]
+    result = CliRunner().invoke(main, ["models", "retire", "htre"], env={
+        "FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix})
+    assert result.exit_code == 0 and "htre retired" in result.output, result.output
+    assert registry.active() == ("logreg", ["htree"])
+    with pytest.raises(ModelError, match="is the champion"):
+        registry.retire("logreg")
+    assert registry.retire("htree") and not registry.retire("htree")
+    poll_now(scorer)
+    assert list(scorer.models) == ["logreg"]
 
 
 @pytest.mark.services

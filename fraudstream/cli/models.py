@@ -53,13 +53,17 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
     champion, challengers = registry.active()
     rows = []
     now = time.time()
-    for name in registry.names():
+    for name in sorted({*registry.names(), *challengers, *([champion] if champion else [])}):
         role = "champion" if name == champion else "challenger" if name in challengers else "inactive"
         row: dict[str, Any] = {"name": name, "role": role}
         try:
-            info = registry.info(name)
-            row.update(version=info.version, kind=info.kind, source=info.source, labels_learned=info.labels_learned,
-                       frauds_learned=info.frauds_learned, age_s=round(now - info.created_at, 1))
+            if registry.latest_version(name) == 0:  # active, started fresh, nothing published yet
+                row.update(version=0, source="not published yet")
+            else:
+                info = registry.info(name)
+                row.update(version=info.version, kind=info.kind, source=info.source,
+                           labels_learned=info.labels_learned, frauds_learned=info.frauds_learned,
+                           age_s=round(now - info.created_at, 1))
         except CheckpointError as exc:
             row.update(version=registry.latest_version(name), error=str(exc))
         perf = registry.performance(name, settings.alert_threshold)
@@ -73,7 +77,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
 @click.group(invoke_without_command=True)
 @click.pass_context
 def models(ctx: click.Context) -> None:
-    """Models of the live consumers: list (default), promote, export, import, zoo."""
+    """Models of the live consumers: list (default), promote, retire, export, import, zoo."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_models)
 
@@ -115,6 +119,20 @@ def promote(ctx: click.Context, name: str) -> None:
     _, registry = _registry(ctx)
     old = registry.promote(name)
     click.echo(f"champion: {name} (was {old or 'none'}; it keeps scoring as a challenger)")
+
+
+@models.command()
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def retire(ctx: click.Context, name: str) -> None:
+    """Stop scoring with the challenger NAME (its versions are kept; a consumer started with it in
+    FRAUDSTREAM_CHALLENGERS adds it again)."""
+    _, registry = _registry(ctx)
+    if registry.retire(name):
+        click.echo(f"{name} retired: the running consumers stop scoring with it within about a second")
+    else:
+        click.echo(f"{name} was not a challenger; challengers: {', '.join(registry.active()[1]) or 'none'}")
 
 
 @models.command("export")
