@@ -55,8 +55,12 @@ class FeatureChunk:
 
 
 class _WorkerFailed:
-    def __init__(self, text: str) -> None:
+    """The worker's error: a `FraudstreamError`'s message (bad input: one line for the user), or the
+    traceback of anything else (a bug)."""
+
+    def __init__(self, text: str, expected: bool) -> None:
         self.text = text
+        self.expected = expected
 
 
 def feature_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_delay: timedelta,
@@ -108,8 +112,10 @@ def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, 
             for chunk in feature_chunks(records, engine, delay):
                 queue.put(chunk)
         queue.put(None)
+    except FraudstreamError as exc:  # bad input (a row of the file): the parent raises it as it is
+        queue.put(_WorkerFailed(str(exc), expected=True))
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises
-        queue.put(_WorkerFailed(traceback.format_exc()))
+        queue.put(_WorkerFailed(traceback.format_exc(), expected=False))
 
 
 def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_delay: timedelta) -> Iterator[FeatureChunk]:
@@ -126,7 +132,7 @@ def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_dela
             if item is None:
                 break
             if isinstance(item, _WorkerFailed):
-                raise FraudstreamError(f"backtest feature worker failed:\n{item.text}")
+                raise FraudstreamError(item.text if item.expected else f"backtest feature worker failed:\n{item.text}")
             yield item
     finally:
         if worker.is_alive():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import random
 from datetime import date, datetime, timedelta, timezone
@@ -145,6 +146,26 @@ def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-05-01", "--eval-end",
                                        "2018-04-01", "--no-progress"])
     assert result.exit_code != 0 and "before --eval-start" in result.output
+    result = CliRunner().invoke(main, ["backtest", str(path), "--report", str(tmp_path / "no" / "r.html"),
+                                       "--no-progress"])  # refused before the replay, not after it
+    assert result.exit_code == 2 and "--report" in result.output and "no such directory" in result.output
+
+
+def test_cli_reports_a_bad_row_or_a_truncated_file_in_one_line(tmp_path: Path) -> None:
+    """The feature worker's input errors reach the user as the readers' one-line messages."""
+    good = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
+    lines = good.read_text().splitlines()
+    row = lines[5].split(",")
+    row[4] = "abc"  # TX_AMOUNT
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines[:5] + [",".join(row)] + lines[6:]) + "\n")
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(good.read_bytes())[:-40])
+    for path, message in ((bad, "bad.csv:6: amount 'abc' is not a number"), (truncated, "cut.csv.gz: cannot read")):
+        for progress in ("--progress", "--no-progress"):
+            result = CliRunner().invoke(main, ["backtest", str(path), progress])
+            assert result.exit_code == 1 and message in result.output, result.output
+            assert "Traceback" not in result.output and "worker failed" not in result.output
 
 
 @pytest.mark.services

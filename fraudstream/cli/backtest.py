@@ -38,7 +38,7 @@ def count_rows(path: Path) -> int | None:
                 last = chunk[-1:]
         lines += last != b"\n"
         return lines + (1 if first.lstrip().startswith(b"{") else 0)
-    except OSError:
+    except (OSError, EOFError):  # unreadable or truncated: the reader reports it
         return None
 
 
@@ -94,6 +94,10 @@ def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: s
     from fraudstream.models import zoo
 
     zoo.make_model(options.model, options.seed)  # unknown names fail before any reading
+    for option, path in (("--json", json_out), ("--scores", scores_out), ("--report", report_out),
+                         ("--save-model", model_out)):
+        if path is not None and not path.resolve().parent.is_dir():  # not after a replay of many minutes
+            raise click.BadParameter(f"{path}: no such directory", param_hint=option)
     engine = FeatureEngine(_store(settings, redis_url), FeatureConfig.from_settings(settings))
     if progress:
         result = _with_progress(file, options, engine)
