@@ -117,6 +117,36 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field("text", description="text or json.")
 
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str | None) -> str | None:
+        for server in [] if value is None else value.split(","):
+            host, colon, port = server.strip().rpartition(":")
+            if not server.strip() or (colon and (not host or not port.isdigit() or not 0 < int(port) < 65536)):
+                raise ValueError(f"{server.strip()!r} is not host:port (bootstrap servers: host:port,host:port)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"{value!r}: one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError(f"{value!r}: text or json")
+        return value
+
     @field_validator("challengers", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:

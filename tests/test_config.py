@@ -42,3 +42,26 @@ def test_help_shows_env_vars() -> None:
     assert result.exit_code == 0
     assert "[env: FRAUDSTREAM_KAFKA_BOOTSTRAP]" in result.output
     assert "[env: FRAUDSTREAM_REDIS_URL]" in result.output
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "abc:xyz", "'abc:xyz' is not host:port"),
+    ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "k1:9092,", "'' is not host:port"),
+    ("FRAUDSTREAM_REDIS_URL", "localhost:6379", "a Redis URL starts with redis://"),
+    ("FRAUDSTREAM_LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR"),
+    ("FRAUDSTREAM_LOG_FORMAT", "xml", "text or json"),
+])
+def test_malformed_connection_and_log_settings_are_one_line_errors(variable: str, value: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["config"], env={variable: value})
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_well_formed_ones_are_kept() -> None:
+    s = Settings(kafka_bootstrap="k1:9092,[::1]:9093,kafka", redis_url="rediss://:pw@r:6380/1", log_level="debug")
+    assert (s.kafka_bootstrap, s.log_level) == ("k1:9092,[::1]:9093,kafka", "DEBUG")
+
+
+def test_a_redis_that_cannot_be_reached_is_a_one_line_error() -> None:
+    result = CliRunner().invoke(main, ["models"], env={"FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.exit_code == 1 and "cannot reach Redis (FRAUDSTREAM_REDIS_URL)" in result.output, result.output
+    assert "Traceback" not in result.output

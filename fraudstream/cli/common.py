@@ -97,5 +97,34 @@ def handle_errors(func: F) -> F:
         except FraudstreamError as exc:
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
             raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            message = service_error(exc)
+            if message is None:
+                raise
+            logging.getLogger("fraudstream").debug("command failed", exc_info=True)
+            raise click.ClickException(message) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def service_error(exc: BaseException) -> str | None:
+    """A one-line message for a broker or Redis that cannot be reached or refuses a command; None
+    for any other error (a bug: its traceback is shown).
+
+    >>> import redis
+    >>> service_error(redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
+    'cannot reach Redis (FRAUDSTREAM_REDIS_URL): Error 111 connecting to 127.0.0.1:1. Connection refused.'
+    >>> service_error(ValueError("a bug")) is None
+    True
+    """
+    import kafka.errors
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return f"cannot reach Redis (FRAUDSTREAM_REDIS_URL): {exc}"
+    if isinstance(exc, redis.RedisError):
+        return f"Redis refused a command: {exc}"
+    if isinstance(exc, (kafka.errors.KafkaConnectionError, kafka.errors.KafkaTimeoutError,
+                        kafka.errors.BrokerNotAvailableError)):
+        return f"the Kafka broker did not answer (FRAUDSTREAM_KAFKA_BOOTSTRAP): {exc}"
+    return None
