@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         100, ge=0, description="No alerts until the champion has learned from this many labels, one of them a fraud."
     )
     label_delay: timedelta = Field(timedelta(days=7), description="Delay after which a transaction's label is known.")
-    seed: int = Field(42, description="Seed of models and simulators.")
+    seed: int = Field(42, ge=0, lt=2 ** 32, description="Seed of models and simulators.")
     challengers: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Challenger models scored in shadow (comma-separated registry or zoo names)."
     )

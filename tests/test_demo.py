@@ -62,3 +62,33 @@ def test_demo_scores_the_simulated_stream_and_stops_its_servers() -> None:
     # alerts carry the simulation's event times (from 2024-01-01), not the wall clock's
     alert_days = re.findall(r"^(\d{4}-\d\d-\d\d) \S+ ALERT", output, flags=re.M)
     assert alert_days and all(day.startswith("2024-01-0") for day in alert_days), output[-3000:]
+
+
+def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
+    """The consumer would otherwise wait for transactions that never come (until Ctrl-C)."""
+    import threading
+
+    from fraudstream.cli.demo import _ProducerThread
+    from fraudstream.config import Settings
+
+    ready, stop = threading.Event(), threading.Event()
+    ready.set()
+    producer = _ProducerThread(settings=Settings(), count=10, rate=-1.0, seed=1, label_delay=None, stop=stop,
+                               clock="simulated", linger_ms=None, ready=ready)
+    producer.start()
+    producer.join(timeout=30)
+    assert stop.is_set() and "rate must be positive" in str(producer.error)
+
+
+def test_rates_speeds_and_scales_must_be_finite_numbers() -> None:
+    from click.testing import CliRunner
+
+    from fraudstream.cli import main
+
+    for args, message in ((["demo", "--rate", "0"], "'0' is not a finite number > 0"),
+                          (["produce", "--rate", "nan"], "'nan' is not a finite number > 0"),
+                          (["replay", "x.csv", "--speed", "inf"], "'inf' is not a finite number > 0"),
+                          (["record", "--out", "x.csv", "--days", "1", "--fraud-scale", "-1"], "'-1' is not a finite number >= 0"),
+                          (["record", "--out", "x.csv", "--days", "1", "--seed", "-1"], "seed: Input should be greater than or equal to 0")):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)

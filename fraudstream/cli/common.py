@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -19,6 +20,33 @@ from fraudstream.timeutil import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SETTING_PARAMS = "_fraudstream_setting_params"
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number above `minimum` (or at least it, `inclusive`): rates, speeds, scales.
+
+    >>> FiniteFloat(0.0).convert("2.5", None, None)
+    2.5
+    >>> FiniteFloat(0.0).convert("nan", None, None)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.BadParameter: 'nan' is not a finite number > 0.
+    """
+
+    name = "number"
+
+    def __init__(self, minimum: float, inclusive: bool = False) -> None:
+        self.minimum, self.inclusive = minimum, inclusive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < self.minimum or (number == self.minimum and not self.inclusive):
+            bound = f">= {self.minimum:g}" if self.inclusive else f"> {self.minimum:g}"
+            self.fail(f"{value!r} is not a finite number {bound}.", param, ctx)
+        return number
 
 
 def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:

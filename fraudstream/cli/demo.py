@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
 
 if TYPE_CHECKING:
     from fraudstream.stream.consumer import ScoringConsumer
@@ -75,12 +75,13 @@ class _ProducerThread(threading.Thread):
             self.result = run_live(**self.kwargs)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.error = exc
+            self.kwargs["stop"].set()  # the consumer stops too: the demo ends with the error, not idle
 
 
 @click.command()
 @click.option("--transactions", "count", type=int, default=None,
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
-@click.option("--rate", type=float, default=1000.0, show_default=True, help="Simulated transactions per second.")
+@click.option("--rate", type=FiniteFloat(0.0), default=1000.0, show_default=True, help="Simulated transactions per second.")
 @live_clock_options
 @click.option("--plain", is_flag=True, help="Print one line per alert instead of the live dashboard (logs, CI).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
 
 
 @click.command()
 @click.option("--count", type=int, default=None, help="Stop after this many transactions. [default: until Ctrl-C]")
-@click.option("--rate", type=float, default=100.0, show_default=True, help="Transactions per second.")
+@click.option("--rate", type=FiniteFloat(0.0), default=100.0, show_default=True, help="Transactions per second.")
 @settings_option("--seed", "seed", type=int)
 @live_clock_options
 @click.option("--customers", type=int, default=None, help="Simulated customers. [default: the demo world, 1000]")

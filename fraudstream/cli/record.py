@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -18,7 +18,7 @@ from fraudstream.timeutil import parse_time
 @click.option("--terminals", type=int, default=10000, show_default=True, help="Simulated terminals.")
 @settings_option("--seed", "seed", type=int)
 @click.option("--start", default="2024-01-01", show_default=True, help="Event time of the first day (ISO-8601).")
-@click.option("--fraud-scale", type=float, default=1.0, show_default=True,
+@click.option("--fraud-scale", type=FiniteFloat(0.0, inclusive=True), default=1.0, show_default=True,
               help="Multiply every fraud scenario's rate (0 switches all off).")
 @click.option("--disable", "disabled", multiple=True,
               type=click.Choice(["amount_threshold", "compromised_terminal", "compromised_card", "card_testing",

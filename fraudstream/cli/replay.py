@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -26,7 +26,7 @@ def describe(event_time: datetime | None, rate: float, eta: float | None) -> str
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--speed", type=float, default=None, help="Replay X times faster than event time (gaps scaled by 1/X).")
+@click.option("--speed", type=FiniteFloat(0.0), default=None, help="Replay X times faster than event time (gaps scaled by 1/X).")
 @click.option("--as-fast-as-possible", "fast", is_flag=True, help="No pacing (the default when --speed is not given).")
 @settings_option("--label-delay", "label_delay", help="Publish each label this long after its transaction (event time).")
 @click.option("--start", default=None, help="Replay from this event time (ISO-8601); use it to resume.")
