@@ -139,6 +139,7 @@ def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Re
         missing = [name for name in OUR_REQUIRED if name not in header]
         if missing:
             raise InputError(f"{path}:1: header lacks column(s) {', '.join(missing)}")
+        _refuse_unknown([name for name in header if name not in OUR_COLUMNS], path, 1, "column")
         positions = {name: header.index(name) for name in OUR_COLUMNS if name in header}
         return _our_csv_rows(csv.reader(stream), path, len(header), positions)
     raise InputError(f"{path}:1: unrecognised header {first.strip()[:120]!r}; expected our columns "
@@ -201,6 +202,13 @@ def _jsonl_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, 
     return rows()
 
 
+def _refuse_unknown(unknown: list[str], path: Path, line: int, what: str) -> None:
+    """A misspelt name (``isFraud``) would otherwise be dropped without a word, as the wire refuses it."""
+    if unknown:
+        raise InputError(f"{path}:{line}: unknown {what}(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(OUR_COLUMNS)}")
+
+
 def _json_record(text: str, path: Path, line: int) -> Recorded:
     try:
         obj = json.loads(text)
@@ -211,6 +219,7 @@ def _json_record(text: str, path: Path, line: int) -> Recorded:
     missing = [name for name in OUR_REQUIRED if name not in obj]
     if missing:
         raise InputError(f"{path}:{line}: missing field(s) {', '.join(missing)}")
+    _refuse_unknown([name for name in obj if name not in OUR_COLUMNS], path, line, "field")
     try:
         tx = make_transaction(obj["transaction_id"], obj["customer_id"], obj["terminal_id"], obj["amount"],
                               obj["event_time"], obj.get("currency"), obj.get("merchant_category"),

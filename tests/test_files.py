@@ -86,6 +86,9 @@ def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:
         read_recorded(partial)
     with pytest.raises(InputError, match="empty"):
         read_recorded(write(tmp_path, "empty.csv", ""))
+    misspelt = write(tmp_path, "misspelt.csv", "transaction_id,customer_id,terminal_id,amount,event_time,isFraud\n")
+    with pytest.raises(InputError, match=r"misspelt\.csv:1: unknown column\(s\) 'isFraud'; known: .*is_fraud"):
+        read_recorded(misspelt)  # not every label dropped without a word
     with pytest.raises(InputError, match="cannot open"):
         read_recorded(tmp_path / "missing.csv")
 
@@ -123,6 +126,9 @@ def test_jsonl_errors(tmp_path: Path) -> None:
                        "event_time": "2024-01-01T00:00:00Z"})
     with pytest.raises(InputError, match=r"bad\.jsonl:1: missing field\(s\) customer_id, terminal_id, amount, event_time"):
         read_recorded(write(tmp_path, "bad.jsonl", '{"transaction_id": "a"}\n'))
+    misspelt = good[:-1] + ', "isFraud": true}'
+    with pytest.raises(InputError, match=r"misspelt\.jsonl:2: unknown field\(s\) 'isFraud'"):
+        list(read_recorded(write(tmp_path, "misspelt.jsonl", f"{good}\n{misspelt}\n")))
     rows = read_recorded(write(tmp_path, "late.jsonl", f"{good}\n\n{{not json\n"))
     with pytest.raises(InputError, match=r"late\.jsonl:3: not valid JSON"):
         list(rows)
