@@ -122,6 +122,7 @@ def test_migrate_records_moves_the_one_key_per_record_layout(settings: Settings)
     for customer_id, transaction_id, rec in items:
         client.set(f"{prefix}:{{c:{customer_id}}}:r:{transaction_id}", encode_record(rec), px=600_000)
     client.set(f"{prefix}:{{c:c1}}:ev", b"events")  # not a record: left alone
+    client.set(f"{prefix}:{{c:c2}}:r:bad", b"garbage")  # unreadable: logged and left, the others moved
     store = RedisStore(client, prefix=prefix)
     refs = [RecordRef(c, t, rec.t_ms) for c, t, rec in items]
     assert store.peek_records(refs[:3]) == [None] * 3
@@ -131,7 +132,7 @@ def test_migrate_records_moves_the_one_key_per_record_layout(settings: Settings)
     assert result.exit_code == 0, result.output
     assert "moved 1,200 scored records" in result.output
     assert [p[0] for p in store.peek_records(refs) if p is not None] == [rec for _, _, rec in items]
-    assert not list(client.scan_iter(match=f"{prefix}:{{c:*}}:r:*"))
+    assert list(client.scan_iter(match=f"{prefix}:{{c:*}}:r:*")) == [f"{prefix}:{{c:c2}}:r:bad".encode()]
     assert client.get(f"{prefix}:{{c:c1}}:ev") == b"events"
     assert migrate_legacy_records(store.records, client) == 0  # idempotent
     client.close()

@@ -12,6 +12,7 @@ a field costs Valkey far less than a key of its own with a time to live (benchma
 
 from __future__ import annotations
 
+import logging
 import re
 import zlib
 from collections import defaultdict
@@ -25,6 +26,7 @@ from fraudstream.constants import CUSTOMER_TAG, RECORD_SHARDS_CLUSTER, RECORD_TA
 from fraudstream.stream.schema import ScoredRows, StoredRecord, decode_record, encode_record, encode_records
 from fraudstream.stream.state.base import HOUR_MS, RecordRef
 
+log = logging.getLogger(__name__)
 Runner = Callable[[str, list[tuple[list[str], list[Any]]]], list[Any]]
 
 
@@ -129,16 +131,21 @@ def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500
         for key in keys:
             pipe.get(key)
         payloads = pipe.execute()
-        items = []
+        items, done = [], []
         for key, payload in zip(keys, payloads):
-            if payload is None:  # expired or taken meanwhile
-                continue
-            customer_id, transaction_id = key.decode()[len(head):].split(sep, 1)
-            items.append((customer_id, transaction_id, decode_record(payload)))
+            if payload is not None:  # else expired or taken meanwhile
+                try:
+                    record = decode_record(payload)
+                except Exception as exc:  # noqa: BLE001 - any undecodable payload: left where it is, logged
+                    log.warning("scored record %s cannot be read (%s): left in place, not moved", key.decode(), exc)
+                    continue
+                customer_id, transaction_id = key.decode()[len(head):].split(sep, 1)
+                items.append((customer_id, transaction_id, record))
+            done.append(key)
         if items:
             buckets.put(items)
         pipe = client.pipeline(transaction=False)
-        for key in keys:
+        for key in done:
             pipe.delete(key)
         pipe.execute()
         return len(items)
