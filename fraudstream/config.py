@@ -44,7 +44,9 @@ def mask_url(url: str | None) -> str | None:
 class Settings(BaseSettings):
     """Every setting of fraudstream. Environment variable: ``FRAUDSTREAM_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix=constants.ENV_PREFIX, extra="ignore", validate_default=True)
+    # an empty variable is as if unset (`fraudstream config` prints unset values empty)
+    model_config = SettingsConfigDict(env_prefix=constants.ENV_PREFIX, extra="ignore", validate_default=True,
+                                      env_ignore_empty=True)
 
     # --- connections --------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -120,7 +122,9 @@ class Settings(BaseSettings):
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap(cls, value: str | None) -> str | None:
-        for server in [] if value is None else value.split(","):
+        if not value or not value.strip():  # set but empty: unset (the embedded broker)
+            return None
+        for server in value.split(","):
             host, colon, port = server.strip().rpartition(":")
             if not server.strip() or (colon and (not host or not port.isdigit() or not 0 < int(port) < 65536)):
                 raise ValueError(f"{server.strip()!r} is not host:port (bootstrap servers: host:port,host:port)")
@@ -129,7 +133,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+        if not value or not value.strip():  # set but empty: unset (the embedded server)
+            return None
+        if value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
         return value
 

@@ -32,6 +32,24 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     return timedelta(seconds=float(value) * _UNIT_SECONDS[unit or "s"])
 
 
+def format_duration(delta: timedelta) -> str:
+    """The shortest text `parse_duration` reads back as exactly `delta` (milliseconds kept).
+
+    >>> format_duration(timedelta(days=7)), format_duration(timedelta(hours=1)), format_duration(timedelta(seconds=90))
+    ('7d', '1h', '90s')
+    >>> format_duration(timedelta(milliseconds=250)), format_duration(timedelta(0))
+    ('250ms', '0s')
+    """
+    ms = round(delta.total_seconds() * 1000)
+    if ms == 0:
+        return "0s"
+    for unit in ("d", "h", "m", "s"):
+        size = round(_UNIT_SECONDS[unit] * 1000)
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
 def parse_time(text: str) -> datetime:
     """Parse an ISO-8601 date or date-time; naive values are taken as UTC.
 

@@ -65,3 +65,29 @@ def test_a_redis_that_cannot_be_reached_is_a_one_line_error() -> None:
     result = CliRunner().invoke(main, ["models"], env={"FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1 and "cannot reach Redis (FRAUDSTREAM_REDIS_URL)" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_config_output_is_read_back_as_the_same_settings() -> None:
+    """`fraudstream config` prints each value as its variable takes it (durations as 7d, lists comma-separated,
+    unset ones empty), so its lines can be exported as they are."""
+    env = {"FRAUDSTREAM_CHALLENGERS": "logreg,htree", "FRAUDSTREAM_LABEL_DELAY": "36h",
+           "FRAUDSTREAM_MAX_FUTURE_SKEW": "none", "FRAUDSTREAM_ALLOWED_LATENESS": "250ms"}
+    first = CliRunner().invoke(main, ["config"], env=env).output
+    printed = dict(line.split("=", 1) for line in first.splitlines() if not line.startswith("FRAUDSTREAM_MODEL_SIGNING"))
+    assert printed["FRAUDSTREAM_LABEL_DELAY"] == "36h" and printed["FRAUDSTREAM_CHALLENGERS"] == "logreg,htree"
+    assert printed["FRAUDSTREAM_KAFKA_BOOTSTRAP"] == "" and printed["FRAUDSTREAM_MAX_FUTURE_SKEW"] == "none"
+    again = CliRunner().invoke(main, ["config"], env=printed)
+    assert again.exit_code == 0 and again.output == first, again.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["consume", "--max-transactions", "0"], "0 is not in the range x>=1"),
+    (["consume", "--idle-timeout", "-1"], "'-1' is not a finite number > 0"),
+    (["alerts", "--max", "-1"], "-1 is not in the range x>=1"),
+    (["produce", "--customers", "0"], "0 is not in the range x>=1"),
+    (["replay", "README.md", "--start", "2018-04-02", "--end", "2018-04-01"], "2018-04-01 is not after --start"),
+    (["models", "import", "x.fsmodel", "--name", " "], "a model name is not empty"),
+])
+def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -76,6 +76,16 @@ def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_an_output_that_is_the_input_or_in_no_directory_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    write_handbook_csv(scripted_frame(), source)
+    before = source.read_bytes()
+    for out, message in ((source, "is the input FILE"), (tmp_path / "no" / "f.csv", "no such directory")):
+        result = CliRunner().invoke(main, ["features", str(source), "--out", str(out), "--no-progress"])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+    assert source.read_bytes() == before
+
+
 @pytest.mark.data
 def test_command_on_real_data(handbook_csv: Path, tmp_path: Path) -> None:
     df = load_handbook(handbook_csv, days=40, customer_modulo=50)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from
+from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from
 
 if TYPE_CHECKING:
     from fraudstream.models.events import Alert
@@ -25,8 +25,8 @@ def format_alert(alert: Alert) -> str:
 @click.command()
 @click.option("--from-beginning", is_flag=True, help="Start at the first alert instead of new ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
-@click.option("--max", "max_alerts", type=int, default=None, help="Exit after this many alerts.")
-@click.option("--timeout", type=float, default=None, help="Exit after this many seconds without an alert.")
+@click.option("--max", "max_alerts", type=click.IntRange(min=1), default=None, help="Exit after this many alerts.")
+@click.option("--timeout", type=FiniteFloat(0.0), default=None, help="Exit after this many seconds without an alert.")
 @click.option("--min-score", type=float, default=None, help="Only alerts with at least this score.")
 @click.option("--customer", default=None, help="Only alerts of this customer id.")
 @click.pass_context

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import click
 from pydantic import SecretStr
 
 from fraudstream.config import Settings
 from fraudstream.constants import ENV_PREFIX
+from fraudstream.timeutil import format_duration
+
+
+def env_value(name: str, value: Any) -> str:
+    """A setting's value as its FRAUDSTREAM_* variable reads it back.
+
+    >>> env_value("label_delay", timedelta(days=7)), env_value("challengers", ("logreg", "htree"))
+    ('7d', 'logreg,htree')
+    >>> env_value("max_future_skew", None), env_value("kafka_bootstrap", None), env_value("redis_cluster", False)
+    ('none', '', 'false')
+    """
+    if value is None:
+        return "none" if name == "max_future_skew" else ""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def reference_table() -> str:
@@ -18,7 +41,7 @@ def reference_table() -> str:
     lines = ["| setting | env var | default | description |", "|---|---|---|---|"]
     for name, info in Settings.model_fields.items():
         default = info.default
-        shown = "" if default is None else str(default)
+        shown = "" if default is None else "**********" if isinstance(default, SecretStr) else env_value(name, default)
         lines.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown and f'`{shown}`'} | {info.description or ''} |")
     return "\n".join(lines)
 
@@ -36,4 +59,4 @@ def config(ctx: click.Context, markdown: bool) -> None:
         value = settings.redis_url_masked() if name == "redis_url" else getattr(settings, name)
         if isinstance(value, SecretStr):
             value = "**********"
-        click.echo(f"{ENV_PREFIX}{name.upper()}={'' if value is None else value}")
+        click.echo(f"{ENV_PREFIX}{name.upper()}={env_value(name, value)}")

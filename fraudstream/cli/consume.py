@@ -7,15 +7,15 @@ import json
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
 
 
 @click.command()
 @settings_option("--group", "group_id")
 @settings_option("--model", "model")
 @settings_option("--threshold", "alert_threshold", type=float)
-@click.option("--max-transactions", type=int, default=None, help="Stop after this many transactions.")
-@click.option("--idle-timeout", type=float, default=None, help="Stop after this many seconds without records.")
+@click.option("--max-transactions", type=click.IntRange(min=1), default=None, help="Stop after this many transactions.")
+@click.option("--idle-timeout", type=FiniteFloat(0.0), default=None, help="Stop after this many seconds without records.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while running.")
 @click.pass_context

@@ -101,6 +101,10 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
 
     settings = settings_from(ctx, **overrides)
     target = Path(out)
+    if target.resolve() == Path(file).resolve():
+        raise click.BadParameter(f"{out} is the input FILE: write the features to another file", param_hint="--out")
+    if not target.resolve().parent.is_dir():
+        raise click.BadParameter(f"{out}: no such directory", param_hint="--out")
     partial = target.with_name(target.name + ".part")
     engine = FeatureEngine(MemoryStore(windows_for(settings)))
     records = read_recorded(file)  # checks the header before anything is written

@@ -26,6 +26,13 @@ def _registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
     return settings, registry_for(settings)
 
 
+def _name(value: str | None) -> str | None:
+    """A registry name given on the command line: not empty, no surrounding blanks."""
+    if value is not None and (not value.strip() or value != value.strip()):
+        raise click.BadParameter(f"{value!r}: a model name is not empty and has no surrounding blanks")
+    return value
+
+
 def format_age(seconds: float) -> str:
     """A short age.
 
@@ -156,7 +163,8 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
 
 @models.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", default=None, help="Registry name (default: the name stored in the file).")
+@click.option("--name", type=click.STRING, callback=lambda ctx, param, value: _name(value), default=None,
+              help="Registry name (default: the name stored in the file).")
 @click.option("--challenger/--inactive", default=True, show_default=True,
               help="Score it in shadow and let it learn live, or only store it.")
 @click.option("--promote", "make_champion", is_flag=True, help="Make it the champion right away.")

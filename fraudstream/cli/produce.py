@@ -16,8 +16,8 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_option
 @click.option("--rate", type=FiniteFloat(0.0), default=100.0, show_default=True, help="Transactions per second.")
 @settings_option("--seed", "seed", type=int)
 @live_clock_options
-@click.option("--customers", type=int, default=None, help="Simulated customers. [default: the demo world, 1000]")
-@click.option("--terminals", type=int, default=None, help="Simulated terminals. [default: the demo world, 2000]")
+@click.option("--customers", type=click.IntRange(min=1), default=None, help="Simulated customers. [default: the demo world, 1000]")
+@click.option("--terminals", type=click.IntRange(min=1), default=None, help="Simulated terminals. [default: the demo world, 2000]")
 @click.pass_context
 @handle_errors
 def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str | None, clock: str,

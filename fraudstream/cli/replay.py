@@ -54,6 +54,8 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     settings = settings_from(ctx, **overrides)
     begin = parse_time(start) if start else None
     finish = parse_time(end) if end else None
+    if begin is not None and finish is not None and finish <= begin:
+        raise click.BadParameter(f"{end} is not after --start {start}", param_hint="--end")
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), disable=no_progress, transient=False)
