@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from fraudstream.config import Settings
-from fraudstream.errors import ConfigError
+from fraudstream.errors import ConfigError, InputError
 from fraudstream.producer.files import Recorded, read_recorded
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.wire import label_json_for
@@ -113,6 +113,16 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
             publisher.close()
         else:
             publisher.flush()
+    except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
+        if stats.event_time is None:
+            _close_after_failure(publisher, own_publisher)
+            raise
+        _send_labels(pending, publisher, stats, before=stats.event_time)  # what a resumed replay will not send
+        _close_after_failure(publisher, own_publisher)
+        at = stats.event_time.isoformat()
+        raise InputError(f"{exc}; published {stats.transactions:,} transactions (up to {at}) and {stats.labels:,} "
+                         f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
+                         "that moment are sent again, which the consumers recognise)") from None
     except BaseException:
         if own_publisher:
             try:
@@ -127,6 +137,16 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
              stats.labels, path, stats.seconds, stats.rate,
              f"; stopped, resume with --start {stats.resume_from.isoformat()}" if stats.resume_from else "")
     return stats
+
+
+def _close_after_failure(publisher: Publisher, own: bool) -> None:
+    try:
+        if own:
+            publisher.close()
+        else:
+            publisher.flush()
+    except Exception:  # noqa: BLE001 - the original error matters more
+        log.exception("could not flush after a failed replay")
 
 
 def _pending_label(rec: Recorded, delay: timedelta) -> PendingLabel:

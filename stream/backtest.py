@@ -72,6 +72,7 @@ class Replay:
     labels: array = field(default_factory=lambda: array("b"))
     scores: array = field(default_factory=lambda: array("d"))
     n_unlabelled: int = 0
+    unlabelled_days: array = field(default_factory=lambda: array("l"))  # the UTC day of each unlabelled one
     n_conflicts: int = 0  # transaction ids reused with other content: not scored
     n_labels_learned: int = 0
     n_frauds_learned: int = 0
@@ -112,6 +113,7 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
         label = labels_for(rec, label_delay)
         if label is None:
             out.n_unlabelled += 1
+            out.unlabelled_days.append((now - epoch).days)
         else:
             pending.append(label)
         ids_append(tx.transaction_id)
@@ -204,6 +206,11 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any) -> BacktestResul
     if end < start:
         raise ConfigError(f"evaluation window {start}..{end} is empty (the data ends {_day(int(days[-1]))})")
     s, e = metrics.day_number(start), metrics.day_number(end)
+    unknown = sum(s <= day <= e for day in run.unlabelled_days)
+    if unknown:
+        raise ConfigError(f"{unknown:,} transactions of the evaluation window {start}..{end} have no label (is_fraud): "
+                          "the metrics would count them as genuine; backtest a file with labels (our is_fraud, the "
+                          "handbook's TX_FRAUD) or a window whose transactions all have one")
     labels = np.frombuffer(run.labels, dtype=np.int8)
     scores = np.frombuffer(run.scores, dtype=np.float64)
     customers = np.asarray(run.customer_ids)

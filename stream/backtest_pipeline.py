@@ -170,6 +170,7 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
             deferred.score(x)
             if report < 0:
                 out.n_unlabelled += 1
+                out.unlabelled_days.append(t // day_us)
             else:
                 pending.append((report, x, bool(fraud)))
             out.transaction_ids.append(txid)

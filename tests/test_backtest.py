@@ -151,6 +151,20 @@ def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--report" in result.output and "no such directory" in result.output
 
 
+def test_a_window_with_unlabelled_transactions_is_refused_not_scored_as_genuine(tmp_path: Path) -> None:
+    handbook = write_handbook_csv(tmp_path / "hb.csv", days=40, customers=5)
+    ours = tmp_path / "ours.csv"  # our format, without the is_fraud column
+    with handbook.open() as f, ours.open("w") as out:
+        out.write("transaction_id,customer_id,terminal_id,amount,event_time\n")
+        for row in csv.DictReader(f):
+            out.write(f"{row['TRANSACTION_ID']},{row['CUSTOMER_ID']},{row['TERMINAL_ID']},{row['TX_AMOUNT']},"
+                      f"{row['TX_DATETIME']}Z\n")
+    result = CliRunner().invoke(main, ["backtest", str(ours), "--no-progress"])
+    assert result.exit_code == 1 and "have no label (is_fraud)" in result.output, result.output
+    labelled = CliRunner().invoke(main, ["backtest", str(handbook), "--no-progress"])
+    assert labelled.exit_code == 0, labelled.output
+
+
 def test_cli_reports_a_bad_row_or_a_truncated_file_in_one_line(tmp_path: Path) -> None:
     """The feature worker's input errors reach the user as the readers' one-line messages."""
     good = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)

@@ -99,6 +99,27 @@ def test_broken_files(settings: Settings, tmp_path: Path) -> None:
         replay(settings, bad_header)
 
 
+@pytest.mark.services
+def test_a_bad_row_says_where_to_resume_and_nothing_is_lost(settings: Settings, tmp_path: Path) -> None:
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    path = our_csv(tmp_path / "bad.csv", rows=60, step=timedelta(minutes=1))
+    good = path.read_text()
+    lines = good.splitlines(keepends=True)
+    lines[41] = lines[41].replace(".25,", ".25x,")  # tx40
+    path.write_text("".join(lines))
+    with pytest.raises(InputError, match=r"bad\.csv:42: amount .*published 40 transactions \(up to "
+                                         r"2024-05-01T00:39:00\+00:00\) and 30 labels: .* --start 2024-05-01T00:39:00"):
+        replay(settings, path, label_delay=timedelta(minutes=10))
+    path.write_text(good)  # fixed
+    replay(settings, path, label_delay=timedelta(minutes=10), start=T0 + timedelta(minutes=39))
+    txs = [Transaction.model_validate_json(r.value).transaction_id
+           for r in read_topic(settings, settings.topic_transactions, expect=61)]
+    labels = [Label.model_validate_json(r.value).transaction_id
+              for r in read_topic(settings, settings.topic_labels, expect=61)]
+    assert sorted(txs) == sorted([f"tx{i}" for i in range(60)] + ["tx39"])  # the moment resumed at: again
+    assert sorted(labels) == sorted([f"tx{i}" for i in range(60)] + ["tx29"])  # reported at that moment
+
+
 class StopAfter(Publisher):
     """Sets `stop` after a number of transactions, like a Ctrl-C in the middle of a replay."""
 
