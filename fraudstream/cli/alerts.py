@@ -27,7 +27,7 @@ def format_alert(alert: Alert) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
 @click.option("--max", "max_alerts", type=click.IntRange(min=1), default=None, help="Exit after this many alerts.")
 @click.option("--timeout", type=FiniteFloat(0.0), default=None, help="Exit after this many seconds without an alert.")
-@click.option("--min-score", type=float, default=None, help="Only alerts with at least this score.")
+@click.option("--min-score", type=FiniteFloat(0.0, inclusive=True, maximum=1.0), default=None, help="Only alerts with at least this score.")
 @click.option("--customer", default=None, help="Only alerts of this customer id.")
 @click.pass_context
 @handle_errors

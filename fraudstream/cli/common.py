@@ -23,7 +23,8 @@ _SETTING_PARAMS = "_fraudstream_setting_params"
 
 
 class FiniteFloat(click.ParamType):
-    """A finite number above `minimum` (or at least it, `inclusive`): rates, speeds, scales.
+    """A finite number above `minimum` (or at least it, `inclusive`), at most `maximum`: rates, speeds,
+    scales, scores.
 
     >>> FiniteFloat(0.0).convert("2.5", None, None)
     2.5
@@ -35,16 +36,18 @@ class FiniteFloat(click.ParamType):
 
     name = "number"
 
-    def __init__(self, minimum: float, inclusive: bool = False) -> None:
-        self.minimum, self.inclusive = minimum, inclusive
+    def __init__(self, minimum: float, inclusive: bool = False, maximum: float = math.inf) -> None:
+        self.minimum, self.inclusive, self.maximum = minimum, inclusive, maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
             number = float(value)
         except (TypeError, ValueError):
             number = math.nan
-        if not math.isfinite(number) or number < self.minimum or (number == self.minimum and not self.inclusive):
+        if (not math.isfinite(number) or number < self.minimum or (number == self.minimum and not self.inclusive)
+                or number > self.maximum):
             bound = f">= {self.minimum:g}" if self.inclusive else f"> {self.minimum:g}"
+            bound += f" and <= {self.maximum:g}" if math.isfinite(self.maximum) else ""
             self.fail(f"{value!r} is not a finite number {bound}.", param, ctx)
         return number
 

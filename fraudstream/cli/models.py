@@ -152,6 +152,8 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
     """Write a signed checkpoint of NAME to FILE (the format of `backtest --save-model`)."""
     from fraudstream.models import checkpoint
 
+    if not file.resolve().parent.is_dir():
+        raise click.BadParameter(f"{file}: no such directory", param_hint="FILE")
     _, registry = _registry(ctx)
     blob = registry.blob(name, version)
     info, _ = checkpoint.verify(blob, registry.signing_key)
