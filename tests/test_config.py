@@ -89,6 +89,7 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["models", "import", "x.fsmodel", "--name", " "], "a model name is not empty"),
     (["models", "export", "gbt_window", "no/such/dir/x.fsmodel"], "no such directory"),
     (["alerts", "--min-score", "nan"], "'nan' is not a finite number >= 0 and <= 1"),
+    (["record", "--days", "3", "--start", "2199-12-30", "--out", "x.csv"], "leaves the event times every reader accepts"),
 ])
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})

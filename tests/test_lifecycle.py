@@ -204,6 +204,8 @@ def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     again = checkpoint.load_file(out, settings.model_signing_key.get_secret_value())
     assert [zoo.score_one(again.model, x) for x in PROBES] == [zoo.score_one(model, x) for x in PROBES]
+    result = runner.invoke(main, ["models", "import", str(path)], env=env)  # a new version of the champion
+    assert result.exit_code == 0 and "as logreg v" in result.output and result.output.strip().endswith(", champion")
     listing = runner.invoke(main, ["models", "list", "--json"], env=env)
     assert listing.exit_code == 0, listing.output
     assert {"bt", "logreg"} <= {row["name"] for row in __import__("json").loads(listing.output)["models"]}

@@ -190,7 +190,8 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         registry.promote(info.name)
     elif challenger:
         registry.add_challengers([info.name])
-    role = "champion" if make_champion else "challenger" if challenger else "inactive"
+    champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
+    role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), {role}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -40,10 +41,16 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     from fraudstream.producer.scenarios import FraudRates
     from fraudstream.producer.simulator import SimulatorConfig
 
+    from fraudstream.models.events import MAX_EVENT_TIME, MIN_EVENT_TIME
+
     settings = settings_from(ctx, **overrides)
+    first = parse_time(start)
+    if not MIN_EVENT_TIME <= first <= MAX_EVENT_TIME - timedelta(days=days):
+        raise click.BadParameter(f"{start} + {days} days leaves the event times every reader accepts "
+                                 f"({MIN_EVENT_TIME.year}..{MAX_EVENT_TIME.year})", param_hint="--start")
     rates = FraudRates().scaled(fraud_scale).without(*disabled)
     config = replace(SimulatorConfig(), customers=customers, terminals=terminals, seed=settings.seed,
-                     start=parse_time(start), rates=rates, report_share=report_share)
+                     start=first, rates=rates, report_share=report_share)
     summary = _record_with_progress(out, days, config, enabled=progress)
     click.echo("recorded " + json.dumps({
         "file": out, "transactions": summary.rows, "frauds": summary.frauds,
