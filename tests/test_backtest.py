@@ -184,6 +184,12 @@ def test_cli_reports_a_bad_row_or_a_truncated_file_in_one_line(tmp_path: Path) -
 
 @pytest.mark.services
 def test_redis_state_gives_the_same_scores_as_memory(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    scripts_before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    live_key = f"{settings.redis_key_prefix}:{{c:a-live-customer}}:ev"  # the live consumers' state: left alone
+    client.set(live_key, b"live")
     path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=15)
     outs = []
     for extra in ([], ["--redis", settings.redis_url]):
@@ -194,11 +200,10 @@ def test_redis_state_gives_the_same_scores_as_memory(tmp_path: Path, settings) -
         assert result.exit_code == 0, result.output
         outs.append(target.read_text())
     assert outs[0] == outs[1] and outs[0].count("\n") > 300
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url)
-    try:  # the second run really kept its state in Redis
-        assert any(True for _ in client.scan_iter(match=f"{settings.redis_key_prefix}*", count=1000))
+    try:  # the second run really kept its state in Redis (its feature scripts ran), under a prefix of its own
+        assert client.info("commandstats")["cmdstat_evalsha"]["calls"] - scripts_before > 10
+        assert list(client.scan_iter(match=f"{settings.redis_key_prefix}*", count=1000)) == [live_key.encode()]
+        assert client.get(live_key) == b"live"
     finally:
         client.close()
 

@@ -60,7 +60,7 @@ def _json_safe(value: Any) -> Any:
 @settings_option("--model", "model")
 @settings_option("--seed", "seed", type=int)
 @settings_option("--threshold", "alert_threshold", type=float)
-@click.option("--redis", "redis_url", default=None, help="Keep feature state in this Redis instead of in memory.")
+@click.option("--redis", "redis_url", default=None, help="Keep feature state in this Redis instead of in memory (under a key prefix of its own, deleted after the run).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures as JSON.")
 @click.option("--scores", "scores_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write transaction_id,score for every transaction of the evaluation window.")
@@ -98,11 +98,16 @@ def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: s
                          ("--save-model", model_out)):
         if path is not None and not path.resolve().parent.is_dir():  # not after a replay of many minutes
             raise click.BadParameter(f"{path}: no such directory", param_hint=option)
-    engine = FeatureEngine(_store(settings, redis_url), FeatureConfig.from_settings(settings))
-    if progress:
-        result = _with_progress(file, options, engine)
-    else:
-        result = run_backtest(file, options, engine)
+    store = _store(settings, redis_url)
+    engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
+    try:
+        if progress:
+            result = _with_progress(file, options, engine)
+        else:
+            result = run_backtest(file, options, engine)
+    finally:
+        if redis_url is not None:
+            _drop_state(store)
     summary = _json_safe(result.summary())
     if json_out:
         json_out.write_text(json.dumps(summary, indent=2) + "\n")
@@ -121,9 +126,26 @@ def _store(settings: Any, redis_url: str | None) -> Any:
 
     if redis_url is None:
         return MemoryStore(windows_for(settings))
+    import uuid
+
     from fraudstream.cli.common import load_settings
 
-    return open_redis_store(load_settings({"redis_url": redis_url}, base=settings), windows_for(settings))
+    # a key prefix of its own, never the live consumers' state (deleted after the run, `_drop_state`)
+    prefix = f"{settings.redis_key_prefix}:backtest:{uuid.uuid4().hex[:8]}"
+    log.info("feature state in Redis under the key prefix %s, deleted after the backtest", prefix)
+    return open_redis_store(load_settings({"redis_url": redis_url, "redis_key_prefix": prefix}, base=settings),
+                            windows_for(settings))
+
+
+def _drop_state(store: Any) -> None:
+    """Delete every key of a backtest's Redis store (its prefix is its own)."""
+    from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
+
+    for keys in scanned_in_chunks(store.client, f"{glob_escaped(store.prefix)}:*", 1000):
+        pipe = store.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.delete(key)
+        pipe.execute()
 
 
 def _with_progress(file: Path, options: Any, engine: Any) -> Any:
