@@ -71,12 +71,15 @@ class Replay:
     days: array = field(default_factory=lambda: array("l"))
     labels: array = field(default_factory=lambda: array("b"))
     scores: array = field(default_factory=lambda: array("d"))
-    n_unlabelled: int = 0
     unlabelled_days: array = field(default_factory=lambda: array("l"))  # the UTC day of each unlabelled one
     n_conflicts: int = 0  # transaction ids reused with other content: not scored
     n_labels_learned: int = 0
     n_frauds_learned: int = 0
     elapsed_s: float = 0.0
+
+    @property
+    def n_unlabelled(self) -> int:
+        return len(self.unlabelled_days)
 
 
 def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model_name: str,
@@ -112,7 +115,6 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
         record_scored([tx], [x], [{model_name: score}])
         label = labels_for(rec, label_delay)
         if label is None:
-            out.n_unlabelled += 1
             out.unlabelled_days.append((now - epoch).days)
         else:
             pending.append(label)

@@ -169,7 +169,6 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
                 continue
             deferred.score(x)
             if report < 0:
-                out.n_unlabelled += 1
                 out.unlabelled_days.append(t // day_us)
             else:
                 pending.append((report, x, bool(fraud)))

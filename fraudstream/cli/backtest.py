@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import handle_errors, require_directory, settings_from, settings_option
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,8 @@ def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: s
     zoo.make_model(options.model, options.seed)  # unknown names fail before any reading
     for option, path in (("--json", json_out), ("--scores", scores_out), ("--report", report_out),
                          ("--save-model", model_out)):
-        if path is not None and not path.resolve().parent.is_dir():  # not after a replay of many minutes
-            raise click.BadParameter(f"{path}: no such directory", param_hint=option)
+        if path is not None:  # not after a replay of many minutes
+            require_directory(path, option)
     store = _store(settings, redis_url)
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     try:

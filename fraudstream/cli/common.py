@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -50,6 +51,12 @@ class FiniteFloat(click.ParamType):
             bound += f" and <= {self.maximum:g}" if math.isfinite(self.maximum) else ""
             self.fail(f"{value!r} is not a finite number {bound}.", param, ctx)
         return number
+
+
+def require_directory(path: Path, param_hint: str) -> None:
+    """A `click.BadParameter` now, before any work, for an output file whose directory does not exist."""
+    if not path.resolve().parent.is_dir():
+        raise click.BadParameter(f"{path}: no such directory", param_hint=param_hint)
 
 
 def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import handle_errors, require_directory, settings_from, settings_option
 from fraudstream.models.events import Label, Transaction
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,7 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
     target = Path(out)
     if target.resolve() == Path(file).resolve():
         raise click.BadParameter(f"{out} is the input FILE: write the features to another file", param_hint="--out")
-    if not target.resolve().parent.is_dir():
-        raise click.BadParameter(f"{out}: no such directory", param_hint="--out")
+    require_directory(target, "--out")
     partial = target.with_name(target.name + ".part")
     engine = FeatureEngine(MemoryStore(windows_for(settings)))
     records = read_recorded(file)  # checks the header before anything is written

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from
+from fraudstream.cli.common import handle_errors, require_directory, settings_from
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
@@ -152,8 +152,7 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
     """Write a signed checkpoint of NAME to FILE (the format of `backtest --save-model`)."""
     from fraudstream.models import checkpoint
 
-    if not file.resolve().parent.is_dir():
-        raise click.BadParameter(f"{file}: no such directory", param_hint="FILE")
+    require_directory(file, "FILE")
     _, registry = _registry(ctx)
     blob = registry.blob(name, version)
     info, _ = checkpoint.verify(blob, registry.signing_key)
