@@ -289,7 +289,7 @@ def main() -> None:
               f"records per poll) on the same backlog: {cli.summary['processed']:,} transactions, "
               f"{cli.summary['labels_learned']:,} labels learned, {cli.summary['throughput_tps']:,.0f} tx/s; "
               f"max RSS {cli.max_rss_mb:,.0f} MB")
-        print(f"this process's max RSS: {rss_mb:,.0f} MB (the consumer above and the rows it publishes)", flush=True)
+        print(f"this process's max RSS: {rss_mb:,.0f} MB (its own consumer and the rows it publishes)", flush=True)
     memory = None
     if args.memory_days > 0 and DATA.exists():  # after the servers above have stopped
         memory = measure(args.memory_days)
