@@ -53,6 +53,12 @@ POLL_ALL_RECORDS = 1_000_000
 # while one completes: with 200 ms, about one poll a second slept 100 ms with records waiting (the
 # p99 latency at 2,000 tx/s was ~120 ms); now such a sleep is at most this long.
 IDLE_POLL_MS = 20
+# How long a poll may wait while a group join is in progress (no records come before it ends).
+# kafka-python 3.0.12 throws away a join that completes while no poll is waiting for it: the next
+# poll finds the join's task done and sends a new JoinGroup, another rebalance (~3 s with Tansu).
+# With the idle poll's 20 ms, 15 of 52 starts of a consumer took 2 or 3 rounds (6 or 9 s); with
+# 500 ms, 0 of 52 (2026-12-05, `benchmarks/group_join.py`): only the loop's ~1 ms between polls is left.
+JOIN_POLL_MS = 500
 # A group join (seen: ~3-6 s) is not idle time for `run(idle_timeout=...)`, for at most this long: a
 # group that never forms again (seen with Tansu when a member leaves mid-join) must not keep an
 # idle-timeout consumer running for ever.
@@ -113,7 +119,8 @@ class ScoringConsumer:
         while not self.stop.is_set():
             # wait for records only when the last round had nothing to do
             waiting = ready or self.batches.ahead is not None
-            polled = self.consumer.poll(timeout_ms=0 if waiting else IDLE_POLL_MS, max_records=POLL_ALL_RECORDS)
+            timeout_ms = 0 if waiting else JOIN_POLL_MS if self._joining() else IDLE_POLL_MS
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=POLL_ALL_RECORDS)
             for records in polled.values():
                 self.aligner.add(records)
             ready, prepared = self.batches.take(limit)  # a batch taken ahead comes first
@@ -147,6 +154,11 @@ class ScoringConsumer:
                 log.info("idle for %.0f s, stopping", idle_timeout)
                 break
         return self.stats
+
+    def _joining(self) -> bool:
+        """A group join is in progress: partitions were revoked and none assigned since, or none
+        were ever assigned."""
+        return self.rebalance_since is not None or not self.consumer.assignment()
 
     def _rebalancing(self) -> bool:
         """A rebalance is in progress, and not for longer than `MAX_REBALANCE_WAIT_S`."""
