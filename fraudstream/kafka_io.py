@@ -9,6 +9,9 @@ Tansu workarounds (kept here and nowhere else):
   `end_offsets()` only before the first fetch.
 - Tansu 0.6 keeps a group leader that leaves while its group re-forms as the leader, so the group
   never forms again; `close_group_consumer()` leaves only a formed group (see there).
+
+kafka-python 3.0.12 throws away a group join that completes between two polls: `make_consumer`
+mends each consumer's coordinator with `fraudstream.kafka_join.keep_completed_joins`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ except ImportError:  # pragma: no cover - kafka-python 2.x
 
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
+from fraudstream.kafka_join import keep_completed_joins
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
     }
     config.update(overrides)
     consumer = KafkaConsumer(**client_config(settings), **config)
+    keep_completed_joins(consumer)  # kafka-python 3.0.12 would throw some joins away (see there)
     if topics:
         consumer.subscribe(list(topics))
     return consumer

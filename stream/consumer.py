@@ -53,11 +53,11 @@ POLL_ALL_RECORDS = 1_000_000
 # while one completes: with 200 ms, about one poll a second slept 100 ms with records waiting (the
 # p99 latency at 2,000 tx/s was ~120 ms); now such a sleep is at most this long.
 IDLE_POLL_MS = 20
-# How long a poll may wait while a group join is in progress (no records come before it ends).
-# kafka-python 3.0.12 throws away a join that completes while no poll is waiting for it: the next
-# poll finds the join's task done and sends a new JoinGroup, another rebalance (~3 s with Tansu).
-# With the idle poll's 20 ms, 15 of 52 starts of a consumer took 2 or 3 rounds (6 or 9 s); with
-# 500 ms, 0 of 52 (2026-12-05, `benchmarks/group_join.py`): only the loop's ~1 ms between polls is left.
+# How long a poll may wait while a group join is in progress (no records come before it ends):
+# a join takes a few polls instead of ~150 (each a round trip to kafka-python's IO thread), and
+# without `fraudstream.kafka_join`'s mend (kafka-python other than 3.0.12) a join that completes
+# between two polls is rarely thrown away: the first join of 15 of 52 starts took 2 or 3 rounds
+# (6 or 9 s) with the idle poll's 20 ms, 0 of 52 with 500 ms (2026-12-05, `benchmarks/group_join.py`).
 JOIN_POLL_MS = 500
 # A group join (seen: ~3-6 s) is not idle time for `run(idle_timeout=...)`, for at most this long: a
 # group that never forms again (seen with Tansu when a member leaves mid-join) must not keep an

@@ -214,10 +214,9 @@ def test_a_group_join_that_never_ends_stops_counting_as_activity(settings: Setti
 
 
 def test_polls_wait_long_while_the_group_join_is_in_progress(settings: Settings) -> None:
-    """kafka-python 3.0.12 throws away a join that completes while no poll is waiting for it and
-    joins again (another rebalance, ~3 s: a start took 6 or 9 s in 15 of 52 starts with the idle
-    poll's 20 ms; `benchmarks/group_join.py`). Until partitions are assigned the loop polls with
-    `JOIN_POLL_MS`; once they are, an idle poll is short again (latency of the next records)."""
+    """Until partitions are assigned the loop polls with `JOIN_POLL_MS` (few polls during a join,
+    and, without `fraudstream.kafka_join`'s mend, few moments in which a completed join is thrown
+    away); once they are, an idle poll is short again (latency of the next records)."""
     from fraudstream.stream.consumer import IDLE_POLL_MS, JOIN_POLL_MS
 
     ensure_topics(settings)
