@@ -24,11 +24,6 @@ from typing import Any
 import kafka
 from kafka import KafkaConsumer
 
-try:
-    from kafka.structs import MemberState
-except ImportError:  # pragma: no cover - kafka-python 2.x
-    from kafka.coordinator.base import MemberState  # type: ignore[no-redef]
-
 log = logging.getLogger(__name__)
 
 MENDED_VERSIONS = frozenset({"3.0.12"})
@@ -40,6 +35,8 @@ def keep_completed_joins(consumer: KafkaConsumer) -> bool:
     coordinator = getattr(consumer, "_coordinator", None)
     if kafka.__version__ not in MENDED_VERSIONS or coordinator is None or coordinator.group_id is None:
         return False
+    from kafka.structs import MemberState  # where 3.0.12 has it
+
     original = coordinator.join_group_async
 
     async def join_group_async(timeout_ms: Any = None) -> bool:

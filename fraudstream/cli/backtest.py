@@ -142,10 +142,7 @@ def _drop_state(store: Any) -> None:
     from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
 
     for keys in scanned_in_chunks(store.client, f"{glob_escaped(store.prefix)}:*", 1000):
-        pipe = store.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.delete(key)
-        pipe.execute()
+        store.client.delete(*keys)  # a cluster client splits it by hash slot
 
 
 def _with_progress(file: Path, options: Any, engine: Any) -> Any:
