@@ -16,8 +16,13 @@ gaps between fits double up to `refit_every`.
 A fit takes ~0.3-0.9 s (30,000 kept labels, one core: OpenMP is held to one thread, see `_fit`).
 The backtest fits in line (deterministic);
 the live consumer calls `fit_in_background()`, so that its scoring goes on with the previous trees
-while the next ones are fitted in a thread (one at a time; a refit due meanwhile is tried again
-100 labels later), and publishes a checkpoint of it only between fits.
+while the next ones are fitted in a thread, and publishes a checkpoint of it only between fits.
+In the background the fits keep to a share of the time, `max_fit_share`: one at a time, and after
+a fit that took d seconds the next one starts no sooner than d / max_fit_share seconds after that
+one began (a refit due earlier is tried again 100 labels later). At the handbook's traffic a fit is
+due about once a day (10,000 labels) and this never holds one back; a consumer catching up a
+backlog learns thousands of labels a second, and without it fitted trees back to back on a core
+that the broker and Redis share.
 
 >>> import random
 >>> rng = random.Random(0)
@@ -58,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRST_FIT_AT = 100  # labels; then the gap doubles up to refit_every
+_clock = time.monotonic  # of background fits' share of the time (a test replaces it)
 _threadpools: list[ThreadpoolController] = []  # made on first use (it inspects the loaded libraries, ~3 ms)
 
 
@@ -89,6 +95,9 @@ class WindowedBoostedTrees(base.Classifier):
         Of the boosted trees.
     min_frauds
         A fit needs at least this many frauds among the kept labels.
+    max_fit_share
+        Fits in the background (`fit_in_background`) take at most this share of the time (see the
+        module docstring); fits in line keep to the label schedule alone.
     warmup_model
         An online classifier that learns every label and scores until the first fit.
     seed
@@ -97,10 +106,12 @@ class WindowedBoostedTrees(base.Classifier):
 
     def __init__(self, refit_every: int = 10_000, window: int = 280_000, rate: float = 0.1, max_depth: int = 4,
                  max_iter: int = 100, learning_rate: float = 0.1, min_frauds: int = 50,
-                 warmup_model: base.Classifier | None = None, seed: int = 42) -> None:
-        if not 0.0 < rate <= 1.0 or refit_every < 1 or window < refit_every or min_frauds < 1:
-            raise ModelError(f"need 0 < rate <= 1, refit_every >= 1, window >= refit_every and min_frauds >= 1 "
-                             f"(got {rate}, {refit_every}, {window}, {min_frauds})")
+                 max_fit_share: float = 0.1, warmup_model: base.Classifier | None = None, seed: int = 42) -> None:
+        if (not 0.0 < rate <= 1.0 or refit_every < 1 or window < refit_every or min_frauds < 1
+                or not 0.0 < max_fit_share <= 1.0):
+            raise ModelError(f"need 0 < rate <= 1, refit_every >= 1, window >= refit_every, min_frauds >= 1 and "
+                             f"0 < max_fit_share <= 1 (got {rate}, {refit_every}, {window}, {min_frauds}, "
+                             f"{max_fit_share})")
         self.refit_every = refit_every
         self.window = window
         self.rate = rate
@@ -108,6 +119,7 @@ class WindowedBoostedTrees(base.Classifier):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.min_frauds = min_frauds
+        self.max_fit_share = max_fit_share
         self.warmup_model = warmup_model
         self.seed = seed
         self._warmup = None if warmup_model is None else warmup_model.clone()  # the parameter stays a blueprint
@@ -118,6 +130,7 @@ class WindowedBoostedTrees(base.Classifier):
         self._trees: HistGradientBoostingClassifier | None = None
         self._fitting: threading.Thread | None = None
         self._background = False
+        self._fit_not_before = 0.0  # `_clock` time before which no background fit starts
         self._typical: dict[str, float] = {}
         self.n_seen = 0
         self.n_fits = 0
@@ -173,13 +186,14 @@ class WindowedBoostedTrees(base.Classifier):
 
     def _refit(self) -> None:
         self._next_fit = self.n_seen + min(self.refit_every, self.n_seen)  # gaps double up to refit_every
-        if self.fitting:  # try again soon, with these labels and the next ones
-            self._try_again_soon()
-            log.info("a refit is due while the last one still runs: trying again in %d labels", FIRST_FIT_AT)
-            return
         oldest = self.n_seen - self.window
         while self._kept and self._kept[0][0] <= oldest:
             self._kept_frauds -= self._kept.popleft()[2]
+        if self._background and _clock() < self._fit_not_before:  # a fit runs, or the last one's time is not over
+            self._try_again_soon()  # with these labels and the next ones
+            log.debug("a refit is due at %d labels before the last one's share of the time is over: trying again "
+                      "in %d labels", self.n_seen, FIRST_FIT_AT)
+            return
         if self._kept_frauds < self.min_frauds or self._kept_frauds == len(self._kept):
             if self._trees is None:  # not enough frauds yet
                 self._try_again_soon()
@@ -187,6 +201,7 @@ class WindowedBoostedTrees(base.Classifier):
         y = np.fromiter((k[2] for k in self._kept), dtype=bool, count=len(self._kept))
         X = np.stack([k[1] for k in self._kept])
         if self._background:
+            self._fit_not_before = math.inf  # until this fit is done (`_fit_logged`)
             self._fitting = threading.Thread(target=self._fit_logged, args=(X, y), name="gbt-refit", daemon=True)
             self._fitting.start()
         else:
@@ -196,10 +211,13 @@ class WindowedBoostedTrees(base.Classifier):
         self._next_fit = self.n_seen + min(FIRST_FIT_AT, self.refit_every)
 
     def _fit_logged(self, X: np.ndarray, y: np.ndarray) -> None:
+        started = _clock()
         try:
             self._fit(X, y)
         except Exception:  # a thread's exception would go to threading.excepthook only; the old trees stay
             log.exception("background refit on %d labels failed; scoring goes on with the previous trees", len(y))
+        finally:
+            self._fit_not_before = started + (_clock() - started) / self.max_fit_share
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Fit the trees with one OpenMP thread: wherever this runs the other core is busy (the
@@ -260,7 +278,7 @@ class WindowedBoostedTrees(base.Classifier):
     def __getstate__(self) -> dict[str, Any]:
         self.wait_for_fit()  # a checkpoint holds every fit its labels started
         state = self.__dict__.copy()
-        state["_fitting"], state["_background"] = None, False
+        state["_fitting"], state["_background"], state["_fit_not_before"] = None, False, 0.0
         kept = state.pop("_kept")
         n, width = len(kept), len(self._names or ())
         X = np.stack([k[1] for k in kept]) if n else np.empty((0, width), dtype=np.float32)
@@ -275,4 +293,6 @@ class WindowedBoostedTrees(base.Classifier):
         X = np.frombuffer(zlib.decompress(packed), dtype=np.float32).reshape(len(seen), width)
         state["_kept"] = deque(zip(seen.tolist(), X.copy(), y.tolist()))
         state["_kept_frauds"] = int(np.count_nonzero(y))  # checkpoints written before it was kept have none
+        state.setdefault("max_fit_share", 0.1)  # nor these, written before fits kept to a share of the time
+        state.setdefault("_fit_not_before", 0.0)
         self.__dict__.update(state)

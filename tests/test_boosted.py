@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fraudstream.errors import ModelError
-from fraudstream.models import zoo
+from fraudstream.models import boosted, zoo
 from fraudstream.models.boosted import WindowedBoostedTrees
 
 
@@ -135,13 +135,15 @@ def test_rejects_bad_parameters() -> None:
         WindowedBoostedTrees(refit_every=1000, window=10)
     with pytest.raises(ModelError):
         WindowedBoostedTrees(min_frauds=0)
+    with pytest.raises(ModelError):
+        WindowedBoostedTrees(max_fit_share=0.0)
 
 
 def test_background_fits_give_the_scores_of_inline_fits() -> None:
     """The live consumer fits in a thread; once a fit is done, the scores are those of a fit in line,
     and a pickle (a checkpoint) taken while it runs waits for it."""
     inline = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=20)
-    live = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, seed=20)
+    live = WindowedBoostedTrees(refit_every=1000, window=4000, min_frauds=10, max_fit_share=1.0, seed=20)
     live.fit_in_background()
     assert live.learns_before_change() == 0  # fits land whenever they are done
     probe = [x for x, _ in stream(100, seed=21)]
@@ -166,7 +168,7 @@ def test_background_fits_give_the_scores_of_inline_fits() -> None:
 
 
 def test_a_refit_due_during_a_background_fit_is_tried_again_soon() -> None:
-    model = WindowedBoostedTrees(refit_every=300, window=4000, min_frauds=10, seed=27)
+    model = WindowedBoostedTrees(refit_every=300, window=4000, min_frauds=10, max_fit_share=1.0, seed=27)
     model.fit_in_background()
     data = stream(1400, seed=28)
     for x, y in data[:700]:  # fits at 100, 200, 400 and 700 labels
@@ -188,6 +190,53 @@ def test_a_refit_due_during_a_background_fit_is_tried_again_soon() -> None:
         model.learn_one(x, y)
     model.wait_for_fit()
     assert model.n_fits == 6 and model._next_fit == 1700
+
+
+def test_background_fits_keep_to_their_share_of_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fit that took d seconds is followed by the next no sooner than d / max_fit_share seconds
+    after it began; one due earlier is tried again 100 labels later. Fits in line keep to the label
+    schedule alone."""
+    now = [100.0]
+    monkeypatch.setattr(boosted, "_clock", lambda: now[0])
+    model = WindowedBoostedTrees(refit_every=300, window=4000, min_frauds=5, max_fit_share=0.25, seed=29)
+    model.fit_in_background()
+    fit = model._fit
+    model._fit = lambda X, y: (now.__setitem__(0, now[0] + 2.0), fit(X, y))  # type: ignore[method-assign]
+    data = stream(700, seed=30)
+    for x, y in data[:100]:  # the fit at 100 labels begins at 100.0 and takes 2 s: the next not before 108.0
+        model.learn_one(x, y)
+    model.wait_for_fit()
+    assert model.n_fits == 1 and now[0] == 102.0
+    now[0] = 107.9
+    for x, y in data[100:200]:  # due at 200 labels, 0.1 s too early: tried again at 300
+        model.learn_one(x, y)
+    model.wait_for_fit()
+    assert model.n_fits == 1 and model._next_fit == 300
+    now[0] = 108.0
+    for x, y in data[200:300]:  # the fit at 300 labels; the next one is due at 600, not before 116.0
+        model.learn_one(x, y)
+    model.wait_for_fit()
+    assert model.n_fits == 2 and model._next_fit == 600
+    for x, y in data[300:600]:
+        model.learn_one(x, y)
+    assert model.n_fits == 2 and model._next_fit == 700
+    now[0] = 116.0
+    for x, y in data[600:700]:
+        model.learn_one(x, y)
+    model.wait_for_fit()
+    assert model.n_fits == 3
+    del model._fit
+    clone = pickle.loads(pickle.dumps(model))  # a checkpoint: the budget's clock is this process's only
+    assert clone.max_fit_share == 0.25 and clone._fit_not_before == 0.0
+    state = model.__getstate__()
+    del state["max_fit_share"], state["_fit_not_before"]  # as checkpoints written before this are
+    older = WindowedBoostedTrees.__new__(WindowedBoostedTrees)
+    older.__setstate__(state)
+    assert older.max_fit_share == 0.1 and older._fit_not_before == 0.0
+    inline = WindowedBoostedTrees(refit_every=300, window=4000, min_frauds=5, max_fit_share=0.25, seed=29)
+    for x, y in data[:400]:  # in line: fits at 100, 200 and 400 labels, whatever the clock says
+        inline.learn_one(x, y)
+    assert inline.n_fits == 3
 
 
 def test_warm_up_model_scores_until_the_first_fit() -> None:
