@@ -81,10 +81,12 @@ def main() -> None:
         with scoring_consumer(settings) as app:
             install_timers(totals)
             servers, threads = server_cpu(), thread_cpu()
+            fits = getattr(app.scorer.champion.model, "n_fits", 0)
             wall, cpu = time.perf_counter(), time.process_time()
             with GcTimes() as gc_pauses:
                 app.run(max_transactions=len(txs))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            fits = getattr(app.scorer.champion.model, "n_fits", 0) - fits
             threads = {name: used - threads.get(name, 0.0) for name, used in thread_cpu().items()}
             servers = {name: used - servers.get(name, 0.0) for name, used in server_cpu().items()}
             with redis.Redis.from_url(settings.redis_url) as client:
@@ -96,7 +98,7 @@ def main() -> None:
           f"{cpu:.2f} s CPU of all the consumer's threads")
     print("the consumer's threads' CPU during the run: " + ", ".join(
         f"{name} {used:.2f} s" for name, used in sorted(threads.items(), key=lambda kv: -kv[1]) if used >= 0.01))
-    print(f"garbage collector during the run: {gc_pauses.summary()}")
+    print(f"garbage collector during the run: {gc_pauses.summary()}; the champion's tree fits: {fits}")
     print("servers' CPU during the run: " + ", ".join(f"{name} {used:.2f} s" for name, used in sorted(servers.items())))
     print("Valkey commands (whole session): " + ", ".join(
         f"{name.removeprefix('cmdstat_')} {c['calls']} calls {c['usec'] / 1e6:.2f} s" for name, c in
