@@ -8,6 +8,10 @@ on the labels kept of the last `window` seen. Scores come from the last fit (cor
 undersampling, as `NegativeUndersampler` does), so they change only at a refit: a caller can score
 all transactions between two refits in one call (`learns_before_change`, `proba_matrix`).
 
+A batch of up to 400 rows (a quiet stream's batches, the rows of one alert's explanation) is scored
+from the same trees as arrays (`stacked_trees`): the same floats, ~0.1 ms for 30 rows instead of
+~0.7-1.1 ms, most of which scikit-learn spends calling into each of the 100 trees.
+
 Trees need a few dozen frauds. Until a fit has `min_frauds` frauds to learn from, an online
 `warmup_model` (the zoo gives `gam_under`) learns every label and gives the scores (0.0 without
 one); a fit is tried every 100 labels, and once one succeeds the warm-up model is dropped and the
@@ -55,6 +59,7 @@ from river import base
 from threadpoolctl import ThreadpoolController
 
 from fraudstream.errors import ModelError
+from fraudstream.models.stacked_trees import StackedTrees
 from fraudstream.models.wrappers import undersampling_corrected
 
 if TYPE_CHECKING:
@@ -128,6 +133,7 @@ class WindowedBoostedTrees(base.Classifier):
         self._kept: deque[tuple[int, np.ndarray, bool]] = deque()  # (label number, features, is_fraud)
         self._kept_frauds = 0  # frauds in _kept: a refit tried every 100 labels checks it without a pass over _kept
         self._trees: HistGradientBoostingClassifier | None = None
+        self._stacked: StackedTrees | None = None  # the same trees as arrays, for small batches
         self._fitting: threading.Thread | None = None
         self._background = False
         self._fit_not_before = 0.0  # `_clock` time before which no background fit starts
@@ -233,7 +239,8 @@ class WindowedBoostedTrees(base.Classifier):
         with _one_openmp_thread():
             trees.fit(X, y)
         typical = dict(zip(self._names or (), np.nanmedian(X[~y], axis=0).astype(float).tolist()))
-        self._trees, self._typical, self.n_fits = trees, typical, self.n_fits + 1
+        stacked = StackedTrees.of(trees, X)
+        self._trees, self._stacked, self._typical, self.n_fits = trees, stacked, typical, self.n_fits + 1
         self._warmup = None  # the trees score from now on
         log.debug("refit on %d labels (%d frauds) in %.2f s", len(y), int(y.sum()), time.perf_counter() - started)
 
@@ -250,8 +257,7 @@ class WindowedBoostedTrees(base.Classifier):
         trees = self._trees
         if trees is None:
             return {False: 1.0, True: 0.0}
-        with _one_openmp_thread():
-            q = trees.predict_proba(self._row(x).astype(np.float64)[None, :])[:, 1]
+        q = self._tree_proba(trees, self._row(x).astype(np.float64)[None, :])
         p = float(undersampling_corrected(q, self.rate)[0])
         return {False: 1.0 - p, True: p}
 
@@ -266,9 +272,16 @@ class WindowedBoostedTrees(base.Classifier):
             where = {n: j for j, n in enumerate(names)}
             cols = [matrix[:, where[n]] if n in where else np.full(matrix.shape[0], math.nan) for n in own]
             matrix = np.column_stack(cols) if cols else np.empty((matrix.shape[0], 0))
-        with _one_openmp_thread():  # the same float32 rounding as one row at a time
-            q = trees.predict_proba(matrix.astype(np.float32).astype(np.float64))[:, 1]
+        q = self._tree_proba(trees, matrix.astype(np.float32).astype(np.float64))  # float32 as one row at a time
         return undersampling_corrected(q, self.rate)
+
+    def _tree_proba(self, trees: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+        """``trees.predict_proba(X)[:, 1]``; a small batch from the stacked trees (the same floats)."""
+        stacked = self._stacked
+        if stacked is not None and stacked.trees is trees and stacked.fits(len(X)):
+            return stacked.proba(X)
+        with _one_openmp_thread():
+            return trees.predict_proba(X)[:, 1]
 
     def typical_values(self) -> dict[str, float]:
         """Median of each feature over the genuine labels of the last fit (for explanations)."""
@@ -279,6 +292,7 @@ class WindowedBoostedTrees(base.Classifier):
         self.wait_for_fit()  # a checkpoint holds every fit its labels started
         state = self.__dict__.copy()
         state["_fitting"], state["_background"], state["_fit_not_before"] = None, False, 0.0
+        state["_stacked"] = None  # made again from the trees when loaded
         kept = state.pop("_kept")
         n, width = len(kept), len(self._names or ())
         X = np.stack([k[1] for k in kept]) if n else np.empty((0, width), dtype=np.float32)
@@ -295,4 +309,6 @@ class WindowedBoostedTrees(base.Classifier):
         state["_kept_frauds"] = int(np.count_nonzero(y))  # checkpoints written before it was kept have none
         state.setdefault("max_fit_share", 0.1)  # nor these, written before fits kept to a share of the time
         state.setdefault("_fit_not_before", 0.0)
+        trees = state["_trees"]
+        state["_stacked"] = None if trees is None else StackedTrees.of(trees, X)
         self.__dict__.update(state)
