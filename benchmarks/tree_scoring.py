@@ -7,7 +7,7 @@ trees as arrays (`fraudstream.models.stacked_trees`), by batch size, run by hand
 trees and, as the rows scored, the labels it keeps; without one, trees of the same shape (depth 4,
 100 rounds) fitted on 30,000 synthetic rows of 35 features. Prints, per batch size, the wall time
 per batch of each (one OpenMP thread, as the consumer scores), their ratio, and whether the scores
-are equal float for float; `StackedTrees.fits` picks the arrays up to `SMALL_BATCH` rows.
+are equal float for float; the consumer scores from the arrays up to `SMALL_BATCH` rows.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     trees, rows = checkpoint_trees(args.checkpoint) if args.checkpoint else synthetic_trees()
     started = time.perf_counter()
-    stacked = StackedTrees.of(trees, rows)
+    with _one_openmp_thread():
+        stacked = StackedTrees.of(trees, rows)
     if stacked is None:
         raise SystemExit("StackedTrees declined these trees (see the warning above)")
     print(f"{len(trees._predictors)} trees, depth {stacked.depth}, from "
@@ -67,6 +68,8 @@ def main() -> None:
     print(f"{'rows':>6s} {'scikit-learn ms':>16s} {'arrays ms':>10s} {'ratio':>6s}  same scores")
     with _one_openmp_thread():
         for batch in (1, 10, 30, 100, 200, 400, 1000, 2000, 5000, 10000):
+            if batch > len(rows):
+                break
             X = rows[:batch]
             sk = per_batch_ms(lambda: trees.predict_proba(X), batch)
             arrays = per_batch_ms(lambda: stacked.proba(X), batch)

@@ -100,18 +100,18 @@ class WindowedBoostedTrees(base.Classifier):
         Of the boosted trees.
     min_frauds
         A fit needs at least this many frauds among the kept labels.
-    max_fit_share
-        Fits in the background (`fit_in_background`) take at most this share of the time (see the
-        module docstring); fits in line keep to the label schedule alone.
     warmup_model
         An online classifier that learns every label and scores until the first fit.
     seed
         Seeds the genuine-label sampling and the trees.
+    max_fit_share
+        Fits in the background (`fit_in_background`) take at most this share of the time (see the
+        module docstring); fits in line keep to the label schedule alone.
     """
 
     def __init__(self, refit_every: int = 10_000, window: int = 280_000, rate: float = 0.1, max_depth: int = 4,
                  max_iter: int = 100, learning_rate: float = 0.1, min_frauds: int = 50,
-                 max_fit_share: float = 0.1, warmup_model: base.Classifier | None = None, seed: int = 42) -> None:
+                 warmup_model: base.Classifier | None = None, seed: int = 42, max_fit_share: float = 0.1) -> None:
         if (not 0.0 < rate <= 1.0 or refit_every < 1 or window < refit_every or min_frauds < 1
                 or not 0.0 < max_fit_share <= 1.0):
             raise ModelError(f"need 0 < rate <= 1, refit_every >= 1, window >= refit_every, min_frauds >= 1 and "
@@ -195,7 +195,7 @@ class WindowedBoostedTrees(base.Classifier):
         oldest = self.n_seen - self.window
         while self._kept and self._kept[0][0] <= oldest:
             self._kept_frauds -= self._kept.popleft()[2]
-        if self._background and _clock() < self._fit_not_before:  # a fit runs, or the last one's time is not over
+        if self._background and (self.fitting or _clock() < self._fit_not_before):  # or the last one's time is not over
             self._try_again_soon()  # with these labels and the next ones
             log.debug("a refit is due at %d labels before the last one's share of the time is over: trying again "
                       "in %d labels", self.n_seen, FIRST_FIT_AT)
@@ -209,7 +209,11 @@ class WindowedBoostedTrees(base.Classifier):
         if self._background:
             self._fit_not_before = math.inf  # until this fit is done (`_fit_logged`)
             self._fitting = threading.Thread(target=self._fit_logged, args=(X, y), name="gbt-refit", daemon=True)
-            self._fitting.start()
+            try:
+                self._fitting.start()
+            except BaseException:
+                self._fitting, self._fit_not_before = None, 0.0
+                raise
         else:
             self._fit(X, y)
 
@@ -238,8 +242,8 @@ class WindowedBoostedTrees(base.Classifier):
                                                random_state=self.seed)
         with _one_openmp_thread():
             trees.fit(X, y)
+            stacked = StackedTrees.of(trees, X)
         typical = dict(zip(self._names or (), np.nanmedian(X[~y], axis=0).astype(float).tolist()))
-        stacked = StackedTrees.of(trees, X)
         self._trees, self._stacked, self._typical, self.n_fits = trees, stacked, typical, self.n_fits + 1
         self._warmup = None  # the trees score from now on
         log.debug("refit on %d labels (%d frauds) in %.2f s", len(y), int(y.sum()), time.perf_counter() - started)
@@ -278,7 +282,7 @@ class WindowedBoostedTrees(base.Classifier):
     def _tree_proba(self, trees: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
         """``trees.predict_proba(X)[:, 1]``; a small batch from the stacked trees (the same floats)."""
         stacked = self._stacked
-        if stacked is not None and stacked.trees is trees and stacked.fits(len(X)):
+        if stacked is not None and stacked.trees is trees and stacked.scores_faster(len(X)):
             return stacked.proba(X)
         with _one_openmp_thread():
             return trees.predict_proba(X)[:, 1]
@@ -310,5 +314,6 @@ class WindowedBoostedTrees(base.Classifier):
         state.setdefault("max_fit_share", 0.1)  # nor these, written before fits kept to a share of the time
         state.setdefault("_fit_not_before", 0.0)
         trees = state["_trees"]
-        state["_stacked"] = None if trees is None else StackedTrees.of(trees, X)
+        with _one_openmp_thread():
+            state["_stacked"] = None if trees is None else StackedTrees.of(trees, X)
         self.__dict__.update(state)

@@ -11,6 +11,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from fraudstream.models.boosted import WindowedBoostedTrees
+from fraudstream.models import stacked_trees
 from fraudstream.models.stacked_trees import SMALL_BATCH, StackedTrees
 
 
@@ -42,19 +43,40 @@ def test_scores_are_scikit_learns_float_for_float(params: dict) -> None:
     assert stacked.depth == max(depths)
     if params.get("max_leaf_nodes"):
         assert len(depths) > 1  # the padding of leaves above the deepest was exercised
-    assert np.isnan(probe[:, 3]).any() and not np.isnan(X[:1000]).all()
+    real = np.isfinite(stacked.threshold)
+    if params["max_iter"] > 5:  # splits that send missing values left and splits that send them right
+        assert stacked.missing_left[real].any() and not stacked.missing_left[real].all()
+    with pytest.raises(ValueError, match="5 features"):
+        stacked.proba(probe[:, :4])
 
 
-def test_declines_categorical_splits(caplog: pytest.LogCaptureFixture) -> None:
+def test_trees_of_a_single_leaf() -> None:
+    X, _ = data(500, seed=7)
+    y = np.arange(500) % 2 == 0
+    no_split = HistGradientBoostingClassifier(max_iter=3, min_samples_leaf=400, random_state=0).fit(X, y)
+    stacked = StackedTrees.of(no_split, X)  # 500 rows cannot make two leaves of 400
+    assert stacked is not None and stacked.depth == 0 and stacked.n_splits == 0
+    assert np.array_equal(stacked.proba(X), no_split.predict_proba(X)[:, 1])
+
+
+def test_declines_what_it_does_not_lay_out(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     X, y = data(2000, seed=3)
-    X[:, 0] = np.floor(np.abs(X[:, 0]) * 3) % 5  # a category 0..4
-    trees = HistGradientBoostingClassifier(categorical_features=[0], max_iter=10, random_state=0).fit(X, y)
-    with caplog.at_level(logging.WARNING):
-        assert StackedTrees.of(trees, X) is None
-    assert "scikit-learn's predict_proba only" in caplog.text
+    categories = X.copy()
+    categories[:, 0] = np.floor(np.abs(X[:, 0]) * 3) % 5  # a category 0..4
+    with_categories = HistGradientBoostingClassifier(categorical_features=[0], max_iter=10, random_state=0)
+    three_classes = HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    deep = HistGradientBoostingClassifier(max_iter=10, max_depth=4, random_state=0).fit(X, y)
+    monkeypatch.setattr(stacked_trees, "MAX_DEPTH", 3)
+    with caplog.at_level(logging.INFO):
+        assert StackedTrees.of(with_categories.fit(categories, y), categories) is None
+        assert StackedTrees.of(three_classes.fit(X, (X[:, 2] > 0).astype(int) + y), X) is None
+        assert StackedTrees.of(deep, X) is None
+    assert caplog.text.count("scikit-learn's predict_proba only") == 3
+    assert "categorical" in caplog.text and "3 trees per round" in caplog.text and "4 deep" in caplog.text
 
 
-def test_declines_when_its_scores_would_differ(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_declines_when_its_scores_would_differ(monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
     X, y = data(2000, seed=4)
     trees = HistGradientBoostingClassifier(max_iter=10, max_depth=4, random_state=0).fit(X, y)
     assert StackedTrees.of(trees, X) is not None
@@ -84,6 +106,12 @@ def test_gbt_window_scores_small_batches_from_the_stacked_trees() -> None:
     by_sklearn = model.proba_matrix(names, np.vstack([small, large]))
     assert calls == [2 * SMALL_BATCH + 1]
     assert np.array_equal(by_arrays, by_sklearn[:SMALL_BATCH]) and one == by_arrays[0]
+    stacked, model._stacked = model._stacked, StackedTrees.of(HistGradientBoostingClassifier(max_iter=3).fit(
+        small[:, :1], small[:, 0] > 0), small[:, :1])  # arrays of other trees (a refit half published)
+    assert np.array_equal(model.proba_matrix(names, small), by_arrays) and calls[-1] == SMALL_BATCH
+    model._stacked = None  # arrays declined
+    assert np.array_equal(model.proba_matrix(names, small), by_arrays) and len(calls) == 3
+    model._stacked = stacked
     del model._trees.predict_proba
     clone = pickle.loads(pickle.dumps(model))  # a checkpoint: the arrays are made again from its trees
     assert clone._stacked is not None and clone._stacked.trees is clone._trees
