@@ -75,10 +75,10 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(settings: Settings) -
 
 def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(settings: Settings) -> None:
     ensure_topics(settings)
-    n = 50_000
+    n = 100_000
     txs = scripted_stream(n)
     publish(settings, txs)
-    trained_on = scripted_stream(60_000)[n:]  # other transactions, to train the champion beforehand
+    trained_on = scripted_stream(n + 10_000)[n:]  # other transactions, to train the champion beforehand
     publish_trained_model(settings, trained_on)
     rng = random.Random(7)
     for round_ in range(5):
@@ -87,9 +87,10 @@ def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(settings: Set
             # kill mid-work: once this consumer has scored something, at a random moment after
             before = len(scored_ids(settings))
             progress_or_explain(settings, proc, before + 1, 60)
-            # within 0.6 s: a consumer scores ~8,000 transactions a second here (up to ~10,000), and
-            # five rounds must not finish the 50,000 before the last kill
-            wait_for(lambda: False, rng.uniform(0.0, 0.6))
+            # within 0.5 s: a consumer scores up to ~20,000 transactions a second here (its champion's
+            # trees scored as arrays), and five rounds (each a first batch of up to 2,000, then ~0.1 s
+            # until this loop sees it, then the wait) must not finish the 100,000 before the last kill
+            wait_for(lambda: False, rng.uniform(0.0, 0.5))
             assert proc.poll() is None, f"round {round_}: consumer exited early"
             kill(proc, signal.SIGKILL)
             proc.wait(10)
