@@ -237,8 +237,10 @@ def main() -> None:
             # join's CPU varied with how many JoinGroup rounds it took: see benchmarks/group_join.py)
             stats = app.run(max_transactions=1)
             records_before = _records_done(stats)
+            fits = getattr(app.scorer.champion.model, "n_fits", 0)  # a trained champion's refits cost CPU
             cpu_start = time.process_time()
             app.run(max_transactions=len(bulk))
+            fits = getattr(app.scorer.champion.model, "n_fits", 0) - fits
             cpu_per_record = (time.process_time() - cpu_start) / (_records_done(stats) - records_before) * 1e6
             # from the end of its first batch, that batch not counted (as the raw rate: from its first
             # records, those not counted); and from the partitions' assignment (offsets, first fetches)
@@ -279,7 +281,7 @@ def main() -> None:
         print(f"consumer CPU per record:       {cpu_per_record:.0f} us (transactions and labels after the first batch; all threads, "
               "less sensitive to a busy machine than the rates)")
         print(f"labels: {len(bulk_labels):,} published, {learned:,} learned, {label_dlq:,} dead-lettered "
-              "during the scoring run")
+              f"during the scoring run; the champion's tree fits meanwhile: {fits}")
         p99 = stats.latency_percentile(99)
         print(f"latency publish->scored at {args.rate:,.0f} tx/s offered: p50 {stats.latency_percentile(50):.1f} ms, "
               f"p95 {stats.latency_percentile(95):.1f} ms, p99 {p99:.1f} ms ({len(stats.latencies_ms)} transactions)")
