@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from consumer_throughput import import_champion, labels, publish_backlog, transactions
+from consumer_throughput import champion_fits, import_champion, labels, publish_backlog, transactions
 from process_stats import GcTimes, server_cpu, thread_cpu
 
 from fraudstream.config import Settings
@@ -81,12 +81,12 @@ def main() -> None:
         with scoring_consumer(settings) as app:
             install_timers(totals)
             servers, threads = server_cpu(), thread_cpu()
-            fits = getattr(app.scorer.champion.model, "n_fits", 0)
+            fits = champion_fits(app)
             wall, cpu = time.perf_counter(), time.process_time()
             with GcTimes() as gc_pauses:
                 app.run(max_transactions=len(txs))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            fits = getattr(app.scorer.champion.model, "n_fits", 0) - fits
+            fits = champion_fits(app) - fits
             threads = {name: used - threads.get(name, 0.0) for name, used in thread_cpu().items()}
             servers = {name: used - servers.get(name, 0.0) for name, used in server_cpu().items()}
             with redis.Redis.from_url(settings.redis_url) as client:

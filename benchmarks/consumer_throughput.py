@@ -206,6 +206,12 @@ def import_champion(settings: Settings, checkpoint: Path | None) -> str:
     return f"{info.name} from {checkpoint.name} ({info.kind}, {info.labels_learned:,} labels learned before)"
 
 
+def champion_fits(app: Any) -> int:
+    """How many times the consumer's champion has fitted its trees (0 for a model without trees):
+    a trained champion's refits cost CPU, so the benchmarks print how many a run made."""
+    return int(getattr(app.scorer.champion.model, "n_fits", 0))
+
+
 def _records_done(stats: RunStats) -> int:
     """Transactions and labels a consumer has handled."""
     return (stats.processed + stats.dead_lettered + stats.labels_learned + stats.labels_duplicate
@@ -237,10 +243,10 @@ def main() -> None:
             # join's CPU varied with how many JoinGroup rounds it took: see benchmarks/group_join.py)
             stats = app.run(max_transactions=1)
             records_before = _records_done(stats)
-            fits = getattr(app.scorer.champion.model, "n_fits", 0)  # a trained champion's refits cost CPU
+            fits = champion_fits(app)
             cpu_start = time.process_time()
             app.run(max_transactions=len(bulk))
-            fits = getattr(app.scorer.champion.model, "n_fits", 0) - fits
+            fits = champion_fits(app) - fits
             cpu_per_record = (time.process_time() - cpu_start) / (_records_done(stats) - records_before) * 1e6
             # from the end of its first batch, that batch not counted (as the raw rate: from its first
             # records, those not counted); and from the partitions' assignment (offsets, first fetches)
