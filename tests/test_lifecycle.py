@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from fraudstream.cli import main
 from fraudstream.errors import CheckpointError, ModelError
-from fraudstream.models import checkpoint
+from fraudstream.models import boosted, checkpoint
 from fraudstream.models.checkpoint import CheckpointInfo
 from fraudstream.stream.registry import registry_for
 from fraudstream.stream.scoring import Scorer
@@ -264,10 +264,14 @@ def test_backtest_model_imported_live_scores_as_in_the_backtest(settings: Settin
 
 
 @pytest.mark.services
-def test_a_model_that_changes_only_when_it_refits_is_published_after_its_refits(settings: Settings) -> None:
+def test_a_model_that_changes_only_when_it_refits_is_published_after_its_refits(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """`gbt_window` holds its kept labels (MBs): after `checkpoint_every_labels` labels the learner
     publishes it only if it refitted since; while its warm-up model scores (every label changes it),
     as any model. A new version gives a scorer the trees the learner scores with."""
+    # A clock that stands still: the fits' share of the time (`max_fit_share`, tested in
+    # test_boosted) never holds a refit back here, so the refits come at the same labels every run.
+    monkeypatch.setattr(boosted, "_clock", lambda: 0.0)
     learner = live(settings, model="gbt_window", checkpoint_every_labels=100, checkpoint_every_seconds=3600)
     learner.maintain()  # v1, fresh
     m = learner.champion
