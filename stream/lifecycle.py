@@ -34,9 +34,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fraudstream.errors import CheckpointError, ModelError
-from fraudstream.models.zoo import MODEL_NAMES
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
+from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
 
@@ -98,49 +97,20 @@ class Lifecycle:
         """Register the configured models (the registry's champion wins over `champion` once set) and
         restore each from its newest valid checkpoint, or fresh from the zoo if it has none.
         `ModelError`, before anything is written, for a name that is neither."""
-        self.check_names([champion, *challengers])
+        check_names(self.registry, [champion, *challengers])
         current = self.registry.set_champion_if_absent(champion)
         if current != champion:
             log.warning("champion is %s (promoted in the registry), not the configured %s", current, champion)
         self.registry.add_challengers(list(challengers))
         current, active = self.registry.active()
         names = [current or champion, *(n for n in active if n != current)]
-        models = {names[0]: self.obtain(names[0])}  # the champion's errors stop the start
+        models = {names[0]: newest_valid(self.registry, names[0], self.seed)}  # the champion's errors stop the start
         for name in names[1:]:
-            self._obtain_active(models, name)
+            add_active(self.registry, models, name, self.seed, self.unloadable)
         names = [n for n in names if n in models]
         log.info("models: champion %s v%s; challengers %s", names[0], models[names[0]].version,
                  ", ".join(f"{n} v{models[n].version}" for n in names[1:]) or "none")
         return names[0], models
-
-    def check_names(self, names: Sequence[str]) -> None:
-        """`ModelError` for the first name that is neither a zoo model nor published in the registry
-        (a typo must not become the registry's champion or challenger for every consumer)."""
-        for name in names:
-            if name not in MODEL_NAMES and self.registry.latest_version(name) == 0:
-                raise ModelError(f"unknown model {name!r}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
-                                 f"published in the registry ({', '.join(self.registry.names()) or 'none'})")
-
-    def obtain(self, name: str) -> LiveModel:
-        """The newest valid published version of `name`; refused versions are logged and skipped.
-        Raises `CheckpointError` when versions exist but none can be verified."""
-        latest = self.registry.latest_version(name)
-        if latest == 0:
-            return LiveModel.fresh(name, self.seed, position=self.registry.stream_end())
-        errors = []
-        for version in range(latest, max(0, latest - 3), -1):
-            try:
-                cp = self.registry.load(name, version)
-            except CheckpointError as exc:
-                log.error("refused checkpoint %s v%d: %s", name, version, exc)
-                errors.append(f"v{version}: {exc}")
-                continue
-            except Exception as exc:  # a deleted version (ModelError): try the previous one
-                errors.append(f"v{version}: {exc}")
-                continue
-            log.info("restored %s v%d (%d labels learned)", name, version, cp.info.labels_learned)
-            return LiveModel.from_checkpoint(cp, base=latest)
-        raise CheckpointError(f"no valid checkpoint of model {name!r}: " + "; ".join(errors))
 
     # -- labels ----------------------------------------------------------------------------------
     def on_label(self, features: Mapping[str, float], is_fraud: bool, scores: Mapping[str, float]) -> None:
@@ -253,14 +223,14 @@ class Lifecycle:
         elif was and not self.is_learner:
             log.warning("lost the learner role; reloading the published models")
             for name in list(scorer.models):
-                scorer.models[name] = self.obtain(name)
+                scorer.models[name] = newest_valid(self.registry, name, self.seed)
         champion, challengers = self.registry.active()
         if champion and champion != scorer.champion_name:
             log.info("champion is now %s (was %s)", champion, scorer.champion_name)
         wanted = [champion or scorer.champion_name, *challengers]
         for name in wanted:
             if name not in scorer.models:
-                self._obtain_active(scorer.models, name)
+                add_active(self.registry, scorer.models, name, self.seed, self.unloadable)
         if wanted[0] not in scorer.models:
             wanted[0] = scorer.champion_name  # keeps alerting with the champion it has
         scorer.champion_name = wanted[0]
@@ -269,30 +239,9 @@ class Lifecycle:
             del scorer.models[name]
         for name, latest in self.registry.latest_versions(list(scorer.models)).items():
             if latest > scorer.models[name].base:
-                self._reload(scorer, name, latest)
+                reload_version(self.registry, scorer.models, name, latest)
         if self.is_learner:
             self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
-
-    def _obtain_active(self, models: dict[str, LiveModel], name: str) -> None:
-        """Add `name` to `models`, or log (once) why it cannot be loaded: not a reason to stop
-        scoring with the others."""
-        try:
-            models[name] = self.obtain(name)
-        except (ModelError, CheckpointError) as exc:
-            if name not in self.unloadable:
-                self.unloadable.add(name)
-                log.error("active model %s cannot be loaded; scoring without it (`fraudstream models retire %s` "
-                          "if it is a challenger): %s", name, name, exc)
-
-    def _reload(self, scorer: Scorer, name: str, latest: int) -> None:
-        try:
-            cp = self.registry.load(name, latest)
-        except CheckpointError as exc:
-            log.error("refused checkpoint %s v%d, keeping v%s: %s", name, latest, scorer.models[name].version, exc)
-            scorer.models[name].base = latest
-            return
-        log.info("loaded %s v%d", name, latest)
-        scorer.models[name] = LiveModel.from_checkpoint(cp, base=latest)
 
     def publish_due(self, scorer: Scorer, now: float | None = None, force: bool = False) -> int:
         """Publish the models that are unpublished, or learned enough labels (a model that changes
@@ -311,7 +260,7 @@ class Lifecycle:
                 log.warning("not publishing %s: %s", name, exc)
                 latest = self.registry.latest_version(name)
                 if latest > m.base:
-                    self._reload(scorer, name, latest)
+                    reload_version(self.registry, scorer.models, name, latest)
                 continue
             m.mark_published(info)
             published += 1

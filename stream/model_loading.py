@@ -1,0 +1,79 @@
+"""The live models from the registry: each model's newest version that verifies, else fresh from the zoo.
+
+`fraudstream.stream.lifecycle` calls these when a consumer starts, when a model becomes active, and
+when a newer version is published. A checkpoint that fails its signature or cannot be read is
+logged and passed over; a model none of whose last versions loads stops the start if it is the
+champion, and is left out (logged once) if it is a challenger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from fraudstream.errors import CheckpointError, ModelError
+from fraudstream.models.zoo import MODEL_NAMES
+from fraudstream.stream.registry import ModelRegistry
+from fraudstream.stream.scoring import LiveModel
+
+log = logging.getLogger(__name__)
+
+VERSIONS_TRIED = 3  # the newest versions tried, newest first, before a model counts as unloadable
+
+
+def check_names(registry: ModelRegistry, names: Sequence[str]) -> None:
+    """`ModelError` for the first name that is neither a zoo model nor published in the registry
+    (a typo must not become the registry's champion or challenger for every consumer)."""
+    for name in names:
+        if name not in MODEL_NAMES and registry.latest_version(name) == 0:
+            raise ModelError(f"unknown model {name!r}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
+                             f"published in the registry ({', '.join(registry.names()) or 'none'})")
+
+
+def newest_valid(registry: ModelRegistry, name: str, seed: int) -> LiveModel:
+    """The newest valid published version of `name` (fresh from the zoo if none was published);
+    refused versions are logged and skipped. `CheckpointError` when versions exist but none of the
+    newest `VERSIONS_TRIED` can be verified."""
+    latest = registry.latest_version(name)
+    if latest == 0:
+        return LiveModel.fresh(name, seed, position=registry.stream_end())
+    errors = []
+    for version in range(latest, max(0, latest - VERSIONS_TRIED), -1):
+        try:
+            cp = registry.load(name, version)
+        except CheckpointError as exc:
+            log.error("refused checkpoint %s v%d: %s", name, version, exc)
+            errors.append(f"v{version}: {exc}")
+            continue
+        except Exception as exc:  # a deleted version (ModelError): try the previous one
+            errors.append(f"v{version}: {exc}")
+            continue
+        log.info("restored %s v%d (%d labels learned)", name, version, cp.info.labels_learned)
+        return LiveModel.from_checkpoint(cp, base=latest)
+    raise CheckpointError(f"no valid checkpoint of model {name!r}: " + "; ".join(errors))
+
+
+def add_active(registry: ModelRegistry, models: dict[str, LiveModel], name: str, seed: int,
+               unloadable: set[str]) -> None:
+    """Add `name` to `models`, or log (once: `unloadable` holds the names logged) why it cannot be
+    loaded: not a reason to stop scoring with the others."""
+    try:
+        models[name] = newest_valid(registry, name, seed)
+    except (ModelError, CheckpointError) as exc:
+        if name not in unloadable:
+            unloadable.add(name)
+            log.error("active model %s cannot be loaded; scoring without it (`fraudstream models retire %s` "
+                      "if it is a challenger): %s", name, name, exc)
+
+
+def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: str, latest: int) -> None:
+    """Replace `models[name]` by its published version `latest`; a version that is refused is logged
+    and not tried again (the model keeps its version, with `latest` as its base)."""
+    try:
+        cp = registry.load(name, latest)
+    except CheckpointError as exc:
+        log.error("refused checkpoint %s v%d, keeping v%s: %s", name, latest, models[name].version, exc)
+        models[name].base = latest
+        return
+    log.info("loaded %s v%d", name, latest)
+    models[name] = LiveModel.from_checkpoint(cp, base=latest)
