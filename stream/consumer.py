@@ -32,7 +32,6 @@ from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowled
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord, to_ms
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
-from fraudstream.stream.schema import StoredRecord
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state.base import HOUR_MS
@@ -211,16 +210,9 @@ class ScoringConsumer:
                 self._prepare_ahead()
 
         batch = self.engine.transform_batch([tx for _, tx in run], meanwhile=meanwhile)
-        new: list[int] = []  # positions in `run`
-        again: list[tuple[Transaction, StoredRecord]] = []
-        conflicts: list[tuple[ConsumerRecord, Transaction]] = []
-        for i, ((record, tx), conflict, stored) in enumerate(zip(run, batch.conflict, batch.stored)):
-            if conflict:
-                conflicts.append((record, tx))
-            elif stored is None:
-                new.append(i)
-            else:
-                again.append((tx, stored))
+        new = batch.to_score()  # positions in `run`
+        again = [(tx, stored) for (_, tx), stored in zip(run, batch.stored) if stored is not None]
+        conflicts = [delivered for delivered, conflict in zip(run, batch.conflict) if conflict]
         features = batch.features if len(new) == len(run) else batch.features[new]
         scores, per_model = self.scorer.score_matrix(FEATURE_NAMES, features)  # champion's, every model's
         now = utcnow()

@@ -94,6 +94,10 @@ class FeatureBatch:
     def row(self, i: int) -> dict[str, float]:
         return dict(zip(FEATURE_NAMES, self.features[i].tolist()))
 
+    def to_score(self) -> list[int]:
+        """The positions of the transactions to score: neither a conflict nor scored before."""
+        return [i for i, (c, s) in enumerate(zip(self.conflict, self.stored)) if not c and s is None]
+
     def rows(self) -> list[dict[str, float] | None]:
         """`transform`'s answer: a dict per transaction, None for a conflict, the stored features for
         a transaction scored before."""
