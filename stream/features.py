@@ -82,7 +82,7 @@ class FeatureBatch:
     """A batch's features as a matrix: row i is transaction i's, columns in `FEATURE_NAMES` order.
 
     A conflict (the id was used for another transaction, see `FeatureEngine.transform`) has a row of
-    zeros; a transaction scored before has its `stored` record and the features it was scored with
+    zeros and no `stored` record; a transaction scored before has its `stored` record and the features it was scored with
     (NaN for any it lacks).
     """
 
