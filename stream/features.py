@@ -77,13 +77,17 @@ def cents_of(amount: float) -> int:
     return round(amount * 100)
 
 
+def _to_score(conflict: list[bool], stored: list[StoredRecord | None]) -> list[int]:
+    return [i for i, (c, s) in enumerate(zip(conflict, stored)) if not c and s is None]
+
+
 @dataclass(frozen=True)
 class FeatureBatch:
     """A batch's features as a matrix: row i is transaction i's, columns in `FEATURE_NAMES` order.
 
     A conflict (the id was used for another transaction, see `FeatureEngine.transform`) has a row of
-    zeros and no `stored` record; a transaction scored before has its `stored` record and the features it was scored with
-    (NaN for any it lacks).
+    zeros and no `stored` record; a transaction scored before has its `stored` record and the
+    features it was scored with (NaN for any it lacks).
     """
 
     features: np.ndarray
@@ -96,7 +100,7 @@ class FeatureBatch:
 
     def to_score(self) -> list[int]:
         """The positions of the transactions to score: neither a conflict nor scored before."""
-        return [i for i, (c, s) in enumerate(zip(self.conflict, self.stored)) if not c and s is None]
+        return _to_score(self.conflict, self.stored)
 
     def rows(self) -> list[dict[str, float] | None]:
         """`transform`'s answer: a dict per transaction, None for a conflict, the stored features for
@@ -146,7 +150,7 @@ class FeatureEngine:
         times, cents, cust, term = self._update(txs, meanwhile)
         conflict = [cr.conflict for cr in cust]
         stored = [None if cr.conflict else cr.stored for cr in cust]
-        fresh = [i for i, cr in enumerate(cust) if not cr.conflict and cr.stored is None]
+        fresh = _to_score(conflict, stored)
         derived = derive_matrix([txs[i] for i in fresh], [times[i] for i in fresh], [cents[i] for i in fresh],
                                 [cust[i].aggregates for i in fresh], [term[i] for i in fresh],  # type: ignore[misc]
                                 self.config)
