@@ -43,6 +43,7 @@ from process_stats import CpuSampler, GcTimes, machine_description
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
+from fraudstream.kafka_records import read_records_inline
 from fraudstream.models.events import Label, Transaction
 from fraudstream.services import embedded_services
 from fraudstream.stream.app import scoring_consumer
@@ -126,15 +127,20 @@ def bare_consumer(settings: Settings, topic: str, **config: Any) -> KafkaConsume
                          heartbeat_interval_ms=1000, **config)
 
 
-def raw_consume_rate(settings: Settings, n: int) -> float:
+def raw_consume_rate(settings: Settings, n: int, inline: bool = False) -> tuple[float, float]:
     """Records per second of a kafka-python consumer that is assigned the transactions topic's
     partitions, polls them from their start and discards the records, timed from its first records
-    (not counted), as the scoring rate is timed from the end of its first batch. (A group member's
-    rate swung with how much of the backlog kafka-python's IO thread fetched during the group join,
-    before the clock started: 93,556-99,362 msg/s against a steady 62,561-65,382; docs/performance.md.)"""
+    (not counted), as the scoring rate is timed from the end of its first batch, and the CPU
+    microseconds per record this process used meanwhile (well below the wall time per record: the
+    consumer then waits for the broker). (A group member's rate swung with how much of the backlog
+    kafka-python's IO thread fetched during the group join, before the clock started: 93,556-99,362
+    msg/s against a steady 62,561-65,382; docs/performance.md.) `inline`: with fraudstream's record
+    reader (`fraudstream.kafka_records`), which the scoring consumer uses; not the ratio's denominator."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                              max_poll_records=settings.max_poll_records, fetch_max_bytes=16 * 1024 * 1024,
                              max_partition_fetch_bytes=4 * 1024 * 1024)
+    if inline:
+        read_records_inline(consumer)
     try:
         partitions = [TopicPartition(settings.topic_transactions, p)
                       for p in sorted(consumer.partitions_for_topic(settings.topic_transactions) or ())]
@@ -142,7 +148,7 @@ def raw_consume_rate(settings: Settings, n: int) -> float:
             raise SystemExit(f"topic {settings.topic_transactions} has no partitions")
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        seen, start, counted = 0, 0.0, 0
+        seen, start, counted, cpu = 0, 0.0, 0, 0.0
         deadline = time.monotonic() + 120
         while seen < n:
             if time.monotonic() > deadline:
@@ -150,11 +156,11 @@ def raw_consume_rate(settings: Settings, n: int) -> float:
             batch = consumer.poll(timeout_ms=500)
             records = sum(len(v) for v in batch.values())
             if records and not seen:
-                start = time.perf_counter()  # the first records are not counted: their time is not
+                start, cpu = time.perf_counter(), time.process_time()  # the first records are not counted: their time is not
             else:
                 counted += records
             seen += records
-        return counted / (time.perf_counter() - start)
+        return counted / (time.perf_counter() - start), (time.process_time() - cpu) / max(counted, 1) * 1e6
     finally:
         consumer.close()
 
@@ -237,7 +243,7 @@ def main() -> None:
         ensure_topics(settings)
         publish_backlog(settings, bulk, bulk_labels)
         model = import_champion(settings, args.checkpoint)
-        raw = raw_consume_rate(settings, len(bulk))
+        raw, raw_cpu = raw_consume_rate(settings, len(bulk))
         with scoring_consumer(settings) as app:
             # the group join and the first batch are left out of the CPU figure, as out of the rate (a
             # join's CPU varied with how many JoinGroup rounds it took: see benchmarks/group_join.py)
@@ -255,7 +261,8 @@ def main() -> None:
             learned, label_dlq = stats.labels_learned, stats.labels_dead_lettered
             # the raw rate again, right after (the machine's speed drifts: the mean of the two is the
             # denominator, and both are printed)
-            raw_after = raw_consume_rate(settings, len(bulk))
+            raw_after, raw_after_cpu = raw_consume_rate(settings, len(bulk))
+            inline, inline_cpu = raw_consume_rate(settings, len(bulk), inline=True)
             # the same backlog, as a user runs the consumer; before the paced load adds batches to the
             # topic (Tansu's fetches cost more the more batches a partition holds)
             cli = run_cli_consumer(settings, len(bulk))
@@ -280,7 +287,10 @@ def main() -> None:
         bare = np.percentile(bare_latencies, [50, 95, 99])
         raw_mean = (raw + raw_after) / 2
         print(f"raw kafka-python consume rate: {raw_mean:,.0f} msg/s (before the scoring run {raw:,.0f}, "
-              f"after it {raw_after:,.0f}; partitions assigned, from the first records)")
+              f"after it {raw_after:,.0f}; partitions assigned, from the first records; CPU {raw_cpu:.1f} / "
+              f"{raw_after_cpu:.1f} us per record)")
+        print(f"  the same with fraudstream's record reader (which the scoring consumer uses; not the denominator): "
+              f"{inline:,.0f} msg/s, CPU {inline_cpu:.1f} us per record")
         print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (champion: {model}; after the first batch; "
               f"from the partitions' assignment, the start included: {pipeline_started:,.0f})")
         print(f"ratio pipeline / raw:          {pipeline / raw_mean:.3f}")

@@ -11,7 +11,8 @@ Tansu workarounds (kept here and nowhere else):
   never forms again; `close_group_consumer()` leaves only a formed group (see there).
 
 kafka-python 3.0.12 throws away a group join that completes between two polls: `make_consumer`
-mends each consumer's coordinator with `fraudstream.kafka_join.keep_completed_joins`.
+mends each consumer's coordinator with `fraudstream.kafka_join.keep_completed_joins`. It also gives
+each consumer's fetcher the faster record reader of `fraudstream.kafka_records` (same records).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - kafka-python 2.x
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
 from fraudstream.kafka_join import keep_completed_joins
+from fraudstream.kafka_records import read_records_inline
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
     config.update(overrides)
     consumer = KafkaConsumer(**client_config(settings), **config)
     keep_completed_joins(consumer)  # kafka-python 3.0.12 would throw some joins away (see there)
+    read_records_inline(consumer)  # ~3 us less per record than kafka-python's own reader (see there)
     if topics:
         consumer.subscribe(list(topics))
     return consumer
