@@ -5,7 +5,8 @@
 
 Prints the machine, then, in one run on the same topic: the raw kafka-python consume rate (poll and
 discard, partitions assigned, timed from its first records; measured before and after the scoring
-run, their mean is the ratio's denominator), the end-to-end scoring rate (validate -> features in
+run, their mean is the ratio's denominator; and the same with the record reader the scoring
+consumer uses, `fraudstream.kafka_records`, for comparison only), the end-to-end scoring rate (validate -> features in
 Redis -> score -> record -> learn from labels -> alerts -> commit; timed from the end of its first
 batch), their ratio, publish-to-alert latency percentiles at a fixed offered load (and a bare
 kafka-python consumer's at the same load, on a fresh topic: the broker's and the client's share;
@@ -244,6 +245,7 @@ def main() -> None:
         publish_backlog(settings, bulk, bulk_labels)
         model = import_champion(settings, args.checkpoint)
         raw, raw_cpu = raw_consume_rate(settings, len(bulk))
+        inline, inline_cpu = raw_consume_rate(settings, len(bulk), inline=True)
         with scoring_consumer(settings) as app:
             # the group join and the first batch are left out of the CPU figure, as out of the rate (a
             # join's CPU varied with how many JoinGroup rounds it took: see benchmarks/group_join.py)
@@ -259,10 +261,10 @@ def main() -> None:
             pipeline = stats.throughput
             pipeline_started = stats.processed / (stats.last_record - app.assigned_at) if stats.last_record else 0.0
             learned, label_dlq = stats.labels_learned, stats.labels_dead_lettered
-            # the raw rate again, right after (the machine's speed drifts: the mean of the two is the
-            # denominator, and both are printed)
+            # the raw rates again, right after, in the opposite order (the machine's speed drifts: the
+            # mean of the two is the denominator, and both are printed)
+            inline_after, inline_after_cpu = raw_consume_rate(settings, len(bulk), inline=True)
             raw_after, raw_after_cpu = raw_consume_rate(settings, len(bulk))
-            inline, inline_cpu = raw_consume_rate(settings, len(bulk), inline=True)
             # the same backlog, as a user runs the consumer; before the paced load adds batches to the
             # topic (Tansu's fetches cost more the more batches a partition holds)
             cli = run_cli_consumer(settings, len(bulk))
@@ -290,7 +292,8 @@ def main() -> None:
               f"after it {raw_after:,.0f}; partitions assigned, from the first records; CPU {raw_cpu:.1f} / "
               f"{raw_after_cpu:.1f} us per record)")
         print(f"  the same with fraudstream's record reader (which the scoring consumer uses; not the denominator): "
-              f"{inline:,.0f} msg/s, CPU {inline_cpu:.1f} us per record")
+              f"{(inline + inline_after) / 2:,.0f} msg/s (before {inline:,.0f}, after {inline_after:,.0f}; CPU "
+              f"{inline_cpu:.1f} / {inline_after_cpu:.1f} us per record)")
         print(f"end-to-end scoring rate:       {pipeline:,.0f} tx/s   (champion: {model}; after the first batch; "
               f"from the partitions' assignment, the start included: {pipeline_started:,.0f})")
         print(f"ratio pipeline / raw:          {pipeline / raw_mean:.3f}")

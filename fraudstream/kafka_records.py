@@ -53,7 +53,7 @@ class InlinePartitionRecords(Fetcher.PartitionRecords):
                     raise CorruptRecordError("Record batch for partition %s at offset %s failed crc check" % (
                         self.topic_partition, batch.base_offset))
                 if batch.magic != 2:
-                    yield from self._legacy_records(tp, batch)
+                    yield from self._other_magic_records(tp, batch)
                     batch = records.next_batch()
                     continue
                 self.leader_epoch = batch.leader_epoch
@@ -74,19 +74,23 @@ class InlinePartitionRecords(Fetcher.PartitionRecords):
             log.exception('StopIteration raised unpacking messageset')
             raise RuntimeError('StopIteration raised unpacking messageset')
 
-    def _legacy_records(self, tp: Any, batch: Any) -> Iterator[ConsumerRecord]:
-        """A v0/v1 batch's records, as kafka-python 3.0.12's loop gives them (no deserializers)."""
+    def _other_magic_records(self, tp: Any, batch: Any) -> Iterator[ConsumerRecord]:
+        """A batch of a magic other than 2 (v0/v1: legacy) the way kafka-python 3.0.12's loop reads
+        it (no deserializers here)."""
         for record in batch:
             if self.check_crcs and not record.validate_crc():
                 raise CorruptRecordError("Record for partition %s at offset %s failed crc check" % (
                     self.topic_partition, record.offset))
+            key, value, headers = record.key, record.value, record.headers
+            header_size = sum(len(h_key.encode("utf-8")) + (len(h_value) if h_value is not None else 0)
+                              for h_key, h_value in headers) if headers else -1
             self.records_read += 1
             self.bytes_read += record.size_in_bytes
             self.next_fetch_offset = record.offset + 1
             yield ConsumerRecord(tp.topic, tp.partition, self.leader_epoch, record.offset, record.timestamp,
-                                 record.timestamp_type, record.key, record.value, record.headers, record.checksum,
-                                 len(record.key) if record.key is not None else -1,
-                                 len(record.value) if record.value is not None else -1, -1)
+                                 record.timestamp_type, key, value, headers, record.checksum,
+                                 len(key) if key is not None else -1, len(value) if value is not None else -1,
+                                 header_size)
 
 
 def read_batch(batch: Any, topic: str, partition: int) -> Iterator[tuple[ConsumerRecord, int]]:
@@ -102,7 +106,10 @@ def read_batch(batch: Any, topic: str, partition: int) -> Iterator[tuple[Consume
     [(0, 1000, b'c1', 2, [], 10), (1, 1300, None, 200, [('h', None)], 211)]
     """
     batch._maybe_uncompress()
-    buf, pos, end = bytes(batch._buffer), batch._pos, len(batch._buffer)
+    # slices of bytes are the values (one copy each, not two as from the bytearray); the batch keeps
+    # the bytes instead of its bytearray, so that it is held once while its records are read
+    buf = batch._buffer = bytes(batch._buffer)
+    pos, end = batch._pos, len(buf)
     epoch, base, first_ts, ts_type = batch.leader_epoch, batch.base_offset, batch.first_timestamp, batch.timestamp_type
     append_ts = batch.max_timestamp if ts_type == _LOG_APPEND_TIME else None
     varint = decode_varint

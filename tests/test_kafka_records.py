@@ -106,6 +106,16 @@ def test_legacy_batches_are_read_by_kafka_pythons_way() -> None:
     assert [r.offset for r in got[0][0]] == list(range(3 + len(VARIED)))
 
 
+def test_a_batch_of_an_unknown_magic_is_read_by_kafka_pythons_way() -> None:
+    """kafka-python reads a batch whose magic byte (outside the CRC) is above 2 as a v2 batch with its
+    generic loop; so does the reader (found by a reviewer's fuzzing: the header size differed)."""
+    data = bytearray(batch(0, VARIED))
+    data[16] = 3
+    expected, got = both(bytes(data))
+    assert got == expected
+    assert [r.serialized_header_size for r in got[0][0]] == [-1, 16, -1, 2, -1]
+
+
 def test_deserializers_and_read_committed_go_kafka_pythons_way() -> None:
     data = batch(0, VARIED)
 
