@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue
 import time
 from bisect import bisect_right
 from typing import Any
@@ -42,8 +43,8 @@ def worker(settings: Settings, results: Any, idle_seconds: float) -> None:
     with scoring_consumer(settings) as app:
         process = app.process
 
-        def noted(records: list[Any]) -> None:
-            process(records)
+        def noted(records: list[Any], prepared: Any = None) -> None:
+            process(records, prepared)
             marks.append((time.monotonic(), app.stats.processed))
 
         app.process = noted  # type: ignore[method-assign]
@@ -71,9 +72,7 @@ def run(k: int, n: int, idle_seconds: float) -> dict[str, float]:
         procs = [ctx.Process(target=worker, args=(settings, results, idle_seconds)) for _ in range(k)]
         for p in procs:
             p.start()
-        reports = [results.get(timeout=1800) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
+        reports = _reports(results, procs)
         valkey = _valkey_cpu(settings) - valkey
     marks = [m for m, _, _ in reports if m]
     start = max(m[0][0] for m in marks)
@@ -82,6 +81,28 @@ def run(k: int, n: int, idle_seconds: float) -> dict[str, float]:
     total = sum(m[-1][1] for m in marks)
     return {"steady": steady, "window": end - start, "total": total, "cpu": sum(c for _, c, _ in reports),
             "valkey": valkey, "learned": sum(x for _, _, x in reports), "labels": len(due), "workers": len(marks)}
+
+
+def _reports(results: Any, procs: list[Any], timeout: float = 1800.0) -> list[Any]:
+    """Each process's report; a process that ends without one (it failed: its traceback is above)
+    ends the benchmark instead of leaving it waiting for the timeout."""
+    reports: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(reports) < len(procs):
+        try:
+            reports.append(results.get(timeout=1.0))
+            continue
+        except queue.Empty:
+            pass
+        failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        if failed or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            raise SystemExit(f"a scoring process failed (exit codes {failed})" if failed
+                             else f"no report from every scoring process in {timeout:.0f} s")
+    for p in procs:
+        p.join(timeout=60)
+    return reports
 
 
 def _valkey_cpu(settings: Settings) -> float:
