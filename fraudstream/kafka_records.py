@@ -23,9 +23,9 @@ from typing import Any
 
 import kafka
 from kafka import KafkaConsumer
+from kafka.consumer import fetcher as kafka_fetcher
 from kafka.consumer.fetcher import ConsumerRecord, Fetcher
 from kafka.errors import CorruptRecordError
-from kafka.protocol.consumer import IsolationLevel
 from kafka.record.util import decode_varint
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class InlinePartitionRecords(Fetcher.PartitionRecords):
     def _unpack_records(self, tp: Any, records: Any, key_deserializer: Any,
                         value_deserializer: Any) -> Iterator[ConsumerRecord]:
         if (key_deserializer is not None or value_deserializer is not None
-                or self.isolation_level != IsolationLevel.READ_UNCOMMITTED):
+                or self.isolation_level != kafka_fetcher.IsolationLevel.READ_UNCOMMITTED):  # (where 3.0.12 has it)
             yield from super()._unpack_records(tp, records, key_deserializer, value_deserializer)
             return
         # kafka-python 3.0.12's loop for read_uncommitted and no deserializers, but the records

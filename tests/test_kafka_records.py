@@ -10,9 +10,9 @@ from typing import Any
 import kafka
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer import fetcher as kafka_fetcher
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
-from kafka.protocol.consumer import IsolationLevel
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
@@ -125,7 +125,7 @@ def test_deserializers_and_read_committed_go_kafka_pythons_way() -> None:
 
     expected, got = both(data, value_deserializer=Upper())
     assert got == expected and got[0][0][0].value == b'{"AMOUNT": 1}'
-    expected, got = both(data, isolation_level=IsolationLevel.READ_COMMITTED)
+    expected, got = both(data, isolation_level=kafka_fetcher.IsolationLevel.READ_COMMITTED)
     assert got == expected
 
 
