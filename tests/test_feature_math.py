@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from fraudstream.models.events import Transaction
 from fraudstream.stream.feature_math import FeatureConfig, derive, derive_matrix
 from fraudstream.stream.features import FeatureEngine
-from fraudstream.stream.schema import FEATURE_NAMES, MONEY_FEATURES, StoredRecord, decode_record, encode_record, encode_records
+from fraudstream.stream.schema import (DERIVED_FEATURES, FEATURE_NAMES, MONEY_FEATURES, StoredRecord, decode_record,
+                                       encode_record, encode_records)
 from fraudstream.stream.state import MemoryStore
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -123,16 +124,41 @@ def record_as_written_before(rec: StoredRecord) -> bytes:
 
 def record_one_value_at_a_time(rec: StoredRecord) -> bytes:
     """The record codec, one value at a time: a value that is a whole number of its unit (a cent
-    for money, 1 otherwise) as that number, where dividing it by the unit gives the value back."""
+    for money, 1 otherwise) as that number, where dividing it by the unit gives the value back; a
+    derivable feature (a mean as its sum over its count, the ratio to the previous 30-day mean) as
+    None where the derivation gives back the very same float; the time within its hour."""
     def packed(value: float, unit: float) -> float | int:
         if not math.isfinite(value) or (value == 0.0 and math.copysign(1.0, value) < 0):
             return value
         count = round(value * unit)
         return count if abs(count) < 2 ** 53 and count / unit == value else value
 
-    values = [packed(float(rec.features[name]), 100.0 if name in MONEY_FEATURES else 1.0) for name in FEATURE_NAMES]
-    fields = [rec.t_ms, rec.terminal_id, values, rec.scores] + ([rec.alert] if rec.alert is not None else [])
+    x = {name: float(rec.features[name]) for name in FEATURE_NAMES}
+
+    def derived(name: str) -> float | None:
+        try:
+            if name == "customer_amount_over_mean_30d":
+                nb, amount = x["CUSTOMER_ID_NB_TX_30DAY_WINDOW"], x["TX_AMOUNT"]
+                sum_cents = float(round(x["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"] * nb * 100.0))
+                previous_mean = (sum_cents - float(round(amount * 100.0))) / 100.0 / (nb - 1.0)
+                return amount / previous_mean if math.isfinite(previous_mean) else None
+            total, count = DERIVED_FROM[name]
+            return x[total] / x[count]
+        except (ZeroDivisionError, OverflowError, ValueError):
+            return None
+
+    def same(a: float | None, b: float) -> bool:
+        return a is not None and math.isfinite(a) and struct.pack("<d", a) == struct.pack("<d", b)
+
+    values = [None if name in DERIVED_FEATURES and same(derived(name), x[name])
+              else packed(x[name], 100.0 if name in MONEY_FEATURES else 1.0) for name in FEATURE_NAMES]
+    fields = [rec.t_ms % 3_600_000, rec.terminal_id, values, rec.scores] + ([rec.alert] if rec.alert is not None else [])
     return msgpack.packb(fields, use_bin_type=True)
+
+
+DERIVED_FROM = {"customer_mean_amount_1h": ("customer_sum_amount_1h", "customer_nb_tx_1h"),
+                "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW": ("customer_sum_amount_1d", "CUSTOMER_ID_NB_TX_1DAY_WINDOW"),
+                "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW": ("customer_sum_amount_7d", "CUSTOMER_ID_NB_TX_7DAY_WINDOW")}
 
 
 def test_batch_encoding_equals_one_record_at_a_time() -> None:
@@ -157,8 +183,8 @@ def test_batch_encoding_equals_one_record_at_a_time() -> None:
     assert encoded == [encode_record(r) for r in records] == [record_one_value_at_a_time(r) for r in records]
     for old, new, record in zip(map(record_as_written_before, records), encoded, records):
         if record is not records[4]:  # NaN != NaN
-            assert decode_record(new) == decode_record(old) == record  # the same floats, and old records read
-    decoded = [decode_record(p) for p in encoded]
+            assert decode_record(new, record.t_ms) == decode_record(old, record.t_ms) == record  # old ones read too
+    decoded = [decode_record(p, t) for p, t in zip(encoded, times)]
     assert decoded[4].features["terminal_nb_last_3"] != decoded[4].features["terminal_nb_last_3"]  # NaN
     assert math.copysign(1.0, decoded[7].features["customer_amount_zscore_30d"]) == -1.0
     # whole counts and whole cents are packed as integers, the rest as floats
@@ -189,5 +215,52 @@ def test_record_codec_gives_back_every_float_bit_for_bit(values: list[float]) ->
     """Whatever the features (money or not, whole cents or not, -0.0, NaN, infinities, subnormals,
     magnitudes around 2^53 and beyond), a record decodes to the very same floats."""
     rec = StoredRecord(1_714_521_600_000, "m1", dict(zip(FEATURE_NAMES, values)), {"logreg": 0.5})
-    back = decode_record(encode_record(rec)).features
+    back = decode_record(encode_record(rec), rec.t_ms).features
     assert [struct.pack("<d", back[name]) for name in FEATURE_NAMES] == [struct.pack("<d", v) for v in values]
+
+
+def test_records_of_engine_features_leave_out_what_follows_and_read_back_bit_for_bit() -> None:
+    """Features as the engine computes them (`case`'s branches, huge amounts too): every mean of a
+    window with transactions and most ratios are packed as nil, and every record reads back the
+    very same floats and time, from a time of the same hour."""
+    rng = random.Random(23)
+    cases = [case(rng, i, huge=i % 50 == 7) for i in range(400)]
+    rows = np.array([list(derive(*c, FeatureConfig()).values()) for c in cases], dtype=np.float64)
+    times = [c[1] for c in cases]
+    encoded = encode_records(times, ["m"] * len(cases), rows, [{"gbt_window": 0.5}] * len(cases), [None] * len(cases))
+    columns = {name: FEATURE_NAMES.index(name) for name in DERIVED_FEATURES}
+    nils = {name: sum(msgpack.unpackb(p)[2][j] is None for p in encoded) for name, j in columns.items()}
+    assert all(n == len(cases) for name, n in nils.items() if name != "customer_amount_over_mean_30d"), nils
+    with_previous = sum(c[3][4] > 1 and c[2] < c[3][5] for c in cases)  # a previous transaction, a positive mean
+    assert nils["customer_amount_over_mean_30d"] >= 0.9 * with_previous > 0
+    for payload, t_ms, row in zip(encoded, times, rows.tolist()):
+        hour_start = t_ms - t_ms % 3_600_000
+        for hint in (t_ms, hour_start, hour_start + 3_599_999):
+            back = decode_record(payload, hint)
+            assert back.t_ms == t_ms
+            assert [struct.pack("<d", back.features[n]) for n in FEATURE_NAMES] == [struct.pack("<d", v) for v in row]
+    assert encoded == [record_one_value_at_a_time(StoredRecord(t, "m", dict(zip(FEATURE_NAMES, row)), {"gbt_window": 0.5}))
+                       for t, row in zip(times, rows.tolist())]
+
+
+_ANY_FLOAT = st.one_of(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+                       st.integers(-2 ** 60, 2 ** 60).map(_whole_cents), st.integers(0, 60).map(float),
+                       st.sampled_from([0.0, -0.0, 1.0, 2.0 ** 53, 1e306, 5e-324]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_ANY_FLOAT, min_size=len(FEATURE_NAMES), max_size=len(FEATURE_NAMES)), st.integers(0, 2 ** 42))
+def test_derived_features_read_back_bit_for_bit_whatever_their_inputs(values: list[float], t_ms: int) -> None:
+    """Each derivable feature set to exactly what its derivation gives from arbitrary inputs (zero
+    counts, overflows, NaN, -0.0, huge sums), so that the codec may leave it out: the record still
+    reads back the very same floats."""
+    x = dict(zip(FEATURE_NAMES, values))
+    with np.errstate(all="ignore"):
+        for mean, (total, count) in DERIVED_FROM.items():
+            x[mean] = float(np.float64(x[total]) / np.float64(x[count]))
+        nb, amount = np.float64(x["CUSTOMER_ID_NB_TX_30DAY_WINDOW"]), np.float64(x["TX_AMOUNT"])
+        sum_cents = np.rint(np.float64(x["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"]) * nb * 100.0)
+        x["customer_amount_over_mean_30d"] = float(amount / ((sum_cents - np.rint(amount * 100.0)) / 100.0 / (nb - 1.0)))
+    rec = StoredRecord(t_ms, "m1", x, {"logreg": 0.5})
+    back = decode_record(encode_record(rec), t_ms).features
+    assert [struct.pack("<d", back[name]) for name in FEATURE_NAMES] == [struct.pack("<d", x[name]) for name in FEATURE_NAMES]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import msgpack
 import numpy as np
 import pytest
 import redis
@@ -119,8 +120,9 @@ def test_migrate_records_moves_the_one_key_per_record_layout(settings: Settings)
     client = redis.Redis.from_url(settings.redis_url or "")
     prefix = settings.redis_key_prefix
     items = [(f"c{i % 37}", f"t{i}", record(T0 + i * 30_000, i)) for i in range(1200)]  # 10 hours
-    for customer_id, transaction_id, rec in items:
-        client.set(f"{prefix}:{{c:{customer_id}}}:r:{transaction_id}", encode_record(rec), px=600_000)
+    for customer_id, transaction_id, rec in items:  # as written then: the record's epoch ms, not its time in the hour
+        legacy = msgpack.packb([rec.t_ms, *msgpack.unpackb(encode_record(rec))[1:]], use_bin_type=True)
+        client.set(f"{prefix}:{{c:{customer_id}}}:r:{transaction_id}", legacy, px=600_000)
     client.set(f"{prefix}:{{c:c1}}:ev", b"events")  # not a record: left alone
     client.set(f"{prefix}:{{c:c2}}:r:bad", b"garbage")  # unreadable: logged and left, the others moved
     store = RedisStore(client, prefix=prefix)

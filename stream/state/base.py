@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from fraudstream.stream.schema import ScoredRows, StoredRecord
+from fraudstream.stream.schema import HOUR_MS, ScoredRows, StoredRecord
 
 DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 
 

@@ -155,7 +155,7 @@ class CustomerUpdate:
         if duplicates:
             fetched = self.store.records.fetch("keep", [RecordRef(ops[i].customer_id, ops[i].transaction_id, ops[i].t_ms)
                                                         for i in duplicates])
-            stored = {i: None if r is None else decode_record(r) for i, r in zip(duplicates, fetched)}
+            stored = {i: None if r is None else decode_record(r, ops[i].t_ms) for i, r in zip(duplicates, fetched)}
         return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
 
     def discard(self) -> None:

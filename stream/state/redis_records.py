@@ -135,7 +135,7 @@ def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500
         for key, payload in zip(keys, payloads):
             if payload is not None:  # else expired or taken meanwhile
                 try:
-                    record = decode_record(payload)
+                    record = decode_record(payload, 0)  # such a record holds its epoch ms
                 except Exception as exc:  # noqa: BLE001 - any undecodable payload: left where it is, logged
                     log.warning("scored record %s cannot be read (%s): left in place, not moved", key.decode(), exc)
                     continue

@@ -162,11 +162,12 @@ class RedisStore:
             self.records.put_rows(rows)
 
     def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
-        return [None if r is None else decode_record(r) for r in self.records.fetch("take", items)]
+        return [None if r is None else decode_record(r, ref.t_ms)
+                for ref, r in zip(items, self.records.fetch("take", items))]
 
     def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
-        return [None if r is None else (decode_record(r[0]), int(r[1]) if int(r[1]) > 0 else None)
-                for r in self.records.fetch("peek", items)]
+        return [None if r is None else (decode_record(r[0], ref.t_ms), int(r[1]) if int(r[1]) > 0 else None)
+                for ref, r in zip(items, self.records.fetch("peek", items))]
 
     def drop_records(self, items: list[RecordRef]) -> None:
         self.records.fetch("drop", items)
