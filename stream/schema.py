@@ -114,6 +114,7 @@ def encode_records(t_ms: Sequence[int], terminal_ids: Sequence[str], features: n
     (`MONEY_FEATURES`), a derivable one (`DERIVED_FEATURES`) as nil, any other value (and -0.0,
     NaN, infinities) as a float."""
     pack = msgpack.Packer(use_bin_type=True).pack
+    features = np.asarray(features, dtype=np.float64)  # the decoder derives in float64: so must the check
     return [pack([ms % HOUR_MS, term, row, s] if a is None else [ms % HOUR_MS, term, row, s, a])
             for ms, term, row, s, a in zip(t_ms, terminal_ids, _packed_values(features), scores, alerts)]
 
@@ -171,7 +172,7 @@ def decode_record(payload: bytes, hour_of_ms: int) -> StoredRecord:
     """The record of `payload`, which Redis kept in the hash of the hour of `hour_of_ms` (epoch ms):
     a record holds its time within the hour (before 2026-12-05, the epoch ms itself)."""
     t_ms, terminal_id, values, scores, *alert = msgpack.unpackb(payload, raw=False)
-    if t_ms < HOUR_MS:
+    if t_ms < HOUR_MS:  # an epoch ms is never this small: event times are from 1990 on (`events.MIN_EVENT_TIME`)
         t_ms += hour_of_ms - hour_of_ms % HOUR_MS
     for i in _MONEY:
         if type(values[i]) is int:  # cents (a record written before cents has a float here)

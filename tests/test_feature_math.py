@@ -264,3 +264,14 @@ def test_derived_features_read_back_bit_for_bit_whatever_their_inputs(values: li
     rec = StoredRecord(t_ms, "m1", x, {"logreg": 0.5})
     back = decode_record(encode_record(rec), t_ms).features
     assert [struct.pack("<d", back[name]) for name in FEATURE_NAMES] == [struct.pack("<d", x[name]) for name in FEATURE_NAMES]
+
+
+def test_a_float32_matrix_is_encoded_as_its_float64_values() -> None:
+    """The decoder derives in float64, so the encoder checks derivations in float64 too."""
+    rows = np.full((1, len(FEATURE_NAMES)), 1.0, dtype=np.float32)
+    rows[0, FEATURE_NAMES.index("customer_sum_amount_1h")] = 1.0
+    rows[0, FEATURE_NAMES.index("customer_nb_tx_1h")] = 30.0
+    rows[0, FEATURE_NAMES.index("customer_mean_amount_1h")] = np.float32(1.0) / np.float32(30.0)
+    payload = encode_records([0], ["m"], rows, [{}], [None])[0]
+    back = decode_record(payload, 0).features
+    assert [back[name] for name in FEATURE_NAMES] == rows[0].astype(np.float64).tolist()
