@@ -127,26 +127,23 @@ def _packed_values(features: np.ndarray) -> list[tuple[float | int, ...]]:
         whole = np.round(features * _UNIT)
         exact = ((whole / _UNIT) == features) & (np.abs(whole) < _EXACT) & ~((features == 0.0) & np.signbit(features))
     every, some = exact.all(axis=0).tolist(), exact.any(axis=0).tolist()
-    derivable = dict(_derivable(features))
+    nil = {j: rows for j, rows in _derivable(features).items() if rows.any()}  # derivable: packed as nil
     columns = []
     for j in range(features.shape[1]):
-        if j in derivable and derivable[j].any():
-            mixed, ints = features[:, j].astype(object), exact[:, j]
-            mixed[ints] = whole[ints, j].astype(np.int64).astype(object)
-            mixed[derivable[j]] = None
-            columns.append(mixed.tolist())
-        elif every[j]:
+        if j not in nil and every[j]:
             columns.append(whole[:, j].astype(np.int64).tolist())
-        elif not some[j]:
+        elif j not in nil and not some[j]:
             columns.append(features[:, j].tolist())
         else:
             mixed, ints = features[:, j].astype(object), exact[:, j]
             mixed[ints] = whole[ints, j].astype(np.int64).astype(object)
+            if j in nil:
+                mixed[nil[j]] = None
             columns.append(mixed.tolist())
     return list(zip(*columns))
 
 
-def _derivable(features: np.ndarray) -> list[tuple[int, np.ndarray]]:
+def _derivable(features: np.ndarray) -> dict[int, np.ndarray]:
     """Per derived column, the rows whose value `decode_record` gives back bit for bit (from finite
     inputs, so that it never divides by zero or rounds an infinity)."""
     f = features
@@ -158,7 +155,7 @@ def _derivable(features: np.ndarray) -> list[tuple[int, np.ndarray]]:
         ratio = amount / previous_mean
         ratio[~(np.isfinite(sum_cents) & np.isfinite(cents) & np.isfinite(previous_mean))] = np.nan
         derived.append((_RATIO, ratio))
-    return [(j, np.isfinite(d) & (d == f[:, j]) & (np.signbit(d) == np.signbit(f[:, j]))) for j, d in derived]
+    return {j: np.isfinite(d) & (d == f[:, j]) & (np.signbit(d) == np.signbit(f[:, j])) for j, d in derived}
 
 
 def _ratio(values: list[Any]) -> float:
