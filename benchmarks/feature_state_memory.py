@@ -27,6 +27,7 @@ from pathlib import Path
 
 import redis
 
+from fraudstream.config import Settings
 from fraudstream.models.events import Label
 from fraudstream.producer.files import labels_for, read_recorded
 from fraudstream.services import valkey_process
@@ -35,6 +36,7 @@ from fraudstream.stream.state.redis_store import RedisStore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
 DELAY = timedelta(days=7)
+CHAMPION = Settings.model_fields["model"].default  # the default model's name, as a consumer keeps it with each score
 PREFIX = "mem"
 
 
@@ -50,7 +52,7 @@ def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
     def flush() -> None:
         xs = engine.transform(chunk)
         kept = [(tx, x) for tx, x in zip(chunk, xs) if x is not None]
-        engine.record_scored([tx for tx, _ in kept], [x for _, x in kept], [{"logreg": 0.01}] * len(kept))
+        engine.record_scored([tx for tx, _ in kept], [x for _, x in kept], [{CHAMPION: 0.01}] * len(kept))
         chunk.clear()
 
     for rec in read_recorded(DATA):
