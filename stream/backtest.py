@@ -103,7 +103,7 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
             while pending and pending[0].reported_at <= now:
                 due.append(pending.popleft())
             for label, scored in zip(due, apply_labels(due)):
-                if scored is not None:
+                if scored is not None and scored.unreadable is None:  # (an unreadable one is logged)
                     learn_one(scored.features, label.is_fraud)
                     out.n_labels_learned += 1
                     out.n_frauds_learned += label.is_fraud

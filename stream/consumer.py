@@ -30,7 +30,7 @@ from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord, to_ms
-from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
+from fraudstream.stream.label_stream import LabelEntry, LabelOutcome, unreadable_dead_letter
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
@@ -267,9 +267,12 @@ class ScoringConsumer:
                 learned.append((scored.scores.get(self.scorer.champion.name), label.is_fraud))
             elif outcome is LabelOutcome.DUPLICATE:
                 duplicates += 1  # delivered again: its effect is already there
+            elif outcome is LabelOutcome.UNKNOWN and scored is not None and scored.unreadable is not None:
+                dead.append((self.label_dlq, record, *unreadable_dead_letter(label.transaction_id, scored.unreadable)))
             else:  # conflict, or unknown
                 dead.append((self.label_dlq, record, *outcome.dead_letter(label.transaction_id, label.is_fraud)))
-        done = [label for label, scored in zip(labels, records) if scored is not None]
+        # an unreadable record is left as it is (to be looked at) until it expires
+        done = [label for label, scored in zip(labels, records) if scored is not None and scored.unreadable is None]
         self._retry("labels", lambda: self.engine.release_records(done))
         if dead:
             self._send_dead_letters(dead)
@@ -284,7 +287,7 @@ class ScoringConsumer:
         entries = []
         for label, scored in zip(labels, records):
             key, hour = record_field(label.customer_id, label.transaction_id), to_ms(label.event_time) // HOUR_MS
-            if scored is None:  # only its marker is looked up
+            if scored is None or scored.unreadable is not None:  # only its marker is looked up
                 entries.append(LabelEntry(None, label.is_fraud, {}, key, hour=hour))
             else:
                 ttl = None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms

@@ -29,7 +29,8 @@ import numpy as np
 
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.feature_math import MIN_MATRIX_ROWS, FeatureConfig, derive, derive_matrix
-from fraudstream.stream.schema import EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, ScoredRows, StoredRecord
+from fraudstream.stream.schema import (EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, ScoredRows, StoredRecord,
+                                       UnreadableRecord)
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, FraudMark, RecordRef, StateStore, TerminalOp
 
 __all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureBatch", "FeatureConfig", "FeatureEngine",
@@ -47,6 +48,7 @@ class ScoredRecord:
     features: dict[str, float]
     scores: dict[str, float]
     ttl_ms: int | None = None  # how long the store keeps it still (None: no wall-clock expiry)
+    unreadable: str | None = None  # why its stored bytes could not be read (then no features nor scores)
 
 
 def to_ms(moment: datetime) -> int:
@@ -230,7 +232,10 @@ class FeatureEngine:
         frauds: list[FraudMark] = []
         for label, rec, ttl_ms in zip(labels, stored, ttls):
             record = None
-            if rec is not None:
+            if isinstance(rec, UnreadableRecord):
+                record = ScoredRecord(label.transaction_id, label.customer_id, "", label.event_time, {}, {}, ttl_ms,
+                                      unreadable=rec.error)
+            elif rec is not None:
                 record = ScoredRecord(label.transaction_id, label.customer_id, rec.terminal_id,
                                       datetime.fromtimestamp(rec.t_ms / 1000.0, timezone.utc), rec.features, rec.scores,
                                       ttl_ms)

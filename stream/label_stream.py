@@ -46,6 +46,17 @@ class LabelOutcome(IntEnum):
                                        "expired, or the label's event_time is not in the hour of the transaction's)")
 
 
+def unreadable_dead_letter(transaction_id: str, error: str) -> tuple[str, str]:
+    """Why a label whose scored record is there but cannot be read (`schema.read_record`) goes to
+    the labels' dead-letter topic: the reason and the message.
+
+    >>> unreadable_dead_letter("t9", "FormatError")[0]
+    'unreadable_record'
+    """
+    return "unreadable_record", (f"the scored record of transaction {transaction_id} cannot be read ({error}); "
+                                 "it is left in Redis until it expires")
+
+
 @dataclass(frozen=True)
 class LabelEntry:
     """A label for the label stream: the features its transaction was scored with (None: no scored

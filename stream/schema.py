@@ -165,10 +165,33 @@ def _ratio(values: list[Any]) -> float:
     return amount / ((round(values[_MEAN_30D] * nb * 100.0) - round(amount * 100.0)) / 100.0 / (nb - 1.0))
 
 
+class UnreadableRecord(NamedTuple):
+    """A stored payload that `decode_record` cannot read (damaged, or written by a version whose
+    layout this one does not know): why."""
+
+    error: str
+
+
+def read_record(payload: bytes, hour_of_ms: int) -> StoredRecord | UnreadableRecord:
+    """`decode_record`, or why it failed, for the readers of stored records: an unreadable record
+    costs its label (dead-lettered) or its redelivered transaction's stored alert (scored again),
+    never the consumer (raising here would stop it on the same batch after every restart).
+
+    >>> read_record(b"\\x93\\x01\\x02\\x03", 0)  # a list of three values, not a record
+    UnreadableRecord(error='ValueError: not enough values to unpack (expected at least 4, got 3)')
+    """
+    try:
+        return decode_record(payload, hour_of_ms)
+    except Exception as exc:  # noqa: BLE001 - whatever the bytes are, decoding them must not raise
+        return UnreadableRecord(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
 def decode_record(payload: bytes, hour_of_ms: int) -> StoredRecord:
     """The record of `payload`, which Redis kept in the hash of the hour of `hour_of_ms` (epoch ms):
     a record holds its time within the hour (before 2026-12-05, the epoch ms itself)."""
     t_ms, terminal_id, values, scores, *alert = msgpack.unpackb(payload, raw=False)
+    if len(values) != len(FEATURE_NAMES):  # another version's features: not to be learned as these
+        raise ValueError(f"{len(values)} feature values, not the {len(FEATURE_NAMES)} of `FEATURE_NAMES`")
     if t_ms < HOUR_MS:  # an epoch ms is never this small: event times are from 1990 on (`events.MIN_EVENT_TIME`)
         t_ms += hour_of_ms - hour_of_ms % HOUR_MS
     for i in _MONEY:

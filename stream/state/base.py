@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from fraudstream.stream.schema import HOUR_MS, ScoredRows, StoredRecord
+from fraudstream.stream.schema import HOUR_MS, ScoredRows, StoredRecord, UnreadableRecord
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
@@ -178,12 +178,13 @@ class StateStore(Protocol):
         """`put_records` of a batch given by column (the features as a matrix)."""
         ...
 
-    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
-        """The record, deleted (each is returned once); None when absent. A record is found by its
-        customer and transaction id and the hour of its event time."""
+    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | UnreadableRecord | None]:
+        """The record, deleted (each is returned once); None when absent, `UnreadableRecord` when
+        its bytes cannot be decoded. A record is found by its customer and transaction id and the
+        hour of its event time."""
         ...
 
-    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
+    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord | UnreadableRecord, int | None] | None]:
         """(the record, milliseconds it has left to live or None when the store does not expire by
         wall clock), kept; None when absent. In Redis that is its hour's hash's time to live, which
         later writes to the same hour renew: a lower bound."""

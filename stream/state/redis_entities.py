@@ -19,9 +19,10 @@ import msgpack
 import numpy as np
 from redis.cluster import key_slot
 
-from fraudstream.stream.schema import StoredRecord, decode_record
+from fraudstream.stream.schema import StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, RecordRef, to_micro
+from fraudstream.stream.state.redis_records import read_logged
 from fraudstream.stream.state.script_io import Calls, ScriptCalls
 
 if TYPE_CHECKING:
@@ -155,7 +156,11 @@ class CustomerUpdate:
         if duplicates:
             fetched = self.store.records.fetch("keep", [RecordRef(ops[i].customer_id, ops[i].transaction_id, ops[i].t_ms)
                                                         for i in duplicates])
-            stored = {i: None if r is None else decode_record(r, ops[i].t_ms) for i, r in zip(duplicates, fetched)}
+            for i, payload in zip(duplicates, fetched):
+                record = None if payload is None else read_logged(payload, RecordRef(ops[i].customer_id,
+                                                                                      ops[i].transaction_id, ops[i].t_ms))
+                # an unreadable record (logged): the transaction is scored again, its record written anew
+                stored[i] = None if isinstance(record, UnreadableRecord) else record
         return [CustomerResult(st != 0, stored.get(i), aggregates[i], conflict=st == 2) for i, st in enumerate(status)]
 
     def discard(self) -> None:

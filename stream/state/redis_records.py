@@ -23,7 +23,8 @@ import msgpack
 from redis.cluster import key_slot
 
 from fraudstream.constants import CUSTOMER_TAG, RECORD_SHARDS_CLUSTER, RECORD_TAG
-from fraudstream.stream.schema import ScoredRows, StoredRecord, decode_record, encode_record, encode_records
+from fraudstream.stream.schema import (ScoredRows, StoredRecord, UnreadableRecord, decode_record, encode_record,
+                                       encode_records, read_record)
 from fraudstream.stream.state.base import HOUR_MS, RecordRef
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,14 @@ class RecordBuckets:
         for key in keys:
             slots[key_slot(key.encode())].append(key)
         return list(slots.values())
+
+def read_logged(payload: bytes, ref: RecordRef) -> StoredRecord | UnreadableRecord:
+    """`schema.read_record` of the record of `ref`, logged when it cannot be read."""
+    record = read_record(payload, ref.t_ms)
+    if isinstance(record, UnreadableRecord):
+        log.error("the scored record of transaction %r (customer %r) cannot be read: %s",
+                  ref.transaction_id, ref.customer_id, record.error)
+    return record
 
 
 def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500) -> int:

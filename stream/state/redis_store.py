@@ -26,10 +26,10 @@ from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
-from fraudstream.stream.schema import ScoredRows, StoredRecord, decode_record
+from fraudstream.stream.schema import ScoredRows, StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
-from fraudstream.stream.state.redis_records import RecordBuckets
+from fraudstream.stream.state.redis_records import RecordBuckets, read_logged
 from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp,
                                           Windows)
 
@@ -161,13 +161,13 @@ class RedisStore:
         if rows.customer_ids:
             self.records.put_rows(rows)
 
-    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | None]:
-        return [None if r is None else decode_record(r, ref.t_ms)
-                for ref, r in zip(items, self.records.fetch("take", items))]
+    def take_records(self, items: list[RecordRef]) -> list[StoredRecord | UnreadableRecord | None]:
+        return [None if r is None else read_logged(r, ref) for ref, r in zip(items, self.records.fetch("take", items))]
 
-    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
-        return [None if r is None else (decode_record(r[0], ref.t_ms), int(r[1]) if int(r[1]) > 0 else None)
+    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord | UnreadableRecord, int | None] | None]:
+        return [None if r is None else (read_logged(r[0], ref), int(r[1]) if int(r[1]) > 0 else None)
                 for ref, r in zip(items, self.records.fetch("peek", items))]
 
     def drop_records(self, items: list[RecordRef]) -> None:
         self.records.fetch("drop", items)
+
