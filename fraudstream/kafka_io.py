@@ -13,6 +13,8 @@ Tansu workarounds (kept here and nowhere else):
 kafka-python 3.0.12 throws away a group join that completes between two polls: `make_consumer`
 mends each consumer's coordinator with `fraudstream.kafka_join.keep_completed_joins`. It also gives
 each consumer's fetcher the faster record reader of `fraudstream.kafka_records` (same records).
+Its producers and consumers read sockets with `fraudstream.kafka_transport.quiet_closed_reads`: a
+read that races a client's close is not logged as an error with a traceback.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
 from fraudstream.kafka_join import keep_completed_joins
 from fraudstream.kafka_records import read_records_inline
+from fraudstream.kafka_transport import quiet_closed_reads
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     config = {"acks": 1, "enable_idempotence": False, "linger_ms": 5, "batch_size": 256 * 1024,
               "max_request_size": 4 * 1024 * 1024}
     config.update(overrides)
+    quiet_closed_reads()  # kafka-python 3.0.12 logs a read racing the close as an error (see there)
     return KafkaProducer(**client_config(settings), **config)
 
 
@@ -87,6 +91,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
         "max_partition_fetch_bytes": 1024 * 1024,
     }
     config.update(overrides)
+    quiet_closed_reads()
     consumer = KafkaConsumer(**client_config(settings), **config)
     keep_completed_joins(consumer)  # kafka-python 3.0.12 would throw some joins away (see there)
     read_records_inline(consumer)  # ~3 us less per record than kafka-python's own reader (see there)
