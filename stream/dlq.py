@@ -4,6 +4,8 @@ the flush that a batch's sends (alerts, dead letters) must pass before its offse
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaProducer
@@ -26,21 +28,76 @@ def dead_letter_headers(record: ConsumerRecord, reason: str, error: str) -> list
     ]
 
 
+class ReasonLog:
+    """Which dead letters are logged one by one: per reason, the first `burst` of each `window_s`
+    seconds; the others are counted, and the count is logged as one line when the reason's window
+    has passed (at its next dead letter) or at `flush`. A replay into the wrong topic can dead-letter
+    every record: one line each made 28,818 warnings of a single run (2026-12-05).
+
+    >>> now = [0.0]
+    >>> limiter = ReasonLog(burst=2, window_s=60.0, clock=lambda: now[0])
+    >>> [limiter.allow("too_late") for _ in range(5)], limiter.allow("invalid_json")
+    ([True, True, False, False, False], True)
+    >>> now[0] = 61.0
+    >>> limiter.allow("too_late")  # logs "3 more dead letters (too_late) ..." first
+    True
+    >>> limiter.pending()
+    {}
+    """
+
+    def __init__(self, burst: int = 10, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.window_s, self.clock = burst, window_s, clock
+        self.windows: dict[str, list[float]] = {}  # reason: [window start, logged, not logged]
+
+    def allow(self, reason: str, dlq_topic: str = "") -> bool:
+        """Whether to log this dead letter of `reason` one by one."""
+        now = self.clock()
+        window = self.windows.get(reason)
+        if window is None or now - window[0] >= self.window_s:
+            if window is not None:
+                self._report(reason, window, dlq_topic)
+            window = self.windows[reason] = [now, 0, 0]
+        if window[1] < self.burst:
+            window[1] += 1
+            return True
+        window[2] += 1
+        return False
+
+    def pending(self) -> dict[str, int]:
+        """Dead letters per reason counted but not logged yet."""
+        return {reason: int(w[2]) for reason, w in self.windows.items() if w[2]}
+
+    def flush(self, dlq_topic: str = "") -> None:
+        """Log the counts not logged yet."""
+        for reason, window in self.windows.items():
+            self._report(reason, window, dlq_topic)
+            window[2] = 0
+
+    def _report(self, reason: str, window: list[float], dlq_topic: str) -> None:
+        if window[2]:
+            log.warning("%d more dead letters (%s) to %s in %.0f s, not logged one by one",
+                        window[2], reason, dlq_topic or "the dead-letter topic", self.clock() - window[0],
+                        extra={"reason": reason, "dlq_topic": dlq_topic, "dead_letters": int(window[2])})
+
+
 class DeadLetterWriter:
-    """Sends bad records to a dead-letter topic; the caller flushes the producer before committing."""
+    """Sends bad records to a dead-letter topic; the caller flushes the producer before committing.
+    Each dead letter is logged, but for floods (`ReasonLog`): then a count per reason."""
 
     def __init__(self, producer: KafkaProducer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
         self.count = 0
+        self.logged = ReasonLog()
 
     def send(self, record: ConsumerRecord, reason: str, error: str) -> Any:
         self.count += 1
-        log.warning(
-            "dead-lettered: %s", error[:300],
-            extra={"reason": reason, "topic": record.topic, "partition": record.partition, "offset": record.offset,
-                   "dlq_topic": self.topic},
-        )
+        if self.logged.allow(reason, self.topic):
+            log.warning(
+                "dead-lettered: %s", error[:300],
+                extra={"reason": reason, "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                       "dlq_topic": self.topic},
+            )
         return self.producer.send(
             self.topic, key=record.key, value=record.value if record.value is not None else b"",
             headers=dead_letter_headers(record, reason, error),
