@@ -50,7 +50,8 @@ class Settings(BaseSettings):
 
     # --- connections --------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
-        None, description="Kafka bootstrap servers (host:port,...). Unset: start the embedded Tansu broker."
+        None, description=("Kafka bootstrap servers (host:port,...). Unset: `demo` starts the embedded Tansu broker; "
+                           "the other commands ask for it (`fraudstream up` prints it).")
     )
     kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
@@ -58,7 +59,8 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
     kafka_ssl_cafile: str | None = Field(None, description="CA file to verify the brokers' certificates.")
     redis_url: str | None = Field(
-        None, repr=False, description="Redis URL (redis://, rediss://). Unset: start the embedded Valkey server."
+        None, repr=False, description=("Redis URL (redis://, rediss://). Unset: `demo` starts the embedded Valkey server; "
+                                   "the other commands that need Redis ask for it.")
     )
     redis_password: SecretStr | None = Field(None, description="Redis password, if not in the URL.")
     redis_cluster: bool = Field(False, description="Connect to a Redis Cluster instead of a single server.")

@@ -52,3 +52,14 @@ def test_produce_consume_alerts_as_a_user(settings: Settings) -> None:
     lines = shown.stdout.strip().splitlines()
     assert len(lines) == 1
     Alert.model_validate_json(lines[0])
+
+
+@pytest.mark.services
+def test_alerts_says_it_is_waiting_when_none_come(settings: Settings) -> None:
+    from fraudstream.kafka_io import ensure_topics
+
+    ensure_topics(settings)
+    shown = run_cli(settings, "alerts", "--from-beginning", "--timeout", "7")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout == ""
+    assert f"no alert on {settings.topic_alerts!r} yet (none at all since its beginning)" in shown.stderr

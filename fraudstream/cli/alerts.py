@@ -22,6 +22,21 @@ def format_alert(alert: Alert) -> str:
             f"model={alert.model_name}@{alert.model_version} | {reasons}")
 
 
+WAIT_HINT_S = 5.0  # seconds without an alert at the start after which `alerts` says it is waiting
+
+
+def waiting_hint(topic: str, from_beginning: bool, timeout: float | None) -> str:
+    """What `alerts` prints (stderr) when none came in its first `WAIT_HINT_S` seconds.
+
+    >>> waiting_hint("alerts", True, None)
+    "no alert on 'alerts' yet (none at all since its beginning); waiting for new ones: Ctrl-C to stop, or --timeout S to exit after S seconds without one"
+    """
+    since = "none at all since its beginning" if from_beginning else "none since this command started"
+    end = f"exits after {timeout:g} s without one" if timeout is not None else \
+        "Ctrl-C to stop, or --timeout S to exit after S seconds without one"
+    return f"no alert on {topic!r} yet ({since}); waiting for new ones: {end}"
+
+
 @click.command()
 @click.option("--from-beginning", is_flag=True, help="Start at the first alert instead of new ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
@@ -57,11 +72,16 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
             consumer.seek_to_end(*parts)
         shown = 0
         last = time.monotonic()
+        hinted = False
         while max_alerts is None or shown < max_alerts:
             batch = consumer.poll(timeout_ms=200)
             if not batch:
-                if timeout is not None and time.monotonic() - last >= timeout:
+                waited = time.monotonic() - last
+                if timeout is not None and waited >= timeout:
                     break
+                if not hinted and shown == 0 and waited >= WAIT_HINT_S:  # not a hang: say so, once
+                    hinted = True
+                    click.echo(waiting_hint(settings.topic_alerts, from_beginning, timeout), err=True)
                 continue
             last = time.monotonic()
             for records in batch.values():
