@@ -20,6 +20,7 @@ read that races a client's close is not logged as an error with a traceback.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover - kafka-python 2.x
     from kafka.coordinator.base import MemberState  # type: ignore[no-redef]
 
 from fraudstream.config import Settings
-from fraudstream.errors import ConfigError
+from fraudstream.errors import ConfigError, ServiceError
 from fraudstream.kafka_join import keep_completed_joins
 from fraudstream.kafka_records import read_records_inline
 from fraudstream.kafka_transport import quiet_closed_reads
@@ -62,6 +63,41 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+BROKER_WAIT_S = 30.0  # how long clients wait for a bootstrap server to accept a connection
+
+
+def await_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
+    """Return once one of the bootstrap servers accepts a TCP connection; `ServiceError` after
+    `timeout_s` (default `BROKER_WAIT_S`). kafka-python waits as long on its own, but logs ~20 errors and warnings on the
+    way; this logs one line, at the first failure, and names the setting.
+
+    >>> await_bootstrap(Settings(kafka_bootstrap="127.0.0.1:1"), timeout_s=0.0)
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.ServiceError: no Kafka broker at 127.0.0.1:1 (FRAUDSTREAM_KAFKA_BOOTSTRAP) within 0 s: [Errno 111] Connection refused
+    """
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no Kafka bootstrap servers: set FRAUDSTREAM_KAFKA_BOOTSTRAP or run `fraudstream up`")
+    timeout_s = BROKER_WAIT_S if timeout_s is None else timeout_s
+    servers = settings.kafka_bootstrap.split(",")
+    deadline, warned = time.monotonic() + timeout_s, False
+    while True:
+        for server in servers:
+            host, _, port = server.strip().rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=2.0).close()
+                return
+            except (OSError, ValueError) as exc:
+                error = exc
+        if time.monotonic() >= deadline:
+            raise ServiceError(f"no Kafka broker at {settings.kafka_bootstrap} (FRAUDSTREAM_KAFKA_BOOTSTRAP) "
+                               f"within {timeout_s:.0f} s: {error}")
+        if not warned:
+            warned = True
+            log.warning("waiting up to %.0f s for a Kafka broker at %s: %s", timeout_s, settings.kafka_bootstrap, error)
+        time.sleep(0.5)
+
+
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """A producer that waits for the leader's acknowledgement and batches briefly."""
     # acks=1 with idempotence off: the embedded Tansu broker is memory-only anyway; duplicates from
@@ -69,6 +105,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     config = {"acks": 1, "enable_idempotence": False, "linger_ms": 5, "batch_size": 256 * 1024,
               "max_request_size": 4 * 1024 * 1024}
     config.update(overrides)
+    await_bootstrap(settings)
     quiet_closed_reads()  # kafka-python 3.0.12 logs a read racing the close as an error (see there)
     return KafkaProducer(**client_config(settings), **config)
 
@@ -91,6 +128,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
         "max_partition_fetch_bytes": 1024 * 1024,
     }
     config.update(overrides)
+    await_bootstrap(settings)
     quiet_closed_reads()
     consumer = KafkaConsumer(**client_config(settings), **config)
     keep_completed_joins(consumer)  # kafka-python 3.0.12 would throw some joins away (see there)
@@ -108,6 +146,7 @@ def all_topics(settings: Settings) -> list[str]:
 def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, partitions: int | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     wanted = list(topics) if topics is not None else all_topics(settings)
+    await_bootstrap(settings)
     admin = KafkaAdminClient(**client_config(settings))
     try:
         existing = set(admin.list_topics())

@@ -94,3 +94,15 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_an_unreachable_broker_is_one_clear_error_not_kafka_pythons_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraudstream import kafka_io
+
+    monkeypatch.setattr(kafka_io, "BROKER_WAIT_S", 1.2)
+    result = CliRunner().invoke(main, ["alerts"], env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert result.exit_code == 1
+    lines = result.output.splitlines()  # kafka-python's own retries logged ~20 lines before
+    assert len(lines) == 2, lines
+    assert "WARNING fraudstream.kafka_io: waiting up to 1 s for a Kafka broker at 127.0.0.1:1" in lines[0]
+    assert lines[1].startswith("Error: no Kafka broker at 127.0.0.1:1 (FRAUDSTREAM_KAFKA_BOOTSTRAP) within 1 s")
