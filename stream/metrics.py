@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -141,6 +142,19 @@ def exposition(collector: Collector) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return generate_latest(registry).decode()
+
+
+def check_metrics_port(port: int, addr: str = "0.0.0.0") -> None:
+    """`ServiceError` now, before a consumer joins its group, when `serve_metrics` could not bind
+    `port` (0: any free port, always fine)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server binds
+        try:
+            probe.bind((addr, port))
+        except OSError as exc:
+            raise ServiceError(f"cannot serve metrics on {addr}:{port}: {exc}") from exc
 
 
 @contextlib.contextmanager

@@ -106,3 +106,17 @@ def test_an_unreachable_broker_is_one_clear_error_not_kafka_pythons_retries(monk
     assert len(lines) == 2, lines
     assert "WARNING fraudstream.kafka_io: waiting up to 1 s for a Kafka broker at 127.0.0.1:1" in lines[0]
     assert lines[1].startswith("Error: no Kafka broker at 127.0.0.1:1 (FRAUDSTREAM_KAFKA_BOOTSTRAP) within 1 s")
+
+
+def test_a_metrics_port_in_use_is_refused_before_the_consumer_starts() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["consume", "--metrics-port", str(port)],
+                                    env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # never reached
+                                         "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: cannot serve metrics on 0.0.0.0:{port}: [Errno 98] Address already in use"]

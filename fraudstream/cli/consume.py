@@ -29,12 +29,14 @@ def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: floa
     """
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.stream.app import scoring_consumer
-    from fraudstream.stream.metrics import serve_metrics
+    from fraudstream.stream.metrics import check_metrics_port, serve_metrics
     from fraudstream.stream.signals import stop_on_signals
 
     settings = settings_from(ctx, **overrides)
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP and FRAUDSTREAM_REDIS_URL (see `fraudstream up`)")
+    if metrics_port is not None:
+        check_metrics_port(metrics_port)  # before the group join, not after it
     ensure_topics(settings)
     with scoring_consumer(settings) as app, stop_on_signals(app.stop):
         with serve_metrics(app, metrics_port) if metrics_port is not None else contextlib.nullcontext():
