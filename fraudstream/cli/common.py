@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import shlex
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from fraudstream.config import Settings
@@ -74,6 +76,58 @@ def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:
         return option(func)
 
     return decorator
+
+
+def command_line(ctx: click.Context, program: str = "fraudstream", **changes: Any) -> str:
+    """The command line that runs this command again: every parameter given on the command line (of
+    this command and of the groups above it), with `changes` (by parameter name, this command's)
+    replacing or adding values; for hints such as where to resume.
+
+    >>> @click.group()
+    ... @click.option("--log-level")
+    ... def root(log_level): pass
+    >>> @root.command()
+    ... @click.argument("file")
+    ... @click.option("--speed", type=float)
+    ... @click.option("--start")
+    ... @click.option("--end")
+    ... @click.option("--no-progress", is_flag=True)
+    ... def replay(**kwargs): pass
+    >>> top = root.make_context("root", ["--log-level", "debug", "replay"])
+    >>> sub = replay.make_context("replay", ["my file.csv", "--start", "2018-04-01", "--speed", "3600",
+    ...                                      "--no-progress", "--end=2018-04-15"], parent=top)
+    >>> command_line(sub, start="2018-04-03T10:00:00+00:00")
+    "fraudstream --log-level debug replay 'my file.csv' --speed 3600 --start 2018-04-03T10:00:00+00:00 --end 2018-04-15 --no-progress"
+    """
+    chain = []
+    current: click.Context | None = ctx
+    while current is not None:
+        chain.append(current)
+        current = current.parent
+    words = []
+    for level in reversed(chain):
+        words.append(program if level.parent is None else level.info_name or "")
+        given = {name: value for name, value in level.params.items()
+                 if level.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
+        if level is ctx:
+            given.update(changes)
+        for param in level.command.params:
+            if param.name in given:
+                words.extend(_words(param, given[param.name]))
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _words(param: click.Parameter, value: Any) -> list[str]:
+    """`value` of `param` as command-line words."""
+    values = list(value) if param.multiple or param.nargs != 1 else [value]
+    texts = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+    if isinstance(param, click.Argument):
+        return texts
+    if isinstance(param, click.Option) and param.is_flag:
+        if value:
+            return [param.opts[0]]
+        return [param.secondary_opts[0]] if param.secondary_opts else []
+    return [word for text in texts for word in (param.opts[0], text)]
 
 
 def live_clock_options(func: F) -> F:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, command_line, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -40,7 +40,8 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     """Publish the transactions of FILE to the transactions topic and their labels to the labels topic.
 
     Reads .jsonl/.csv files written by `fraudstream record` (optionally .gz) and the handbook CSV,
-    detected from the header. Ctrl-C stops after flushing and prints the --start that resumes.
+    detected from the header. Ctrl-C stops after flushing and prints the command that resumes (the same
+    options, another --start).
     """
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -84,5 +85,6 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
                "rate": round(stats.rate, 1), "last_event_time": stats.event_time.isoformat() if stats.event_time else None}
     if stats.resume_from is not None:
         summary["resume_from"] = stats.resume_from.isoformat()
-        click.echo(f"stopped; resume with: fraudstream replay {file} --start {stats.resume_from.isoformat()}", err=True)
+        hint = command_line(ctx, start=stats.resume_from.isoformat())  # the user's other options as given
+        click.echo(f"stopped; resume with: {hint}", err=True)
     click.echo("replayed " + json.dumps(summary))
