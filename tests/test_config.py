@@ -90,6 +90,15 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["models", "export", "gbt_window", "no/such/dir/x.fsmodel"], "no such directory"),
     (["alerts", "--min-score", "nan"], "'nan' is not a finite number >= 0 and <= 1"),
     (["record", "--days", "3", "--start", "2199-12-30", "--out", "x.csv"], "leaves the event times every reader accepts"),
+    # before any server starts or is reached (demo and produce only failed in the producer)
+    (["demo", "--transactions", "-5"], "-5 is not in the range x>=1"),
+    (["produce", "--count", "-5"], "-5 is not in the range x>=1"),
+    (["produce", "--count", "10", "--label-delay", "soon"], "not a duration: 'soon'"),
+    (["demo", "--label-delay", "-1d"], "not a duration: '-1d'"),
+    (["up", "--partitions", "0"], "0 is not in the range x>=1"),
+    (["record", "--days", "0", "--out", "x.csv"], "0 is not in the range x>=1"),
+    (["record", "--days", "1", "--customers", "-3", "--out", "x.csv"], "-3 is not in the range x>=1"),
+    (["record", "--days", "1", "--report-share", "1.5", "--out", "x.csv"], "'1.5' is not a finite number >= 0 and <= 1"),
 ])
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})

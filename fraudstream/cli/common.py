@@ -140,11 +140,21 @@ def live_clock_options(func: F) -> F:
              "consumers need FRAUDSTREAM_MAX_FUTURE_SKEW=none, which the demo sets), or the wall clock's (each "
              "customer then pays rate/customers times a second, and its windows fill without bound).")(func)
     return click.option(
-        "--label-delay", default=None,
+        "--label-delay", default=None, callback=_check_duration, metavar="DURATION",
         help="Delay before a transaction's label is published, in event time (e.g. 1d, 7d, 5s); short so that a "
              "live run sees labels (the real world's is weeks; backtests and replays use FRAUDSTREAM_LABEL_DELAY). "
              f"[default: {DEFAULT_LIVE_LABEL_DELAY['simulated']} on the simulated clock, "
              f"{DEFAULT_LIVE_LABEL_DELAY['wall']} on the wall clock]")(func)
+
+
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`value` if it is a duration `parse_duration` reads, a `click.BadParameter` now otherwise."""
+    if value is not None:
+        try:
+            parse_duration(value)
+        except FraudstreamError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def live_label_delay(label_delay: str | None, clock: str) -> timedelta:

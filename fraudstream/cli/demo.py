@@ -79,7 +79,7 @@ class _ProducerThread(threading.Thread):
 
 
 @click.command()
-@click.option("--transactions", "count", type=int, default=None,
+@click.option("--transactions", "count", type=click.IntRange(min=1), default=None,
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
 @click.option("--rate", type=FiniteFloat(0.0), default=1000.0, show_default=True, help="Simulated transactions per second.")
 @live_clock_options

@@ -10,7 +10,7 @@ from fraudstream.cli.common import handle_errors, settings_from
 
 
 @click.command()
-@click.option("--partitions", type=int, default=None, help="Partitions of the topics created. [default: from settings]")
+@click.option("--partitions", type=click.IntRange(min=1), default=None, help="Partitions of the topics created. [default: from settings]")
 @click.pass_context
 @handle_errors
 def up(ctx: click.Context, partitions: int | None) -> None:
