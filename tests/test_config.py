@@ -65,6 +65,10 @@ def test_a_redis_that_cannot_be_reached_is_a_one_line_error() -> None:
     result = CliRunner().invoke(main, ["models"], env={"FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1 and "cannot reach Redis (FRAUDSTREAM_REDIS_URL)" in result.output, result.output
     assert "Traceback" not in result.output
+    # given as an option, the option is named, not the env var that did not give it
+    result = CliRunner().invoke(main, ["--redis-url", "redis://127.0.0.1:1/0", "models", "retire", "x"])
+    assert result.exit_code == 1 and "cannot reach Redis (--redis-url)" in result.output, result.output
+    assert "FRAUDSTREAM_REDIS_URL" not in result.output
 
 
 def test_config_output_is_read_back_as_the_same_settings() -> None:

@@ -200,7 +200,8 @@ def handle_errors(func: F) -> F:
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
             raise click.ClickException(str(exc)) from exc
         except Exception as exc:
-            message = service_error(exc)
+            ctx = click.get_current_context(silent=True)
+            message = service_error(exc, setting_source(ctx, "redis_url"), setting_source(ctx, "kafka_bootstrap"))
             if message is None:
                 raise
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
@@ -209,13 +210,35 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def service_error(exc: BaseException) -> str | None:
-    """A one-line message for a broker or Redis that cannot be reached or refuses a command; None
-    for any other error (a bug: its traceback is shown).
+def setting_source(ctx: click.Context | None, field: str) -> str:
+    """What gave the setting `field` its value: the option given on the command line (the command's
+    own first, e.g. `backtest --redis`, then its groups', e.g. `--redis-url`), else its env var.
+
+    >>> @click.command()
+    ... @click.option("--redis", "redis_url")
+    ... def backtest(redis_url): pass
+    >>> setting_source(backtest.make_context("backtest", ["--redis", "redis://h:1/0"]), "redis_url")
+    '--redis'
+    >>> setting_source(backtest.make_context("backtest", []), "redis_url")
+    'FRAUDSTREAM_REDIS_URL'
+    """
+    while ctx is not None:
+        if ctx.get_parameter_source(field) not in (None, ParameterSource.DEFAULT):
+            return next(p.opts[0] for p in ctx.command.params if p.name == field)
+        ctx = ctx.parent
+    return ENV_PREFIX + field.upper()
+
+
+def service_error(exc: BaseException, redis_source: str = "FRAUDSTREAM_REDIS_URL",
+                  kafka_source: str = "FRAUDSTREAM_KAFKA_BOOTSTRAP") -> str | None:
+    """A one-line message for a broker or Redis that cannot be reached or refuses a command, naming
+    the option or env var that pointed at it; None for any other error (a bug: its traceback is shown).
 
     >>> import redis
     >>> service_error(redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
     'cannot reach Redis (FRAUDSTREAM_REDIS_URL): Error 111 connecting to 127.0.0.1:1. Connection refused.'
+    >>> service_error(redis.ConnectionError("Error 111"), redis_source="--redis")
+    'cannot reach Redis (--redis): Error 111'
     >>> service_error(ValueError("a bug")) is None
     True
     """
@@ -223,10 +246,10 @@ def service_error(exc: BaseException) -> str | None:
     import redis
 
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return f"cannot reach Redis (FRAUDSTREAM_REDIS_URL): {exc}"
+        return f"cannot reach Redis ({redis_source}): {exc}"
     if isinstance(exc, redis.RedisError):
         return f"Redis refused a command: {exc}"
     if isinstance(exc, (kafka.errors.KafkaConnectionError, kafka.errors.KafkaTimeoutError,
                         kafka.errors.BrokerNotAvailableError)):
-        return f"the Kafka broker did not answer (FRAUDSTREAM_KAFKA_BOOTSTRAP): {exc}"
+        return f"the Kafka broker did not answer ({kafka_source}): {exc}"
     return None
