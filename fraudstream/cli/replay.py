@@ -24,6 +24,27 @@ def describe(event_time: datetime | None, rate: float, eta: float | None) -> str
     return f"event {when} | {rate:,.0f} tx/s | ETA {left}"
 
 
+def nothing_in_window(file: str, start: str | None, end: str | None, first: datetime | None,
+                      last: datetime | None) -> str:
+    """The warning of a replay that found no transaction of `file` in its window; `first` and `last`:
+    the event times of the file's first and last row (`last` None: not read).
+
+    >>> from datetime import timezone
+    >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)
+    >>> nothing_in_window("f.csv", "2030-01-01", None, t, t + timedelta(days=2))
+    'no transaction of f.csv is in the window --start 2030-01-01; its transactions run from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
+    >>> nothing_in_window("f.csv", None, "2017-01-01", t, None)
+    'no transaction of f.csv is in the window --end 2017-01-01; its transactions start at 2018-04-01T00:00:00+00:00'
+    >>> nothing_in_window("f.csv", None, None, None, None)
+    'f.csv has no transactions'
+    """
+    if first is None:
+        return f"{file} has no transactions"
+    window = " ".join(f"{flag} {value}" for flag, value in (("--start", start), ("--end", end)) if value)
+    seen = f"run from {first.isoformat()} to {last.isoformat()}" if last else f"start at {first.isoformat()}"
+    return f"no transaction of {file} is in the window {window}; its transactions {seen}"
+
+
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--speed", type=FiniteFloat(0.0), default=None, help="Replay X times faster than event time (gaps scaled by 1/X).")
@@ -87,4 +108,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
         summary["resume_from"] = stats.resume_from.isoformat()
         hint = command_line(ctx, start=stats.resume_from.isoformat())  # the user's other options as given
         click.echo(f"stopped; resume with: {hint}", err=True)
+    if stats.transactions == 0 and not stats.stopped:
+        message = nothing_in_window(file, start, end, stats.file_first, stats.file_last)
+        click.echo(f"Warning: {message}", err=True)
     click.echo("replayed " + json.dumps(summary))
