@@ -80,6 +80,31 @@ def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
     assert stop.is_set() and "rate must be positive" in str(producer.error)
 
 
+def test_without_a_terminal_the_last_frame_ends_with_a_newline() -> None:
+    """Piped, rich ends the dashboard's last frame without one: the summary was glued to its border."""
+    import contextlib
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from fraudstream.cli.demo import live_dashboard
+
+    class Frame:
+        app, status = None, ""
+
+        def __rich__(self) -> str:
+            return "╰──╯"
+
+    out = io.StringIO()
+    app = SimpleNamespace(stop=threading.Event(), assigned=threading.Event())
+    with contextlib.redirect_stdout(out):
+        with live_dashboard(Frame(), app):  # type: ignore[arg-type]
+            pass
+        print("summary {}")
+    app.stop.set()
+    assert out.getvalue().endswith("╰──╯\nsummary {}\n"), repr(out.getvalue())
+
+
 def test_rates_speeds_and_scales_must_be_finite_numbers() -> None:
     from click.testing import CliRunner
 
