@@ -44,6 +44,12 @@ def test_help_shows_env_vars() -> None:
     assert "[env: FRAUDSTREAM_REDIS_URL]" in result.output
 
 
+@pytest.mark.parametrize("command", ["replay", "features", "backtest"])
+def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "[default: 7d]" in " ".join(result.output.split()), result.output
+
+
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "abc:xyz", "'abc:xyz' is not host:port"),
     ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "k1:9092,", "'' is not host:port"),

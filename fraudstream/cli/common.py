@@ -62,14 +62,19 @@ def require_directory(path: Path, param_hint: str) -> None:
 
 
 def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:
-    """A click option that overrides the settings field `field`; help shows its env var.
+    """A click option that overrides the settings field `field`; help shows its env var and its
+    default as the option takes it (``7d``, not ``7 days, 0:00:00``).
 
     The env var is read by the settings object itself (not by click) so that there is one source.
     """
+    from fraudstream.cli.config import env_value
+
     envvar = ENV_PREFIX + field.upper()
     help_text = kwargs.pop("help", Settings.model_fields[field].description or "")
     default = Settings.model_fields[field].default
-    shown = "" if default is None else f" [default: {default}]"
+    shown = "" if default is None else f" [default: {env_value(field, default)}]"
+    if isinstance(default, timedelta):
+        kwargs.setdefault("metavar", "DURATION")
 
     def decorator(func: F) -> F:
         option = click.option(flag, field, default=None, help=f"{help_text} [env: {envvar}]{shown}", **kwargs)
