@@ -154,7 +154,7 @@ def retire(ctx: click.Context, name: str) -> None:
 @models.command("export")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--version", type=int, default=None, help="Version to export (default: the newest).")
+@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to export (default: the newest).")
 @click.pass_context
 @handle_errors
 def export_model(ctx: click.Context, name: str, file: Path, version: int | None) -> None:
