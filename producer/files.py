@@ -58,6 +58,16 @@ class Recorded:
     fraud_scenario: str | None  # analysis only, never a feature ("0"/None = genuine)
 
 
+@dataclass(slots=True)
+class Span:
+    """What a reader saw of its file: the event times of the first and the last row it read (in its
+    window or not; None: no row), and whether it read to the end (else `last` is not the file's)."""
+
+    first: datetime | None = None
+    last: datetime | None = None
+    complete: bool = False
+
+
 def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
     """The label of `rec`, reported at its event time plus `delay`; None when the file had no label."""
     if rec.is_fraud is None:
@@ -79,10 +89,12 @@ def _open_text(path: Path) -> IO[str]:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
 
 
-def read_recorded(path: str | Path, start: datetime | None = None, end: datetime | None = None) -> Iterator[Recorded]:
+def read_recorded(path: str | Path, start: datetime | None = None, end: datetime | None = None,
+                  span: Span | None = None) -> Iterator[Recorded]:
     """Rows of a recorded file with event time in ``[start, end)``, in file (event-time) order.
 
     The header is checked now; rows are read lazily. Raises `InputError` naming file, line and problem.
+    `span`, if given, is filled in with what was read (see `Span`) as the rows are.
     """
     path = Path(path)
     stream = _open_text(path)
@@ -95,7 +107,7 @@ def read_recorded(path: str | Path, start: datetime | None = None, end: datetime
     except BaseException:
         stream.close()
         raise
-    return _ordered(rows, stream, path, start, end)
+    return _ordered(rows, stream, path, start, end, span)
 
 
 def _first_line(stream: IO[str], path: Path) -> str:
@@ -109,13 +121,16 @@ def _first_line(stream: IO[str], path: Path) -> str:
 
 
 def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
-             start: datetime | None, end: datetime | None) -> Iterator[Recorded]:
+             start: datetime | None, end: datetime | None, span: Span | None) -> Iterator[Recorded]:
     previous: datetime | None = None
     line = 1
     try:
         for line, rec in rows:
             moment = rec.transaction.event_time
-            if previous is not None and moment < previous:
+            if previous is None:
+                if span is not None:
+                    span.first = moment
+            elif moment < previous:
                 raise InputError(f"{path}:{line}: event time {moment.isoformat()} is before the previous row's "
                                  f"{previous.isoformat()}; files must be in event-time order")
             previous = moment
@@ -123,9 +138,13 @@ def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
                 return
             if start is None or moment >= start:
                 yield rec
+        if span is not None:
+            span.complete = True
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read after line {line}: {exc}") from exc
     finally:
+        if span is not None:
+            span.last = previous
         stream.close()
 
 

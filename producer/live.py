@@ -52,11 +52,13 @@ class ProduceStats:
     frauds: int = 0
     labels: int = 0
     labels_dropped: int = 0
-    seconds: float = 0.0
+    sending_seconds: float = 0.0  # until the last transaction was sent
+    seconds: float = 0.0  # in all, with the wait for the last labels
 
     @property
     def rate(self) -> float:
-        return self.transactions / self.seconds if self.seconds > 0 else 0.0
+        """Transactions per second while they were sent (the wait for the last labels not counted)."""
+        return self.transactions / self.sending_seconds if self.sending_seconds > 0 else 0.0
 
 
 class EventClock:
@@ -149,6 +151,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
             _publish_due(pending, publisher, stats, event_clock.now())
             next_due = began + (stats.transactions + 1) / rate - time.monotonic()
             stop.wait(min(max(next_due, 0.0), _TICK))
+        stats.sending_seconds = time.monotonic() - began  # the transactions are sent; labels may be due
         wait = max_label_wait if max_label_wait is not None else min(
             label_delay.total_seconds() / event_clock.pace() + 2.0, 60.0)
         deadline = time.monotonic() + wait
@@ -158,6 +161,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
         stats.labels_dropped = len(pending)
     finally:
         stats.seconds = time.monotonic() - began
+        stats.sending_seconds = stats.sending_seconds or stats.seconds
         publisher.close()
     log.info("produced %d transactions (%d frauds) and %d labels in %.1f s; %d labels not sent",
              stats.transactions, stats.frauds, stats.labels, stats.seconds, stats.labels_dropped)

@@ -53,19 +53,24 @@ class RecordSummary:
         return self.frauds / self.rows if self.rows else 0.0
 
 
-def output_format(path: str | Path) -> tuple[str, bool]:
-    """``("jsonl" | "csv", gzipped)`` from the file name.
+def output_format(path: str | Path, kinds: tuple[str, ...] = ("jsonl", "csv")) -> tuple[str, bool]:
+    """``(kind, gzipped)`` from the file name, `kind` one of `kinds`; `ConfigError` for another name.
 
     >>> output_format("x.jsonl.gz"), output_format("x.csv")
     (('jsonl', True), ('csv', False))
+    >>> output_format("f.parquet", kinds=("csv",))
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.ConfigError: f.parquet: unknown output format; use .csv or .csv.gz
     """
     name = Path(path).name.lower()
     gz = name.endswith(".gz")
     base = name[:-3] if gz else name
-    for kind in ("jsonl", "csv"):
+    for kind in kinds:
         if base.endswith("." + kind):
             return kind, gz
-    raise ConfigError(f"{path}: unknown output format; use .jsonl, .csv, .jsonl.gz or .csv.gz")
+    names = [f".{kind}{suffix}" for suffix in ("", ".gz") for kind in kinds]
+    raise ConfigError(f"{path}: unknown output format; use {', '.join(names[:-1])} or {names[-1]}")
 
 
 def record(path: str | Path, days: int, config: SimulatorConfig,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, InputError
-from fraudstream.producer.files import Recorded, read_recorded
+from fraudstream.producer.files import Recorded, Span, read_recorded
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.wire import label_json_for
 
@@ -50,6 +50,8 @@ class ReplayStats:
     seconds: float = 0.0
     stopped: bool = False
     resume_from: datetime | None = None  # set when stopped before the end of the input
+    file_first: datetime | None = None  # event time of the file's first row (None: it has none)
+    file_last: datetime | None = None  # and of its last, if the replay read to the end of the file
 
     @property
     def rate(self) -> float:
@@ -67,7 +69,8 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     delay = settings.label_delay if label_delay is None else label_delay
     if delay < timedelta(0):
         raise ConfigError("the label delay must not be negative")
-    rows = read_recorded(path, start - delay if start is not None else None, end)  # header checked here
+    span = Span()
+    rows = read_recorded(path, start - delay if start is not None else None, end, span)  # header checked here
     stop = stop or threading.Event()
     own_publisher = publisher is None
     publisher = publisher or Publisher(settings)
@@ -131,6 +134,7 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                 log.exception("could not flush after a failed replay")
         raise
     stats.seconds = time.monotonic() - began
+    stats.file_first, stats.file_last = span.first, span.last if span.complete else None
     if on_progress is not None:
         on_progress(stats)
     log.info("replayed %d transactions and %d labels from %s in %.2f s (%.0f tx/s)%s", stats.transactions,

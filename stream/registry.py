@@ -113,7 +113,7 @@ class ModelRegistry:
         """Make `name` (which must have a published version) the champion; the former champion becomes
         a challenger. Returns the former champion."""
         if self.latest_version(name) == 0:
-            raise ModelError(f"no published model named {name!r}; known: {', '.join(self.names()) or 'none'}")
+            raise self.unknown(name)
         old = self._promote(keys=[self.key("champion"), self.key("challengers")], args=[name])
         return old.decode() if old else None
 
@@ -153,9 +153,14 @@ class ModelRegistry:
         version = self.latest_version(name) if version is None else version
         data = self.client.hget(self.key("ckpt", name), str(version)) if version else None
         if data is None:
-            known = ", ".join(self.names()) or "none"
-            raise ModelError(f"no checkpoint {name!r} v{version or '?'} in the registry; known models: {known}")
+            newest = self.latest_version(name)
+            raise self.unknown(name) if newest == 0 else ModelError(
+                f"{name!r} has no version {version} in the registry (the newest is v{newest}; {KEEP_VERSIONS} are kept)")
         return bytes(data)
+
+    def unknown(self, name: str) -> ModelError:
+        """The error for a name with no published version."""
+        return ModelError(f"no published model named {name!r} in the registry; known models: {', '.join(self.names()) or 'none'}")
 
     def load(self, name: str, version: int | None = None) -> Checkpoint:
         """The verified, unpickled checkpoint (`CheckpointError` if its signature does not match)."""

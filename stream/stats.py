@@ -86,5 +86,14 @@ class RunStats:
             "processed": self.processed, "alerts": self.alerts, "dead_lettered": self.dead_lettered,
             "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
             "labels_duplicate": self.labels_duplicate, "throughput_tps": round(self.throughput, 1),
-            "latency_p50_ms": self.latency_percentile(50), "latency_p99_ms": self.latency_percentile(99),
+            "latency_p50_ms": _tenth(self.latency_percentile(50)), "latency_p99_ms": _tenth(self.latency_percentile(99)),
         }
+
+
+def _tenth(ms: float | None) -> float | None:
+    """A latency as the summary shows it, to 0.1 ms.
+
+    >>> _tenth(91.1162109375), _tenth(None)
+    (91.1, None)
+    """
+    return None if ms is None else round(ms, 1)

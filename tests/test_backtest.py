@@ -151,6 +151,14 @@ def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--report" in result.output and "no such directory" in result.output
 
 
+def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
+    result = CliRunner().invoke(main, ["backtest", str(path), "--redis", "redis://127.0.0.1:1/0", "--no-progress"],
+                                env={"FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:2/0"})
+    assert result.exit_code == 1 and "Error: cannot reach Redis (--redis): " in result.output, result.output
+    assert "FRAUDSTREAM_REDIS_URL" not in result.output and "Traceback" not in result.output
+
+
 def test_a_window_with_unlabelled_transactions_is_refused_not_scored_as_genuine(tmp_path: Path) -> None:
     handbook = write_handbook_csv(tmp_path / "hb.csv", days=40, customers=5)
     ours = tmp_path / "ours.csv"  # our format, without the is_fraud column

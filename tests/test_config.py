@@ -44,6 +44,12 @@ def test_help_shows_env_vars() -> None:
     assert "[env: FRAUDSTREAM_REDIS_URL]" in result.output
 
 
+@pytest.mark.parametrize("command", ["replay", "features", "backtest"])
+def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "[default: 7d]" in " ".join(result.output.split()), result.output
+
+
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "abc:xyz", "'abc:xyz' is not host:port"),
     ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "k1:9092,", "'' is not host:port"),
@@ -65,6 +71,10 @@ def test_a_redis_that_cannot_be_reached_is_a_one_line_error() -> None:
     result = CliRunner().invoke(main, ["models"], env={"FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1 and "cannot reach Redis (FRAUDSTREAM_REDIS_URL)" in result.output, result.output
     assert "Traceback" not in result.output
+    # given as an option, the option is named, not the env var that did not give it
+    result = CliRunner().invoke(main, ["--redis-url", "redis://127.0.0.1:1/0", "models", "retire", "x"])
+    assert result.exit_code == 1 and "cannot reach Redis (--redis-url)" in result.output, result.output
+    assert "FRAUDSTREAM_REDIS_URL" not in result.output
 
 
 def test_config_output_is_read_back_as_the_same_settings() -> None:
@@ -90,6 +100,16 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["models", "export", "gbt_window", "no/such/dir/x.fsmodel"], "no such directory"),
     (["alerts", "--min-score", "nan"], "'nan' is not a finite number >= 0 and <= 1"),
     (["record", "--days", "3", "--start", "2199-12-30", "--out", "x.csv"], "leaves the event times every reader accepts"),
+    # before any server starts or is reached (demo and produce only failed in the producer)
+    (["demo", "--transactions", "-5"], "-5 is not in the range x>=1"),
+    (["produce", "--count", "-5"], "-5 is not in the range x>=1"),
+    (["produce", "--count", "10", "--label-delay", "soon"], "not a duration: 'soon'"),
+    (["demo", "--label-delay", "-1d"], "not a duration: '-1d'"),
+    (["up", "--partitions", "0"], "0 is not in the range x>=1"),
+    (["models", "export", "gbt_window", "x.fsmodel", "--version", "0"], "0 is not in the range x>=1"),
+    (["record", "--days", "0", "--out", "x.csv"], "0 is not in the range x>=1"),
+    (["record", "--days", "1", "--customers", "-3", "--out", "x.csv"], "-3 is not in the range x>=1"),
+    (["record", "--days", "1", "--report-share", "1.5", "--out", "x.csv"], "'1.5' is not a finite number >= 0 and <= 1"),
 ])
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})

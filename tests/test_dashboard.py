@@ -34,6 +34,14 @@ def alert(i: int, score: float) -> Alert:
     )
 
 
+def test_the_summary_gives_latencies_to_a_tenth_of_a_millisecond() -> None:
+    stats = RunStats()
+    stats.observe_latency(91.1162109375)
+    summary = stats.summary()
+    assert summary["latency_p50_ms"] == summary["latency_p99_ms"] == 91.1
+    assert RunStats().summary()["latency_p50_ms"] is None
+
+
 def test_dashboard_shows_the_consumer_figures() -> None:
     stats = RunStats(processed=12345, alerts=67, dead_lettered=89, labels_learned=4321, labels_dead_lettered=5)
     stats.lag = {("transactions", 0): 100, ("transactions", 1): 23, ("labels", 0): 7}

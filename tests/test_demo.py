@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,33 @@ def test_demo_scores_the_simulated_stream_and_stops_its_servers() -> None:
     assert alert_days and all(day.startswith("2024-01-0") for day in alert_days), output[-3000:]
 
 
+@pytest.mark.services
+def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")}  # the embedded default
+    proc = subprocess.Popen([str(CLI), "up", "--partitions", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    lines: list[str] = []
+    try:
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)),  # type: ignore[union-attr]
+                                  daemon=True)
+        reader.start()
+        reader.join(timeout=120)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _, errors = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert [line.split("=")[0] for line in lines] == ["export FRAUDSTREAM_KAFKA_BOOTSTRAP",
+                                                      "export FRAUDSTREAM_REDIS_URL"], (lines, errors[-3000:])
+    pasted = subprocess.run(["bash", "-c", "".join(lines) + 'echo "$FRAUDSTREAM_KAFKA_BOOTSTRAP $FRAUDSTREAM_REDIS_URL"'],
+                            capture_output=True, text=True, check=True, env=env).stdout.split()
+    servers = dict(SERVER_UP.findall(errors))
+    assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:"), pasted
+    assert sorted(servers) == ["tansu", "valkey"] and proc.returncode == 0, errors[-3000:]
+    assert not any(alive(int(pid), name) for name, pid in servers.items())
+
+
 def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
     """The consumer would otherwise wait for transactions that never come (until Ctrl-C)."""
     import threading
@@ -78,6 +106,31 @@ def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
     producer.start()
     producer.join(timeout=30)
     assert stop.is_set() and "rate must be positive" in str(producer.error)
+
+
+def test_without_a_terminal_the_last_frame_ends_with_a_newline() -> None:
+    """Piped, rich ends the dashboard's last frame without one: the summary was glued to its border."""
+    import contextlib
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from fraudstream.cli.demo import live_dashboard
+
+    class Frame:
+        app, status = None, ""
+
+        def __rich__(self) -> str:
+            return "╰──╯"
+
+    out = io.StringIO()
+    app = SimpleNamespace(stop=threading.Event(), assigned=threading.Event())
+    with contextlib.redirect_stdout(out):
+        with live_dashboard(Frame(), app):  # type: ignore[arg-type]
+            pass
+        print("summary {}")
+    app.stop.set()
+    assert out.getvalue().endswith("╰──╯\nsummary {}\n"), repr(out.getvalue())
 
 
 def test_rates_speeds_and_scales_must_be_finite_numbers() -> None:

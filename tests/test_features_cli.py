@@ -80,10 +80,12 @@ def test_an_output_that_is_the_input_or_in_no_directory_is_refused(tmp_path: Pat
     source = tmp_path / "in.csv"
     write_handbook_csv(scripted_frame(), source)
     before = source.read_bytes()
-    for out, message in ((source, "is the input FILE"), (tmp_path / "no" / "f.csv", "no such directory")):
+    for out, message in ((source, "is the input FILE"), (tmp_path / "no" / "f.csv", "no such directory"),
+                         (tmp_path / "f.parquet", "f.parquet: unknown output format; use .csv or .csv.gz")):
         result = CliRunner().invoke(main, ["features", str(source), "--out", str(out), "--no-progress"])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
     assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # nothing written, not even a part file
 
 
 @pytest.mark.data

@@ -12,7 +12,7 @@ import pytest
 
 from fraudstream.errors import InputError
 from fraudstream.models.events import Label, Transaction
-from fraudstream.producer.files import Recorded, labels_for, read_recorded
+from fraudstream.producer.files import Recorded, Span, labels_for, read_recorded
 
 UTC = timezone.utc
 HANDBOOK = (
@@ -143,6 +143,19 @@ def test_start_end_window_and_labels(tmp_path: Path) -> None:
     assert label == Label(transaction_id="2", customer_id="2", terminal_id="1365", is_fraud=True,
                           event_time=datetime(2018, 4, 1, 0, 7, 56, tzinfo=UTC),
                           reported_at=datetime(2018, 4, 8, 0, 7, 56, tzinfo=UTC))
+
+
+def test_span_of_what_was_read(tmp_path: Path) -> None:
+    """The file's first and last event time, for a window that holds none of its rows."""
+    path = write(tmp_path, "hb.csv", HANDBOOK)
+    first, last = datetime(2018, 4, 1, 0, 0, 31, tzinfo=UTC), datetime(2018, 4, 1, 0, 9, 29, tzinfo=UTC)
+    after, before, empty = Span(), Span(), Span()
+    assert list(read_recorded(path, start=datetime(2030, 1, 1, tzinfo=UTC), span=after)) == []
+    assert after == Span(first, last, complete=True)
+    assert list(read_recorded(path, end=datetime(2017, 1, 1, tzinfo=UTC), span=before)) == []
+    assert before == Span(first, first, complete=False)  # stopped at the first row: the last is not known
+    assert list(read_recorded(write(tmp_path, "empty.csv", HANDBOOK.splitlines()[0] + "\n"), span=empty)) == []
+    assert empty == Span(None, None, complete=True)
 
 
 def test_real_handbook_head(handbook_csv: Path) -> None:

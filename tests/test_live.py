@@ -104,3 +104,19 @@ def test_produce_command(settings: Settings) -> None:
     assert '"transactions": 120' in result.output and '"labels": 120' in result.output
     assert len(read_topic(settings, settings.topic_transactions, expect=120)) == 120
     assert len(read_topic(settings, settings.topic_labels, expect=120)) == 120
+
+
+@pytest.mark.services
+def test_produce_reports_the_rate_of_sending_not_of_waiting_for_labels(settings: Settings) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fraudstream.cli import main
+
+    result = CliRunner().invoke(main, ["produce", "--count", "300", "--rate", "500", "--clock", "wall",
+                                       "--label-delay", "1s"], env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.split("produced ", 1)[1])
+    assert summary["labels"] == 300 and 420 <= summary["rate"] <= 510, summary  # 300 sent in ~0.6 s
+    assert summary["seconds"] >= summary["sending_seconds"] + 0.9, summary  # then 1 s for the last labels

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
+import shlex
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -166,3 +169,59 @@ def test_consecutive_ranges_publish_each_label_once(settings: Settings, tmp_path
     labels = [Label.model_validate_json(r.value).transaction_id
               for r in read_topic(settings, settings.topic_labels, expect=300)]
     assert sorted(labels) == sorted(f"tx{i}" for i in range(300))
+
+
+@pytest.mark.services
+def test_ctrl_c_prints_a_resume_command_with_every_option_given(settings: Settings, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint repeats the user's options (--end, --speed, --label-delay, ...), only --start changes:
+    running it publishes the rest of the window, nothing twice."""
+    from fraudstream.stream import signals
+
+    path = our_csv(tmp_path / "two hours.csv", rows=121, step=timedelta(minutes=1))  # T0 .. T0 + 2 h
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    real = signals.stop_on_signals
+
+    @contextlib.contextmanager
+    def ctrl_c_soon(stop: threading.Event) -> Iterator[None]:
+        with real(stop):
+            timer = threading.Timer(0.6, stop.set)  # what the SIGINT handler does
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
+
+    monkeypatch.setattr(signals, "stop_on_signals", ctrl_c_soon)
+    end = (T0 + timedelta(minutes=90)).isoformat()
+    args = ["--log-level", "WARNING", "replay", str(path), "--speed", "3600", "--label-delay", "10m",
+            "--start", T0.isoformat(), "--end", end, "--no-final-labels", "--no-progress"]  # the order of --help
+    first = CliRunner().invoke(main, args, env=cli_env(settings))
+    assert first.exit_code == 0, first.output
+    hint = first.stderr.split("resume with: ", 1)[1].splitlines()[0]
+    words = shlex.split(hint)
+    resume = args.index("--start") + 2
+    assert words[0] == "fraudstream" and words[1:] == [*args[:resume - 1], words[resume], *args[resume:]], hint
+    assert T0 < datetime.fromisoformat(words[resume]) < T0 + timedelta(minutes=90)
+
+    monkeypatch.setattr(signals, "stop_on_signals", real)
+    second = CliRunner().invoke(main, words[1:], env=cli_env(settings))
+    assert second.exit_code == 0 and "resume with" not in second.output, second.output
+    txs = [Transaction.model_validate_json(r.value).transaction_id
+           for r in read_topic(settings, settings.topic_transactions, expect=90)]
+    assert sorted(txs) == sorted(f"tx{i}" for i in range(90))  # the window's, each once
+
+
+@pytest.mark.services
+def test_a_window_with_no_row_of_the_file_is_a_warning(settings: Settings, tmp_path: Path) -> None:
+    path = our_csv(tmp_path / "ten.csv", rows=10, step=timedelta(minutes=1))  # T0 .. T0 + 9 min
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    for window, seen in ((["--start", "2030-01-01"], "run from 2024-05-01T00:00:00+00:00 to 2024-05-01T00:09:00+00:00"),
+                         (["--end", "2024-04-01"], "start at 2024-05-01T00:00:00+00:00")):
+        result = CliRunner().invoke(main, ["replay", str(path), *window, "--no-progress"], env=cli_env(settings))
+        assert result.exit_code == 0, result.output
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"Warning: no transaction of {path} is in the window {' '.join(window)}; its transactions {seen}")
+        assert '"transactions": 0' in result.stdout
+    result = CliRunner().invoke(main, ["replay", str(path), "--no-progress"], env=cli_env(settings))
+    assert result.exit_code == 0 and "Warning" not in result.output, result.output

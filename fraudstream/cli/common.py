@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import shlex
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from fraudstream.config import Settings
@@ -60,20 +62,77 @@ def require_directory(path: Path, param_hint: str) -> None:
 
 
 def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:
-    """A click option that overrides the settings field `field`; help shows its env var.
+    """A click option that overrides the settings field `field`; help shows its env var and its
+    default as the option takes it (``7d``, not ``7 days, 0:00:00``).
 
     The env var is read by the settings object itself (not by click) so that there is one source.
     """
+    from fraudstream.cli.config import env_value
+
     envvar = ENV_PREFIX + field.upper()
     help_text = kwargs.pop("help", Settings.model_fields[field].description or "")
     default = Settings.model_fields[field].default
-    shown = "" if default is None else f" [default: {default}]"
+    shown = "" if default is None else f" [default: {env_value(field, default)}]"
+    if isinstance(default, timedelta):
+        kwargs.setdefault("metavar", "DURATION")
 
     def decorator(func: F) -> F:
         option = click.option(flag, field, default=None, help=f"{help_text} [env: {envvar}]{shown}", **kwargs)
         return option(func)
 
     return decorator
+
+
+def command_line(ctx: click.Context, program: str = "fraudstream", **changes: Any) -> str:
+    """The command line that runs this command again: every parameter given on the command line (of
+    this command and of the groups above it), with `changes` (by parameter name, this command's)
+    replacing or adding values; for hints such as where to resume.
+
+    >>> @click.group()
+    ... @click.option("--log-level")
+    ... def root(log_level): pass
+    >>> @root.command()
+    ... @click.argument("file")
+    ... @click.option("--speed", type=float)
+    ... @click.option("--start")
+    ... @click.option("--end")
+    ... @click.option("--no-progress", is_flag=True)
+    ... def replay(**kwargs): pass
+    >>> top = root.make_context("root", ["--log-level", "debug", "replay"])
+    >>> sub = replay.make_context("replay", ["my file.csv", "--start", "2018-04-01", "--speed", "3600",
+    ...                                      "--no-progress", "--end=2018-04-15"], parent=top)
+    >>> command_line(sub, start="2018-04-03T10:00:00+00:00")
+    "fraudstream --log-level debug replay 'my file.csv' --speed 3600 --start 2018-04-03T10:00:00+00:00 --end 2018-04-15 --no-progress"
+    """
+    chain = []
+    current: click.Context | None = ctx
+    while current is not None:
+        chain.append(current)
+        current = current.parent
+    words = []
+    for level in reversed(chain):
+        words.append(program if level.parent is None else level.info_name or "")
+        given = {name: value for name, value in level.params.items()
+                 if level.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
+        if level is ctx:
+            given.update(changes)
+        for param in level.command.params:
+            if param.name in given:
+                words.extend(_words(param, given[param.name]))
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _words(param: click.Parameter, value: Any) -> list[str]:
+    """`value` of `param` as command-line words."""
+    values = list(value) if param.multiple or param.nargs != 1 else [value]
+    texts = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+    if isinstance(param, click.Argument):
+        return texts
+    if isinstance(param, click.Option) and param.is_flag:
+        if value:
+            return [param.opts[0]]
+        return [param.secondary_opts[0]] if param.secondary_opts else []
+    return [word for text in texts for word in (param.opts[0], text)]
 
 
 def live_clock_options(func: F) -> F:
@@ -86,11 +145,21 @@ def live_clock_options(func: F) -> F:
              "consumers need FRAUDSTREAM_MAX_FUTURE_SKEW=none, which the demo sets), or the wall clock's (each "
              "customer then pays rate/customers times a second, and its windows fill without bound).")(func)
     return click.option(
-        "--label-delay", default=None,
+        "--label-delay", default=None, callback=_check_duration, metavar="DURATION",
         help="Delay before a transaction's label is published, in event time (e.g. 1d, 7d, 5s); short so that a "
              "live run sees labels (the real world's is weeks; backtests and replays use FRAUDSTREAM_LABEL_DELAY). "
              f"[default: {DEFAULT_LIVE_LABEL_DELAY['simulated']} on the simulated clock, "
              f"{DEFAULT_LIVE_LABEL_DELAY['wall']} on the wall clock]")(func)
+
+
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`value` if it is a duration `parse_duration` reads, a `click.BadParameter` now otherwise."""
+    if value is not None:
+        try:
+            parse_duration(value)
+        except FraudstreamError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def live_label_delay(label_delay: str | None, clock: str) -> timedelta:
@@ -136,7 +205,8 @@ def handle_errors(func: F) -> F:
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
             raise click.ClickException(str(exc)) from exc
         except Exception as exc:
-            message = service_error(exc)
+            ctx = click.get_current_context(silent=True)
+            message = service_error(exc, setting_source(ctx, "redis_url"), setting_source(ctx, "kafka_bootstrap"))
             if message is None:
                 raise
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
@@ -145,13 +215,35 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def service_error(exc: BaseException) -> str | None:
-    """A one-line message for a broker or Redis that cannot be reached or refuses a command; None
-    for any other error (a bug: its traceback is shown).
+def setting_source(ctx: click.Context | None, field: str) -> str:
+    """What gave the setting `field` its value: the option given on the command line (the command's
+    own first, e.g. `backtest --redis`, then its groups', e.g. `--redis-url`), else its env var.
+
+    >>> @click.command()
+    ... @click.option("--redis", "redis_url")
+    ... def backtest(redis_url): pass
+    >>> setting_source(backtest.make_context("backtest", ["--redis", "redis://h:1/0"]), "redis_url")
+    '--redis'
+    >>> setting_source(backtest.make_context("backtest", []), "redis_url")
+    'FRAUDSTREAM_REDIS_URL'
+    """
+    while ctx is not None:
+        if ctx.get_parameter_source(field) not in (None, ParameterSource.DEFAULT):
+            return next(p.opts[0] for p in ctx.command.params if p.name == field)
+        ctx = ctx.parent
+    return ENV_PREFIX + field.upper()
+
+
+def service_error(exc: BaseException, redis_source: str = "FRAUDSTREAM_REDIS_URL",
+                  kafka_source: str = "FRAUDSTREAM_KAFKA_BOOTSTRAP") -> str | None:
+    """A one-line message for a broker or Redis that cannot be reached or refuses a command, naming
+    the option or env var that pointed at it; None for any other error (a bug: its traceback is shown).
 
     >>> import redis
     >>> service_error(redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
     'cannot reach Redis (FRAUDSTREAM_REDIS_URL): Error 111 connecting to 127.0.0.1:1. Connection refused.'
+    >>> service_error(redis.ConnectionError("Error 111"), redis_source="--redis")
+    'cannot reach Redis (--redis): Error 111'
     >>> service_error(ValueError("a bug")) is None
     True
     """
@@ -159,10 +251,10 @@ def service_error(exc: BaseException) -> str | None:
     import redis
 
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return f"cannot reach Redis (FRAUDSTREAM_REDIS_URL): {exc}"
+        return f"cannot reach Redis ({redis_source}): {exc}"
     if isinstance(exc, redis.RedisError):
         return f"Redis refused a command: {exc}"
     if isinstance(exc, (kafka.errors.KafkaConnectionError, kafka.errors.KafkaTimeoutError,
                         kafka.errors.BrokerNotAvailableError)):
-        return f"the Kafka broker did not answer (FRAUDSTREAM_KAFKA_BOOTSTRAP): {exc}"
+        return f"the Kafka broker did not answer ({kafka_source}): {exc}"
     return None

@@ -28,16 +28,21 @@ def live_dashboard(dashboard: Dashboard, app: ScoringConsumer) -> Iterator[None]
     dashboard.app = app
     dashboard.status = "joining the consumer group"
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
-    with Live(dashboard, console=Console(), refresh_per_second=2, redirect_stderr=True, redirect_stdout=True):
-        previous = [h.setStream(sys.stderr) for h in handlers]  # rich's proxy: logs go above the dashboard
-        watcher = threading.Thread(target=_running_when_assigned, args=(dashboard, app), daemon=True)
-        watcher.start()
-        try:
-            yield
-        finally:
-            for handler, stream in zip(handlers, previous):
-                if stream is not None:
-                    handler.setStream(stream)
+    console = Console()
+    try:
+        with Live(dashboard, console=console, refresh_per_second=2, redirect_stderr=True, redirect_stdout=True):
+            previous = [h.setStream(sys.stderr) for h in handlers]  # rich's proxy: logs go above the dashboard
+            watcher = threading.Thread(target=_running_when_assigned, args=(dashboard, app), daemon=True)
+            watcher.start()
+            try:
+                yield
+            finally:
+                for handler, stream in zip(handlers, previous):
+                    if stream is not None:
+                        handler.setStream(stream)
+    finally:
+        if not console.is_terminal:  # rich ends its last frame with a newline only on a terminal
+            console.line()
 
 
 def _running_when_assigned(dashboard: Dashboard, app: ScoringConsumer) -> None:
@@ -79,7 +84,7 @@ class _ProducerThread(threading.Thread):
 
 
 @click.command()
-@click.option("--transactions", "count", type=int, default=None,
+@click.option("--transactions", "count", type=click.IntRange(min=1), default=None,
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
 @click.option("--rate", type=FiniteFloat(0.0), default=1000.0, show_default=True, help="Simulated transactions per second.")
 @live_clock_options

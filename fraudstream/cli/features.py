@@ -95,10 +95,16 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
+    from fraudstream.errors import ConfigError
     from fraudstream.producer.files import read_recorded
+    from fraudstream.producer.recorder import output_format
     from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine
     from fraudstream.stream.state import MemoryStore, windows_for
 
+    try:
+        _, compressed = output_format(out, kinds=("csv",))  # the check of `fraudstream record`
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     settings = settings_from(ctx, **overrides)
     target = Path(out)
     if target.resolve() == Path(file).resolve():
@@ -112,7 +118,7 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), disable=no_progress, transient=False)
     task = progress.add_task("starting", total=None)
     try:
-        with progress, open_output(partial, target.suffix == ".gz") as stream:
+        with progress, open_output(partial, compressed) as stream:
             writer = csv.writer(stream)
             writer.writerow(["TRANSACTION_ID", *FEATURE_NAMES])
             for tx, x in features_as_scored(records, engine, settings.label_delay):

@@ -53,6 +53,12 @@ def _num(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
+def known_names(registry: ModelRegistry) -> list[str]:
+    """The published models and the active ones (a challenger may have no version yet)."""
+    champion, challengers = registry.active()
+    return sorted({*registry.names(), *challengers, *([champion] if champion else [])})
+
+
 def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, Any]]:
     """One row per registered model: role, newest version, learning, age and prequential metrics."""
     from fraudstream.errors import CheckpointError
@@ -60,7 +66,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
     champion, challengers = registry.active()
     rows = []
     now = time.time()
-    for name in sorted({*registry.names(), *challengers, *([champion] if champion else [])}):
+    for name in known_names(registry):
         role = "champion" if name == champion else "challenger" if name in challengers else "inactive"
         row: dict[str, Any] = {"name": name, "role": role}
         try:
@@ -136,16 +142,19 @@ def retire(ctx: click.Context, name: str) -> None:
     """Stop scoring with the challenger NAME (its versions are kept; a consumer started with it in
     FRAUDSTREAM_CHALLENGERS adds it again)."""
     _, registry = _registry(ctx)
+    known = known_names(registry)
+    if name not in known:
+        raise click.ClickException(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")
     if registry.retire(name):
         click.echo(f"{name} retired: the running consumers stop scoring with it within about a second")
-    else:
+    else:  # an inactive model: nothing to do
         click.echo(f"{name} was not a challenger; challengers: {', '.join(registry.active()[1]) or 'none'}")
 
 
 @models.command("export")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--version", type=int, default=None, help="Version to export (default: the newest).")
+@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to export (default: the newest).")
 @click.pass_context
 @handle_errors
 def export_model(ctx: click.Context, name: str, file: Path, version: int | None) -> None:

@@ -12,7 +12,8 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_option
 
 
 @click.command()
-@click.option("--count", type=int, default=None, help="Stop after this many transactions. [default: until Ctrl-C]")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Stop after this many transactions. [default: until Ctrl-C]")
 @click.option("--rate", type=FiniteFloat(0.0), default=100.0, show_default=True, help="Transactions per second.")
 @settings_option("--seed", "seed", type=int)
 @live_clock_options
@@ -34,15 +35,17 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
     from fraudstream.stream.signals import stop_on_signals
 
     settings = settings_from(ctx, **overrides)
-    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    delay = live_label_delay(label_delay, clock)
     config = SimulatorConfig.live_demo(settings.seed)
     if customers is not None or terminals is not None:
         config = replace(config, customers=customers or config.customers, terminals=terminals or config.terminals)
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
     with stop_on_signals(stop):
-        delay = live_label_delay(label_delay, clock)
         stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=delay, stop=stop,
                          config=config, clock=clock)  # type: ignore[arg-type]
+    # rate: of the transactions while they were sent; seconds: in all, with the wait for the last labels
     click.echo("produced " + json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
+                                         "sending_seconds": round(stats.sending_seconds, 3), "rate": round(stats.rate, 1),
                                          "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
-                                         "seconds": round(stats.seconds, 3), "rate": round(stats.rate, 1)}))
+                                         "seconds": round(stats.seconds, 3)}))

@@ -14,9 +14,9 @@ from fraudstream.timeutil import parse_time
 
 
 @click.command()
-@click.option("--days", type=int, required=True, help="Days of event time to simulate.")
-@click.option("--customers", type=int, default=5000, show_default=True, help="Simulated customers.")
-@click.option("--terminals", type=int, default=10000, show_default=True, help="Simulated terminals.")
+@click.option("--days", type=click.IntRange(min=1), required=True, help="Days of event time to simulate.")
+@click.option("--customers", type=click.IntRange(min=1), default=5000, show_default=True, help="Simulated customers.")
+@click.option("--terminals", type=click.IntRange(min=1), default=10000, show_default=True, help="Simulated terminals.")
 @settings_option("--seed", "seed", type=int)
 @click.option("--start", default="2024-01-01", show_default=True, help="Event time of the first day (ISO-8601).")
 @click.option("--fraud-scale", type=FiniteFloat(0.0, inclusive=True), default=1.0, show_default=True,
@@ -25,7 +25,7 @@ from fraudstream.timeutil import parse_time
               type=click.Choice(["amount_threshold", "compromised_terminal", "compromised_card", "card_testing",
                                  "account_takeover", "night_spree"]),
               help="Switch a fraud scenario off (repeatable).")
-@click.option("--report-share", type=float, default=1.0, show_default=True,
+@click.option("--report-share", type=FiniteFloat(0.0, inclusive=True, maximum=1.0), default=1.0, show_default=True,
               help="Share of frauds that are ever reported (labelled fraud).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .jsonl or .csv, optionally .gz.")

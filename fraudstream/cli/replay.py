@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, command_line, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -22,6 +22,27 @@ def describe(event_time: datetime | None, rate: float, eta: float | None) -> str
     when = event_time.strftime("%Y-%m-%d %H:%M:%S") if event_time else "-"
     left = str(timedelta(seconds=round(eta))) if eta is not None else "?"
     return f"event {when} | {rate:,.0f} tx/s | ETA {left}"
+
+
+def nothing_in_window(file: str, start: str | None, end: str | None, first: datetime | None,
+                      last: datetime | None) -> str:
+    """The warning of a replay that found no transaction of `file` in its window; `first` and `last`:
+    the event times of the file's first and last row (`last` None: not read).
+
+    >>> from datetime import timezone
+    >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)
+    >>> nothing_in_window("f.csv", "2030-01-01", None, t, t + timedelta(days=2))
+    'no transaction of f.csv is in the window --start 2030-01-01; its transactions run from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
+    >>> nothing_in_window("f.csv", None, "2017-01-01", t, None)
+    'no transaction of f.csv is in the window --end 2017-01-01; its transactions start at 2018-04-01T00:00:00+00:00'
+    >>> nothing_in_window("f.csv", None, None, None, None)
+    'f.csv has no transactions'
+    """
+    if first is None:
+        return f"{file} has no transactions"
+    window = " ".join(f"{flag} {value}" for flag, value in (("--start", start), ("--end", end)) if value)
+    seen = f"run from {first.isoformat()} to {last.isoformat()}" if last else f"start at {first.isoformat()}"
+    return f"no transaction of {file} is in the window {window}; its transactions {seen}"
 
 
 @click.command()
@@ -40,7 +61,8 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     """Publish the transactions of FILE to the transactions topic and their labels to the labels topic.
 
     Reads .jsonl/.csv files written by `fraudstream record` (optionally .gz) and the handbook CSV,
-    detected from the header. Ctrl-C stops after flushing and prints the --start that resumes.
+    detected from the header. Ctrl-C stops after flushing and prints the command that resumes (the same
+    options, another --start).
     """
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -84,5 +106,9 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
                "rate": round(stats.rate, 1), "last_event_time": stats.event_time.isoformat() if stats.event_time else None}
     if stats.resume_from is not None:
         summary["resume_from"] = stats.resume_from.isoformat()
-        click.echo(f"stopped; resume with: fraudstream replay {file} --start {stats.resume_from.isoformat()}", err=True)
+        hint = command_line(ctx, start=stats.resume_from.isoformat())  # the user's other options as given
+        click.echo(f"stopped; resume with: {hint}", err=True)
+    if stats.transactions == 0 and not stats.stopped:
+        message = nothing_in_window(file, start, end, stats.file_first, stats.file_last)
+        click.echo(f"Warning: {message}", err=True)
     click.echo("replayed " + json.dumps(summary))

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 
 import click
 
 from fraudstream.cli.common import handle_errors, settings_from
+from fraudstream.constants import ENV_PREFIX
+
+
+def export_lines(kafka_bootstrap: str, redis_url: str) -> list[str]:
+    """The lines that point another shell at these servers, ready to paste.
+
+    >>> export_lines("127.0.0.1:9092", "redis://127.0.0.1:6379/0")
+    ['export FRAUDSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:9092', 'export FRAUDSTREAM_REDIS_URL=redis://127.0.0.1:6379/0']
+    """
+    return [f"export {ENV_PREFIX}{field.upper()}={shlex.quote(value)}"
+            for field, value in (("kafka_bootstrap", kafka_bootstrap), ("redis_url", redis_url))]
 
 
 @click.command()
-@click.option("--partitions", type=int, default=None, help="Partitions of the topics created. [default: from settings]")
+@click.option("--partitions", type=click.IntRange(min=1), default=None, help="Partitions of the topics created. [default: from settings]")
 @click.pass_context
 @handle_errors
 def up(ctx: click.Context, partitions: int | None) -> None:
     """Start the embedded Kafka-protocol broker (Tansu) and Redis server (Valkey) and create the topics.
 
-    Prints the FRAUDSTREAM_* lines to export in other terminals; Ctrl-C stops both servers.
+    Prints the `export FRAUDSTREAM_...` lines to paste in other terminals; Ctrl-C stops both servers.
     """
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.services import embedded_services
@@ -25,9 +37,9 @@ def up(ctx: click.Context, partitions: int | None) -> None:
     try:
         with embedded_services(settings) as live:
             ensure_topics(live)
-            click.echo(f"FRAUDSTREAM_KAFKA_BOOTSTRAP={live.kafka_bootstrap}")
-            click.echo(f"FRAUDSTREAM_REDIS_URL={live.redis_url}")
-            click.echo("# export the lines above in other terminals; Ctrl-C stops the servers", err=True)
+            for line in export_lines(live.kafka_bootstrap or "", live.redis_url or ""):
+                click.echo(line)
+            click.echo("# paste the lines above in other terminals; Ctrl-C stops the servers", err=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
