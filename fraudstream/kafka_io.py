@@ -27,7 +27,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 try:
     from kafka.structs import MemberState
@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - kafka-python 2.x
     from kafka.coordinator.base import MemberState  # type: ignore[no-redef]
 
 from fraudstream.config import Settings
-from fraudstream.errors import ConfigError, ServiceError
+from fraudstream.errors import ConfigError
 from fraudstream.kafka_join import keep_completed_joins
 from fraudstream.kafka_records import read_records_inline
 from fraudstream.kafka_transport import quiet_closed_reads
@@ -67,14 +67,15 @@ BROKER_WAIT_S = 30.0  # how long clients wait for a bootstrap server to accept a
 
 
 def await_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
-    """Return once one of the bootstrap servers accepts a TCP connection; `ServiceError` after
-    `timeout_s` (default `BROKER_WAIT_S`). kafka-python waits as long on its own, but logs ~20 errors and warnings on the
-    way; this logs one line, at the first failure, and names the setting.
+    """Return once one of the bootstrap servers accepts a TCP connection; kafka-python's
+    `KafkaConnectionError` after `timeout_s` (default `BROKER_WAIT_S`; the CLI names the option or
+    env var that gave the address). kafka-python waits as long on its own, but logs ~20 errors and
+    warnings on the way; this logs one line, at the first failure.
 
     >>> await_bootstrap(Settings(kafka_bootstrap="127.0.0.1:1"), timeout_s=0.0)
     Traceback (most recent call last):
     ...
-    fraudstream.errors.ServiceError: no Kafka broker at 127.0.0.1:1 (FRAUDSTREAM_KAFKA_BOOTSTRAP) within 0 s: [Errno 111] Connection refused
+    kafka.errors.KafkaConnectionError: KafkaConnectionError: nothing accepted a connection at 127.0.0.1:1 within 0 s: [Errno 111] Connection refused
     """
     if not settings.kafka_bootstrap:
         raise ConfigError("no Kafka bootstrap servers: set FRAUDSTREAM_KAFKA_BOOTSTRAP or run `fraudstream up`")
@@ -90,11 +91,11 @@ def await_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
             except (OSError, ValueError) as exc:
                 error = exc
         if time.monotonic() >= deadline:
-            raise ServiceError(f"no Kafka broker at {settings.kafka_bootstrap} (FRAUDSTREAM_KAFKA_BOOTSTRAP) "
-                               f"within {timeout_s:.0f} s: {error}")
+            raise KafkaConnectionError(f"nothing accepted a connection at {settings.kafka_bootstrap} "
+                                       f"within {timeout_s:g} s: {error}")
         if not warned:
             warned = True
-            log.warning("waiting up to %.0f s for a Kafka broker at %s: %s", timeout_s, settings.kafka_bootstrap, error)
+            log.warning("waiting up to %g s for a Kafka broker at %s: %s", timeout_s, settings.kafka_bootstrap, error)
         time.sleep(0.5)
 
 

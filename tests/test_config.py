@@ -124,18 +124,20 @@ def test_an_unreachable_broker_is_one_clear_error_not_kafka_pythons_retries(monk
     assert result.exit_code == 1
     lines = result.output.splitlines()  # kafka-python's own retries logged ~20 lines before
     assert len(lines) == 2, lines
-    assert "WARNING fraudstream.kafka_io: waiting up to 1 s for a Kafka broker at 127.0.0.1:1" in lines[0]
-    assert lines[1].startswith("Error: no Kafka broker at 127.0.0.1:1 (FRAUDSTREAM_KAFKA_BOOTSTRAP) within 1 s")
+    assert "WARNING fraudstream.kafka_io: waiting up to 1.2 s for a Kafka broker at 127.0.0.1:1" in lines[0]
+    assert lines[1].startswith("Error: the Kafka broker did not answer (FRAUDSTREAM_KAFKA_BOOTSTRAP): "
+                               "KafkaConnectionError: nothing accepted a connection at 127.0.0.1:1 within 1.2 s")
 
 
-def test_a_metrics_port_in_use_is_refused_before_the_consumer_starts() -> None:
+@pytest.mark.parametrize("command", ["consume", "demo"])
+def test_a_metrics_port_in_use_is_refused_before_anything_starts(command: str) -> None:
     import socket
 
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(main, ["consume", "--metrics-port", str(port)],
+        result = CliRunner().invoke(main, [command, "--metrics-port", str(port)],
                                     env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # never reached
                                          "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1

@@ -108,10 +108,12 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     from fraudstream.services import embedded_services
     from fraudstream.stream.app import scoring_consumer
     from fraudstream.stream.dashboard import Dashboard
-    from fraudstream.stream.metrics import serve_metrics
+    from fraudstream.stream.metrics import check_metrics_port, serve_metrics
     from fraudstream.stream.signals import stop_on_signals
     from fraudstream.cli.alerts import format_alert
 
+    if metrics_port is not None:
+        check_metrics_port(metrics_port)  # before the servers start
     settings = settings_from(ctx, **overrides)
     if clock == "simulated" and "max_future_skew" not in settings.model_fields_set:
         # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
