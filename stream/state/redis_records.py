@@ -23,8 +23,8 @@ import msgpack
 from redis.cluster import key_slot
 
 from fraudstream.constants import CUSTOMER_TAG, RECORD_SHARDS_CLUSTER, RECORD_TAG
-from fraudstream.stream.schema import (ScoredRows, StoredRecord, UnreadableRecord, decode_record, encode_record,
-                                       encode_records, read_record)
+from fraudstream.stream.schema import (ScoredRows, StoredRecord, UnreadableRecord, encode_record, encode_records,
+                                       read_record)
 from fraudstream.stream.state.base import HOUR_MS, RecordRef
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class RecordBuckets:
             slots[key_slot(key.encode())].append(key)
         return list(slots.values())
 
+
 def read_logged(payload: bytes, ref: RecordRef) -> StoredRecord | UnreadableRecord:
     """`schema.read_record` of the record of `ref`, logged when it cannot be read."""
     record = read_record(payload, ref.t_ms)
@@ -143,10 +144,9 @@ def migrate_legacy_records(buckets: RecordBuckets, client: Any, chunk: int = 500
         items, done = [], []
         for key, payload in zip(keys, payloads):
             if payload is not None:  # else expired or taken meanwhile
-                try:
-                    record = decode_record(payload, 0)  # such a record holds its epoch ms
-                except Exception as exc:  # noqa: BLE001 - any undecodable payload: left where it is, logged
-                    log.warning("scored record %s cannot be read (%s): left in place, not moved", key.decode(), exc)
+                record = read_record(payload, 0)  # such a record holds its epoch ms
+                if isinstance(record, UnreadableRecord):  # left where it is, logged
+                    log.warning("scored record %s cannot be read (%s): left in place, not moved", key.decode(), record.error)
                     continue
                 customer_id, transaction_id = key.decode()[len(head):].split(sep, 1)
                 items.append((customer_id, transaction_id, record))
