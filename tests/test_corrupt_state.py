@@ -34,6 +34,16 @@ def record_key(client: redis.Redis, settings: Settings, tx: Transaction) -> byte
     return keys[0]
 
 
+def scored(settings: Settings, n: int) -> tuple[list[Transaction], redis.Redis]:
+    """`n` transactions published and scored (their records in Redis), and a client of that Redis."""
+    ensure_topics(settings)
+    txs = scripted_transactions(n)
+    publish(settings, txs)
+    with scoring_consumer(settings) as app:
+        app.run(max_transactions=len(txs), idle_timeout=30)
+    return txs, redis.Redis.from_url(settings.redis_url)
+
+
 def labels_of(txs: list[Transaction]) -> list[Label]:
     return [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
                   is_fraud=False, event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7))
@@ -42,12 +52,7 @@ def labels_of(txs: list[Transaction]) -> list[Label]:
 
 @pytest.mark.services
 def test_unreadable_scored_records_dead_letter_their_labels(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    ensure_topics(settings)
-    txs = scripted_transactions(40)
-    publish(settings, txs)
-    with scoring_consumer(settings) as app:
-        app.run(max_transactions=len(txs), idle_timeout=30)
-    client = redis.Redis.from_url(settings.redis_url)
+    txs, client = scored(settings, 40)
     damaged = {txs[5].transaction_id: DAMAGED[0], txs[17].transaction_id: DAMAGED[1]}
     by_id = {tx.transaction_id: tx for tx in txs}
     for tx_id, payload in damaged.items():
@@ -76,12 +81,7 @@ def test_unreadable_scored_records_dead_letter_their_labels(settings: Settings, 
 @pytest.mark.services
 def test_a_redelivered_transaction_whose_record_is_unreadable_is_scored_again(settings: Settings) -> None:
     settings = settings.model_copy(update={"alert_threshold": 0.0, "alert_warmup_labels": 0})  # every one alerts
-    ensure_topics(settings)
-    txs = scripted_transactions(20)
-    publish(settings, txs)
-    with scoring_consumer(settings) as app:
-        app.run(max_transactions=len(txs), idle_timeout=30)
-    client = redis.Redis.from_url(settings.redis_url)
+    txs, client = scored(settings, 20)
     again = txs[3]
     key, field = record_key(client, settings, again), record_field(again.customer_id, again.transaction_id)
     client.hset(key, field, DAMAGED[0])
