@@ -78,7 +78,8 @@ def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: s
     score, and learning from each label once event time passes its time plus the label delay.
 
     Prints the handbook's prequential figures (weekly AUC ROC, average precision, card precision@100,
-    averaged over 7-day weeks from --eval-start) as JSON.
+    averaged over 7-day weeks from --eval-start; a last, shorter week counts as one, and the JSON's
+    "weeks" give each week's dates) as JSON.
     """
     from fraudstream.stream.backtest import BacktestOptions, run_backtest
     from fraudstream.stream.features import FeatureConfig, FeatureEngine
