@@ -87,6 +87,16 @@ class Checkpoint:
     model: Any
 
 
+def warn_if_demo_key(key: str, log: logging.Logger) -> None:
+    """Log a warning when `key` is the built-in demo key (`constants.DEV_SIGNING_KEY`): anyone can
+    sign a checkpoint that verifies with it."""
+    from fraudstream.constants import DEV_SIGNING_KEY
+
+    if key == DEV_SIGNING_KEY:
+        log.warning("model checkpoints are signed with the built-in demo key: set FRAUDSTREAM_MODEL_SIGNING_KEY "
+                    "to a secret of your own before trusting checkpoints from this Redis or file")
+
+
 def _mac(key: bytes, signed: bytes) -> bytes:
     return hmac.new(key, signed, hashlib.sha256).digest()
 

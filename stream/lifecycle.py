@@ -85,11 +85,9 @@ class Lifecycle:
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
-        from fraudstream.constants import DEV_SIGNING_KEY
+        from fraudstream.models.checkpoint import warn_if_demo_key
 
-        if settings.model_signing_key.get_secret_value() == DEV_SIGNING_KEY:
-            log.warning("model checkpoints are signed with the built-in demo key: set FRAUDSTREAM_MODEL_SIGNING_KEY "
-                        "to a secret of your own before trusting checkpoints from this Redis")
+        warn_if_demo_key(settings.model_signing_key.get_secret_value(), log)
         return cls(registry, settings.seed, settings.checkpoint_every_labels, settings.checkpoint_every_seconds)
 
     # -- start -----------------------------------------------------------------------------------

@@ -215,7 +215,17 @@ def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "as logreg v" in result.output and result.output.strip().endswith(", champion")
     listing = runner.invoke(main, ["models", "list", "--json"], env=env)
     assert listing.exit_code == 0, listing.output
-    assert {"bt", "logreg"} <= {row["name"] for row in __import__("json").loads(listing.output)["models"]}
+    assert {"bt", "logreg"} <= {row["name"] for row in __import__("json").loads(listing.stdout)["models"]}
+    from fraudstream.constants import DEV_SIGNING_KEY
+
+    for key, warned in ((DEV_SIGNING_KEY, True), ("a secret of our own", False)):  # the README's promise
+        listed = runner.invoke(main, ["models", "list"], env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": key})
+        assert listed.exit_code == 0 and ("signed with the built-in demo key" in listed.output) is warned
+    # a model whose checkpoint does not verify with the key in use is not promoted: the consumers would refuse it
+    result = runner.invoke(main, ["models", "promote", "bt"], env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": "another key"})
+    assert result.exit_code == 1 and "bt not promoted: its newest checkpoint (v1) does not verify" in result.output
+    result = runner.invoke(main, ["models", "promote", "logreg"], env=env)
+    assert result.exit_code == 0 and result.output.strip().endswith("logreg is the champion already"), result.output
     # a file signed with another key is refused with a clear error
     foreign = checkpoint.save_file(tmp_path / "foreign.fsmodel", model, CheckpointInfo(name="x", kind="logreg"), b"other")
     result = runner.invoke(main, ["models", "import", str(foreign)], env=env)

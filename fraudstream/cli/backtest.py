@@ -197,10 +197,11 @@ def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
 def _save_model(path: Path, result: Any, settings: Any) -> None:
     import os
 
-    from fraudstream.models.checkpoint import CheckpointInfo, save_file
+    from fraudstream.models.checkpoint import CheckpointInfo, save_file, warn_if_demo_key
 
     key = getattr(settings, "model_signing_key", None)
     key = key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
+    warn_if_demo_key(key, logging.getLogger(__name__))
     info = CheckpointInfo(name=result.options.model, kind=result.options.model, version=1,
                           labels_learned=result.replay.n_labels_learned,
                           frauds_learned=result.replay.n_frauds_learned, source="backtest",

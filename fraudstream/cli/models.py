@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -11,10 +12,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fraudstream.cli.common import handle_errors, require_directory, settings_from
+from fraudstream.models.checkpoint import warn_if_demo_key
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
     from fraudstream.stream.registry import ModelRegistry
+
+
+log = logging.getLogger(__name__)
 
 
 def _registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
@@ -23,6 +28,7 @@ def _registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
     settings = settings_from(ctx)
     if not settings.redis_url:
         raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis of the consumers (see `fraudstream up`)")
+    warn_if_demo_key(settings.model_signing_key.get_secret_value(), log)
     return settings, registry_for(settings)
 
 
@@ -128,8 +134,21 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
 @click.pass_context
 @handle_errors
 def promote(ctx: click.Context, name: str) -> None:
-    """Make NAME the champion of the running consumers (they switch within about a second)."""
+    """Make NAME the champion of the running consumers (they switch within about a second); its
+    newest checkpoint must verify with this signing key, as the consumers will check."""
+    from fraudstream.errors import CheckpointError
+    from fraudstream.models import checkpoint
+
     _, registry = _registry(ctx)
+    if registry.active()[0] == name:
+        click.echo(f"{name} is the champion already")
+        return
+    try:
+        checkpoint.verify(registry.blob(name), registry.signing_key)
+    except CheckpointError as exc:
+        raise click.ClickException(f"{name} not promoted: its newest checkpoint (v{registry.latest_version(name)}) "
+                                   f"does not verify with FRAUDSTREAM_MODEL_SIGNING_KEY ({exc}); the consumers "
+                                   "would refuse it") from None
     old = registry.promote(name)
     click.echo(f"champion: {name} (was {old or 'none'}; it keeps scoring as a challenger)")
 
