@@ -226,6 +226,11 @@ def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "bt not promoted: its newest checkpoint (v1) does not verify" in result.output
     result = runner.invoke(main, ["models", "promote", "logreg"], env=env)
     assert result.exit_code == 0 and result.output.strip().endswith("logreg is the champion already"), result.output
+    # a checkpoint of another kind of model is not a new version of bt (its versions and live figures would mix)
+    other = checkpoint.save_file(tmp_path / "ht.fsmodel", zoo.make_model("htree"), CheckpointInfo(name="ht", kind="htree"),
+                                 settings.model_signing_key.get_secret_value())
+    result = runner.invoke(main, ["models", "import", str(other), "--name", "bt"], env=env)
+    assert result.exit_code == 1 and "bt is a logreg model (v1) and this checkpoint is htree" in result.output
     # a file signed with another key is refused with a clear error
     foreign = checkpoint.save_file(tmp_path / "foreign.fsmodel", model, CheckpointInfo(name="x", kind="logreg"), b"other")
     result = runner.invoke(main, ["models", "import", str(foreign)], env=env)
