@@ -75,5 +75,5 @@ def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: 
         log.error("refused checkpoint %s v%d, keeping v%s: %s", name, latest, models[name].version, exc)
         models[name].base = latest
         return
-    log.info("loaded %s v%d", name, latest)
+    log.debug("loaded %s v%d", name, latest)  # as often as the learner publishes: every second in a catch-up
     models[name] = LiveModel.from_checkpoint(cp, base=latest)

@@ -202,6 +202,9 @@ def _save_model(path: Path, result: Any, settings: Any) -> None:
     key = getattr(settings, "model_signing_key", None)
     key = key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
     warn_if_demo_key(key, logging.getLogger(__name__))
+    if result.replay.n_labels_learned == 0:
+        logging.getLogger(__name__).warning("%s: the model learned from no label (none was due before the file "
+                                            "ended): it is saved untrained", path)
     info = CheckpointInfo(name=result.options.model, kind=result.options.model, version=1,
                           labels_learned=result.replay.n_labels_learned,
                           frauds_learned=result.replay.n_frauds_learned, source="backtest",
