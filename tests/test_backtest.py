@@ -249,3 +249,16 @@ def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path,
     assert list(two.scores) == list(one.scores)
     assert (two.n_labels_learned, two.n_frauds_learned) == (one.n_labels_learned, one.n_frauds_learned)
     assert one.n_frauds_learned > 0 and len(set(one.scores)) > (100 if model == "gam_under" else 10)
+
+
+@pytest.mark.parametrize(("delay", "untrained"), [("3d", False), ("60d", True)])
+def test_save_model_says_when_the_model_learned_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       delay: str, untrained: bool) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv", days=10, customers=10)
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    result = CliRunner().invoke(main, ["backtest", str(path), "--label-delay", delay, "--model", "logreg",
+                                       "--eval-start", "2018-04-05", "--eval-end", "2018-04-10",
+                                       "--no-progress", "--save-model", str(tmp_path / "m.fsmodel")])
+    assert result.exit_code == 0, result.output
+    assert ("the model learned from no label" in result.output) is untrained
+    assert (tmp_path / "m.fsmodel").exists()
