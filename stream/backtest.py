@@ -40,6 +40,7 @@ class BacktestOptions:
     model: str
     seed: int = 42
     label_delay: timedelta = timedelta(days=7)
+    start: datetime | None = None  # replay from this event time on (features start empty there); default: all
     eval_start: date | None = None  # default: first event day + 30 days
     eval_end: date | None = None  # inclusive; default: last event day
     threshold: float = 0.5
@@ -51,6 +52,8 @@ class BacktestOptions:
             raise ConfigError("label delay must not be negative")
         if self.eval_start and self.eval_end and self.eval_end < self.eval_start:
             raise ConfigError(f"--eval-end {self.eval_end} is before --eval-start {self.eval_start}")
+        if self.start and self.eval_start and self.eval_start < self.start.date():
+            raise ConfigError(f"--eval-start {self.eval_start} is before --start {self.start.isoformat()}")
         if self.top_k < 1:
             raise ConfigError("top_k must be at least 1")
 
@@ -230,7 +233,7 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
     from fraudstream.stream.gc_tuning import fewer_collections
 
     model = zoo.make_model(options.model, options.seed)
-    records = read_recorded(path, end=options.read_until)
+    records = read_recorded(path, start=options.start, end=options.read_until)
     run = Replay()
     with fewer_collections():
         score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every)

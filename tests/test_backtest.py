@@ -262,3 +262,19 @@ def test_save_model_says_when_the_model_learned_nothing(tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     assert ("the model learned from no label" in result.output) is untrained
     assert (tmp_path / "m.fsmodel").exists()
+
+
+def test_start_replays_a_slice_of_the_file(tmp_path: Path) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv", days=30, customers=20)
+    with path.open() as f:
+        times = [datetime.fromisoformat(r["TX_DATETIME"]).replace(tzinfo=timezone.utc) for r in csv.DictReader(f)]
+    start, end = datetime(2018, 4, 10, 12, tzinfo=timezone.utc), datetime(2018, 4, 26, tzinfo=timezone.utc)
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(main, ["backtest", str(path), "--start", start.isoformat(), "--eval-start", "2018-04-18",
+                                       "--eval-end", "2018-04-25", "--label-delay", "2d", "--model", "logreg",
+                                       "--no-progress", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["n_processed"] == sum(start <= t < end for t in times)
+    refused = CliRunner().invoke(main, ["backtest", str(path), "--start", "2018-04-20", "--eval-start", "2018-04-18"])
+    assert refused.exit_code != 0 and "--eval-start 2018-04-18 is before --start 2018-04-20" in refused.output

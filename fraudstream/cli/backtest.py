@@ -55,6 +55,9 @@ def _json_safe(value: Any) -> Any:
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @settings_option("--label-delay", "label_delay", help="Delay after which a transaction's label is known (e.g. 7d).")
+@click.option("--start", default=None,
+              help="Replay only from this event time on: a slice of the file, whose features start empty there "
+                   "[default: the first row].")
 @click.option("--eval-start", default=None, help="First day of the evaluation window [default: first day + 30 d].")
 @click.option("--eval-end", default=None, help="Last day of the evaluation window, inclusive [default: last day].")
 @settings_option("--model", "model")
@@ -71,7 +74,8 @@ def _json_safe(value: Any) -> Any:
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.pass_context
 @handle_errors
-def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: str | None, redis_url: str | None,
+def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str | None, eval_end: str | None,
+             redis_url: str | None,
              json_out: Path | None, scores_out: Path | None, report_out: Path | None, model_out: Path | None,
              progress: bool, **overrides: Any) -> None:
     """Replay FILE (our .jsonl/.csv or the handbook CSV, optionally .gz) in event-time order: features,
@@ -88,6 +92,7 @@ def backtest(ctx: click.Context, file: Path, eval_start: str | None, eval_end: s
     settings = settings_from(ctx, **overrides)
     options = BacktestOptions(
         model=settings.model, seed=settings.seed, label_delay=settings.label_delay,
+        start=parse_time(start) if start else None,
         eval_start=parse_time(eval_start).date() if eval_start else None,
         eval_end=parse_time(eval_end).date() if eval_end else None,
         threshold=settings.alert_threshold,
