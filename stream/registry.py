@@ -110,10 +110,17 @@ class ModelRegistry:
         return bool(self.client.srem(self.key("challengers"), name))
 
     def promote(self, name: str) -> str | None:
-        """Make `name` (which must have a published version) the champion; the former champion becomes
-        a challenger. Returns the former champion."""
-        if self.latest_version(name) == 0:
+        """Make `name` (which must have a published version that verifies with this registry's key:
+        the consumers would refuse it) the champion; the former champion becomes a challenger.
+        Returns the former champion."""
+        newest = self.latest_version(name)
+        if newest == 0:
             raise self.unknown(name)
+        try:
+            checkpoint.verify(self.blob(name, newest), self.signing_key)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{name} not promoted: its newest checkpoint (v{newest}) does not verify with "
+                                  f"the signing key in use ({exc}); the consumers would refuse it") from None
         old = self._promote(keys=[self.key("champion"), self.key("challengers")], args=[name])
         return old.decode() if old else None
 
@@ -179,6 +186,7 @@ class ModelRegistry:
         info, _ = checkpoint.verify(blob, self.signing_key)
         loaded = checkpoint.loads(blob, self.signing_key)
         target = name or info.name
+        self._same_kind(target, info)
         for _ in range(5):
             new = info.bump(name=target, version=self.latest_version(target) + 1, position=self.stream_end(),
                             source=source)
@@ -188,6 +196,19 @@ class ModelRegistry:
             except PublishConflict:
                 continue
         raise PublishConflict(f"could not import {target}: versions kept changing")
+
+    def _same_kind(self, name: str, incoming: CheckpointInfo) -> None:
+        """Refuse a checkpoint of another kind of model as a new version of a published `name`: its
+        versions and its live figures would mix two models."""
+        if self.latest_version(name) == 0:
+            return
+        try:
+            current, _ = checkpoint.verify(self.blob(name), self.signing_key)
+        except CheckpointError:  # signed with another key: replaced anyway, and `models` says so
+            return
+        if current.kind != incoming.kind:
+            raise ModelError(f"{name} is a {current.kind} model (v{current.version}) and this checkpoint is "
+                             f"{incoming.kind}: import it under another name")
 
     # -- label stream ----------------------------------------------------------------------------
     def append_labels(self, entries: Sequence[LabelEntry], appended: list[AppendedRun] | None = None,

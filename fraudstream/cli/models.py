@@ -16,7 +16,6 @@ from fraudstream.models.checkpoint import warn_if_demo_key
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
-    from fraudstream.models.checkpoint import CheckpointInfo
     from fraudstream.stream.registry import ModelRegistry
 
 
@@ -136,20 +135,11 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
 @handle_errors
 def promote(ctx: click.Context, name: str) -> None:
     """Make NAME the champion of the running consumers (they switch within about a second); its
-    newest checkpoint must verify with this signing key, as the consumers will check."""
-    from fraudstream.errors import CheckpointError
-    from fraudstream.models import checkpoint
-
+    newest checkpoint must verify with FRAUDSTREAM_MODEL_SIGNING_KEY, as the consumers will check."""
     _, registry = _registry(ctx)
     if registry.active()[0] == name:
         click.echo(f"{name} is the champion already")
         return
-    try:
-        checkpoint.verify(registry.blob(name), registry.signing_key)
-    except CheckpointError as exc:
-        raise click.ClickException(f"{name} not promoted: its newest checkpoint (v{registry.latest_version(name)}) "
-                                   f"does not verify with FRAUDSTREAM_MODEL_SIGNING_KEY ({exc}); the consumers "
-                                   "would refuse it") from None
     old = registry.promote(name)
     click.echo(f"champion: {name} (was {old or 'none'}; it keeps scoring as a challenger)")
 
@@ -204,7 +194,6 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
     version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
     from fraudstream.errors import CheckpointError
-    from fraudstream.models import checkpoint
 
     _, registry = _registry(ctx)
     try:
@@ -212,7 +201,6 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     except OSError as exc:
         raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
     try:
-        _same_kind(registry, name, checkpoint.verify(blob, registry.signing_key)[0])
         info = registry.import_blob(blob, name)
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
@@ -232,21 +220,3 @@ def zoo() -> None:
 
     for name in model_zoo.MODEL_NAMES:
         click.echo(f"{name:<14} {model_zoo.describe(name)}")
-
-
-def _same_kind(registry: ModelRegistry, name: str | None, incoming: CheckpointInfo) -> None:
-    """Refuse a checkpoint of another kind of model as a new version of a published NAME: its live
-    figures (`fraudstream models`) and its versions would mix two models."""
-    from fraudstream.errors import CheckpointError
-    from fraudstream.models import checkpoint
-
-    target = name or incoming.name
-    if registry.latest_version(target) == 0:
-        return
-    try:
-        current, _ = checkpoint.verify(registry.blob(target), registry.signing_key)
-    except CheckpointError:  # signed with another key: it is replaced anyway, and `models` says so
-        return
-    if current.kind != incoming.kind:
-        raise click.ClickException(f"{target} is a {current.kind} model (v{current.version}) and this checkpoint is "
-                                   f"{incoming.kind}: import it under another --name")
