@@ -109,7 +109,7 @@ class ScoringConsumer:
             stats = self._loop(max_transactions, idle_timeout)
         self.commits.settle()  # not after an exception: a process that dies does not commit either
         for writer in (self.tx_dlq, self.label_dlq):
-            writer.logged.flush(writer.topic)  # dead letters counted but not logged one by one
+            writer.logged.flush()  # dead letters counted but not logged one by one
         return stats
 
     def _loop(self, max_transactions: int | None, idle_timeout: float | None) -> RunStats:

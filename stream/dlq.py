@@ -35,7 +35,7 @@ class ReasonLog:
     every record: one line each made 28,818 warnings of a single run (2026-12-05).
 
     >>> now = [0.0]
-    >>> limiter = ReasonLog(burst=2, window_s=60.0, clock=lambda: now[0])
+    >>> limiter = ReasonLog("tx.dlq", burst=2, window_s=60.0, clock=lambda: now[0])
     >>> [limiter.allow("too_late") for _ in range(5)], limiter.allow("invalid_json")
     ([True, True, False, False, False], True)
     >>> now[0] = 61.0
@@ -45,17 +45,18 @@ class ReasonLog:
     {}
     """
 
-    def __init__(self, burst: int = 10, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.burst, self.window_s, self.clock = burst, window_s, clock
+    def __init__(self, dlq_topic: str, burst: int = 10, window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.dlq_topic, self.burst, self.window_s, self.clock = dlq_topic, burst, window_s, clock
         self.windows: dict[str, list[float]] = {}  # reason: [window start, logged, not logged]
 
-    def allow(self, reason: str, dlq_topic: str = "") -> bool:
+    def allow(self, reason: str) -> bool:
         """Whether to log this dead letter of `reason` one by one."""
         now = self.clock()
         window = self.windows.get(reason)
         if window is None or now - window[0] >= self.window_s:
             if window is not None:
-                self._report(reason, window, dlq_topic)
+                self._report(reason, window)
             window = self.windows[reason] = [now, 0, 0]
         if window[1] < self.burst:
             window[1] += 1
@@ -67,17 +68,17 @@ class ReasonLog:
         """Dead letters per reason counted but not logged yet."""
         return {reason: int(w[2]) for reason, w in self.windows.items() if w[2]}
 
-    def flush(self, dlq_topic: str = "") -> None:
+    def flush(self) -> None:
         """Log the counts not logged yet."""
         for reason, window in self.windows.items():
-            self._report(reason, window, dlq_topic)
+            self._report(reason, window)
             window[2] = 0
 
-    def _report(self, reason: str, window: list[float], dlq_topic: str) -> None:
+    def _report(self, reason: str, window: list[float]) -> None:
         if window[2]:
             log.warning("%d more dead letters (%s) to %s in %.0f s, not logged one by one",
-                        window[2], reason, dlq_topic or "the dead-letter topic", self.clock() - window[0],
-                        extra={"reason": reason, "dlq_topic": dlq_topic, "dead_letters": int(window[2])})
+                        window[2], reason, self.dlq_topic, self.clock() - window[0],
+                        extra={"reason": reason, "dlq_topic": self.dlq_topic, "dead_letters": int(window[2])})
 
 
 class DeadLetterWriter:
@@ -88,11 +89,11 @@ class DeadLetterWriter:
         self.producer = producer
         self.topic = topic
         self.count = 0
-        self.logged = ReasonLog()
+        self.logged = ReasonLog(topic)
 
     def send(self, record: ConsumerRecord, reason: str, error: str) -> Any:
         self.count += 1
-        if self.logged.allow(reason, self.topic):
+        if self.logged.allow(reason):
             log.warning(
                 "dead-lettered: %s", error[:300],
                 extra={"reason": reason, "topic": record.topic, "partition": record.partition, "offset": record.offset,

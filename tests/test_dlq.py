@@ -18,7 +18,7 @@ def test_a_flood_of_dead_letters_is_logged_as_a_count(caplog: pytest.LogCaptureF
         for record in records:
             writer.send(record, "too_late", f"record {record.offset} is late")
         writer.send(records[0], "invalid_json", "not json")
-        writer.logged.flush(writer.topic)
+        writer.logged.flush()
     lines = [r.getMessage() for r in caplog.records]
     assert len(sent) == 51 and writer.count == 51  # every one sent
     assert [m for m in lines if m.startswith("dead-lettered")] == (
