@@ -66,21 +66,18 @@ def client_config(settings: Settings) -> dict[str, Any]:
 BROKER_WAIT_S = 30.0  # how long clients wait for a bootstrap server to accept a connection
 
 
-def await_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
-    """Return once one of the bootstrap servers accepts a TCP connection; kafka-python's
+def await_bootstrap(servers: list[str], timeout_s: float | None = None) -> None:
+    """Return once one of the bootstrap `servers` (host:port) accepts a TCP connection; kafka-python's
     `KafkaConnectionError` after `timeout_s` (default `BROKER_WAIT_S`; the CLI names the option or
     env var that gave the address). kafka-python waits as long on its own, but logs ~20 errors and
     warnings on the way; this logs one line, at the first failure.
 
-    >>> await_bootstrap(Settings(kafka_bootstrap="127.0.0.1:1"), timeout_s=0.0)
+    >>> await_bootstrap(["127.0.0.1:1"], timeout_s=0.0)
     Traceback (most recent call last):
     ...
     kafka.errors.KafkaConnectionError: KafkaConnectionError: nothing accepted a connection at 127.0.0.1:1 within 0 s: [Errno 111] Connection refused
     """
-    if not settings.kafka_bootstrap:
-        raise ConfigError("no Kafka bootstrap servers: set FRAUDSTREAM_KAFKA_BOOTSTRAP or run `fraudstream up`")
     timeout_s = BROKER_WAIT_S if timeout_s is None else timeout_s
-    servers = settings.kafka_bootstrap.split(",")
     deadline, warned = time.monotonic() + timeout_s, False
     while True:
         for server in servers:
@@ -91,12 +88,21 @@ def await_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
             except (OSError, ValueError) as exc:
                 error = exc
         if time.monotonic() >= deadline:
-            raise KafkaConnectionError(f"nothing accepted a connection at {settings.kafka_bootstrap} "
+            raise KafkaConnectionError(f"nothing accepted a connection at {','.join(servers)} "
                                        f"within {timeout_s:g} s: {error}")
         if not warned:
             warned = True
-            log.warning("waiting up to %g s for a Kafka broker at %s: %s", timeout_s, settings.kafka_bootstrap, error)
+            log.warning("waiting up to %g s for a Kafka broker at %s: %s", timeout_s, ",".join(servers), error)
         time.sleep(0.5)
+
+
+def _reachable(settings: Settings) -> dict[str, Any]:
+    """`client_config(settings)` once a bootstrap server answers (`await_bootstrap`), with reads
+    racing a client's close kept quiet (`quiet_closed_reads`: kafka-python 3.0.12 logs them as errors)."""
+    config = client_config(settings)
+    await_bootstrap(config["bootstrap_servers"])
+    quiet_closed_reads()
+    return config
 
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -106,9 +112,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     config = {"acks": 1, "enable_idempotence": False, "linger_ms": 5, "batch_size": 256 * 1024,
               "max_request_size": 4 * 1024 * 1024}
     config.update(overrides)
-    await_bootstrap(settings)
-    quiet_closed_reads()  # kafka-python 3.0.12 logs a read racing the close as an error (see there)
-    return KafkaProducer(**client_config(settings), **config)
+    return KafkaProducer(**_reachable(settings), **config)
 
 
 def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **overrides: Any) -> KafkaConsumer:
@@ -129,9 +133,7 @@ def make_consumer(settings: Settings, topics: Iterable[str] | None = None, **ove
         "max_partition_fetch_bytes": 1024 * 1024,
     }
     config.update(overrides)
-    await_bootstrap(settings)
-    quiet_closed_reads()
-    consumer = KafkaConsumer(**client_config(settings), **config)
+    consumer = KafkaConsumer(**_reachable(settings), **config)
     keep_completed_joins(consumer)  # kafka-python 3.0.12 would throw some joins away (see there)
     read_records_inline(consumer)  # ~3 us less per record than kafka-python's own reader (see there)
     if topics:
@@ -147,8 +149,7 @@ def all_topics(settings: Settings) -> list[str]:
 def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, partitions: int | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     wanted = list(topics) if topics is not None else all_topics(settings)
-    await_bootstrap(settings)
-    admin = KafkaAdminClient(**client_config(settings))
+    admin = KafkaAdminClient(**_reachable(settings))
     try:
         existing = set(admin.list_topics())
         missing = [t for t in wanted if t not in existing]
