@@ -29,6 +29,7 @@ from fraudstream.stream.features import FeatureEngine
 
 log = logging.getLogger(__name__)
 
+_US = timedelta(microseconds=1)
 DEFAULT_WARMUP = timedelta(days=30)  # default evaluation start: first event day + this
 Progress = Callable[[int, datetime], None]
 
@@ -46,6 +47,9 @@ class BacktestOptions:
     threshold: float = 0.5
     top_k: int = 100
     progress_every: int = 5000
+    learn: bool = True  # False: score with the starting model as it is (a checkpoint's frozen figures)
+    learn_after: datetime | None = None  # learn only labels of transactions after this (a checkpoint learned those)
+    start_model: str | None = None  # the checkpoint the model started from (for the summary); None: fresh
 
     def __post_init__(self) -> None:
         if self.label_delay < timedelta(0):
@@ -78,6 +82,7 @@ class Replay:
     n_conflicts: int = 0  # transaction ids reused with other content: not scored
     n_labels_learned: int = 0
     n_frauds_learned: int = 0
+    last_learned_us: int = -1  # event time (epoch µs) of the newest transaction whose label was learned
     elapsed_s: float = 0.0
 
     @property
@@ -86,8 +91,11 @@ class Replay:
 
 
 def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model_name: str,
-           label_delay: timedelta, progress: Progress | None = None, progress_every: int = 5000) -> Replay:
-    """Run every record through labels → features → score → record; learn in place into `model`."""
+           label_delay: timedelta, progress: Progress | None = None, progress_every: int = 5000,
+           learn: bool = True, learn_after: datetime | None = None) -> Replay:
+    """Run every record through labels → features → score → record; learn in place into `model`
+    (with `learn` false, labels still mark terminals as they fall due, but the model is not changed;
+    with `learn_after`, only the labels of transactions after it are learned)."""
     out = Replay()
     pending: deque = deque()  # labels in report-time order (constant delay keeps file order)
     score_one = zoo.score_one
@@ -106,10 +114,13 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
             while pending and pending[0].reported_at <= now:
                 due.append(pending.popleft())
             for label, scored in zip(due, apply_labels(due)):
-                if scored is not None and scored.unreadable is None:  # (an unreadable one is logged)
+                if scored is None or scored.unreadable is not None:  # (an unreadable one is logged)
+                    continue
+                if learn and (learn_after is None or label.event_time > learn_after):
                     learn_one(scored.features, label.is_fraud)
                     out.n_labels_learned += 1
                     out.n_frauds_learned += label.is_fraud
+                    out.last_learned_us = epoch_us(label.event_time)
         x = transform([tx])[0]
         if x is None:
             out.n_conflicts += 1
@@ -169,6 +180,9 @@ class BacktestResult:
         m = self.metrics
         return {
             "model": self.options.model,
+            "start_model": self.options.start_model,
+            "learn": self.options.learn,
+            "learn_after": self.options.learn_after.isoformat() if self.options.learn_after else None,
             "seed": self.options.seed,
             "label_delay_days": self.options.label_delay.total_seconds() / 86400.0,
             "eval_start": self.eval_start.isoformat(),
@@ -195,6 +209,15 @@ class BacktestResult:
                 for w in m.weeks
             ],
         }
+
+
+def epoch_us(when: datetime) -> int:
+    """Microseconds since the epoch of an aware time (exact, unlike ``timestamp()``).
+
+    >>> epoch_us(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=timezone.utc))
+    1000005
+    """
+    return (when - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _US
 
 
 def _day(number: int) -> date:
@@ -226,17 +249,20 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any) -> BacktestResul
 
 
 def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngine,
-                 progress: Progress | None = None) -> BacktestResult:
-    """Replay `path` with a fresh model of `options.model` and evaluate it: features in a forked
-    worker process, the model here (`fraudstream.stream.backtest_pipeline`; same scores as `replay`)."""
+                 progress: Progress | None = None, model: Any | None = None) -> BacktestResult:
+    """Replay `path` with `model` (a checkpoint's, changed in place), or a fresh model of
+    `options.model`, and evaluate it: features in a forked worker process, the model here
+    (`fraudstream.stream.backtest_pipeline`; same scores as `replay`)."""
     from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
     from fraudstream.stream.gc_tuning import fewer_collections
 
-    model = zoo.make_model(options.model, options.seed)
+    if model is None:
+        model = zoo.make_model(options.model, options.seed)
     records = read_recorded(path, start=options.start, end=options.read_until)
     run = Replay()
     with fewer_collections():
-        score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every)
+        score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every,
+                     learn=options.learn, learn_after_us=None if options.learn_after is None else epoch_us(options.learn_after))
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)

@@ -142,8 +142,9 @@ def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_dela
 
 
 def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress: Any = None,
-                 progress_every: int = 5000) -> None:
-    """Score each transaction, then learn each label once due, into `out` (a `Replay`).
+                 progress_every: int = 5000, learn: bool = True, learn_after_us: int | None = None) -> None:
+    """Score each transaction, then learn each label once due, into `out` (a `Replay`): with `learn`
+    false none, with `learn_after_us` only those of transactions after that time (epoch µs).
 
     A model whose scores change only at some labels (it has ``learns_before_change()``, as
     `WindowedBoostedTrees`) scores the transactions between two such labels in one batch: the same
@@ -151,7 +152,8 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
     """
     learn_one = model.learn_one
     deferred = _DeferredScores(model, out.scores)
-    pending: deque[tuple[int, dict[str, float], bool]] = deque()
+    pending: deque[tuple[int, int, dict[str, float], bool]] = deque()  # report time, event time, features, label
+    skip_until = -(1 << 63) if learn_after_us is None else learn_after_us
     day_us = 86_400_000_000
     started = time.perf_counter()
     n = 0
@@ -159,19 +161,20 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
         for txid, customer, t, report, fraud, x in zip(c.transaction_ids, c.customer_ids, c.times_us, c.report_us,
                                                        c.frauds, c.features):
             while pending and pending[0][0] <= t:
-                _, features, is_fraud = pending.popleft()
+                _, labelled_at, features, is_fraud = pending.popleft()
                 deferred.before_learn()
                 learn_one(features, is_fraud)
                 out.n_labels_learned += 1
                 out.n_frauds_learned += is_fraud
+                out.last_learned_us = labelled_at
             if x is None:
                 out.n_conflicts += 1
                 continue
             deferred.score(x)
             if report < 0:
                 out.unlabelled_days.append(t // day_us)
-            else:
-                pending.append((report, x, bool(fraud)))
+            elif learn and t > skip_until:
+                pending.append((report, t, x, bool(fraud)))
             out.transaction_ids.append(txid)
             out.customer_ids.append(customer)
             out.days.append(t // day_us)

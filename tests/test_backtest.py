@@ -18,7 +18,7 @@ from river import base
 from fraudstream.cli import main
 from fraudstream.errors import CheckpointError
 from fraudstream.models import metrics, zoo
-from fraudstream.models.checkpoint import load_file
+from fraudstream.models.checkpoint import load_file, save_file
 from fraudstream.producer.files import read_recorded
 from fraudstream.stream.backtest import replay
 from fraudstream.stream.features import FeatureEngine
@@ -278,3 +278,126 @@ def test_start_replays_a_slice_of_the_file(tmp_path: Path) -> None:
     assert figures["n_processed"] == sum(start <= t < end for t in times)
     refused = CliRunner().invoke(main, ["backtest", str(path), "--start", "2018-04-20", "--eval-start", "2018-04-18"])
     assert refused.exit_code != 0 and "--eval-start 2018-04-18 is before --start 2018-04-20" in refused.output
+
+
+def _trained_checkpoint(tmp_path: Path, path: Path) -> Path:
+    """A logreg checkpoint of a backtest of the file's first two weeks (3-day label delay)."""
+    ckpt = tmp_path / "trained.fsmodel"
+    result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-04-10", "--eval-end", "2018-04-14",
+                                       "--label-delay", "3d", "--model", "logreg", "--no-progress",
+                                       "--save-model", str(ckpt)])
+    assert result.exit_code == 0, result.output
+    return ckpt
+
+
+def _scores(path: Path) -> dict[str, float]:
+    with path.open() as f:
+        return {row["transaction_id"]: float(row["score"]) for row in csv.DictReader(f)}
+
+
+def test_from_model_starts_from_the_checkpoint_and_counts_its_labels_on(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    path = write_handbook_csv(tmp_path / "hb.csv", days=30, customers=20)
+    trained = load_file(_trained_checkpoint(tmp_path, path), "test-key")
+    out = {k: tmp_path / f"after.{k}" for k in ("json", "csv", "fsmodel")}
+    result = CliRunner().invoke(main, [
+        "backtest", str(path), "--from-model", str(tmp_path / "trained.fsmodel"), "--start", "2018-04-20",
+        "--eval-start", "2018-04-20", "--label-delay", "3d", "--no-progress", "--json", str(out["json"]),
+        "--scores", str(out["csv"]), "--save-model", str(out["fsmodel"])])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out["json"].read_text())
+    assert figures["model"] == "logreg" and figures["learn"] is True
+    assert figures["start_model"].startswith(f"logreg v1 (logreg, {trained.info.labels_learned:,} labels learned)")
+    # the first transaction after --start is scored by the checkpoint's model (features start empty there)
+    records = list(read_recorded(path, start=datetime(2018, 4, 20, tzinfo=timezone.utc)))
+    first = records[0].transaction
+    x = FeatureEngine(MemoryStore()).transform([first])[0]
+    expected = trained.model.predict_proba_one(x)[True]
+    assert _scores(out["csv"])[first.transaction_id] == pytest.approx(expected, abs=1e-12)
+    assert expected != pytest.approx(zoo.make_model("logreg").predict_proba_one(x)[True])  # not a fresh model's
+    # learning went on from the checkpoint's count
+    after = load_file(out["fsmodel"], "test-key").info
+    assert figures["n_labels_learned"] > 0
+    assert after.labels_learned == trained.info.labels_learned + figures["n_labels_learned"]
+    assert after.frauds_learned == trained.info.frauds_learned + figures["n_frauds_learned"]
+    assert after.name == trained.info.name and after.extra["started_from"] == figures["start_model"]
+
+
+def test_no_learn_scores_with_the_checkpoint_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    path = write_handbook_csv(tmp_path / "hb.csv", days=30, customers=20)
+    ckpt = _trained_checkpoint(tmp_path, path)
+    frozen_csv, frozen_json = tmp_path / "frozen.csv", tmp_path / "frozen.json"
+    result = CliRunner().invoke(main, [
+        "backtest", str(path), "--from-model", str(ckpt), "--no-learn", "--start", "2018-04-15",
+        "--eval-start", "2018-04-15", "--label-delay", "3d", "--no-progress", "--scores", str(frozen_csv),
+        "--json", str(frozen_json)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(frozen_json.read_text())
+    assert figures["learn"] is False and figures["n_labels_learned"] == 0 and figures["auc_roc"] > 0.9
+    # the one-process replay of the same checkpoint: the same scores when it does not learn, others when it does
+    records = list(read_recorded(path, start=datetime(2018, 4, 15, tzinfo=timezone.utc)))
+    delay = timedelta(days=3)
+    frozen = replay(records, FeatureEngine(MemoryStore()), load_file(ckpt, "test-key").model, "logreg", delay,
+                    learn=False)
+    learning = replay(records, FeatureEngine(MemoryStore()), load_file(ckpt, "test-key").model, "logreg", delay)
+    assert frozen.n_labels_learned == 0 and learning.n_labels_learned > 100
+    assert _scores(frozen_csv) == dict(zip(frozen.transaction_ids, frozen.scores))
+    assert list(frozen.scores) != list(learning.scores)
+    spy = Spy()
+    replay(records, FeatureEngine(MemoryStore()), spy, "spy", delay, learn=False)
+    assert {kind for kind, _ in spy.events} == {"score"}
+
+
+def test_from_model_refuses_what_it_cannot_honour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=10)
+    ckpt = _trained_checkpoint(tmp_path, path)
+    base = ["backtest", str(path), "--no-progress", "--label-delay", "3d"]
+    cases = {
+        ("--no-learn",): "--no-learn needs --from-model",
+        ("--from-model", str(ckpt), "--no-learn", "--save-model", str(tmp_path / "x.fsmodel")):
+            "--save-model with --no-learn would write the --from-model checkpoint back unchanged",
+        ("--from-model", str(ckpt), "--model", "gam"): f"--model gam differs from the kind of --from-model {ckpt}: logreg",
+    }
+    for extra, message in cases.items():
+        result = CliRunner().invoke(main, [*base, *extra])
+        assert result.exit_code != 0 and message in result.output, (extra, result.output)
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "another-key")
+    result = CliRunner().invoke(main, [*base, "--from-model", str(ckpt)])
+    assert result.exit_code != 0 and f"{ckpt}: checkpoint signature does not match" in result.output
+    assert not (tmp_path / "x.fsmodel").exists()
+
+
+def test_labels_a_checkpoint_learned_are_not_learned_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    path = write_handbook_csv(tmp_path / "hb.csv", days=30, customers=20)
+    trained = load_file(_trained_checkpoint(tmp_path, path), "test-key").info
+    times = sorted(r.transaction.event_time for r in read_recorded(path))
+    delay = timedelta(days=3)
+    read_until = datetime(2018, 4, 15, tzinfo=timezone.utc)  # the training run read up to its --eval-end
+    last_read = max(t for t in times if t < read_until)
+    learned = [t for t in times if t + delay <= last_read]
+    assert trained.labels_learned == len(learned) and trained.extra["learned_until"] == max(learned).isoformat()
+
+    def run(*extra: str) -> dict[str, Any]:
+        out = tmp_path / "run.json"
+        result = CliRunner().invoke(main, ["backtest", str(path), "--from-model", str(tmp_path / "trained.fsmodel"),
+                                           "--start", "2018-04-05", "--eval-start", "2018-04-20", "--label-delay",
+                                           "3d", "--no-progress", "--json", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())
+
+    last = max(times)
+    due = [t for t in times if t >= datetime(2018, 4, 5, tzinfo=timezone.utc) and t + delay <= last]
+    by_default = run()
+    assert by_default["learn_after"] == max(learned).isoformat()
+    assert by_default["n_labels_learned"] == sum(t > max(learned) for t in due) < len(due)
+    again = run("--learn-after", "2018-04-01")
+    assert again["n_labels_learned"] == len(due)
+    # a live or imported version's header may carry an older backtest's mark: not what it learned since
+    live = load_file(tmp_path / "trained.fsmodel", "test-key")
+    save_file(tmp_path / "trained.fsmodel", live.model, live.info.bump(version=9, source="live"), "test-key")
+    from_live = run()
+    assert from_live["learn_after"] is None and from_live["n_labels_learned"] == len(due)

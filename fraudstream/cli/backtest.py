@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import math
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,23 @@ def _json_safe(value: Any) -> Any:
               help="Write a self-contained HTML report with plots.")
 @click.option("--save-model", "model_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the trained model as a signed checkpoint.")
+@click.option("--from-model", "model_in", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start from this signed checkpoint (`models export`, `backtest --save-model`) instead of a fresh "
+                   "model: its kind is the model. To validate it on later data before `models import`.")
+@click.option("--learn/--no-learn", default=True,
+              help="Learn from each label as it falls due, as the live consumers do [default: --learn]; "
+                   "--no-learn scores with the --from-model checkpoint as it is.")
+@click.option("--learn-after", default=None,
+              help="Learn only the labels of transactions after this event time; the earlier ones only warm the "
+                   "features [default: with --from-model, the checkpoint's last learned transaction if a "
+                   "backtest wrote it, so nothing is learned twice; else every label].")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.pass_context
 @handle_errors
 def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str | None, eval_end: str | None,
              redis_url: str | None,
              json_out: Path | None, scores_out: Path | None, report_out: Path | None, model_out: Path | None,
-             progress: bool, **overrides: Any) -> None:
+             model_in: Path | None, learn: bool, learn_after: str | None, progress: bool, **overrides: Any) -> None:
     """Replay FILE (our .jsonl/.csv or the handbook CSV, optionally .gz) in event-time order: features,
     score, and learning from each label once event time passes its time plus the label delay.
 
@@ -90,8 +101,12 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     from fraudstream.timeutil import parse_time
 
     settings = settings_from(ctx, **overrides)
+    start_model = _start_model(model_in, learn, model_out, overrides.get("model"), settings)
     options = BacktestOptions(
-        model=settings.model, seed=settings.seed, label_delay=settings.label_delay,
+        model=start_model.info.kind if start_model else settings.model, seed=settings.seed,
+        label_delay=settings.label_delay, learn=learn,
+        learn_after=parse_time(learn_after) if learn_after else _learned_until(start_model),
+        start_model=_described(start_model.info, model_in) if start_model else None,
         start=parse_time(start) if start else None,
         eval_start=parse_time(eval_start).date() if eval_start else None,
         eval_end=parse_time(eval_end).date() if eval_end else None,
@@ -99,7 +114,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     )
     from fraudstream.models import zoo
 
-    zoo.make_model(options.model, options.seed)  # unknown names fail before any reading
+    if start_model is None:
+        zoo.make_model(options.model, options.seed)  # unknown names fail before any reading
     for option, path in (("--json", json_out), ("--scores", scores_out), ("--report", report_out),
                          ("--save-model", model_out)):
         if path is not None:  # not after a replay of many minutes
@@ -107,10 +123,11 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     store = _store(settings, redis_url)
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     try:
+        model = start_model.model if start_model else None
         if progress:
-            result = _with_progress(file, options, engine)
+            result = _with_progress(file, options, engine, model)
         else:
-            result = run_backtest(file, options, engine)
+            result = run_backtest(file, options, engine, model=model)
     finally:
         if redis_url is not None:
             _drop_state(store)
@@ -122,7 +139,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     if report_out:
         _write_report(report_out, result, summary)
     if model_out:
-        _save_model(model_out, result, settings)
+        _save_model(model_out, result, settings, start_model.info if start_model else None)
     brief = {k: v for k, v in summary.items() if k != "weeks"}
     click.echo(json.dumps(brief))
 
@@ -151,7 +168,61 @@ def _drop_state(store: Any) -> None:
         store.client.delete(*keys)  # a cluster client splits it by hash slot
 
 
-def _with_progress(file: Path, options: Any, engine: Any) -> Any:
+def _signing_key(settings: Any) -> str:
+    import os
+
+    key = getattr(settings, "model_signing_key", None)
+    return key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
+
+
+def _start_model(path: Path | None, learn: bool, model_out: Path | None, model_option: str | None,
+                 settings: Any) -> Any:
+    """The verified checkpoint of `--from-model` (None without it), after the options' checks."""
+    from fraudstream.errors import ConfigError
+    from fraudstream.models.checkpoint import load_file
+
+    if path is None:
+        if not learn:
+            raise ConfigError("--no-learn needs --from-model: a fresh model that never learns scores every "
+                              "transaction alike")
+        return None
+    if not learn and model_out is not None:
+        raise ConfigError("--save-model with --no-learn would write the --from-model checkpoint back unchanged")
+    checkpoint = load_file(path, _signing_key(settings))
+    if model_option is not None and model_option != checkpoint.info.kind:
+        raise ConfigError(f"--model {model_option} differs from the kind of --from-model {path}: "
+                          f"{checkpoint.info.kind} (leave --model out)")
+    log.info("starting from %s", _described(checkpoint.info, path))
+    return checkpoint
+
+
+def _learned_until(checkpoint: Any) -> datetime | None:
+    """The event time of the newest transaction a backtest's checkpoint learned the label of (None for
+    a live or imported version: the consumers learn from a label stream, whatever its times; the
+    header they copy on may hold an older backtest's, no longer all it learned)."""
+    from fraudstream.timeutil import parse_time
+
+    if checkpoint is None:
+        return None
+    until = checkpoint.info.extra.get("learned_until") if checkpoint.info.source == "backtest" else None
+    if not until:
+        log.info("the checkpoint (%s) does not say which transactions it learned: every label of the replay is "
+                 "learned (--learn-after to leave some out)", checkpoint.info.source)
+    else:
+        log.info("labels of transactions up to %s are not learned again (the checkpoint learned them; "
+                 "--learn-after changes it)", until)
+    return parse_time(until) if until else None
+
+
+def _described(info: Any, path: Path | None) -> str:
+    """>>> from fraudstream.models.checkpoint import CheckpointInfo
+    >>> _described(CheckpointInfo("gbt_window", "gbt_window", 7, labels_learned=12000), Path("c.fsmodel"))
+    'gbt_window v7 (gbt_window, 12,000 labels learned) from c.fsmodel'
+    """
+    return f"{info.name} v{info.version} ({info.kind}, {info.labels_learned:,} labels learned) from {path}"
+
+
+def _with_progress(file: Path, options: Any, engine: Any, model: Any = None) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -168,7 +239,7 @@ def _with_progress(file: Path, options: Any, engine: Any) -> Any:
             bar.update(task, completed=done, when=when.strftime("%Y-%m-%d %H:%M"),
                        rate=f"{done / elapsed:,.0f}" if elapsed > 0 else "")
 
-        result = run_backtest(file, options, engine, progress=update)
+        result = run_backtest(file, options, engine, progress=update, model=model)
         bar.update(task, completed=total or len(result.replay.scores))
     return result
 
@@ -199,20 +270,29 @@ def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
     path.write_text(render_html(data), encoding="utf-8")
 
 
-def _save_model(path: Path, result: Any, settings: Any) -> None:
-    import os
-
+def _save_model(path: Path, result: Any, settings: Any, started: Any = None) -> None:
+    """The trained model as a signed checkpoint; one that started from a checkpoint (`started`) keeps
+    its name and counts its labels on from it."""
     from fraudstream.models.checkpoint import CheckpointInfo, save_file, warn_if_demo_key
 
-    key = getattr(settings, "model_signing_key", None)
-    key = key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
-    warn_if_demo_key(key, logging.getLogger(__name__))
+    def epoch_time(us: int) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+
+    key = _signing_key(settings)
+    warn_if_demo_key(key, log)
     if result.replay.n_labels_learned == 0:
-        logging.getLogger(__name__).warning("%s: the model learned from no label (none was due before the file "
-                                            "ended): it is saved untrained", path)
-    info = CheckpointInfo(name=result.options.model, kind=result.options.model, version=1,
-                          labels_learned=result.replay.n_labels_learned,
-                          frauds_learned=result.replay.n_frauds_learned, source="backtest",
-                          extra={"eval_start": result.eval_start.isoformat(), "eval_end": result.eval_end.isoformat(),
-                                 "seed": result.options.seed})
+        log.warning("%s: the model learned from no label (none was due before the file ended): it is saved %s",
+                    path, "as it started" if started else "untrained")
+    extra = {"eval_start": result.eval_start.isoformat(), "eval_end": result.eval_end.isoformat(),
+             "seed": result.options.seed}
+    if started is not None:
+        extra["started_from"] = result.options.start_model
+    if result.replay.last_learned_us >= 0:
+        extra["learned_until"] = epoch_time(result.replay.last_learned_us).isoformat()
+    elif started is not None and started.extra.get("learned_until"):
+        extra["learned_until"] = started.extra["learned_until"]
+    info = CheckpointInfo(name=started.name if started else result.options.model, kind=result.options.model,
+                          version=1, labels_learned=result.replay.n_labels_learned + (started.labels_learned if started else 0),
+                          frauds_learned=result.replay.n_frauds_learned + (started.frauds_learned if started else 0),
+                          source="backtest", extra=extra)
     save_file(path, result.model, info, key)
