@@ -1,6 +1,6 @@
-"""What the label stream carries, shared by the registry that writes it and the consumers and the
+"""What the label stream carries, shared by the label log that writes it and the consumers and the
 learner that use it: stream ids, label entries, the outcome of appending one, and the entries one
-append call added (`fraudstream.stream.registry` keeps the stream itself).
+append call added (`fraudstream.stream.label_log` keeps the stream itself).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def stream_id(value: str | bytes) -> tuple[int, int]:
 
 
 class LabelOutcome(IntEnum):
-    """What `fraudstream.stream.registry.ModelRegistry.append_labels` did with a label."""
+    """What `fraudstream.stream.label_log.LabelLog.append` did with a label."""
 
     APPENDED = 0
     DUPLICATE = 1  # applied before, with the same label
@@ -80,7 +80,7 @@ LabelRow = tuple[str, dict[str, float] | None, bool]  # a label-stream entry: id
 
 @dataclass(frozen=True)
 class AppendedRun:
-    """Label-stream entries that one call appended, as `ModelRegistry.read_labels` would give them
+    """Label-stream entries that one call appended, as `LabelLog.read` would give them
     back: they follow the entry `after` directly."""
 
     after: str

@@ -9,7 +9,8 @@ lives as long as the longest of them would have and is then gone.
 
 from __future__ import annotations
 
-from fraudstream.stream.registry import APPLIED_TTL_MS, ModelRegistry
+from fraudstream.stream.label_log import APPLIED_TTL_MS
+from fraudstream.stream.registry import ModelRegistry
 from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
 
 

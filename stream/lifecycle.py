@@ -118,7 +118,7 @@ class Lifecycle:
         """Append the pending labels to the label stream; how many."""
         if not self.pending:
             return 0
-        self.registry.append_labels([LabelEntry(x, y, scores) for x, y, scores in self.pending])
+        self.registry.labels.append([LabelEntry(x, y, scores) for x, y, scores in self.pending])
         n = len(self.pending)
         self.pending = []
         self._unlearned = True
@@ -128,7 +128,7 @@ class Lifecycle:
         """Append labels to the label stream now, each transaction's once (see `LabelEntry`);
         `meanwhile` runs while Redis appends them."""
         self.flush()
-        outcomes = self.registry.append_labels(entries, self.appended if self.is_learner else None, meanwhile)
+        outcomes = self.registry.labels.append(entries, self.appended if self.is_learner else None, meanwhile)
         self._unlearned = self._unlearned or LabelOutcome.APPENDED in outcomes
         return outcomes
 
@@ -150,7 +150,7 @@ class Lifecycle:
         after = _oldest_position(models)
         learned = 0
         while True:
-            rows = ahead[1] if ahead is not None and ahead[0] == after else self.registry.read_labels(after, READ_CHUNK)
+            rows = ahead[1] if ahead is not None and ahead[0] == after else self.registry.labels.read(after, READ_CHUNK)
             ahead = None
             for rid, x, y in rows:
                 key = stream_id(rid)
@@ -187,7 +187,7 @@ class Lifecycle:
         if not scorer.models:
             return None
         after = _oldest_position(scorer.models.values())
-        return after, self.registry.read_labels(after, READ_CHUNK)
+        return after, self.registry.labels.read(after, READ_CHUNK)
 
     # -- the per-loop hook -------------------------------------------------------------------------
     def maintain(self, scorer: Scorer) -> None:

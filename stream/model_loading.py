@@ -36,7 +36,7 @@ def newest_valid(registry: ModelRegistry, name: str, seed: int) -> LiveModel:
     newest `VERSIONS_TRIED` can be verified."""
     latest = registry.latest_version(name)
     if latest == 0:
-        return LiveModel.fresh(name, seed, position=registry.stream_end())
+        return LiveModel.fresh(name, seed, position=registry.labels.end())
     errors = []
     for version in range(latest, max(0, latest - VERSIONS_TRIED), -1):
         try:

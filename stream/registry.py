@@ -1,19 +1,15 @@
-"""The model registry in Redis: signed checkpoint versions, the champion and challengers, the shared
-label stream, the learner lock and per-model prequential score lists.
+"""The model registry in Redis: signed checkpoint versions, the champion and challengers, the learner
+lock and per-model prequential figures; the shared label stream is its `labels`
+(`fraudstream.stream.label_log`).
 
 Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on a cluster too):
 
 - ``names`` (set): every registered model name
-- ``ckpt:<name>`` (hash version -> signed checkpoint blob), ``latest:<name>`` (newest version)
+- ``ckpt:<name>`` (hash version -> signed checkpoint blob), ``latest:<name>`` (newest version),
+  ``pos:<name>`` (hash version -> the last label-stream entry that version learned)
 - ``champion`` (string), ``challengers`` (set): the active models
-- ``labels`` (stream): ``x`` = features (`fraudstream.stream.label_codec`), ``y`` = ``1``/``0``;
-  what the learner learns from; ``feature_names:<id>`` (string): a list of feature names entries refer to
-- ``markers:<hour>`` (hash ``<len(customer)>:<customer><transaction>`` -> ``1``/``0``, with a TTL):
-  those labels are in the stream, per hour of their transactions' event time; ``markers:legacy``
-  (fields ``<customer>:<transaction>``): markers moved from the one-key-per-label layout
-  (``applied:<customer>:<transaction>``) by `migrate_legacy_markers`
 - ``learner`` (string with a TTL): the consumer that holds the learner role
-- ``perf:<name>`` (list of ``"score,label"``, newest last, capped): the prequential window
+- the label stream's keys: see `fraudstream.stream.label_log`
 
 Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
 """
@@ -21,26 +17,22 @@ Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-import msgpack
 import numpy as np
 
 from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
-from fraudstream.stream.label_codec import FeatureCodec
-from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
-from fraudstream.stream.state.script_io import call_script_meanwhile
+from fraudstream.stream.label_log import LabelLog
+from fraudstream.stream.label_stream import stream_id
 
 log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = 3
-APPLIED_TTL_MS = 9 * 24 * 3600 * 1000  # an "applied" marker whose record's time to live is unknown
-PERF_WINDOW = 50_000  # labelled scores kept per model for the prequential metrics
 
 
 class PublishConflict(CheckpointError):
@@ -71,15 +63,11 @@ class ModelRegistry:
 
         self._publish, self._hold = script("checkpoint_publish"), script("learner_hold")
         self._release, self._promote = script("learner_release"), script("champion_promote")
-        self._append_labels = script("labels_append")
-        self._features = FeatureCodec(load=lambda names_id: self.client.get(self._names_key(names_id)))
+        self.labels = LabelLog(client, self.key, script("labels_append"))
 
     def key(self, *parts: str) -> str:
         """``{prefix:models}:part:part``."""
         return ":".join((f"{{{self.prefix}:models}}", *parts))
-
-    def _names_key(self, names_id: int) -> str:
-        return self.key("feature_names", f"{names_id:x}")
 
     # -- catalogue -------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -188,7 +176,7 @@ class ModelRegistry:
         target = name or info.name
         self._same_kind(target, info)
         for _ in range(5):
-            new = info.bump(name=target, version=self.latest_version(target) + 1, position=self.stream_end(),
+            new = info.bump(name=target, version=self.latest_version(target) + 1, position=self.labels.end(),
                             source=source)
             try:
                 self.publish(loaded.model, new)
@@ -210,68 +198,13 @@ class ModelRegistry:
             raise ModelError(f"{name} is a {current.kind} model (v{current.version}) and this checkpoint is "
                              f"{incoming.kind}: import it under another name")
 
-    # -- label stream ----------------------------------------------------------------------------
-    def append_labels(self, entries: Sequence[LabelEntry], appended: list[AppendedRun] | None = None,
-                      meanwhile: Callable[[], None] | None = None) -> list[LabelOutcome]:
-        """Append each entry's features and label to the label stream and its scores to the models'
-        score lists, once per transaction key (see `LabelEntry`), atomically per chunk of 2000
-        (Lua's `unpack` takes up to a few thousand values). Returns each entry's outcome; the
-        entries appended are added to `appended`, one run per chunk (a learner that has read up to
-        a run's `after` learns them without reading them back). `meanwhile` runs once, while the
-        server works on the first chunk."""
-        names = sorted({name for e in entries for name in e.scores})
-        keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
-        outcomes: list[LabelOutcome] = []
-        for start in range(0, len(entries), 2000):
-            chunk, packed, names_ids = entries[start:start + 2000], [], set()
-            hours: dict[int, int] = {}  # marker hash: its index among the call's marker keys, from 1
-            for e in chunk:
-                features = b""
-                if e.features is not None:
-                    names_id, features = self._features.pack(e.features)
-                    names_ids.add(names_id)
-                packed.append([features, int(bool(e.is_fraud)), [e.scores.get(n) for n in names],
-                               0 if e.key is None else hours.setdefault(e.hour, len(hours) + 1),
-                               e.ttl_ms if e.ttl_ms and e.ttl_ms > 0 else APPLIED_TTL_MS, e.key or ""])
-            ids = sorted(names_ids)  # their lists are written with the entries: entries never outlive their names
-            call_keys = (keys + [self._names_key(i) for i in ids] + [self.key("markers", str(h)) for h in hours]
-                         + [self.key("markers", "legacy")])
-            args = [msgpack.packb(packed, use_bin_type=False), msgpack.packb(names), PERF_WINDOW,
-                    msgpack.packb([self._features.names(i) for i in ids], use_bin_type=False)]
-            if meanwhile is None:
-                reply = self._append_labels(keys=call_keys, args=args)
-            else:
-                reply, meanwhile = call_script_meanwhile(self._append_labels, call_keys, args, meanwhile), None
-            codes, before, entry_ids = reply
-            chunk_outcomes = [LabelOutcome(int(code)) for code in codes]
-            outcomes += chunk_outcomes
-            if appended is not None:
-                added = [e for e, o in zip(chunk, chunk_outcomes) if o is LabelOutcome.APPENDED]
-                appended.append(AppendedRun(before.decode(), [(rid.decode(), dict(e.features or {}), bool(e.is_fraud))
-                                                              for rid, e in zip(entry_ids, added)]))
-        if meanwhile is not None:  # no entries
-            meanwhile()
-        return outcomes
-
-    def read_labels(self, after: str, count: int = 1000) -> list[LabelRow]:
-        """Entries strictly after the id `after`, oldest first; features None: an entry that cannot
-        be read (`label_codec`), to skip."""
-        rows = self.client.xrange(self.key("labels"), min=f"({after}", max="+", count=count)
-        unpack = self._features.reader()
-        return [(rid.decode(), unpack(f[b"x"]), f[b"y"] == b"1") for rid, f in rows]
-
-    def stream_end(self) -> str:
-        """The id of the newest label entry (``0-0`` when there is none)."""
-        rows = self.client.xrevrange(self.key("labels"), count=1)
-        return rows[0][0].decode() if rows else "0-0"
-
     def trim_labels(self, names: Sequence[str]) -> None:
         """Drop the entries every kept version of every model in `names` has learned (so a restore
         that falls back to an older version can still replay the stream after it)."""
         per_model = [[p.decode() for p in self.client.hvals(self.key("pos", n))] for n in names]
         if per_model and all(per_model):
             oldest = min((p for kept in per_model for p in kept), key=stream_id)
-            self.client.xtrim(self.key("labels"), minid=oldest, approximate=False)
+            self.labels.trim(oldest)
 
     # -- learner role ----------------------------------------------------------------------------
     def hold_learner(self, owner: str, ttl_ms: int) -> int:

@@ -10,7 +10,8 @@ from fraudstream.cli import main
 from fraudstream.config import Settings
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.legacy_markers import migrate_legacy_markers
-from fraudstream.stream.registry import APPLIED_TTL_MS, registry_for
+from fraudstream.stream.label_log import APPLIED_TTL_MS
+from fraudstream.stream.registry import registry_for
 from fraudstream.stream.state.redis_records import record_field as field
 
 X = {"TX_AMOUNT": 12.5, "N": 2.0}
@@ -24,11 +25,11 @@ def test_a_label_is_appended_once_and_its_marker_is_a_field_of_its_hours_hash(se
              LabelEntry(X, False, {}, field("c2", "t2"), DAY_MS, HOUR),
              LabelEntry(X, False, {}, field("c1", "t3"), DAY_MS, HOUR + 1),
              LabelEntry(X, True, {})]  # no marker asked for
-    assert registry.append_labels(first) == [LabelOutcome.APPENDED] * 4
+    assert registry.labels.append(first) == [LabelOutcome.APPENDED] * 4
     again = [LabelEntry(X, True, {}, field("c1", "t1"), DAY_MS, HOUR), LabelEntry(X, True, {}, field("c2", "t2"), DAY_MS, HOUR),
              LabelEntry(None, False, {}, field("c1", "t3"), None, HOUR + 1),
              LabelEntry(None, False, {}, field("c9", "t9"), None, HOUR)]
-    assert registry.append_labels(again) == [LabelOutcome.DUPLICATE, LabelOutcome.CONFLICT,
+    assert registry.labels.append(again) == [LabelOutcome.DUPLICATE, LabelOutcome.CONFLICT,
                                              LabelOutcome.DUPLICATE, LabelOutcome.UNKNOWN]
     assert registry.client.xlen(registry.key("labels")) == 4  # nothing appended twice
 
@@ -39,10 +40,10 @@ def test_a_label_is_appended_once_and_its_marker_is_a_field_of_its_hours_hash(se
     # the longest time to live asked for, not lowered by a later, shorter one
     assert DAY_MS < client.pttl(hour) <= 2 * DAY_MS
     assert DAY_MS - 60_000 < client.pttl(registry.key("markers", str(HOUR + 1))) <= DAY_MS
-    registry.append_labels([LabelEntry(X, True, {}, field("c3", "t4"), 1000, HOUR)])
+    registry.labels.append([LabelEntry(X, True, {}, field("c3", "t4"), 1000, HOUR)])
     assert client.pttl(hour) > DAY_MS
     # a time to live that makes no sense gets the default marker life (the hash never stays forever)
-    registry.append_labels([LabelEntry(X, True, {}, field("c3", "t5"), -5, HOUR + 2)])
+    registry.labels.append([LabelEntry(X, True, {}, field("c3", "t5"), -5, HOUR + 2)])
     assert APPLIED_TTL_MS - 60_000 < client.pttl(registry.key("markers", str(HOUR + 2))) <= APPLIED_TTL_MS
     assert not list(client.scan_iter(match=registry.key("applied", "*")))  # no key per label
 
@@ -51,8 +52,8 @@ def test_ids_with_colons_do_not_share_a_marker(settings: Settings) -> None:
     """Customer "a:b" with transaction "c" and customer "a" with transaction "b:c" are two labels."""
     registry = registry_for(settings)
     entries = [LabelEntry(X, True, {}, field("a:b", "c"), DAY_MS, HOUR), LabelEntry(X, True, {}, field("a", "b:c"), DAY_MS, HOUR)]
-    assert registry.append_labels(entries) == [LabelOutcome.APPENDED] * 2
-    assert registry.append_labels(entries) == [LabelOutcome.DUPLICATE] * 2
+    assert registry.labels.append(entries) == [LabelOutcome.APPENDED] * 2
+    assert registry.labels.append(entries) == [LabelOutcome.DUPLICATE] * 2
 
 
 def test_markers_of_an_older_version_are_moved_and_still_count(settings: Settings) -> None:
@@ -77,7 +78,7 @@ def test_markers_of_an_older_version_are_moved_and_still_count(settings: Setting
     assert migrate_legacy_markers(registry) == 0  # idempotent
 
     # a label delivered again after the upgrade, its scored record still there, is not learned twice
-    outcomes = registry.append_labels([LabelEntry(X, True, {}, field("c0", "t0"), DAY_MS, HOUR),
+    outcomes = registry.labels.append([LabelEntry(X, True, {}, field("c0", "t0"), DAY_MS, HOUR),
                                        LabelEntry(X, True, {}, field("c1", "t1"), DAY_MS, HOUR),
                                        LabelEntry(None, True, {}, field("c2", "t2"), None, HOUR),
                                        LabelEntry(X, True, {}, field("a:b", "c"), DAY_MS, HOUR),

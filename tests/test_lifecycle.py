@@ -332,9 +332,9 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, ca
     writer = registry_for(settings)
     x = {name: float(i) + 0.5 for i, name in enumerate(FEATURE_NAMES)}
     other = {"TX_AMOUNT": 7.25, "N": 2.0}
-    writer.append_labels([LabelEntry(x, True, {}), LabelEntry(other, False, {}), LabelEntry(x, False, {})])
+    writer.labels.append([LabelEntry(x, True, {}), LabelEntry(other, False, {}), LabelEntry(x, False, {})])
     writer.client.xadd(writer.key("labels"), {"x": msgpack.packb(other), "y": "1"})  # the format before
-    rows = registry_for(settings).read_labels("0-0")
+    rows = registry_for(settings).labels.read("0-0")
     assert [(features, fraud) for _, features, fraud in rows] == [(x, True), (other, False), (x, False), (other, True)]
     entry = writer.client.xrange(writer.key("labels"), count=1)[0][1][b"x"]
     assert len(entry) < 400 < len(msgpack.packb(x))  # the names are not in the entry
@@ -342,10 +342,10 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, ca
         writer.client.delete(key)
     reader = registry_for(settings)
     asked: list[int] = []
-    load = reader._features.load
-    reader._features.load = lambda names_id: asked.append(names_id) or load(names_id)  # type: ignore[method-assign]
+    load = reader.labels._features.load
+    reader.labels._features.load = lambda names_id: asked.append(names_id) or load(names_id)  # type: ignore[method-assign]
     with caplog.at_level("ERROR", logger="fraudstream.stream.label_codec"):
-        rows = reader.read_labels("0-0")
+        rows = reader.labels.read("0-0")
     assert [(features, fraud) for _, features, fraud in rows] == [(None, True), (None, False), (None, False), (other, True)]
     assert len([r for r in caplog.records if "not in Redis" in r.getMessage()]) == 2  # once per names' list
     assert len(asked) == 2  # Redis asked once per missing names' list in a read, not once per entry
@@ -353,7 +353,7 @@ def test_label_stream_entries_carry_values_and_a_names_id(settings: Settings, ca
     # a learner passes over unreadable entries and goes on after them
     learner = live(settings)
     assert learner.lifecycle is not None and learner.lifecycle.is_learner
-    writer.append_labels([LabelEntry(x, True, {}), LabelEntry(x, False, {})])
+    writer.labels.append([LabelEntry(x, True, {}), LabelEntry(x, False, {})])
     writer.client.xadd(writer.key("labels"), {"x": msgpack.packb(other), "y": "1"})
     for key in writer.client.keys(writer.key("feature_names", "*")):
         writer.client.delete(key)
@@ -377,8 +377,8 @@ def test_a_learner_learns_its_own_appends_without_reading_them_back(settings: Se
         lifecycle = scorer.lifecycle
         assert lifecycle is not None and lifecycle.is_learner
         reads: list[int] = []
-        read = lifecycle.registry.read_labels
-        lifecycle.registry.read_labels = lambda *a, **k: reads.append(1) or read(*a, **k)  # type: ignore[method-assign]
+        read = lifecycle.registry.labels.read
+        lifecycle.registry.labels.read = lambda *a, **k: reads.append(1) or read(*a, **k)  # type: ignore[method-assign]
         return reads
 
     a = live(settings)
@@ -388,11 +388,11 @@ def test_a_learner_learns_its_own_appends_without_reading_them_back(settings: Se
     a.maintain()
     assert reads == [] and a.champion.labels_learned == 100
     other = registry_for(settings)  # another consumer's labels land first
-    other.append_labels(entries[100:150])
+    other.labels.append(entries[100:150])
     a.submit_labels(entries[150:])
     a.maintain()
     assert reads and a.champion.labels_learned == 300
-    assert a.champion.position == other.stream_end()
+    assert a.champion.position == other.labels.end()
     a.submit_labels(entries[:10])  # delivered again: nothing appended, nothing learned twice
     a.maintain()
     assert a.champion.labels_learned == 300
