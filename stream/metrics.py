@@ -144,6 +144,10 @@ def exposition(collector: Collector) -> str:
     return generate_latest(registry).decode()
 
 
+def _cannot_serve(addr: str, port: int, exc: OSError) -> ServiceError:
+    return ServiceError(f"cannot serve metrics on {addr}:{port}: {exc}")
+
+
 def check_metrics_port(port: int, addr: str = "0.0.0.0") -> None:
     """`ServiceError` now, before a consumer joins its group, when `serve_metrics` could not bind
     `port` (0: any free port, always fine)."""
@@ -154,7 +158,7 @@ def check_metrics_port(port: int, addr: str = "0.0.0.0") -> None:
         try:
             probe.bind((addr, port))
         except OSError as exc:
-            raise ServiceError(f"cannot serve metrics on {addr}:{port}: {exc}") from exc
+            raise _cannot_serve(addr, port, exc) from exc
 
 
 @contextlib.contextmanager
@@ -163,7 +167,7 @@ def serve_metrics(app: ScoringConsumer, port: int, addr: str = "0.0.0.0") -> Ite
     try:
         server, thread = start_http_server(port, addr=addr, registry=consumer_registry(app))
     except OSError as exc:
-        raise ServiceError(f"cannot serve metrics on {addr}:{port}: {exc}") from exc
+        raise _cannot_serve(addr, port, exc) from exc
     bound = int(server.server_port)
     log.info("metrics on http://%s:%d/metrics", addr, bound, extra={"metrics_port": bound})
     try:
