@@ -9,6 +9,7 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
   ``pos:<name>`` (hash version -> the last label-stream entry that version learned)
 - ``champion`` (string), ``challengers`` (set): the active models
 - ``learner`` (string with a TTL): the consumer that holds the learner role
+- ``pinned:<name>``: copies of versions kept until unpinned (`fraudstream.stream.pins`)
 - the label stream's keys: see `fraudstream.stream.label_log`
 
 Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
@@ -29,6 +30,7 @@ from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.stream.label_log import LabelLog
 from fraudstream.stream.label_stream import stream_id
+from fraudstream.stream.pins import PinnedVersions
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class ModelRegistry:
         self._publish, self._hold = script("checkpoint_publish"), script("learner_hold")
         self._release, self._promote = script("learner_release"), script("champion_promote")
         self.labels = LabelLog(client, self.key, script("labels_append"))
+        self.pinned = PinnedVersions(client, self.key)
 
     def key(self, *parts: str) -> str:
         """``{prefix:models}:part:part``."""
@@ -144,14 +147,35 @@ class ModelRegistry:
         return info
 
     def blob(self, name: str, version: int | None = None) -> bytes:
-        """The stored blob of a version of `name` (default: the newest)."""
+        """The stored blob of a version of `name` (default: the newest): kept, or pinned."""
         version = self.latest_version(name) if version is None else version
         data = self.client.hget(self.key("ckpt", name), str(version)) if version else None
+        if data is None and version:
+            data = self.pinned.blob(name, version)
         if data is None:
             newest = self.latest_version(name)
-            raise self.unknown(name) if newest == 0 else ModelError(
-                f"{name!r} has no version {version} in the registry (the newest is v{newest}; {KEEP_VERSIONS} are kept)")
+            if newest == 0:
+                raise self.unknown(name)
+            raise ModelError(f"{name!r} has no version {version} in the registry: it keeps "
+                             f"{', '.join(f'v{v}' for v in self.kept_versions(name))} (the newest {KEEP_VERSIONS}) "
+                             f"and the pinned {', '.join(f'v{v}' for v in self.pinned.versions(name)) or 'none'}")
         return bytes(data)
+
+    def kept_versions(self, name: str) -> list[int]:
+        """The versions of `name` in the rotation (the newest `KEEP_VERSIONS`), oldest first."""
+        return sorted(int(v) for v in self.client.hkeys(self.key("ckpt", name)))
+
+    def pin(self, name: str, version: int | None = None) -> CheckpointInfo:
+        """Keep a copy of a version of `name` (default: the newest) until `unpin`; it must verify."""
+        blob = self.blob(name, version)
+        info, _ = checkpoint.verify(blob, self.signing_key)
+        self.pinned.pin(name, info.version, blob)
+        return info
+
+    def rollback(self, name: str, version: int) -> CheckpointInfo:
+        """Publish a kept or pinned version of `name` again, as its next version: the consumers switch
+        to it within about a second, and it learns on from the current end of the label stream."""
+        return self.import_blob(self.blob(name, version), name, source=f"rollback to v{version}")
 
     def unknown(self, name: str) -> ModelError:
         """The error for a name with no published version."""

@@ -1,4 +1,5 @@
-"""`fraudstream models`: list, promote, export and import the models of the live registry in Redis."""
+"""`fraudstream models`: list, promote and retire the models of the live registry in Redis (their
+versions: `fraudstream.cli.model_versions`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import json
 import logging
 import math
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, require_directory, settings_from
+from fraudstream.cli.common import handle_errors, settings_from
 from fraudstream.models.checkpoint import warn_if_demo_key
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
                            age_s=round(now - info.created_at, 1))
         except CheckpointError as exc:
             row.update(version=registry.latest_version(name), error=str(exc))
+        row["pinned"] = registry.pinned.versions(name)
         perf = registry.performance(name, settings.alert_threshold)
         row.update(n_scored_labels=perf.n_labels, n_frauds=perf.n_frauds, auc_roc=perf.auc_roc,
                    average_precision=perf.average_precision, alerts=perf.alerts,
@@ -96,7 +97,8 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
 @click.group(invoke_without_command=True)
 @click.pass_context
 def models(ctx: click.Context) -> None:
-    """Models of the live consumers: list (default), promote, retire, export, import, zoo."""
+    """Models of the live consumers: list (default), promote, retire, versions, pin, unpin, rollback,
+    export, import, zoo."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_models)
 
@@ -161,58 +163,6 @@ def retire(ctx: click.Context, name: str) -> None:
         click.echo(f"{name} was not a challenger; challengers: {', '.join(registry.active()[1]) or 'none'}")
 
 
-@models.command("export")
-@click.argument("name")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to export (default: the newest).")
-@click.pass_context
-@handle_errors
-def export_model(ctx: click.Context, name: str, file: Path, version: int | None) -> None:
-    """Write a signed checkpoint of NAME to FILE (the format of `backtest --save-model`)."""
-    from fraudstream.models import checkpoint
-
-    require_directory(file, "FILE")
-    _, registry = _registry(ctx)
-    blob = registry.blob(name, version)
-    info, _ = checkpoint.verify(blob, registry.signing_key)
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(file)
-    click.echo(f"exported {name} v{info.version} ({info.kind}, {info.labels_learned} labels) to {file}")
-
-
-@models.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", type=click.STRING, callback=lambda ctx, param, value: _name(value), default=None,
-              help="Registry name (default: the name stored in the file).")
-@click.option("--challenger/--inactive", default=True, show_default=True,
-              help="Score it in shadow and let it learn live, or only store it.")
-@click.option("--promote", "make_champion", is_flag=True, help="Make it the champion right away.")
-@click.pass_context
-@handle_errors
-def import_model(ctx: click.Context, file: Path, name: str | None, challenger: bool, make_champion: bool) -> None:
-    """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
-    version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
-    from fraudstream.errors import CheckpointError
-
-    _, registry = _registry(ctx)
-    try:
-        blob = file.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        info = registry.import_blob(blob, name)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{file}: {exc}") from None
-    if make_champion:
-        registry.promote(info.name)
-    elif challenger:
-        registry.add_challengers([info.name])
-    champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
-    role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
-    click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), {role}")
-
-
 @models.command()
 def zoo() -> None:
     """Model kinds a consumer can start fresh (FRAUDSTREAM_MODEL, FRAUDSTREAM_CHALLENGERS)."""
@@ -220,3 +170,7 @@ def zoo() -> None:
 
     for name in model_zoo.MODEL_NAMES:
         click.echo(f"{name:<14} {model_zoo.describe(name)}")
+
+
+# export, import, versions, pin, unpin and rollback attach themselves to the group (they use the helpers above)
+from fraudstream.cli import model_versions as _model_versions  # noqa: E402,F401

@@ -1,0 +1,147 @@
+"""`fraudstream models export | import | versions | pin | unpin | rollback`: the versions of a model.
+
+The registry keeps the newest few versions of each model (a learner catching up publishes about one a
+second); `pin` keeps a copy of one until `unpin`, and `rollback` publishes a kept or pinned version
+again as the newest, which the running consumers switch to within about a second.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from fraudstream.cli.common import handle_errors, require_directory
+from fraudstream.cli.models import _name, _registry, format_age, known_names, models
+
+if TYPE_CHECKING:
+    from fraudstream.stream.registry import ModelRegistry
+
+@models.command("export")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to export (default: the newest).")
+@click.pass_context
+@handle_errors
+def export_model(ctx: click.Context, name: str, file: Path, version: int | None) -> None:
+    """Write a signed checkpoint of NAME to FILE (the format of `backtest --save-model`)."""
+    from fraudstream.models import checkpoint
+
+    require_directory(file, "FILE")
+    _, registry = _registry(ctx)
+    blob = registry.blob(name, version)
+    info, _ = checkpoint.verify(blob, registry.signing_key)
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(file)
+    click.echo(f"exported {name} v{info.version} ({info.kind}, {info.labels_learned} labels) to {file}")
+
+
+@models.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", type=click.STRING, callback=lambda ctx, param, value: _name(value), default=None,
+              help="Registry name (default: the name stored in the file).")
+@click.option("--challenger/--inactive", default=True, show_default=True,
+              help="Score it in shadow and let it learn live, or only store it.")
+@click.option("--promote", "make_champion", is_flag=True, help="Make it the champion right away.")
+@click.pass_context
+@handle_errors
+def import_model(ctx: click.Context, file: Path, name: str | None, challenger: bool, make_champion: bool) -> None:
+    """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
+    version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
+    from fraudstream.errors import CheckpointError
+
+    _, registry = _registry(ctx)
+    try:
+        blob = file.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        info = registry.import_blob(blob, name)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{file}: {exc}") from None
+    if make_champion:
+        registry.promote(info.name)
+    elif challenger:
+        registry.add_challengers([info.name])
+    champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
+    role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
+    click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), {role}")
+
+
+@models.command()
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def versions(ctx: click.Context, name: str) -> None:
+    """The versions of NAME the registry holds: the newest ones it keeps and the pinned ones, with the
+    labels each learned, its age and where it came from."""
+    from fraudstream.errors import CheckpointError
+    from fraudstream.models import checkpoint
+    from fraudstream.stream.registry import KEEP_VERSIONS
+
+    _, registry = _registry(ctx)
+    _require_known(registry, name)
+    kept, pinned = registry.kept_versions(name), registry.pinned.versions(name)
+    click.echo(f"{'VER':>5} {'KEPT':<6} {'PINNED':<6} {'LABELS':>9} {'AGE':>7} SOURCE")
+    now = time.time()
+    for version in sorted({*kept, *pinned}, reverse=True):
+        try:
+            info, _ = checkpoint.verify(registry.blob(name, version), registry.signing_key)
+            facts = f"{info.labels_learned:>9} {format_age(now - info.created_at):>7} {info.source}"
+        except CheckpointError as exc:
+            facts = f"{'?':>9} {'?':>7} does not verify: {exc}"
+        click.echo(f"{'v' + str(version):>5} {'yes' if version in kept else '':<6} "
+                   f"{'yes' if version in pinned else '':<6} {facts}")
+    click.echo(f"the newest {KEEP_VERSIONS} are kept; `fraudstream models pin {name} --version N` keeps another")
+
+
+@models.command()
+@click.argument("name")
+@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to pin (default: the newest).")
+@click.pass_context
+@handle_errors
+def pin(ctx: click.Context, name: str, version: int | None) -> None:
+    """Keep a copy of a version of NAME until `models unpin`, for a later `rollback` or `export` (a
+    `gbt_window` checkpoint takes a few MB of Redis)."""
+    _, registry = _registry(ctx)
+    _require_known(registry, name)
+    info = registry.pin(name, version)
+    click.echo(f"pinned {name} v{info.version} ({info.kind}, {info.labels_learned} labels)")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.pass_context
+@handle_errors
+def unpin(ctx: click.Context, name: str, version: int) -> None:
+    """Drop the pinned copy of version VERSION of NAME."""
+    _, registry = _registry(ctx)
+    if not registry.pinned.unpin(name, version):
+        pinned = ", ".join(f"v{v}" for v in registry.pinned.versions(name)) or "none"
+        raise click.ClickException(f"{name} v{version} is not pinned; pinned versions of {name}: {pinned}")
+    click.echo(f"unpinned {name} v{version}")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.pass_context
+@handle_errors
+def rollback(ctx: click.Context, name: str, version: int) -> None:
+    """Publish version VERSION of NAME (kept or pinned: `models versions NAME`) again as its newest
+    version: the running consumers switch to it within about a second, and it learns on from now."""
+    _, registry = _registry(ctx)
+    _require_known(registry, name)
+    info = registry.rollback(name, version)
+    click.echo(f"{name} v{info.version} is v{version} again ({info.labels_learned} labels); the consumers switch "
+               "to it within about a second")
+
+
+def _require_known(registry: ModelRegistry, name: str) -> None:
+    known = known_names(registry)
+    if name not in known:
+        raise click.ClickException(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")

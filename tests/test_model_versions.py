@@ -1,0 +1,82 @@
+"""Versions of a live model on the real Redis: a pinned version outlives the registry's rotation, and a
+rollback publishes it again, which the consumers (the learner too) switch to and learn on from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.config import Settings
+from fraudstream.models import checkpoint, zoo
+from fraudstream.stream.registry import KEEP_VERSIONS, registry_for
+from tests.test_lifecycle import PROBES, feed, labels, live, poll_now, probe_scores
+
+
+@pytest.mark.services
+def test_a_pinned_version_outlives_the_rotation_and_a_rollback_brings_it_back(settings: Settings,
+                                                                            tmp_path: Path) -> None:
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    runner = CliRunner()
+
+    def models(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, ["models", *args], env=env)
+        assert result.exit_code == code, result.output
+        return result.stdout if code == 0 else result.output  # (stdout: without the demo key's warning)
+
+    a = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    assert a.lifecycle is not None and a.lifecycle.is_learner
+    a.maintain()  # v1, fresh
+    feed(a, labels(100, seed=1))  # v2
+    assert a.champion.base == 2
+    good = probe_scores(a)
+    assert models("pin", "logreg", "--version", "2").startswith("pinned logreg v2 (logreg, 100 labels)")
+    flipped = [(x, not y) for x, y in labels(400, seed=2)]  # a bad run of labels
+    for start in range(0, 400, 100):
+        feed(a, flipped[start:start + 100])  # v3 .. v6
+    registry = registry_for(settings)
+    assert registry.latest_version("logreg") == 6 and registry.kept_versions("logreg") == [4, 5, 6]
+    assert probe_scores(a) != good
+
+    listing = models("versions", "logreg").splitlines()
+    assert [line.split()[:3] for line in listing[1:5]] == [["v6", "yes", "500"], ["v5", "yes", "400"],
+                                                          ["v4", "yes", "300"], ["v2", "yes", "100"]]
+    assert listing[4][6:13].strip() == "" and listing[4][13:19].strip() == "yes"  # v2: pinned, not kept
+    assert listing[1][6:13].strip() == "yes" and listing[1][13:19].strip() == ""  # v6: kept, not pinned
+    rows = json.loads(models("list", "--json"))["models"]
+    assert [row["pinned"] for row in rows if row["name"] == "logreg"] == [[2]]
+    exported = tmp_path / "v2.fsmodel"
+    assert "exported logreg v2" in models("export", "logreg", str(exported), "--version", "2")
+    key = settings.model_signing_key.get_secret_value()
+    assert [zoo.score_one(checkpoint.load_file(exported, key).model, x) for x in PROBES] == good
+
+    assert models("rollback", "logreg", "2").startswith("logreg v7 is v2 again (100 labels)")
+    poll_now(a)  # the learner itself follows the new version, as every consumer does
+    assert a.champion.base == 7 and probe_scores(a) == good
+    assert registry.info("logreg").source == "rollback to v2"
+    feed(a, labels(100, seed=3))  # learning goes on from the rolled-back model, without a conflict
+    assert registry.latest_version("logreg") == 8 and registry.info("logreg").labels_learned == 200
+
+    assert models("unpin", "logreg", "2") == "unpinned logreg v2\n"
+    assert "logreg v2 is not pinned; pinned versions of logreg: none" in models("unpin", "logreg", "2", code=1)
+    out = models("rollback", "logreg", "2", code=1)
+    assert "'logreg' has no version 2 in the registry: it keeps v6, v7, v8 (the newest 3) and the pinned none" in out
+    assert KEEP_VERSIONS == 3
+    assert "no model named 'nosuch' in the registry; known models: logreg" in models("pin", "nosuch", code=1)
+    assert "no model named 'nosuch'" in models("versions", "nosuch", code=1)
+    a.close()
+
+
+@pytest.mark.services
+def test_a_version_that_does_not_verify_is_not_pinned(settings: Settings) -> None:
+    a = live(settings)
+    a.maintain()  # v1
+    a.close()
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "FRAUDSTREAM_MODEL_SIGNING_KEY": "another key"}
+    result = CliRunner().invoke(main, ["models", "pin", "logreg"], env=env)
+    assert result.exit_code == 1 and "signature does not match" in result.output
+    assert registry_for(settings).pinned.versions("logreg") == []
