@@ -234,3 +234,35 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     fp = (last + 1) - tp
     return (np.concatenate(([0.0], fp / max(int((~y).sum()), 1))),
             np.concatenate(([0.0], tp / max(int(y.sum()), 1))))
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Prequential figures of one model over some labelled scores."""
+
+    n_labels: int
+    n_frauds: int
+    auc_roc: float
+    average_precision: float
+    alerts: int
+    alert_precision: float
+
+
+def performance(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Performance:
+    """AUC ROC, average precision, alerts and their precision at `threshold` (NaN where undefined).
+
+    >>> p = performance(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.6, 0.4]), 0.5)
+    >>> p.n_labels, p.n_frauds, p.auc_roc, p.alerts, p.alert_precision
+    (4, 2, 0.75, 2, 0.5)
+    """
+    labels = np.asarray(labels, dtype=np.int8)
+    n_frauds = int(labels.sum())
+    alerted = scores >= threshold
+    n_alerts = int(alerted.sum())
+    return Performance(
+        n_labels=len(labels), n_frauds=n_frauds,
+        auc_roc=roc_auc(labels, scores) if 0 < n_frauds < len(labels) else float("nan"),
+        average_precision=average_precision(labels, scores) if n_frauds else float("nan"),
+        alerts=n_alerts,
+        alert_precision=int((alerted & (labels == 1)).sum()) / n_alerts if n_alerts else float("nan"),
+    )

@@ -7,7 +7,8 @@
 -- ARGV[1]: msgpack list of {features (msgpack bytes, '' = no scored record: only check the marker),
 --   is_fraud 0/1, scores in the order of the names, marker hash index (0: no marker), marker ttl ms,
 --   marker field ("<length of the customer id>:<customer id><transaction id>")};
--- ARGV[2]: msgpack model names; ARGV[3]: score-list cap; ARGV[4]: msgpack list of the feature
+-- ARGV[2]: msgpack model names; ARGV[3]: score-list cap (items "score,label,entry id": the id lets
+-- two models be compared on the labels both scored); ARGV[4]: msgpack list of the feature
 -- names' lists (stored packed, one per names key, with the entries: they never outlive them).
 -- The marker (the field = the label) makes a label delivered again (a
 -- process killed after this call but before its offsets were committed) a no-op. A marker hash's
@@ -46,9 +47,10 @@ for i = 1, #entries do
       redis.call('HSET', marker, e[6], y)
       if (ttl[marker] or 0) < e[5] then ttl[marker] = e[5] end
     end
-    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', y)
+    local id = redis.call('XADD', KEYS[1], '*', 'x', e[1], 'y', y)
+    ids[#ids + 1] = id
     for m = 1, #names do
-      if e[3][m] then table.insert(perf[m], string.format('%.17g,%d', e[3][m], e[2])) end
+      if e[3][m] then table.insert(perf[m], string.format('%.17g,%d,%s', e[3][m], e[2], id)) end
     end
     out[i] = 0
   end

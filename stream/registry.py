@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
+from fraudstream.models.metrics import Performance
 from fraudstream.stream.label_log import LabelLog
 from fraudstream.stream.label_stream import stream_id
 from fraudstream.stream.pins import PinnedVersions
@@ -39,18 +39,6 @@ KEEP_VERSIONS = 3
 
 class PublishConflict(CheckpointError):
     """Another version was published first (an import), or the learner role was lost."""
-
-
-@dataclass(frozen=True)
-class Performance:
-    """Prequential metrics of one model over its newest labelled scores."""
-
-    n_labels: int
-    n_frauds: int
-    auc_roc: float
-    average_precision: float
-    alerts: int
-    alert_precision: float
 
 
 class ModelRegistry:
@@ -245,20 +233,26 @@ class ModelRegistry:
     # -- metrics ---------------------------------------------------------------------------------
     def performance(self, name: str, threshold: float) -> Performance:
         """AUC ROC, average precision and precision at `threshold` over the newest labelled scores."""
-        rows = self.client.lrange(self.key("perf", name), 0, -1)
-        pairs = np.array([[float(v) for v in r.split(b",")] for r in rows], dtype=np.float64).reshape(-1, 2)
-        scores, labels = pairs[:, 0], pairs[:, 1].astype(np.int8)
-        n_frauds = int(labels.sum())
-        both = 0 < n_frauds < len(labels)
-        alerted = scores >= threshold
-        n_alerts = int(alerted.sum())
-        return Performance(
-            n_labels=len(labels), n_frauds=n_frauds,
-            auc_roc=metrics.roc_auc(labels, scores) if both else float("nan"),
-            average_precision=metrics.average_precision(labels, scores) if n_frauds else float("nan"),
-            alerts=n_alerts,
-            alert_precision=int((alerted & (labels == 1)).sum()) / n_alerts if n_alerts else float("nan"),
-        )
+        scores, labels, _ = self._scored_labels(name)
+        return metrics.performance(labels, scores, threshold)
+
+    def compare(self, name: str, other: str, threshold: float) -> tuple[Performance, Performance]:
+        """The figures of `name` and of `other` over the same labels: those both scored, among the
+        newest of each (an item written before the ids were kept counts in neither)."""
+        a_scores, a_labels, a_ids = self._scored_labels(name)
+        b_scores, b_labels, b_ids = self._scored_labels(other)
+        in_b = {entry: i for i, entry in enumerate(b_ids) if entry}
+        a_at = [i for i, entry in enumerate(a_ids) if entry in in_b]
+        b_at = [in_b[a_ids[i]] for i in a_at]
+        return (metrics.performance(a_labels[a_at], a_scores[a_at], threshold),
+                metrics.performance(b_labels[b_at], b_scores[b_at], threshold))
+
+    def _scored_labels(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores, labels and label-stream entry ids ("" where not kept) of a model's score list."""
+        rows = [r.split(b",") for r in self.client.lrange(self.key("perf", name), 0, -1)]
+        scores = np.array([float(r[0]) for r in rows], dtype=np.float64)
+        labels = np.array([int(r[1]) for r in rows], dtype=np.int8)
+        return scores, labels, [r[2].decode() if len(r) > 2 else "" for r in rows]
 
 
 def _connect(settings: Any) -> Any:

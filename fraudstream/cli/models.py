@@ -97,8 +97,8 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
 @click.group(invoke_without_command=True)
 @click.pass_context
 def models(ctx: click.Context) -> None:
-    """Models of the live consumers: list (default), promote, retire, versions, pin, unpin, rollback,
-    export, import, zoo."""
+    """Models of the live consumers: list (default), compare, promote, retire, versions, pin, unpin,
+    rollback, export, import, zoo."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_models)
 
@@ -161,6 +161,35 @@ def retire(ctx: click.Context, name: str) -> None:
         click.echo(f"{name} retired: the running consumers stop scoring with it within about a second")
     else:  # an inactive model: nothing to do
         click.echo(f"{name} was not a challenger; challengers: {', '.join(registry.active()[1]) or 'none'}")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("other", required=False)
+@click.pass_context
+@handle_errors
+def compare(ctx: click.Context, name: str, other: str | None) -> None:
+    """NAME against OTHER (default: the champion) on the same labels: those both scored, among the
+    newest of each (`models list` gives each model's figures over its own newest labels, which for a
+    newer challenger are fewer)."""
+    settings, registry = _registry(ctx)
+    other = other or registry.active()[0]
+    if other is None:
+        raise click.ClickException("there is no champion yet: name the model to compare with")
+    known = known_names(registry)
+    for model in (name, other):
+        if model not in known:
+            raise click.ClickException(f"no model named {model!r} in the registry; known models: "
+                                       f"{', '.join(known) or 'none'}")
+    if other == name:
+        raise click.ClickException(f"{name} is the champion: name another model to compare it with")
+    mine, theirs = registry.compare(name, other, settings.alert_threshold)
+    click.echo(f"on the {mine.n_labels:,} labels both scored ({mine.n_frauds:,} frauds); alerts at "
+               f"{settings.alert_threshold}:")
+    click.echo(f"{'NAME':<16} {'AUC':>6} {'AP':>6} {'ALERTS':>6} {'PREC':>6}")
+    for model, perf in ((name, mine), (other, theirs)):
+        click.echo(f"{model:<16} {_num(perf.auc_roc):>6} {_num(perf.average_precision):>6} {perf.alerts:>6} "
+                   f"{_num(perf.alert_precision):>6}")
 
 
 @models.command()

@@ -1,0 +1,59 @@
+"""`models compare` on the real Redis: two models judged on the labels both scored, not each on its own
+newest labels (a challenger added later has scored fewer)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.config import Settings
+from fraudstream.models import metrics
+from fraudstream.stream.label_stream import LabelEntry
+from fraudstream.stream.registry import registry_for
+
+
+@pytest.mark.services
+def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings) -> None:
+    registry = registry_for(settings)
+    registry.set_champion_if_absent("logreg")
+    registry.add_challengers(["htree"])
+    rng = random.Random(4)
+    x = {"TX_AMOUNT": 1.0}
+    rows = []  # (label, champion score, challenger score or None)
+    for i in range(900):
+        fraud = rng.random() < 0.2
+        champion = min(1.0, rng.random() * 0.6 + (0.4 if fraud else 0.0))
+        # the challenger joined after the first 300 scores; it ranks better
+        challenger = None if i < 300 else min(1.0, rng.random() * 0.3 + (0.7 if fraud else 0.0))
+        rows.append((fraud, champion, challenger))
+    entries = [LabelEntry(x, fraud, {"logreg": c, **({} if h is None else {"htree": h})}) for fraud, c, h in rows]
+    registry.labels.append(entries[:500])
+    registry.labels.append(entries[500:])
+    registry.client.lpush(registry.key("perf", "logreg"), "0.99,1")  # an item written before ids were kept
+
+    both = [(f, c, h) for f, c, h in rows if h is not None]
+    y = np.array([f for f, _, _ in both], dtype=np.int8)
+    expected_champion = metrics.performance(y, np.array([c for _, c, _ in both]), 0.5)
+    expected_challenger = metrics.performance(y, np.array([h for _, _, h in both]), 0.5)
+    mine, theirs = registry.compare("htree", "logreg", 0.5)
+    assert (mine, theirs) == (expected_challenger, expected_champion)
+    assert mine.n_labels == 600 and registry.performance("logreg", 0.5).n_labels == 901  # its own window is longer
+    assert mine.auc_roc > theirs.auc_roc > 0.5 and not math.isnan(theirs.alert_precision)
+
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    result = CliRunner().invoke(main, ["models", "compare", "htree"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"on the 600 labels both scored ({int(y.sum())} frauds); alerts at 0.5:"
+    assert lines[2].split() == ["htree", f"{mine.auc_roc:.3f}", f"{mine.average_precision:.3f}", str(mine.alerts),
+                                f"{mine.alert_precision:.3f}"]
+    assert lines[3].split()[:2] == ["logreg", f"{theirs.auc_roc:.3f}"]
+    for args, message in ((["logreg"], "logreg is the champion: name another model"),
+                          (["htree", "nosuch"], "no model named 'nosuch' in the registry")):
+        refused = CliRunner().invoke(main, ["models", "compare", *args], env=env)
+        assert refused.exit_code == 1 and message in refused.output, refused.output
