@@ -260,9 +260,10 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
         model = zoo.make_model(options.model, options.seed)
     records = read_recorded(path, start=options.start, end=options.read_until)
     run = Replay()
+    learn_after_us = None if options.learn_after is None else epoch_us(options.learn_after)
     with fewer_collections():
         score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every,
-                     learn=options.learn, learn_after_us=None if options.learn_after is None else epoch_us(options.learn_after))
+                     learn=options.learn, learn_after_us=learn_after_us)
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)

@@ -161,12 +161,12 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
         for txid, customer, t, report, fraud, x in zip(c.transaction_ids, c.customer_ids, c.times_us, c.report_us,
                                                        c.frauds, c.features):
             while pending and pending[0][0] <= t:
-                _, labelled_at, features, is_fraud = pending.popleft()
+                _, tx_time, features, is_fraud = pending.popleft()
                 deferred.before_learn()
                 learn_one(features, is_fraud)
                 out.n_labels_learned += 1
                 out.n_frauds_learned += is_fraud
-                out.last_learned_us = labelled_at
+                out.last_learned_us = tx_time
             if x is None:
                 out.n_conflicts += 1
                 continue
