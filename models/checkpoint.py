@@ -18,7 +18,7 @@ makes loading safe, so keep it secret: ``FRAUDSTREAM_MODEL_SIGNING_KEY``.)
 >>> loads(blob, b"other key")
 Traceback (most recent call last):
 ...
-fraudstream.errors.CheckpointError: checkpoint signature does not match (tampered with, or signed with another key)
+fraudstream.errors.CheckpointError: checkpoint signature does not match (tampered with, or signed with another key than FRAUDSTREAM_MODEL_SIGNING_KEY)
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:
     mac = blob[mac_at:mac_at + _MAC_SIZE]
     payload = blob[mac_at + _MAC_SIZE:]
     if not hmac.compare_digest(mac, _mac(_key_bytes(key), blob[:mac_at] + payload)):
-        raise CheckpointError("checkpoint signature does not match (tampered with, or signed with another key)")
+        raise CheckpointError("checkpoint signature does not match (tampered with, or signed with another key "
+                              "than FRAUDSTREAM_MODEL_SIGNING_KEY)")
     try:
         info = CheckpointInfo.from_dict(json.loads(blob[start:mac_at]))
     except ValueError as exc:

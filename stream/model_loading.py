@@ -30,10 +30,10 @@ def check_names(registry: ModelRegistry, names: Sequence[str]) -> None:
                              f"published in the registry ({', '.join(registry.names()) or 'none'})")
 
 
-def newest_valid(registry: ModelRegistry, name: str, seed: int) -> LiveModel:
+def newest_valid(registry: ModelRegistry, name: str, seed: int, log_refusals: bool = True) -> LiveModel:
     """The newest valid published version of `name` (fresh from the zoo if none was published);
-    refused versions are logged and skipped. `CheckpointError` when versions exist but none of the
-    newest `VERSIONS_TRIED` can be verified."""
+    refused versions are logged (unless `log_refusals` is false) and skipped. `CheckpointError` when
+    versions exist but none of the newest `VERSIONS_TRIED` can be verified."""
     latest = registry.latest_version(name)
     if latest == 0:
         return LiveModel.fresh(name, seed, position=registry.labels.end())
@@ -42,7 +42,8 @@ def newest_valid(registry: ModelRegistry, name: str, seed: int) -> LiveModel:
         try:
             cp = registry.load(name, version)
         except CheckpointError as exc:
-            log.error("refused checkpoint %s v%d: %s", name, version, exc)
+            if log_refusals:
+                log.error("refused checkpoint %s v%d: %s", name, version, exc)
             errors.append(f"v{version}: {exc}")
             continue
         except Exception as exc:  # a deleted version (ModelError): try the previous one
@@ -58,7 +59,7 @@ def add_active(registry: ModelRegistry, models: dict[str, LiveModel], name: str,
     """Add `name` to `models`, or log (once: `unloadable` holds the names logged) why it cannot be
     loaded: not a reason to stop scoring with the others."""
     try:
-        models[name] = newest_valid(registry, name, seed)
+        models[name] = newest_valid(registry, name, seed, log_refusals=name not in unloadable)
     except (ModelError, CheckpointError) as exc:
         if name not in unloadable:
             unloadable.add(name)
@@ -75,5 +76,8 @@ def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: 
         log.error("refused checkpoint %s v%d, keeping v%s: %s", name, latest, models[name].version, exc)
         models[name].base = latest
         return
-    log.debug("loaded %s v%d", name, latest)  # as often as the learner publishes: every second in a catch-up
+    if cp.info.source == "live":  # the learner's own versions: as often as it publishes, every second in a catch-up
+        log.debug("loaded %s v%d", name, latest)
+    else:  # an import or a rollback
+        log.info("loaded %s v%d (%s)", name, latest, cp.info.source)
     models[name] = LiveModel.from_checkpoint(cp, base=latest)

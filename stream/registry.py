@@ -144,9 +144,10 @@ class ModelRegistry:
             newest = self.latest_version(name)
             if newest == 0:
                 raise self.unknown(name)
+            pinned = ", ".join(f"v{v}" for v in self.pinned.versions(name))
             raise ModelError(f"{name!r} has no version {version} in the registry: it keeps "
                              f"{', '.join(f'v{v}' for v in self.kept_versions(name))} (the newest {KEEP_VERSIONS}) "
-                             f"and the pinned {', '.join(f'v{v}' for v in self.pinned.versions(name)) or 'none'}")
+                             f"and {'the pinned ' + pinned if pinned else 'no pinned version'}")
         return bytes(data)
 
     def kept_versions(self, name: str) -> list[int]:
@@ -196,6 +197,18 @@ class ModelRegistry:
             except PublishConflict:
                 continue
         raise PublishConflict(f"could not import {target}: versions kept changing")
+
+    def key_in_use(self) -> bool | None:
+        """Whether the newest version of some published model verifies with this registry's signing
+        key (None: nothing is published). False suggests the consumers sign with another key."""
+        published = [n for n, v in self.latest_versions(self.names()).items() if v]
+        for name in published:
+            try:
+                checkpoint.verify(self.blob(name), self.signing_key)
+                return True
+            except (CheckpointError, ModelError):
+                continue
+        return None if not published else False
 
     def _same_kind(self, name: str, incoming: CheckpointInfo) -> None:
         """Refuse a checkpoint of another kind of model as a new version of a published `name`: its

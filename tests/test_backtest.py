@@ -322,6 +322,7 @@ def test_from_model_starts_from_the_checkpoint_and_counts_its_labels_on(tmp_path
     assert after.labels_learned == trained.info.labels_learned + figures["n_labels_learned"]
     assert after.frauds_learned == trained.info.frauds_learned + figures["n_frauds_learned"]
     assert after.name == trained.info.name and after.extra["started_from"] == figures["start_model"]
+    assert after.version == trained.info.version + 1
 
 
 def test_no_learn_scores_with_the_checkpoint_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,6 +337,7 @@ def test_no_learn_scores_with_the_checkpoint_as_it_is(tmp_path: Path, monkeypatc
     assert result.exit_code == 0, result.output
     figures = json.loads(frozen_json.read_text())
     assert figures["learn"] is False and figures["n_labels_learned"] == 0 and figures["auc_roc"] > 0.9
+    assert figures["learn_after"] is None and "learned again" not in result.output
     # the one-process replay of the same checkpoint: the same scores when it does not learn, others when it does
     records = list(read_recorded(path, start=datetime(2018, 4, 15, tzinfo=timezone.utc)))
     delay = timedelta(days=3)
@@ -360,6 +362,8 @@ def test_from_model_refuses_what_it_cannot_honour(tmp_path: Path, monkeypatch: p
         ("--from-model", str(ckpt), "--no-learn", "--save-model", str(tmp_path / "x.fsmodel")):
             "--save-model with --no-learn would write the --from-model checkpoint back unchanged",
         ("--from-model", str(ckpt), "--model", "gam"): f"--model gam differs from the kind of --from-model {ckpt}: logreg",
+        ("--from-model", str(ckpt), "--no-learn", "--learn-after", "2018-04-02"):
+            "--learn-after has no effect with --no-learn",
     }
     for extra, message in cases.items():
         result = CliRunner().invoke(main, [*base, *extra])
@@ -387,15 +391,21 @@ def test_labels_a_checkpoint_learned_are_not_learned_again(tmp_path: Path, monke
                                            "--start", "2018-04-05", "--eval-start", "2018-04-20", "--label-delay",
                                            "3d", "--no-progress", "--json", str(out), *extra])
         assert result.exit_code == 0, result.output
+        nonlocal warnings
+        warnings = result.output
         return json.loads(out.read_text())
 
+    warnings = ""
     last = max(times)
     due = [t for t in times if t >= datetime(2018, 4, 5, tzinfo=timezone.utc) and t + delay <= last]
     by_default = run()
     assert by_default["learn_after"] == max(learned).isoformat()
     assert by_default["n_labels_learned"] == sum(t > max(learned) for t in due) < len(due)
+    assert "learned a second time" not in warnings
     again = run("--learn-after", "2018-04-01")
     assert again["n_labels_learned"] == len(due)
+    assert f"--learn-after 2018-04-01 is before {max(learned).isoformat()}" in warnings
+    assert "--eval-start is 15 days after --start" in warnings  # the slice starts 15 days before its window
     # a live or imported version's header may carry an older backtest's mark: not what it learned since
     live = load_file(tmp_path / "trained.fsmodel", "test-key")
     save_file(tmp_path / "trained.fsmodel", live.model, live.info.bump(version=9, source="live"), "test-key")

@@ -106,7 +106,7 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["produce", "--count", "10", "--label-delay", "soon"], "not a duration: 'soon'"),
     (["demo", "--label-delay", "-1d"], "not a duration: '-1d'"),
     (["up", "--partitions", "0"], "0 is not in the range x>=1"),
-    (["models", "export", "gbt_window", "x.fsmodel", "--version", "0"], "0 is not in the range x>=1"),
+    (["models", "export", "gbt_window", "x.fsmodel", "--version", "0"], "'0' is not a version (a number from 1"),
     (["record", "--days", "0", "--out", "x.csv"], "0 is not in the range x>=1"),
     (["record", "--days", "1", "--customers", "-3", "--out", "x.csv"], "-3 is not in the range x>=1"),
     (["record", "--days", "1", "--report-share", "1.5", "--out", "x.csv"], "'1.5' is not a finite number >= 0 and <= 1"),

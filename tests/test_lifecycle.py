@@ -207,8 +207,8 @@ def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         assert "named 'nosuch' in the registry; known models: bt, logreg\n" in result.output, result.output
     result = runner.invoke(main, ["models", "export", "bt", str(tmp_path / "n.fsmodel"), "--version", "7"], env=env)
-    assert result.exit_code == 1 and "'bt' has no version 7 in the registry: it keeps v1 (the newest 3) and the " \
-        "pinned none" in result.output
+    assert result.exit_code == 1 and "'bt' has no version 7 in the registry: it keeps v1 (the newest 3) and no " \
+        "pinned version" in result.output
     assert not (tmp_path / "n.fsmodel").exists()
     again = checkpoint.load_file(out, settings.model_signing_key.get_secret_value())
     assert [zoo.score_one(again.model, x) for x in PROBES] == [zoo.score_one(model, x) for x in PROBES]

@@ -53,6 +53,9 @@ def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings
     assert lines[2].split() == ["htree", f"{mine.auc_roc:.3f}", f"{mine.average_precision:.3f}", str(mine.alerts),
                                 f"{mine.alert_precision:.3f}"]
     assert lines[3].split()[:2] == ["logreg", f"{theirs.auc_roc:.3f}"]
+    registry.add_challengers(["gam"])
+    fresh = CliRunner().invoke(main, ["models", "compare", "gam"], env=env)
+    assert fresh.exit_code == 0 and fresh.stdout.startswith("no label scored by both gam and logreg yet")
     for args, message in ((["logreg"], "logreg is the champion: name another model"),
                           (["htree", "nosuch"], "no model named 'nosuch' in the registry")):
         refused = CliRunner().invoke(main, ["models", "compare", *args], env=env)

@@ -33,7 +33,7 @@ def test_a_pinned_version_outlives_the_rotation_and_a_rollback_brings_it_back(se
     feed(a, labels(100, seed=1))  # v2
     assert a.champion.base == 2
     good = probe_scores(a)
-    assert models("pin", "logreg", "--version", "2").startswith("pinned logreg v2 (logreg, 100 labels)")
+    assert models("pin", "logreg", "v2").startswith("pinned logreg v2 (logreg, 100 labels)")
     flipped = [(x, not y) for x, y in labels(400, seed=2)]  # a bad run of labels
     for start in range(0, 400, 100):
         feed(a, flipped[start:start + 100])  # v3 .. v6
@@ -53,7 +53,7 @@ def test_a_pinned_version_outlives_the_rotation_and_a_rollback_brings_it_back(se
     key = settings.model_signing_key.get_secret_value()
     assert [zoo.score_one(checkpoint.load_file(exported, key).model, x) for x in PROBES] == good
 
-    assert models("rollback", "logreg", "2").startswith("logreg v7 is v2 again (100 labels)")
+    assert models("rollback", "logreg", "v2").startswith("logreg v7 is v2 again (100 labels)")
     poll_now(a)  # the learner itself follows the new version, as every consumer does
     assert a.champion.base == 7 and probe_scores(a) == good
     assert registry.info("logreg").source == "rollback to v2"
@@ -63,8 +63,9 @@ def test_a_pinned_version_outlives_the_rotation_and_a_rollback_brings_it_back(se
     assert models("unpin", "logreg", "2") == "unpinned logreg v2\n"
     assert "logreg v2 is not pinned; pinned versions of logreg: none" in models("unpin", "logreg", "2", code=1)
     out = models("rollback", "logreg", "2", code=1)
-    assert "'logreg' has no version 2 in the registry: it keeps v6, v7, v8 (the newest 3) and the pinned none" in out
+    assert "'logreg' has no version 2 in the registry: it keeps v6, v7, v8 (the newest 3) and no pinned version" in out
     assert KEEP_VERSIONS == 3
+    assert "'x2' is not a version (a number from 1, e.g. 12 or v12)" in models("rollback", "logreg", "x2", code=2)
     assert "no model named 'nosuch' in the registry; known models: logreg" in models("pin", "nosuch", code=1)
     assert "no model named 'nosuch'" in models("versions", "nosuch", code=1)
     a.close()
@@ -80,3 +81,46 @@ def test_a_version_that_does_not_verify_is_not_pinned(settings: Settings) -> Non
     result = CliRunner().invoke(main, ["models", "pin", "logreg"], env=env)
     assert result.exit_code == 1 and "signature does not match" in result.output
     assert registry_for(settings).pinned.versions("logreg") == []
+
+
+@pytest.mark.services
+def test_import_is_refused_when_the_consumers_sign_with_another_key(settings: Settings, tmp_path: Path) -> None:
+    """The CLI's key signs the file, but no published model verifies with it: the consumers use another
+    key and would refuse the import (a challenger never loaded; a champion that stops new consumers)."""
+    a = live(settings)  # the consumers' key: the settings' own
+    a.maintain()  # logreg v1
+    a.close()
+    ours = "the CLI's key"
+    path = checkpoint.save_file(tmp_path / "m.fsmodel", zoo.make_model("logreg_under"),
+                                checkpoint.CheckpointInfo(name="cand", kind="logreg_under"), ours)
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "FRAUDSTREAM_MODEL_SIGNING_KEY": ours}
+    refused = CliRunner().invoke(main, ["models", "import", str(path)], env=env)
+    assert refused.exit_code == 1 and "no model published in this registry verifies with the signing key" in refused.output
+    registry = registry_for(settings)
+    assert registry.latest_version("cand") == 0 and registry.key_in_use() is True  # with the consumers' key
+    forced = CliRunner().invoke(main, ["models", "import", str(path), "--force", "--pin", "--inactive"], env=env)
+    assert forced.exit_code == 0 and forced.stdout.strip().endswith("cand v1 (logreg_under, 0 labels), inactive, pinned")
+    assert registry.pinned.versions("cand") == [1]
+
+
+@pytest.mark.services
+def test_an_unloadable_challenger_is_logged_once_and_a_rollback_is_logged(settings: Settings,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    a = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    a.maintain()  # v1
+    feed(a, labels(100, seed=1))  # v2
+    registry = registry_for(settings)
+    foreign = checkpoint.dumps(zoo.make_model("htree"), checkpoint.CheckpointInfo(name="ht", kind="htree"), b"other")
+    registry.publish_blob("ht", 1, foreign, "0-0")
+    registry.add_challengers(["ht"])
+    with caplog.at_level("INFO"):
+        for _ in range(4):
+            poll_now(a)
+        registry.rollback("logreg", 1)
+        poll_now(a)
+    refusals = [r for r in caplog.records if r.getMessage().startswith("refused checkpoint ht")]
+    assert len(refusals) == 1 and "ht" not in a.models
+    assert sum("active model ht cannot be loaded" in r.getMessage() for r in caplog.records) == 1
+    assert any(r.getMessage() == "loaded logreg v3 (rollback to v1)" for r in caplog.records)
+    a.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, require_directory, settings_from, settings_option
+from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,11 @@ def _json_safe(value: Any) -> Any:
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @settings_option("--label-delay", "label_delay", help="Delay after which a transaction's label is known (e.g. 7d).")
-@click.option("--start", default=None,
+@click.option("--start", callback=check_time, default=None,
               help="Replay only from this event time on: a slice of the file, whose features start empty there "
                    "[default: the first row].")
-@click.option("--eval-start", default=None, help="First day of the evaluation window [default: first day + 30 d].")
-@click.option("--eval-end", default=None, help="Last day of the evaluation window, inclusive [default: last day].")
+@click.option("--eval-start", callback=check_time, default=None, help="First day of the evaluation window [default: first day + 30 d].")
+@click.option("--eval-end", callback=check_time, default=None, help="Last day of the evaluation window, inclusive [default: last day].")
 @settings_option("--model", "model")
 @settings_option("--seed", "seed", type=int)
 @settings_option("--threshold", "alert_threshold", type=float)
@@ -78,7 +78,7 @@ def _json_safe(value: Any) -> Any:
 @click.option("--learn/--no-learn", default=True,
               help="Learn from each label as it falls due, as the live consumers do [default: --learn]; "
                    "--no-learn scores with the --from-model checkpoint as it is.")
-@click.option("--learn-after", default=None,
+@click.option("--learn-after", callback=check_time, default=None,
               help="Learn only the labels of transactions after this event time; the earlier ones only warm the "
                    "features [default: with --from-model, the checkpoint's last learned transaction if a "
                    "backtest wrote it, so nothing is learned twice; else every label].")
@@ -101,17 +101,18 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     from fraudstream.timeutil import parse_time
 
     settings = settings_from(ctx, **overrides)
-    start_model = _start_model(model_in, learn, model_out, overrides.get("model"), settings)
+    start_model = _start_model(model_in, learn, learn_after, model_out, overrides.get("model"), settings)
     options = BacktestOptions(
         model=start_model.info.kind if start_model else settings.model, seed=settings.seed,
         label_delay=settings.label_delay, learn=learn,
-        learn_after=parse_time(learn_after) if learn_after else _learned_until(start_model),
+        learn_after=_learn_after(learn_after, start_model) if learn else None,
         start_model=_described(start_model.info, model_in) if start_model else None,
         start=parse_time(start) if start else None,
         eval_start=parse_time(eval_start).date() if eval_start else None,
         eval_end=parse_time(eval_end).date() if eval_end else None,
         threshold=settings.alert_threshold,
     )
+    _warn_if_cold(options)
     from fraudstream.models import zoo
 
     if start_model is None:
@@ -168,6 +169,19 @@ def _drop_state(store: Any) -> None:
         store.client.delete(*keys)  # a cluster client splits it by hash slot
 
 
+def _warn_if_cold(options: Any) -> None:
+    """A slice that starts less than the longest feature window before its evaluation window scores
+    that window's first days with features that have not seen a whole window yet."""
+    from fraudstream.stream.backtest import DEFAULT_WARMUP
+
+    if options.start is not None and options.eval_start is not None:
+        warm = options.eval_start - options.start.date()
+        if warm < DEFAULT_WARMUP:
+            log.warning("--eval-start is %d days after --start: the first days of the window are scored with "
+                        "features that have not seen %d days yet (start the slice earlier)", warm.days,
+                        DEFAULT_WARMUP.days)
+
+
 def _signing_key(settings: Any) -> str:
     import os
 
@@ -175,8 +189,8 @@ def _signing_key(settings: Any) -> str:
     return key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
 
 
-def _start_model(path: Path | None, learn: bool, model_out: Path | None, model_option: str | None,
-                 settings: Any) -> Any:
+def _start_model(path: Path | None, learn: bool, learn_after: str | None, model_out: Path | None,
+                 model_option: str | None, settings: Any) -> Any:
     """The verified checkpoint of `--from-model` (None without it), after the options' checks."""
     from fraudstream.errors import ConfigError
     from fraudstream.models.checkpoint import load_file
@@ -188,6 +202,8 @@ def _start_model(path: Path | None, learn: bool, model_out: Path | None, model_o
         return None
     if not learn and model_out is not None:
         raise ConfigError("--save-model with --no-learn would write the --from-model checkpoint back unchanged")
+    if not learn and learn_after is not None:
+        raise ConfigError("--learn-after has no effect with --no-learn")
     checkpoint = load_file(path, _signing_key(settings))
     if model_option is not None and model_option != checkpoint.info.kind:
         raise ConfigError(f"--model {model_option} differs from the kind of --from-model {path}: "
@@ -196,22 +212,30 @@ def _start_model(path: Path | None, learn: bool, model_out: Path | None, model_o
     return checkpoint
 
 
-def _learned_until(checkpoint: Any) -> datetime | None:
-    """The event time of the newest transaction a backtest's checkpoint learned the label of (None for
-    a live or imported version: the consumers learn from a label stream, whatever its times; the
-    header they copy on may hold an older backtest's, no longer all it learned)."""
+def _learn_after(given: str | None, checkpoint: Any) -> datetime | None:
+    """The time after which labels are learned: `--learn-after`, else what the checkpoint of a
+    backtest learned up to (a live or imported version does not say: the consumers learn from a label
+    stream, whatever its times, and the header they copy on may hold an older backtest's)."""
     from fraudstream.timeutil import parse_time
 
+    until = None
+    if checkpoint is not None and checkpoint.info.source == "backtest" and checkpoint.info.extra.get("learned_until"):
+        until = parse_time(checkpoint.info.extra["learned_until"])
+    if given is not None:
+        chosen = parse_time(given)
+        if until is not None and chosen < until:
+            log.warning("--learn-after %s is before %s, the checkpoint's last learned transaction: the labels "
+                        "between them are learned a second time", given, until.isoformat())
+        return chosen
     if checkpoint is None:
         return None
-    until = checkpoint.info.extra.get("learned_until") if checkpoint.info.source == "backtest" else None
-    if not until:
+    if until is None:
         log.info("the checkpoint (%s) does not say which transactions it learned: every label of the replay is "
                  "learned (--learn-after to leave some out)", checkpoint.info.source)
     else:
         log.info("labels of transactions up to %s are not learned again (the checkpoint learned them; "
-                 "--learn-after changes it)", until)
-    return parse_time(until) if until else None
+                 "--learn-after changes it)", until.isoformat())
+    return until
 
 
 def _described(info: Any, path: Path | None) -> str:
@@ -292,7 +316,7 @@ def _save_model(path: Path, result: Any, settings: Any, started: Any = None) -> 
     elif started is not None and started.extra.get("learned_until"):
         extra["learned_until"] = started.extra["learned_until"]
     info = CheckpointInfo(name=started.name if started else result.options.model, kind=result.options.model,
-                          version=1, labels_learned=result.replay.n_labels_learned + (started.labels_learned if started else 0),
+                          version=started.version + 1 if started else 1, labels_learned=result.replay.n_labels_learned + (started.labels_learned if started else 0),
                           frauds_learned=result.replay.n_frauds_learned + (started.frauds_learned if started else 0),
                           source="backtest", extra=extra)
     save_file(path, result.model, info, key)

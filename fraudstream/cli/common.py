@@ -162,6 +162,19 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
+def check_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`value` if it is a time `parse_time` reads, a `click.BadParameter` (naming the option) now
+    otherwise; the command parses it again (hints that repeat options repeat it as given)."""
+    from fraudstream.timeutil import parse_time
+
+    if value is not None:
+        try:
+            parse_time(value)
+        except FraudstreamError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def live_label_delay(label_delay: str | None, clock: str) -> timedelta:
     """The `--label-delay` given, or the `--clock`'s default."""
     return parse_duration(label_delay or DEFAULT_LIVE_LABEL_DELAY[clock])

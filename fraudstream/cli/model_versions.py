@@ -19,10 +19,26 @@ from fraudstream.cli.models import _name, _registry, format_age, known_names, mo
 if TYPE_CHECKING:
     from fraudstream.stream.registry import ModelRegistry
 
+
+class VersionNumber(click.ParamType):
+    """A version as `models versions` prints it (``v12``) or as a number (``12``)."""
+
+    name = "version"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        number = text[1:] if text[:1] in ("v", "V") else text
+        if not number.isdigit() or int(number) < 1:
+            self.fail(f"{value!r} is not a version (a number from 1, e.g. 12 or v12)", param, ctx)
+        return int(number)
+
+
+VERSION = VersionNumber()
+
 @models.command("export")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to export (default: the newest).")
+@click.option("--version", type=VERSION, default=None, help="Version to export (default: the newest).")
 @click.pass_context
 @handle_errors
 def export_model(ctx: click.Context, name: str, file: Path, version: int | None) -> None:
@@ -46,14 +62,24 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
 @click.option("--challenger/--inactive", default=True, show_default=True,
               help="Score it in shadow and let it learn live, or only store it.")
 @click.option("--promote", "make_champion", is_flag=True, help="Make it the champion right away.")
+@click.option("--pin", "pin_it", is_flag=True, help="Pin the imported version too (`models pin`): the registry keeps "
+              "only the newest 3, and a learner publishes new ones as it learns.")
+@click.option("--force", is_flag=True, help="Import even when no published model verifies with the signing key in "
+              "use (after the consumers' key was changed).")
 @click.pass_context
 @handle_errors
-def import_model(ctx: click.Context, file: Path, name: str | None, challenger: bool, make_champion: bool) -> None:
+def import_model(ctx: click.Context, file: Path, name: str | None, challenger: bool, make_champion: bool,
+                 pin_it: bool, force: bool) -> None:
     """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
     version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
     from fraudstream.errors import CheckpointError
 
     _, registry = _registry(ctx)
+    if not force and registry.key_in_use() is False:
+        raise CheckpointError("not imported: no model published in this registry verifies with the signing key "
+                              "in use, so the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY and would "
+                              "refuse this checkpoint; set theirs (and sign the file with it), or --force after "
+                              "changing theirs")
     try:
         blob = file.read_bytes()
     except OSError as exc:
@@ -62,13 +88,17 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         info = registry.import_blob(blob, name)
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
+    if pin_it:
+        registry.pin(info.name, info.version)
     if make_champion:
         registry.promote(info.name)
     elif challenger:
         registry.add_challengers([info.name])
     champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
     role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
-    click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), {role}")
+    pinned = ", pinned" if pin_it else ""
+    click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
+               f"{role}{pinned}")
 
 
 @models.command()
@@ -95,17 +125,17 @@ def versions(ctx: click.Context, name: str) -> None:
             facts = f"{'?':>9} {'?':>7} does not verify: {exc}"
         click.echo(f"{'v' + str(version):>5} {'yes' if version in kept else '':<6} "
                    f"{'yes' if version in pinned else '':<6} {facts}")
-    click.echo(f"the newest {KEEP_VERSIONS} are kept; `fraudstream models pin {name} --version N` keeps another")
+    click.echo(f"the newest {KEEP_VERSIONS} are kept; `fraudstream models pin {name} VERSION` keeps another")
 
 
 @models.command()
 @click.argument("name")
-@click.option("--version", type=click.IntRange(min=1), default=None, help="Version to pin (default: the newest).")
+@click.argument("version", type=VERSION, required=False)
 @click.pass_context
 @handle_errors
 def pin(ctx: click.Context, name: str, version: int | None) -> None:
-    """Keep a copy of a version of NAME until `models unpin`, for a later `rollback` or `export` (a
-    `gbt_window` checkpoint takes a few MB of Redis)."""
+    """Keep a copy of version VERSION of NAME (default: the newest) until `models unpin`, for a later
+    `rollback` or `export` (a `gbt_window` checkpoint takes a few MB of Redis)."""
     _, registry = _registry(ctx)
     _require_known(registry, name)
     info = registry.pin(name, version)
@@ -114,7 +144,7 @@ def pin(ctx: click.Context, name: str, version: int | None) -> None:
 
 @models.command()
 @click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
+@click.argument("version", type=VERSION)
 @click.pass_context
 @handle_errors
 def unpin(ctx: click.Context, name: str, version: int) -> None:
@@ -128,7 +158,7 @@ def unpin(ctx: click.Context, name: str, version: int) -> None:
 
 @models.command()
 @click.argument("name")
-@click.argument("version", type=click.IntRange(min=1))
+@click.argument("version", type=VERSION)
 @click.pass_context
 @handle_errors
 def rollback(ctx: click.Context, name: str, version: int) -> None:

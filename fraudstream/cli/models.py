@@ -184,6 +184,10 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
     if other == name:
         raise click.ClickException(f"{name} is the champion: name another model to compare it with")
     mine, theirs = registry.compare(name, other, settings.alert_threshold)
+    if mine.n_labels == 0:
+        click.echo(f"no label scored by both {name} and {other} yet: a model scores transactions from when it "
+                   "becomes active, and their labels come a label delay later")
+        return
     click.echo(f"on the {mine.n_labels:,} labels both scored ({mine.n_frauds:,} frauds); alerts at "
                f"{settings.alert_threshold}:")
     click.echo(f"{'NAME':<16} {'AUC':>6} {'AP':>6} {'ALERTS':>6} {'PREC':>6}")

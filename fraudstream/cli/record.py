@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, check_time, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -18,7 +18,7 @@ from fraudstream.timeutil import parse_time
 @click.option("--customers", type=click.IntRange(min=1), default=5000, show_default=True, help="Simulated customers.")
 @click.option("--terminals", type=click.IntRange(min=1), default=10000, show_default=True, help="Simulated terminals.")
 @settings_option("--seed", "seed", type=int)
-@click.option("--start", default="2024-01-01", show_default=True, help="Event time of the first day (ISO-8601).")
+@click.option("--start", callback=check_time, default="2024-01-01", show_default=True, help="Event time of the first day (ISO-8601).")
 @click.option("--fraud-scale", type=FiniteFloat(0.0, inclusive=True), default=1.0, show_default=True,
               help="Multiply every fraud scenario's rate (0 switches all off).")
 @click.option("--disable", "disabled", multiple=True,

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, command_line, handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, check_time, command_line, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -50,8 +50,8 @@ def nothing_in_window(file: str, start: str | None, end: str | None, first: date
 @click.option("--speed", type=FiniteFloat(0.0), default=None, help="Replay X times faster than event time (gaps scaled by 1/X).")
 @click.option("--as-fast-as-possible", "fast", is_flag=True, help="No pacing (the default when --speed is not given).")
 @settings_option("--label-delay", "label_delay", help="Publish each label this long after its transaction (event time).")
-@click.option("--start", default=None, help="Replay from this event time (ISO-8601); use it to resume.")
-@click.option("--end", default=None, help="Stop before this event time (ISO-8601).")
+@click.option("--start", callback=check_time, default=None, help="Replay from this event time (ISO-8601); use it to resume.")
+@click.option("--end", callback=check_time, default=None, help="Stop before this event time (ISO-8601).")
 @click.option("--no-final-labels", is_flag=True, help="Drop the labels still pending when the input ends.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
