@@ -19,7 +19,7 @@ from fraudstream.config import Settings
 from fraudstream.constants import CLOCKS, DEFAULT_LIVE_LABEL_DELAY, ENV_PREFIX
 from fraudstream.errors import FraudstreamError
 from fraudstream.logs import setup_logging
-from fraudstream.timeutil import parse_duration
+from fraudstream.timeutil import parse_duration, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SETTING_PARAMS = "_fraudstream_setting_params"
@@ -152,27 +152,23 @@ def live_clock_options(func: F) -> F:
              f"{DEFAULT_LIVE_LABEL_DELAY['wall']} on the wall clock]")(func)
 
 
-def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """`value` if it is a duration `parse_duration` reads, a `click.BadParameter` now otherwise."""
-    if value is not None:
-        try:
-            parse_duration(value)
-        except FraudstreamError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
+def _checked_by(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """An option callback: the value as given if `parse` reads it, a `click.BadParameter` (which names
+    the option) now otherwise. The command parses it again: hints that repeat options repeat it as given."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value)
+            except FraudstreamError as exc:
+                raise click.BadParameter(str(exc)) from None
+        return value
+
+    return check
 
 
-def check_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """`value` if it is a time `parse_time` reads, a `click.BadParameter` (naming the option) now
-    otherwise; the command parses it again (hints that repeat options repeat it as given)."""
-    from fraudstream.timeutil import parse_time
-
-    if value is not None:
-        try:
-            parse_time(value)
-        except FraudstreamError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
+_check_duration = _checked_by(parse_duration)
+check_time = _checked_by(parse_time)  # ISO-8601 dates and times
 
 
 def live_label_delay(label_delay: str | None, clock: str) -> timedelta:
