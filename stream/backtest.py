@@ -26,10 +26,10 @@ from fraudstream.errors import ConfigError
 from fraudstream.models import metrics, zoo
 from fraudstream.producer.files import Recorded, labels_for, read_recorded
 from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.learned_spans import LearnedSpans, epoch_us
 
 log = logging.getLogger(__name__)
 
-_US = timedelta(microseconds=1)
 DEFAULT_WARMUP = timedelta(days=30)  # default evaluation start: first event day + this
 Progress = Callable[[int, datetime], None]
 
@@ -48,7 +48,7 @@ class BacktestOptions:
     top_k: int = 100
     progress_every: int = 5000
     learn: bool = True  # False: score with the starting model as it is (a checkpoint's frozen figures)
-    learn_after: datetime | None = None  # learn only labels of transactions after this (a checkpoint learned those)
+    not_learned: LearnedSpans = LearnedSpans()  # labels of these transactions are not learned (a checkpoint has them)
     start_model: str | None = None  # the checkpoint the model started from (for the summary); None: fresh
 
     def __post_init__(self) -> None:
@@ -82,7 +82,8 @@ class Replay:
     n_conflicts: int = 0  # transaction ids reused with other content: not scored
     n_labels_learned: int = 0
     n_frauds_learned: int = 0
-    last_learned_us: int = -1  # event time (epoch µs) of the newest transaction whose label was learned
+    first_learned_us: int | None = None  # event times (epoch µs) of the first and the last transaction
+    last_learned_us: int | None = None  # whose label was learned (every one between was, or is in `not_learned`)
     elapsed_s: float = 0.0
 
     @property
@@ -92,10 +93,10 @@ class Replay:
 
 def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model_name: str,
            label_delay: timedelta, progress: Progress | None = None, progress_every: int = 5000,
-           learn: bool = True, learn_after: datetime | None = None) -> Replay:
+           learn: bool = True, not_learned: LearnedSpans = LearnedSpans()) -> Replay:
     """Run every record through labels → features → score → record; learn in place into `model`
     (with `learn` false, labels still mark terminals as they fall due, but the model is not changed;
-    with `learn_after`, only the labels of transactions after it are learned)."""
+    the labels of transactions `not_learned` covers are not learned)."""
     out = Replay()
     pending: deque = deque()  # labels in report-time order (constant delay keeps file order)
     score_one = zoo.score_one
@@ -116,11 +117,14 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
             for label, scored in zip(due, apply_labels(due)):
                 if scored is None or scored.unreadable is not None:  # (an unreadable one is logged)
                     continue
-                if learn and (learn_after is None or label.event_time > learn_after):
+                t = epoch_us(label.event_time)
+                if learn and not not_learned.covers(t):
                     learn_one(scored.features, label.is_fraud)
                     out.n_labels_learned += 1
                     out.n_frauds_learned += label.is_fraud
-                    out.last_learned_us = epoch_us(label.event_time)
+                    if out.first_learned_us is None:
+                        out.first_learned_us = t
+                    out.last_learned_us = t
         x = transform([tx])[0]
         if x is None:
             out.n_conflicts += 1
@@ -182,7 +186,7 @@ class BacktestResult:
             "model": self.options.model,
             "start_model": self.options.start_model,
             "learn": self.options.learn,
-            "learn_after": self.options.learn_after.isoformat() if self.options.learn_after else None,
+            "not_learned": self.options.not_learned.to_json(),
             "seed": self.options.seed,
             "label_delay_days": self.options.label_delay.total_seconds() / 86400.0,
             "eval_start": self.eval_start.isoformat(),
@@ -209,15 +213,6 @@ class BacktestResult:
                 for w in m.weeks
             ],
         }
-
-
-def epoch_us(when: datetime) -> int:
-    """Microseconds since the epoch of an aware time (exact, unlike ``timestamp()``).
-
-    >>> epoch_us(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=timezone.utc))
-    1000005
-    """
-    return (when - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _US
 
 
 def _day(number: int) -> date:
@@ -260,10 +255,9 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
         model = zoo.make_model(options.model, options.seed)
     records = read_recorded(path, start=options.start, end=options.read_until)
     run = Replay()
-    learn_after_us = None if options.learn_after is None else epoch_us(options.learn_after)
     with fewer_collections():
         score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every,
-                     learn=options.learn, learn_after_us=learn_after_us)
+                     learn=options.learn, not_learned=options.not_learned)
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)

@@ -32,6 +32,7 @@ from fraudstream.models.events import Label
 from fraudstream.producer.files import Recorded, labels_for
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.gc_tuning import fewer_collections
+from fraudstream.stream.learned_spans import LearnedSpans
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,9 @@ def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_dela
 
 
 def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress: Any = None,
-                 progress_every: int = 5000, learn: bool = True, learn_after_us: int | None = None) -> None:
+                 progress_every: int = 5000, learn: bool = True, not_learned: LearnedSpans = LearnedSpans()) -> None:
     """Score each transaction, then learn each label once due, into `out` (a `Replay`): with `learn`
-    false none, with `learn_after_us` only those of transactions after that time (epoch µs).
+    false none, and never those of transactions `not_learned` covers.
 
     A model whose scores change only at some labels (it has ``learns_before_change()``, as
     `WindowedBoostedTrees`) scores the transactions between two such labels in one batch: the same
@@ -153,7 +154,7 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
     learn_one = model.learn_one
     deferred = _DeferredScores(model, out.scores)
     pending: deque[tuple[int, int, dict[str, float], bool]] = deque()  # report time, event time, features, label
-    skip_until = -(1 << 63) if learn_after_us is None else learn_after_us
+    skipped = not_learned.covers if not_learned.spans else None
     day_us = 86_400_000_000
     started = time.perf_counter()
     n = 0
@@ -166,6 +167,8 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
                 learn_one(features, is_fraud)
                 out.n_labels_learned += 1
                 out.n_frauds_learned += is_fraud
+                if out.first_learned_us is None:
+                    out.first_learned_us = tx_time
                 out.last_learned_us = tx_time
             if x is None:
                 out.n_conflicts += 1
@@ -173,7 +176,7 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
             deferred.score(x)
             if report < 0:
                 out.unlabelled_days.append(t // day_us)
-            elif learn and t > skip_until:
+            elif learn and (skipped is None or not skipped(t)):
                 pending.append((report, t, x, bool(fraud)))
             out.transaction_ids.append(txid)
             out.customer_ids.append(customer)

@@ -9,8 +9,8 @@ Keys, all under the registry's hash tag (`fraudstream.stream.registry.ModelRegis
   those labels are in the stream, per hour of their transactions' event time; ``markers:legacy``
   (fields ``<customer>:<transaction>``): markers moved from the one-key-per-label layout
   (``applied:<customer>:<transaction>``) by `migrate_legacy_markers`
-- ``perf:<name>`` (list of ``"score,label,entry id"``, newest last, capped; written before
-  2026-12-06 without the id): each model's prequential window
+- ``perf:<name>`` (list of ``"score,label,entry id"``, newest last, capped; earlier versions wrote
+  ``"score,label"``): each model's prequential window
 
 The types it carries are in `fraudstream.stream.label_stream`.
 """

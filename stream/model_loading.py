@@ -60,6 +60,7 @@ def add_active(registry: ModelRegistry, models: dict[str, LiveModel], name: str,
     loaded: not a reason to stop scoring with the others."""
     try:
         models[name] = newest_valid(registry, name, seed, log_refusals=name not in unloadable)
+        unloadable.discard(name)  # a later failure is logged again
     except (ModelError, CheckpointError) as exc:
         if name not in unloadable:
             unloadable.add(name)

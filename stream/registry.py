@@ -134,11 +134,13 @@ class ModelRegistry:
         log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
         return info
 
-    def blob(self, name: str, version: int | None = None) -> bytes:
-        """The stored blob of a version of `name` (default: the newest): kept, or pinned."""
+    def blob(self, name: str, version: int | None = None, pinned: bool = False) -> bytes:
+        """The stored blob of a version of `name` (default: the newest) from the rotation, or with
+        `pinned` also a pinned copy (export, pin, rollback; never a restore: the label stream after a
+        pinned version is not kept)."""
         version = self.latest_version(name) if version is None else version
         data = self.client.hget(self.key("ckpt", name), str(version)) if version else None
-        if data is None and version:
+        if data is None and version and pinned:
             data = self.pinned.blob(name, version)
         if data is None:
             newest = self.latest_version(name)
@@ -156,7 +158,7 @@ class ModelRegistry:
 
     def pin(self, name: str, version: int | None = None) -> CheckpointInfo:
         """Keep a copy of a version of `name` (default: the newest) until `unpin`; it must verify."""
-        blob = self.blob(name, version)
+        blob = self.blob(name, version, pinned=True)
         info, _ = checkpoint.verify(blob, self.signing_key)
         self.pinned.pin(name, info.version, blob)
         return info
@@ -164,7 +166,7 @@ class ModelRegistry:
     def rollback(self, name: str, version: int) -> CheckpointInfo:
         """Publish a kept or pinned version of `name` again, as its next version: the consumers switch
         to it within about a second, and it learns on from the current end of the label stream."""
-        return self.import_blob(self.blob(name, version), name, source=f"rollback to v{version}")
+        return self.import_blob(self.blob(name, version, pinned=True), name, source=f"rollback to v{version}")
 
     def unknown(self, name: str) -> ModelError:
         """The error for a name with no published version."""
@@ -198,7 +200,7 @@ class ModelRegistry:
                 continue
         raise PublishConflict(f"could not import {target}: versions kept changing")
 
-    def key_in_use(self) -> bool | None:
+    def signing_key_matches(self) -> bool | None:
         """Whether the newest version of some published model verifies with this registry's signing
         key (None: nothing is published). False suggests the consumers sign with another key."""
         published = [n for n, v in self.latest_versions(self.names()).items() if v]

@@ -337,7 +337,7 @@ def test_no_learn_scores_with_the_checkpoint_as_it_is(tmp_path: Path, monkeypatc
     assert result.exit_code == 0, result.output
     figures = json.loads(frozen_json.read_text())
     assert figures["learn"] is False and figures["n_labels_learned"] == 0 and figures["auc_roc"] > 0.9
-    assert figures["learn_after"] is None and "learned again" not in result.output
+    assert figures["not_learned"] == [] and "learned again" not in result.output
     # the one-process replay of the same checkpoint: the same scores when it does not learn, others when it does
     records = list(read_recorded(path, start=datetime(2018, 4, 15, tzinfo=timezone.utc)))
     delay = timedelta(days=3)
@@ -377,37 +377,75 @@ def test_from_model_refuses_what_it_cannot_honour(tmp_path: Path, monkeypatch: p
 def test_labels_a_checkpoint_learned_are_not_learned_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
     path = write_handbook_csv(tmp_path / "hb.csv", days=30, customers=20)
-    trained = load_file(_trained_checkpoint(tmp_path, path), "test-key").info
     times = sorted(r.transaction.event_time for r in read_recorded(path))
     delay = timedelta(days=3)
-    read_until = datetime(2018, 4, 15, tzinfo=timezone.utc)  # the training run read up to its --eval-end
-    last_read = max(t for t in times if t < read_until)
-    learned = [t for t in times if t + delay <= last_read]
-    assert trained.labels_learned == len(learned) and trained.extra["learned_until"] == max(learned).isoformat()
+    day = lambda d: datetime(2018, 4, d, tzinfo=timezone.utc)  # noqa: E731
+    ckpt = tmp_path / "slice.fsmodel"  # a model of a slice: 04-08 on, read up to its --eval-end 04-14
+    result = CliRunner().invoke(main, ["backtest", str(path), "--start", "2018-04-08", "--eval-start", "2018-04-10",
+                                       "--eval-end", "2018-04-14", "--label-delay", "3d", "--model", "logreg",
+                                       "--no-progress", "--save-model", str(ckpt)])
+    assert result.exit_code == 0, result.output
+    trained = load_file(ckpt, "test-key").info
+    last_read = max(t for t in times if t < day(15))
+    learned = [t for t in times if day(8) <= t and t + delay <= last_read]
+    assert trained.labels_learned == len(learned)
+    assert trained.extra["learned_spans"] == [[min(learned).isoformat(), max(learned).isoformat()]]
 
-    def run(*extra: str) -> dict[str, Any]:
-        out = tmp_path / "run.json"
-        result = CliRunner().invoke(main, ["backtest", str(path), "--from-model", str(tmp_path / "trained.fsmodel"),
-                                           "--start", "2018-04-05", "--eval-start", "2018-04-20", "--label-delay",
-                                           "3d", "--no-progress", "--json", str(out), *extra])
-        assert result.exit_code == 0, result.output
+    warnings = ""
+
+    def run(model: Path, *extra: str) -> dict[str, Any]:
         nonlocal warnings
+        out = tmp_path / "run.json"
+        result = CliRunner().invoke(main, ["backtest", str(path), "--from-model", str(model), "--start",
+                                           "2018-04-05", "--eval-start", "2018-04-20", "--label-delay", "3d",
+                                           "--no-progress", "--json", str(out), "--save-model", str(tmp_path / "next.fsmodel"),
+                                           *extra])
+        assert result.exit_code == 0, result.output
         warnings = result.output
         return json.loads(out.read_text())
 
-    warnings = ""
-    last = max(times)
-    due = [t for t in times if t >= datetime(2018, 4, 5, tzinfo=timezone.utc) and t + delay <= last]
-    by_default = run()
-    assert by_default["learn_after"] == max(learned).isoformat()
-    assert by_default["n_labels_learned"] == sum(t > max(learned) for t in due) < len(due)
-    assert "learned a second time" not in warnings
-    again = run("--learn-after", "2018-04-01")
-    assert again["n_labels_learned"] == len(due)
-    assert f"--learn-after 2018-04-01 is before {max(learned).isoformat()}" in warnings
+    due = [t for t in times if t >= day(5) and t + delay <= max(times)]
+    # the replay starts before the checkpoint's slice: the labels of 04-05..04-07 are learned, its own are not
+    by_default = run(ckpt)
+    assert by_default["not_learned"] == trained.extra["learned_spans"]
+    assert by_default["n_labels_learned"] == sum(not min(learned) <= t <= max(learned) for t in due)
+    assert sum(t < day(8) for t in due) > 0 and "learned a second time" not in warnings
     assert "--eval-start is 15 days after --start" in warnings  # the slice starts 15 days before its window
-    # a live or imported version's header may carry an older backtest's mark: not what it learned since
-    live = load_file(tmp_path / "trained.fsmodel", "test-key")
-    save_file(tmp_path / "trained.fsmodel", live.model, live.info.bump(version=9, source="live"), "test-key")
-    from_live = run()
-    assert from_live["learn_after"] is None and from_live["n_labels_learned"] == len(due)
+    # the next checkpoint holds both runs' transactions: one span from the first learned to the last
+    spans = load_file(tmp_path / "next.fsmodel", "test-key").info.extra["learned_spans"]
+    assert spans == [[min(due).isoformat(), max(due).isoformat()]]
+    again = run(tmp_path / "next.fsmodel")
+    assert again["n_labels_learned"] == 0  # nothing left to learn in this file
+    cut = run(ckpt, "--learn-after", "2018-04-10")
+    assert cut["n_labels_learned"] == sum(t > day(10) for t in due)
+    assert "--learn-after 2018-04-10: the checkpoint also learned labels of transactions after it" in warnings
+    # a live or imported version's header may carry an older backtest's spans: not what it learned since
+    live = load_file(ckpt, "test-key")
+    save_file(ckpt, live.model, live.info.bump(version=9, source="live"), "test-key")
+    from_live = run(ckpt)
+    assert from_live["not_learned"] == [] and from_live["n_labels_learned"] == len(due)
+    # and what it saves holds only this run's span, not the live header's copied spans
+    assert load_file(tmp_path / "next.fsmodel", "test-key").info.extra["learned_spans"] == \
+        [[min(due).isoformat(), max(due).isoformat()]]
+
+
+@pytest.mark.parametrize("spans", [[], [["2018-04-03T00:00:00", "2018-04-06T12:00:00"]], [[None, "2018-04-07"]],
+                                   [[None, "2018-04-02"], ["2018-04-05", "2018-04-06"]]])
+def test_the_one_and_two_process_replays_leave_the_same_labels_unlearned(tmp_path: Path, spans: list) -> None:
+    from fraudstream.stream.backtest import Replay
+    from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
+    from fraudstream.stream.learned_spans import LearnedSpans
+
+    path = write_handbook_csv(tmp_path / "hb.csv", days=12, customers=20)
+    records = list(read_recorded(path))
+    tied = next(r.transaction.event_time for r in records[100:] if r.is_fraud is not None)  # a span ends on a time
+    not_learned = LearnedSpans.from_json([[a, b] for a, b in spans] + [[None, tied.isoformat()]] * (not spans))
+    delay = timedelta(days=2)
+    one = replay(records, FeatureEngine(MemoryStore()), zoo.make_model("logreg"), "m", delay, not_learned=not_learned)
+    two = Replay()
+    score_chunks(forked_chunks(iter(records), FeatureEngine(MemoryStore()), delay), zoo.make_model("logreg"), two,
+                 not_learned=not_learned)
+    assert 0 < one.n_labels_learned < len(records) * 0.8
+    assert (two.n_labels_learned, two.first_learned_us, two.last_learned_us) == \
+        (one.n_labels_learned, one.first_learned_us, one.last_learned_us)
+    assert list(two.scores) == list(one.scores)

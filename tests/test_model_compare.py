@@ -57,6 +57,7 @@ def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings
     fresh = CliRunner().invoke(main, ["models", "compare", "gam"], env=env)
     assert fresh.exit_code == 0 and fresh.stdout.startswith("no label scored by both gam and logreg yet")
     for args, message in ((["logreg"], "logreg is the champion: name another model"),
+                          (["htree", "htree"], "htree and htree are the same model"),
                           (["htree", "nosuch"], "no model named 'nosuch' in the registry")):
         refused = CliRunner().invoke(main, ["models", "compare", *args], env=env)
         assert refused.exit_code == 1 and message in refused.output, refused.output

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from fraudstream.cli import main
 from fraudstream.config import Settings
+from fraudstream.errors import ModelError
 from fraudstream.models import checkpoint, zoo
 from fraudstream.stream.registry import KEEP_VERSIONS, registry_for
 from tests.test_lifecycle import PROBES, feed, labels, live, poll_now, probe_scores
@@ -40,6 +41,8 @@ def test_a_pinned_version_outlives_the_rotation_and_a_rollback_brings_it_back(se
     registry = registry_for(settings)
     assert registry.latest_version("logreg") == 6 and registry.kept_versions("logreg") == [4, 5, 6]
     assert probe_scores(a) != good
+    with pytest.raises(ModelError, match="no version 2"):
+        registry.load("logreg", 2)  # a restore never reads a pinned copy: the label stream after it is not kept
 
     listing = models("versions", "logreg").splitlines()
     assert [line.split()[:3] for line in listing[1:5]] == [["v6", "yes", "500"], ["v5", "yes", "400"],
@@ -98,7 +101,7 @@ def test_import_is_refused_when_the_consumers_sign_with_another_key(settings: Se
     refused = CliRunner().invoke(main, ["models", "import", str(path)], env=env)
     assert refused.exit_code == 1 and "no model published in this registry verifies with the signing key" in refused.output
     registry = registry_for(settings)
-    assert registry.latest_version("cand") == 0 and registry.key_in_use() is True  # with the consumers' key
+    assert registry.latest_version("cand") == 0 and registry.signing_key_matches() is True  # with the consumers' key
     forced = CliRunner().invoke(main, ["models", "import", str(path), "--force", "--pin", "--inactive"], env=env)
     assert forced.exit_code == 0 and forced.stdout.strip().endswith("cand v1 (logreg_under, 0 labels), inactive, pinned")
     assert registry.pinned.versions("cand") == [1]

@@ -7,13 +7,14 @@ import gzip
 import json
 import logging
 import math
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fraudstream.cli.backtest_model import described, not_learned, save_model, start_model
 from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
+from fraudstream.stream.learned_spans import LearnedSpans
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ def _json_safe(value: Any) -> Any:
                    "--no-learn scores with the --from-model checkpoint as it is.")
 @click.option("--learn-after", callback=check_time, default=None,
               help="Learn only the labels of transactions after this event time; the earlier ones only warm the "
-                   "features [default: with --from-model, the checkpoint's last learned transaction if a "
-                   "backtest wrote it, so nothing is learned twice; else every label].")
+                   "features [default: every label but those of the transactions a --from-model checkpoint of a "
+                   "backtest learned (it records them), so none is learned twice].")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.pass_context
 @handle_errors
@@ -101,12 +102,13 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     from fraudstream.timeutil import parse_time
 
     settings = settings_from(ctx, **overrides)
-    start_model = _start_model(model_in, learn, learn_after, model_out, overrides.get("model"), settings)
+    started = start_model(model_in, learn, learn_after, model_out, overrides.get("model"), settings)
+    header = started.info if started else None
     options = BacktestOptions(
-        model=start_model.info.kind if start_model else settings.model, seed=settings.seed,
+        model=header.kind if header else settings.model, seed=settings.seed,
         label_delay=settings.label_delay, learn=learn,
-        learn_after=_learn_after(learn_after, start_model) if learn else None,
-        start_model=_described(start_model.info, model_in) if start_model else None,
+        not_learned=not_learned(learn_after, header) if learn else LearnedSpans(),
+        start_model=described(header, model_in) if header else None,
         start=parse_time(start) if start else None,
         eval_start=parse_time(eval_start).date() if eval_start else None,
         eval_end=parse_time(eval_end).date() if eval_end else None,
@@ -115,7 +117,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     _warn_if_cold(options)
     from fraudstream.models import zoo
 
-    if start_model is None:
+    if started is None:
         zoo.make_model(options.model, options.seed)  # unknown names fail before any reading
     for option, path in (("--json", json_out), ("--scores", scores_out), ("--report", report_out),
                          ("--save-model", model_out)):
@@ -124,7 +126,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     store = _store(settings, redis_url)
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     try:
-        model = start_model.model if start_model else None
+        model = started.model if started else None
         if progress:
             result = _with_progress(file, options, engine, model)
         else:
@@ -140,7 +142,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     if report_out:
         _write_report(report_out, result, summary)
     if model_out:
-        _save_model(model_out, result, settings, start_model.info if start_model else None)
+        save_model(model_out, result, settings, header)
     brief = {k: v for k, v in summary.items() if k != "weeks"}
     click.echo(json.dumps(brief))
 
@@ -180,70 +182,6 @@ def _warn_if_cold(options: Any) -> None:
             log.warning("--eval-start is %d days after --start: the first days of the window are scored with "
                         "features that have not seen %d days yet (start the slice earlier)", warm.days,
                         DEFAULT_WARMUP.days)
-
-
-def _signing_key(settings: Any) -> str:
-    import os
-
-    key = getattr(settings, "model_signing_key", None)
-    return key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
-
-
-def _start_model(path: Path | None, learn: bool, learn_after: str | None, model_out: Path | None,
-                 model_option: str | None, settings: Any) -> Any:
-    """The verified checkpoint of `--from-model` (None without it), after the options' checks."""
-    from fraudstream.errors import ConfigError
-    from fraudstream.models.checkpoint import load_file
-
-    if path is None:
-        if not learn:
-            raise ConfigError("--no-learn needs --from-model: a fresh model that never learns scores every "
-                              "transaction alike")
-        return None
-    if not learn and model_out is not None:
-        raise ConfigError("--save-model with --no-learn would write the --from-model checkpoint back unchanged")
-    if not learn and learn_after is not None:
-        raise ConfigError("--learn-after has no effect with --no-learn")
-    checkpoint = load_file(path, _signing_key(settings))
-    if model_option is not None and model_option != checkpoint.info.kind:
-        raise ConfigError(f"--model {model_option} differs from the kind of --from-model {path}: "
-                          f"{checkpoint.info.kind} (leave --model out)")
-    log.info("starting from %s", _described(checkpoint.info, path))
-    return checkpoint
-
-
-def _learn_after(given: str | None, checkpoint: Any) -> datetime | None:
-    """The time after which labels are learned: `--learn-after`, else what the checkpoint of a
-    backtest learned up to (a live or imported version does not say: the consumers learn from a label
-    stream, whatever its times, and the header they copy on may hold an older backtest's)."""
-    from fraudstream.timeutil import parse_time
-
-    until = None
-    if checkpoint is not None and checkpoint.info.source == "backtest" and checkpoint.info.extra.get("learned_until"):
-        until = parse_time(checkpoint.info.extra["learned_until"])
-    if given is not None:
-        chosen = parse_time(given)
-        if until is not None and chosen < until:
-            log.warning("--learn-after %s is before %s, the checkpoint's last learned transaction: the labels "
-                        "between them are learned a second time", given, until.isoformat())
-        return chosen
-    if checkpoint is None:
-        return None
-    if until is None:
-        log.info("the checkpoint (%s) does not say which transactions it learned: every label of the replay is "
-                 "learned (--learn-after to leave some out)", checkpoint.info.source)
-    else:
-        log.info("labels of transactions up to %s are not learned again (the checkpoint learned them; "
-                 "--learn-after changes it)", until.isoformat())
-    return until
-
-
-def _described(info: Any, path: Path | None) -> str:
-    """>>> from fraudstream.models.checkpoint import CheckpointInfo
-    >>> _described(CheckpointInfo("gbt_window", "gbt_window", 7, labels_learned=12000), Path("c.fsmodel"))
-    'gbt_window v7 (gbt_window, 12,000 labels learned) from c.fsmodel'
-    """
-    return f"{info.name} v{info.version} ({info.kind}, {info.labels_learned:,} labels learned) from {path}"
 
 
 def _with_progress(file: Path, options: Any, engine: Any, model: Any = None) -> Any:
@@ -292,31 +230,3 @@ def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
                       scores=np.frombuffer(result.replay.scores, dtype=np.float64)[kept], days=days[kept],
                       daily_card_precision=daily, threshold=result.options.threshold)
     path.write_text(render_html(data), encoding="utf-8")
-
-
-def _save_model(path: Path, result: Any, settings: Any, started: Any = None) -> None:
-    """The trained model as a signed checkpoint; one that started from a checkpoint (`started`) keeps
-    its name and counts its labels on from it."""
-    from fraudstream.models.checkpoint import CheckpointInfo, save_file, warn_if_demo_key
-
-    def epoch_time(us: int) -> datetime:
-        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
-
-    key = _signing_key(settings)
-    warn_if_demo_key(key, log)
-    if result.replay.n_labels_learned == 0:
-        log.warning("%s: the model learned from no label (none was due before the file ended): it is saved %s",
-                    path, "as it started" if started else "untrained")
-    extra = {"eval_start": result.eval_start.isoformat(), "eval_end": result.eval_end.isoformat(),
-             "seed": result.options.seed}
-    if started is not None:
-        extra["started_from"] = result.options.start_model
-    if result.replay.last_learned_us >= 0:
-        extra["learned_until"] = epoch_time(result.replay.last_learned_us).isoformat()
-    elif started is not None and started.extra.get("learned_until"):
-        extra["learned_until"] = started.extra["learned_until"]
-    info = CheckpointInfo(name=started.name if started else result.options.model, kind=result.options.model,
-                          version=started.version + 1 if started else 1, labels_learned=result.replay.n_labels_learned + (started.labels_learned if started else 0),
-                          frauds_learned=result.replay.n_frauds_learned + (started.frauds_learned if started else 0),
-                          source="backtest", extra=extra)
-    save_file(path, result.model, info, key)

@@ -145,7 +145,7 @@ def live_clock_options(func: F) -> F:
              "consumers need FRAUDSTREAM_MAX_FUTURE_SKEW=none, which the demo sets), or the wall clock's (each "
              "customer then pays rate/customers times a second, and its windows fill without bound).")(func)
     return click.option(
-        "--label-delay", default=None, callback=_check_duration, metavar="DURATION",
+        "--label-delay", default=None, callback=check_duration, metavar="DURATION",
         help="Delay before a transaction's label is published, in event time (e.g. 1d, 7d, 5s); short so that a "
              "live run sees labels (the real world's is weeks; backtests and replays use FRAUDSTREAM_LABEL_DELAY). "
              f"[default: {DEFAULT_LIVE_LABEL_DELAY['simulated']} on the simulated clock, "
@@ -167,7 +167,7 @@ def _checked_by(parse: Callable[[str], Any]) -> Callable[[click.Context, click.P
     return check
 
 
-_check_duration = _checked_by(parse_duration)
+check_duration = _checked_by(parse_duration)
 check_time = _checked_by(parse_time)  # ISO-8601 dates and times
 
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from fraudstream.cli.common import handle_errors, require_directory
-from fraudstream.cli.models import _name, _registry, format_age, known_names, models
-
-if TYPE_CHECKING:
-    from fraudstream.stream.registry import ModelRegistry
-
+from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
 
 class VersionNumber(click.ParamType):
     """A version as `models versions` prints it (``v12``) or as a number (``12``)."""
@@ -35,7 +30,7 @@ class VersionNumber(click.ParamType):
 
 VERSION = VersionNumber()
 
-@models.command("export")
+@click.command("export")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--version", type=VERSION, default=None, help="Version to export (default: the newest).")
@@ -46,8 +41,8 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
     from fraudstream.models import checkpoint
 
     require_directory(file, "FILE")
-    _, registry = _registry(ctx)
-    blob = registry.blob(name, version)
+    _, registry = open_registry(ctx)
+    blob = registry.blob(name, version, pinned=True)
     info, _ = checkpoint.verify(blob, registry.signing_key)
     tmp = file.with_name(file.name + ".tmp")
     tmp.write_bytes(blob)
@@ -55,9 +50,9 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
     click.echo(f"exported {name} v{info.version} ({info.kind}, {info.labels_learned} labels) to {file}")
 
 
-@models.command("import")
+@click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", type=click.STRING, callback=lambda ctx, param, value: _name(value), default=None,
+@click.option("--name", type=click.STRING, callback=lambda ctx, param, value: model_name(value), default=None,
               help="Registry name (default: the name stored in the file).")
 @click.option("--challenger/--inactive", default=True, show_default=True,
               help="Score it in shadow and let it learn live, or only store it.")
@@ -72,14 +67,14 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
                  pin_it: bool, force: bool) -> None:
     """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
     version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
-    from fraudstream.errors import CheckpointError
+    from fraudstream.errors import CheckpointError, ModelError
 
-    _, registry = _registry(ctx)
-    if not force and registry.key_in_use() is False:
+    _, registry = open_registry(ctx)
+    if not force and registry.signing_key_matches() is False:
         raise CheckpointError("not imported: no model published in this registry verifies with the signing key "
-                              "in use, so the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY and would "
-                              "refuse this checkpoint; set theirs (and sign the file with it), or --force after "
-                              "changing theirs")
+                              "in use, so the consumers use another FRAUDSTREAM_MODEL_SIGNING_KEY and would refuse "
+                              "this checkpoint: set FRAUDSTREAM_MODEL_SIGNING_KEY to the consumers' key (and sign the "
+                              "file with it), or use --force if the consumers' key is changing to this one")
     try:
         blob = file.read_bytes()
     except OSError as exc:
@@ -88,20 +83,24 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         info = registry.import_blob(blob, name)
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
+    pinned = ""
     if pin_it:
-        registry.pin(info.name, info.version)
+        try:
+            registry.pin(info.name, info.version)
+            pinned = ", pinned"
+        except (CheckpointError, ModelError) as exc:  # e.g. rotated out already by a learner
+            pinned = f", not pinned: {exc}"
     if make_champion:
         registry.promote(info.name)
     elif challenger:
         registry.add_challengers([info.name])
     champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
     role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
-    pinned = ", pinned" if pin_it else ""
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
                f"{role}{pinned}")
 
 
-@models.command()
+@click.command()
 @click.argument("name")
 @click.pass_context
 @handle_errors
@@ -112,14 +111,14 @@ def versions(ctx: click.Context, name: str) -> None:
     from fraudstream.models import checkpoint
     from fraudstream.stream.registry import KEEP_VERSIONS
 
-    _, registry = _registry(ctx)
-    _require_known(registry, name)
+    _, registry = open_registry(ctx)
+    require_known(registry, name)
     kept, pinned = registry.kept_versions(name), registry.pinned.versions(name)
     click.echo(f"{'VER':>5} {'KEPT':<6} {'PINNED':<6} {'LABELS':>9} {'AGE':>7} SOURCE")
     now = time.time()
     for version in sorted({*kept, *pinned}, reverse=True):
         try:
-            info, _ = checkpoint.verify(registry.blob(name, version), registry.signing_key)
+            info, _ = checkpoint.verify(registry.blob(name, version, pinned=True), registry.signing_key)
             facts = f"{info.labels_learned:>9} {format_age(now - info.created_at):>7} {info.source}"
         except CheckpointError as exc:
             facts = f"{'?':>9} {'?':>7} does not verify: {exc}"
@@ -128,7 +127,7 @@ def versions(ctx: click.Context, name: str) -> None:
     click.echo(f"the newest {KEEP_VERSIONS} are kept; `fraudstream models pin {name} VERSION` keeps another")
 
 
-@models.command()
+@click.command()
 @click.argument("name")
 @click.argument("version", type=VERSION, required=False)
 @click.pass_context
@@ -136,27 +135,27 @@ def versions(ctx: click.Context, name: str) -> None:
 def pin(ctx: click.Context, name: str, version: int | None) -> None:
     """Keep a copy of version VERSION of NAME (default: the newest) until `models unpin`, for a later
     `rollback` or `export` (a `gbt_window` checkpoint takes a few MB of Redis)."""
-    _, registry = _registry(ctx)
-    _require_known(registry, name)
+    _, registry = open_registry(ctx)
+    require_known(registry, name)
     info = registry.pin(name, version)
     click.echo(f"pinned {name} v{info.version} ({info.kind}, {info.labels_learned} labels)")
 
 
-@models.command()
+@click.command()
 @click.argument("name")
 @click.argument("version", type=VERSION)
 @click.pass_context
 @handle_errors
 def unpin(ctx: click.Context, name: str, version: int) -> None:
     """Drop the pinned copy of version VERSION of NAME."""
-    _, registry = _registry(ctx)
+    _, registry = open_registry(ctx)
     if not registry.pinned.unpin(name, version):
         pinned = ", ".join(f"v{v}" for v in registry.pinned.versions(name)) or "none"
         raise click.ClickException(f"{name} v{version} is not pinned; pinned versions of {name}: {pinned}")
     click.echo(f"unpinned {name} v{version}")
 
 
-@models.command()
+@click.command()
 @click.argument("name")
 @click.argument("version", type=VERSION)
 @click.pass_context
@@ -164,14 +163,11 @@ def unpin(ctx: click.Context, name: str, version: int) -> None:
 def rollback(ctx: click.Context, name: str, version: int) -> None:
     """Publish version VERSION of NAME (kept or pinned: `models versions NAME`) again as its newest
     version: the running consumers switch to it within about a second, and it learns on from now."""
-    _, registry = _registry(ctx)
-    _require_known(registry, name)
+    _, registry = open_registry(ctx)
+    require_known(registry, name)
     info = registry.rollback(name, version)
     click.echo(f"{name} v{info.version} is v{version} again ({info.labels_learned} labels); the consumers switch "
                "to it within about a second")
 
 
-def _require_known(registry: ModelRegistry, name: str) -> None:
-    known = known_names(registry)
-    if name not in known:
-        raise click.ClickException(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")
+VERSION_COMMANDS = (export_model, import_model, versions, pin, unpin, rollback)

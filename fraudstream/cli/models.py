@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from
-from fraudstream.models.checkpoint import warn_if_demo_key
+from fraudstream.cli.common import handle_errors
+from fraudstream.cli.model_common import format_age, known_names, number, open_registry, require_known
+from fraudstream.cli.model_versions import VERSION_COMMANDS
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
@@ -20,49 +21,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-
-
-def _registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
-    from fraudstream.stream.registry import registry_for
-
-    settings = settings_from(ctx)
-    if not settings.redis_url:
-        raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis of the consumers (see `fraudstream up`)")
-    warn_if_demo_key(settings.model_signing_key.get_secret_value(), log)
-    return settings, registry_for(settings)
-
-
-def _name(value: str | None) -> str | None:
-    """A registry name given on the command line: not empty, no surrounding blanks."""
-    if value is not None and (not value.strip() or value != value.strip()):
-        raise click.BadParameter(f"{value!r}: a model name is not empty and has no surrounding blanks")
-    return value
-
-
-def format_age(seconds: float) -> str:
-    """A short age.
-
-    >>> format_age(42), format_age(3 * 3600 + 60), format_age(90000)
-    ('42s', '3h01m', '1d01h')
-    """
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def _num(value: float) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def known_names(registry: ModelRegistry) -> list[str]:
-    """The published models and the active ones (a challenger may have no version yet)."""
-    champion, challengers = registry.active()
-    return sorted({*registry.names(), *challengers, *([champion] if champion else [])})
 
 
 def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, Any]]:
@@ -110,7 +68,7 @@ def models(ctx: click.Context) -> None:
 def list_models(ctx: click.Context, as_json: bool = False) -> None:
     """Registered models: role, version, labels learned, age, and prequential AUC ROC, average
     precision and alert precision over each model's newest scored labels (shadow scores included)."""
-    settings, registry = _registry(ctx)
+    settings, registry = open_registry(ctx)
     rows = model_rows(settings, registry)
     if as_json:
         clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
@@ -125,8 +83,8 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
     for r in rows:
         age = format_age(r["age_s"]) if "age_s" in r else "?"
         click.echo(f"{r['name']:<16} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<12} "
-                   f"{r.get('labels_learned', 0):>8} {age:>7} {_num(r['auc_roc']):>6} {_num(r['average_precision']):>6} "
-                   f"{r['alerts']:>6} {_num(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
+                   f"{r.get('labels_learned', 0):>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
+                   f"{r['alerts']:>6} {number(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
                    f"{r.get('source', r.get('error', ''))}")
     click.echo(f"learner: {registry.learner() or 'none'}; alert precision at threshold {settings.alert_threshold}")
 
@@ -138,7 +96,7 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
 def promote(ctx: click.Context, name: str) -> None:
     """Make NAME the champion of the running consumers (they switch within about a second); its
     newest checkpoint must verify with FRAUDSTREAM_MODEL_SIGNING_KEY, as the consumers will check."""
-    _, registry = _registry(ctx)
+    _, registry = open_registry(ctx)
     if registry.active()[0] == name:
         click.echo(f"{name} is the champion already")
         return
@@ -153,10 +111,8 @@ def promote(ctx: click.Context, name: str) -> None:
 def retire(ctx: click.Context, name: str) -> None:
     """Stop scoring with the challenger NAME (its versions are kept; a consumer started with it in
     FRAUDSTREAM_CHALLENGERS adds it again)."""
-    _, registry = _registry(ctx)
-    known = known_names(registry)
-    if name not in known:
-        raise click.ClickException(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")
+    _, registry = open_registry(ctx)
+    require_known(registry, name)
     if registry.retire(name):
         click.echo(f"{name} retired: the running consumers stop scoring with it within about a second")
     else:  # an inactive model: nothing to do
@@ -172,28 +128,28 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
     """NAME against OTHER (default: the champion) on the same labels: those both scored, among the
     newest of each (`models list` gives each model's figures over its own newest labels, which for a
     newer challenger are fewer)."""
-    settings, registry = _registry(ctx)
+    settings, registry = open_registry(ctx)
+    defaulted = other is None
     other = other or registry.active()[0]
     if other is None:
         raise click.ClickException("there is no champion yet: name the model to compare with")
-    known = known_names(registry)
     for model in (name, other):
-        if model not in known:
-            raise click.ClickException(f"no model named {model!r} in the registry; known models: "
-                                       f"{', '.join(known) or 'none'}")
+        require_known(registry, model)
     if other == name:
-        raise click.ClickException(f"{name} is the champion: name another model to compare it with")
+        raise click.ClickException(f"{name} is the champion: name another model to compare it with" if defaulted
+                                   else f"{name} and {other} are the same model")
     mine, theirs = registry.compare(name, other, settings.alert_threshold)
     if mine.n_labels == 0:
         click.echo(f"no label scored by both {name} and {other} yet: a model scores transactions from when it "
-                   "becomes active, and their labels come a label delay later")
+                   "becomes active, and their labels come a label delay later (score lists written by versions "
+                   "of fraudstream before `models compare` cannot be matched)")
         return
     click.echo(f"on the {mine.n_labels:,} labels both scored ({mine.n_frauds:,} frauds); alerts at "
                f"{settings.alert_threshold}:")
     click.echo(f"{'NAME':<16} {'AUC':>6} {'AP':>6} {'ALERTS':>6} {'PREC':>6}")
     for model, perf in ((name, mine), (other, theirs)):
-        click.echo(f"{model:<16} {_num(perf.auc_roc):>6} {_num(perf.average_precision):>6} {perf.alerts:>6} "
-                   f"{_num(perf.alert_precision):>6}")
+        click.echo(f"{model:<16} {number(perf.auc_roc):>6} {number(perf.average_precision):>6} {perf.alerts:>6} "
+                   f"{number(perf.alert_precision):>6}")
 
 
 @models.command()
@@ -205,5 +161,6 @@ def zoo() -> None:
         click.echo(f"{name:<14} {model_zoo.describe(name)}")
 
 
-# export, import, versions, pin, unpin and rollback attach themselves to the group (they use the helpers above)
-from fraudstream.cli import model_versions as _model_versions  # noqa: E402,F401
+
+for _command in VERSION_COMMANDS:  # export, import, versions, pin, unpin, rollback
+    models.add_command(_command)

@@ -1,0 +1,67 @@
+"""What the `fraudstream models` commands share: the registry of the settings, names, ages, numbers."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import click
+
+from fraudstream.cli.common import settings_from
+from fraudstream.models.checkpoint import warn_if_demo_key
+
+if TYPE_CHECKING:
+    from fraudstream.config import Settings
+    from fraudstream.stream.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+def open_registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
+    from fraudstream.stream.registry import registry_for
+
+    settings = settings_from(ctx)
+    if not settings.redis_url:
+        raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis of the consumers (see `fraudstream up`)")
+    warn_if_demo_key(settings.model_signing_key.get_secret_value(), log)
+    return settings, registry_for(settings)
+
+
+def model_name(value: str | None) -> str | None:
+    """A registry name given on the command line: not empty, no surrounding blanks."""
+    if value is not None and (not value.strip() or value != value.strip()):
+        raise click.BadParameter(f"{value!r}: a model name is not empty and has no surrounding blanks")
+    return value
+
+
+def format_age(seconds: float) -> str:
+    """A short age.
+
+    >>> format_age(42), format_age(3 * 3600 + 60), format_age(90000)
+    ('42s', '3h01m', '1d01h')
+    """
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def number(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def known_names(registry: ModelRegistry) -> list[str]:
+    """The published models and the active ones (a challenger may have no version yet)."""
+    champion, challengers = registry.active()
+    return sorted({*registry.names(), *challengers, *([champion] if champion else [])})
+
+
+def require_known(registry: ModelRegistry, name: str) -> None:
+    known = known_names(registry)
+    if name not in known:
+        raise click.ClickException(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")
