@@ -67,6 +67,26 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+
+def epoch_us(when: datetime) -> int:
+    """Microseconds since the epoch of an aware time (exact, unlike ``timestamp()``).
+
+    >>> epoch_us(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=timezone.utc))
+    1000005
+    >>> from_epoch_us(1000005).isoformat()
+    '1970-01-01T00:00:01.000005+00:00'
+    """
+    return (when - _EPOCH) // _US
+
+
+def from_epoch_us(us: int) -> datetime:
+    """The aware UTC time of `epoch_us`."""
+    return _EPOCH + us * _US
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)

@@ -26,7 +26,8 @@ from fraudstream.errors import ConfigError
 from fraudstream.models import metrics, zoo
 from fraudstream.producer.files import Recorded, labels_for, read_recorded
 from fraudstream.stream.features import FeatureEngine
-from fraudstream.stream.learned_spans import LearnedSpans, epoch_us
+from fraudstream.stream.learned_spans import LearnedSpans
+from fraudstream.timeutil import epoch_us
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from fraudstream.errors import FraudstreamError
@@ -33,14 +33,13 @@ from fraudstream.producer.files import Recorded, labels_for
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.learned_spans import LearnedSpans
+from fraudstream.timeutil import epoch_us, from_epoch_us
 
 log = logging.getLogger(__name__)
 
 CHUNK = 2000  # transactions per chunk sent to the model process
 QUEUE_CHUNKS = 8  # chunks featurised ahead at most (bounded memory)
 DEFERRED_MAX_ROWS = 20_000  # transactions waiting to be scored in one batch at most
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -92,9 +91,9 @@ def _featurise(chunk: list[Recorded], engine: FeatureEngine, pending: deque[Labe
     if due:
         engine.apply_labels(due)
     features = engine.transform(txs)
-    times = [(tx.event_time - _EPOCH) // _US for tx in txs]
+    times = [epoch_us(tx.event_time) for tx in txs]
     reports, frauds = [], []
-    delay_us = delay // _US
+    delay_us = delay // timedelta(microseconds=1)
     for rec, t in zip(chunk, times):
         if rec.is_fraud is None:
             reports.append(-1)
@@ -184,11 +183,11 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
             out.labels.append(fraud)
             n += 1
             if progress is not None and n % progress_every == 0:
-                progress(n, _EPOCH + t * _US)
+                progress(n, from_epoch_us(t))
     deferred.flush()
     out.elapsed_s = time.perf_counter() - started
     if progress is not None and n:
-        progress(n, _EPOCH + t * _US)
+        progress(n, from_epoch_us(t))
 
 
 class _DeferredScores:

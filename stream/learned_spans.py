@@ -17,28 +17,17 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 from fraudstream.errors import FraudstreamError
-from fraudstream.timeutil import parse_time
+from fraudstream.timeutil import epoch_us, from_epoch_us, parse_time
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
 OPEN = -(1 << 63)  # a span that starts with the file
 
 
-def epoch_us(when: datetime) -> int:
-    """Microseconds since the epoch of an aware time (exact, unlike ``timestamp()``).
-
-    >>> epoch_us(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=timezone.utc))
-    1000005
-    """
-    return (when - _EPOCH) // _US
-
-
 def _iso(us: int) -> str | None:
-    return None if us == OPEN else (_EPOCH + us * _US).isoformat()
+    return None if us == OPEN else from_epoch_us(us).isoformat()
 
 
 @dataclass(frozen=True)
@@ -54,22 +43,23 @@ class LearnedSpans:
 
     def merged(self, first_us: int, last_us: int) -> LearnedSpans:
         """These spans and ``(first_us, last_us)``, overlapping ones made one."""
+        return self._of((*self.spans, (first_us, last_us)))
+
+    @classmethod
+    def _of(cls, spans: Iterable[tuple[int, int]]) -> LearnedSpans:
         out: list[tuple[int, int]] = []
-        for a, b in sorted((*self.spans, (first_us, last_us))):
+        for a, b in sorted(spans):
             if out and a <= out[-1][1]:
                 out[-1] = (out[-1][0], max(out[-1][1], b))
             else:
                 out.append((a, b))
-        return LearnedSpans(tuple(out))
+        return cls(tuple(out))
 
     def covers(self, t_us: int) -> bool:
         for a, b in self.spans:
             if a <= t_us <= b:
                 return True
         return False
-
-    def first_us(self) -> int | None:
-        return self.spans[0][0] if self.spans else None
 
     def to_json(self) -> list[list[str | None]]:
         """ISO times, ``None`` for a span open at its start (a checkpoint header, the backtest JSON)."""
@@ -87,7 +77,4 @@ class LearnedSpans:
                 spans.append((first, epoch_us(parse_time(item[1]))))
             except (FraudstreamError, AttributeError, TypeError, IndexError, KeyError):
                 continue
-        out = cls()
-        for a, b in spans:
-            out = out.merged(a, b)
-        return out
+        return cls._of(spans)

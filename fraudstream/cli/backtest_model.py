@@ -4,12 +4,12 @@ it leaves unlearned (`--learn-after`, or what the checkpoint learned), and the `
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from fraudstream.errors import ConfigError
-from fraudstream.stream.learned_spans import LearnedSpans, epoch_us
+from fraudstream.stream.learned_spans import LearnedSpans
+from fraudstream.timeutil import epoch_us
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,7 @@ SPANS = "learned_spans"  # header `extra` key of a backtest's checkpoint: `Learn
 
 
 def signing_key(settings: Any) -> str:
-    key = getattr(settings, "model_signing_key", None)
-    return key.get_secret_value() if key is not None else os.environ.get("FRAUDSTREAM_MODEL_SIGNING_KEY", "")
+    return settings.model_signing_key.get_secret_value()
 
 
 def start_model(path: Path | None, learn: bool, learn_after: str | None, model_out: Path | None,

@@ -4,7 +4,6 @@ versions: `fraudstream.cli.model_versions`)."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from fraudstream.stream.registry import ModelRegistry
 
 
-log = logging.getLogger(__name__)
 
 
 def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, Any]]:
