@@ -2,9 +2,9 @@
 
 Run by hand (prints figures, asserts nothing)::
 
-    .venv/bin/python benchmarks/feature_state_memory.py [--days 30] [--batch 1000]
+    .venv/bin/python benchmarks/feature_state_memory.py [--days 30] [--batch 1000] [--file FILE]
 
-Streams the first `days` days of ../shared/data/fdh_dev.csv.gz (~2 transactions per customer per
+Streams the first `days` days of ../shared/data/fdh_dev.csv.gz or FILE (~2 transactions per customer per
 day) through the Redis store of an embedded Valkey server started here (stopped at the end), like
 the consumer: per batch, the labels arrived so far (7 days after their transactions), then
 `transform` and `record_scored` with one score per transaction. Then measures every key with
@@ -40,7 +40,7 @@ CHAMPION = Settings.model_fields["model"].default  # the default model's name, a
 PREFIX = "mem"
 
 
-def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
+def stream_days(store: RedisStore, days: int, batch: int, data: Path = DATA) -> tuple[int, float]:
     """Transactions streamed and seconds taken."""
     engine = FeatureEngine(store)
     pending: deque[Label] = deque()
@@ -55,7 +55,7 @@ def stream_days(store: RedisStore, days: int, batch: int) -> tuple[int, float]:
         engine.record_scored([tx for tx, _ in kept], [x for _, x in kept], [{CHAMPION: 0.01}] * len(kept))
         chunk.clear()
 
-    for rec in read_recorded(DATA):
+    for rec in read_recorded(data):
         tx = rec.transaction
         first = first or tx.event_time
         if tx.event_time >= first + timedelta(days=days):
@@ -131,16 +131,17 @@ class MemoryFigures:
         return self.feature_state + self.records
 
 
-def measure(days: int = 30, batch: int = 1000) -> MemoryFigures:
-    """Stream `days` days of the handbook through a Valkey server of its own and measure its keys."""
-    if not DATA.exists():
-        raise SystemExit(f"needs {DATA}")
+def measure(days: int = 30, batch: int = 1000, data: Path = DATA) -> MemoryFigures:
+    """Stream the first `days` days of `data` (the handbook by default) through a Valkey server of its
+    own and measure its keys."""
+    if not data.exists():
+        raise SystemExit(f"needs {data}")
     server = valkey_process()
     server.start()
     try:
         client = redis.Redis(port=server.port)
         try:
-            count, seconds = stream_days(RedisStore(client, prefix=PREFIX), days, batch)
+            count, seconds = stream_days(RedisStore(client, prefix=PREFIX), days, batch, data)
             kinds = key_bytes(client)
             used_mb = client.info("memory")["used_memory"] / 1e6
         finally:
@@ -159,8 +160,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--file", type=Path, default=DATA,
+                        help="a recorded file (e.g. of `fraudstream record`, whose transactions have coordinates)")
     args = parser.parse_args()
-    m = measure(args.days, args.batch)
+    m = measure(args.days, args.batch, args.file)
     print(f"streamed {m.transactions:,} transactions ({m.days} days) in {m.seconds:.1f} s: "
           f"{m.transactions / m.seconds:,.0f} tx/s (transform + record_scored + apply_labels, batches of {args.batch})")
     for kind, sizes in sorted(m.kinds.items()):
