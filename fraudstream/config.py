@@ -11,6 +11,7 @@ False
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,22 +24,29 @@ from fraudstream.timeutil import parse_duration
 
 
 def mask_url(url: str | None) -> str | None:
-    """Hide the password of a URL.
+    """Hide the passwords of a URL: the user part's, and query parameters such as ``?password=``
+    (which redis-py accepts too).
 
     >>> mask_url("redis://user:secret@host:6379/0")
     'redis://user:***@host:6379/0'
+    >>> mask_url("redis://host:6379/0?password=secret&db=1")
+    'redis://host:6379/0?password=***&db=1'
     >>> mask_url("redis://host:6379")
     'redis://host:6379'
     """
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc, query = parts.netloc, _PASSWORD_PARAMETER.sub(r"\1***", parts.query)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    userinfo = f"{parts.username or ''}:***"
-    host = parts.hostname or ""
-    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_PASSWORD_PARAMETER = re.compile(r"((?:^|&)[^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
 
 
 class Settings(BaseSettings):

@@ -37,6 +37,16 @@ def test_secrets_never_in_repr() -> None:
         assert secret not in text
 
 
+@pytest.mark.parametrize("url", ["redis://:s3cret@h:1/0", "redis://h:1/0?password=s3cret",
+                                 "rediss://u@h:1/0?db=1&Password=s3cret&ssl_cert_reqs=none"])
+def test_config_never_prints_a_password_of_the_redis_url(url: str) -> None:
+    """redis-py takes a password from the URL's user part and from its query (``?password=``)."""
+    result = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_REDIS_URL": url})
+    assert result.exit_code == 0 and "s3cret" not in result.output, result.output
+    shown = next(line for line in result.output.splitlines() if line.startswith("FRAUDSTREAM_REDIS_URL="))
+    assert "***" in shown and "h:1/0" in shown
+
+
 def test_help_shows_env_vars() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
