@@ -103,7 +103,8 @@ def render(view: DashboardView) -> RenderableType:
         figures.add_column(justify="right", style="bold", no_wrap=True)
     figures.add_row("tx/s (5 s)", f"{view.rate_tps:,.0f}", "processed", f"{view.processed:,}",
                     "alerts", f"{view.alerts:,}")
-    figures.add_row("latency p50", _ms(view.latency_p50_ms), "latency p99", _ms(view.latency_p99_ms),
+    newest = f"(last {LATENCY_SAMPLE // 1000}k)"
+    figures.add_row(f"p50 {newest}", _ms(view.latency_p50_ms), f"p99 {newest}", _ms(view.latency_p99_ms),
                     "dead-lettered", f"{view.dead_lettered:,}")
     figures.add_row("consumer lag", f"{sum(view.lag.values()):,}", "labels learned", f"{view.labels_learned:,}",
                     "labels DLQ", f"{view.labels_dead_lettered:,}")

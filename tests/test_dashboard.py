@@ -64,7 +64,7 @@ def test_dashboard_shows_the_consumer_figures() -> None:
         assert shown in text, shown
     assert re.search(r"consumer lag\s+130\b", text) and "lag by topic: transactions 123   labels 7" in text
     p50, p99 = stats.latency_percentile(50), stats.latency_percentile(99)
-    assert re.search(rf"latency p50\s+{p50:.0f} ms", text) and re.search(rf"latency p99\s+{p99:.0f} ms", text)
+    assert re.search(rf"p50 \(last 5k\)\s+{p50:.0f} ms", text) and re.search(rf"p99 \(last 5k\)\s+{p99:.0f} ms", text)
     flagged = scores >= 0.6
     assert re.search(rf"rolling AUC\s+{roc_auc(labels, scores):.3f}", text)
     assert re.search(rf"precision @ 0.60\s+{(flagged & labels).sum() / flagged.sum():.3f}", text)

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,11 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_option
 if TYPE_CHECKING:
     from fraudstream.stream.consumer import ScoringConsumer
     from fraudstream.stream.dashboard import Dashboard
+
+log = logging.getLogger(__name__)
+# after --transactions, the consumer goes on until it has read the labels the producer still sends
+# (for a label delay after the last transaction); at most this long after the producer finished
+LAST_LABELS_PATIENCE_S = 30.0
 
 
 @contextlib.contextmanager
@@ -83,6 +89,26 @@ class _ProducerThread(threading.Thread):
             self.kwargs["stop"].set()  # the consumer stops too: the demo ends with the error, not idle
 
 
+def _stop_when_labels_read(stats: Any, producer: _ProducerThread, stop: threading.Event,
+                           patience_s: float = LAST_LABELS_PATIENCE_S) -> None:
+    """Set `stop` once the producer has finished (it sends the last transactions' labels for a label
+    delay after them) and the consumer has processed as many labels as it sent, so the summary
+    counts every label; or `patience_s` after the producer finished, with a warning."""
+    deadline = None
+    while not stop.wait(0.1):
+        if producer.is_alive():
+            continue
+        sent = producer.result.labels if producer.result is not None else 0
+        read = stats.labels_learned + stats.labels_duplicate + stats.labels_dead_lettered
+        if read >= sent:
+            break
+        deadline = deadline or time.monotonic() + patience_s
+        if time.monotonic() >= deadline:
+            log.warning("stopping with %d of the %d labels sent not read after %.0f s", sent - read, sent, patience_s)
+            break
+    stop.set()
+
+
 @click.command()
 @click.option("--transactions", "count", type=click.IntRange(min=1), default=None,
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
@@ -137,6 +163,12 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
                 producer.start()
                 try:
                     stats = app.run(max_transactions=count)
+                    if count is not None and not stop.is_set():  # the labels the producer still sends
+                        if dashboard is not None:
+                            dashboard.status = "learning the last labels"
+                        threading.Thread(target=_stop_when_labels_read, args=(app.stats, producer, stop),
+                                         name="demo-drain", daemon=True).start()
+                        stats = app.run()
                 finally:
                     stop.set()
                     if dashboard is not None:
@@ -145,4 +177,6 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
         if producer.error is not None:
             raise click.ClickException(f"producer failed: {producer.error}")
         summary = stats.summary()
+        if producer.result is not None:
+            summary["labels_sent"] = producer.result.labels
         click.echo("summary " + json.dumps(summary))
