@@ -122,22 +122,39 @@ def _first_line(stream: IO[str], path: Path) -> str:
 
 def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
              start: datetime | None, end: datetime | None, span: Span | None) -> Iterator[Recorded]:
+    # A row is given out only once the next one is read and found in order: a row out of order stops
+    # the reading before either of the two rows is used, since either may be the wrong one.
     previous: datetime | None = None
-    line = 1
+    previous_line = line = 1
+    held: Recorded | None = None
     try:
-        for line, rec in rows:
+        while True:
+            try:
+                line, rec = next(rows)
+            except StopIteration:
+                break
+            except InputError:  # a row bad in itself: the one before it is good
+                if held is not None:
+                    yield held
+                raise
             moment = rec.transaction.event_time
             if previous is None:
                 if span is not None:
                     span.first = moment
             elif moment < previous:
-                raise InputError(f"{path}:{line}: event time {moment.isoformat()} is before the previous row's "
-                                 f"{previous.isoformat()}; files must be in event-time order")
-            previous = moment
+                raise InputError(f"{path}:{line}: event time {moment.isoformat()} is before line {previous_line}'s "
+                                 f"{previous.isoformat()} (files must be in event-time order; either line may be "
+                                 "the wrong one, and neither was used)")
+            previous, previous_line = moment, line
+            if held is not None:
+                yield held
+                held = None
             if end is not None and moment >= end:
                 return
             if start is None or moment >= start:
-                yield rec
+                held = rec
+        if held is not None:
+            yield held
         if span is not None:
             span.complete = True
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
