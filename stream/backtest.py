@@ -24,7 +24,7 @@ import numpy as np
 
 from fraudstream.errors import ConfigError
 from fraudstream.models import metrics, zoo
-from fraudstream.producer.files import Recorded, labels_for, read_recorded
+from fraudstream.producer.files import Recorded, Span, labels_for, read_recorded
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.learned_spans import LearnedSpans
 from fraudstream.timeutil import epoch_us
@@ -225,8 +225,13 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any) -> BacktestResul
     days = np.frombuffer(run.days, dtype=np.int64) if run.days.itemsize == 8 else np.array(run.days, dtype=np.int64)
     if days.size == 0:
         raise ConfigError("no transactions to evaluate (empty file or window)")
-    start = options.eval_start or _day(int(days[0])) + DEFAULT_WARMUP
-    end = options.eval_end or _day(int(days[-1]))
+    first_day, last_day = _day(int(days[0])), _day(int(days[-1]))
+    start = options.eval_start or first_day + DEFAULT_WARMUP
+    end = options.eval_end or last_day
+    if end > last_day >= start:  # alerts per day and the weekly means count days with transactions only
+        log.warning("--eval-end %s is after the last day with transactions, %s: evaluating up to %s",
+                    end, last_day, last_day)
+        end = last_day
     if end < start:
         raise ConfigError(f"evaluation window {start}..{end} is empty (the data ends {_day(int(days[-1]))})")
     s, e = metrics.day_number(start), metrics.day_number(end)
@@ -254,14 +259,24 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
 
     if model is None:
         model = zoo.make_model(options.model, options.seed)
-    records = read_recorded(path, start=options.start, end=options.read_until)
+    span = Span()
+    records = read_recorded(path, start=options.start, end=options.read_until, span=span)
     run = Replay()
     with fewer_collections():
-        score_chunks(forked_chunks(records, engine, options.label_delay), model, run, progress, options.progress_every,
+        score_chunks(forked_chunks(records, engine, options.label_delay, span), model, run, progress, options.progress_every,
                      learn=options.learn, not_learned=options.not_learned)
+    if not run.scores:
+        raise ConfigError(f"no transactions to evaluate: {_read_range(span)} of {path}, none in the window asked for")
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)
     log.info("replayed %d transactions in %.1f s (%d labels learned)", len(run.scores), run.elapsed_s,
              run.n_labels_learned)
     return evaluate(run, options, model)
+
+
+def _read_range(span: Span) -> str:
+    if span.first is None:
+        return "no row"
+    last = span.last.isoformat() if span.last is not None else "?"
+    return f"rows from {span.first.isoformat()} to {last}" + ("" if span.complete else " (as far as read)")

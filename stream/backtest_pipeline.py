@@ -29,7 +29,7 @@ from typing import Any
 from fraudstream.errors import FraudstreamError
 from fraudstream.models import zoo
 from fraudstream.models.events import Label
-from fraudstream.producer.files import Recorded, labels_for
+from fraudstream.producer.files import Recorded, Span, labels_for
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.learned_spans import LearnedSpans
@@ -106,11 +106,13 @@ def _featurise(chunk: list[Recorded], engine: FeatureEngine, pending: deque[Labe
                         features)
 
 
-def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, queue: Any) -> None:
+def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, queue: Any, span: Span | None) -> None:
     try:
         with fewer_collections():
             for chunk in feature_chunks(records, engine, delay):
                 queue.put(chunk)
+        if span is not None:  # what the reader saw, filled in here, in the child
+            queue.put(span)
         queue.put(None)
     except FraudstreamError as exc:  # bad input (a row of the file): the parent raises it as it is
         queue.put(_WorkerFailed(str(exc), expected=True))
@@ -118,11 +120,13 @@ def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, 
         queue.put(_WorkerFailed(traceback.format_exc(), expected=False))
 
 
-def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_delay: timedelta) -> Iterator[FeatureChunk]:
-    """`feature_chunks` computed in a forked child process (stopped by PID when this generator ends)."""
+def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_delay: timedelta,
+                  span: Span | None = None) -> Iterator[FeatureChunk]:
+    """`feature_chunks` computed in a forked child process (stopped by PID when this generator ends);
+    `span`: the one `records` fills in (`read_recorded`), copied back from the child at the end."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue(maxsize=QUEUE_CHUNKS)
-    worker = context.Process(target=_work, args=(records, engine, label_delay, queue), daemon=True,
+    worker = context.Process(target=_work, args=(records, engine, label_delay, queue, span), daemon=True,
                              name="fraudstream-backtest-features")
     worker.start()
     log.debug("feature worker pid %d (parent %d)", worker.pid, os.getpid())
@@ -131,6 +135,10 @@ def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_dela
             item = queue.get()
             if item is None:
                 break
+            if isinstance(item, Span):
+                if span is not None:
+                    span.first, span.last, span.complete = item.first, item.last, item.complete
+                continue
             if isinstance(item, _WorkerFailed):
                 raise FraudstreamError(item.text if item.expected else f"backtest feature worker failed:\n{item.text}")
             yield item

@@ -151,6 +151,28 @@ def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--report" in result.output and "no such directory" in result.output
 
 
+def test_the_evaluation_window_ends_with_the_data(tmp_path: Path) -> None:
+    """An --eval-end past the last day with transactions would divide the alerts by days with none and
+    add empty weeks; a --start past the data says what the file holds."""
+    path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=10)  # 2018-04-01..04-20
+    args = ["backtest", str(path), "--eval-start", "2018-04-08", "--label-delay", "2d", "--model", "logreg",
+            "--threshold", "0.2", "--no-progress"]
+    runs, printed = {}, {}
+    for end in ("2018-04-20", "2018-05-31"):
+        out = tmp_path / f"{end}.json"
+        result = CliRunner().invoke(main, [*args, "--eval-end", end, "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[end], printed[end] = json.loads(out.read_text()), result.output
+    warning = "--eval-end 2018-05-31 is after the last day with transactions, 2018-04-20"
+    assert warning in printed["2018-05-31"] and warning[:20] not in printed["2018-04-20"]
+    clamped, exact = runs["2018-05-31"], runs["2018-04-20"]
+    assert clamped["eval_end"] == "2018-04-20" and clamped["weeks"] == exact["weeks"] and len(exact["weeks"]) == 2
+    assert exact["alerts"] > 0 and clamped["alerts_per_day"] == exact["alerts_per_day"] == exact["alerts"] / 13
+    result = CliRunner().invoke(main, [*args[:2], "--start", "2019-01-01", "--no-progress"])
+    assert result.exit_code != 0 and "no transactions to evaluate: rows from 2018-04-01T" in result.output
+    assert "to 2018-04-20T" in result.output and "none in the window asked for" in result.output, result.output
+
+
 def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:
     path = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
     result = CliRunner().invoke(main, ["backtest", str(path), "--redis", "redis://127.0.0.1:1/0", "--no-progress"],

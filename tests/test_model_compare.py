@@ -49,7 +49,9 @@ def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings
     result = CliRunner().invoke(main, ["models", "compare", "htree"], env=env)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"on the 600 labels both scored ({int(y.sum())} frauds); alerts at 0.5:"
+    assert lines[0] == (f"on the 600 labels both scored ({int(y.sum())} frauds); ABOVE: scored at or above the alert "
+                        "threshold 0.5, PREC: the share of them that were frauds:")
+    assert lines[1].split() == ["NAME", "AUC", "AP", "ABOVE", "PREC"]
     assert lines[2].split() == ["htree", f"{mine.auc_roc:.3f}", f"{mine.average_precision:.3f}", str(mine.alerts),
                                 f"{mine.alert_precision:.3f}"]
     assert lines[3].split()[:2] == ["logreg", f"{theirs.auc_roc:.3f}"]

@@ -61,7 +61,7 @@ def _json_safe(value: Any) -> Any:
               help="Replay only from this event time on: a slice of the file, whose features start empty there "
                    "[default: the first row].")
 @click.option("--eval-start", callback=check_time, default=None, help="First day of the evaluation window [default: first day + 30 d].")
-@click.option("--eval-end", callback=check_time, default=None, help="Last day of the evaluation window, inclusive [default: last day].")
+@click.option("--eval-end", callback=check_time, default=None, help="Last day of the evaluation window, inclusive; at most the last day with transactions [default: last day].")
 @settings_option("--model", "model")
 @settings_option("--seed", "seed", type=int)
 @settings_option("--threshold", "alert_threshold", type=float)
@@ -94,8 +94,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     score, and learning from each label once event time passes its time plus the label delay.
 
     Prints the handbook's prequential figures (weekly AUC ROC, average precision, card precision@100,
-    averaged over 7-day weeks from --eval-start; a last, shorter week counts as one, and the JSON's
-    "weeks" give each week's dates) as JSON.
+    averaged over 7-day weeks from --eval-start; a last, shorter week counts as one) as JSON; the --json
+    file also has "weeks", each week's dates and figures.
     """
     from fraudstream.stream.backtest import BacktestOptions, run_backtest
     from fraudstream.stream.features import FeatureConfig, FeatureEngine

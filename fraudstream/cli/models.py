@@ -65,7 +65,10 @@ def models(ctx: click.Context) -> None:
 @handle_errors
 def list_models(ctx: click.Context, as_json: bool = False) -> None:
     """Registered models: role, version, labels learned, age, and prequential AUC ROC, average
-    precision and alert precision over each model's newest scored labels (shadow scores included)."""
+    precision and alert precision over each model's newest scored labels (SCORED; shadow scores
+    included). ABOVE: how many of them scored at or above the alert threshold, whether an alert was
+    sent or not (challengers and a warming-up champion send none); PREC: the share of those that
+    were frauds. The --json keys are alerts and alert_precision."""
     settings, registry = open_registry(ctx)
     rows = model_rows(settings, registry)
     if as_json:
@@ -76,7 +79,7 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         click.echo("no models yet: start `fraudstream consume` or `fraudstream models import FILE`")
         return
     header = f"{'NAME':<16} {'ROLE':<10} {'VER':>4} {'KIND':<12} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
-             f"{'ALERTS':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
+             f"{'ABOVE':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
     click.echo(header)
     for r in rows:
         age = format_age(r["age_s"]) if "age_s" in r else "?"
@@ -84,7 +87,8 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
                    f"{r.get('labels_learned', 0):>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
                    f"{r['alerts']:>6} {number(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
                    f"{r.get('source', r.get('error', ''))}")
-    click.echo(f"learner: {registry.learner() or 'none'}; alert precision at threshold {settings.alert_threshold}")
+    click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
+               f"threshold {settings.alert_threshold}, and the share of them that were frauds")
 
 
 @models.command()
@@ -142,9 +146,9 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
                    "becomes active, and their labels come a label delay later (score lists written by versions "
                    "of fraudstream before `models compare` cannot be matched)")
         return
-    click.echo(f"on the {mine.n_labels:,} labels both scored ({mine.n_frauds:,} frauds); alerts at "
-               f"{settings.alert_threshold}:")
-    click.echo(f"{'NAME':<16} {'AUC':>6} {'AP':>6} {'ALERTS':>6} {'PREC':>6}")
+    click.echo(f"on the {mine.n_labels:,} labels both scored ({mine.n_frauds:,} frauds); ABOVE: scored at or "
+               f"above the alert threshold {settings.alert_threshold}, PREC: the share of them that were frauds:")
+    click.echo(f"{'NAME':<16} {'AUC':>6} {'AP':>6} {'ABOVE':>6} {'PREC':>6}")
     for model, perf in ((name, mine), (other, theirs)):
         click.echo(f"{model:<16} {number(perf.auc_roc):>6} {number(perf.average_precision):>6} {perf.alerts:>6} "
                    f"{number(perf.alert_precision):>6}")
