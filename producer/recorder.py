@@ -86,7 +86,7 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
     simulator = Simulator(config)
     formatter = _RowFormatter(simulator.population, kind)
     try:
-        with _open_out(partial, gz) as out:
+        with _open_out(partial, gz, shown=path) as out:
             if kind == "csv":
                 out.write(",".join(OUR_COLUMNS) + "\n")
             for index, batch in enumerate(simulator.days(days)):
@@ -107,14 +107,15 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
     return summary
 
 
-def _open_out(path: Path, gz: bool) -> IO[str]:
+def _open_out(path: Path, gz: bool, shown: Path) -> IO[str]:
+    """`path` opened for writing; an error names `shown`, the file the user asked for."""
     try:
         if gz:
             # mtime=0: no time of writing in the header, so the same seed gives the same .gz bytes too
             return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=1, mtime=0), encoding="utf-8", newline="")
         return path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+        raise InputError(f"{shown}: cannot write: {exc.strerror or exc}") from exc
 
 
 class _RowFormatter:

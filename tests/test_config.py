@@ -120,6 +120,9 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["record", "--days", "0", "--out", "x.csv"], "0 is not in the range x>=1"),
     (["record", "--days", "1", "--customers", "-3", "--out", "x.csv"], "-3 is not in the range x>=1"),
     (["record", "--days", "1", "--report-share", "1.5", "--out", "x.csv"], "'1.5' is not a finite number >= 0 and <= 1"),
+    (["record", "--days", "1", "--out", "x.txt"], "Invalid value for --out: x.txt: unknown output format"),
+    (["record", "--days", "1", "--out", "no/such/dir/x.jsonl"], "Invalid value for --out: no/such/dir/x.jsonl: no such directory"),
+    (["topics", "--partitions", "0"], "Invalid value for '--partitions': 0 is not in the range x>=1"),
 ])
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})

@@ -8,7 +8,7 @@ from fraudstream.cli.common import handle_errors, settings_from, settings_option
 
 
 @click.command()
-@settings_option("--partitions", "topic_partitions", type=int)
+@settings_option("--partitions", "topic_partitions", type=click.IntRange(min=1))
 @click.pass_context
 @handle_errors
 def topics(ctx: click.Context, **overrides: object) -> None:

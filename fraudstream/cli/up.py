@@ -7,7 +7,7 @@ import time
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from
+from fraudstream.cli.common import handle_errors, settings_from, settings_option
 from fraudstream.constants import ENV_PREFIX
 
 
@@ -22,10 +22,10 @@ def export_lines(kafka_bootstrap: str, redis_url: str) -> list[str]:
 
 
 @click.command()
-@click.option("--partitions", type=click.IntRange(min=1), default=None, help="Partitions of the topics created. [default: from settings]")
+@settings_option("--partitions", "topic_partitions", type=click.IntRange(min=1))
 @click.pass_context
 @handle_errors
-def up(ctx: click.Context, partitions: int | None) -> None:
+def up(ctx: click.Context, topic_partitions: int | None) -> None:
     """Start the embedded Kafka-protocol broker (Tansu) and Redis server (Valkey) and create the topics.
 
     Prints the `export FRAUDSTREAM_...` lines to paste in other terminals; Ctrl-C stops both servers.
@@ -33,7 +33,7 @@ def up(ctx: click.Context, partitions: int | None) -> None:
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.services import embedded_services
 
-    settings = settings_from(ctx, topic_partitions=partitions)
+    settings = settings_from(ctx, topic_partitions=topic_partitions)
     try:
         with embedded_services(settings) as live:
             ensure_topics(live)
