@@ -147,3 +147,14 @@ def machine_description() -> str:
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{platform.system()} {platform.release()} {platform.machine()}, {cores} cores{model}{memory}, "
             f"Python {platform.python_version()}; load average {load} (1, 5, 15 min) at the start")
+
+
+def python_loop_seconds() -> float:
+    """Seconds that ``s = 0; for i in range(10_000_000): s += i`` takes at module level (global
+    names, as ``python3 -c`` runs it): how fast this machine runs Python right now. 0.7-0.8 s on the
+    quiet days of 2026-12-05 when every speed target was met; 1.7-2.7 s on the slowed days when none
+    was. Read a run's rates by it."""
+    code = compile("s = 0\nfor i in range(10_000_000):\n    s += i\n", "<python speed>", "exec")
+    began = time.perf_counter()
+    exec(code, {})  # noqa: S102 - a fixed loop, timed
+    return time.perf_counter() - began
