@@ -56,6 +56,22 @@ def test_command_matches_the_handbook_computation(tmp_path: Path) -> None:
     assert reference["TERMINAL_ID_RISK_7DAY_WINDOW"].max() > 0  # labels were applied
 
 
+def test_start_and_end_give_the_features_of_the_slice_as_if_it_were_the_file(tmp_path: Path) -> None:
+    df = scripted_frame()
+    write_handbook_csv(df, tmp_path / "in.csv")
+    start, end = pd.Timestamp("2018-04-11"), pd.Timestamp("2018-05-06")
+    got = run_command(tmp_path / "in.csv", tmp_path / "slice.csv", "--start", "2018-04-11", "--end", "2018-05-06")
+    cut = df[(df.TX_DATETIME >= start) & (df.TX_DATETIME < end)]
+    write_handbook_csv(cut, tmp_path / "cut.csv")
+    expected = run_command(tmp_path / "cut.csv", tmp_path / "cut_out.csv")
+    assert 0 < len(got) < len(df) and list(got.index) == list(cut.TRANSACTION_ID)
+    pd.testing.assert_frame_equal(got, expected)  # the features start empty at --start
+    result = CliRunner().invoke(main, ["features", str(tmp_path / "in.csv"), "--out", str(tmp_path / "none.csv"),
+                                       "--no-progress", "--start", "2030-01-01"])
+    assert result.exit_code == 0 and '"transactions": 0' in result.output
+    assert "no transaction of" in result.output and "its transactions run from 2018-04-01" in result.output, result.output
+
+
 def test_label_delay_option_changes_terminal_risk(tmp_path: Path) -> None:
     df = scripted_frame()
     write_handbook_csv(df, tmp_path / "in.csv")

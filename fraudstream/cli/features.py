@@ -21,8 +21,9 @@ from typing import IO, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, require_directory, settings_from, settings_option
+from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
 from fraudstream.models.events import Label, Transaction
+from fraudstream.timeutil import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,15 @@ def open_output(path: Path, compressed: bool) -> IO[str]:
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output CSV (.csv or .csv.gz): TRANSACTION_ID and one column per feature.")
 @settings_option("--label-delay", "label_delay", help="Each label arrives this long after its transaction (event time).")
+@click.option("--start", callback=check_time, default=None,
+              help="Only the transactions from this event time on: a slice of the file, whose features start empty "
+                   "there (start 30 days earlier for warm 30-day windows) [default: the first row].")
+@click.option("--end", callback=check_time, default=None, help="Only the transactions before this event time (ISO-8601).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @handle_errors
-def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overrides: Any) -> None:
+def features(ctx: click.Context, file: str, out: str, start: str | None, end: str | None, no_progress: bool,
+             **overrides: Any) -> None:
     """Compute the feature vector of every transaction of FILE as the consumer scores it.
 
     FILE is a recorded .jsonl/.csv (optionally .gz) or the handbook CSV, in event-time order. The
@@ -96,7 +102,8 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from fraudstream.errors import ConfigError
-    from fraudstream.producer.files import read_recorded
+    from fraudstream.cli.replay import nothing_in_window
+    from fraudstream.producer.files import Span, read_recorded
     from fraudstream.producer.recorder import output_format
     from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine
     from fraudstream.stream.state import MemoryStore, windows_for
@@ -105,6 +112,9 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
         _, compressed = output_format(out, kinds=("csv",))  # the check of `fraudstream record`
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
+    begin, finish = (parse_time(start) if start else None), (parse_time(end) if end else None)
+    if begin is not None and finish is not None and finish <= begin:
+        raise click.BadParameter(f"{end} is not after --start {start}", param_hint="--end")
     settings = settings_from(ctx, **overrides)
     target = Path(out)
     if target.resolve() == Path(file).resolve():
@@ -112,9 +122,10 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
     require_directory(target, "--out")
     partial = target.with_name(target.name + ".part")
     engine = FeatureEngine(MemoryStore(windows_for(settings)))
-    records = read_recorded(file)  # checks the header before anything is written
+    span = Span()
+    records = read_recorded(file, start=begin, end=finish, span=span)  # checks the header before anything is written
     written = reused = 0
-    start = time.monotonic()
+    began = time.monotonic()
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), disable=no_progress, transient=False)
     task = progress.add_task("starting", total=None)
     try:
@@ -129,13 +140,15 @@ def features(ctx: click.Context, file: str, out: str, no_progress: bool, **overr
                 writer.writerow([tx.transaction_id, *[x[name] for name in FEATURE_NAMES]])
                 written += 1
                 if written % 20_000 == 0:
-                    rate = written / max(time.monotonic() - start, 1e-9)
+                    rate = written / max(time.monotonic() - began, 1e-9)
                     progress.update(task, description=f"event {tx.event_time:%Y-%m-%d %H:%M:%S} | "
                                                       f"{written:,} transactions | {rate:,.0f} tx/s")
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    seconds = time.monotonic() - start
+    if not written and (start or end):
+        log.warning(nothing_in_window(file, start, end, span.first, span.last if span.complete else None))
+    seconds = time.monotonic() - began
     click.echo("features " + json.dumps({"transactions": written, "skipped_reused_ids": reused, "out": str(target),
                                          "seconds": round(seconds, 3), "rate": round(written / max(seconds, 1e-9), 1)}))
