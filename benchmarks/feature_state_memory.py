@@ -1,12 +1,12 @@
-"""Redis bytes per customer and per terminal after ~30 days of handbook traffic.
+"""Redis bytes per customer and per terminal after ~30 days of traffic (the handbook's, or a recorded file's).
 
 Run by hand (prints figures, asserts nothing)::
 
     .venv/bin/python benchmarks/feature_state_memory.py [--days 30] [--batch 1000] [--file FILE]
 
-Streams the first `days` days of ../shared/data/fdh_dev.csv.gz or FILE (~2 transactions per customer per
-day) through the Redis store of an embedded Valkey server started here (stopped at the end), like
-the consumer: per batch, the labels arrived so far (7 days after their transactions), then
+Streams the first `days` days of ../shared/data/fdh_dev.csv.gz (~1.9 transactions per customer per
+day) or FILE (`fraudstream record`'s: ~2.2, with coordinates) through the Redis store of an
+embedded Valkey server started here (stopped at the end), like the consumer: per batch, the labels arrived so far (7 days after their transactions), then
 `transform` and `record_scored` with one score per transaction. Then measures every key with
 MEMORY USAGE (SAMPLES 0: exact) and prints the mean bytes per customer (its event string = feature
 state; its share of the terminals' event strings; scored records waiting for their label,

@@ -133,8 +133,8 @@ def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
                 line, rec = next(rows)
             except StopIteration:
                 break
-            except InputError:  # a row bad in itself: the one before it is good
-                if held is not None:
+            except (InputError, OSError, EOFError, UnicodeDecodeError, csv.Error):  # a row bad in itself, or a
+                if held is not None:  # file cut short: the row before it is good
                     yield held
                 raise
             moment = rec.transaction.event_time

@@ -220,17 +220,18 @@ def _day(number: int) -> date:
     return date(1970, 1, 1) + timedelta(days=number)
 
 
-def evaluate(run: Replay, options: BacktestOptions, model: Any) -> BacktestResult:
-    """The handbook metrics of a replay over the evaluation window."""
+def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool = True) -> BacktestResult:
+    """The handbook metrics of a replay over the evaluation window; `file_ended`: the replay read the
+    file to its end (so its last day is the data's), not only up to the window's end."""
     days = np.frombuffer(run.days, dtype=np.int64) if run.days.itemsize == 8 else np.array(run.days, dtype=np.int64)
     if days.size == 0:
         raise ConfigError("no transactions to evaluate (empty file or window)")
     first_day, last_day = _day(int(days[0])), _day(int(days[-1]))
     start = options.eval_start or first_day + DEFAULT_WARMUP
     end = options.eval_end or last_day
-    if end > last_day >= start:  # alerts per day and the weekly means count days with transactions only
-        log.warning("--eval-end %s is after the last day with transactions, %s: evaluating up to %s",
-                    end, last_day, last_day)
+    if file_ended and end > last_day:  # alerts per day and the weekly means count the data's days only
+        if last_day >= start:
+            log.warning("--eval-end %s is after the data's last day, %s: evaluating up to %s", end, last_day, last_day)
         end = last_day
     if end < start:
         raise ConfigError(f"evaluation window {start}..{end} is empty (the data ends {_day(int(days[-1]))})")
@@ -266,13 +267,15 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
         score_chunks(forked_chunks(records, engine, options.label_delay, span), model, run, progress, options.progress_every,
                      learn=options.learn, not_learned=options.not_learned)
     if not run.scores:
-        raise ConfigError(f"no transactions to evaluate: {_read_range(span)} of {path}, none in the window asked for")
+        asked = " in the window asked for" if options.start is not None or options.read_until is not None else ""
+        reused = f" ({run.n_conflicts:,} reused an earlier transaction's id)" if run.n_conflicts else ""
+        raise ConfigError(f"no transactions to evaluate{asked}{reused}: {_read_range(span)} of {path}")
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)
     log.info("replayed %d transactions in %.1f s (%d labels learned)", len(run.scores), run.elapsed_s,
              run.n_labels_learned)
-    return evaluate(run, options, model)
+    return evaluate(run, options, model, file_ended=span.complete)
 
 
 def _read_range(span: Span) -> str:

@@ -163,14 +163,20 @@ def test_the_evaluation_window_ends_with_the_data(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, [*args, "--eval-end", end, "--json", str(out)])
         assert result.exit_code == 0, result.output
         runs[end], printed[end] = json.loads(out.read_text()), result.output
-    warning = "--eval-end 2018-05-31 is after the last day with transactions, 2018-04-20"
+    warning = "--eval-end 2018-05-31 is after the data's last day, 2018-04-20"
     assert warning in printed["2018-05-31"] and warning[:20] not in printed["2018-04-20"]
     clamped, exact = runs["2018-05-31"], runs["2018-04-20"]
     assert clamped["eval_end"] == "2018-04-20" and clamped["weeks"] == exact["weeks"] and len(exact["weeks"]) == 2
     assert exact["alerts"] > 0 and clamped["alerts_per_day"] == exact["alerts_per_day"] == exact["alerts"] / 13
+    for late in (["--eval-end", "2018-05-31"], ["--eval-start", "2018-05-01", "--eval-end", "2018-05-31"]):
+        result = CliRunner().invoke(main, [*args[:2], "--no-progress", *late])  # default --eval-start: 05-01
+        assert result.exit_code != 0 and "evaluation window 2018-05-01..2018-04-20 is empty" in result.output, result.output
     result = CliRunner().invoke(main, [*args[:2], "--start", "2019-01-01", "--no-progress"])
-    assert result.exit_code != 0 and "no transactions to evaluate: rows from 2018-04-01T" in result.output
-    assert "to 2018-04-20T" in result.output and "none in the window asked for" in result.output, result.output
+    assert result.exit_code != 0 and "no transactions to evaluate in the window asked for: rows from 2018-04-01T" in result.output
+    assert "to 2018-04-20T" in result.output, result.output
+    (tmp_path / "empty.csv").write_text(HEADER)
+    result = CliRunner().invoke(main, ["backtest", str(tmp_path / "empty.csv"), "--no-progress"])
+    assert result.exit_code != 0 and "no transactions to evaluate: no row of " in result.output, result.output
 
 
 def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:

@@ -109,6 +109,50 @@ def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
     assert stop.is_set() and "rate must be positive" in str(producer.error)
 
 
+class FakeProducer:
+    """A producer thread as the drain sees it: alive until `finish(labels)`."""
+
+    def __init__(self) -> None:
+        self.alive, self.result = True, None
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def finish(self, labels: int) -> None:
+        from types import SimpleNamespace
+
+        self.result, self.alive = SimpleNamespace(labels=labels), False
+
+
+def test_the_drain_stops_once_every_label_sent_is_read_or_none_comes() -> None:
+    import threading
+    import time
+
+    from fraudstream.cli.demo import _stop_when_labels_read
+    from fraudstream.stream.stats import RunStats
+
+    stats, producer, stop = RunStats(), FakeProducer(), threading.Event()
+    drain = threading.Thread(target=_stop_when_labels_read, args=(stats, producer, stop, 2.0))
+    drain.start()
+    stats.labels_learned, stats.labels_duplicate = 5, 3  # duplicates are labels read again, not more labels
+    producer.finish(labels=8)
+    time.sleep(0.5)
+    assert not stop.is_set()  # 5 of the 8 read
+    stats.labels_learned, stats.labels_dead_lettered = 7, 1
+    drain.join(timeout=2)
+    assert stop.is_set() and not drain.is_alive()
+
+    stats, producer, stop = RunStats(), FakeProducer(), threading.Event()  # the producer waits for a late label
+    began = time.monotonic()
+    _stop_when_labels_read(stats, producer, stop, 0.5)
+    assert stop.is_set() and 0.5 <= time.monotonic() - began < 2.0
+    stop = threading.Event()
+    stop.set()  # Ctrl-C, or the producer failed: at once
+    began = time.monotonic()
+    _stop_when_labels_read(stats, FakeProducer(), stop, 60.0)
+    assert time.monotonic() - began < 1.0
+
+
 def test_without_a_terminal_the_last_frame_ends_with_a_newline() -> None:
     """Piped, rich ends the dashboard's last frame without one: the summary was glued to its border."""
     import contextlib

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -77,6 +78,20 @@ def test_broken_row_names_file_line_and_problem(tmp_path: Path, line: str, probl
     assert problem in str(info.value)
     # the rows before it; a row out of order holds back the one before it too (either may be wrong)
     assert len(seen) == (1 if "event-time order" in problem else 2)
+
+
+def test_a_file_cut_short_gives_every_row_read_before_the_cut(tmp_path: Path) -> None:
+    rows = [f"{i},2018-04-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},{i % 7},{i % 5},{i % 90 + 1}.5,0,0"
+            for i in range(5000)]
+    data = gzip.compress((HANDBOOK.splitlines()[0] + "\n" + "\n".join(rows) + "\n").encode())
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(data[:len(data) * 2 // 3])
+    seen: list[Recorded] = []
+    with pytest.raises(InputError, match=r"cut\.csv\.gz: cannot read after line (\d+)") as info:
+        for rec in read_recorded(path):
+            seen.append(rec)
+    last_line = int(re.search(r"after line (\d+)", str(info.value)).group(1))
+    assert 1000 < len(seen) == last_line - 1  # lines 2..last_line, the last one included
 
 
 def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:

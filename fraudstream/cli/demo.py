@@ -18,11 +18,12 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_option
 if TYPE_CHECKING:
     from fraudstream.stream.consumer import ScoringConsumer
     from fraudstream.stream.dashboard import Dashboard
+    from fraudstream.stream.stats import RunStats
 
 log = logging.getLogger(__name__)
 # after --transactions, the consumer goes on until it has read the labels the producer still sends
-# (for a label delay after the last transaction); at most this long after the producer finished
-LAST_LABELS_PATIENCE_S = 30.0
+# (for a label delay after the last transaction), or until no label has arrived for this long
+LAST_LABELS_PATIENCE_S = 5.0
 
 
 @contextlib.contextmanager
@@ -89,22 +90,21 @@ class _ProducerThread(threading.Thread):
             self.kwargs["stop"].set()  # the consumer stops too: the demo ends with the error, not idle
 
 
-def _stop_when_labels_read(stats: Any, producer: _ProducerThread, stop: threading.Event,
+def _stop_when_labels_read(stats: RunStats, producer: _ProducerThread, stop: threading.Event,
                            patience_s: float = LAST_LABELS_PATIENCE_S) -> None:
-    """Set `stop` once the producer has finished (it sends the last transactions' labels for a label
-    delay after them) and the consumer has processed as many labels as it sent, so the summary
-    counts every label; or `patience_s` after the producer finished, with a warning."""
-    deadline = None
+    """Set `stop` once the producer has finished (it sends the last transactions' labels for up to a
+    label delay after them) and the consumer has processed as many labels as it sent, so that the
+    summary counts every label; or, with a warning, once no label has been read for `patience_s`."""
+    read, since = -1, time.monotonic()
     while not stop.wait(0.1):
-        if producer.is_alive():
-            continue
-        sent = producer.result.labels if producer.result is not None else 0
-        read = stats.labels_learned + stats.labels_duplicate + stats.labels_dead_lettered
-        if read >= sent:
+        now = stats.labels_learned + stats.labels_dead_lettered  # a label delivered again is not another one
+        if now != read:
+            read, since = now, time.monotonic()
+        if not producer.is_alive() and read >= (producer.result.labels if producer.result is not None else 0):
             break
-        deadline = deadline or time.monotonic() + patience_s
-        if time.monotonic() >= deadline:
-            log.warning("stopping with %d of the %d labels sent not read after %.0f s", sent - read, sent, patience_s)
+        if time.monotonic() - since >= patience_s:
+            waiting = "is still waiting to send labels due later" if producer.is_alive() else "has finished"
+            log.warning("stopping: no label read for %.0f s (%d read; the producer %s)", patience_s, read, waiting)
             break
     stop.set()
 
@@ -166,7 +166,8 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
                     if count is not None and not stop.is_set():  # the labels the producer still sends
                         if dashboard is not None:
                             dashboard.status = "learning the last labels"
-                        threading.Thread(target=_stop_when_labels_read, args=(app.stats, producer, stop),
+                        patience = max(LAST_LABELS_PATIENCE_S, 3.0 / rate)  # a label every 1/rate s or so
+                        threading.Thread(target=_stop_when_labels_read, args=(app.stats, producer, stop, patience),
                                          name="demo-drain", daemon=True).start()
                         stats = app.run()
                 finally:
