@@ -103,44 +103,31 @@ def test_broken_files(settings: Settings, tmp_path: Path) -> None:
 
 
 @pytest.mark.services
-def test_a_bad_row_says_where_to_resume_and_nothing_is_lost(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("old", "new", "problem"), [
+    (".25,", ".25x,", r"bad\.csv:42: amount .*"),
+    # a time typed 9 hours late is found on the next line: either line may be the wrong one, so neither
+    # is published, and the resume point is right whichever line is fixed
+    ("T00:40:00", "T09:40:00", r"bad\.csv:43: event time 2024-05-01T00:41:00\+00:00 is before line 42's "
+                               r"2024-05-01T09:40:00\+00:00 .*neither was used\)"),
+])
+def test_a_bad_row_says_where_to_resume_and_nothing_is_lost(settings: Settings, tmp_path: Path, old: str, new: str,
+                                                             problem: str) -> None:
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     path = our_csv(tmp_path / "bad.csv", rows=60, step=timedelta(minutes=1))
     good = path.read_text()
     lines = good.splitlines(keepends=True)
-    lines[41] = lines[41].replace(".25,", ".25x,")  # tx40
+    lines[41] = lines[41].replace(old, new)  # tx40, line 42
     path.write_text("".join(lines))
-    with pytest.raises(InputError, match=r"bad\.csv:42: amount .*published 40 transactions \(up to "
-                                         r"2024-05-01T00:39:00\+00:00\) and 30 labels: .* --start 2024-05-01T00:39:00"):
+    with pytest.raises(InputError, match=problem + r"; published 40 transactions \(up to 2024-05-01T00:39:00\+00:00\) "
+                                                   r"and 30 labels: .* --start 2024-05-01T00:39:00"):
         replay(settings, path, label_delay=timedelta(minutes=10))
     path.write_text(good)  # fixed
     replay(settings, path, label_delay=timedelta(minutes=10), start=T0 + timedelta(minutes=39))
-    txs = [Transaction.model_validate_json(r.value).transaction_id
-           for r in read_topic(settings, settings.topic_transactions, expect=61)]
+    txs = [Transaction.model_validate_json(r.value) for r in read_topic(settings, settings.topic_transactions, expect=61)]
     labels = [Label.model_validate_json(r.value).transaction_id
               for r in read_topic(settings, settings.topic_labels, expect=61)]
-    assert sorted(txs) == sorted([f"tx{i}" for i in range(60)] + ["tx39"])  # the moment resumed at: again
-    assert sorted(labels) == sorted([f"tx{i}" for i in range(60)] + ["tx29"])  # reported at that moment
-
-
-@pytest.mark.services
-def test_a_row_out_of_order_publishes_neither_of_the_two_rows(settings: Settings, tmp_path: Path) -> None:
-    """A time typed 9 hours late on line 42 (tx40) is found at line 43: either line may be the wrong
-    one, so neither is published, and the resume point is right whichever line is fixed."""
-    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
-    path = our_csv(tmp_path / "jump.csv", rows=60, step=timedelta(minutes=1))
-    good = path.read_text()
-    lines = good.splitlines(keepends=True)
-    lines[41] = lines[41].replace("T00:40:00", "T09:40:00")  # tx40
-    path.write_text("".join(lines))
-    with pytest.raises(InputError, match=r"jump\.csv:43: event time 2024-05-01T00:41:00\+00:00 is before line 42's "
-                                         r"2024-05-01T09:40:00\+00:00 .*neither was used\); published 40 transactions "
-                                         r"\(up to 2024-05-01T00:39:00\+00:00\) .* --start 2024-05-01T00:39:00"):
-        replay(settings, path, label_delay=timedelta(minutes=10))
-    path.write_text(good)  # line 42 fixed
-    replay(settings, path, label_delay=timedelta(minutes=10), start=T0 + timedelta(minutes=39))
-    txs = [Transaction.model_validate_json(r.value) for r in read_topic(settings, settings.topic_transactions, expect=61)]
-    assert sorted(tx.transaction_id for tx in txs) == sorted([f"tx{i}" for i in range(60)] + ["tx39"])
+    assert sorted(tx.transaction_id for tx in txs) == sorted([f"tx{i}" for i in range(60)] + ["tx39"])  # again
+    assert sorted(labels) == sorted([f"tx{i}" for i in range(60)] + ["tx29"])  # reported at the moment resumed at
     assert all(tx.event_time < T0 + timedelta(hours=1) for tx in txs)  # the mistyped time never went out
 
 
