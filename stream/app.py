@@ -44,6 +44,7 @@ class _Rebalance(ConsumerRebalanceListener):
             self.app.rebalance_since = time.monotonic()  # until the new assignment: no records, but not idle
             for tp in revoked:
                 self.app.watermarks.pop(tp, None)
+                self.app.unrestored.discard(tp)
             self.app.commits.forget(revoked)
             dropped = self.app.batches.drop_partitions((tp.topic, tp.partition) for tp in revoked)
             for (topic, partition), offset in dropped.items():
@@ -56,6 +57,9 @@ class _Rebalance(ConsumerRebalanceListener):
         if self.app is not None:
             self.app.rebalance_since = None
             self.app.assigned_at = time.monotonic()  # the join may have happened inside one long poll
+            # their newest event times are read back by the loop, after this poll (not here, on
+            # kafka-python's network thread, which the read would need)
+            self.app.unrestored.update(tp for tp in assigned if tp.topic != self.app.settings.topic_labels)
         if self.app is not None and assigned:
             # the alignment safety net counts from here, not from before the group join (which
             # can take longer than its wait): nothing could be released while nothing was assigned

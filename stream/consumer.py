@@ -31,6 +31,7 @@ from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord, to_ms
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome, unreadable_dead_letter
+from fraudstream.stream.newest_times import NewestTimes
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
@@ -88,6 +89,8 @@ class ScoringConsumer:
         self.tx_dlq = DeadLetterWriter(self.producer, s.topic_dlq)
         self.label_dlq = DeadLetterWriter(self.producer, s.topic_labels_dlq)
         self.watermarks: dict[tuple[str, int], datetime] = {}  # (topic, partition): newest event time
+        self.newest_times = NewestTimes(self.engine.store.client, self.engine.store.prefix, s.group_id)
+        self.unrestored: set[TopicPartition] = set()  # assigned; their newest time not read back yet
         self.aligner = TopicAligner(follower=s.topic_labels)
         self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
         self.commits = AsyncCommits(self.consumer)
@@ -122,6 +125,8 @@ class ScoringConsumer:
             waiting = ready or self.batches.ahead is not None
             timeout_ms = 0 if waiting else JOIN_POLL_MS if self._joining() else IDLE_POLL_MS
             polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=POLL_ALL_RECORDS)
+            if self.unrestored:  # partitions just assigned: before any of their records is validated
+                self._restore_newest_times()
             for records in polled.values():
                 self.aligner.add(records)
             ready, prepared = self.batches.take(limit)  # a batch taken ahead comes first
@@ -186,6 +191,8 @@ class ScoringConsumer:
             alerts = self._retry("scoring", lambda: self._score(prepared.transactions, ahead=not prepared.labels))
         if prepared.labels:
             self._learn(prepared.labels)  # retries each of its steps
+        if prepared.newest:  # what the lateness rule needs at these offsets, whoever reads on from them
+            self._retry("newest event times", lambda: self.newest_times.save(prepared.offsets, prepared.newest))
         self._retry("commit", lambda: self._commit(prepared.offsets))
         self.stats.batches += 1
         self.stats.observe_batch(time.monotonic() - started)
@@ -295,6 +302,14 @@ class ScoringConsumer:
                 ttl = None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms
                 entries.append(LabelEntry(scored.features, label.is_fraud, scored.scores, key, ttl, hour))
         return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
+
+    def _restore_newest_times(self) -> None:
+        partitions = sorted(self.unrestored)
+        found = self._retry("newest event times", lambda: self.newest_times.restore(self.consumer, partitions))
+        for tp, when in found.items():
+            if tp not in self.watermarks or self.watermarks[tp] < when:
+                self.watermarks[tp] = when
+        self.unrestored.difference_update(partitions)
 
     def _prepare_ahead(self) -> None:
         """Work for a wait on Redis: decode and validate the next batch (see `AlignedBatches.prepare_ahead`)."""

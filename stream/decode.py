@@ -96,12 +96,13 @@ class RecordValidator:
 @dataclass
 class Prepared:
     """A validated batch: its transactions and labels (each in timestamp order), dead letters to
-    send, offsets to commit."""
+    send, offsets to commit, and the newest event time of each transactions partition at them."""
 
     transactions: list[tuple[ConsumerRecord, Transaction]] = field(default_factory=list)
     labels: list[tuple[ConsumerRecord, Label]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+    newest: dict[TopicPartition, datetime] = field(default_factory=dict)
 
     def without(self, partitions: Collection[tuple[str, int]]) -> Prepared:
         """The batch without the records of `partitions` (revoked while it waited to be processed).
@@ -119,7 +120,8 @@ class Prepared:
             return (record.topic, record.partition) not in partitions
 
         return Prepared([e for e in self.transactions if kept(e[0])], [e for e in self.labels if kept(e[0])],
-                        [d for d in self.dead if kept(d[1])], {tp: o for tp, o in self.offsets.items() if kept(tp)})
+                        [d for d in self.dead if kept(d[1])], {tp: o for tp, o in self.offsets.items() if kept(tp)},
+                        {tp: t for tp, t in self.newest.items() if kept(tp)})
 
 
 def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,
@@ -151,4 +153,5 @@ def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: R
             watermarks[tp] = tx.event_time
         prepared.transactions.append((record, tx))
     prepared.offsets = {TopicPartition(*tp): OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+    prepared.newest = {TopicPartition(*tp): watermarks[tp] for tp in last if tp in watermarks and tp[0] != labels_topic}
     return prepared

@@ -1,0 +1,90 @@
+"""Each transactions partition's newest event time, kept in Redis by the offset it was committed with.
+
+The lateness rule (`RecordValidator`) dead-letters a transaction more than the allowed lateness older
+than the newest event time its partition has had. For that to decide the same for a record whichever
+consumer process reads it (after a restart, a crash or a rebalance), the newest time must be known
+at the partition's committed offset, not only in the memory of the process that read the records
+before it. Kafka's commit metadata would be its natural home, but Tansu, the embedded broker, does not
+keep it; so a batch's newest time per partition goes to Redis (a sorted set per partition, member
+``"<next offset>:<epoch µs>"`` scored by the next offset) after the batch's work is durable and
+before its offsets are committed, and a consumer given a partition takes the member of its committed
+offset. A write whose commit never happened (a crash in between) has a larger offset than the
+commit, so it is never taken; the newest `KEPT` members are kept, for `TTL_MS` after the last batch.
+
+>>> entry = member(42, 1_522_540_831_000_000)
+>>> entry, parse_member(entry)
+('42:1522540831000000', (42, datetime.datetime(2018, 4, 1, 0, 0, 31, tzinfo=datetime.timezone.utc)))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from fraudstream.constants import NEWEST_TIME_TAG
+from fraudstream.timeutil import epoch_us, from_epoch_us
+
+log = logging.getLogger(__name__)
+
+KEPT = 64  # members per partition: a commit answered up to this many batches late still finds its own
+TTL_MS = 30 * 86_400_000  # a group stopped longer than this starts the rule afresh
+
+
+def member(next_offset: int, newest_us: int) -> str:
+    return f"{next_offset}:{newest_us}"
+
+
+def parse_member(raw: str | bytes) -> tuple[int, datetime]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    offset, newest = text.split(":", 1)
+    return int(offset), from_epoch_us(int(newest))
+
+
+class NewestTimes:
+    """The newest event times of a consumer group's transactions partitions, in Redis."""
+
+    def __init__(self, client: Any, prefix: str, group: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.group = group
+
+    def key(self, tp: TopicPartition) -> str:
+        """One key per partition, all of a group's in one hash slot."""
+        return f"{self.prefix}:{{{NEWEST_TIME_TAG}:{self.group}}}:{tp.topic}:{tp.partition}"
+
+    def save(self, offsets: Mapping[TopicPartition, OffsetAndMetadata], newest: Mapping[TopicPartition, datetime]) -> None:
+        """Record each partition's `newest` time at the offset about to be committed for it (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for tp, when in newest.items():
+            key = self.key(tp)
+            pipe.zadd(key, {member(offsets[tp].offset, epoch_us(when)): offsets[tp].offset})
+            pipe.zremrangebyrank(key, 0, -KEPT - 1)
+            pipe.pexpire(key, TTL_MS)
+        pipe.execute()
+
+    def restore(self, consumer: Any, partitions: list[TopicPartition]) -> dict[tuple[str, int], datetime]:
+        """The newest event times of `partitions` at their committed offsets (those recorded), read
+        with `consumer` (on its own thread: kafka-python's rebalance listener may not wait for it)."""
+        found = {}
+        for tp in partitions:
+            when = self.at(tp, consumer.committed(tp))
+            if when is not None:
+                found[(tp.topic, tp.partition)] = when
+        return found
+
+    def at(self, tp: TopicPartition, committed: int | None) -> datetime | None:
+        """The newest event time of `tp` at its `committed` offset; None with no commit or none recorded
+        for it (a commit of a version before this one, or older than the `KEPT` kept)."""
+        if committed is None:
+            return None
+        found = self.client.zrangebyscore(self.key(tp), committed, committed)
+        if not found:
+            log.info("%s[%d]: no newest event time recorded at the committed offset %d: the lateness rule "
+                     "counts from the records read from there", tp.topic, tp.partition, committed)
+            return None
+        return parse_member(found[0])[1]
