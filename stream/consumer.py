@@ -126,7 +126,11 @@ class ScoringConsumer:
             timeout_ms = 0 if waiting else JOIN_POLL_MS if self._joining() else IDLE_POLL_MS
             polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=POLL_ALL_RECORDS)
             if self.unrestored:  # partitions just assigned: before any of their records is validated
-                self._restore_newest_times()
+                try:
+                    self._restore_newest_times()
+                except BatchAbandoned:
+                    log.warning("stopping while reading back the newest event times (nothing is uncommitted)")
+                    break
             for records in polled.values():
                 self.aligner.add(records)
             ready, prepared = self.batches.take(limit)  # a batch taken ahead comes first
