@@ -17,7 +17,7 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, se
 @click.option("--max-transactions", type=click.IntRange(min=1), default=None, help="Stop after this many transactions.")
 @click.option("--idle-timeout", type=FiniteFloat(0.0), default=None, help="Stop after this many seconds without records.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while running.")
+              help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while running (0: a free port, logged).")
 @click.pass_context
 @handle_errors
 def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: float | None, metrics_port: int | None,
