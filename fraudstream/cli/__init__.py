@@ -51,8 +51,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@settings_option("--kafka-bootstrap", "kafka_bootstrap", help="Kafka bootstrap servers; unset, `demo` starts the embedded broker (other commands need one; see `up`).")
-@settings_option("--redis-url", "redis_url", help="Redis URL; unset, `demo` starts the embedded Valkey server (other commands need one; see `up`).")
+@settings_option("--kafka-bootstrap", "kafka_bootstrap", help="Kafka bootstrap servers (unset: `demo` starts one).")
+@settings_option("--redis-url", "redis_url", help="Redis URL (unset: `demo` starts a server).")
 @settings_option("--log-level", "log_level", help="DEBUG, INFO, WARNING or ERROR.")
 @settings_option("--log-format", "log_format", type=click.Choice(["text", "json"]), help="Log format.")
 @click.version_option(package_name="fraudstream")
