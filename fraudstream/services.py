@@ -120,9 +120,12 @@ def tansu_process(port: int | None = None) -> ServerProcess:
     return ServerProcess("tansu", argv, port)
 
 
-def valkey_process(port: int | None = None, extra_args: list[str] | None = None) -> ServerProcess:
+def valkey_process(port: int | None = None, extra_args: list[str] | None = None,
+                   workdir: Path | None = None) -> ServerProcess:
+    """A Valkey server on `port` (a free one by default) working in `workdir` (a new temporary
+    directory by default), removed when it stops."""
     port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="fraudstream-valkey-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="fraudstream-valkey-"))
     argv = [str(valkey_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(workdir), *(extra_args or [])]
     return ServerProcess("valkey", argv, port, workdir=workdir)

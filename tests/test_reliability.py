@@ -176,8 +176,7 @@ def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: P
             server.workdir = None  # keep the append-only file for the restart
             server.stop()
             time.sleep(10)
-            restarted = valkey_process(port, extra_args=["--appendonly", "yes", "--dir", str(workdir)])
-            restarted.workdir = workdir
+            restarted = valkey_process(port, extra_args=["--appendonly", "yes"], workdir=workdir)  # its file
             restarted.start()
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, err[-2000:]
