@@ -234,7 +234,7 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool
             log.warning("--eval-end %s is after the data's last day, %s: evaluating up to %s", end, last_day, last_day)
         end = last_day
     if end < start:
-        raise ConfigError(f"evaluation window {start}..{end} is empty (the data ends {_day(int(days[-1]))})")
+        raise ConfigError(f"evaluation window {start}..{end} is empty (the data ends {last_day})")
     s, e = metrics.day_number(start), metrics.day_number(end)
     unknown = sum(s <= day <= e for day in run.unlabelled_days)
     if unknown:

@@ -311,8 +311,7 @@ class ScoringConsumer:
         partitions = sorted(self.unrestored)
         found = self._retry("newest event times", lambda: self.newest_times.restore(self.consumer, partitions))
         for tp, when in found.items():
-            if tp not in self.watermarks or self.watermarks[tp] < when:
-                self.watermarks[tp] = when
+            self.watermarks[tp] = max(when, self.watermarks.get(tp, when))
         self.unrestored.difference_update(partitions)
 
     def _prepare_ahead(self) -> None:

@@ -7,7 +7,7 @@ import logging
 import math
 import shlex
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +59,28 @@ def require_directory(path: Path, param_hint: str) -> None:
     """A `click.BadParameter` now, before any work, for an output file whose directory does not exist."""
     if not path.resolve().parent.is_dir():
         raise click.BadParameter(f"{path}: no such directory", param_hint=param_hint)
+
+
+def checked_out(out: str, kinds: tuple[str, ...] = ("jsonl", "csv")) -> tuple[str, bool]:
+    """`--out`'s format by its name, one of `kinds` (`recorder.output_format`: kind, gzipped), and its
+    directory, checked before any work: a `click.BadParameter` naming --out otherwise."""
+    from fraudstream.producer.recorder import output_format
+
+    try:
+        kind = output_format(out, kinds)
+    except FraudstreamError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
+    require_directory(Path(out), "--out")
+    return kind
+
+
+def time_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """The times of `--start` and `--end` (None where not given); a `click.BadParameter` when --end is
+    not after --start."""
+    begin, finish = (parse_time(start) if start else None), (parse_time(end) if end else None)
+    if begin is not None and finish is not None and finish <= begin:
+        raise click.BadParameter(f"{end} is not after --start {start}", param_hint="--end")
+    return begin, finish
 
 
 def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:

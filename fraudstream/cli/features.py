@@ -21,9 +21,8 @@ from typing import IO, Any
 
 import click
 
-from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
+from fraudstream.cli.common import check_time, checked_out, handle_errors, settings_from, settings_option, time_window
 from fraudstream.models.events import Label, Transaction
-from fraudstream.timeutil import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +100,17 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from fraudstream.errors import ConfigError
     from fraudstream.cli.replay import nothing_in_window
     from fraudstream.producer.files import Span, read_recorded
-    from fraudstream.producer.recorder import output_format
     from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine
     from fraudstream.stream.state import MemoryStore, windows_for
 
-    try:
-        _, compressed = output_format(out, kinds=("csv",))  # the check of `fraudstream record`
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--out") from None
-    begin, finish = (parse_time(start) if start else None), (parse_time(end) if end else None)
-    if begin is not None and finish is not None and finish <= begin:
-        raise click.BadParameter(f"{end} is not after --start {start}", param_hint="--end")
+    _, compressed = checked_out(out, kinds=("csv",))  # the check of `fraudstream record`
+    begin, finish = time_window(start, end)
     settings = settings_from(ctx, **overrides)
     target = Path(out)
     if target.resolve() == Path(file).resolve():
         raise click.BadParameter(f"{out} is the input FILE: write the features to another file", param_hint="--out")
-    require_directory(target, "--out")
     partial = target.with_name(target.name + ".part")
     engine = FeatureEngine(MemoryStore(windows_for(settings)))
     span = Span()

@@ -15,6 +15,7 @@ import click
 from fraudstream.cli.common import handle_errors, require_directory
 from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
 
+
 class VersionNumber(click.ParamType):
     """A version as `models versions` prints it (``v12``) or as a number (``12``)."""
 
@@ -29,6 +30,7 @@ class VersionNumber(click.ParamType):
 
 
 VERSION = VersionNumber()
+
 
 @click.command("export")
 @click.argument("name")

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from fraudstream.stream.registry import ModelRegistry
 
 
-
-
 def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, Any]]:
     """One row per registered model: role, newest version, learning, age and prequential metrics."""
     from fraudstream.errors import CheckpointError
@@ -161,7 +159,6 @@ def zoo() -> None:
 
     for name in model_zoo.MODEL_NAMES:
         click.echo(f"{name:<14} {model_zoo.describe(name)}")
-
 
 
 for _command in VERSION_COMMANDS:  # export, import, versions, pin, unpin, rollback

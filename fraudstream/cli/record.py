@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, check_time, handle_errors, require_directory, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, check_time, checked_out, handle_errors, settings_from, settings_option
 from fraudstream.timeutil import parse_time
 
 
@@ -44,14 +43,7 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
 
     from fraudstream.models.events import MAX_EVENT_TIME, MIN_EVENT_TIME
 
-    from fraudstream.errors import ConfigError
-    from fraudstream.producer.recorder import output_format
-
-    try:  # before the progress bar
-        output_format(out)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--out") from None
-    require_directory(Path(out), "--out")
+    checked_out(out)  # before the progress bar
     settings = settings_from(ctx, **overrides)
     first = parse_time(start)
     if not MIN_EVENT_TIME <= first <= MAX_EVENT_TIME - timedelta(days=days):

@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, check_time, command_line, handle_errors, settings_from, settings_option
-from fraudstream.timeutil import parse_time
+from fraudstream.cli.common import FiniteFloat, check_time, command_line, handle_errors, settings_from, settings_option, time_window
 
 
 def describe(event_time: datetime | None, rate: float, eta: float | None) -> str:
@@ -74,10 +73,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     if fast and speed is not None:
         raise click.UsageError("use either --speed or --as-fast-as-possible")
     settings = settings_from(ctx, **overrides)
-    begin = parse_time(start) if start else None
-    finish = parse_time(end) if end else None
-    if begin is not None and finish is not None and finish <= begin:
-        raise click.BadParameter(f"{end} is not after --start {start}", param_hint="--end")
+    begin, finish = time_window(start, end)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), disable=no_progress, transient=False)
