@@ -14,6 +14,7 @@ import click
 
 from fraudstream.cli.backtest_model import described, not_learned, save_model, start_model
 from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
+from fraudstream.config import Settings
 from fraudstream.stream.learned_spans import LearnedSpans
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def _json_safe(value: Any) -> Any:
               help="Learn only the labels of transactions after this event time; the earlier ones only warm the "
                    "features [default: every label but those of the transactions a --from-model checkpoint of a "
                    "backtest learned (it records them), so none is learned twice].")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr (none with --log-format json).")
 @click.pass_context
 @handle_errors
 def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str | None, eval_end: str | None,
@@ -127,8 +128,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     try:
         model = started.model if started else None
-        if progress:
-            result = _with_progress(file, options, engine, model)
+        if progress and settings.log_format != "json":  # no bar among JSON logs (`fraudstream.cli.progress`)
+            result = _with_progress(file, options, engine, settings, model)
         else:
             result = run_backtest(file, options, engine, model=model)
     finally:
@@ -184,16 +185,16 @@ def _warn_if_cold(options: Any) -> None:
                         DEFAULT_WARMUP.days)
 
 
-def _with_progress(file: Path, options: Any, engine: Any, model: Any = None) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _with_progress(file: Path, options: Any, engine: Any, settings: Settings, model: Any = None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from fraudstream.cli.progress import progress_bar
     from fraudstream.stream.backtest import run_backtest
 
     total = count_rows(file)
     columns = (TextColumn("[bold]backtest[/] {task.fields[when]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:>7} tx/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with progress_bar(settings, *columns) as bar:
         task = bar.add_task("replay", total=total, when="", rate="")
 
         def update(done: int, when: Any) -> None:

@@ -114,7 +114,7 @@ def _stop_when_labels_read(stats: RunStats, producer: _ProducerThread, stop: thr
               help="Stop after this many transactions are scored and print a summary. [default: run until Ctrl-C]")
 @click.option("--rate", type=FiniteFloat(0.0), default=1000.0, show_default=True, help="Simulated transactions per second.")
 @live_clock_options
-@click.option("--plain", is_flag=True, help="Print one line per alert instead of the live dashboard (logs, CI).")
+@click.option("--plain", is_flag=True, help="Print one line per alert instead of the live dashboard (logs, CI; so does --log-format json).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve the consumer's Prometheus metrics on http://0.0.0.0:PORT/metrics.")
 @settings_option("--model", "model")
@@ -148,7 +148,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     # larger producer batches only for the embedded broker (see PRODUCER_LINGER_MS)
     linger_ms = PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
-    dashboard = None if plain else Dashboard()
+    dashboard = None if plain or settings.log_format == "json" else Dashboard()  # JSON logs: lines, no screen
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
     with embedded_services(settings) as live:
         ensure_topics(live)

@@ -88,7 +88,7 @@ def open_output(path: Path, compressed: bool) -> IO[str]:
               help="Only the transactions from this event time on: a slice of the file, whose features start empty "
                    "there (start 30 days earlier for warm 30-day windows) [default: the first row].")
 @click.option("--end", callback=check_time, default=None, help="Only the transactions before this event time (ISO-8601).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (none with --log-format json).")
 @click.pass_context
 @handle_errors
 def features(ctx: click.Context, file: str, out: str, start: str | None, end: str | None, no_progress: bool,
@@ -98,8 +98,9 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     FILE is a recorded .jsonl/.csv (optionally .gz) or the handbook CSV, in event-time order. The
     handbook features keep the handbook's column names. Labels come from the file's fraud column.
     """
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.progress import SpinnerColumn, TextColumn
 
+    from fraudstream.cli.progress import progress_bar
     from fraudstream.cli.replay import nothing_in_window
     from fraudstream.producer.files import Span, read_recorded
     from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine
@@ -117,7 +118,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     records = read_recorded(file, start=begin, end=finish, span=span)  # checks the header before anything is written
     written = reused = 0
     began = time.monotonic()
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), disable=no_progress, transient=False)
+    progress = progress_bar(settings, SpinnerColumn(), TextColumn("{task.description}"), shown=not no_progress)
     task = progress.add_task("starting", total=None)
     try:
         with progress, open_output(partial, compressed) as stream:

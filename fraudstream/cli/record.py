@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from fraudstream.cli.common import FiniteFloat, check_time, checked_out, handle_errors, settings_from, settings_option
+from fraudstream.config import Settings
 from fraudstream.timeutil import parse_time
 
 
@@ -29,7 +30,7 @@ from fraudstream.timeutil import parse_time
               help="Share of frauds that are ever reported (labelled fraud).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .jsonl or .csv, optionally .gz.")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar (days, rate, ETA) on stderr.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar (days, rate, ETA) on stderr (none with --log-format json).")
 @click.pass_context
 @handle_errors
 def record(ctx: click.Context, days: int, customers: int, terminals: int, start: str, fraud_scale: float,
@@ -52,7 +53,7 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     rates = FraudRates().scaled(fraud_scale).without(*disabled)
     config = replace(SimulatorConfig(), customers=customers, terminals=terminals, seed=settings.seed,
                      start=first, rates=rates, report_share=report_share)
-    summary = _record_with_progress(out, days, config, enabled=progress)
+    summary = _record_with_progress(out, days, config, settings, shown=progress)
     click.echo("recorded " + json.dumps({
         "file": out, "transactions": summary.rows, "frauds": summary.frauds,
         "fraud_rate": round(summary.fraud_rate, 5), "by_scenario": dict(sorted(summary.by_scenario.items())),
@@ -60,16 +61,16 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     }))
 
 
-def _record_with_progress(out: str, days: int, config: Any, enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _record_with_progress(out: str, days: int, config: Any, settings: Settings, shown: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from fraudstream.cli.progress import progress_bar
     from fraudstream.producer.recorder import record as write_record
 
     columns = (TextColumn("[bold]record[/] day"), MofNCompleteColumn(), BarColumn(),
                TextColumn("{task.fields[rows]:>11} tx  {task.fields[rate]:>9} tx/s"), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=False) as bar:
+    with progress_bar(settings, *columns, shown=shown) as bar:
         task = bar.add_task("record", total=days, rows="0", rate="")
 
         def on_day(day: int, summary: Any) -> None:

@@ -52,7 +52,7 @@ def nothing_in_window(file: str, start: str | None, end: str | None, first: date
 @click.option("--start", callback=check_time, default=None, help="Replay from this event time (ISO-8601); use it to resume.")
 @click.option("--end", callback=check_time, default=None, help="Stop before this event time (ISO-8601).")
 @click.option("--no-final-labels", is_flag=True, help="Drop the labels still pending when the input ends.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (none with --log-format json).")
 @click.pass_context
 @handle_errors
 def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start: str | None, end: str | None,
@@ -63,7 +63,9 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     detected from the header. Ctrl-C stops after flushing and prints the command that resumes (the same
     options, another --start).
     """
-    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.progress import BarColumn, TextColumn
+
+    from fraudstream.cli.progress import progress_bar
 
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.producer.replay import ReplayStats
@@ -76,7 +78,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     begin, finish = time_window(start, end)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), disable=no_progress, transient=False)
+    progress = progress_bar(settings, TextColumn("{task.description}"), BarColumn(), shown=not no_progress)
     task = progress.add_task(describe(None, 0.0, None), total=None)
     origin: list[datetime] = []
 

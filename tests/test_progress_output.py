@@ -1,0 +1,65 @@
+"""Where the long commands draw their progress bars, run as a script runs them (pipes, not a terminal):
+stdout holds only the command's summary line; with ``--log-format json`` every line of stderr is JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = str(Path(sys.executable).parent / "fraudstream")
+
+
+def run(*args: str, log_format: str = "text") -> tuple[str, str]:
+    proc = subprocess.run([CLI, "--log-format", log_format, *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("progress") / "small.jsonl"
+    stdout, stderr = run("record", "--days", "12", "--customers", "60", "--terminals", "120", "--out", str(path))
+    summary_only(stdout, "recorded")
+    assert "record day" in stderr  # the bar's last frame, on stderr
+    return path
+
+
+def summary_only(stdout: str, word: str) -> dict[str, object]:
+    lines = stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{word} "), stdout[-2000:]
+    return json.loads(lines[0].removeprefix(f"{word} "))  # type: ignore[no-any-return]
+
+
+def json_lines_only(stderr: str) -> None:
+    for line in stderr.splitlines():
+        if line.strip():
+            assert isinstance(json.loads(line), dict), line
+
+
+@pytest.mark.parametrize("command", ["features", "backtest"])
+def test_the_bar_goes_to_stderr_and_stdout_keeps_the_summary(recorded: Path, tmp_path: Path, command: str) -> None:
+    args = ["features", str(recorded), "--out", str(tmp_path / "f.csv")] if command == "features" else \
+        ["backtest", str(recorded), "--eval-start", "2024-01-05", "--model", "logreg"]
+    stdout, stderr = run(*args)
+    if command == "features":
+        assert summary_only(stdout, "features")["transactions"]
+        assert "event 2024-" in stderr or "starting" in stderr  # the spinner's last frame
+    else:
+        assert "auc_roc" in stdout and "backtest" in stderr
+
+
+@pytest.mark.parametrize("command", ["record", "features", "backtest"])
+def test_no_bar_among_json_logs(recorded: Path, tmp_path: Path, command: str) -> None:
+    args = {"record": ["record", "--days", "3", "--customers", "20", "--terminals", "40", "--out", str(tmp_path / "r.jsonl")],
+            "features": ["features", str(recorded), "--out", str(tmp_path / "f.csv")],
+            "backtest": ["backtest", str(recorded), "--eval-start", "2024-01-05", "--model", "logreg"]}[command]
+    stdout, stderr = run(*args, log_format="json")
+    json_lines_only(stderr)
+    assert stderr.strip() or command != "backtest"  # the backtest logs its replay: JSON lines were written
+    if command != "backtest":
+        summary_only(stdout, {"record": "recorded", "features": "features"}[command])
