@@ -82,10 +82,18 @@ class RunStats:
         return (self.processed - self.processed_at_first) / (self.last_record - self.first_record)
 
     def summary(self) -> dict[str, float | int | None]:
+        """The run's counters and figures; ``throughput_tps`` is None when the run had a single batch
+        of transactions, whose time `throughput` does not know.
+
+        >>> RunStats(processed=40, first_record=5.0, processed_at_first=40, last_record=5.0).summary()["throughput_tps"]
+        >>> RunStats(processed=3000, first_record=10.0, processed_at_first=1000, last_record=12.0).summary()["throughput_tps"]
+        1000.0
+        """
+        measured = self.first_record is not None and self.last_record is not None and self.last_record > self.first_record
         return {
             "processed": self.processed, "alerts": self.alerts, "dead_lettered": self.dead_lettered,
             "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
-            "labels_duplicate": self.labels_duplicate, "throughput_tps": round(self.throughput, 1),
+            "labels_duplicate": self.labels_duplicate, "throughput_tps": round(self.throughput, 1) if measured else None,
             "latency_p50_ms": _tenth(self.latency_percentile(50)), "latency_p99_ms": _tenth(self.latency_percentile(99)),
         }
 
