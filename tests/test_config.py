@@ -156,3 +156,10 @@ def test_a_metrics_port_in_use_is_refused_before_anything_starts(command: str) -
                                          "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: cannot serve metrics on 0.0.0.0:{port}: [Errno 98] Address already in use"]
+
+
+@pytest.mark.parametrize("args", [["produce", "--count", "1"], ["replay", "README.md"], ["topics"], ["alerts"],
+                                  ["consume"]])
+def test_commands_that_need_a_broker_say_so_with_the_usage_errors_exit_code(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "", "FRAUDSTREAM_REDIS_URL": ""})
+    assert result.exit_code == 2 and "set FRAUDSTREAM_KAFKA_BOOTSTRAP" in result.output, result.output

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from
+from fraudstream.cli.common import FiniteFloat, handle_errors, require_bootstrap, settings_from
 
 if TYPE_CHECKING:
     from fraudstream.models.events import Alert
@@ -55,8 +55,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
     from fraudstream.models.events import Alert
 
     settings = settings_from(ctx)
-    if not settings.kafka_bootstrap:
-        raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP (see `fraudstream up`)")
+    require_bootstrap(settings)
     consumer = make_consumer(settings, group_id=None)
     started_ms = time.time() * 1000.0
     try:

@@ -217,6 +217,12 @@ def _format_validation(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
 
 
+def require_bootstrap(settings: Settings) -> None:
+    """A usage error (exit 2, as for any missing setting) when no broker is set, before any work."""
+    if not settings.kafka_bootstrap:
+        raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP (see `fraudstream up`)")
+
+
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     """The settings of this invocation with the command's own setting options applied."""
     root = ctx.find_root().obj
@@ -226,7 +232,8 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 def handle_errors(func: F) -> F:
-    """Report FraudstreamError as a clear one-line error (exit 2) instead of a traceback."""
+    """Report FraudstreamError, and a broker or Redis that cannot be reached, as a clear one-line
+    error (exit 1) instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

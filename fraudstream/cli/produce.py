@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
+from fraudstream.cli.common import (FiniteFloat, handle_errors, live_clock_options, live_label_delay, require_bootstrap,
+                                    settings_from, settings_option)
 
 
 @click.command()
@@ -35,6 +36,7 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
     from fraudstream.stream.signals import stop_on_signals
 
     settings = settings_from(ctx, **overrides)
+    require_bootstrap(settings)
     delay = live_label_delay(label_delay, clock)
     config = SimulatorConfig.live_demo(settings.seed)
     if customers is not None or terminals is not None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, check_time, command_line, handle_errors, settings_from, settings_option, time_window
+from fraudstream.cli.common import (FiniteFloat, check_time, command_line, handle_errors, require_bootstrap,
+                                    settings_from, settings_option, time_window)
 
 
 def describe(event_time: datetime | None, rate: float, eta: float | None) -> str:
@@ -75,6 +76,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     if fast and speed is not None:
         raise click.UsageError("use either --speed or --as-fast-as-possible")
     settings = settings_from(ctx, **overrides)
+    require_bootstrap(settings)
     begin, finish = time_window(start, end)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import handle_errors, require_bootstrap, settings_from, settings_option
 
 
 @click.command()
@@ -16,8 +16,7 @@ def topics(ctx: click.Context, **overrides: object) -> None:
     from fraudstream.kafka_io import all_topics, ensure_topics
 
     settings = settings_from(ctx, **overrides)
-    if not settings.kafka_bootstrap:
-        raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP (see `fraudstream up`)")
+    require_bootstrap(settings)
     created = ensure_topics(settings)
     for topic in all_topics(settings):
         click.echo(f"{topic}\t{'created' if topic in created else 'exists'}")
