@@ -29,14 +29,13 @@ from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
-from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord, to_ms
-from fraudstream.stream.label_stream import LabelEntry, LabelOutcome, unreadable_dead_letter
+from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
+from fraudstream.stream.label_fates import label_entries, label_fates, marker_margin_ms
+from fraudstream.stream.label_stream import LabelOutcome
 from fraudstream.stream.newest_times import NewestTimes
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
-from fraudstream.stream.state.base import HOUR_MS
-from fraudstream.stream.state.redis_records import record_field
 from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
 
@@ -94,9 +93,7 @@ class ScoringConsumer:
         self.aligner = TopicAligner(follower=s.topic_labels)
         self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
         self.commits = AsyncCommits(self.consumer)
-        # A label's "applied" marker outlives its scored record: the record's time to live read now is
-        # its hour's, which transactions of that hour arriving later (up to the allowed lateness) renew.
-        self.marker_margin_ms = HOUR_MS + int(s.allowed_lateness.total_seconds() * 1000)
+        self.marker_margin_ms = marker_margin_ms(s.allowed_lateness)  # a label's marker outlives its record
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -272,39 +269,19 @@ class ScoringConsumer:
         label delivered again is recognised as applied."""
         labels = [label for _, label in run]
         records, outcomes = self._retry("labels", lambda: self._append_labels(labels))
-        dead: list[DeadLetter] = []
-        learned: list[tuple[float | None, bool]] = []
-        duplicates = 0
-        for (record, label), scored, outcome in zip(run, records, outcomes):
-            if outcome is LabelOutcome.APPENDED and scored is not None:
-                learned.append((scored.scores.get(self.scorer.champion.name), label.is_fraud))
-            elif outcome is LabelOutcome.DUPLICATE:
-                duplicates += 1  # delivered again: its effect is already there
-            elif outcome is LabelOutcome.UNKNOWN and scored is not None and scored.unreadable is not None:
-                dead.append((self.label_dlq, record, *unreadable_dead_letter(label.transaction_id, scored.unreadable)))
-            else:  # conflict, or unknown
-                dead.append((self.label_dlq, record, *outcome.dead_letter(label.transaction_id, label.is_fraud)))
-        # an unreadable record is left as it is (to be looked at) until it expires
-        done = [label for label, scored in zip(labels, records) if scored is not None and scored.unreadable is None]
-        self._retry("labels", lambda: self.engine.release_records(done))
-        if dead:
-            self._send_dead_letters(dead)
-        self.stats.labels_learned += len(learned)
-        self.stats.labels_duplicate += duplicates
-        self.stats.labels_dead_lettered += len(dead)
-        for score, is_fraud in learned:
+        fates = label_fates(run, records, outcomes, self.scorer.champion.name, self.label_dlq)
+        self._retry("labels", lambda: self.engine.release_records(fates.done))
+        if fates.dead:
+            self._send_dead_letters(fates.dead)
+        self.stats.labels_learned += len(fates.learned)
+        self.stats.labels_duplicate += fates.duplicates
+        self.stats.labels_dead_lettered += len(fates.dead)
+        for score, is_fraud in fates.learned:
             self.stats.observe_label(score, is_fraud)
 
     def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
         records = self.engine.apply_labels(labels, keep_records=True)
-        entries = []
-        for label, scored in zip(labels, records):
-            key, hour = record_field(label.customer_id, label.transaction_id), to_ms(label.event_time) // HOUR_MS
-            if scored is None or scored.unreadable is not None:  # only its marker is looked up
-                entries.append(LabelEntry(None, label.is_fraud, {}, key, hour=hour))
-            else:
-                ttl = None if scored.ttl_ms is None else scored.ttl_ms + self.marker_margin_ms
-                entries.append(LabelEntry(scored.features, label.is_fraud, scored.scores, key, ttl, hour))
+        entries = label_entries(labels, records, self.marker_margin_ms)
         return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
 
     def _restore_newest_times(self) -> None:
