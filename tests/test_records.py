@@ -150,3 +150,20 @@ def test_migrate_records_leaves_a_prefix_that_its_pattern_would_match_alone(sett
     assert client.exists(f"{other}:{{c:c1}}:r:t1") and not client.exists(f"{mine}:{{c:c1}}:r:t1")
     assert RedisStore(client, prefix=other).peek_records([RecordRef("c1", "t1", T0)]) == [None]
     client.close()
+
+
+def test_migrate_records_refuses_while_a_consumer_holds_the_learner_role(settings: Settings) -> None:
+    """Moving records under a running consumer would race its writes: refused unless --force."""
+    from fraudstream.stream.registry import registry_for
+
+    client = redis.Redis.from_url(settings.redis_url or "")
+    prefix = settings.redis_key_prefix
+    client.set(f"{prefix}:{{c:c1}}:r:t1", encode_record(record(T0, 1)), px=600_000)
+    registry_for(settings, client).hold_learner("host-1:4242", 60_000)
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url or "", "FRAUDSTREAM_REDIS_KEY_PREFIX": prefix}
+    refused = CliRunner().invoke(main, ["migrate-records"], env=env)
+    assert refused.exit_code == 2 and "host-1:4242 holds the learner role" in refused.output, refused.output
+    assert client.exists(f"{prefix}:{{c:c1}}:r:t1")  # nothing moved
+    forced = CliRunner().invoke(main, ["migrate-records", "--force"], env=env)
+    assert forced.exit_code == 0 and "moved 1 scored records" in forced.output, forced.output
+    client.close()

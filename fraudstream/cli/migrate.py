@@ -9,14 +9,16 @@ from fraudstream.cli.common import handle_errors, settings_from
 
 
 @click.command("migrate-records")
+@click.option("--force", is_flag=True, help="Move the records even though a consumer holds the learner role.")
 @click.pass_context
 @handle_errors
-def migrate_records(ctx: click.Context) -> None:
+def migrate_records(ctx: click.Context, force: bool) -> None:
     """Move scored records written before the hourly record hashes (one key per transaction) into
     them, so that labels of transactions scored before an upgrade are learned, and labels' "applied"
     markers written before the marker hashes (one key per label) into the legacy marker hash, so
     that a label delivered again after the upgrade is not learned twice. Run it once, with the
-    consumers stopped; running it again moves nothing."""
+    consumers stopped (it refuses while one holds the learner role, which a running consumer of
+    this version renews every few seconds); running it again moves nothing."""
     from fraudstream.stream.legacy_markers import migrate_legacy_markers
     from fraudstream.stream.registry import registry_for
     from fraudstream.stream.state import open_redis_store
@@ -26,7 +28,12 @@ def migrate_records(ctx: click.Context) -> None:
     if not settings.redis_url:
         raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis the consumers use")
     store = open_redis_store(settings)
+    registry = registry_for(settings, store.client)
+    learner = registry.learner()
+    if learner is not None and not force:
+        raise click.UsageError(f"a consumer of this Redis is running: {learner} holds the learner role. Stop every "
+                               "consumer, then run migrate-records (--force moves the records anyway)")
     moved = migrate_legacy_records(store.records, store.client)
     click.echo(f"moved {moved:,} scored records into the hourly hashes")
-    markers = migrate_legacy_markers(registry_for(settings, store.client))
+    markers = migrate_legacy_markers(registry)
     click.echo(f"moved {markers:,} label markers into the legacy marker hash")
