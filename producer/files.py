@@ -67,6 +67,25 @@ class Span:
     last: datetime | None = None
     complete: bool = False
 
+    def describe(self) -> str:
+        """The rows read, for a message.
+
+        >>> from datetime import timezone
+        >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)
+        >>> Span(t, t + timedelta(days=2), complete=True).describe()
+        'rows from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
+        >>> Span(t, t + timedelta(days=2)).describe()  # not read to the end
+        'rows from 2018-04-01T00:00:00+00:00 on (read up to 2018-04-03T00:00:00+00:00)'
+        >>> Span(t, t).describe(), Span().describe()
+        ('rows from 2018-04-01T00:00:00+00:00 on', 'no row')
+        """
+        if self.first is None:
+            return "no row"
+        if self.complete and self.last is not None:
+            return f"rows from {self.first.isoformat()} to {self.last.isoformat()}"
+        read = f" (read up to {self.last.isoformat()})" if self.last is not None and self.last != self.first else ""
+        return f"rows from {self.first.isoformat()} on{read}"
+
 
 def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
     """The label of `rec`, reported at its event time plus `delay`; None when the file had no label."""

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -50,8 +50,7 @@ class ReplayStats:
     seconds: float = 0.0
     stopped: bool = False
     resume_from: datetime | None = None  # set when stopped before the end of the input
-    file_first: datetime | None = None  # event time of the file's first row (None: it has none)
-    file_last: datetime | None = None  # and of its last, if the replay read to the end of the file
+    file_span: Span = field(default_factory=Span)  # what the replay read of the file (its window or not)
 
     @property
     def rate(self) -> float:
@@ -134,7 +133,7 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                 log.exception("could not flush after a failed replay")
         raise
     stats.seconds = time.monotonic() - began
-    stats.file_first, stats.file_last = span.first, span.last if span.complete else None
+    stats.file_span = span
     if on_progress is not None:
         on_progress(stats)
     log.info("replayed %d transactions and %d labels from %s in %.2f s (%.0f tx/s)%s", stats.transactions,

@@ -269,7 +269,7 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
     if not run.scores:
         asked = " in the window asked for" if options.start is not None or options.read_until is not None else ""
         reused = f" ({run.n_conflicts:,} reused an earlier transaction's id)" if run.n_conflicts else ""
-        raise ConfigError(f"no transactions to evaluate{asked}{reused}: {_read_range(span)} of {path}")
+        raise ConfigError(f"no transactions to evaluate{asked}{reused}: {span.describe()} of {path}")
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)
@@ -277,9 +277,3 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
              run.n_labels_learned)
     return evaluate(run, options, model, file_ended=span.complete)
 
-
-def _read_range(span: Span) -> str:
-    if span.first is None:
-        return "no row"
-    last = span.last.isoformat() if span.last is not None else "?"
-    return f"rows from {span.first.isoformat()} to {last}" + ("" if span.complete else " (as far as read)")

@@ -69,7 +69,7 @@ def test_start_and_end_give_the_features_of_the_slice_as_if_it_were_the_file(tmp
     result = CliRunner().invoke(main, ["features", str(tmp_path / "in.csv"), "--out", str(tmp_path / "none.csv"),
                                        "--no-progress", "--start", "2030-01-01"])
     assert result.exit_code == 0 and '"transactions": 0' in result.output
-    assert "no transaction of" in result.output and "its transactions run from 2018-04-01" in result.output, result.output
+    assert "no transaction of" in result.output and "its rows from 2018-04-01" in result.output, result.output
 
 
 def test_label_delay_option_changes_terminal_risk(tmp_path: Path) -> None:

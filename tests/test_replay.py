@@ -224,12 +224,12 @@ def test_ctrl_c_prints_a_resume_command_with_every_option_given(settings: Settin
 def test_a_window_with_no_row_of_the_file_is_a_warning(settings: Settings, tmp_path: Path) -> None:
     path = our_csv(tmp_path / "ten.csv", rows=10, step=timedelta(minutes=1))  # T0 .. T0 + 9 min
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
-    for window, seen in ((["--start", "2030-01-01"], "run from 2024-05-01T00:00:00+00:00 to 2024-05-01T00:09:00+00:00"),
-                         (["--end", "2024-04-01"], "start at 2024-05-01T00:00:00+00:00")):
+    for window, seen in ((["--start", "2030-01-01"], "from 2024-05-01T00:00:00+00:00 to 2024-05-01T00:09:00+00:00"),
+                         (["--end", "2024-04-01"], "from 2024-05-01T00:00:00+00:00 on")):
         result = CliRunner().invoke(main, ["replay", str(path), *window, "--no-progress"], env=cli_env(settings))
         assert result.exit_code == 0, result.output
         assert result.stderr.strip().splitlines()[-1] == (
-            f"Warning: no transaction of {path} is in the window {' '.join(window)}; its transactions {seen}")
+            f"Warning: no transaction of {path} is in the window {' '.join(window)}; its rows {seen}")
         assert '"transactions": 0' in result.stdout
     result = CliRunner().invoke(main, ["replay", str(path), "--no-progress"], env=cli_env(settings))
     assert result.exit_code == 0 and "Warning" not in result.output, result.output

@@ -140,7 +140,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
         partial.unlink(missing_ok=True)
         raise
     if not written and (start or end):
-        log.warning(nothing_in_window(file, start, end, span.first, span.last if span.complete else None))
+        log.warning(nothing_in_window(file, start, end, span))
     seconds = time.monotonic() - began
     click.echo("features " + json.dumps({"transactions": written, "skipped_reused_ids": reused, "out": str(target),
                                          "seconds": round(seconds, 3), "rate": round(written / max(seconds, 1e-9), 1)}))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fraudstream.cli.common import (FiniteFloat, check_time, command_line, handle_errors, require_bootstrap,
                                     settings_from, settings_option, time_window)
+
+if TYPE_CHECKING:
+    from fraudstream.producer.files import Span
 
 
 def describe(event_time: datetime | None, rate: float, eta: float | None) -> str:
@@ -24,25 +27,24 @@ def describe(event_time: datetime | None, rate: float, eta: float | None) -> str
     return f"event {when} | {rate:,.0f} tx/s | ETA {left}"
 
 
-def nothing_in_window(file: str, start: str | None, end: str | None, first: datetime | None,
-                      last: datetime | None) -> str:
-    """The warning of a replay that found no transaction of `file` in its window; `first` and `last`:
-    the event times of the file's first and last row (`last` None: not read).
+def nothing_in_window(file: str, start: str | None, end: str | None, span: Span) -> str:
+    """The warning of a replay that found no transaction of `file` in its window; `span`: what it
+    read of the file.
 
     >>> from datetime import timezone
+    >>> from fraudstream.producer.files import Span
     >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)
-    >>> nothing_in_window("f.csv", "2030-01-01", None, t, t + timedelta(days=2))
-    'no transaction of f.csv is in the window --start 2030-01-01; its transactions run from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
-    >>> nothing_in_window("f.csv", None, "2017-01-01", t, None)
-    'no transaction of f.csv is in the window --end 2017-01-01; its transactions start at 2018-04-01T00:00:00+00:00'
-    >>> nothing_in_window("f.csv", None, None, None, None)
+    >>> nothing_in_window("f.csv", "2030-01-01", None, Span(t, t + timedelta(days=2), complete=True))
+    'no transaction of f.csv is in the window --start 2030-01-01; its rows from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
+    >>> nothing_in_window("f.csv", None, "2017-01-01", Span(t, t))  # the first row ended the reading
+    'no transaction of f.csv is in the window --end 2017-01-01; its rows from 2018-04-01T00:00:00+00:00 on'
+    >>> nothing_in_window("f.csv", None, None, Span())
     'f.csv has no transactions'
     """
-    if first is None:
+    if span.first is None:
         return f"{file} has no transactions"
     window = " ".join(f"{flag} {value}" for flag, value in (("--start", start), ("--end", end)) if value)
-    seen = f"run from {first.isoformat()} to {last.isoformat()}" if last else f"start at {first.isoformat()}"
-    return f"no transaction of {file} is in the window {window}; its transactions {seen}"
+    return f"no transaction of {file} is in the window {window}; its {span.describe()}"
 
 
 @click.command()
@@ -109,6 +111,6 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
         hint = command_line(ctx, start=stats.resume_from.isoformat())  # the user's other options as given
         click.echo(f"stopped; resume with: {hint}", err=True)
     if stats.transactions == 0 and not stats.stopped:
-        message = nothing_in_window(file, start, end, stats.file_first, stats.file_last)
+        message = nothing_in_window(file, start, end, stats.file_span)
         click.echo(f"Warning: {message}", err=True)
     click.echo("replayed " + json.dumps(summary))
