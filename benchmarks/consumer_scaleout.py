@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from consumer_throughput import labels, publish_backlog, transactions
+from consumer_throughput import describe_data, labels, publish_backlog, transactions
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
@@ -60,6 +60,7 @@ def done_at(marks: list[tuple[float, int]], moment: float) -> int:
 
 
 def run(k: int, n: int, idle_seconds: float) -> dict[str, float]:
+    print(describe_data(n), flush=True)
     txs, frauds = transactions(n)
     due = labels(txs, frauds)
     # a key of its own: no warning about the built-in demo key from every process

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from consumer_throughput import champion_fits, import_champion, labels, publish_backlog, transactions
+from consumer_throughput import champion_fits, describe_data, import_champion, labels, publish_backlog, transactions
 from process_stats import GcTimes, server_cpu, thread_cpu
 
 from fraudstream.config import Settings
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="start from this signed checkpoint (fraudstream backtest --save-model) as the champion")
     args = parser.parse_args()
+    print(describe_data(args.transactions), flush=True)
     txs, frauds = transactions(args.transactions)
     bulk_labels = labels(txs, frauds)
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])

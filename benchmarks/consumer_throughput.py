@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import time
 import uuid
@@ -51,7 +52,19 @@ from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.consumer import IDLE_POLL_MS
 from fraudstream.stream.stats import RunStats
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz"
+# ../shared/data beside the checkout; FRAUDSTREAM_BENCHMARK_DATA for a checkout elsewhere (a worktree
+# in /tmp for an A/B run would otherwise measure the synthetic stream, which is much cheaper)
+DATA = Path(os.environ.get("FRAUDSTREAM_BENCHMARK_DATA")
+            or Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz")
+
+
+def describe_data(n: int) -> str:
+    """The input line every run prints, so that a run on the synthetic stream is never taken for one
+    on the handbook's rows."""
+    if DATA.exists():
+        return f"data: the handbook's first {n:,} rows with their labels ({DATA})"
+    return (f"data: {DATA} NOT FOUND: a synthetic stream without labels, NOT comparable with the README's "
+            "figures (set FRAUDSTREAM_BENCHMARK_DATA)")
 
 
 LABEL_DELAY = timedelta(days=7)
@@ -238,6 +251,7 @@ def main() -> None:
 
     print(f"machine: {machine_description()}; broker, Redis and consumer share its cores", flush=True)
     print(f"Python speed: a 10-million-step loop took {python_loop_seconds():.2f} s (quiet days: 0.7-0.8 s)", flush=True)
+    print(describe_data(args.transactions), flush=True)
     txs, frauds = transactions(args.transactions + int(args.rate * args.latency_seconds))
     bulk, paced = txs[: args.transactions], txs[args.transactions:]
     bulk_labels = labels(bulk, frauds)
