@@ -229,7 +229,10 @@ def test_polls_wait_long_while_the_group_join_is_in_progress(settings: Settings)
             return real_poll(**kwargs)
 
         app.consumer.poll = noted_poll  # type: ignore[method-assign]
-        app.run(idle_timeout=0.5)
+        # idle for longer than a join poll: the poll in which the partitions came waits out its
+        # JOIN_POLL_MS, which counts as idle time, and idle polls must follow it (CI once saw none
+        # with 0.5 s, the join poll's own length)
+        app.run(idle_timeout=JOIN_POLL_MS / 1000 + 1.0)
         del app.consumer.poll  # closing polls too (until the group is left)
         assert app.consumer.assignment()
     joining = [timeout for assigned, timeout in polls if not assigned]
