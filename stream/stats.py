@@ -77,9 +77,15 @@ class RunStats:
         >>> stats.throughput
         1000.0
         """
+        seconds = self._timed_seconds()
+        return 0.0 if seconds is None else (self.processed - self.processed_at_first) / seconds
+
+    def _timed_seconds(self) -> float | None:
+        """From the end of the first batch of transactions to the end of the last; None before a
+        second batch."""
         if self.first_record is None or self.last_record is None or self.last_record <= self.first_record:
-            return 0.0
-        return (self.processed - self.processed_at_first) / (self.last_record - self.first_record)
+            return None
+        return self.last_record - self.first_record
 
     def summary(self) -> dict[str, float | int | None]:
         """The run's counters and figures; ``throughput_tps`` is None when the run had a single batch
@@ -89,11 +95,10 @@ class RunStats:
         >>> RunStats(processed=3000, first_record=10.0, processed_at_first=1000, last_record=12.0).summary()["throughput_tps"]
         1000.0
         """
-        measured = self.first_record is not None and self.last_record is not None and self.last_record > self.first_record
         return {
             "processed": self.processed, "alerts": self.alerts, "dead_lettered": self.dead_lettered,
             "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
-            "labels_duplicate": self.labels_duplicate, "throughput_tps": round(self.throughput, 1) if measured else None,
+            "labels_duplicate": self.labels_duplicate, "throughput_tps": None if self._timed_seconds() is None else round(self.throughput, 1),
             "latency_p50_ms": _tenth(self.latency_percentile(50)), "latency_p99_ms": _tenth(self.latency_percentile(99)),
         }
 

@@ -14,6 +14,7 @@ import click
 
 from fraudstream.cli.backtest_model import described, not_learned, save_model, start_model
 from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
+from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
 from fraudstream.stream.learned_spans import LearnedSpans
 
@@ -128,7 +129,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     try:
         model = started.model if started else None
-        if progress and settings.log_format != "json":  # no bar among JSON logs (`fraudstream.cli.progress`)
+        if drawn(settings, progress):  # else no bar, nor the row count it needs
             result = _with_progress(file, options, engine, settings, model)
         else:
             result = run_backtest(file, options, engine, model=model)

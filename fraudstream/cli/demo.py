@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
+from fraudstream.cli.progress import drawn
 
 if TYPE_CHECKING:
     from fraudstream.stream.consumer import ScoringConsumer
@@ -148,7 +149,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     # larger producer batches only for the embedded broker (see PRODUCER_LINGER_MS)
     linger_ms = PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
-    dashboard = None if plain or settings.log_format == "json" else Dashboard()  # JSON logs: lines, no screen
+    dashboard = Dashboard() if drawn(settings, not plain) else None  # JSON logs: lines, no screen
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
     with embedded_services(settings) as live:
         ensure_topics(live)

@@ -69,7 +69,6 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     from rich.progress import BarColumn, TextColumn
 
     from fraudstream.cli.progress import progress_bar
-
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.producer.replay import ReplayStats
     from fraudstream.producer.replay import replay as run_replay
