@@ -72,6 +72,13 @@ def features_as_scored(records: Iterable[Any], engine: Any, label_delay: timedel
         yield from zip(chunk, engine.transform(chunk))
 
 
+def show_progress(progress: Any, task: Any, tx: Transaction, written: int, began: float) -> None:
+    """The spinner's line: the newest event time written, the count, the rate so far."""
+    rate = written / max(time.monotonic() - began, 1e-9)
+    progress.update(task, description=f"event {tx.event_time:%Y-%m-%d %H:%M:%S} | {written:,} transactions | "
+                                      f"{rate:,.0f} tx/s")
+
+
 def open_output(path: Path, compressed: bool) -> IO[str]:
     """A text stream writing to `path`, gzip-compressed or not."""
     if compressed:
@@ -119,7 +126,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     written = reused = 0
     began = time.monotonic()
     progress = progress_bar(settings, SpinnerColumn(), TextColumn("{task.description}"), shown=not no_progress)
-    task = progress.add_task("starting", total=None)
+    task = progress.add_task(f"reading {file}", total=None)
     try:
         with progress, open_output(partial, compressed) as stream:
             writer = csv.writer(stream)
@@ -131,10 +138,10 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
                     continue
                 writer.writerow([tx.transaction_id, *[x[name] for name in FEATURE_NAMES]])
                 written += 1
-                if written % 20_000 == 0:
-                    rate = written / max(time.monotonic() - began, 1e-9)
-                    progress.update(task, description=f"event {tx.event_time:%Y-%m-%d %H:%M:%S} | "
-                                                      f"{written:,} transactions | {rate:,.0f} tx/s")
+                if written % 2_000 == 0:  # rich redraws ~10 times a second
+                    show_progress(progress, task, tx, written, began)
+            if written:  # the last frame shows the whole file, however small
+                show_progress(progress, task, tx, written, began)
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
