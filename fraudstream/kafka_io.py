@@ -43,6 +43,7 @@ from fraudstream.kafka_transport import quiet_closed_reads
 log = logging.getLogger(__name__)
 
 LEAVE_TIMEOUT_S = 8.0  # longest wait to complete a rebalance before leaving (Tansu holds a JoinGroup 3 s)
+UNREACHABLE_S = 1.0  # a group coordinator unreachable this long while leaving: the broker is gone, no wait
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -197,6 +198,14 @@ def _membership(consumer: KafkaConsumer) -> tuple[bool, float] | None:
         return None
 
 
+def _coordinator_unknown(consumer: KafkaConsumer) -> bool:
+    """Whether kafka-python knows no reachable group coordinator (False where a version lacks it)."""
+    try:
+        return bool(consumer._coordinator.coordinator_unknown())
+    except AttributeError:
+        return False
+
+
 def rebalance_pending(consumer: KafkaConsumer) -> bool:
     """Whether the group coordinator asked this member to re-join and it has not completed yet."""
     membership = _membership(consumer)
@@ -215,16 +224,26 @@ def close_group_consumer(consumer: KafkaConsumer, timeout: float = LEAVE_TIMEOUT
     test hung on it). A member that dies instead is expired after the session timeout and loses
     the leadership as it should. A member learns of a rebalance from its heartbeats, so it also
     waits for one answered after the decision to leave. Apache Kafka needs none of this.
+
+    A coordinator unreachable for `UNREACHABLE_S` (the broker is gone) ends the wait: no rebalance
+    can complete and no LeaveGroup can be sent; the broker, if it comes back, expires the member.
     """
     membership = _membership(consumer)
     if membership is not None and consumer.subscription():
         heard = membership[1]
         deadline = time.monotonic() + timeout
+        reachable = time.monotonic()
         while True:
             membership = _membership(consumer)
             if membership is not None and membership[1] != heard and not membership[0]:
                 break
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if not _coordinator_unknown(consumer):
+                reachable = now
+            elif now - reachable >= UNREACHABLE_S:  # no rebalance can complete, nor can the group be left
+                log.warning("closing without leaving the consumer group: its coordinator is unreachable")
+                break
+            if now >= deadline:
                 log.warning("leaving the consumer group without a completed rebalance after %.0f s", timeout)
                 break
             consumer.poll(timeout_ms=100)  # drives a pending re-join

@@ -212,8 +212,10 @@ class Lifecycle:
         return learn_and_publish
 
     def poll(self, scorer: Scorer) -> None:
-        """Renew or take the learner role, follow the champion and challengers, load new versions."""
-        self._next_poll = time.monotonic() + self.poll_seconds
+        """Renew or take the learner role, follow the champion and challengers, load new versions.
+        Not due again for `poll_seconds` only once it has succeeded: after a server error the next
+        `maintenance` polls again, so the consumer's retry of it waits with a growing backoff."""
+        started = time.monotonic()
         role = self.registry.hold_learner(self.owner, self.ttl_ms)
         was, self.is_learner = self.is_learner, role > 0
         if role == 2:
@@ -240,6 +242,7 @@ class Lifecycle:
                 reload_version(self.registry, scorer.models, name, latest)
         if self.is_learner:
             self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
+        self._next_poll = started + self.poll_seconds
 
     def publish_due(self, scorer: Scorer, now: float | None = None, force: bool = False) -> int:
         """Publish the models that are unpublished, or learned enough labels (a model that changes

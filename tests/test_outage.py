@@ -1,0 +1,53 @@
+"""Both servers gone under a running consumer (what `fraudstream up` stopped beside it does): the
+consumer waits with a growing backoff, and a stop then ends it without waiting for a group that
+no broker answers for. Servers of its own, since they are stopped."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+from kafka import KafkaProducer
+
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.services import tansu_process, valkey_process, wait_for_kafka
+from tests.consumer_procs import finish, kill, progress_or_explain, reaped, scripted_stream, start_consumer
+
+RETRY = re.compile(r"model maintenance failed, retrying in ([0-9.]+) s")
+
+
+def test_servers_gone_the_backoff_grows_and_a_stop_does_not_wait_for_the_group(settings: Settings) -> None:
+    broker, cache = tansu_process(), valkey_process()
+    try:
+        broker.start()
+        cache.start()
+        own = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{broker.port}",
+                                          "redis_url": f"redis://127.0.0.1:{cache.port}/0"})
+        wait_for_kafka(own.kafka_bootstrap or "")
+        ensure_topics(own)
+        producer = KafkaProducer(bootstrap_servers=own.kafka_bootstrap)
+        for tx in scripted_stream(1000):
+            producer.send(own.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        producer.flush()
+        producer.close()
+        proc = start_consumer(own)
+        with reaped(proc):
+            progress_or_explain(own, proc, 1000, 60)
+            cache.stop()
+            broker.stop()
+            time.sleep(5.0)  # retries after 0.5, 1 and 2 s, then a wait of 4
+            kill(proc, signal.SIGTERM)
+            stopped = time.monotonic()
+            _, err = finish(proc, 60)
+            took = time.monotonic() - stopped
+        assert proc.returncode == 0, err[-3000:]
+        delays = [float(d) for d in RETRY.findall(err)]
+        assert delays[:3] == [0.5, 1.0, 2.0], (delays, err[-3000:])  # each wait twice the one before
+        assert "its coordinator is unreachable" in err, err[-3000:]
+        assert "without a completed rebalance" not in err  # the 8 s wait for a group nobody answers for
+        assert took < 8.0, (took, err[-3000:])
+    finally:
+        cache.stop()
+        broker.stop()
