@@ -10,7 +10,9 @@ user saw it after a `fraudstream consume` ended normally (once in eight runs, 20
 `quiet_closed_reads()` replaces that method of the TCP transport (the class: transports are built
 inside kafka-python's connection code) with the same loop, which reads the socket once into a
 local and, when the read fails on a transport that is closed by then, returns the connection
-error kafka-python's own code returns, without the log line; any other failure is logged as before.
+error kafka-python's own code returns, without the log line. A connection the broker reset (it
+stopped) is logged as an error in one line, without kafka-python's traceback, which reads like a
+crash of ours in a broker outage; any other failure is logged as before.
 Only for the kafka-python version whose code this mirrors; with another version nothing changes.
 """
 
@@ -64,6 +66,8 @@ def _sock_recv(self: Any) -> tuple[bytes, Exception | None]:
         except BaseException as exc:  # noqa: BLE001 - as kafka-python: any failure ends the connection
             if self._closed:
                 log.debug("%s: read after the connection was closed: %r", self, exc)
+            elif isinstance(exc, ConnectionError):  # the broker went away: an outage, not a bug to trace
+                _transport_log.error("%s: connection lost: %r", self, exc)
             else:
                 _transport_log.exception("%s: Error receiving network data closing socket", self)
             error = errors.KafkaConnectionError(exc)

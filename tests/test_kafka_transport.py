@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
+import time
 from collections.abc import Iterator
 
 import kafka
@@ -78,6 +80,24 @@ def test_a_failure_on_an_open_transport_is_still_logged(pair: tuple[socket.socke
     data, error = t._sock_recv()
     assert isinstance(error, KafkaConnectionError)
     assert any("Error receiving network data" in m for m in errors_logged(caplog))
+
+
+def test_a_connection_reset_by_the_broker_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        ours = socket.create_connection(server.getsockname())
+        peer, _ = server.accept()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # linger 0: a reset, as from a broker that stopped
+        time.sleep(0.1)
+        ours.setblocking(False)
+        try:
+            data, error = transport(ours)._sock_recv()
+        finally:
+            ours.close()
+    assert data == b"" and isinstance(error, KafkaConnectionError)
+    lost = [r for r in caplog.records if r.name == "kafka.net.transport" and r.levelno >= logging.ERROR]
+    assert [r.getMessage().split(": ", 1)[1] for r in lost] == ["connection lost: ConnectionResetError(104, 'Connection reset by peer')"]
+    assert lost[0].exc_info is None
 
 
 def test_another_kafka_python_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
