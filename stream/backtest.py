@@ -168,7 +168,9 @@ class BacktestResult:
         return len(self.replay.scores) / self.replay.elapsed_s if self.replay.elapsed_s > 0 else float("nan")
 
     def alert_stats(self) -> dict[str, float]:
-        """Alerts per day, precision and recall at the threshold, over every transaction of the window."""
+        """Alerts per day, precision and recall at the threshold, over every transaction of the window
+        (`n_window_transactions`, `n_window_frauds`: known-compromised cards included, unlike the
+        prequential metrics' `n_transactions`, `n_frauds`)."""
         y = np.frombuffer(self.replay.labels, dtype=np.int8)[self.window].astype(bool)
         alerted = np.frombuffer(self.replay.scores, dtype=np.float64)[self.window] >= self.options.threshold
         n_days = (self.eval_end - self.eval_start).days + 1
@@ -195,6 +197,7 @@ class BacktestResult:
             "n_transactions": m.n_transactions,
             "n_frauds": m.n_frauds,
             "n_window_transactions": int(self.window.sum()),
+            "n_window_frauds": int(np.frombuffer(self.replay.labels, dtype=np.int8)[self.window].sum()),
             "auc_roc": m.auc_roc,
             "average_precision": m.average_precision,
             f"card_precision_at_{self.options.top_k}": m.card_precision_at_k,

@@ -128,6 +128,15 @@ def test_cli_outputs_can_be_recomputed(tmp_path: Path, monkeypatch: pytest.Monke
     assert m.auc_roc == pytest.approx(figures["auc_roc"])
     assert m.average_precision == pytest.approx(figures["average_precision"])
     assert m.card_precision_at_k == pytest.approx(figures["card_precision_at_100"])
+    # the alert figures count every transaction of the window, known-compromised cards included
+    window = [(r["TX_FRAUD"] == "1", scores[r["TRANSACTION_ID"]] >= figures["threshold"])
+              for r, w in zip(rows, in_window) if w]
+    hits = sum(fraud and alerted for fraud, alerted in window)
+    assert figures["n_window_transactions"] == len(window)
+    assert figures["n_window_frauds"] == sum(fraud for fraud, _ in window) >= figures["n_frauds"]
+    assert figures["alerts"] == sum(alerted for _, alerted in window)
+    assert figures["recall_at_threshold"] == pytest.approx(hits / figures["n_window_frauds"])
+    assert figures["precision_at_threshold"] == pytest.approx(hits / figures["alerts"])
 
     page = out["html"].read_text()
     assert page.count("data:image/png;base64,") == 5 and "card_precision_at_100" in page
