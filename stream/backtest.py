@@ -237,7 +237,13 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool
             log.warning("--eval-end %s is after the data's last day, %s: evaluating up to %s", end, last_day, last_day)
         end = last_day
     if end < start:
-        raise ConfigError(f"evaluation window {start}..{end} is empty (the data ends {last_day})")
+        if options.eval_start is None:
+            raise ConfigError(f"the data holds {first_day}..{last_day}: the default evaluation start, "
+                              f"{DEFAULT_WARMUP.days} days after its first day ({start}), is after its end; give "
+                              "--eval-start (the features then have less history) or a longer file")
+        if start > last_day:
+            raise ConfigError(f"--eval-start {start} is after the data's last day, {last_day}")
+        raise ConfigError(f"evaluation window {start}..{end} is empty")
     s, e = metrics.day_number(start), metrics.day_number(end)
     unknown = sum(s <= day <= e for day in run.unlabelled_days)
     if unknown:

@@ -177,9 +177,14 @@ def test_the_evaluation_window_ends_with_the_data(tmp_path: Path) -> None:
     clamped, exact = runs["2018-05-31"], runs["2018-04-20"]
     assert clamped["eval_end"] == "2018-04-20" and clamped["weeks"] == exact["weeks"] and len(exact["weeks"]) == 2
     assert exact["alerts"] > 0 and clamped["alerts_per_day"] == exact["alerts_per_day"] == exact["alerts"] / 13
+    # features over 30 days, a window 7 days after the file's first row: said before the replay, with or without --start
+    assert "--eval-start is 7 days after the data's first day (2018-04-01)" in printed["2018-04-20"]
+    expected = {"--eval-end": "the data holds 2018-04-01..2018-04-20: the default evaluation start, 30 days after its "
+                              "first day (2018-05-01), is after its end",
+                "--eval-start": "--eval-start 2018-05-01 is after the data's last day, 2018-04-20"}
     for late in (["--eval-end", "2018-05-31"], ["--eval-start", "2018-05-01", "--eval-end", "2018-05-31"]):
-        result = CliRunner().invoke(main, [*args[:2], "--no-progress", *late])  # default --eval-start: 05-01
-        assert result.exit_code != 0 and "evaluation window 2018-05-01..2018-04-20 is empty" in result.output, result.output
+        result = CliRunner().invoke(main, [*args[:2], "--no-progress", *late])
+        assert result.exit_code != 0 and expected[late[0]] in " ".join(result.output.split()), result.output
     result = CliRunner().invoke(main, [*args[:2], "--start", "2019-01-01", "--no-progress"])
     assert result.exit_code != 0 and "no transactions to evaluate in the window asked for: rows from 2018-04-01T" in result.output
     assert "to 2018-04-20T" in result.output, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -116,7 +117,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
         eval_end=parse_time(eval_end).date() if eval_end else None,
         threshold=settings.alert_threshold,
     )
-    _warn_if_cold(options)
+    _warn_if_cold(options, file)
     from fraudstream.models import zoo
 
     if started is None:
@@ -173,17 +174,28 @@ def _drop_state(store: Any) -> None:
         store.client.delete(*keys)  # a cluster client splits it by hash slot
 
 
-def _warn_if_cold(options: Any) -> None:
-    """A slice that starts less than the longest feature window before its evaluation window scores
-    that window's first days with features that have not seen a whole window yet."""
+def _warn_if_cold(options: Any, file: Path) -> None:
+    """A replay that starts (at --start or the file's first row) less than the longest feature window
+    before the evaluation window scores that window's first days with features that have not seen a
+    whole window yet."""
+    from fraudstream.producer.files import read_recorded
     from fraudstream.stream.backtest import DEFAULT_WARMUP
 
-    if options.start is not None and options.eval_start is not None:
-        warm = options.eval_start - options.start.date()
-        if warm < DEFAULT_WARMUP:
-            log.warning("--eval-start is %d days after --start: the first days of the window are scored with "
-                        "features that have not seen %d days yet (start the slice earlier)", warm.days,
-                        DEFAULT_WARMUP.days)
+    if options.eval_start is None:  # the default evaluation start is a whole window after the replay's
+        return
+    rows = read_recorded(file)
+    with contextlib.closing(rows):
+        first = next(rows, None)
+    if first is None:
+        return
+    begin, since = first.transaction.event_time.date(), "the data's first day"
+    if options.start is not None and options.start.date() >= begin:
+        begin, since = options.start.date(), "--start"
+    warm = options.eval_start - begin
+    if warm < DEFAULT_WARMUP:
+        log.warning("--eval-start is %d days after %s (%s): the first days of the window are scored with features "
+                    "that have not seen %d days yet (start the replay earlier)", max(warm.days, 0), since, begin,
+                    DEFAULT_WARMUP.days)
 
 
 def _with_progress(file: Path, options: Any, engine: Any, settings: Settings, model: Any = None) -> Any:
