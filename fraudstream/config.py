@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fraudstream import constants
+from fraudstream.errors import ConfigError
 from fraudstream.timeutil import parse_duration
 
 
@@ -173,7 +174,12 @@ class Settings(BaseSettings):
     @field_validator("allowed_lateness", "label_delay", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_duration(value)
+        except ConfigError as exc:  # a ValueError is what pydantic reports with the field's name
+            raise ValueError(str(exc)) from None
 
     @field_validator("max_future_skew", mode="before")
     @classmethod

@@ -19,14 +19,14 @@ def test_env_vars_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_max_future_skew_none_means_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the future skew takes "none" (a simulated clock may run ahead of the wall clock)."""
-    from fraudstream.errors import ConfigError
+    from pydantic import ValidationError
 
     monkeypatch.setenv("FRAUDSTREAM_MAX_FUTURE_SKEW", "None")
     assert Settings().max_future_skew is None
     monkeypatch.setenv("FRAUDSTREAM_MAX_FUTURE_SKEW", "2d")
     assert Settings().max_future_skew == timedelta(days=2)
     monkeypatch.setenv("FRAUDSTREAM_LABEL_DELAY", "none")
-    with pytest.raises(ConfigError, match="not a duration"):
+    with pytest.raises(ValidationError, match="label_delay\n  Value error, not a duration"):
         Settings()
 
 
@@ -124,10 +124,22 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["record", "--days", "1", "--out", "x.txt"], "Invalid value for --out: x.txt: unknown output format"),
     (["record", "--days", "1", "--out", "no/such/dir/x.jsonl"], "Invalid value for --out: no/such/dir/x.jsonl: no such directory"),
     (["topics", "--partitions", "0"], "Invalid value for '--partitions': 0 is not in the range x>=1"),
+    # settings given as options: named by the option (not the settings field), exit 2 as for any bad option
+    (["replay", "README.md", "--label-delay", "-1d"], "Invalid value: --label-delay: not a duration: '-1d'"),
+    (["backtest", "README.md", "--threshold", "2"], "Invalid value: --threshold: Input should be less than or equal to 1"),
 ])
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("FRAUDSTREAM_LABEL_DELAY", "xyz", "not a duration: 'xyz'"),
+    ("FRAUDSTREAM_ALERT_THRESHOLD", "abc", "Input should be a valid number"),
+])
+def test_a_bad_env_var_is_named_in_the_error(variable: str, value: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["config"], env={variable: value})
+    assert result.exit_code == 2 and f"Invalid value: {variable}: {message}" in result.output, result.output
 
 
 def test_an_unreachable_broker_is_one_clear_error_not_kafka_pythons_retries(monkeypatch: pytest.MonkeyPatch) -> None:

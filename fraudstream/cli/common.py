@@ -210,11 +210,25 @@ def load_settings(overrides: dict[str, Any], base: Settings | None = None) -> Se
         merged.update(updates)
         return Settings(**merged)
     except ValidationError as exc:
-        raise click.BadParameter(_format_validation(exc)) from exc
+        raise click.BadParameter(_format_validation(exc, click.get_current_context(silent=True))) from exc
 
 
-def _format_validation(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+def _format_validation(exc: ValidationError, ctx: click.Context | None = None) -> str:
+    """Each error named by what gave the value (the option, else the env var), as the user wrote it.
+
+    >>> from fraudstream.config import Settings
+    >>> try:
+    ...     Settings(alert_threshold=2, label_delay="soon")
+    ... except ValidationError as exc:
+    ...     print(_format_validation(exc))
+    FRAUDSTREAM_ALERT_THRESHOLD: Input should be less than or equal to 1; FRAUDSTREAM_LABEL_DELAY: not a duration: 'soon' (use e.g. 7d, 36h, 15m, 90s)
+    """
+    def named(loc: tuple[int | str, ...]) -> str:
+        field = str(loc[0]) if loc else ""
+        where = setting_source(ctx, field) if field in Settings.model_fields else field
+        return ".".join([where, *(str(p) for p in loc[1:])])
+
+    return "; ".join(f"{named(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
 
 
 def require_bootstrap(settings: Settings) -> None:
