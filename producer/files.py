@@ -197,6 +197,9 @@ def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Re
         _refuse_unknown([name for name in header if name not in OUR_COLUMNS], path, 1, "column")
         positions = {name: header.index(name) for name in OUR_COLUMNS if name in header}
         return _our_csv_rows(csv.reader(stream), path, len(header), positions)
+    if "TRANSACTION_ID" in header or "TX_DATETIME" in header:
+        missing = [name for name in HANDBOOK_COLUMNS if name not in header]
+        raise InputError(f"{path}:1: header lacks the handbook's column(s) {', '.join(missing)}")
     raise InputError(f"{path}:1: unrecognised header {first.strip()[:120]!r}; expected our columns "
                      f"({', '.join(OUR_REQUIRED)}, ...) or the handbook's ({', '.join(HANDBOOK_COLUMNS)})")
 

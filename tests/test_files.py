@@ -101,6 +101,10 @@ def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:
     partial = write(tmp_path, "partial.csv", "transaction_id,customer_id,amount\n1,2,3\n")
     with pytest.raises(InputError, match="lacks column.*terminal_id, event_time"):
         read_recorded(partial)
+    no_labels = write(tmp_path, "hb.csv", "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT\n"
+                                          "0,2018-04-01 00:00:31,596,3156,57.16\n")
+    with pytest.raises(InputError, match=r"hb\.csv:1: header lacks the handbook's column\(s\) TX_FRAUD$"):
+        read_recorded(no_labels)
     with pytest.raises(InputError, match="empty"):
         read_recorded(write(tmp_path, "empty.csv", ""))
     misspelt = write(tmp_path, "misspelt.csv", "transaction_id,customer_id,terminal_id,amount,event_time,isFraud\n")
