@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -37,12 +40,52 @@ class TextFormatter(logging.Formatter):
         return f"{base} {' '.join(extras)}" if extras else base
 
 
+class RepeatedKafkaMessages(logging.Filter):
+    """Lets each kafka-python message through once per `window_s` seconds (per logger and message
+    template); the next one through says how many were held back (``held_back=N``). In a broker
+    outage kafka-python logs every failed connection attempt, fetch and heartbeat: ~50 lines in 25 s.
+
+    >>> now = [0.0]
+    >>> quiet = RepeatedKafkaMessages(window_s=30.0, clock=lambda: now[0])
+    >>> def lost(node):
+    ...     return logging.makeLogRecord({"name": "kafka.net.connection", "msg": "%s: Connection lost", "args": (node,)})
+    >>> [quiet.filter(lost(n)) for n in (1, 2, 1)], quiet.filter(logging.makeLogRecord({"name": "fraudstream.x"}))
+    ([True, False, False], True)
+    >>> now[0] = 31.0
+    >>> record = lost(1)
+    >>> quiet.filter(record), record.held_back
+    (True, 2)
+    """
+
+    def __init__(self, window_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()  # kafka-python logs from its IO thread too
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # key -> (last let through, held back since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "kafka" and not record.name.startswith("kafka."):
+            return True
+        key, now = (record.name, str(record.msg)), self._clock()
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < self.window_s:
+                self._seen[key] = (last[0], last[1] + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if last is not None and last[1]:
+            record.held_back = last[1]
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(RepeatedKafkaMessages())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
