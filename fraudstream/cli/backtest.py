@@ -193,9 +193,9 @@ def _warn_if_cold(options: Any, file: Path) -> None:
         begin, since = options.start.date(), "--start"
     warm = options.eval_start - begin
     if warm < DEFAULT_WARMUP:
-        log.warning("--eval-start is %d days after %s (%s): the first days of the window are scored with features "
-                    "that have not seen %d days yet (start the replay earlier)", max(warm.days, 0), since, begin,
-                    DEFAULT_WARMUP.days)
+        log.warning("--eval-start is %s %s (%s): the first days of the window are scored with features that have "
+                    "not seen %d days yet (start the replay earlier)",
+                    f"{warm.days} days after" if warm.days > 0 else "not after", since, begin, DEFAULT_WARMUP.days)
 
 
 def _with_progress(file: Path, options: Any, engine: Any, settings: Settings, model: Any = None) -> Any:
