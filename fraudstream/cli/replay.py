@@ -68,8 +68,9 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     """
     from rich.progress import BarColumn, TextColumn
 
-    from fraudstream.cli.progress import progress_bar
+    from fraudstream.cli.progress import drawn, progress_bar
     from fraudstream.kafka_io import ensure_topics
+    from fraudstream.producer.file_end import last_event_time
     from fraudstream.producer.replay import ReplayStats
     from fraudstream.producer.replay import replay as run_replay
     from fraudstream.stream.signals import stop_on_signals
@@ -83,6 +84,8 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     stop = threading.Event()
     progress = progress_bar(settings, TextColumn("{task.description}"), BarColumn(), shown=not no_progress)
     task = progress.add_task(describe(None, 0.0, None), total=None)
+    # where the bar ends: --end, else the file's last event time (read only when a bar is drawn)
+    until = finish if finish is not None or not drawn(settings, not no_progress) else last_event_time(file)
     origin: list[datetime] = []
 
     def on_progress(stats: ReplayStats) -> None:
@@ -90,10 +93,10 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
         if stats.event_time is not None:
             if not origin:
                 origin.append(begin or stats.event_time)
-            if finish is not None and speed is not None:
-                eta = max((finish - stats.event_time).total_seconds() / speed, 0.0)
-            if finish is not None:
-                span = (finish - origin[0]).total_seconds()
+            if until is not None and speed is not None:
+                eta = max((until - stats.event_time).total_seconds() / speed, 0.0)
+            if until is not None:
+                span = (until - origin[0]).total_seconds()
                 done = (stats.event_time - origin[0]).total_seconds()
                 progress.update(task, total=max(span, 1.0), completed=done)
                 if eta is None and done > 0:
