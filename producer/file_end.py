@@ -7,6 +7,7 @@ bar and time left when no ``--end`` is given (the 1.17M-row handbook file, gzip:
 ...                     "0,2018-04-01 00:00:31,596,3156,57.16,0\\n1,2018-04-01 00:02:10,4961,3412,81.51,0\\n\\n")
 >>> last_event_time(path).isoformat()
 '2018-04-01T00:02:10+00:00'
+>>> import shutil; shutil.rmtree(path.parent)
 """
 
 from __future__ import annotations

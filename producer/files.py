@@ -20,6 +20,7 @@ one is an error, because replay and backtests rely on the order and ``end`` stop
 (281.51, True, '1')
 >>> labels_for(rows[1], timedelta(days=7)).reported_at.isoformat()
 '2018-04-08T00:02:10+00:00'
+>>> import shutil; shutil.rmtree(os.path.dirname(path))
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ its header holds no time of writing).
 True
 >>> summary.rows > 0, summary.rows == sum(summary.by_scenario.values())
 (True, True)
+>>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
 from __future__ import annotations

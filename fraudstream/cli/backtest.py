@@ -30,6 +30,7 @@ def count_rows(path: Path) -> int | None:
     >>> _ = p.write_text("h1,h2\\n1,2\\n3,4")
     >>> count_rows(p)
     2
+    >>> import shutil; shutil.rmtree(p.parent)
     """
     try:
         with path.open("rb") as probe:
