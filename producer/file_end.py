@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fraudstream.errors import InputError
-from fraudstream.producer.files import _csv_rows, _jsonl_rows
+from fraudstream.producer.files import _csv_rows, _jsonl_rows, open_bytes
 
 CHUNK = 1 << 20
 TAIL = 64 * 1024  # longer than any row a reader accepts
@@ -29,12 +29,10 @@ def last_event_time(path: str | Path) -> datetime | None:
     replay itself then says what is wrong, with its line)."""
     path = Path(path)
     try:
-        with path.open("rb") as raw:
-            compressed = raw.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if compressed else path.open("rb")) as stream:
+        with open_bytes(path) as stream:
             header = stream.readline()
             tail = b""
-            if not compressed:  # a plain file: its end is at hand
+            if not isinstance(stream, gzip.GzipFile):  # a plain file: its end is at hand
                 stream.seek(max(stream.tell(), path.stat().st_size - TAIL))
             while chunk := stream.read(CHUNK):
                 tail = (tail + chunk)[-TAIL:]

@@ -98,13 +98,16 @@ def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
     return build_model(Label, values, set(values))  # type: ignore[no-any-return]
 
 
+def open_bytes(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzip (told by its first bytes, not its name)."""
+    with path.open("rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if compressed else path.open("rb")
+
+
 def _open_text(path: Path) -> IO[str]:
     try:
-        with path.open("rb") as probe:
-            magic = probe.read(2)
-        if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-        return path.open("r", encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import json
 import logging
 import math
@@ -32,11 +31,10 @@ def count_rows(path: Path) -> int | None:
     2
     >>> import shutil; shutil.rmtree(p.parent)
     """
+    from fraudstream.producer.files import open_bytes
+
     try:
-        with path.open("rb") as probe:
-            gz = probe.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gz else open
-        with opener(path, "rb") as stream:  # type: ignore[operator]
+        with open_bytes(path) as stream:
             first = stream.readline()
             lines, last = 0, b"\n"
             for chunk in iter(lambda: stream.read(1 << 20), b""):
