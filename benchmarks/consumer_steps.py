@@ -7,7 +7,9 @@ synthetic stream; the default model fresh, or the champion from a checkpoint) an
 of a batch, its wall time, the consumer thread's CPU time and the difference: the time the thread
 waited (for Redis, the broker, or the GIL held by kafka-python's network thread); also the CPU
 time the servers used meanwhile and Valkey's own command statistics (scripts are EVALSHA). Steps
-nest (`process` contains `_score`, which contains the Redis feature calls). The timers are
+nest (`process` contains `_score`, which contains the Redis feature calls; `Preparation.step`, the
+decoding of the batches taken ahead, runs in the waits on Redis, and what is left of a batch when
+it is taken, outside `process`). The timers are
 wrappers installed on the classes for this run only.
 """
 
@@ -28,12 +30,12 @@ from process_stats import GcTimes, server_cpu, thread_cpu
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.services import embedded_services
-from fraudstream.stream import consumer, lifecycle, scoring
+from fraudstream.stream import consumer, decode, lifecycle, scoring
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.state import redis_entities, redis_store
 
 STEPS: list[tuple[type, str]] = [
-    (consumer.ScoringConsumer, "process"), (consumer.ScoringConsumer, "prepare"),
+    (consumer.ScoringConsumer, "process"), (consumer.ScoringConsumer, "prepare"), (decode.Preparation, "step"),
     (consumer.ScoringConsumer, "_score"), (consumer.ScoringConsumer, "_learn"),
     (consumer.ScoringConsumer, "_append_labels"), (consumer.ScoringConsumer, "_commit"),
     (consumer.ScoringConsumer, "_flush"),

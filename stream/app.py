@@ -25,7 +25,7 @@ class _Rebalance(ConsumerRebalanceListener):
     (a commit still unanswered normally lands, ahead of the group join on the same connection; if it is
     refused, the new owner processes the batch again: see `AsyncCommits`);
     the revoked partitions' watermarks and buffered (unprocessed, uncommitted) records are dropped,
-    also those of the batch taken ahead (`AlignedBatches.prepare_ahead`): the new owner starts from
+    also those of the batches taken ahead (`AlignedBatches.prepare_ahead`): the new owner starts from
     the last commit.
 
     The consumer's position of a dropped partition is moved back to the first dropped record:

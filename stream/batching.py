@@ -1,7 +1,7 @@
 """Which buffered records the consumer processes next: timestamp alignment across partitions, its
 safety net, backpressure (see `fraudstream.stream.aligner.TopicAligner` for the alignment), and
-the batch taken ahead: the next batch, taken from what is buffered and decoded while the consumer
-waits for Redis on the current one (`prepare_ahead`), then processed next (`take`).
+the batches taken ahead: the next batches, taken from what is buffered and decoded while the
+consumer waits for Redis on the current one (`prepare_ahead`), then processed in turn (`take`).
 
 The consumer's fetch position per partition is its own (kafka-python), the buffered records the
 aligner's; this module only decides and pauses or resumes fetching, from the consumer's thread.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from fraudstream.stream.aligner import Key, TopicAligner
 
@@ -21,6 +21,21 @@ log = logging.getLogger(__name__)
 MAX_ALIGN_WAIT_S = 5.0  # safety net: transactions go ahead after this long without progress
 PAUSE_BATCHES = 5  # pause fetching a partition with more than this many batches buffered ahead of the others
 RESUME_BATCHES = 2  # ... and resume it once it is down to this many
+AHEAD_STEP = 100  # records of a batch taken ahead prepared between two looks at the reply awaited
+AHEAD_BATCHES = 2  # batches taken ahead at most (with a backlog, the second fills the waits the first cannot)
+
+
+class Preparing(Protocol):
+    """A batch's preparation done in steps (`fraudstream.stream.decode.Preparation`)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def step(self, count: int) -> None: ...
+
+    def finish(self) -> Any: ...
+
+    def without(self, partitions: set[Key]) -> Preparing: ...
 
 
 class AlignedBatches:
@@ -32,50 +47,65 @@ class AlignedBatches:
         self.transactions_topic = transactions_topic
         self.last_release = time.monotonic()  # when records were last released (for the safety net)
         self.holding_labels = False  # only labels are buffered, waiting for a partition without progress
-        self.ahead: tuple[list[Any], Any] | None = None  # the batch taken ahead, and what `prepare` made of it
+        self.ahead: list[tuple[list[Any], Preparing]] = []  # batches taken ahead, oldest first, and their preparations
 
-    def prepare_ahead(self, limit: int, prepare: Callable[[list[Any]], Any]) -> None:
-        """Take the next batch now, from the records already buffered (no fetch) up to the horizon
-        (the safety net of `next` is left to the loop: this may run long after the last release,
-        after retries), and `prepare` it: work for a wait on Redis."""
-        if self.ahead is None and self.aligner.buffered():  # live traffic: the batch took them all
-            records = self.aligner.release(self.lagging(), limit=limit)
-            if records:
-                self.ahead = (records, prepare(records))
+    def prepare_ahead(self, limit: int, start: Callable[[list[Any]], Preparing],
+                      ready: Callable[[], bool] | None = None) -> None:
+        """Work for a wait on Redis: prepare the batches taken ahead, `AHEAD_STEP` records at a time,
+        until `ready()` (the reply awaited has begun to come; without `ready`, until they are all
+        prepared), taking the next batch when those are done and fewer than `AHEAD_BATCHES` are
+        taken: from the records already buffered (no fetch) up to the horizon, its preparation
+        begun by `start` (the safety net of `next` is left to the loop: this may run long after the
+        last release, after retries). `take` finishes a batch's preparation."""
+        while ready is None or not ready():
+            preparing = next((p for _, p in self.ahead if not p.done), None)
+            if preparing is None:
+                if len(self.ahead) >= AHEAD_BATCHES or not self.aligner.buffered():
+                    return  # live traffic: the batches took all there was
+                records = self.aligner.release(self.lagging(), limit=limit)
+                if not records:
+                    return
+                preparing = start(records)
+                self.ahead.append((records, preparing))
+            preparing.step(AHEAD_STEP)
 
     def buffered_per_partition(self) -> dict[Key, int]:
-        """Records fetched and not yet processed per (topic, partition), the batch taken ahead included."""
+        """Records fetched and not yet processed per (topic, partition), the batches taken ahead included."""
         counts = self.aligner.buffered_per_partition()
-        for record in self.ahead[0] if self.ahead is not None else ():
-            key = (record.topic, record.partition)
-            counts[key] = counts.get(key, 0) + 1
+        for records, _ in self.ahead:
+            for record in records:
+                key = (record.topic, record.partition)
+                counts[key] = counts.get(key, 0) + 1
         return counts
 
     def take(self, limit: int) -> tuple[list[Any], Any]:
-        """The batch to process now and what `prepare` made of it: the one taken ahead, else
-        `next(limit)` with None."""
-        if self.ahead is not None:
-            taken, self.ahead = self.ahead, None
-            return taken
+        """The batch to process now and its prepared form: the oldest taken ahead (its preparation
+        finished now), else `next(limit)` with None."""
+        if self.ahead:
+            records, preparing = self.ahead.pop(0)
+            return records, preparing.finish()
         return self.next(limit), None
 
     def drop_partitions(self, partitions: Iterable[Key]) -> dict[Key, int]:
-        """Forget the revoked partitions' records, buffered or in the batch taken ahead (what `prepare`
-        made of it gives the rest's by its `without(partitions)`); per partition that had any, the
+        """Forget the revoked partitions' records, buffered or in the batches taken ahead (their
+        preparations go on without them: `without(partitions)`); per partition that had any, the
         offset of the first one dropped (see `TopicAligner.drop_partitions`)."""
         revoked = set(partitions)
         first = self.aligner.drop_partitions(revoked)
-        if self.ahead is not None:
-            records, prepared = self.ahead
+        still_ahead = []
+        for records, preparing in self.ahead:
             kept = []
-            for record in records:  # in offset order per partition, before the buffered ones
+            for record in records:  # in offset order per partition, before later batches' and the buffered ones
                 key = (record.topic, record.partition)
                 if key in revoked:
                     first[key] = min(first.get(key, record.offset), record.offset)
                 else:
                     kept.append(record)
-            if len(kept) < len(records):
-                self.ahead = (kept, prepared.without(revoked)) if kept else None
+            if len(kept) == len(records):
+                still_ahead.append((records, preparing))
+            elif kept:
+                still_ahead.append((kept, preparing.without(revoked)))
+        self.ahead = still_ahead
         return first
 
     def released(self) -> None:

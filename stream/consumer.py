@@ -27,7 +27,7 @@ from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.commits import AsyncCommits
-from fraudstream.stream.decode import Prepared, RecordValidator, prepare_batch
+from fraudstream.stream.decode import Preparation, Prepared, RecordValidator
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
 from fraudstream.stream.label_fates import label_entries, label_fates, marker_margin_ms
@@ -36,6 +36,7 @@ from fraudstream.stream.newest_times import NewestTimes
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
+from fraudstream.stream.state.base import Ready
 from fraudstream.stream.stats import RunStats
 from fraudstream.timeutil import utcnow
 
@@ -119,7 +120,7 @@ class ScoringConsumer:
         ready: list[ConsumerRecord] = []
         while not self.stop.is_set():
             # wait for records only when the last round had nothing to do
-            waiting = ready or self.batches.ahead is not None
+            waiting = ready or self.batches.ahead
             timeout_ms = 0 if waiting else JOIN_POLL_MS if self._joining() else IDLE_POLL_MS
             polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=POLL_ALL_RECORDS)
             if self.unrestored:  # partitions just assigned: before any of their records is validated
@@ -130,7 +131,7 @@ class ScoringConsumer:
                     break
             for records in polled.values():
                 self.aligner.add(records)
-            ready, prepared = self.batches.take(limit)  # a batch taken ahead comes first
+            ready, prepared = self.batches.take(limit)  # the batches taken ahead come first
             self.batches.backpressure(limit)
             if ready:
                 try:
@@ -188,8 +189,8 @@ class ScoringConsumer:
         # transaction in the same batch. Terminal risk counts a fraud from its report time on, so
         # it does not depend on this order.
         alerts: list[Alert] = []
-        if prepared.transactions:  # the next batch is decoded while Redis works: on the labels if any
-            alerts = self._retry("scoring", lambda: self._score(prepared.transactions, ahead=not prepared.labels))
+        if prepared.transactions:  # the next batch is decoded while Redis works (`_prepare_ahead`)
+            alerts = self._retry("scoring", lambda: self._score(prepared.transactions))
         if prepared.labels:
             self._learn(prepared.labels)  # retries each of its steps
         if prepared.newest:  # what the lateness rule needs at these offsets, whoever reads on from them
@@ -203,21 +204,26 @@ class ScoringConsumer:
 
     def prepare(self, records: list[ConsumerRecord]) -> Prepared:
         """Decode and validate; bad records become dead letters."""
-        return prepare_batch(records, self.settings.topic_labels, self.validator, self.watermarks,
-                             (self.tx_dlq, self.label_dlq))
+        return self.preparation(records).finish()
+
+    def preparation(self, records: list[ConsumerRecord]) -> Preparation:
+        """`prepare` in steps (see `Preparation`)."""
+        return Preparation(records, self.settings.topic_labels, self.validator, self.watermarks,
+                           (self.tx_dlq, self.label_dlq))
 
     # -- steps (each idempotent, so each may be retried) ------------------------------------------
-    def _score(self, run: list[tuple[ConsumerRecord, Transaction]], ahead: bool = True) -> list[Alert]:
+    def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
         """Features, scores and alerts of new transactions; a transaction delivered again whose scored
-        record is kept is not scored again: its alert, if it had one, is sent again byte for byte.
-        `ahead`: the next batch is decoded while Redis works on the customers."""
-        learn = self._retry("model maintenance", self.scorer.maintenance)  # its reads, before the customers'
+        record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
+        learn: Callable[[], None] | None = self._retry("model maintenance", self.scorer.maintenance)  # its reads first
         self.maintained = True
 
-        def meanwhile() -> None:  # while Redis works on the customers
-            self._retry("model maintenance", learn)
-            if ahead:
-                self._prepare_ahead()
+        def meanwhile(ready: Ready) -> None:  # while Redis works on the customers, then on the terminals
+            nonlocal learn
+            if learn is not None:  # the model's learning, before it scores: whatever `ready` says
+                self._retry("model maintenance", learn)
+                learn = None
+            self._prepare_ahead(ready)
 
         batch = self.engine.transform_batch([tx for _, tx in run], meanwhile=meanwhile)
         new = batch.to_score()  # positions in `run`
@@ -240,7 +246,8 @@ class ScoringConsumer:
             if alert is not None:
                 alerts.append(alert)
         new_txs = [run[i][1] for i in new]
-        self.engine.record_rows(new_txs, [batch.times[i] for i in new], features, per_model, payloads)
+        self.engine.record_rows(new_txs, [batch.times[i] for i in new], features, per_model, payloads,
+                                meanwhile=self._prepare_ahead)
         sends = [(tx.transaction_id, p) for tx, p in zip(new_txs, payloads) if p is not None]
         resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
         topic = self.settings.topic_alerts
@@ -270,7 +277,7 @@ class ScoringConsumer:
         labels = [label for _, label in run]
         records, outcomes = self._retry("labels", lambda: self._append_labels(labels))
         fates = label_fates(run, records, outcomes, self.scorer.champion.name, self.label_dlq)
-        self._retry("labels", lambda: self.engine.release_records(fates.done))
+        self._retry("labels", lambda: self.engine.release_records(fates.done, meanwhile=self._prepare_ahead))
         if fates.dead:
             self._send_dead_letters(fates.dead)
         self.stats.labels_learned += len(fates.learned)
@@ -280,7 +287,7 @@ class ScoringConsumer:
             self.stats.observe_label(score, is_fraud)
 
     def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
-        records = self.engine.apply_labels(labels, keep_records=True)
+        records = self.engine.apply_labels(labels, keep_records=True, meanwhile=self._prepare_ahead)
         entries = label_entries(labels, records, self.marker_margin_ms)
         return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
 
@@ -291,9 +298,10 @@ class ScoringConsumer:
             self.watermarks[tp] = max(when, self.watermarks.get(tp, when))
         self.unrestored.difference_update(partitions)
 
-    def _prepare_ahead(self) -> None:
-        """Work for a wait on Redis: decode and validate the next batch (see `AlignedBatches.prepare_ahead`)."""
-        self.batches.prepare_ahead(self.settings.max_poll_records, self.prepare)
+    def _prepare_ahead(self, ready: Ready | None = None) -> None:
+        """Work for a wait on Redis: decode and validate the next batch until `ready()` (see
+        `AlignedBatches.prepare_ahead`); the rest in the next wait, or when it is processed."""
+        self.batches.prepare_ahead(self.settings.max_poll_records, self.preparation, ready)
 
     def _send_dead_letters(self, dead: list[DeadLetter]) -> None:
         """Send and flush, retried: a retry sends again only what was not acknowledged."""

@@ -130,28 +130,87 @@ def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: R
     """Decode and validate a batch (records of the labels topic are labels, the others transactions);
     bad records become dead letters for `dlqs` (transactions', labels'; counted once they are sent).
     `watermarks` (newest event time per topic and partition) are advanced."""
-    prepared = Prepared()
-    tx_dlq, label_dlq = dlqs
-    now = utcnow()
-    last: dict[tuple[str, int], int] = {}
-    for record in records:
-        tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
-        last[tp] = record.offset
-        if record.topic == labels_topic:
+    return Preparation(records, labels_topic, validator, watermarks, dlqs).finish()
+
+
+class Preparation:
+    """`prepare_batch` in steps, so that it can fill waits on Redis: `step(n)` decodes and validates
+    the next `n` records, `finish()` the rest and returns the `Prepared` batch.
+
+    >>> from datetime import timedelta
+    >>> from types import SimpleNamespace as R
+    >>> v = RecordValidator(1024, None, timedelta(hours=1))
+    >>> tx = b'{"transaction_id": "t%d", "customer_id": "c1", "terminal_id": "m1", "amount": 1, "event_time": "2018-04-01T00:00:0%dZ"}'
+    >>> records = [R(topic="tx", partition=0, offset=i, value=tx % (i, i)) for i in range(3)]
+    >>> watermarks = {}
+    >>> p = Preparation(records, "labels", v, watermarks, (None, None))
+    >>> p.step(2); p.done, watermarks[("tx", 0)].second
+    (False, 1)
+    >>> prepared = p.finish()
+    >>> len(prepared.transactions), prepared.offsets, watermarks[("tx", 0)].second
+    (3, {TopicPartition(topic='tx', partition=0): OffsetAndMetadata(offset=3, metadata='', leader_epoch=-1)}, 2)
+    """
+
+    def __init__(self, records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,
+                 watermarks: dict[tuple[str, int], datetime],
+                 dlqs: tuple[DeadLetterWriter, DeadLetterWriter]) -> None:
+        self.records, self.labels_topic, self.validator, self.watermarks = records, labels_topic, validator, watermarks
+        self.tx_dlq, self.label_dlq = dlqs
+        self.prepared = Prepared()
+        self.now = utcnow()
+        self.next = 0  # the first record not decoded yet
+        self.last: dict[tuple[str, int], int] = {}  # the offset of each partition's last record decoded
+        # each transactions partition's newest event time at its last record decoded (a later batch
+        # may be in preparation before this one is finished)
+        self.newest: dict[tuple[str, int], datetime] = {}
+
+    @property
+    def done(self) -> bool:
+        return self.next >= len(self.records)
+
+    def step(self, count: int) -> None:
+        """Decode and validate the next `count` records (fewer at the end)."""
+        prepared, labels_topic, validator, watermarks, last, newest = (
+            self.prepared, self.labels_topic, self.validator, self.watermarks, self.last, self.newest)
+        now, end = self.now, min(self.next + count, len(self.records))
+        for record in self.records[self.next:end]:
+            tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
+            last[tp] = record.offset
+            if record.topic == labels_topic:
+                try:
+                    prepared.labels.append((record, validator.label(record.value)))
+                except ValidationFailed as exc:
+                    prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
+                continue
+            watermark = watermarks.get(tp)
             try:
-                prepared.labels.append((record, validator.label(record.value)))
+                tx = validator.transaction(record.value, watermark, now)
             except ValidationFailed as exc:
-                prepared.dead.append((label_dlq, record, exc.reason, str(exc)))
-            continue
-        watermark = watermarks.get(tp)
-        try:
-            tx = validator.transaction(record.value, watermark, now)
-        except ValidationFailed as exc:
-            prepared.dead.append((tx_dlq, record, exc.reason, str(exc)))
-            continue
-        if watermark is None or tx.event_time > watermark:
-            watermarks[tp] = tx.event_time
-        prepared.transactions.append((record, tx))
-    prepared.offsets = {TopicPartition(*tp): OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
-    prepared.newest = {TopicPartition(*tp): watermarks[tp] for tp in last if tp in watermarks and tp[0] != labels_topic}
-    return prepared
+                prepared.dead.append((self.tx_dlq, record, exc.reason, str(exc)))
+                if watermark is not None:
+                    newest[tp] = watermark
+                continue
+            if watermark is None or tx.event_time > watermark:
+                watermarks[tp] = watermark = tx.event_time
+            newest[tp] = watermark
+            prepared.transactions.append((record, tx))
+        self.next = end
+
+    def without(self, partitions: Collection[tuple[str, int]]) -> Preparation:
+        """Forget the records of `partitions` (revoked), decoded or not: the rest is decoded as if they
+        had never been in the batch."""
+        self.records = self.records[:self.next] + [r for r in self.records[self.next:]
+                                                   if (r.topic, r.partition) not in partitions]
+        self.prepared = self.prepared.without(partitions)
+        self.last = {tp: offset for tp, offset in self.last.items() if tp not in partitions}
+        self.newest = {tp: when for tp, when in self.newest.items() if tp not in partitions}
+        return self
+
+    def finish(self) -> Prepared:
+        """Decode the records left and return the batch, with its offsets to commit and the newest
+        event time of each of its transactions partitions (`watermarks` at its last record)."""
+        self.step(len(self.records))
+        prepared = self.prepared
+        prepared.offsets = {TopicPartition(*tp): OffsetAndMetadata(offset + 1, "", -1) for tp, offset in self.last.items()}
+        prepared.newest = {TopicPartition(*tp): when for tp, when in self.newest.items()}
+        return prepared

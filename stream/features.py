@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -31,7 +31,8 @@ from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.feature_math import MIN_MATRIX_ROWS, FeatureConfig, derive, derive_matrix
 from fraudstream.stream.schema import (EXTRA_FEATURES, FEATURE_NAMES, HANDBOOK_FEATURES, ScoredRows, StoredRecord,
                                        UnreadableRecord)
-from fraudstream.stream.state.base import CustomerOp, CustomerResult, FraudMark, RecordRef, StateStore, TerminalOp
+from fraudstream.stream.state.base import (CustomerOp, CustomerResult, FraudMark, Meanwhile, RecordRef, StateStore,
+                                          TerminalOp, always_ready)
 
 __all__ = ["EXTRA_FEATURES", "FEATURE_NAMES", "HANDBOOK_FEATURES", "FeatureBatch", "FeatureConfig", "FeatureEngine",
            "ScoredRecord", "derive"]
@@ -146,9 +147,10 @@ class FeatureEngine:
                 out.append(derive(tx, t, c, cr.aggregates, tr, self.config))  # type: ignore[arg-type]
         return out, [None if cr.conflict else cr.stored for cr in cust]
 
-    def transform_batch(self, txs: Sequence[Transaction], meanwhile: Callable[[], None] | None = None) -> FeatureBatch:
+    def transform_batch(self, txs: Sequence[Transaction], meanwhile: Meanwhile | None = None) -> FeatureBatch:
         """`transform_scored` as a `FeatureBatch`: the features of a batch as one matrix. `meanwhile`
-        is called while the state store updates the customers (a server's time is not wasted)."""
+        runs while the state store updates the customers, and again while it updates the
+        terminals (a server's time is not wasted; see `state.base.Meanwhile`)."""
         times, cents, cust, term = self._update(txs, meanwhile)
         conflict = [cr.conflict for cr in cust]
         stored = [None if cr.conflict else cr.stored for cr in cust]
@@ -166,15 +168,16 @@ class FeatureEngine:
                 matrix[i] = [rec.features.get(name, math.nan) for name in FEATURE_NAMES]
         return FeatureBatch(matrix, conflict, stored, times)
 
-    def _update(self, txs: Sequence[Transaction], meanwhile: Callable[[], None] | None = None,
+    def _update(self, txs: Sequence[Transaction], meanwhile: Meanwhile | None = None,
                 ) -> tuple[list[int], list[int], list[CustomerResult], list[tuple[float, ...] | None]]:
         """Insert the transactions into their customers' and terminals' state: per transaction its
         event time (ms), amount in cents, customer result and terminal aggregates (None for a
         conflict, which changes no terminal). `meanwhile` runs while the store works on the
-        customers; the terminals are sent before the customer aggregates are computed."""
+        customers, and on the terminals once the customer aggregates are computed (the terminals
+        are sent before)."""
         if not txs:
             if meanwhile is not None:
-                meanwhile()
+                meanwhile(always_ready)
             return [], [], [], []
         times = [to_ms(tx.event_time) for tx in txs]
         cents = [round(tx.amount * 100) for tx in txs]  # cents_of, inlined: this is the hot path
@@ -183,7 +186,7 @@ class FeatureEngine:
             for tx, t, c in zip(txs, times, cents)])
         try:
             if meanwhile is not None:
-                meanwhile()
+                meanwhile(customers.ready)
             conflict = customers.conflicts()
         except BaseException:
             customers.discard()
@@ -192,6 +195,8 @@ class FeatureEngine:
                                                 for tx, t, c in zip(txs, times, conflict) if not c])
         try:
             cust = customers.results()
+            if meanwhile is not None:
+                meanwhile(terminals.ready)
             term = iter(terminals.results())
         except BaseException:
             terminals.discard()
@@ -207,23 +212,26 @@ class FeatureEngine:
                                 for tx, x, s, a in zip(txs, features, scores, alerts or [None] * len(txs))])
 
     def record_rows(self, txs: Sequence[Transaction], times: list[int], features: np.ndarray,
-                    scores: list[dict[str, float]], alerts: list[bytes | None]) -> None:
+                    scores: list[dict[str, float]], alerts: list[bytes | None], meanwhile: Meanwhile | None = None,
+                    ) -> None:
         """`record_scored` with the features as a matrix (row i: `txs[i]`'s, whose event time in epoch
-        ms is `times[i]`, as in `FeatureBatch.times`)."""
+        ms is `times[i]`, as in `FeatureBatch.times`); `meanwhile` runs while the store writes them."""
         self.store.put_rows(ScoredRows([tx.customer_id for tx in txs], [tx.transaction_id for tx in txs], times,
-                                       [tx.terminal_id for tx in txs], features, scores, alerts))
+                                       [tx.terminal_id for tx in txs], features, scores, alerts), meanwhile)
 
-    def apply_labels(self, labels: Sequence[Label], keep_records: bool = False) -> list[ScoredRecord | None]:
+    def apply_labels(self, labels: Sequence[Label], keep_records: bool = False, meanwhile: Meanwhile | None = None,
+                     ) -> list[ScoredRecord | None]:
         """Return each label's scored record and mark frauds into terminal risk, known from the
         label's report time on (so terminal features do not depend on processing order).
 
         Records are deleted as they are returned, unless `keep_records`: then they stay until
         `release_records`, so that a process killed before its labels were learned durably finds
-        them again when the labels are delivered again.
+        them again when the labels are delivered again. `meanwhile` runs while the store reads them
+        (only when they are kept).
         """
         items = record_refs(labels)
         if keep_records:
-            peeked = self.store.peek_records(items)
+            peeked = self.store.peek_records(items, meanwhile)
             stored = [None if p is None else p[0] for p in peeked]
             ttls = [None if p is None else p[1] for p in peeked]
         else:
@@ -246,6 +254,7 @@ class FeatureEngine:
         self.store.mark_frauds(frauds)
         return records
 
-    def release_records(self, labels: Sequence[Label]) -> None:
-        """Delete the scored records of labels that were learned (see `apply_labels`)."""
-        self.store.drop_records(record_refs(labels))
+    def release_records(self, labels: Sequence[Label], meanwhile: Meanwhile | None = None) -> None:
+        """Delete the scored records of labels that were learned (see `apply_labels`); `meanwhile`
+        runs while the store deletes them."""
+        self.store.drop_records(record_refs(labels), meanwhile)

@@ -25,6 +25,7 @@ import msgpack
 
 from fraudstream.stream.label_codec import FeatureCodec
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow
+from fraudstream.stream.state.base import Meanwhile, always_ready
 from fraudstream.stream.state.script_io import call_script_meanwhile
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,12 @@ class LabelLog:
         return self.key("feature_names", f"{names_id:x}")
 
     def append(self, entries: Sequence[LabelEntry], appended: list[AppendedRun] | None = None,
-               meanwhile: Callable[[], None] | None = None) -> list[LabelOutcome]:
+               meanwhile: Meanwhile | None = None) -> list[LabelOutcome]:
         """Append each entry's features and label to the stream and its scores to the models' score
         lists, once per transaction key (see `LabelEntry`), atomically per chunk of `APPEND_CHUNK`.
         Returns each entry's outcome; the entries appended are added to `appended`, one run per chunk
         (a learner that has read up to a run's `after` learns them without reading them back).
-        `meanwhile` runs once, while the server works on the first chunk."""
+        `meanwhile` runs while the server works on each chunk (`state.base.Meanwhile`)."""
         names = sorted({name for e in entries for name in e.scores})
         keys = [self.key("labels"), *(self.key("perf", n) for n in names)]
         outcomes: list[LabelOutcome] = []
@@ -76,7 +77,7 @@ class LabelLog:
             if meanwhile is None:
                 reply = self._append(keys=call_keys, args=args)
             else:
-                reply, meanwhile = call_script_meanwhile(self._append, call_keys, args, meanwhile), None
+                reply = call_script_meanwhile(self._append, call_keys, args, meanwhile)
             codes, before, entry_ids = reply
             chunk_outcomes = [LabelOutcome(int(code)) for code in codes]
             outcomes += chunk_outcomes
@@ -84,8 +85,8 @@ class LabelLog:
                 added = [e for e, o in zip(chunk, chunk_outcomes) if o is LabelOutcome.APPENDED]
                 appended.append(AppendedRun(before.decode(), [(rid.decode(), dict(e.features or {}), bool(e.is_fraud))
                                                               for rid, e in zip(entry_ids, added)]))
-        if meanwhile is not None:  # no entries
-            meanwhile()
+        if meanwhile is not None and not entries:
+            meanwhile(always_ready)
         return outcomes
 
     def read(self, after: str, count: int = 1000) -> list[LabelRow]:

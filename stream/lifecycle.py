@@ -38,6 +38,7 @@ from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcom
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
+from fraudstream.stream.state.base import Meanwhile
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
@@ -124,7 +125,7 @@ class Lifecycle:
         self._unlearned = True
         return n
 
-    def submit(self, entries: Sequence[LabelEntry], meanwhile: Callable[[], None] | None = None) -> list[LabelOutcome]:
+    def submit(self, entries: Sequence[LabelEntry], meanwhile: Meanwhile | None = None) -> list[LabelOutcome]:
         """Append labels to the label stream now, each transaction's once (see `LabelEntry`);
         `meanwhile` runs while Redis appends them."""
         self.flush()

@@ -29,6 +29,7 @@ from fraudstream.models.batch_scoring import score_matrix
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
+from fraudstream.stream.state.base import Meanwhile, always_ready
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
@@ -220,7 +221,7 @@ class Scorer:
         for slot in self.models.values():
             slot.learn(features, is_fraud)
 
-    def submit_labels(self, entries: Sequence[LabelEntry], meanwhile: Callable[[], None] | None = None,
+    def submit_labels(self, entries: Sequence[LabelEntry], meanwhile: Meanwhile | None = None,
                       ) -> list[LabelOutcome]:
         """Learn from labels, each transaction's once: through the shared label stream when there is
         a lifecycle (durable when this returns), else at once (entries without features are unknown).
@@ -228,7 +229,7 @@ class Scorer:
         if self.lifecycle is not None:
             return self.lifecycle.submit(entries, meanwhile)
         if meanwhile is not None:
-            meanwhile()
+            meanwhile(always_ready)
         outcomes = []
         for e in entries:
             if e.features is None:

@@ -93,18 +93,22 @@ def test_partitions_revoked_and_reassigned_keep_their_unprocessed_records(settin
         run_all_and_check(settings, app, txs)
 
 
-def test_a_batch_taken_ahead_is_dropped_with_its_revoked_partitions(settings: Settings) -> None:
-    """The consumer decodes the next batch while Redis works on the current one; a revocation
-    before it is processed drops it like the buffered records, and the position goes back to it."""
+def test_batches_taken_ahead_are_dropped_with_their_revoked_partitions(settings: Settings) -> None:
+    """The consumer decodes the next batches while Redis works on the current one, until the reply
+    awaited comes (`ready`); a revocation before they are processed drops them, the second only
+    begun, like the buffered records, and the position goes back to them."""
     txs, other_topic = published_and_other_topic(settings)
     with scoring_consumer(settings) as app:
         buffer_all(app, len(txs))
-        app.batches.prepare_ahead(1000, app.prepare)
-        assert app.batches.ahead is not None and len(app.batches.ahead[0]) == 1000
-        assert app.aligner.buffered() == len(txs) - 1000
-        assert sum(app.batches.buffered_per_partition().values()) == len(txs)  # the lag counts it
-        dropped = rebalance_until(settings, app, other_topic, lambda: app.batches.ahead is None)
-        assert dropped, "no rebalance, or the batch taken ahead was not dropped"
+        looks = iter([False] * 13)  # 10 steps of 100 records for the first batch, 3 for the second
+        app.batches.prepare_ahead(1000, app.preparation, ready=lambda: next(looks, True))
+        ahead = app.batches.ahead
+        assert [len(records) for records, _ in ahead] == [1000, 1000]
+        assert [(p.done, p.next) for _, p in ahead] == [(True, 1000), (False, 300)]  # type: ignore[attr-defined]
+        assert app.aligner.buffered() == len(txs) - 2000
+        assert sum(app.batches.buffered_per_partition().values()) == len(txs)  # the lag counts them
+        dropped = rebalance_until(settings, app, other_topic, lambda: not app.batches.ahead)
+        assert dropped, "no rebalance, or the batches taken ahead were not dropped"
         assert app.aligner.buffered() == 0
         run_all_and_check(settings, app, txs)
 
@@ -118,8 +122,8 @@ def test_a_batch_taken_ahead_waits_for_the_horizon(settings: Settings) -> None:
         stuck = (settings.topic_transactions, 99)  # lagging, nothing buffered: the horizon cannot pass it
         app.batches.lagging = lambda: {stuck}  # type: ignore[method-assign]
         app.batches.last_release = time.monotonic() - 60  # the safety net's wait is long over
-        app.batches.prepare_ahead(1000, app.prepare)
-        assert app.batches.ahead is None
+        app.batches.prepare_ahead(1000, app.preparation)
+        assert app.batches.ahead == []
         assert app.batches.buffered_per_partition() == app.aligner.buffered_per_partition()
         assert len(app.batches.next(1000)) == 1000  # the loop's `next` lets them go (logged)
 

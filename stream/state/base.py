@@ -8,6 +8,7 @@ the aggregates lives in `fraudstream.stream.features`, shared by both.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from fraudstream.stream.schema import HOUR_MS, ScoredRows, StoredRecord, UnreadableRecord
@@ -86,11 +87,25 @@ TERMINAL_AGGREGATES = (  # last_3: the newest three events of the 30-day window 
 
 R = TypeVar("R", covariant=True)
 
+Ready = Callable[[], bool]
+# Work done while a store's server works on a call, given `ready()`: whether the answer has begun to
+# come. Work that can wait (the consumer's next batch, decoded ahead) stops then and goes on in the
+# next wait; work that cannot is done whatever `ready` says. A store without a server gives
+# `always_ready`.
+Meanwhile = Callable[[Ready], None]
+
+
+def always_ready() -> bool:
+    return True
+
 
 class Pending(Protocol[R]):
     """An update sent to the store whose answer is read by `results` (at most once called for
-    effect); `discard` abandons it unread. `conflicts` (customer updates): per op, whether its id is
-    already used by another transaction, known before `results` does the rest of the work."""
+    effect); `ready` tells whether the answer has begun to come (`script_io.Meanwhile`); `discard`
+    abandons it unread. `conflicts` (customer updates): per op, whether its id is already used by
+    another transaction, known before `results` does the rest of the work."""
+
+    def ready(self) -> bool: ...
 
     def results(self) -> list[R]: ...
 
@@ -106,6 +121,9 @@ class Done(Generic[R]):
     """A `Pending` update that was done at once (a store without a server)."""
 
     value: list[R]
+
+    def ready(self) -> bool:
+        return True
 
     def results(self) -> list[R]:
         return self.value
@@ -174,8 +192,9 @@ class StateStore(Protocol):
         """(customer_id, transaction_id, record) -> stored until taken or expired."""
         ...
 
-    def put_rows(self, rows: ScoredRows) -> None:
-        """`put_records` of a batch given by column (the features as a matrix)."""
+    def put_rows(self, rows: ScoredRows, meanwhile: Meanwhile | None = None) -> None:
+        """`put_records` of a batch given by column (the features as a matrix); `meanwhile` runs
+        while the server works on it."""
         ...
 
     def take_records(self, items: list[RecordRef]) -> list[StoredRecord | UnreadableRecord | None]:
@@ -184,14 +203,15 @@ class StateStore(Protocol):
         hour of its event time."""
         ...
 
-    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord | UnreadableRecord, int | None] | None]:
+    def peek_records(self, items: list[RecordRef], meanwhile: Meanwhile | None = None,
+                     ) -> list[tuple[StoredRecord | UnreadableRecord, int | None] | None]:
         """(the record, milliseconds it has left to live or None when the store does not expire by
         wall clock), kept; None when absent. In Redis that is its hour's hash's time to live, which
-        later writes to the same hour renew: a lower bound."""
+        later writes to the same hour renew: a lower bound. `meanwhile` runs while the server works."""
         ...
 
-    def drop_records(self, items: list[RecordRef]) -> None:
-        """Delete these records (absent ones are ignored)."""
+    def drop_records(self, items: list[RecordRef], meanwhile: Meanwhile | None = None) -> None:
+        """Delete these records (absent ones are ignored); `meanwhile` runs while the server works."""
         ...
 
     def mark_frauds(self, items: list[FraudMark]) -> None:

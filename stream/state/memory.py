@@ -22,8 +22,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from fraudstream.stream.schema import ScoredRows, StoredRecord
-from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, RecordRef, TerminalOp,
-                                          Windows, to_micro)
+from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, Meanwhile, RecordRef,
+                                          TerminalOp, Windows, always_ready, to_micro)
 
 
 class _Customer:
@@ -219,8 +219,10 @@ class MemoryStore:
                 term.known[term.ids.index(mark.transaction_id)] = mark.known_ms
 
     # -- scored records --------------------------------------------------------------------------
-    def put_rows(self, rows: ScoredRows) -> None:
+    def put_rows(self, rows: ScoredRows, meanwhile: Meanwhile | None = None) -> None:
         self.put_records(rows.records())
+        if meanwhile is not None:
+            meanwhile(always_ready)
 
     def put_records(self, items: list[tuple[str, str, StoredRecord]]) -> None:
         newest: dict[str, int] = {}
@@ -244,15 +246,20 @@ class MemoryStore:
             out.append(record)
         return out
 
-    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord, int | None] | None]:
+    def peek_records(self, items: list[RecordRef], meanwhile: Meanwhile | None = None,
+                     ) -> list[tuple[StoredRecord, int | None] | None]:
+        if meanwhile is not None:
+            meanwhile(always_ready)
         out: list[tuple[StoredRecord, int | None] | None] = []
         for ref in items:
             record = self._find(ref)
             out.append(None if record is None else (record, None))
         return out
 
-    def drop_records(self, items: list[RecordRef]) -> None:
+    def drop_records(self, items: list[RecordRef], meanwhile: Meanwhile | None = None) -> None:
         self.take_records(items)
+        if meanwhile is not None:
+            meanwhile(always_ready)
 
     def _find(self, ref: RecordRef) -> StoredRecord | None:
         """The record, when its event time is in the hour the reference names (as in Redis)."""

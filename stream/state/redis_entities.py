@@ -23,7 +23,7 @@ from fraudstream.stream.schema import StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, RecordRef, to_micro
 from fraudstream.stream.state.redis_records import read_logged
-from fraudstream.stream.state.script_io import Calls, ScriptCalls
+from fraudstream.stream.state.script_io import Calls
 
 if TYPE_CHECKING:
     from fraudstream.stream.state.redis_store import RedisStore
@@ -70,11 +70,6 @@ class Batch:
             self.entity_slot.append(e)
 
 
-def store_calls(store: RedisStore, name: str, calls: Calls) -> ScriptCalls:
-    """The calls of the store's script `name`, sent now (see `ScriptCalls`)."""
-    return ScriptCalls(store.client, store.script_sha(name), calls, lambda again: store.run_script(name, again))
-
-
 class CustomerUpdate:
     """A batch's customer script call: sent on creation, read by `conflicts`, parsed by `results`."""
 
@@ -91,9 +86,13 @@ class CustomerUpdate:
                 geo = blobs.geo_record(to_micro(op.latitude), to_micro(op.longitude)) if has else False  # type: ignore[arg-type]
                 packed += (batch.entity_slot[i] * 2 + 1, record, geo)
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        self.sent = store_calls(store, "customer_update", calls)
+        self.sent = store.send_script("customer_update", calls)
         self.status: list[int] | None = None
         self.index: list[int] = [0] * len(ops)  # each op's record index in its entity's string
+
+    def ready(self) -> bool:
+        """Whether the reply has begun to come (see `script_io.Meanwhile`)."""
+        return self.sent.ready()
 
     def conflicts(self) -> list[bool]:
         """Per op, whether its id is already used by another transaction (read from the reply)."""
@@ -181,7 +180,11 @@ class TerminalUpdate:
             for i in members:
                 packed += (batch.entity_slot[i] + 1, blobs.terminal_record(times[i], hashes[i]))
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
-        self.sent = store_calls(store, "terminal_update", calls)
+        self.sent = store.send_script("terminal_update", calls)
+
+    def ready(self) -> bool:
+        """Whether the reply has begun to come (see `script_io.Meanwhile`)."""
+        return self.sent.ready()
 
     def results(self) -> list[tuple[int, ...]]:
         """Per op the terminal's aggregates as of its event, from the returned strings."""

@@ -25,10 +25,11 @@ from redis.cluster import key_slot
 from fraudstream.constants import CUSTOMER_TAG, RECORD_SHARDS_CLUSTER, RECORD_TAG
 from fraudstream.stream.schema import (ScoredRows, StoredRecord, UnreadableRecord, encode_record, encode_records,
                                        read_record)
-from fraudstream.stream.state.base import HOUR_MS, RecordRef
+from fraudstream.stream.state.base import HOUR_MS, Meanwhile, RecordRef
+from fraudstream.stream.state.script_io import Calls
 
 log = logging.getLogger(__name__)
-Runner = Callable[[str, list[tuple[list[str], list[Any]]]], list[Any]]
+Runner = Callable[[str, Calls, "Meanwhile | None"], list[Any]]
 
 
 def record_field(customer_id: str, transaction_id: str) -> str:
@@ -41,8 +42,9 @@ def record_field(customer_id: str, transaction_id: str) -> str:
 
 
 class RecordBuckets:
-    """Put, take, peek and drop scored records (see the module docstring); `run(script, calls)`
-    runs a script once per (keys, args) in one round trip."""
+    """Put, take, peek and drop scored records (see the module docstring); `run(script, calls,
+    meanwhile)` runs a script once per (keys, args) in one round trip, with `meanwhile(ready)` (if
+    not None) run while the server works (`script_io.Meanwhile`)."""
 
     def __init__(self, run: Runner, prefix: str, retention_ms: int, cluster: bool) -> None:
         self.run = run
@@ -59,21 +61,21 @@ class RecordBuckets:
     def put(self, items: list[tuple[str, str, StoredRecord]]) -> None:
         self.put_encoded([(c, t, rec.t_ms, encode_record(rec)) for c, t, rec in items])
 
-    def put_rows(self, rows: ScoredRows) -> None:
+    def put_rows(self, rows: ScoredRows, meanwhile: Meanwhile | None = None) -> None:
         """`put` of a batch's records by column (see `schema.encode_records`)."""
         payloads = encode_records(rows.t_ms, rows.terminal_ids, rows.features, rows.scores, rows.alerts)
-        self.put_encoded(list(zip(rows.customer_ids, rows.transaction_ids, rows.t_ms, payloads)))
+        self.put_encoded(list(zip(rows.customer_ids, rows.transaction_ids, rows.t_ms, payloads)), meanwhile)
 
-    def put_encoded(self, items: list[tuple[str, str, int, bytes]]) -> None:
+    def put_encoded(self, items: list[tuple[str, str, int, bytes]], meanwhile: Meanwhile | None = None) -> None:
         """(customer_id, transaction_id, t_ms, encoded record) per record."""
         per_key: defaultdict[str, list[Any]] = defaultdict(list)
         for customer_id, transaction_id, t_ms, payload in items:
             per_key[self.key(customer_id, t_ms)] += (record_field(customer_id, transaction_id), payload)
         calls = [(keys, [msgpack.packb([per_key[k] for k in keys], use_bin_type=False), self.retention_ms])
                  for keys in self._groups(list(per_key))]
-        self.run("records_put", calls)
+        self.run("records_put", calls, meanwhile)
 
-    def fetch(self, mode: str, refs: list[RecordRef]) -> list[Any]:
+    def fetch(self, mode: str, refs: list[RecordRef], meanwhile: Meanwhile | None = None) -> list[Any]:
         """The script's answer per ref, in order: the payload ('peek': (payload, pttl)) or None when
         absent; for 'take', a ref given twice gets its record once."""
         if not refs:
@@ -84,7 +86,7 @@ class RecordBuckets:
         groups = self._groups(list(per_key))
         calls = [(keys, [mode, msgpack.packb([[record_field(*refs[i][:2]) for i in per_key[k]] for k in keys])])
                  for keys in groups]
-        replies = self.run("records_take", calls)
+        replies = self.run("records_take", calls, meanwhile)
         out: list[Any] = [None] * len(refs)
         if mode == "drop":
             return out

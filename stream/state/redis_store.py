@@ -30,8 +30,9 @@ from fraudstream.stream.schema import ScoredRows, StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
 from fraudstream.stream.state.redis_records import RecordBuckets, read_logged
-from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, RecordRef, TerminalOp,
-                                          Windows)
+from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, Meanwhile, RecordRef,
+                                          TerminalOp, Windows)
+from fraudstream.stream.state.script_io import Calls, ScriptCalls, replies_meanwhile
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,15 @@ class RedisStore:
     def script_sha(self, name: str) -> str:
         return self._sha[name]
 
-    def run_script(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """Run script `name` once per (keys, args) in one pipeline; reload scripts on NOSCRIPT."""
+    def send_script(self, name: str, calls: Calls) -> ScriptCalls:
+        """The calls of script `name`, sent now and answered by the returned object (see `ScriptCalls`)."""
+        return ScriptCalls(self.client, self._sha[name], calls, lambda again: self.run_script(name, again))
+
+    def run_script(self, name: str, calls: Calls, meanwhile: Meanwhile | None = None) -> list[Any]:
+        """Run script `name` once per (keys, args) in one pipeline; reload scripts on NOSCRIPT.
+        `meanwhile(ready)` (if not None) runs while the server works on it (`script_io.Meanwhile`)."""
+        if meanwhile is not None:
+            return replies_meanwhile(self.send_script(name, calls), meanwhile)
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
@@ -157,17 +165,18 @@ class RedisStore:
         if items:
             self.records.put(items)
 
-    def put_rows(self, rows: ScoredRows) -> None:
+    def put_rows(self, rows: ScoredRows, meanwhile: Meanwhile | None = None) -> None:
         if rows.customer_ids:
-            self.records.put_rows(rows)
+            self.records.put_rows(rows, meanwhile)
 
     def take_records(self, items: list[RecordRef]) -> list[StoredRecord | UnreadableRecord | None]:
         return [None if r is None else read_logged(r, ref) for ref, r in zip(items, self.records.fetch("take", items))]
 
-    def peek_records(self, items: list[RecordRef]) -> list[tuple[StoredRecord | UnreadableRecord, int | None] | None]:
+    def peek_records(self, items: list[RecordRef], meanwhile: Meanwhile | None = None,
+                     ) -> list[tuple[StoredRecord | UnreadableRecord, int | None] | None]:
         return [None if r is None else (read_logged(r[0], ref), int(r[1]) if int(r[1]) > 0 else None)
-                for ref, r in zip(items, self.records.fetch("peek", items))]
+                for ref, r in zip(items, self.records.fetch("peek", items, meanwhile))]
 
-    def drop_records(self, items: list[RecordRef]) -> None:
-        self.records.fetch("drop", items)
+    def drop_records(self, items: list[RecordRef], meanwhile: Meanwhile | None = None) -> None:
+        self.records.fetch("drop", items, meanwhile)
 

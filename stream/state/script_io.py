@@ -4,6 +4,9 @@ runs the script (on a single server; a cluster routes each call itself, so it is
 `ScriptCalls` sends the calls of one script and reads their replies when asked (the feature
 scripts of `redis_entities`, whose reply is read in parts); `call_script_meanwhile` runs a
 registered script with work done meanwhile; `packed_commands` packs commands with hiredis's packer.
+
+Work done meanwhile (`base.Meanwhile`) is given `ready()`, which tells whether the reply has begun
+to come.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
+
+from fraudstream.stream.state.base import Meanwhile
 
 Calls = list[tuple[list[str], list[Any]]]  # (keys, args) per call of a script
 
@@ -67,6 +72,17 @@ class ScriptCalls:
             raise
         self._conn = conn
 
+    def ready(self) -> bool:
+        """Whether the replies have begun to come (or are there: without a connection of its own, the
+        calls are made by `replies`); a connection that failed counts as ready, for `replies` to raise."""
+        conn = self._conn
+        if conn is None:
+            return True
+        try:
+            return bool(conn.can_read(timeout=0))
+        except (RedisError, OSError, ValueError):
+            return True
+
     def replies(self) -> list[Any]:
         """The replies in call order (read once)."""
         if self._replies is not None:
@@ -105,16 +121,22 @@ class ScriptCalls:
             self.client.connection_pool.release(conn)
 
 
-def call_script_meanwhile(script: Script, keys: Sequence[str], args: Sequence[Any],
-                          meanwhile: Callable[[], None]) -> Any:
-    """`script(keys=keys, args=args)` with `meanwhile()` run while the server works on it (see
+def call_script_meanwhile(script: Script, keys: Sequence[str], args: Sequence[Any], meanwhile: Meanwhile) -> Any:
+    """`script(keys=keys, args=args)` with `meanwhile(ready)` run while the server works on it (see
     `ScriptCalls`: on a cluster, or when the server does not have the script, `meanwhile` runs
     first and the call is made after it). If `meanwhile` raises, the connection is closed unread."""
     calls = ScriptCalls(script.registered_client, script.sha, [(list(keys), list(args))],
                         lambda again: [script(keys=k, args=a) for k, a in again])
-    try:
-        meanwhile()
-    except BaseException:
-        calls.discard()
-        raise
-    return calls.replies()[0]
+    return replies_meanwhile(calls, meanwhile)[0]
+
+
+def replies_meanwhile(calls: ScriptCalls, meanwhile: Meanwhile | None) -> list[Any]:
+    """`calls.replies()`, with `meanwhile(calls.ready)` run first; if it raises, the connection is
+    closed unread."""
+    if meanwhile is not None:
+        try:
+            meanwhile(calls.ready)
+        except BaseException:
+            calls.discard()
+            raise
+    return calls.replies()
