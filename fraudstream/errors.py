@@ -19,6 +19,10 @@ class InputError(FraudstreamError):
     """A file or record could not be read; the message names where and why."""
 
 
+class OutputError(FraudstreamError):
+    """A file could not be written; the message names it and why."""
+
+
 class ValidationFailed(FraudstreamError):
     """A record failed decoding or validation. `reason` is short and machine-readable."""
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudstream.errors import CheckpointError
+from fraudstream.outputs import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ def loads(blob: bytes, key: bytes | str) -> Checkpoint:
 def save_file(path: str | Path, model: Any, info: CheckpointInfo, key: bytes | str) -> Path:
     """Write a signed checkpoint file (atomically: a temporary file renamed into place)."""
     target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(dumps(model, info, key))
-    tmp.replace(target)
+    write_bytes(target, dumps(model, info, key))
     log.info("saved model %s (%s) v%d to %s", info.name, info.kind, info.version, target)
     return target
 

@@ -19,20 +19,17 @@ True
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
-from fraudstream.errors import ConfigError, InputError
+from fraudstream.errors import ConfigError
+from fraudstream.outputs import open_text, written
 from fraudstream.producer.files import OUR_COLUMNS
 from fraudstream.producer.population import CATEGORIES, Population
 from fraudstream.producer.simulator import DayBatch, Simulator, SimulatorConfig
@@ -81,42 +78,25 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
         raise ConfigError(f"days must be at least 1, got {days}")
     kind, gz = output_format(path)
     path = Path(path)
-    partial = path.with_name(path.name + ".part")
     summary = RecordSummary()
     began = time.perf_counter()
     simulator = Simulator(config)
     formatter = _RowFormatter(simulator.population, kind)
-    try:
-        with _open_out(partial, gz, shown=path) as out:
-            if kind == "csv":
-                out.write(",".join(OUR_COLUMNS) + "\n")
-            for index, batch in enumerate(simulator.days(days)):
-                out.write(formatter.format(batch))
-                summary.rows += len(batch)
-                summary.frauds += int(batch.reported.sum())
-                summary.by_scenario.update({str(scenario): count for scenario, count in
-                                            enumerate(np.bincount(batch.scenario).tolist()) if count})
-                if on_day is not None:
-                    on_day(index + 1, summary)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with written(path) as partial, open_text(partial, path, gz) as out:
+        if kind == "csv":
+            out.write(",".join(OUR_COLUMNS) + "\n")
+        for index, batch in enumerate(simulator.days(days)):
+            out.write(formatter.format(batch))
+            summary.rows += len(batch)
+            summary.frauds += int(batch.reported.sum())
+            summary.by_scenario.update({str(scenario): count for scenario, count in
+                                        enumerate(np.bincount(batch.scenario).tolist()) if count})
+            if on_day is not None:
+                on_day(index + 1, summary)
     summary.seconds = time.perf_counter() - began
     log.info("recorded %d transactions (%.2f%% fraud) to %s in %.1f s", summary.rows, 100 * summary.fraud_rate,
              path, summary.seconds)
     return summary
-
-
-def _open_out(path: Path, gz: bool, shown: Path) -> IO[str]:
-    """`path` opened for writing; an error names `shown`, the file the user asked for."""
-    try:
-        if gz:
-            # mtime=0: no time of writing in the header, so the same seed gives the same .gz bytes too
-            return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=1, mtime=0), encoding="utf-8", newline="")
-        return path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
-    except OSError as exc:
-        raise InputError(f"{shown}: cannot write: {exc.strerror or exc}") from exc
 
 
 class _RowFormatter:

@@ -16,6 +16,7 @@ from fraudstream.cli.backtest_model import described, not_learned, save_model, s
 from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
 from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
+from fraudstream.outputs import write_text, written
 from fraudstream.stream.learned_spans import LearnedSpans
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
             _drop_state(store)
     summary = _json_safe(result.summary())
     if json_out:
-        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(json_out, json.dumps(summary, indent=2) + "\n")
     if scores_out:
         _write_scores(scores_out, result)
     if report_out:
@@ -224,7 +225,7 @@ def _write_scores(path: Path, result: Any) -> None:
 
     ids = result.replay.transaction_ids
     scores = np.frombuffer(result.replay.scores, dtype=np.float64)
-    with path.open("w", newline="") as out:
+    with written(path) as partial, partial.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["transaction_id", "score"])
         for i in np.flatnonzero(result.window):
@@ -242,4 +243,4 @@ def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
     data = ReportData(summary=summary, labels=np.frombuffer(result.replay.labels, dtype=np.int8)[kept],
                       scores=np.frombuffer(result.replay.scores, dtype=np.float64)[kept], days=days[kept],
                       daily_card_precision=daily, threshold=result.options.threshold)
-    path.write_text(render_html(data), encoding="utf-8")
+    write_text(path, render_html(data))

@@ -56,9 +56,16 @@ class FiniteFloat(click.ParamType):
 
 
 def require_directory(path: Path, param_hint: str) -> None:
-    """A `click.BadParameter` now, before any work, for an output file whose directory does not exist."""
+    """A `click.BadParameter` now, before any work, for an output file whose directory does not exist
+    or cannot be written in (`outputs.check_writable`)."""
+    from fraudstream.outputs import check_writable
+
     if not path.resolve().parent.is_dir():
         raise click.BadParameter(f"{path}: no such directory", param_hint=param_hint)
+    try:
+        check_writable(path)
+    except FraudstreamError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
 def checked_out(out: str, kinds: tuple[str, ...] = ("jsonl", "csv")) -> tuple[str, bool]:
@@ -246,8 +253,8 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 def handle_errors(func: F) -> F:
-    """Report FraudstreamError, and a broker or Redis that cannot be reached, as a clear one-line
-    error (exit 1) instead of a traceback."""
+    """Report FraudstreamError, a broker or Redis that cannot be reached, and a file that cannot be
+    read or written, as a clear one-line error (exit 1) instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -259,6 +266,8 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             ctx = click.get_current_context(silent=True)
             message = service_error(exc, setting_source(ctx, "redis_url"), setting_source(ctx, "kafka_bootstrap"))
+            if message is None and isinstance(exc, OSError) and exc.filename is not None:  # a file: not a bug
+                message = f"{exc.filename}: {exc.strerror or exc}"
             if message is None:
                 raise
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)

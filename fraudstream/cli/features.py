@@ -8,21 +8,20 @@ before any transaction at or after that instant, like the consumer sees it.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from fraudstream.cli.common import check_time, checked_out, handle_errors, settings_from, settings_option, time_window
 from fraudstream.models.events import Label, Transaction
+from fraudstream import outputs
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +78,6 @@ def show_progress(progress: Any, task: Any, tx: Transaction, written: int, began
                                       f"{rate:,.0f} tx/s")
 
 
-def open_output(path: Path, compressed: bool) -> IO[str]:
-    """A text stream writing to `path`, gzip-compressed or not."""
-    if compressed:
-        return gzip.open(path, "wt", compresslevel=3, newline="", encoding="utf-8")
-    return path.open("w", newline="", encoding="utf-8")
-
-
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
@@ -119,7 +111,6 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     target = Path(out)
     if target.resolve() == Path(file).resolve():
         raise click.BadParameter(f"{out} is the input FILE: write the features to another file", param_hint="--out")
-    partial = target.with_name(target.name + ".part")
     engine = FeatureEngine(MemoryStore(windows_for(settings)))
     span = Span()
     records = read_recorded(file, start=begin, end=finish, span=span)  # checks the header before anything is written
@@ -127,25 +118,20 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     began = time.monotonic()
     progress = progress_bar(settings, SpinnerColumn(), TextColumn("{task.description}"), shown=not no_progress)
     task = progress.add_task(f"reading {file}", total=None)
-    try:
-        with progress, open_output(partial, compressed) as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["TRANSACTION_ID", *FEATURE_NAMES])
-            for tx, x in features_as_scored(records, engine, settings.label_delay):
-                if x is None:
-                    reused += 1
-                    log.warning("transaction id %s reused with other content: skipped", tx.transaction_id)
-                    continue
-                writer.writerow([tx.transaction_id, *[x[name] for name in FEATURE_NAMES]])
-                written += 1
-                if written % 2_000 == 0:  # rich redraws ~10 times a second
-                    show_progress(progress, task, tx, written, began)
-            if written:  # the last frame shows the whole file, however small
+    with outputs.written(target) as partial, progress, outputs.open_text(partial, target, compressed, 3) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["TRANSACTION_ID", *FEATURE_NAMES])
+        for tx, x in features_as_scored(records, engine, settings.label_delay):
+            if x is None:
+                reused += 1
+                log.warning("transaction id %s reused with other content: skipped", tx.transaction_id)
+                continue
+            writer.writerow([tx.transaction_id, *[x[name] for name in FEATURE_NAMES]])
+            written += 1
+            if written % 2_000 == 0:  # rich redraws ~10 times a second
                 show_progress(progress, task, tx, written, began)
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        if written:  # the last frame shows the whole file, however small
+            show_progress(progress, task, tx, written, began)
     if not written and (start or end):
         log.warning(nothing_in_window(file, start, end, span))
     seconds = time.monotonic() - began

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from fraudstream.cli.common import handle_errors, require_directory
+from fraudstream.outputs import write_bytes
 from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
 
 
@@ -46,9 +47,7 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
     _, registry = open_registry(ctx)
     blob = registry.blob(name, version, pinned=True)
     info, _ = checkpoint.verify(blob, registry.signing_key)
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(file)
+    write_bytes(file, blob)
     click.echo(f"exported {name} v{info.version} ({info.kind}, {info.labels_learned} labels) to {file}")
 
 
