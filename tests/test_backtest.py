@@ -20,6 +20,7 @@ from fraudstream.errors import CheckpointError
 from fraudstream.models import metrics, zoo
 from fraudstream.models.checkpoint import load_file, save_file
 from fraudstream.producer.files import read_recorded
+from fraudstream.stream import backtest as backtest_module
 from fraudstream.stream.backtest import replay
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore
@@ -160,7 +161,7 @@ def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--report" in result.output and "no such directory" in result.output
 
 
-def test_the_evaluation_window_ends_with_the_data(tmp_path: Path) -> None:
+def test_the_evaluation_window_ends_with_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An --eval-end past the last day with transactions would divide the alerts by days with none and
     add empty weeks; a --start past the data says what the file holds."""
     path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=10)  # 2018-04-01..04-20
@@ -182,9 +183,14 @@ def test_the_evaluation_window_ends_with_the_data(tmp_path: Path) -> None:
     expected = {"--eval-end": "the data holds 2018-04-01..2018-04-20: the default evaluation start, 30 days after its "
                               "first day (2018-05-01), is after its end",
                 "--eval-start": "--eval-start 2018-05-01 is after the data's last day, 2018-04-20"}
-    for late in (["--eval-end", "2018-05-31"], ["--eval-start", "2018-05-01", "--eval-end", "2018-05-31"]):
-        result = CliRunner().invoke(main, [*args[:2], "--no-progress", *late])
-        assert result.exit_code != 0 and expected[late[0]] in " ".join(result.output.split()), result.output
+    def no_replay(*args: object, **kwargs: object) -> None:
+        raise AssertionError("replayed")
+
+    with monkeypatch.context() as patch:  # said before the replay (`file_end`), not after minutes of it
+        patch.setattr(backtest_module, "run_backtest", no_replay)
+        for late in (["--eval-end", "2018-05-31"], ["--eval-start", "2018-05-01", "--eval-end", "2018-05-31"]):
+            result = CliRunner().invoke(main, [*args[:2], "--no-progress", *late])
+            assert result.exit_code == 1 and expected[late[0]] in " ".join(result.output.split()), result.output
     result = CliRunner().invoke(main, [*args[:2], "--start", "2019-01-01", "--no-progress"])
     assert result.exit_code != 0 and "no transactions to evaluate in the window asked for: rows from 2018-04-01T" in result.output
     assert "to 2018-04-20T" in result.output, result.output
@@ -195,7 +201,8 @@ def test_the_evaluation_window_ends_with_the_data(tmp_path: Path) -> None:
 
 def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:
     path = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
-    result = CliRunner().invoke(main, ["backtest", str(path), "--redis", "redis://127.0.0.1:1/0", "--no-progress"],
+    result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-04-02", "--redis", "redis://127.0.0.1:1/0",
+                                       "--no-progress"],
                                 env={"FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:2/0"})
     assert result.exit_code == 1 and "Error: cannot reach Redis (--redis): " in result.output, result.output
     assert "FRAUDSTREAM_REDIS_URL" not in result.output and "Traceback" not in result.output
@@ -227,7 +234,7 @@ def test_cli_reports_a_bad_row_or_a_truncated_file_in_one_line(tmp_path: Path) -
     truncated.write_bytes(gzip.compress(good.read_bytes())[:-40])
     for path, message in ((bad, "bad.csv:6: amount 'abc' is not a number"), (truncated, "cut.csv.gz: cannot read")):
         for progress in ("--progress", "--no-progress"):
-            result = CliRunner().invoke(main, ["backtest", str(path), progress])
+            result = CliRunner().invoke(main, ["backtest", str(path), progress, "--eval-start", "2018-04-02"])
             assert result.exit_code == 1 and message in result.output, result.output
             assert "Traceback" not in result.output and "worker failed" not in result.output
 

@@ -16,6 +16,7 @@ from fraudstream.cli.backtest_model import described, not_learned, save_model, s
 from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
 from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
+from fraudstream.errors import ConfigError
 from fraudstream.outputs import write_text, written
 from fraudstream.stream.learned_spans import LearnedSpans
 
@@ -117,7 +118,6 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
         eval_end=parse_time(eval_end).date() if eval_end else None,
         threshold=settings.alert_threshold,
     )
-    _warn_if_cold(options, file)
     from fraudstream.models import zoo
 
     if started is None:
@@ -126,6 +126,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
                          ("--save-model", model_out)):
         if path is not None:  # not after a replay of many minutes
             require_directory(path, option)
+    _check_window(options, file)
     store = _store(settings, redis_url)
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     try:
@@ -174,15 +175,16 @@ def _drop_state(store: Any) -> None:
         store.client.delete(*keys)  # a cluster client splits it by hash slot
 
 
-def _warn_if_cold(options: Any, file: Path) -> None:
-    """A replay that starts (at --start or the file's first row) less than the longest feature window
-    before the evaluation window scores that window's first days with features that have not seen a
-    whole window yet."""
+def _check_window(options: Any, file: Path) -> None:
+    """Before the replay (not after minutes of it): a `ConfigError` for an evaluation window that
+    starts after the data's last day (found by `file_end.last_event_time`, without parsing the rows),
+    and a warning when the replay starts (at --start or the file's first row) less than the longest
+    feature window before the evaluation window, whose first days are then scored with features that
+    have not seen a whole window yet. `evaluate` checks the window again on what was replayed."""
+    from fraudstream.producer.file_end import last_event_time
     from fraudstream.producer.files import read_recorded
     from fraudstream.stream.backtest import DEFAULT_WARMUP
 
-    if options.eval_start is None:  # the default evaluation start is a whole window after the replay's
-        return
     rows = read_recorded(file)
     with contextlib.closing(rows):
         first = next(rows, None)
@@ -191,6 +193,19 @@ def _warn_if_cold(options: Any, file: Path) -> None:
     begin, since = first.transaction.event_time.date(), "the data's first day"
     if options.start is not None and options.start.date() >= begin:
         begin, since = options.start.date(), "--start"
+    last = last_event_time(file)
+    past_the_end = last is not None and options.start is not None and options.start.date() > last.date()
+    if last is not None and not past_the_end:  # a --start past the data: the replay says what the file holds
+        last_day = last.date()
+        if options.eval_start is not None and options.eval_start > last_day:
+            raise ConfigError(f"--eval-start {options.eval_start} is after the data's last day, {last_day}")
+        if options.eval_start is None and begin + DEFAULT_WARMUP > last_day:
+            after = "its first day" if since == "the data's first day" else since
+            raise ConfigError(f"the data holds {first.transaction.event_time.date()}..{last_day}: the default "
+                              f"evaluation start, {DEFAULT_WARMUP.days} days after {after} ({begin + DEFAULT_WARMUP}), "
+                              "is after its end; give --eval-start (the features then have less history) or a longer file")
+    if options.eval_start is None:  # the default evaluation start is a whole window after the replay's
+        return
     warm = options.eval_start - begin
     if warm < DEFAULT_WARMUP:
         log.warning("--eval-start is %s %s (%s): the first days of the window are scored with features that have "
