@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,42 @@ def test_alerts_says_it_is_waiting_when_none_come(settings: Settings) -> None:
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout == ""
     assert f"no alert on {settings.topic_alerts!r} yet (none at all since its beginning)" in shown.stderr
+
+
+@pytest.mark.services
+def test_alerts_timeout_counts_only_the_alerts_its_filters_let_through(settings: Settings) -> None:
+    """Alerts of other customers keep coming, one a second: `--customer nosuch --timeout 7` exits
+    all the same, having said that none of the alerts it read matched."""
+    from fraudstream.kafka_io import ensure_topics
+
+    ensure_topics(settings)
+
+    def alert(i: int) -> tuple[bytes, bytes]:
+        now = datetime.now(timezone.utc)
+        a = Alert(transaction_id=f"t{i}", customer_id="c1", terminal_id="m1", amount=10.0, event_time=now, score=0.9,
+                  threshold=0.5, model_name="logreg", model_version="1", reasons=[], features={}, scored_at=now,
+                  latency_ms=1.0)
+        return f"t{i}".encode(), a.to_json_bytes()
+
+    produce_raw(settings, settings.topic_alerts, (alert(i) for i in range(5)))
+    stop = threading.Event()
+
+    def keep_publishing() -> None:
+        i = 5
+        while not stop.wait(1.0) and i < 60:
+            produce_raw(settings, settings.topic_alerts, [alert(i)])
+            i += 1
+
+    publisher = threading.Thread(target=keep_publishing, daemon=True)
+    publisher.start()
+    try:
+        shown = run_cli(settings, "alerts", "--from-beginning", "--customer", "nosuch", "--timeout", "7", timeout=90)
+        still_publishing = publisher.is_alive()
+    finally:
+        stop.set()
+        publisher.join()
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert still_publishing, "the alerts stopped coming before the command exited: the check proves nothing"
+    assert shown.stdout == ""
+    assert re.search(rf"no alert on {settings.topic_alerts!r} matches --customer nosuch yet \(\d+ read since its "
+                     r"beginning, none matched\)", shown.stderr), shown.stderr

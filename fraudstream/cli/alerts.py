@@ -25,15 +25,22 @@ def format_alert(alert: Alert) -> str:
 WAIT_HINT_S = 5.0  # seconds without an alert at the start after which `alerts` says it is waiting
 
 
-def waiting_hint(topic: str, from_beginning: bool, timeout: float | None) -> str:
-    """What `alerts` prints (stderr) when none came in its first `WAIT_HINT_S` seconds.
+def waiting_hint(topic: str, from_beginning: bool, timeout: float | None, filters: str = "", read: int = 0) -> str:
+    """What `alerts` prints (stderr) when none was shown in its first `WAIT_HINT_S` seconds; `filters`:
+    the options that choose alerts (e.g. "--customer c1"), `read`: the alerts they left out.
 
     >>> waiting_hint("alerts", True, None)
     "no alert on 'alerts' yet (none at all since its beginning); waiting for new ones: Ctrl-C to stop, or --timeout S to exit after S seconds without one"
+    >>> waiting_hint("alerts", True, 8, "--customer c9", 95)
+    "no alert on 'alerts' matches --customer c9 yet (95 read since its beginning, none matched); waiting for new ones: exits after 8 s without one that matches"
     """
+    one = "one that matches" if filters else "one"
+    end = f"exits after {timeout:g} s without {one}" if timeout is not None else \
+        f"Ctrl-C to stop, or --timeout S to exit after S seconds without {one}"
+    if filters and read:
+        since = "since its beginning" if from_beginning else "since this command started"
+        return f"no alert on {topic!r} matches {filters} yet ({read} read {since}, none matched); waiting for new ones: {end}"
     since = "none at all since its beginning" if from_beginning else "none since this command started"
-    end = f"exits after {timeout:g} s without one" if timeout is not None else \
-        "Ctrl-C to stop, or --timeout S to exit after S seconds without one"
     return f"no alert on {topic!r} yet ({since}); waiting for new ones: {end}"
 
 
@@ -41,7 +48,8 @@ def waiting_hint(topic: str, from_beginning: bool, timeout: float | None) -> str
 @click.option("--from-beginning", is_flag=True, help="Start at the first alert instead of new ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
 @click.option("--max", "max_alerts", type=click.IntRange(min=1), default=None, help="Exit after this many alerts.")
-@click.option("--timeout", type=FiniteFloat(0.0), default=None, help="Exit after this many seconds without an alert.")
+@click.option("--timeout", type=FiniteFloat(0.0), default=None,
+              help="Exit after this many seconds without an alert (one that --min-score and --customer let through).")
 @click.option("--min-score", type=FiniteFloat(0.0, inclusive=True, maximum=1.0), default=None, help="Only alerts with at least this score.")
 @click.option("--customer", default=None, help="Only alerts of this customer id.")
 @click.pass_context
@@ -69,29 +77,22 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
             # On Tansu seek_to_end() lands before the last batch (see fraudstream.kafka_io), so
             # alerts published before we started are also skipped by their timestamp below.
             consumer.seek_to_end(*parts)
-        shown = 0
-        last = time.monotonic()
+        filters = " ".join(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
+                           for option, value in (("--min-score", min_score), ("--customer", customer)) if value is not None)
+        shown = read = 0
+        last = time.monotonic()  # when the last alert was shown (or the command started)
         hinted = False
         while max_alerts is None or shown < max_alerts:
-            batch = consumer.poll(timeout_ms=200)
-            if not batch:
-                waited = time.monotonic() - last
-                if timeout is not None and waited >= timeout:
-                    break
-                if not hinted and shown == 0 and waited >= WAIT_HINT_S:  # not a hang: say so, once
-                    hinted = True
-                    click.echo(waiting_hint(settings.topic_alerts, from_beginning, timeout), err=True)
-                continue
-            last = time.monotonic()
-            for records in batch.values():
+            for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
                     if not from_beginning and record.timestamp < started_ms:
                         continue
+                    read += 1
                     try:
                         alert = Alert.model_validate_json(record.value)
                     except ValidationError as exc:
-                        click.echo(f"skipping malformed alert at offset {record.offset}: {exc.errors()[0]['msg']}",
-                                   err=True)
+                        click.echo(f"skipping malformed alert at {record.topic}[{record.partition}] offset "
+                                   f"{record.offset}: {exc.errors()[0]['msg']}", err=True)
                         continue
                     if min_score is not None and alert.score < min_score:
                         continue
@@ -99,10 +100,17 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
                         continue
                     click.echo(record.value.decode() if as_json else format_alert(alert))
                     shown += 1
+                    last = time.monotonic()
                     if max_alerts is not None and shown >= max_alerts:
                         break
                 if max_alerts is not None and shown >= max_alerts:
                     break
+            waited = time.monotonic() - last
+            if timeout is not None and waited >= timeout:
+                break
+            if not hinted and shown == 0 and waited >= WAIT_HINT_S:  # not a hang: say so, once
+                hinted = True
+                click.echo(waiting_hint(settings.topic_alerts, from_beginning, timeout, filters, read), err=True)
     except KeyboardInterrupt:
         pass
     finally:
