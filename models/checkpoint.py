@@ -98,6 +98,17 @@ def warn_if_demo_key(key: str, log: logging.Logger) -> None:
                     "to a secret of your own before trusting checkpoints from this Redis or file")
 
 
+def key_fingerprint(key: bytes | str) -> str:
+    """A fingerprint of a signing key, to tell two keys apart without revealing either (an HMAC of a
+    fixed message, 64 bits).
+
+    >>> key_fingerprint("k1") == key_fingerprint(b"k1") != key_fingerprint("k2"), len(key_fingerprint("k1"))
+    (True, 16)
+    """
+    raw = key.encode() if isinstance(key, str) else key
+    return _mac(raw, b"fraudstream signing key fingerprint").hex()[:16]
+
+
 def _mac(key: bytes, signed: bytes) -> bytes:
     return hmac.new(key, signed, hashlib.sha256).digest()
 

@@ -202,7 +202,8 @@ class ModelRegistry:
 
     def signing_key_matches(self) -> bool | None:
         """Whether the newest version of some published model verifies with this registry's signing
-        key (None: nothing is published). False suggests the consumers sign with another key."""
+        key, or, with none published, whether the key recorded by the consumers and imports so far
+        (`note_signing_key`) is this one; None: nothing tells. False: they sign with another key."""
         published = [n for n, v in self.latest_versions(self.names()).items() if v]
         for name in published:
             try:
@@ -210,7 +211,19 @@ class ModelRegistry:
                 return True
             except (CheckpointError, ModelError):
                 continue
-        return None if not published else False
+        recorded = self.client.get(self.key("signing_key"))
+        return False if published else None if recorded is None else recorded.decode() == self._fingerprint()
+
+    def note_signing_key(self, replace: bool = False) -> bool | None:
+        """Record the signing key's fingerprint (`checkpoint.key_fingerprint`) unless one is recorded
+        (or `replace`); whether the one recorded before is this key's (None: none was)."""
+        mine, key = self._fingerprint(), self.key("signing_key")
+        if self.client.set(key, mine, nx=not replace):
+            return None
+        return self.client.get(key) in (mine.encode(), None)
+
+    def _fingerprint(self) -> str:
+        return checkpoint.key_fingerprint(self.signing_key)
 
     def _same_kind(self, name: str, incoming: CheckpointInfo) -> None:
         """Refuse a checkpoint of another kind of model as a new version of a published `name`: its

@@ -99,12 +99,50 @@ def test_import_is_refused_when_the_consumers_sign_with_another_key(settings: Se
     env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
            "FRAUDSTREAM_MODEL_SIGNING_KEY": ours}
     refused = CliRunner().invoke(main, ["models", "import", str(path)], env=env)
-    assert refused.exit_code == 1 and "no model published in this registry verifies with the signing key" in refused.output
+    assert refused.exit_code == 1 and "were signed with another FRAUDSTREAM_MODEL_SIGNING_KEY" in refused.output
     registry = registry_for(settings)
     assert registry.latest_version("cand") == 0 and registry.signing_key_matches() is True  # with the consumers' key
     forced = CliRunner().invoke(main, ["models", "import", str(path), "--force", "--pin", "--inactive"], env=env)
     assert forced.exit_code == 0 and forced.stdout.strip().endswith("cand v1 (logreg_under, 0 labels), inactive, pinned")
     assert registry.pinned.versions("cand") == [1]
+
+
+@pytest.mark.services
+def test_the_key_of_a_registry_without_models_is_the_first_consumers_or_imports(settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    """Nothing published yet: a consumer that started has recorded its key (a fingerprint), so an
+    import signed with another is refused; in a registry nobody used, the first import says that
+    the consumers must use its key, and records it."""
+    def import_signed_with(key: str, *args: str, prefix: str = settings.redis_key_prefix) -> object:
+        path = checkpoint.save_file(tmp_path / f"{key}.fsmodel", zoo.make_model("logreg"),
+                                    checkpoint.CheckpointInfo(name="cand", kind="logreg"), key)
+        env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": prefix,
+               "FRAUDSTREAM_MODEL_SIGNING_KEY": key}
+        return CliRunner().invoke(main, ["models", "import", str(path), "--inactive", *args], env=env)
+
+    consumer = live(settings)  # a consumer records its key when it starts
+    consumer.close()
+    ours = settings.model_signing_key.get_secret_value()
+    registry = registry_for(settings)
+    assert registry.client.get(registry.key("signing_key")) == checkpoint.key_fingerprint(ours).encode()
+    for name in registry.names():  # as if it had published nothing yet: only the recorded key tells
+        registry.client.delete(registry.key("latest", name), registry.key("ckpt", name))
+    assert registry.signing_key_matches() is True
+    refused = import_signed_with("another key")
+    assert refused.exit_code == 1 and "were signed with another FRAUDSTREAM_MODEL_SIGNING_KEY" in refused.output  # type: ignore[attr-defined]
+    accepted = import_signed_with(ours)
+    assert accepted.exit_code == 0 and "warning" not in accepted.output, accepted.output  # type: ignore[attr-defined]
+
+    unused = f"{settings.redis_key_prefix}-unused"
+    first = import_signed_with("key one", prefix=unused)
+    assert first.exit_code == 0 and "warning: the first signed model in this registry: consumers must run with the same " \
+        "FRAUDSTREAM_MODEL_SIGNING_KEY as this import (a key of your own)" in first.output, first.output  # type: ignore[attr-defined]
+    second = import_signed_with("key two", prefix=unused)  # its models do not verify with it: refused
+    assert second.exit_code == 1, second.output  # type: ignore[attr-defined]
+    forced = import_signed_with("key two", "--force", prefix=unused)
+    assert forced.exit_code == 0, forced.output  # type: ignore[attr-defined]
+    again = import_signed_with("key two", prefix=unused)
+    assert again.exit_code == 0 and "warning" not in again.output, again.output  # type: ignore[attr-defined]
 
 
 @pytest.mark.services

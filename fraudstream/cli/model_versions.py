@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from fraudstream.cli.common import handle_errors, require_directory
-from fraudstream.outputs import write_bytes
 from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
+from fraudstream.constants import DEV_SIGNING_KEY
+from fraudstream.outputs import write_bytes
 
 
 class VersionNumber(click.ParamType):
@@ -70,12 +71,14 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
     from fraudstream.errors import CheckpointError, ModelError
 
-    _, registry = open_registry(ctx)
-    if not force and registry.signing_key_matches() is False:
-        raise CheckpointError("not imported: no model published in this registry verifies with the signing key "
-                              "in use, so the consumers use another FRAUDSTREAM_MODEL_SIGNING_KEY and would refuse "
-                              "this checkpoint: set FRAUDSTREAM_MODEL_SIGNING_KEY to the consumers' key (and sign the "
-                              "file with it), or use --force if the consumers' key is changing to this one")
+    settings, registry = open_registry(ctx)
+    matches = registry.signing_key_matches()
+    if not force and matches is False:
+        raise CheckpointError("not imported: this registry's models (or its consumers and earlier imports) were "
+                              "signed with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use, and the "
+                              "consumers would refuse this checkpoint: set FRAUDSTREAM_MODEL_SIGNING_KEY to their "
+                              "key (and sign the file with it), or use --force if the consumers' key is changing "
+                              "to this one")
     try:
         blob = file.read_bytes()
     except OSError as exc:
@@ -95,6 +98,13 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         registry.promote(info.name)
     elif challenger:
         registry.add_challengers([info.name])
+    registry.note_signing_key(replace=force)
+    if matches is None:  # the first model or consumer of this registry: from now on, imports are checked
+        demo = settings.model_signing_key.get_secret_value() == DEV_SIGNING_KEY
+        which = "the built-in demo key" if demo else "a key of your own"
+        click.echo(f"warning: the first signed model in this registry: consumers must run with the same "
+                   f"FRAUDSTREAM_MODEL_SIGNING_KEY as this import ({which}); imports with another are refused now",
+                   err=True)
     champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
     role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
