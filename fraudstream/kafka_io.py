@@ -41,6 +41,7 @@ from fraudstream.kafka_records import read_records_inline
 from fraudstream.kafka_transport import quiet_closed_reads
 
 log = logging.getLogger(__name__)
+DEFAULT_KAFKA_PORT = 9092  # of a bootstrap server given without one, as kafka-python takes it
 
 LEAVE_TIMEOUT_S = 8.0  # longest wait to complete a rebalance before leaving (Tansu holds a JoinGroup 3 s)
 UNREACHABLE_S = 1.0  # a group coordinator unreachable this long while leaving: the broker is gone, no wait
@@ -77,12 +78,18 @@ def await_bootstrap(servers: list[str], timeout_s: float | None = None) -> None:
     Traceback (most recent call last):
     ...
     kafka.errors.KafkaConnectionError: KafkaConnectionError: nothing accepted a connection at 127.0.0.1:1 within 0 s: [Errno 111] Connection refused
+    >>> await_bootstrap(["127.0.0.1"], timeout_s=0.0)  # Kafka's default port
+    Traceback (most recent call last):
+    ...
+    kafka.errors.KafkaConnectionError: KafkaConnectionError: nothing accepted a connection at 127.0.0.1 within 0 s: [Errno 111] Connection refused
     """
     timeout_s = BROKER_WAIT_S if timeout_s is None else timeout_s
     deadline, warned = time.monotonic() + timeout_s, False
     while True:
         for server in servers:
-            host, _, port = server.strip().rpartition(":")
+            host, colon, port = server.strip().rpartition(":")
+            if not colon:  # a host without a port: Kafka's default, as kafka-python takes it
+                host, port = port, str(DEFAULT_KAFKA_PORT)
             try:
                 socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=2.0).close()
                 return

@@ -175,3 +175,13 @@ def test_a_metrics_port_in_use_is_refused_before_anything_starts(command: str) -
 def test_commands_that_need_a_broker_say_so_with_the_usage_errors_exit_code(args: list[str]) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "", "FRAUDSTREAM_REDIS_URL": ""})
     assert result.exit_code == 2 and "set FRAUDSTREAM_KAFKA_BOOTSTRAP" in result.output, result.output
+
+
+def test_a_global_option_after_the_command_says_where_it_goes() -> None:
+    result = CliRunner().invoke(main, ["consume", "--kafka-bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert ("No such option '--kafka-bootstrap' for `consume`: it is an option of `fraudstream` itself, given before "
+            "the command (`fraudstream --kafka-bootstrap VALUE consume ...`), or set FRAUDSTREAM_KAFKA_BOOTSTRAP"
+            in " ".join(result.output.split())), result.output
+    other = CliRunner().invoke(main, ["consume", "--no-such-thing"])
+    assert other.exit_code == 2 and "No such option '--no-such-thing'." in other.output

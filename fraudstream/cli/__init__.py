@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from fraudstream.cli.common import load_settings, settings_option
+from fraudstream.constants import ENV_PREFIX
 from fraudstream.errors import FraudstreamError
 
 # name -> "module:attribute"; modules import their heavy dependencies inside the command.
@@ -48,6 +49,19 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):  # pragma: no cover - programming error
             raise TypeError(f"{COMMANDS[name]} is not a click command")
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """A global option given after the subcommand (`fraudstream consume --kafka-bootstrap X`) is
+        refused by the subcommand: say where it goes."""
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            own = next((p for p in self.params if isinstance(p, click.Option) and exc.option_name in p.opts), None)
+            if own is not None and own.name:
+                exc.message = (f"No such option {exc.option_name!r} for `{ctx.invoked_subcommand}`: it is an option of "
+                               f"`fraudstream` itself, given before the command (`fraudstream {exc.option_name} VALUE "
+                               f"{ctx.invoked_subcommand} ...`), or set {ENV_PREFIX}{own.name.upper()}")
+            raise
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
