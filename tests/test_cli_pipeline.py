@@ -105,3 +105,14 @@ def test_alerts_timeout_counts_only_the_alerts_its_filters_let_through(settings:
     assert shown.stdout == ""
     assert re.search(rf"no alert on {settings.topic_alerts!r} matches --customer nosuch yet \(\d+ read since its "
                      r"beginning, none matched\)", shown.stderr), shown.stderr
+
+
+@pytest.mark.services
+def test_topics_says_how_many_partitions_each_has(settings: Settings) -> None:
+    first = run_cli(settings, "topics", "--partitions", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert f"{settings.topic_transactions}\tcreated\t2 partitions\n" in first.stdout
+    again = run_cli(settings, "topics", "--partitions", "4")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (f"{settings.topic_transactions}\texists\t2 partitions (not 4: an existing topic keeps its partitions)\n"
+            in again.stdout), again.stdout

@@ -165,3 +165,30 @@ def test_an_unloadable_challenger_is_logged_once_and_a_rollback_is_logged(settin
     assert sum("active model ht cannot be loaded" in r.getMessage() for r in caplog.records) == 1
     assert any(r.getMessage() == "loaded logreg v3 (rollback to v1)" for r in caplog.records)
     a.close()
+
+
+@pytest.mark.services
+def test_import_refuses_names_it_could_not_keep_apart(settings: Settings, tmp_path: Path) -> None:
+    """A name FRAUDSTREAM_CHALLENGERS could not list, the zoo's name of another kind of model, and
+    --promote with --inactive are refused; unpinning an unknown model says it is unknown."""
+    key = settings.model_signing_key.get_secret_value()
+    path = checkpoint.save_file(tmp_path / "lr.fsmodel", zoo.make_model("logreg"),
+                                checkpoint.CheckpointInfo(name="lr", kind="logreg"), key)
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "FRAUDSTREAM_MODEL_SIGNING_KEY": key}
+
+    def cli(*args: str) -> object:
+        return CliRunner().invoke(main, ["models", *args], env=env)
+
+    for bad in ("x,y", "with space", "a:b{c}", "-dash"):
+        result = cli("import", str(path), "--name", bad)
+        assert result.exit_code == 2 and "a model name is 1-64 letters" in result.output, result.output  # type: ignore[attr-defined]
+    result = cli("import", str(path), "--name", "arf_under")
+    assert result.exit_code == 1 and "arf_under is the name of a model of the zoo, and this checkpoint is of another " \
+        "kind (logreg)" in result.output, result.output  # type: ignore[attr-defined]
+    result = cli("import", str(path), "--inactive", "--promote")
+    assert result.exit_code == 2 and "--promote makes it the champion" in result.output, result.output  # type: ignore[attr-defined]
+    assert registry_for(settings).names() == []  # none of them imported anything
+    result = cli("unpin", "nosuch", "1")
+    assert result.exit_code == 1 and "no model named 'nosuch'" in result.output, result.output  # type: ignore[attr-defined]
+    assert cli("import", str(path), "--name", "lr.v2-b").exit_code == 0  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def open_registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
     from fraudstream.stream.registry import registry_for
 
@@ -29,9 +33,19 @@ def open_registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:
 
 
 def model_name(value: str | None) -> str | None:
-    """A registry name given on the command line: not empty, no surrounding blanks."""
-    if value is not None and (not value.strip() or value != value.strip()):
-        raise click.BadParameter(f"{value!r}: a model name is not empty and has no surrounding blanks")
+    """A registry name given on the command line: letters, digits, '_', '-' and '.', 1-64 of them,
+    a letter or digit first (it is listed in FRAUDSTREAM_CHALLENGERS, comma-separated).
+
+    >>> model_name("arf_v2.1"), model_name(None)
+    ('arf_v2.1', None)
+    >>> model_name("x,y")
+    Traceback (most recent call last):
+    ...
+    click.exceptions.BadParameter: 'x,y': a model name is 1-64 letters, digits, '_', '-' or '.', a letter or digit first
+    """
+    if value is not None and not MODEL_NAME.fullmatch(value):
+        raise click.BadParameter(f"{value!r}: a model name is 1-64 letters, digits, '_', '-' or '.', a letter or "
+                                 "digit first")
     return value
 
 

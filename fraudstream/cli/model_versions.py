@@ -70,7 +70,11 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
     version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
     from fraudstream.errors import CheckpointError, ModelError
+    from fraudstream.models import checkpoint, zoo
 
+    if make_champion and not challenger:
+        raise click.BadParameter("--promote makes it the champion, which scores and learns live: not --inactive",
+                                 param_hint="--inactive")
     settings, registry = open_registry(ctx)
     matches = registry.signing_key_matches()
     if not force and matches is False:
@@ -84,6 +88,11 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     except OSError as exc:
         raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
     try:
+        header, _ = checkpoint.verify(blob, registry.signing_key)
+        target = name or header.name
+        if target in zoo.MODEL_NAMES and header.kind != target:  # the zoo's name of another kind of model
+            raise ModelError(f"{target} is the name of a model of the zoo, and this checkpoint is of another kind "
+                             f"({header.kind}): import it under another name (--name)")
         info = registry.import_blob(blob, name)
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
@@ -161,6 +170,7 @@ def unpin(ctx: click.Context, name: str, version: int) -> None:
     """Drop the pinned copy of version VERSION of NAME."""
     _, registry = open_registry(ctx)
     if not registry.pinned.unpin(name, version):
+        require_known(registry, name)
         pinned = ", ".join(f"v{v}" for v in registry.pinned.versions(name)) or "none"
         raise click.ClickException(f"{name} v{version} is not pinned; pinned versions of {name}: {pinned}")
     click.echo(f"unpinned {name} v{version}")

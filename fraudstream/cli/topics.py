@@ -13,10 +13,17 @@ from fraudstream.cli.common import handle_errors, require_bootstrap, settings_fr
 @handle_errors
 def topics(ctx: click.Context, **overrides: object) -> None:
     """Create the transactions, labels, alerts and dead-letter topics if they do not exist."""
-    from fraudstream.kafka_io import all_topics, ensure_topics
+    from fraudstream.kafka_io import all_topics, ensure_topics, make_consumer, partitions_of
 
     settings = settings_from(ctx, **overrides)
     require_bootstrap(settings)
     created = ensure_topics(settings)
-    for topic in all_topics(settings):
-        click.echo(f"{topic}\t{'created' if topic in created else 'exists'}")
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        counts = {topic: len(partitions_of(consumer, topic)) for topic in all_topics(settings)}
+    finally:
+        consumer.close()
+    asked = overrides.get("topic_partitions")
+    for topic, count in counts.items():
+        kept = f" (not {asked}: an existing topic keeps its partitions)" if asked and count != asked else ""
+        click.echo(f"{topic}\t{'created' if topic in created else 'exists'}\t{count} partitions{kept}")
