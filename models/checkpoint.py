@@ -135,6 +135,17 @@ def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:
     Traceback (most recent call last):
     ...
     fraudstream.errors.CheckpointError: not a signed fraudstream checkpoint (no FSCKPT1 header; unsigned pickles are refused)
+    >>> blob = dumps([1, 2], CheckpointInfo(name="m", kind="logreg"), b"k")
+    >>> verify(blob, b"k")[0].name
+    'm'
+    >>> verify(blob[:-3], b"k")
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.CheckpointError: checkpoint is truncated (its model ends early) or corrupt
+    >>> verify(blob, b"another key")
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.CheckpointError: checkpoint signature does not match (tampered with, or signed with another key than FRAUDSTREAM_MODEL_SIGNING_KEY)
     """
     if not blob.startswith(MAGIC):
         raise CheckpointError("not a signed fraudstream checkpoint (no FSCKPT1 header; unsigned pickles are refused)")
@@ -147,6 +158,8 @@ def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:
     mac_at = start + size
     mac = blob[mac_at:mac_at + _MAC_SIZE]
     payload = blob[mac_at + _MAC_SIZE:]
+    if not payload.endswith(b"."):  # every pickle ends with its STOP opcode
+        raise CheckpointError("checkpoint is truncated (its model ends early) or corrupt")
     if not hmac.compare_digest(mac, _mac(_key_bytes(key), blob[:mac_at] + payload)):
         raise CheckpointError("checkpoint signature does not match (tampered with, or signed with another key "
                               "than FRAUDSTREAM_MODEL_SIGNING_KEY)")

@@ -107,7 +107,7 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["alerts", "--max", "-1"], "-1 is not in the range x>=1"),
     (["produce", "--customers", "0"], "0 is not in the range x>=1"),
     (["replay", "README.md", "--start", "2018-04-02", "--end", "2018-04-01"], "2018-04-01 is not after --start"),
-    (["models", "import", "x.fsmodel", "--name", " "], "a model name is not empty"),
+    (["models", "import", "x.fsmodel", "--name", " "], "a model name is 1-64 letters"),
     (["models", "export", "gbt_window", "no/such/dir/x.fsmodel"], "no such directory"),
     (["alerts", "--min-score", "nan"], "'nan' is not a finite number >= 0 and <= 1"),
     (["record", "--days", "3", "--start", "2199-12-30", "--out", "x.csv"], "leaves the event times every reader accepts"),
@@ -185,3 +185,11 @@ def test_a_global_option_after_the_command_says_where_it_goes() -> None:
             in " ".join(result.output.split())), result.output
     other = CliRunner().invoke(main, ["consume", "--no-such-thing"])
     assert other.exit_code == 2 and "No such option '--no-such-thing'." in other.output
+
+
+def test_config_says_when_the_signing_key_is_the_demo_default() -> None:
+    default = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_MODEL_SIGNING_KEY": None}).output
+    own = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_MODEL_SIGNING_KEY": "a secret of mine"}).output
+    line = "FRAUDSTREAM_MODEL_SIGNING_KEY=**********"
+    assert f"{line}  # the built-in default, for demos only\n" in default
+    assert f"{line}\n" in own and "a secret of mine" not in own

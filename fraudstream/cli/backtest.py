@@ -210,7 +210,7 @@ def _check_window(options: Any, file: Path) -> None:
     if warm < DEFAULT_WARMUP:
         log.warning("--eval-start is %s %s (%s): the first days of the window are scored with features that have "
                     "not seen %d days yet (start the replay earlier)",
-                    f"{warm.days} days after" if warm.days > 0 else "not after", since, begin, DEFAULT_WARMUP.days)
+                    f"{warm.days} day{'s' if warm.days > 1 else ''} after" if warm.days > 0 else "not after", since, begin, DEFAULT_WARMUP.days)
 
 
 def _with_progress(file: Path, options: Any, engine: Any, settings: Settings, model: Any = None) -> Any:

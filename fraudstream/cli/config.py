@@ -57,6 +57,10 @@ def config(ctx: click.Context, markdown: bool) -> None:
     settings: Settings = ctx.find_root().obj
     for name in Settings.model_fields:
         value = settings.redis_url_masked() if name == "redis_url" else getattr(settings, name)
+        note = ""
         if isinstance(value, SecretStr):
+            default = Settings.model_fields[name].default
+            if isinstance(default, SecretStr) and value.get_secret_value() == default.get_secret_value():
+                note = "  # the built-in default, for demos only"
             value = "**********"
-        click.echo(f"{ENV_PREFIX}{name.upper()}={env_value(name, value)}")
+        click.echo(f"{ENV_PREFIX}{name.upper()}={env_value(name, value)}{note}")

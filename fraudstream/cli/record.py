@@ -48,8 +48,10 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     settings = settings_from(ctx, **overrides)
     first = parse_time(start)
     if not MIN_EVENT_TIME <= first <= MAX_EVENT_TIME - timedelta(days=days):
+        too_long = days > (MAX_EVENT_TIME - MIN_EVENT_TIME).days  # from any start
         raise click.BadParameter(f"{start} + {days} days leaves the event times every reader accepts "
-                                 f"({MIN_EVENT_TIME.year}..{MAX_EVENT_TIME.year})", param_hint="--start")
+                                 f"({MIN_EVENT_TIME.year}..{MAX_EVENT_TIME.year})",
+                                 param_hint="--days" if too_long else "--start")
     rates = FraudRates().scaled(fraud_scale).without(*disabled)
     config = replace(SimulatorConfig(), customers=customers, terminals=terminals, seed=settings.seed,
                      start=first, rates=rates, report_share=report_share)
