@@ -192,3 +192,23 @@ def test_import_refuses_names_it_could_not_keep_apart(settings: Settings, tmp_pa
     result = cli("unpin", "nosuch", "1")
     assert result.exit_code == 1 and "no model named 'nosuch'" in result.output, result.output  # type: ignore[attr-defined]
     assert cli("import", str(path), "--name", "lr.v2-b").exit_code == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.services
+def test_models_lists_a_checkpoint_that_does_not_verify_as_unknown(settings: Settings, tmp_path: Path) -> None:
+    """Its learned labels are unknown ('?', not 0), the error is said under the table, and a long
+    name keeps the columns aligned; `models --json` is `models list --json`."""
+    path = checkpoint.save_file(tmp_path / "m.fsmodel", zoo.make_model("logreg"),
+                                checkpoint.CheckpointInfo(name="a-rather-long-model-name", kind="logreg"), "key a")
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    imported = CliRunner().invoke(main, ["models", "import", str(path)], env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": "key a"})
+    assert imported.exit_code == 0, imported.output
+    listed = CliRunner().invoke(main, ["models"], env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": "key b"})
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.stdout.splitlines()[:2]
+    assert row.split()[:6] == ["a-rather-long-model-name", "challenger", "1", "?", "?", "?"], row
+    assert header.index("ROLE") == row.index("challenger") and row.endswith("unreadable (below)")
+    assert "a-rather-long-model-name v1: checkpoint signature does not match" in listed.stdout
+    as_json = CliRunner().invoke(main, ["models", "--json"], env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": "key a"})
+    assert as_json.exit_code == 0, as_json.output
+    assert [m["labels_learned"] for m in json.loads(as_json.stdout)["models"]] == [0]

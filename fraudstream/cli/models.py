@@ -49,12 +49,13 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
 
 
 @click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="`models list --json`, when no command is given.")
 @click.pass_context
-def models(ctx: click.Context) -> None:
+def models(ctx: click.Context, as_json: bool) -> None:
     """Models of the live consumers: list (default), compare, promote, retire, versions, pin, unpin,
     rollback, export, import, zoo."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(list_models)
+        ctx.invoke(list_models, as_json=as_json)
 
 
 @models.command("list")
@@ -76,15 +77,20 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
     if not rows:
         click.echo("no models yet: start `fraudstream consume` or `fraudstream models import FILE`")
         return
-    header = f"{'NAME':<16} {'ROLE':<10} {'VER':>4} {'KIND':<12} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
+    width = max(16, *(len(r["name"]) for r in rows))
+    header = f"{'NAME':<{width}} {'ROLE':<10} {'VER':>4} {'KIND':<12} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
              f"{'ABOVE':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
     click.echo(header)
     for r in rows:
         age = format_age(r["age_s"]) if "age_s" in r else "?"
-        click.echo(f"{r['name']:<16} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<12} "
-                   f"{r.get('labels_learned', 0):>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
+        labels = r.get("labels_learned", "?" if "error" in r else 0)
+        click.echo(f"{r['name']:<{width}} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<12} "
+                   f"{labels:>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
                    f"{r['alerts']:>6} {number(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
-                   f"{r.get('source', r.get('error', ''))}")
+                   f"{r.get('source', 'unreadable (below)' if 'error' in r else '')}")
+    for r in rows:
+        if "error" in r:
+            click.echo(f"{r['name']} v{r['version']}: {r['error']}")
     click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
                f"threshold {settings.alert_threshold}, and the share of them that were frauds")
 
