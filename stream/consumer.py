@@ -260,6 +260,7 @@ class ScoringConsumer:
         self._flush(futures)
         # counted only once the batch's work is acknowledged
         self.stats.processed += len(new) + len(again)
+        self.stats.delivered_again += len(again)
         self.stats.dead_lettered += len(conflicts)
         self.stats.alerts += len(sends) + len(resent)
         for ms in latencies:

@@ -19,7 +19,8 @@ from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, Hist
 
 @dataclass
 class RunStats:
-    processed: int = 0
+    processed: int = 0  # transactions handled, `delivered_again` included
+    delivered_again: int = 0  # transactions delivered again whose scored record was kept: not scored again
     alerts: int = 0
     dead_lettered: int = 0
     labels_learned: int = 0
@@ -96,7 +97,8 @@ class RunStats:
         1000.0
         """
         return {
-            "processed": self.processed, "alerts": self.alerts, "dead_lettered": self.dead_lettered,
+            "processed": self.processed, "delivered_again": self.delivered_again, "alerts": self.alerts,
+            "dead_lettered": self.dead_lettered,
             "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
             "labels_duplicate": self.labels_duplicate, "throughput_tps": None if self._timed_seconds() is None else round(self.throughput, 1),
             "latency_p50_ms": _tenth(self.latency_percentile(50)), "latency_p99_ms": _tenth(self.latency_percentile(99)),
