@@ -162,7 +162,7 @@ def test_migrate_records_refuses_while_a_consumer_holds_the_learner_role(setting
     registry_for(settings, client).hold_learner("host-1:4242", 60_000)
     env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url or "", "FRAUDSTREAM_REDIS_KEY_PREFIX": prefix}
     refused = CliRunner().invoke(main, ["migrate-records"], env=env)
-    assert refused.exit_code == 2 and "host-1:4242 holds the learner role" in refused.output, refused.output
+    assert refused.exit_code == 1 and "host-1:4242 holds the learner role" in refused.output, refused.output
     assert client.exists(f"{prefix}:{{c:c1}}:r:t1")  # nothing moved
     forced = CliRunner().invoke(main, ["migrate-records", "--force"], env=env)
     assert forced.exit_code == 0 and "moved 1 scored records" in forced.output, forced.output

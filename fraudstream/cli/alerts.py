@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from typing import TYPE_CHECKING
@@ -14,9 +15,23 @@ if TYPE_CHECKING:
     from fraudstream.models.events import Alert
 
 
+def reason_value(value: float) -> str:
+    """A feature's value in an alert line: whole numbers whole, others to the cent from 1 on (amounts,
+    speeds), 4 significant digits below.
+
+    >>> [reason_value(v) for v in (422.15, 20000.0, 1000.0, 0.0125, 3.0, -2.5, float("nan"))]
+    ['422.15', '20000', '1000', '0.0125', '3', '-2.5', 'nan']
+    """
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    if math.isfinite(value) and abs(value) >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
+
+
 def format_alert(alert: Alert) -> str:
     """One readable line: time, score, customer, terminal, amount, model and top reasons."""
-    reasons = ", ".join(f"{r.feature}={r.value:.4g} ({r.contribution:+.2f})" for r in alert.reasons)
+    reasons = ", ".join(f"{r.feature}={reason_value(r.value)} ({r.contribution:+.2f})" for r in alert.reasons)
     return (f"{alert.event_time:%Y-%m-%d %H:%M:%S} ALERT score={alert.score:.3f} tx={alert.transaction_id} "
             f"customer={alert.customer_id} terminal={alert.terminal_id} amount={alert.amount:.2f} "
             f"model={alert.model_name}@{alert.model_version} | {reasons}")

@@ -31,8 +31,8 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     registry = registry_for(settings, store.client)
     learner = registry.learner()
     if learner is not None and not force:
-        raise click.UsageError(f"a consumer of this Redis is running: {learner} holds the learner role. Stop every "
-                               "consumer, then run migrate-records (--force moves the records anyway)")
+        raise click.ClickException(f"a consumer of this Redis is running: {learner} holds the learner role. Stop "
+                                   "every consumer, then run migrate-records (--force moves the records anyway)")
     moved = migrate_legacy_records(store.records, store.client)
     click.echo(f"moved {moved:,} scored records into the hourly hashes")
     markers = migrate_legacy_markers(registry)
