@@ -1,7 +1,8 @@
 """Files the CLI writes (recordings, features, scores, reports, model checkpoints): each is written
 beside its name and renamed into place once complete, so that a failed write (a full disk, a path
 that cannot be written) leaves no file, partial or empty, under the name asked for, and is reported
-in one line naming that file (`OutputError`).
+in one line naming that file (`OutputError`). A symbolic link is written through (the file it
+points to is replaced); what is not a regular file (`/dev/stdout`, a pipe) is written in place.
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as tmp:
@@ -39,17 +40,32 @@ PARTIAL_SUFFIX = ".part"
 def written(target: Path) -> Iterator[Path]:
     """A path beside `target` to write it under: renamed to `target` when the block ends, removed
     when it raises. An error of writing it (or of the rename), an `OSError` that names no other
-    file, becomes an `OutputError` naming `target`."""
-    partial = target.with_name(target.name + PARTIAL_SUFFIX)
+    file, becomes an `OutputError` naming `target`. `target` itself when it is not a regular file
+    (`/dev/stdout`): written in place."""
+    if _special(target):
+        try:
+            yield target
+        except OSError as exc:
+            if isinstance(exc, ConnectionError) or not _about(exc, target):
+                raise
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+        return
+    real = Path(os.path.realpath(target)) if target.is_symlink() else target  # through a link, not over it
+    partial = real.with_name(real.name + PARTIAL_SUFFIX)
     try:
         yield partial
-        os.replace(partial, target)
+        os.replace(partial, real)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and _about(exc, partial, target):
+        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and _about(exc, partial, real, target):
             raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
         raise
+
+
+def _special(target: Path) -> bool:
+    """Whether `target` exists and is not a regular file (a device, a pipe, /dev/stdout)."""
+    return target.exists() and not target.is_file()
 
 
 def _about(exc: OSError, *paths: Path) -> bool:
@@ -72,7 +88,11 @@ def write_text(target: Path, text: str) -> None:
 def check_writable(target: Path) -> None:
     """Raise `OutputError` now, before any work, if nothing can be written in `target`'s directory
     (it does not exist, is read-only, or is not a real file system such as /proc): a probe file is
-    created there and removed."""
+    created there and removed. Not for what is there and not a regular file (`/dev/stdout`)."""
+    if _special(target):
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     try:
         with open(target.with_name(f".{target.name}.{os.getpid()}.probe"), "xb") as probe:
             probe.close()

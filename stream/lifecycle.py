@@ -98,8 +98,9 @@ class Lifecycle:
         `ModelError`, before anything is written, for a name that is neither."""
         check_names(self.registry, [champion, *challengers])
         if self.registry.note_signing_key() is False:
-            log.warning("this registry's models were signed with another FRAUDSTREAM_MODEL_SIGNING_KEY than this "
-                        "consumer's (by other consumers or imports): their checkpoints will not verify here")
+            log.warning("the newest model published in this registry was signed with another "
+                        "FRAUDSTREAM_MODEL_SIGNING_KEY than this consumer's: checkpoints signed with it will not "
+                        "verify here")
         current = self.registry.set_champion_if_absent(champion)
         if current != champion:
             log.warning("champion is %s (promoted in the registry), not the configured %s", current, champion)

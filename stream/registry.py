@@ -128,9 +128,11 @@ class ModelRegistry:
         return result
 
     def publish(self, model: Any, info: CheckpointInfo, owner: str = "") -> CheckpointInfo:
-        """Sign and publish `model` as ``info.version``."""
+        """Sign and publish `model` as ``info.version``; the registry's signing key is this one's from now on
+        (`signing_key_matches`)."""
         self.publish_blob(info.name, info.version, checkpoint.dumps(model, info, self.signing_key), info.position,
                           owner)
+        self.client.set(self.key("signing_key"), self._fingerprint())
         log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
         return info
 
@@ -201,9 +203,13 @@ class ModelRegistry:
         raise PublishConflict(f"could not import {target}: versions kept changing")
 
     def signing_key_matches(self) -> bool | None:
-        """Whether the newest version of some published model verifies with this registry's signing
-        key, or, with none published, whether the key recorded by the consumers and imports so far
-        (`note_signing_key`) is this one; None: nothing tells. False: they sign with another key."""
+        """Whether this registry's signing key is the one recorded (`checkpoint.key_fingerprint`) by
+        the newest publication, or else by the first consumer that started; in a registry from
+        before the record, whether the newest version of some published model verifies with it.
+        None: nothing tells. False: the consumers sign with another key."""
+        recorded = self.client.get(self.key("signing_key"))
+        if recorded is not None:
+            return recorded.decode() == self._fingerprint()
         published = [n for n, v in self.latest_versions(self.names()).items() if v]
         for name in published:
             try:
@@ -211,14 +217,13 @@ class ModelRegistry:
                 return True
             except (CheckpointError, ModelError):
                 continue
-        recorded = self.client.get(self.key("signing_key"))
-        return False if published else None if recorded is None else recorded.decode() == self._fingerprint()
+        return False if published else None
 
-    def note_signing_key(self, replace: bool = False) -> bool | None:
-        """Record the signing key's fingerprint (`checkpoint.key_fingerprint`) unless one is recorded
-        (or `replace`); whether the one recorded before is this key's (None: none was)."""
+    def note_signing_key(self) -> bool | None:
+        """Record the signing key's fingerprint unless one is recorded (a consumer that starts);
+        whether the recorded one is this key's (None: none was)."""
         mine, key = self._fingerprint(), self.key("signing_key")
-        if self.client.set(key, mine, nx=not replace):
+        if self.client.set(key, mine, nx=True):
             return None
         return self.client.get(key) in (mine.encode(), None)
 

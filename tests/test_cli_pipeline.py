@@ -108,6 +108,27 @@ def test_alerts_timeout_counts_only_the_alerts_its_filters_let_through(settings:
 
 
 @pytest.mark.services
+def test_alerts_timeout_waits_until_the_alerts_on_the_topic_are_read(settings: Settings) -> None:
+    """20,000 alerts of other customers, then the one asked for: a timeout shorter than reading them
+    all does not end the command before it gets there."""
+    from fraudstream.kafka_io import ensure_topics
+
+    ensure_topics(settings)
+    now = datetime.now(timezone.utc)
+
+    def alert(i: int, customer: str) -> tuple[bytes, bytes]:
+        a = Alert(transaction_id=f"t{i}", customer_id=customer, terminal_id="m1", amount=10.0, event_time=now,
+                  score=0.9, threshold=0.5, model_name="logreg", model_version="1", reasons=[], features={},
+                  scored_at=now, latency_ms=1.0)
+        return b"same key", a.to_json_bytes()  # one partition: the one asked for comes last
+
+    produce_raw(settings, settings.topic_alerts, [*(alert(i, "c1") for i in range(20_000)), alert(20_000, "wanted")])
+    shown = run_cli(settings, "alerts", "--from-beginning", "--customer", "wanted", "--timeout", "0.2", "--json")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert [json.loads(line)["transaction_id"] for line in shown.stdout.splitlines()] == ["t20000"], shown.stderr
+
+
+@pytest.mark.services
 def test_topics_says_how_many_partitions_each_has(settings: Settings) -> None:
     first = run_cli(settings, "topics", "--partitions", "2")
     assert first.returncode == 0, first.stderr[-2000:]

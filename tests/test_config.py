@@ -181,8 +181,12 @@ def test_a_global_option_after_the_command_says_where_it_goes() -> None:
     result = CliRunner().invoke(main, ["consume", "--kafka-bootstrap", "127.0.0.1:1"])
     assert result.exit_code == 2
     assert ("No such option '--kafka-bootstrap' for `consume`: it is an option of `fraudstream` itself, given before "
-            "the command (`fraudstream --kafka-bootstrap VALUE consume ...`), or set FRAUDSTREAM_KAFKA_BOOTSTRAP"
+            "the command (`fraudstream --kafka-bootstrap VALUE consume ...`), or set FRAUDSTREAM_KAFKA_BOOTSTRAP."
             in " ".join(result.output.split())), result.output
+    nested = CliRunner().invoke(main, ["models", "import", "x.fsmodel", "--redis-url", "redis://h:1/0"])
+    assert nested.exit_code == 2 and "for `models import`: it is an option of `fraudstream` itself" in nested.output
+    flag = CliRunner().invoke(main, ["alerts", "--version"])  # an option of `fraudstream`, but no setting
+    assert flag.exit_code == 2 and "it is an option of" not in flag.output
     other = CliRunner().invoke(main, ["consume", "--no-such-thing"])
     assert other.exit_code == 2 and "No such option '--no-such-thing'." in other.output
 

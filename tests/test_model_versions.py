@@ -191,7 +191,11 @@ def test_import_refuses_names_it_could_not_keep_apart(settings: Settings, tmp_pa
     assert registry_for(settings).names() == []  # none of them imported anything
     result = cli("unpin", "nosuch", "1")
     assert result.exit_code == 1 and "no model named 'nosuch'" in result.output, result.output  # type: ignore[attr-defined]
-    assert cli("import", str(path), "--name", "lr.v2-b").exit_code == 0  # type: ignore[attr-defined]
+    odd = checkpoint.save_file(tmp_path / "odd.fsmodel", zoo.make_model("logreg"),
+                               checkpoint.CheckpointInfo(name="a,b", kind="logreg"), key)
+    result = cli("import", str(odd))
+    assert result.exit_code == 1 and "the name in the file, 'a,b', is not a model name" in result.output, result.output  # type: ignore[attr-defined]
+    assert cli("import", str(odd), "--name", "lr.v2-b").exit_code == 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.services

@@ -76,3 +76,28 @@ def test_the_gzip_header_names_the_file_not_its_temporary_name(tmp_path: Path) -
     data = (tmp_path / "sim.csv.gz").read_bytes()
     assert data[3] & 0x08 and data[10:data.index(b"\0", 10)] == b"sim.csv"  # FNAME flag, then the name
     assert gzip.decompress(data).startswith(b"transaction_id,")
+
+
+def test_a_link_is_written_through_and_a_device_in_place(tmp_path: Path) -> None:
+    """A symbolic link stays a link to the file written; /dev/stdout and pipes are not replaced by
+    files (`backtest --json /dev/stdout`)."""
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    outputs.check_writable(link)
+    outputs.write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real.json"]
+    outputs.check_writable(Path("/dev/null"))
+    outputs.write_text(Path("/dev/null"), "into the void")
+    assert Path("/dev/null").is_char_device()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        outputs.write_text(fifo, "through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    assert not fifo.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]

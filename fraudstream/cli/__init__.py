@@ -56,11 +56,14 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.NoSuchOption as exc:
+            from fraudstream.config import Settings
+
             own = next((p for p in self.params if isinstance(p, click.Option) and exc.option_name in p.opts), None)
-            if own is not None and own.name:
-                exc.message = (f"No such option {exc.option_name!r} for `{ctx.invoked_subcommand}`: it is an option of "
-                               f"`fraudstream` itself, given before the command (`fraudstream {exc.option_name} VALUE "
-                               f"{ctx.invoked_subcommand} ...`), or set {ENV_PREFIX}{own.name.upper()}")
+            if own is not None and own.name in Settings.model_fields:  # a setting, not --version
+                path = exc.ctx.command_path.split(" ", 1)[-1] if exc.ctx else ctx.invoked_subcommand
+                exc.message = (f"No such option {exc.option_name!r} for `{path}`: it is an option of `fraudstream` "
+                               f"itself, given before the command (`fraudstream {exc.option_name} VALUE {path} ...`), "
+                               f"or set {ENV_PREFIX}{own.name.upper()}.")
             raise
 
 

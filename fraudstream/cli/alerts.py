@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -59,12 +59,23 @@ def waiting_hint(topic: str, from_beginning: bool, timeout: float | None, filter
     return f"no alert on {topic!r} yet ({since}); waiting for new ones: {end}"
 
 
+def _behind(consumer: Any, parts: list[Any]) -> bool:
+    """Whether some partition has records not fetched yet (its position before its fetch high
+    watermark, which the broker reports with each fetch)."""
+    for tp in parts:
+        high = consumer.highwater(tp)
+        if high is not None and consumer.position(tp) < high:
+            return True
+    return False
+
+
 @click.command()
 @click.option("--from-beginning", is_flag=True, help="Start at the first alert instead of new ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
 @click.option("--max", "max_alerts", type=click.IntRange(min=1), default=None, help="Exit after this many alerts.")
 @click.option("--timeout", type=FiniteFloat(0.0), default=None,
-              help="Exit after this many seconds without an alert (one that --min-score and --customer let through).")
+              help="Exit after this many seconds without an alert (one that --min-score and --customer let "
+                   "through), once the alerts already on the topic are read.")
 @click.option("--min-score", type=FiniteFloat(0.0, inclusive=True, maximum=1.0), default=None, help="Only alerts with at least this score.")
 @click.option("--customer", default=None, help="Only alerts of this customer id.")
 @click.pass_context
@@ -95,10 +106,13 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
         filters = " ".join(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
                            for option, value in (("--min-score", min_score), ("--customer", customer)) if value is not None)
         shown = read = 0
-        last = time.monotonic()  # when the last alert was shown (or the command started)
+        last = time.monotonic()  # the last alert shown, or the start, or a poll still behind
         hinted = False
         while max_alerts is None or shown < max_alerts:
-            for records in consumer.poll(timeout_ms=200).values():
+            polled = consumer.poll(timeout_ms=200)
+            if polled and _behind(consumer, parts):  # still reading what was there: not waiting yet
+                last = time.monotonic()
+            for records in polled.values():
                 for record in records:
                     if not from_beginning and record.timestamp < started_ms:
                         continue

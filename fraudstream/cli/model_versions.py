@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from fraudstream.cli.common import handle_errors, require_directory
-from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
+from fraudstream.cli.model_common import MODEL_NAME, format_age, model_name, open_registry, require_known
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes
 
@@ -90,6 +90,9 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     try:
         header, _ = checkpoint.verify(blob, registry.signing_key)
         target = name or header.name
+        if not MODEL_NAME.fullmatch(target):
+            raise ModelError(f"the name in the file, {target!r}, is not a model name (1-64 letters, digits, '_', "
+                             "'-' or '.'): give one with --name")
         if target in zoo.MODEL_NAMES and header.kind != target:  # the zoo's name of another kind of model
             raise ModelError(f"{target} is the name of a model of the zoo, and this checkpoint is of another kind "
                              f"({header.kind}): import it under another name (--name)")
@@ -107,7 +110,6 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         registry.promote(info.name)
     elif challenger:
         registry.add_challengers([info.name])
-    registry.note_signing_key(replace=force)
     if matches is None:  # the first model or consumer of this registry: from now on, imports are checked
         demo = settings.model_signing_key.get_secret_value() == DEV_SIGNING_KEY
         which = "the built-in demo key" if demo else "a key of your own"
