@@ -252,23 +252,10 @@ class ScoringConsumer:
         resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
         topic = self.settings.topic_alerts
         futures = [self.producer.send(topic, key=txid.encode(), value=p) for txid, p in sends + resent]
-        for record, tx in conflicts:
-            futures.append(self.tx_dlq.send(
-                record, "transaction_id_reused",
-                f"transaction id {tx.transaction_id} was already used by customer {tx.customer_id} "
-                "for a transaction with another time, amount or terminal"))
+        futures += [self.tx_dlq.send(record, "transaction_id_reused", _reused_id(tx)) for record, tx in conflicts]
         self._flush(futures)
         # counted only once the batch's work is acknowledged
-        self.stats.processed += len(new) + len(again)
-        self.stats.delivered_again += len(again)
-        self.stats.dead_lettered += len(conflicts)
-        self.stats.alerts += len(sends) + len(resent)
-        for ms in latencies:
-            self.stats.observe_latency(ms)
-        clock = time.monotonic()
-        if self.stats.first_record is None:
-            self.stats.first_record, self.stats.processed_at_first = clock, self.stats.processed
-        self.stats.last_record = clock
+        self.stats.count_scored(len(new), len(again), len(conflicts), len(sends) + len(resent), latencies)
         return alerts + [Alert.model_validate_json(p) for _, p in resent]
 
     def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
@@ -319,3 +306,8 @@ class ScoringConsumer:
 
     def _retry(self, what: str, step: Callable[[], T]) -> T:
         return retry_until_stopped(what, step, self.stop, self.max_backoff)
+
+
+def _reused_id(tx: Transaction) -> str:
+    return (f"transaction id {tx.transaction_id} was already used by customer {tx.customer_id} for a transaction "
+            "with another time, amount or terminal")

@@ -42,6 +42,26 @@ class RunStats:
         self.latencies_ms.append(ms)
         self.latency_histogram.observe(ms)
 
+    def count_scored(self, scored: int, again: int, dead: int, alerts: int, latencies_ms: list[float]) -> None:
+        """A batch's transactions done, its work acknowledged: `scored`, delivered `again` (not scored
+        again), `dead`-lettered, the `alerts` sent; the time `throughput` counts from and to.
+
+        >>> stats = RunStats()
+        >>> stats.count_scored(3, 1, 1, 2, [5.0, 7.0, 9.0])
+        >>> stats.processed, stats.delivered_again, stats.dead_lettered, stats.alerts, stats.processed_at_first
+        (4, 1, 1, 2, 4)
+        """
+        self.processed += scored + again
+        self.delivered_again += again
+        self.dead_lettered += dead
+        self.alerts += alerts
+        for ms in latencies_ms:
+            self.observe_latency(ms)
+        clock = time.monotonic()
+        if self.first_record is None:
+            self.first_record, self.processed_at_first = clock, self.processed
+        self.last_record = clock
+
     def observe_batch(self, seconds: float) -> None:
         self.batch_histogram.observe(seconds)
 

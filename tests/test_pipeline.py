@@ -80,6 +80,26 @@ def test_alerts_dead_letters_and_offsets(settings: Settings) -> None:
 
 
 @pytest.mark.services
+def test_a_transaction_id_used_again_for_another_payment_is_dead_lettered(settings: Settings) -> None:
+    """The same id with another amount, published after the first: dead-lettered with its reason and
+    the ids named; the first is scored."""
+    ensure_topics(settings)
+    txs = scripted_transactions(50)
+    reused = txs[10].model_copy(update={"amount": txs[10].amount + 1, "event_time": txs[-1].event_time})
+    publish(settings, [*txs, reused])
+    with scoring_consumer(settings) as app:
+        stats = app.run(max_transactions=len(txs) + 1, idle_timeout=30)
+    assert (stats.processed, stats.delivered_again, stats.dead_lettered) == (len(txs), 0, 1)
+    dead = read_topic(settings, settings.topic_dlq, expect=1)
+    assert [r.value for r in dead] == [reused.to_json_bytes()]
+    headers = {k: v.decode() for k, v in dead[0].headers}
+    assert headers[constants.DLQ_HEADER_REASON] == "transaction_id_reused"
+    assert headers[constants.DLQ_HEADER_ERROR] == (
+        f"transaction id {reused.transaction_id} was already used by customer {reused.customer_id} for a "
+        "transaction with another time, amount or terminal")
+
+
+@pytest.mark.services
 def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
     ensure_topics(settings)
     txs = scripted_transactions(300)
