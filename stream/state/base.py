@@ -101,7 +101,7 @@ def always_ready() -> bool:
 
 class Pending(Protocol[R]):
     """An update sent to the store whose answer is read by `results` (at most once called for
-    effect); `ready` tells whether the answer has begun to come (`script_io.Meanwhile`); `discard`
+    effect); `ready` tells whether the answer has begun to come (`state.base.Meanwhile`); `discard`
     abandons it unread. `conflicts` (customer updates): per op, whether its id is already used by
     another transaction, known before `results` does the rest of the work."""
 

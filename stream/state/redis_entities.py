@@ -91,7 +91,7 @@ class CustomerUpdate:
         self.index: list[int] = [0] * len(ops)  # each op's record index in its entity's string
 
     def ready(self) -> bool:
-        """Whether the reply has begun to come (see `script_io.Meanwhile`)."""
+        """Whether the reply has begun to come (see `state.base.Meanwhile`)."""
         return self.sent.ready()
 
     def conflicts(self) -> list[bool]:
@@ -183,7 +183,7 @@ class TerminalUpdate:
         self.sent = store.send_script("terminal_update", calls)
 
     def ready(self) -> bool:
-        """Whether the reply has begun to come (see `script_io.Meanwhile`)."""
+        """Whether the reply has begun to come (see `state.base.Meanwhile`)."""
         return self.sent.ready()
 
     def results(self) -> list[tuple[int, ...]]:

@@ -44,7 +44,7 @@ def record_field(customer_id: str, transaction_id: str) -> str:
 class RecordBuckets:
     """Put, take, peek and drop scored records (see the module docstring); `run(script, calls,
     meanwhile)` runs a script once per (keys, args) in one round trip, with `meanwhile(ready)` (if
-    not None) run while the server works (`script_io.Meanwhile`)."""
+    not None) run while the server works (`state.base.Meanwhile`)."""
 
     def __init__(self, run: Runner, prefix: str, retention_ms: int, cluster: bool) -> None:
         self.run = run

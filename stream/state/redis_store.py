@@ -106,7 +106,7 @@ class RedisStore:
 
     def run_script(self, name: str, calls: Calls, meanwhile: Meanwhile | None = None) -> list[Any]:
         """Run script `name` once per (keys, args) in one pipeline; reload scripts on NOSCRIPT.
-        `meanwhile(ready)` (if not None) runs while the server works on it (`script_io.Meanwhile`)."""
+        `meanwhile(ready)` (if not None) runs while the server works on it (`state.base.Meanwhile`)."""
         if meanwhile is not None:
             return replies_meanwhile(self.send_script(name, calls), meanwhile)
         for attempt in (1, 2):
