@@ -28,6 +28,8 @@ TERMINAL_TAG = "t"
 RECORD_TAG = "r"  # scored records: one hash per hour of event time {r:<hour>} (stream/state/redis_records.py)
 RECORD_SHARDS_CLUSTER = 64  # on a cluster, {r:<hour>:<shard>}: an hour's records spread over the nodes
 MODELS_KEY = "models"
+# a model's name in the registry: it is listed in FRAUDSTREAM_CHALLENGERS, comma-separated
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 # a consumer group's partitions' newest event times at their commits: {newest:<group>} (stream/newest_times.py)
 NEWEST_TIME_TAG = "newest"
 

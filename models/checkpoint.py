@@ -172,7 +172,11 @@ def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:
 
 def loads(blob: bytes, key: bytes | str) -> Checkpoint:
     """Verify, then unpickle. Raises `CheckpointError` for anything not signed with `key`."""
-    info, payload = verify(blob, key)
+    return unpickled(*verify(blob, key))
+
+
+def unpickled(info: CheckpointInfo, payload: bytes) -> Checkpoint:
+    """The model of a payload `verify` returned (for a caller that looked at the header first)."""
     try:
         model = pickle.loads(payload)  # noqa: S301 - authenticated above
     except Exception as exc:  # a signed but unloadable model (e.g. another River version)

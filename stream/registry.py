@@ -18,12 +18,14 @@ Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
 import numpy as np
 
+from fraudstream.constants import MODEL_NAME_PATTERN
 from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, metrics
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
@@ -187,11 +189,15 @@ class ModelRegistry:
 
     def import_blob(self, blob: bytes, name: str | None = None, source: str = "import") -> CheckpointInfo:
         """Verify a signed checkpoint from elsewhere and publish it as the next version of `name`
-        (default: its own name). It starts learning live from the current end of the label stream."""
-        info, _ = checkpoint.verify(blob, self.signing_key)
-        loaded = checkpoint.loads(blob, self.signing_key)
+        (default: its own name, which must be a model name). It starts learning live from the current
+        end of the label stream."""
+        info, payload = checkpoint.verify(blob, self.signing_key)
         target = name or info.name
+        if name is None and not re.fullmatch(MODEL_NAME_PATTERN, target):
+            raise ModelError(f"the name in the file, {target!r}, is not a model name (1-64 letters, digits, '_', "
+                             "'-' or '.'): give one with --name")
         self._same_kind(target, info)
+        loaded = checkpoint.unpickled(info, payload)
         for _ in range(5):
             new = info.bump(name=target, version=self.latest_version(target) + 1, position=self.labels.end(),
                             source=source)
@@ -232,7 +238,12 @@ class ModelRegistry:
 
     def _same_kind(self, name: str, incoming: CheckpointInfo) -> None:
         """Refuse a checkpoint of another kind of model as a new version of a published `name`: its
-        versions and its live figures would mix two models."""
+        versions and its live figures would mix two models; nor under the zoo's name of another kind."""
+        from fraudstream.models.zoo import MODEL_NAMES
+
+        if name in MODEL_NAMES and incoming.kind != name:
+            raise ModelError(f"{name} is the name of a model of the zoo, and this checkpoint is of another kind "
+                             f"({incoming.kind}): import it under another name (--name)")
         if self.latest_version(name) == 0:
             return
         try:

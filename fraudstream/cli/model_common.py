@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fraudstream.cli.common import settings_from
+from fraudstream.constants import MODEL_NAME_PATTERN
 from fraudstream.models.checkpoint import warn_if_demo_key
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 
 
 def open_registry(ctx: click.Context) -> tuple[Settings, ModelRegistry]:

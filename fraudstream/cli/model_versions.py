@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from fraudstream.cli.common import handle_errors, require_directory
-from fraudstream.cli.model_common import MODEL_NAME, format_age, model_name, open_registry, require_known
+from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes
 
@@ -70,7 +70,6 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
     version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
     from fraudstream.errors import CheckpointError, ModelError
-    from fraudstream.models import checkpoint, zoo
 
     if make_champion and not challenger:
         raise click.BadParameter("--promote makes it the champion, which scores and learns live: not --inactive",
@@ -88,14 +87,6 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     except OSError as exc:
         raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
     try:
-        header, _ = checkpoint.verify(blob, registry.signing_key)
-        target = name or header.name
-        if not MODEL_NAME.fullmatch(target):
-            raise ModelError(f"the name in the file, {target!r}, is not a model name (1-64 letters, digits, '_', "
-                             "'-' or '.'): give one with --name")
-        if target in zoo.MODEL_NAMES and header.kind != target:  # the zoo's name of another kind of model
-            raise ModelError(f"{target} is the name of a model of the zoo, and this checkpoint is of another kind "
-                             f"({header.kind}): import it under another name (--name)")
         info = registry.import_blob(blob, name)
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
