@@ -1,7 +1,7 @@
 """Consumer throughput, latency and memory against issue 8's targets, run by hand:
 
     .venv/bin/python benchmarks/consumer_throughput.py [--transactions 100000] [--rate 2000] [--latency-seconds 20]
-        [--memory-days 30] [--checkpoint FILE]
+        [--memory-days 40] [--checkpoint FILE]
 
 Prints the machine, then, in one run on the same topic: the raw kafka-python consume rate (poll and
 discard, partitions assigned, timed from its first records; measured before and after the scoring
@@ -14,8 +14,8 @@ and the p99 of each half of those transactions with the CPU of the broker, the l
 Valkey meanwhile: the embedded broker's grows through the run; and the garbage collector's pauses),
 and the peak RSS of `fraudstream consume` run on the same backlog in a process of its own, with
 its rate (the benchmark's consumer shares its process with the rows it publishes); then Redis
-memory per customer after `--memory-days` days of the handbook's traffic
-(`feature_state_memory.measure`, on a Valkey server of its own); last, each figure against its
+memory per customer after `--memory-days` days of the handbook's traffic (40 by default: every
+retention filled; `feature_state_memory.measure`, on a Valkey server of its own); last, each figure against its
 target.
 Input: the first N rows of the handbook CSV when present (with their labels, reported 7 days after
 each transaction, on the labels topic: a replay's traffic), else a synthetic stream without labels
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from cli_consumer import run_cli_consumer
-from feature_state_memory import measure
+from feature_state_memory import STEADY_DAYS, measure
 from issue_targets import targets
 from process_stats import CpuSampler, GcTimes, machine_description, python_loop_seconds
 
@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--memory-days", type=int, default=30,
+    parser.add_argument("--memory-days", type=int, default=STEADY_DAYS,
                         help="days of handbook traffic for the Redis memory figure (0: skip it)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="start from this signed checkpoint (fraudstream backtest --save-model) as the champion")
@@ -340,7 +340,8 @@ def main() -> None:
     if args.memory_days > 0 and DATA.exists():  # after the servers above have stopped
         memory = measure(args.memory_days)
         print(f"Redis per customer after {memory.days} days of handbook traffic ({memory.transactions:,} "
-              f"transactions, {memory.customers:,} customers, {memory.terminals:,} terminals; MEMORY USAGE): "
+              f"transactions, {memory.customers:,} customers, {memory.terminals:,} terminals, "
+              f"{memory.transactions / memory.customers / memory.days:.2f} transactions a customer a day; MEMORY USAGE): "
               f"feature state {memory.feature_state:,.0f} B (the customer's events {memory.customer_state:,.0f} B, "
               f"its share of the terminals' {memory.terminal_share:,.0f} B); scored records waiting for their labels "
               f"{memory.records:,.0f} B; total {memory.total:,.0f} B (Valkey used_memory {memory.used_memory_mb:,.1f} MB)")

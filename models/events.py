@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
-MAX_EVENT_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)  # the feature state keeps 4-byte epoch seconds (to 2106)
 MAX_AMOUNT = 1e9
 
 

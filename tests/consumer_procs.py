@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from fraudstream.config import Settings
+from fraudstream.constants import CUSTOMER_EVENTS
 from fraudstream.models.events import Transaction
 
 CLI = str(Path(sys.executable).parent / "fraudstream")
@@ -105,8 +106,9 @@ def customer_state(settings: Settings) -> dict[str, bytes]:
     client = redis.Redis.from_url(settings.redis_url or "")
     prefix = settings.redis_key_prefix
     out = {}
-    for key in client.scan_iter(match=f"{prefix}:{{c:*}}:ev", count=1000):
-        customer = key.decode()[len(prefix) + 4:-4]
+    suffix = f":{CUSTOMER_EVENTS}"
+    for key in client.scan_iter(match=f"{prefix}:{{c:*}}{suffix}", count=1000):
+        customer = key.decode()[len(prefix) + 4:-len(suffix) - 1]
         out[customer] = client.get(key) or b""
     return out
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from river import base
 
 from fraudstream.cli import main
+from fraudstream.constants import CUSTOMER_EVENTS
 from fraudstream.errors import CheckpointError
 from fraudstream.models import metrics, zoo
 from fraudstream.models.checkpoint import load_file, save_file
@@ -245,7 +246,7 @@ def test_redis_state_gives_the_same_scores_as_memory(tmp_path: Path, settings) -
 
     client = redis.Redis.from_url(settings.redis_url)
     scripts_before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-    live_key = f"{settings.redis_key_prefix}:{{c:a-live-customer}}:ev"  # the live consumers' state: left alone
+    live_key = f"{settings.redis_key_prefix}:{{c:a-live-customer}}:{CUSTOMER_EVENTS}"  # the live consumers' state: left alone
     client.set(live_key, b"live")
     path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=15)
     outs = []

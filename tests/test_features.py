@@ -197,11 +197,11 @@ def test_state_is_trimmed_to_the_retention(settings: Settings) -> None:
     engine.transform([tx(f"t{i}", "c1", "m1", 10, i * 24 * 60) for i in range(60)])  # one a day for 60 days
     key = store.customer_keys("c1")[0]
     raw = store.client.get(key)
-    width = blobs.CUSTOMER_WIDTH  # records of 23 bytes, time in the first 6
-    times = [int.from_bytes(raw[width * i:width * i + 6], "little") for i in range(len(raw) // width)]
-    # cut back to the retention (30 d + 1 h) whenever the oldest is 2 days past it
+    assert len(raw) % blobs.CUSTOMER_WIDTH == 0
+    times = blobs.parse_customer(raw).t.tolist()
+    # cut back to the retention (30 d + 1 h) whenever the oldest is 6 hours past it
     day = 86_400_000
-    assert 31 <= len(times) <= 33 and times[-1] - times[0] <= store.windows.customer_retention + TRIM_SLACK_MS
+    assert 31 <= len(times) <= 32 and times[-1] - times[0] <= store.windows.customer_retention + TRIM_SLACK_MS
     assert times[-1] == 59 * day + int(T0.timestamp() * 1000)
     assert isinstance(store, RedisStore)
 
@@ -225,6 +225,46 @@ def test_memory_and_redis_agree_with_coordinates_late_events_and_redelivery(sett
         assert redis_engine.transform(batch[:7]) == expected[:7]  # redelivery: same features
     with_coords = [x for x in expected if x is not None and x["has_coordinates"] == 1.0]
     assert with_coords and all(x["customer_distance_from_home_km"] > 0 for x in with_coords[1:])
+
+
+@pytest.mark.services
+def test_the_state_keeps_event_times_to_the_second_in_both_stores(settings: Settings) -> None:
+    """Redis keeps 4-byte epoch seconds, and the memory store the same whole seconds: a window,
+    the time since the previous transaction and a fraud mark's report time all count whole seconds."""
+    ms = 1 / 60_000  # a millisecond in minutes
+    day = 24 * 60
+    first = tx("a", "c1", "m1", 10, 900 * ms)  # 00:00:00.900
+    batch = [first,
+             tx("b", "c1", "m1", 20, 1_100 * ms),  # 00:00:01.100: 0.2 s later, 1 s by the state's seconds
+             tx("c", "c1", "m2", 30, day + 200 * ms),  # 0.7 s short of a day after "a": a day to the second
+             tx("d", "c2", "m1", 40, 7 * day + 950 * ms)]
+    memory, store = FeatureEngine(MemoryStore()), open_redis_store(settings)
+    redis_engine = FeatureEngine(store)
+    expected = memory.transform(batch)
+    assert redis_engine.transform(batch) == expected
+    b, c = expected[1], expected[2]
+    assert b is not None and c is not None
+    assert b["customer_seconds_since_prev_tx"] == 1.0
+    assert c["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 2  # "b" and itself: "a" is a day before it to the second
+    assert c["customer_seconds_since_prev_tx"] == day * 60 - 1
+    # a fraud reported at 7 days 00:00:00.100 counts for "d" at 7 days 00:00:00.950 and for one at .050
+    report = T0 + timedelta(days=7, milliseconds=100)
+    label = Label(transaction_id="a", customer_id="c1", terminal_id="m1", event_time=first.event_time,
+                  is_fraud=True, reported_at=report)
+    for engine in (memory, redis_engine):
+        engine.apply_labels([label])
+    late = [tx("e", "c3", "m1", 50, 7 * day + 50 * ms), tx("f", "c3", "m1", 60, 8 * day)]
+    expected = memory.transform(late)
+    assert redis_engine.transform(late) == expected
+    e, f = expected
+    assert e is not None and f is not None
+    # "e" is 7 days after "a" to the second, so "a" (and not "b", a second later) is in its delayed
+    # window; in milliseconds neither would be, nor would the mark count yet
+    assert (e["TERMINAL_ID_NB_TX_7DAY_WINDOW"], e["TERMINAL_ID_RISK_7DAY_WINDOW"]) == (1, 1.0)
+    assert (f["TERMINAL_ID_NB_TX_7DAY_WINDOW"], f["TERMINAL_ID_RISK_7DAY_WINDOW"]) == (2, 0.5)
+    raw = store.client.get(store.customer_keys("c1")[0])
+    assert len(raw) == 3 * blobs.CUSTOMER_WIDTH == 51
+    assert blobs.parse_customer(raw).t.tolist() == [(int(T0.timestamp()) + s) * 1000 for s in (0, 1, 86_400)]
 
 
 @pytest.mark.services

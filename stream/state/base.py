@@ -65,6 +65,17 @@ class CustomerResult(NamedTuple):
     conflict: bool = False
 
 
+def whole_seconds(t_ms: int) -> int:
+    """An event time as the feature state keeps it: to the whole second (4-byte epoch seconds in
+    Redis, as ISO 8583 card messages carry times). Window bounds, the time since the previous
+    transaction and fraud marks all use it, in both stores.
+
+    >>> whole_seconds(1_522_540_831_999)
+    1522540831000
+    """
+    return t_ms - t_ms % 1000
+
+
 def to_micro(degrees: float) -> int:
     """Coordinates are kept in integer microdegrees (~0.1 m), so that sums are exact in every store.
 

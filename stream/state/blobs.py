@@ -8,16 +8,23 @@ have seen had it been processed alone, also for late events and for redeliveries
 record is found by id and gives the prefix it had the first time). `MemoryStore` computes the same
 aggregates one event at a time; the tests hold the two equal.
 
-Customer record (20 bytes, little-endian): t_ms (6), cents (5; the top bit: has coordinates),
-terminal hash (4), id hash (5). Coordinates of the events that have them are in a second string,
+Times are whole epoch seconds (4 bytes, to 2106; `base.whole_seconds`), as card networks' ISO 8583
+messages carry them; the parsers return them in milliseconds.
+Customer record (17 bytes, little-endian): t_s (4), cents (5; the top bit: has coordinates),
+terminal hash (3), id hash (5). Coordinates of the events that have them are in a second string,
 8 bytes each (latitude and longitude in integer microdegrees, int32), in the same order.
-Terminal string: a 4-byte count m, m fraud marks of 17 bytes (t_ms of the transaction (6), known
-since t_ms (6), id hash (5)), then event records of 11 bytes (t_ms (6), id hash (5)). A mark makes
-its event count as a fraud for operations at or after the time it became known (the label's report
-time), so terminal risk does not depend on the order in which labels and transactions are processed.
+Terminal string: a 4-byte count m, m fraud marks of 12 bytes (t_s of the transaction (4), known
+since t_s (4), terminal id hash (4)), then event records of 8 bytes (t_s (4), terminal id hash (4):
+the first 4 bytes of the id hash; an event is found again by its whole record, time and hash). A
+mark makes its event count as a fraud for operations at or after the time it became known (the
+label's report time), so terminal risk does not depend on the order in which labels and
+transactions are processed. (Layout 2, 2026-12-06; layout 1 kept 20-, 11- and 17-byte records
+with times in ms under other keys, and `fraudstream migrate-records` converts them: `migrate_state`.)
 
 >>> import numpy as np
 >>> blob = customer_record(0, 1000, 7, b"first", False) + customer_record(60_000, 500, 8, b"secnd", False)
+>>> len(blob)
+34
 >>> ev = parse_customer(blob)
 >>> day = 86_400_000
 >>> rows = customer_aggregates(ev, None, np.array([0]), np.array([1]), CustomerWindows(30 * day, 7 * day, day, day // 24, day // 144))
@@ -32,19 +39,31 @@ from typing import NamedTuple
 
 import numpy as np
 
-CUSTOMER_WIDTH = 20
-TERMINAL_WIDTH = 11
-MARK_WIDTH = 17
+CUSTOMER_WIDTH = 17
+TERMINAL_WIDTH = 8
+MARK_WIDTH = 12
 GEO_WIDTH = 8
 ID_HASH_BYTES = 5
+TERMINAL_ID_BYTES = 4  # a terminal's records hold the first 4 bytes of the id hash
+TERMINAL_HASH_MASK = 2 ** 24 - 1  # a customer's record holds 3 bytes of the terminal's hash
 MAX_CENTS = 2 ** 39 - 1  # 5 bytes, less the coordinates bit
+MAX_SECONDS = 2 ** 32 - 1
 NO_COORDINATE = -(2 ** 31)
 _PREV_BITS = 20  # prev event search key: t_ms << 20 | index within the entity (t_ms < 2^43)
 
 
+def _seconds(t_ms: int) -> int:
+    """Whole epoch seconds of a time in ms, as stored (4 bytes)."""
+    s = t_ms // 1000
+    if not 0 <= s <= MAX_SECONDS:
+        raise ValueError(f"event time {t_ms} ms outside what the feature state stores (1970..2106)")
+    return s
+
+
 def customer_record(t_ms: int, cents: int, terminal_hash: int, id_hash: bytes, has_coordinates: bool) -> bytes:
-    """One customer event as stored in Redis (cents up to `MAX_CENTS`, ~5.5 billion)."""
-    return (t_ms | (cents | has_coordinates << 39) << 48 | terminal_hash << 88).to_bytes(15, "little") + id_hash
+    """One customer event as stored in Redis (cents up to `MAX_CENTS`, ~5.5 billion; the time to the second)."""
+    return (_seconds(t_ms) | (cents | has_coordinates << 39) << 32
+            | (terminal_hash & TERMINAL_HASH_MASK) << 72).to_bytes(12, "little") + id_hash
 
 
 def geo_record(lat_micro: int, lon_micro: int) -> bytes:
@@ -52,11 +71,11 @@ def geo_record(lat_micro: int, lon_micro: int) -> bytes:
 
 
 def terminal_record(t_ms: int, id_hash: bytes) -> bytes:
-    return t_ms.to_bytes(6, "little") + id_hash
+    return _seconds(t_ms).to_bytes(4, "little") + id_hash[:TERMINAL_ID_BYTES]
 
 
 def fraud_mark(t_ms: int, known_ms: int, id_hash: bytes) -> bytes:
-    return (t_ms | known_ms << 48).to_bytes(12, "little") + id_hash
+    return (_seconds(t_ms) | _seconds(known_ms) << 32).to_bytes(8, "little") + id_hash[:TERMINAL_ID_BYTES]
 
 
 NEVER = np.iinfo(np.int64).max
@@ -83,8 +102,8 @@ class TerminalEvents(NamedTuple):
 
 def parse_customer(blob: bytes) -> CustomerEvents:
     raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, CUSTOMER_WIDTH)
-    cents = _uint(raw, 6, 5)
-    return CustomerEvents(_uint(raw, 0, 6), cents & MAX_CENTS, _uint(raw, 11, 4), (cents >> 39) == 1)
+    cents = _uint(raw, 4, 5)
+    return CustomerEvents(_uint(raw, 0, 4) * 1000, cents & MAX_CENTS, _uint(raw, 9, 3), (cents >> 39) == 1)
 
 
 def split_terminal(blob: bytes) -> tuple[bytes, bytes]:
@@ -98,21 +117,21 @@ def parse_terminal(events: bytes, marks: list[bytes] | None = None, counts: list
     """Events of one or more terminals (concatenated), with `marks[k]` of the terminal whose
     `counts[k]` events come k-th (None or empty: no marks at all).
 
-    >>> marks = fraud_mark(0, 7, b"aaaaa")
-    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"), [marks], [2])
-    >>> ev.known.tolist() == [7, NEVER]
+    >>> marks = fraud_mark(0, 7_000, b"aaaaa")
+    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5_000, b"bbbbb"), [marks], [2])
+    >>> ev.known.tolist() == [7_000, NEVER]
     True
     """
     raw = np.frombuffer(events, dtype=np.uint8).reshape(-1, TERMINAL_WIDTH)
-    t = _uint(raw, 0, 6)
+    t = _uint(raw, 0, 4) * 1000
     known = np.full(len(t), NEVER, dtype=np.int64)
     if marks and any(marks):
-        idh = _uint(raw, 6, 5)
+        idh = _uint(raw, 4, TERMINAL_ID_BYTES)
         first = 0
         for blob, count in zip(marks, counts or []):
             if blob:
                 mr = np.frombuffer(blob, dtype=np.uint8).reshape(-1, MARK_WIDTH)
-                ids, when = _uint(mr, 12, 5), _uint(mr, 6, 6)
+                ids, when = _uint(mr, 8, TERMINAL_ID_BYTES), _uint(mr, 4, 4) * 1000
                 order = np.argsort(ids, kind="stable")
                 ids, when = ids[order], when[order]
                 own = idh[first:first + count]
@@ -229,9 +248,10 @@ def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, 
     window: the newest three events and their frauds, whether the newest is one, and the age of
     the newest fraud (-1: none).
 
-    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5, b"bbbbb"), [fraud_mark(0, 5, b"aaaaa")], [2])
-    >>> terminal_aggregates(ev, np.array([0]), np.array([1]), TerminalWindows(5, 1, 2, 3, 10))
-    [(1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 5)]
+    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5_000, b"bbbbb"),
+    ...                     [fraud_mark(0, 5_000, b"aaaaa")], [2])
+    >>> terminal_aggregates(ev, np.array([0]), np.array([1]), TerminalWindows(5_000, 1_000, 2_000, 3_000, 10_000))
+    [(1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 5000)]
     """
     if len(own) == 0:
         return []

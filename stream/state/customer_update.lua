@@ -1,22 +1,22 @@
 -- Append transactions to customers' event strings (unless their id is there) and return the strings.
 -- KEYS: per customer two keys of one hash slot: events, coordinates.
--- ARGV[1]: msgpack flat list of ops, three values each: key_index, record (20 bytes), coordinates
+-- ARGV[1]: msgpack flat list of ops, three values each: key_index, record (17 bytes), coordinates
 --          (8 bytes) or false (flat: no table per op to build);
 --          key_index points at the events key (coordinates: + 1).
--- ARGV[2]: retention, ARGV[3]: slack, in ms.
--- Events string: 20-byte records in arrival order: t_ms (6, LE), cents (5, LE; its top bit: has
--- coordinates), terminal hash (4), id hash (5). Coordinates string: 8 bytes for each event that
+-- ARGV[2]: retention, ARGV[3]: slack, in seconds.
+-- Events string: 17-byte records in arrival order: t_s (4, LE), cents (5, LE; its top bit: has
+-- coordinates), terminal hash (3), id hash (5). Coordinates string: 8 bytes for each event that
 -- has them, in the same order. Window aggregates are computed by the client (stream/state/blobs.py) from the
 -- prefix of the string up to each event, i.e. the events that had arrived when it did.
 -- After each append, leading events older than it minus the retention are cut from the stored
--- string once the oldest is `slack` older than that (so the cut is rare). Strings are stored whole
+-- string once the oldest is `slack` older than that (so that not every append cuts). Strings are stored whole
 -- with (M)SET, not APPEND: an appended Redis string keeps up to its length again in spare capacity
 -- (30-day handbook state per customer 1,745 -> 1,217 bytes). The returned strings are uncut: they
 -- hold every op's prefix.
 -- Returns {msgpack flat list, per op its status and its record index in the returned string, then
 -- per key its events string and its coordinates string (false when not read)}; status 0 new, 1 duplicate,
 -- 2 the id is already used by a transaction with another time, amount or terminal (nothing changed).
-local W, G, ID, IDLEN = 20, 8, 15, 5
+local W, G, ID, IDLEN = 17, 8, 12, 5
 local CHUNK = 4000  -- values per MGET or MSET: Lua's unpack takes up to ~8000
 local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -63,8 +63,8 @@ for n = 1, #ops / 3 do
   if idx then
     local status, o = 1, idx * W
     -- the same time, cents (without the coordinates bit) and terminal, or another transaction
-    if sub(s, o + 1, o + 10) ~= sub(rec, 1, 10) or byte(s, o + 11) % 128 ~= byte(rec, 11) % 128
-       or sub(s, o + 12, o + ID) ~= sub(rec, 12, ID) then status = 2 end
+    if sub(s, o + 1, o + 8) ~= sub(rec, 1, 8) or byte(s, o + 9) % 128 ~= byte(rec, 9) % 128
+       or sub(s, o + 10, o + ID) ~= sub(rec, 10, ID) then status = 2 end
     results[2 * n - 1], results[2 * n] = status, idx
   else
     results[2 * n - 1], results[2 * n] = 0, #s / W
@@ -77,10 +77,10 @@ for n = 1, #ops / 3 do
     end
     -- after each append (so the result does not depend on how events are batched): cut the leading
     -- events older than this one minus the retention, once the oldest is `slack` older than that
-    local t = sunpack('<i6', rec, 1)
-    if sunpack('<i6', s, cut[k] * W + 1) < t - RET - SLACK then
-      while cut[k] * W < #s and sunpack('<i6', s, cut[k] * W + 1) < t - RET do
-        cut_geo[k] = cut_geo[k] + math.floor(byte(s, cut[k] * W + 11) / 128)
+    local t = sunpack('<I4', rec, 1)
+    if sunpack('<I4', s, cut[k] * W + 1) < t - RET - SLACK then
+      while cut[k] * W < #s and sunpack('<I4', s, cut[k] * W + 1) < t - RET do
+        cut_geo[k] = cut_geo[k] + math.floor(byte(s, cut[k] * W + 9) / 128)
         cut[k] = cut[k] + 1
       end
     end

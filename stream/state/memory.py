@@ -23,7 +23,7 @@ from collections import defaultdict
 
 from fraudstream.stream.schema import ScoredRows, StoredRecord
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, Meanwhile, RecordRef,
-                                          TerminalOp, Windows, always_ready, to_micro)
+                                          TerminalOp, Windows, always_ready, to_micro, whole_seconds)
 
 
 class _Customer:
@@ -108,6 +108,7 @@ class MemoryStore:
         out = []
         retention = self.windows.customer_retention
         for op in ops:
+            op = op._replace(t_ms=whole_seconds(op.t_ms))  # to the second, as Redis keeps it
             cust = self._customers[op.customer_id]
             if op.transaction_id in cust.ids:
                 p = cust.ids.index(op.transaction_id)
@@ -159,6 +160,7 @@ class MemoryStore:
         out = []
         retention = self.windows.terminal_retention
         for op in ops:
+            op = op._replace(t_ms=whole_seconds(op.t_ms))
             term = self._terminals[op.terminal_id]
             times = term.times
             if op.transaction_id in term.ids:
@@ -214,9 +216,10 @@ class MemoryStore:
             term = self._terminals[mark.terminal_id]
             if mark.transaction_id in term.marked:
                 continue
-            term.marked[mark.transaction_id] = (mark.t_ms, mark.known_ms)
+            t_ms, known_ms = whole_seconds(mark.t_ms), whole_seconds(mark.known_ms)
+            term.marked[mark.transaction_id] = (t_ms, known_ms)
             if mark.transaction_id in term.ids:
-                term.known[term.ids.index(mark.transaction_id)] = mark.known_ms
+                term.known[term.ids.index(mark.transaction_id)] = known_ms
 
     # -- scored records --------------------------------------------------------------------------
     def put_rows(self, rows: ScoredRows, meanwhile: Meanwhile | None = None) -> None:

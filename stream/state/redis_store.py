@@ -25,19 +25,24 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
-from fraudstream.constants import CUSTOMER_TAG, TERMINAL_TAG
+from fraudstream.constants import CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, TERMINAL_EVENTS, TERMINAL_TAG
 from fraudstream.stream.schema import ScoredRows, StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
 from fraudstream.stream.state.redis_records import RecordBuckets, read_logged
-from fraudstream.stream.state.base import (DAY_MS, CustomerOp, CustomerResult, FraudMark, Meanwhile, RecordRef,
+from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, FraudMark, Meanwhile, RecordRef,
                                           TerminalOp, Windows)
 from fraudstream.stream.state.script_io import Calls, ScriptCalls, replies_meanwhile
 
 log = logging.getLogger(__name__)
 
 SCRIPT_NAMES = ("customer_update", "terminal_update", "terminal_mark_fraud", "records_put", "records_take")
-TRIM_SLACK_MS = 2 * DAY_MS  # events are cut in bulk once the oldest is this much past the retention
+TRIM_SLACK_MS = 6 * HOUR_MS  # events are cut in bulk once the oldest is this much past the retention
+
+
+def _seconds(*spans_ms: int) -> list[int]:
+    """Spans for the scripts, which compare whole seconds (rounded up: nothing is cut early)."""
+    return [-(-ms // 1000) for ms in spans_ms]
 
 
 def connect(settings: Settings) -> redis.Redis | RedisCluster:
@@ -56,8 +61,10 @@ def connect(settings: Settings) -> redis.Redis | RedisCluster:
 
 def id_hash(transaction_id: str) -> bytes:
     """40 bits of BLAKE2b of a transaction id: how the scripts recognise a redelivery or a labelled
-    event (a false match needs two ids of one customer or terminal in the retention to collide:
-    probability ~n^2 / 2^41 for n of them, ~2e-9 for a customer's 60 transactions of 30 days).
+    event. A customer's records hold all 40 (a false match needs two ids of one customer in the
+    retention to collide: probability ~n^2 / 2^41 for n of them, ~2e-9 for 60 transactions of 30
+    days); a terminal's hold the first 32 and are found by them with the event's second, so a
+    false match needs two of its transactions in one second with equal hashes (~2e-10 a pair).
 
     >>> len(id_hash("42")), id_hash("42") == id_hash("42") != id_hash("43")
     (5, True)
@@ -91,10 +98,10 @@ class RedisStore:
     def customer_keys(self, customer_id: str) -> tuple[str, str]:
         """events, coordinates."""
         base = f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
-        return f"{base}:ev", f"{base}:geo"
+        return f"{base}:{CUSTOMER_EVENTS}", f"{base}:{CUSTOMER_COORDINATES}"
 
     def terminal_key(self, terminal_id: str) -> str:
-        return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:ev"
+        return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:{TERMINAL_EVENTS}"
 
     # -- script plumbing -------------------------------------------------------------------------
     def script_sha(self, name: str) -> str:
@@ -136,12 +143,12 @@ class RedisStore:
     # -- customers and terminals (see redis_entities) ----------------------------------------------
     def begin_customers(self, ops: list[CustomerOp]) -> CustomerUpdate:
         return CustomerUpdate(self, ops, self._hashes([o.transaction_id for o in ops]),
-                              [self.windows.customer_retention, TRIM_SLACK_MS])
+                              _seconds(self.windows.customer_retention, TRIM_SLACK_MS))
 
     def begin_terminals(self, ops: list[TerminalOp]) -> TerminalUpdate:
         return TerminalUpdate(self, [o.terminal_id for o in ops], [o.t_ms for o in ops],
                               self._hashes([o.transaction_id for o in ops]),
-                              [self.windows.terminal_retention, TRIM_SLACK_MS])
+                              _seconds(self.windows.terminal_retention, TRIM_SLACK_MS))
 
     def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
         return self.begin_customers(ops).results()

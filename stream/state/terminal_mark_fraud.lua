@@ -1,11 +1,11 @@
--- Mark transactions of terminals as fraudulent (labels), idempotently: a fraud mark {t_ms of the
--- transaction, known since (the label's report time), id hash} at the front of the terminal's
+-- Mark transactions of terminals as fraudulent (labels), idempotently: a fraud mark {t_s of the
+-- transaction (4), known since (the label's report time, 4), id hash (4)} at the front of the terminal's
 -- string (see terminal_update.lua for the layout). It counts for the terminal's features of
 -- transactions at or after the time it is known, whatever the order in which labels and
 -- transactions are processed. A mark for a transaction marked before is ignored.
--- KEYS: one key per terminal. ARGV[1]: msgpack ops {key_index, mark (17 bytes)}.
+-- KEYS: one key per terminal. ARGV[1]: msgpack ops {key_index, mark (12 bytes)}.
 -- Returns the number of marks added.
-local M, IDOFF, IDLEN = 17, 12, 5
+local M, IDOFF, IDLEN = 12, 8, 4
 local ops = cmsgpack.unpack(ARGV[1])
 local data, marks, added = {}, {}, 0
 
