@@ -1,5 +1,6 @@
 """`fraudstream migrate-records`: move scored records and label markers kept by an older fraudstream
-into the layout this one reads."""
+into the layout this one reads, and convert its customers' and terminals' event strings (the feature
+state) into the current layout."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     """Move scored records written before the hourly record hashes (one key per transaction) into
     them, so that labels of transactions scored before an upgrade are learned, and labels' "applied"
     markers written before the marker hashes (one key per label) into the legacy marker hash, so
-    that a label delivered again after the upgrade is not learned twice. Run it once, with the
+    that a label delivered again after the upgrade is not learned twice; then convert customers' and
+    terminals' event strings of the layout before 2026-12-06 (times in ms) into the current one, so
+    that features go on from the events seen before the upgrade. Run it once, with the
     consumers stopped (it refuses while one holds the learner role, which a running consumer of
-    this version renews every few seconds); running it again moves nothing."""
+    this version renews every few seconds); running it again moves and converts nothing."""
     from fraudstream.stream.legacy_markers import migrate_legacy_markers
     from fraudstream.stream.registry import registry_for
     from fraudstream.stream.state import open_redis_store
+    from fraudstream.stream.state.migrate_state import migrate_legacy_state
     from fraudstream.stream.state.redis_records import migrate_legacy_records
 
     settings = settings_from(ctx)
@@ -37,3 +41,5 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     click.echo(f"moved {moved:,} scored records into the hourly hashes")
     markers = migrate_legacy_markers(registry)
     click.echo(f"moved {markers:,} label markers into the legacy marker hash")
+    customers, terminals = migrate_legacy_state(store)
+    click.echo(f"converted {customers:,} customers' and {terminals:,} terminals' event strings into the current layout")
