@@ -268,6 +268,32 @@ def test_the_state_keeps_event_times_to_the_second_in_both_stores(settings: Sett
 
 
 @pytest.mark.services
+def test_a_terminal_finds_its_events_by_second_and_id_in_both_stores(settings: Settings) -> None:
+    """A terminal keeps 4 bytes of an id's hash: its events and their fraud marks are matched by the
+    second and that hash in Redis, by the second and the id in memory, and the two agree even when
+    two ids share the 4 bytes, or one id comes again at another second (another customer's)."""
+    from fraudstream.stream.state.redis_store import id_hash
+    assert id_hash("x80488")[:4] == id_hash("x162939")[:4] and id_hash("x80488") != id_hash("x162939")
+    memory, redis_engine = FeatureEngine(MemoryStore()), FeatureEngine(open_redis_store(settings))
+    first = [tx("x80488", "c1", "m1", 10, 0), tx("x162939", "c2", "m1", 20, 60),
+             tx("same", "c3", "m1", 30, 120), tx("same", "c4", "m1", 40, 150)]  # an id again, another customer
+    expected = memory.transform(first)
+    assert redis_engine.transform(first) == expected
+    fraud = Label(transaction_id="x162939", customer_id="c2", terminal_id="m1", event_time=first[1].event_time,
+                  is_fraud=True, reported_at=T0 + timedelta(days=1))
+    for engine in (memory, redis_engine):
+        engine.apply_labels([fraud])
+    probe = [tx("p1", "c5", "m1", 50, 8 * 24 * 60), tx("p2", "c5", "m1", 60, 155)]
+    expected = memory.transform(probe)
+    assert redis_engine.transform(probe) == expected
+    p1, p2 = expected
+    assert p1 is not None and p2 is not None
+    # four events in p1's delayed 7-day window, one of them the fraud (not its 4-byte twin)
+    assert (p1["TERMINAL_ID_NB_TX_7DAY_WINDOW"], p1["TERMINAL_ID_RISK_7DAY_WINDOW"]) == (4, 0.25)
+    assert p2["terminal_nb_tx_1h"] == 3  # both "same" and itself: the second "same" is not a redelivery
+
+
+@pytest.mark.services
 @pytest.mark.parametrize("size", [42, 12])  # a batch as a matrix (>= MIN_MATRIX_ROWS) and one row at a time
 def test_a_reused_id_is_a_conflict_and_changes_no_terminal(settings: Settings, size: int) -> None:
     """In one batch with new transactions, an id used again with another terminal or amount gets no

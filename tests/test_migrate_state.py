@@ -150,7 +150,7 @@ def test_strings_a_new_consumer_wrote_first_are_merged(settings: Settings) -> No
     write_legacy(client, prefix, [a, c, b], {})  # b arrived after c
     client.set(f"{prefix}:{{t:m1}}:ev", old_terminal([a, c, b], [(x, T0 + DAY), (y, T0 + 2 * DAY)]))
     # a consumer of the new version saw c (again: its old record and coordinates are dropped) and d,
-    # and labels of y (known later than in the old string) and z
+    # and labels of y (known later than in the old string, whose mark came first and wins) and z
     FeatureEngine(store).transform([c, d])
     store.mark_frauds([FraudMark("m1", "y", to_ms(y.event_time), to_ms(T0 + 3 * DAY)),
                        FraudMark("m1", "z", to_ms(z.event_time), to_ms(T0 + 4 * DAY))])
@@ -158,8 +158,8 @@ def test_strings_a_new_consumer_wrote_first_are_merged(settings: Settings) -> No
     assert migrate_legacy_state(store) == (1, 1)
     events, coordinates = store.customer_keys("c1")
     assert (client.get(events), client.get(coordinates)) == new_customer([a, b, c, d])
-    assert client.get(store.terminal_key("m1")) == new_terminal([a, b, c, d], [(y, T0 + 3 * DAY), (z, T0 + 4 * DAY),
-                                                                               (x, T0 + DAY)])
+    assert client.get(store.terminal_key("m1")) == new_terminal([a, b, c, d], [(x, T0 + DAY), (y, T0 + 2 * DAY),
+                                                                               (z, T0 + 4 * DAY)])
     assert legacy_keys(client, prefix) == []
     assert migrate_legacy_state(store) == (0, 0)
     # the merged strings are what the scripts read: c and d are duplicates, e sees a, b, c, d before it

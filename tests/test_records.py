@@ -166,4 +166,5 @@ def test_migrate_records_refuses_while_a_consumer_holds_the_learner_role(setting
     assert client.exists(f"{prefix}:{{c:c1}}:r:t1")  # nothing moved
     forced = CliRunner().invoke(main, ["migrate-records", "--force"], env=env)
     assert forced.exit_code == 0 and "moved 1 scored records" in forced.output, forced.output
+    assert "event strings not converted (--force" in forced.output
     client.close()

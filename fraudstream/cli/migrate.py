@@ -10,7 +10,8 @@ from fraudstream.cli.common import handle_errors, settings_from
 
 
 @click.command("migrate-records")
-@click.option("--force", is_flag=True, help="Move the records even though a consumer holds the learner role.")
+@click.option("--force", is_flag=True, help="Move the records even though a consumer holds the learner role "
+              "(the event strings are then not converted: a running consumer appends to them).")
 @click.pass_context
 @handle_errors
 def migrate_records(ctx: click.Context, force: bool) -> None:
@@ -41,5 +42,9 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     click.echo(f"moved {moved:,} scored records into the hourly hashes")
     markers = migrate_legacy_markers(registry)
     click.echo(f"moved {markers:,} label markers into the legacy marker hash")
+    if force:
+        click.echo("event strings not converted (--force: a running consumer may append to them); "
+                   "run migrate-records again without --force once every consumer is stopped")
+        return
     customers, terminals = migrate_legacy_state(store)
     click.echo(f"converted {customers:,} customers' and {terminals:,} terminals' event strings into the current layout")

@@ -15,8 +15,8 @@ terminal hash (3), id hash (5). Coordinates of the events that have them are in 
 8 bytes each (latitude and longitude in integer microdegrees, int32), in the same order.
 Terminal string: a 4-byte count m, m fraud marks of 12 bytes (t_s of the transaction (4), known
 since t_s (4), terminal id hash (4)), then event records of 8 bytes (t_s (4), terminal id hash (4):
-the first 4 bytes of the id hash; an event is found again by its whole record, time and hash). A
-mark makes its event count as a fraud for operations at or after the time it became known (the
+the first 4 bytes of the id hash). An event is found again, and matched by its mark, by its
+second and hash together (the memory store: by its transaction id and second). A mark makes its event count as a fraud for operations at or after the time it became known (the
 label's report time), so terminal risk does not depend on the order in which labels and
 transactions are processed. (Layout 2, 2026-12-06; layout 1 kept 20-, 11- and 17-byte records
 with times in ms under other keys, and `fraudstream migrate-records` converts them: `migrate_state`.)
@@ -74,6 +74,9 @@ def terminal_record(t_ms: int, id_hash: bytes) -> bytes:
     return _seconds(t_ms).to_bytes(4, "little") + id_hash[:TERMINAL_ID_BYTES]
 
 
+_MARK_KEY = [0, 1, 2, 3, 8, 9, 10, 11]  # a mark's bytes that make its event's record: t_s and id hash
+
+
 def fraud_mark(t_ms: int, known_ms: int, id_hash: bytes) -> bytes:
     return (_seconds(t_ms) | _seconds(known_ms) << 32).to_bytes(8, "little") + id_hash[:TERMINAL_ID_BYTES]
 
@@ -126,12 +129,12 @@ def parse_terminal(events: bytes, marks: list[bytes] | None = None, counts: list
     t = _uint(raw, 0, 4) * 1000
     known = np.full(len(t), NEVER, dtype=np.int64)
     if marks and any(marks):
-        idh = _uint(raw, 4, TERMINAL_ID_BYTES)
+        idh = _uint(raw, 0, TERMINAL_WIDTH)  # an event's whole record, its second and id hash, is a mark's key
         first = 0
         for blob, count in zip(marks, counts or []):
             if blob:
                 mr = np.frombuffer(blob, dtype=np.uint8).reshape(-1, MARK_WIDTH)
-                ids, when = _uint(mr, 8, TERMINAL_ID_BYTES), _uint(mr, 4, 4) * 1000
+                ids, when = _uint(mr[:, _MARK_KEY], 0, TERMINAL_WIDTH), _uint(mr, 4, 4) * 1000
                 order = np.argsort(ids, kind="stable")
                 ids, when = ids[order], when[order]
                 own = idh[first:first + count]

@@ -24,6 +24,7 @@ from collections import defaultdict
 from fraudstream.stream.schema import ScoredRows, StoredRecord
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, Meanwhile, RecordRef,
                                           TerminalOp, Windows, always_ready, to_micro, whole_seconds)
+from fraudstream.stream.state.blobs import TERMINAL_HASH_MASK
 
 
 class _Customer:
@@ -85,7 +86,21 @@ class _Terminal:
         self.known: list[int] = []  # when each event became known as a fraud (NEVER: not known)
         self.seqs: list[int] = []
         self.arrivals = 0
-        self.marked: dict[str, tuple[int, int]] = {}  # fraud marks by transaction id: (t_ms, known since)
+        self.marked: dict[tuple[str, int], int] = {}  # fraud marks by (transaction id, t_ms): known since
+
+
+def _index(term: _Terminal, transaction_id: str, t_ms: int) -> int | None:
+    """The index of the terminal's event of this id at this time (as Redis finds it: by its record)."""
+    ids, i = term.ids, -1
+    if transaction_id not in ids:
+        return None
+    while True:
+        try:
+            i = ids.index(transaction_id, i + 1)
+        except ValueError:
+            return None
+        if term.times[i] == t_ms:
+            return i
 
 
 class MemoryStore:
@@ -108,7 +123,8 @@ class MemoryStore:
         out = []
         retention = self.windows.customer_retention
         for op in ops:
-            op = op._replace(t_ms=whole_seconds(op.t_ms))  # to the second, as Redis keeps it
+            # to the second, and the terminal hash to 24 bits, as Redis keeps them
+            op = op._replace(t_ms=whole_seconds(op.t_ms), terminal_hash=op.terminal_hash & TERMINAL_HASH_MASK)
             cust = self._customers[op.customer_id]
             if op.transaction_id in cust.ids:
                 p = cust.ids.index(op.transaction_id)
@@ -163,13 +179,14 @@ class MemoryStore:
             op = op._replace(t_ms=whole_seconds(op.t_ms))
             term = self._terminals[op.terminal_id]
             times = term.times
-            if op.transaction_id in term.ids:
-                out.append(self._terminal_as_of(term, term.ids.index(op.transaction_id)))
+            found = _index(term, op.transaction_id, op.t_ms)
+            if found is not None:  # a redelivery: the same id at the same second
+                out.append(self._terminal_as_of(term, found))
                 continue
             p = bisect_right(times, op.t_ms)
             times.insert(p, op.t_ms)
             term.ids.insert(p, op.transaction_id)
-            term.known.insert(p, term.marked[op.transaction_id][1] if op.transaction_id in term.marked else NEVER)
+            term.known.insert(p, term.marked.get((op.transaction_id, op.t_ms), NEVER))
             term.seqs.insert(p, term.arrivals)
             term.arrivals += 1
             out.append(self.terminal_aggregates(times, term.known if term.marked else None, p))
@@ -178,7 +195,7 @@ class MemoryStore:
                 first = bisect_left(times, bound)
                 del times[:first], term.ids[:first], term.known[:first], term.seqs[:first]
                 if term.marked:
-                    term.marked = {k: v for k, v in term.marked.items() if v[0] >= bound}
+                    term.marked = {k: v for k, v in term.marked.items() if k[1] >= bound}
         return out
 
     def _terminal_as_of(self, term: _Terminal, p: int) -> tuple[int, ...]:
@@ -214,12 +231,13 @@ class MemoryStore:
     def mark_frauds(self, items: list[FraudMark]) -> None:
         for mark in items:
             term = self._terminals[mark.terminal_id]
-            if mark.transaction_id in term.marked:
+            key = (mark.transaction_id, whole_seconds(mark.t_ms))
+            if key in term.marked:  # the first mark wins
                 continue
-            t_ms, known_ms = whole_seconds(mark.t_ms), whole_seconds(mark.known_ms)
-            term.marked[mark.transaction_id] = (t_ms, known_ms)
-            if mark.transaction_id in term.ids:
-                term.known[term.ids.index(mark.transaction_id)] = known_ms
+            term.marked[key] = known_ms = whole_seconds(mark.known_ms)
+            found = _index(term, *key)
+            if found is not None:
+                term.known[found] = known_ms
 
     # -- scored records --------------------------------------------------------------------------
     def put_rows(self, rows: ScoredRows, meanwhile: Meanwhile | None = None) -> None:

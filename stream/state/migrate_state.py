@@ -66,9 +66,10 @@ def convert_customer(old: bytes, old_geo: bytes, new: bytes = b"", new_geo: byte
 
 
 def convert_terminal(old: bytes, new: bytes = _NO_MARKS) -> bytes:
-    """A terminal's layout-2 string: `new`'s marks and the old ones converted whose id hash is not
-    among them, then the old events converted that `new` does not hold (same 8-byte record), then
-    `new`'s. Raises ValueError when a string's length does not fit its layout.
+    """A terminal's layout-2 string: the old marks converted and `new`'s whose transaction (second and
+    id hash) they do not mark already (the first mark wins, and the old ones came first), then the old
+    events converted that `new` does not hold (same 8-byte record), then `new`'s. Raises ValueError
+    when a string's length does not fit its layout.
 
     >>> old = (1).to_bytes(4, "little") + (1_500).to_bytes(6, "little") + (9_999).to_bytes(6, "little") + b"idh01"
     >>> got = convert_terminal(old + (1_500).to_bytes(6, "little") + b"idh01")
@@ -78,20 +79,22 @@ def convert_terminal(old: bytes, new: bytes = _NO_MARKS) -> bytes:
     if not (_terminal_fits(old, OLD_MARK_WIDTH, OLD_TERMINAL_WIDTH)
             and _terminal_fits(new, blobs.MARK_WIDTH, blobs.TERMINAL_WIDTH)):
         raise ValueError("a terminal string is not a count, its marks and whole records")
-    marks, events = blobs.split_terminal(new)
-    ids = {marks[i + 8:i + 12] for i in range(0, len(marks), blobs.MARK_WIDTH)}
-    added = []
+    new_marks, events = blobs.split_terminal(new)
     head = 4 + _uint(old, 0, 4) * OLD_MARK_WIDTH
-    for i in range(4, head, OLD_MARK_WIDTH):
-        mark = blobs.fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
-        if mark[8:] not in ids:
-            ids.add(mark[8:])
-            added.append(mark)
+    candidates = [blobs.fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
+                  for i in range(4, head, OLD_MARK_WIDTH)]
+    candidates += [new_marks[i:i + blobs.MARK_WIDTH] for i in range(0, len(new_marks), blobs.MARK_WIDTH)]
+    marks, keys = [], set()
+    for mark in candidates:
+        key = mark[:4] + mark[8:]  # the transaction's second and id hash (its event's record)
+        if key not in keys:
+            keys.add(key)
+            marks.append(mark)
     present = {events[i:i + blobs.TERMINAL_WIDTH] for i in range(0, len(events), blobs.TERMINAL_WIDTH)}
     converted = [blobs.terminal_record(_uint(old, i, 6), old[i + 6:i + 11])
                  for i in range(head, len(old), OLD_TERMINAL_WIDTH)]
-    count = (len(marks) // blobs.MARK_WIDTH + len(added)).to_bytes(4, "little")
-    return count + marks + b"".join(added) + b"".join(r for r in converted if r not in present) + events
+    return (len(marks).to_bytes(4, "little") + b"".join(marks)
+            + b"".join(r for r in converted if r not in present) + events)
 
 
 def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int]:

@@ -2,10 +2,13 @@
 -- transaction (4), known since (the label's report time, 4), id hash (4)} at the front of the terminal's
 -- string (see terminal_update.lua for the layout). It counts for the terminal's features of
 -- transactions at or after the time it is known, whatever the order in which labels and
--- transactions are processed. A mark for a transaction marked before is ignored.
+-- transactions are processed. A mark for a transaction marked before (the same second and id hash)
+-- is ignored: the first one wins.
 -- KEYS: one key per terminal. ARGV[1]: msgpack ops {key_index, mark (12 bytes)}.
 -- Returns the number of marks added.
-local M, IDOFF, IDLEN = 12, 8, 4
+local M = 12
+-- a mark's key: the transaction's second (bytes 1-4) and id hash (9-12), as its event record holds them
+local function key(s, at) return string.sub(s, at + 1, at + 4) .. string.sub(s, at + 9, at + 12) end
 local ops = cmsgpack.unpack(ARGV[1])
 local data, marks, added = {}, {}, 0
 
@@ -16,9 +19,9 @@ for n = 1, #ops do
     data[k] = s
     marks[k] = string.sub(s, 5, 4 + struct.unpack('<I4', s, 1) * M)
   end
-  local idh, found = string.sub(mark, IDOFF + 1, IDOFF + IDLEN), false
+  local idh, found = key(mark, 0), false
   for i = 0, #marks[k] / M - 1 do
-    if string.sub(marks[k], i * M + IDOFF + 1, i * M + IDOFF + IDLEN) == idh then found = true; break end
+    if key(marks[k], i * M) == idh then found = true; break end
   end
   if not found then
     marks[k] = marks[k] .. mark
