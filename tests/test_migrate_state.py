@@ -255,3 +255,24 @@ def test_converts_on_a_cluster(valkey_cluster: RedisCluster) -> None:  # noqa: F
     assert valkey_cluster.get(store.terminal_key("m3")) == new_terminal(
         [t for t in history if t.terminal_id == "m3"], [(history[3], T0 + DAY)])
     assert legacy_keys(valkey_cluster, prefix) == []
+
+
+@pytest.mark.services
+def test_a_consumer_on_unconverted_strings_warns_once(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A new version started on layout-1 strings (migrate-records forgotten) says so with its first
+    batch, once; a store without them says nothing."""
+    store = open_redis_store(settings)
+    write_legacy(store.client, settings.redis_key_prefix, HISTORY, FRAUDS)
+    customers = list(dict.fromkeys(t.customer_id for t in HISTORY))
+    engine = FeatureEngine(store)
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.state.redis_store"):
+        engine.transform([tx("n1", customers[0], "m1", 1.0, 40 * DAY), tx("n2", "someone-new", "m1", 1.0, 40 * DAY)])
+        engine.transform([tx("n3", customers[0], "m1", 1.0, 41 * DAY)])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "1 of the first 2 customers" in warnings[0]
+    assert "fraudstream migrate-records" in warnings[0]
+    caplog.clear()
+    fresh = open_redis_store(settings.model_copy(update={"redis_key_prefix": settings.redis_key_prefix + "-fresh"}))
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.state.redis_store"):
+        FeatureEngine(fresh).transform([tx("n1", customers[0], "m1", 1.0, 40 * DAY)])
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -15,7 +15,9 @@ from fraudstream.cli.common import handle_errors, settings_from
 @click.pass_context
 @handle_errors
 def migrate_records(ctx: click.Context, force: bool) -> None:
-    """Move scored records written before the hourly record hashes (one key per transaction) into
+    """Convert what an older fraudstream kept in Redis (scored records, label markers, event strings).
+
+    Move scored records written before the hourly record hashes (one key per transaction) into
     them, so that labels of transactions scored before an upgrade are learned, and labels' "applied"
     markers written before the marker hashes (one key per label) into the legacy marker hash, so
     that a label delivered again after the upgrade is not learned twice; then convert customers' and

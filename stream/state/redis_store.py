@@ -25,7 +25,8 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
-from fraudstream.constants import CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, TERMINAL_EVENTS, TERMINAL_TAG
+from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, LEGACY_EVENTS, TERMINAL_EVENTS,
+                                   TERMINAL_TAG)
 from fraudstream.stream.schema import ScoredRows, StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
@@ -37,6 +38,7 @@ from fraudstream.stream.state.script_io import Calls, ScriptCalls, replies_meanw
 log = logging.getLogger(__name__)
 
 SCRIPT_NAMES = ("customer_update", "terminal_update", "terminal_mark_fraud", "records_put", "records_take")
+LEGACY_PROBE = 100  # customers of the first batch checked for strings of the layout before (one round trip)
 TRIM_SLACK_MS = 6 * HOUR_MS  # events are cut in bulk once the oldest is this much past the retention
 
 
@@ -87,6 +89,7 @@ class RedisStore:
         self._source = {name: files(__package__).joinpath(f"{name}.lua").read_text() for name in SCRIPT_NAMES}
         self._sha: dict[str, str] = {}
         self._memo: tuple[list[str], list[bytes]] | None = None
+        self._legacy_checked = False  # whether the first batch's customers were checked for layout-1 strings
         self._load_scripts()
         self.records = RecordBuckets(self.run_script, prefix, w.record_retention, self.cluster)
 
@@ -142,8 +145,24 @@ class RedisStore:
 
     # -- customers and terminals (see redis_entities) ----------------------------------------------
     def begin_customers(self, ops: list[CustomerOp]) -> CustomerUpdate:
+        if not self._legacy_checked and ops:
+            self._legacy_checked = True
+            self._warn_of_legacy_state(list(dict.fromkeys(o.customer_id for o in ops))[:LEGACY_PROBE])
         return CustomerUpdate(self, ops, self._hashes([o.transaction_id for o in ops]),
                               _seconds(self.windows.customer_retention, TRIM_SLACK_MS))
+
+    def _warn_of_legacy_state(self, customer_ids: list[str]) -> None:
+        """Once, with the first batch: a warning if its customers still have event strings of the
+        layout before 2026-12-06, which this version does not read (`migrate-records` converts them)."""
+        pipe = self.client.pipeline(transaction=False)
+        for customer_id in customer_ids:
+            pipe.exists(f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}:{LEGACY_EVENTS}")
+        found = sum(pipe.execute())
+        if found:
+            log.warning("%d of the first %d customers have event strings of the layout before 2026-12-06 "
+                        "(%s:{%s:<id>}:%s), which this version does not read: their features start without "
+                        "that history. Stop the consumers and run `fraudstream migrate-records` to convert them",
+                        found, len(customer_ids), self.prefix, CUSTOMER_TAG, LEGACY_EVENTS)
 
     def begin_terminals(self, ops: list[TerminalOp]) -> TerminalUpdate:
         return TerminalUpdate(self, [o.terminal_id for o in ops], [o.t_ms for o in ops],
