@@ -178,6 +178,13 @@ def partitions_of(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
+def unfetched(consumer: Any, tp: TopicPartition) -> int | None:
+    """Records of an assigned partition after the consumer's position, up to the high watermark its
+    last fetch reported (see the module docstring for Tansu); None before the first fetch."""
+    high = consumer.highwater(tp)
+    return None if high is None else high - consumer.position(tp)
+
+
 def end_of_log(consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """The offset after the last record of each partition (see the module docstring for Tansu)."""
     partitions = list(partitions)

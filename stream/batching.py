@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from fraudstream.kafka_io import unfetched
 from fraudstream.stream.aligner import Key, TopicAligner
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,8 @@ class AlignedBatches:
         """Assigned partitions not yet fetched up to their high watermark (or never fetched)."""
         lagging = set()
         for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None or self.consumer.position(tp) < high:
+            behind = unfetched(self.consumer, tp)
+            if behind is None or behind > 0:
                 lagging.add((tp.topic, tp.partition))
         return lagging
 

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudstream.kafka_io import unfetched
 from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, Histogram, LabelWindow
 
 
@@ -76,10 +77,10 @@ class RunStats:
         waiting = buffered or {}
         lag: dict[tuple[str, int], int] = {}
         for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is not None:
+            behind = unfetched(consumer, tp)
+            if behind is not None:
                 key = (tp.topic, tp.partition)
-                lag[key] = max(0, high - consumer.position(tp)) + waiting.get(key, 0)
+                lag[key] = max(0, behind) + waiting.get(key, 0)
         self.lag = lag
 
     def latency_percentile(self, q: float) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -59,16 +59,6 @@ def waiting_hint(topic: str, from_beginning: bool, timeout: float | None, filter
     return f"no alert on {topic!r} yet ({since}); waiting for new ones: {end}"
 
 
-def _behind(consumer: Any, parts: list[Any]) -> bool:
-    """Whether some partition has records not fetched yet (its position before its fetch high
-    watermark, which the broker reports with each fetch)."""
-    for tp in parts:
-        high = consumer.highwater(tp)
-        if high is not None and consumer.position(tp) < high:
-            return True
-    return False
-
-
 @click.command()
 @click.option("--from-beginning", is_flag=True, help="Start at the first alert instead of new ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as one JSON line.")
@@ -85,7 +75,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
     """Print alerts as they arrive on the alert topic (no consumer group; nothing is committed)."""
     from pydantic import ValidationError
 
-    from fraudstream.kafka_io import make_consumer, partitions_of
+    from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
     from fraudstream.models.events import Alert
 
     settings = settings_from(ctx)
@@ -110,7 +100,8 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
         hinted = False
         while max_alerts is None or shown < max_alerts:
             polled = consumer.poll(timeout_ms=200)
-            if polled and _behind(consumer, parts):  # still reading what was there: not waiting yet
+            # still reading what was there: not waiting yet
+            if polled and any((unfetched(consumer, tp) or 0) > 0 for tp in parts):
                 last = time.monotonic()
             for records in polled.values():
                 for record in records:
