@@ -62,9 +62,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def terminal_hash(terminal_id: str) -> int:
-    """A 24-bit hash of a terminal id (distinct-terminal counts; a customer's record holds 3 bytes:
-    two of a customer's ~60 terminals of 30 days collide with probability ~1e-4)."""
-    return zlib.crc32(terminal_id.encode()) & 0xFFFFFF
+    """A 32-bit hash of a terminal id (distinct-terminal counts), of which the stores keep 24 bits
+    (`blobs.TERMINAL_HASH_MASK`: two of a customer's ~60 terminals of 30 days collide with
+    probability ~1e-4)."""
+    return zlib.crc32(terminal_id.encode())
 
 
 def record_refs(labels: Sequence[Label]) -> list[RecordRef]:

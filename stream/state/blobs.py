@@ -16,10 +16,11 @@ terminal hash (3), id hash (5). Coordinates of the events that have them are in 
 Terminal string: a 4-byte count m, m fraud marks of 12 bytes (t_s of the transaction (4), known
 since t_s (4), terminal id hash (4)), then event records of 8 bytes (t_s (4), terminal id hash (4):
 the first 4 bytes of the id hash). An event is found again, and matched by its mark, by its
-second and hash together (the memory store: by its transaction id and second). A mark makes its event count as a fraud for operations at or after the time it became known (the
-label's report time), so terminal risk does not depend on the order in which labels and
-transactions are processed. (Layout 2, 2026-12-06; layout 1 kept 20-, 11- and 17-byte records
-with times in ms under other keys, and `fraudstream migrate-records` converts them: `migrate_state`.)
+second and hash together (the memory store: by its transaction id and second). A mark makes its
+event count as a fraud for operations at or after the time it became known (the label's report
+time), so a label processed early never counts for an operation before that time. (Layout 2,
+2026-12-06; layout 1 kept 20-, 11- and 17-byte records with times in ms under other keys, and
+`fraudstream migrate-records` converts them: `migrate_state`.)
 
 >>> import numpy as np
 >>> blob = customer_record(0, 1000, 7, b"first", False) + customer_record(60_000, 500, 8, b"secnd", False)

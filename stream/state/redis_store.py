@@ -42,7 +42,7 @@ LEGACY_PROBE = 100  # customers of the first batch checked for strings of the la
 TRIM_SLACK_MS = 6 * HOUR_MS  # events are cut in bulk once the oldest is this much past the retention
 
 
-def _seconds(*spans_ms: int) -> list[int]:
+def _script_seconds(*spans_ms: int) -> list[int]:
     """Spans for the scripts, which compare whole seconds (rounded up: nothing is cut early)."""
     return [-(-ms // 1000) for ms in spans_ms]
 
@@ -100,8 +100,11 @@ class RedisStore:
     # -- keys ------------------------------------------------------------------------------------
     def customer_keys(self, customer_id: str) -> tuple[str, str]:
         """events, coordinates."""
-        base = f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
+        base = self._customer_base(customer_id)
         return f"{base}:{CUSTOMER_EVENTS}", f"{base}:{CUSTOMER_COORDINATES}"
+
+    def _customer_base(self, customer_id: str) -> str:
+        return f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
 
     def terminal_key(self, terminal_id: str) -> str:
         return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:{TERMINAL_EVENTS}"
@@ -149,14 +152,14 @@ class RedisStore:
             self._legacy_checked = True
             self._warn_of_legacy_state(list(dict.fromkeys(o.customer_id for o in ops))[:LEGACY_PROBE])
         return CustomerUpdate(self, ops, self._hashes([o.transaction_id for o in ops]),
-                              _seconds(self.windows.customer_retention, TRIM_SLACK_MS))
+                              _script_seconds(self.windows.customer_retention, TRIM_SLACK_MS))
 
     def _warn_of_legacy_state(self, customer_ids: list[str]) -> None:
         """Once, with the first batch: a warning if its customers still have event strings of the
         layout before 2026-12-06, which this version does not read (`migrate-records` converts them)."""
         pipe = self.client.pipeline(transaction=False)
         for customer_id in customer_ids:
-            pipe.exists(f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}:{LEGACY_EVENTS}")
+            pipe.exists(f"{self._customer_base(customer_id)}:{LEGACY_EVENTS}")
         found = sum(pipe.execute())
         if found:
             log.warning("%d of the first %d customers have event strings of the layout before 2026-12-06 "
@@ -167,7 +170,7 @@ class RedisStore:
     def begin_terminals(self, ops: list[TerminalOp]) -> TerminalUpdate:
         return TerminalUpdate(self, [o.terminal_id for o in ops], [o.t_ms for o in ops],
                               self._hashes([o.transaction_id for o in ops]),
-                              _seconds(self.windows.terminal_retention, TRIM_SLACK_MS))
+                              _script_seconds(self.windows.terminal_retention, TRIM_SLACK_MS))
 
     def update_customers(self, ops: list[CustomerOp]) -> list[CustomerResult]:
         return self.begin_customers(ops).results()
