@@ -17,7 +17,7 @@ from fraudstream.cli import main
 from fraudstream.config import Settings
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.features import FeatureEngine, cents_of, terminal_hash, to_ms
-from fraudstream.stream.state import MemoryStore, blobs, open_redis_store
+from fraudstream.stream.state import MemoryStore, blobs, open_redis_store, terminal_blobs
 from fraudstream.stream.state.base import CustomerOp, TerminalOp, FraudMark, to_micro
 from fraudstream.stream.state.migrate_state import migrate_legacy_state
 from fraudstream.stream.state.redis_store import RedisStore, id_hash
@@ -74,8 +74,8 @@ def new_customer(txs: list[Transaction]) -> tuple[bytes, bytes]:
 
 def new_terminal(txs: list[Transaction], marks: list[tuple[Transaction, datetime]]) -> bytes:
     return (struct.pack("<I", len(marks))
-            + b"".join(blobs.fraud_mark(to_ms(t.event_time), to_ms(k), id_hash(t.transaction_id)) for t, k in marks)
-            + b"".join(blobs.terminal_record(to_ms(t.event_time), id_hash(t.transaction_id)) for t in txs))
+            + b"".join(terminal_blobs.fraud_mark(to_ms(t.event_time), to_ms(k), id_hash(t.transaction_id)) for t, k in marks)
+            + b"".join(terminal_blobs.terminal_record(to_ms(t.event_time), id_hash(t.transaction_id)) for t in txs))
 
 
 PARIS, LYON = (48.8566, 2.3522), (45.764, 4.8357)
@@ -133,7 +133,7 @@ def test_converted_state_gives_the_features_of_the_events_seen_before(settings: 
                                                *LYON)])
     assert again[0].duplicate and not again[0].conflict
     assert len(client.get(store.customer_keys("c2")[0])) == 3 * blobs.CUSTOMER_WIDTH  # h3, h5, n2
-    assert len(client.get(store.terminal_key("m1"))) == 4 + 12 + 5 * blobs.TERMINAL_WIDTH  # h1, h3, h4, h6; n1
+    assert len(client.get(store.terminal_key("m1"))) == 4 + 12 + 5 * terminal_blobs.TERMINAL_WIDTH  # h1, h3, h4, h6; n1
 
 
 @pytest.mark.services

@@ -1,25 +1,20 @@
-"""Event lists as binary strings (the Redis layout) and their window aggregates, vectorised with numpy.
+"""Customers' event lists as binary strings (the Redis layout) and their window aggregates, vectorised with numpy.
 
-Redis keeps, per customer and per terminal, one string of fixed-width records in *arrival order*;
-the Lua scripts only append (after an id check) and return the strings, and the aggregates of a
-whole batch are computed here at once. An operation sees the events that arrived before it (and
-itself): the prefix of its entity's string up to its own record. That is exactly what it would
-have seen had it been processed alone, also for late events and for redeliveries (whose own
-record is found by id and gives the prefix it had the first time). `MemoryStore` computes the same
-aggregates one event at a time; the tests hold the two equal.
+Redis keeps, per customer, one string of fixed-width records in *arrival order*; the Lua script
+only appends (after an id check) and returns the strings, and the aggregates of a whole batch are
+computed here at once. An operation sees the events that arrived before it (and itself): the
+prefix of its customer's string up to its own record. That is exactly what it would have seen had
+it been processed alone, also for late events and for redeliveries (whose own record is found by
+id and gives the prefix it had the first time). `MemoryStore` computes the same aggregates one
+event at a time; the tests hold the two equal. Terminals' strings, sorted by time, are in
+`terminal_blobs`.
 
 Times are whole epoch seconds (4 bytes, to 2106; `base.whole_seconds`), as card networks' ISO 8583
 messages carry them; the parsers return them in milliseconds.
 Customer record (17 bytes, little-endian): t_s (4), cents (5; the top bit: has coordinates),
 terminal hash (3), id hash (5). Coordinates of the events that have them are in a second string,
 8 bytes each (latitude and longitude in integer microdegrees, int32), in the same order.
-Terminal string: a 4-byte count m, m fraud marks of 12 bytes (t_s of the transaction (4), known
-since t_s (4), terminal id hash (4)), then event records of 8 bytes (t_s (4), terminal id hash (4):
-the first 4 bytes of the id hash). An event is found again, and matched by its mark, by its
-second and hash together (the memory store: by its transaction id and second). A mark makes its
-event count as a fraud for operations at or after the time it became known (the label's report
-time), so a label processed early never counts for an operation before that time. (Layout 2,
-2026-12-06; layout 1 kept 20-, 11- and 17-byte records with times in ms under other keys, and
+(Layout 2, 2026-12-06; layout 1 kept 20-byte records with times in ms under other keys, and
 `fraudstream migrate-records` converts them: `migrate_state`.)
 
 >>> import numpy as np
@@ -41,11 +36,8 @@ from typing import NamedTuple
 import numpy as np
 
 CUSTOMER_WIDTH = 17
-TERMINAL_WIDTH = 8
-MARK_WIDTH = 12
 GEO_WIDTH = 8
 ID_HASH_BYTES = 5
-TERMINAL_ID_BYTES = 4  # a terminal's records hold the first 4 bytes of the id hash
 TERMINAL_HASH_MASK = 2 ** 24 - 1  # a customer's record holds 3 bytes of the terminal's hash
 MAX_CENTS = 2 ** 39 - 1  # 5 bytes, less the coordinates bit
 MAX_SECONDS = 2 ** 32 - 1
@@ -53,7 +45,7 @@ NO_COORDINATE = -(2 ** 31)
 _PREV_BITS = 20  # prev event search key: t_ms << 20 | index within the entity (t_ms < 2^43)
 
 
-def _seconds(t_ms: int) -> int:
+def stored_seconds(t_ms: int) -> int:
     """Whole epoch seconds of a time in ms, as stored (4 bytes)."""
     s = t_ms // 1000
     if not 0 <= s <= MAX_SECONDS:
@@ -63,26 +55,12 @@ def _seconds(t_ms: int) -> int:
 
 def customer_record(t_ms: int, cents: int, terminal_hash: int, id_hash: bytes, has_coordinates: bool) -> bytes:
     """One customer event as stored in Redis (cents up to `MAX_CENTS`, ~5.5 billion; the time to the second)."""
-    return (_seconds(t_ms) | (cents | has_coordinates << 39) << 32
+    return (stored_seconds(t_ms) | (cents | has_coordinates << 39) << 32
             | (terminal_hash & TERMINAL_HASH_MASK) << 72).to_bytes(12, "little") + id_hash
 
 
 def geo_record(lat_micro: int, lon_micro: int) -> bytes:
     return lat_micro.to_bytes(4, "little", signed=True) + lon_micro.to_bytes(4, "little", signed=True)
-
-
-def terminal_record(t_ms: int, id_hash: bytes) -> bytes:
-    return _seconds(t_ms).to_bytes(4, "little") + id_hash[:TERMINAL_ID_BYTES]
-
-
-_MARK_KEY = [0, 1, 2, 3, 8, 9, 10, 11]  # a mark's bytes that make its event's record: t_s and id hash
-
-
-def fraud_mark(t_ms: int, known_ms: int, id_hash: bytes) -> bytes:
-    return (_seconds(t_ms) | _seconds(known_ms) << 32).to_bytes(8, "little") + id_hash[:TERMINAL_ID_BYTES]
-
-
-NEVER = np.iinfo(np.int64).max
 
 
 def _uint(raw: np.ndarray, start: int, size: int) -> np.ndarray:
@@ -99,51 +77,10 @@ class CustomerEvents(NamedTuple):
     flag: np.ndarray  # bool, has coordinates
 
 
-class TerminalEvents(NamedTuple):
-    t: np.ndarray
-    known: np.ndarray  # int64: when the event became known as a fraud (NEVER: not a known fraud)
-
-
 def parse_customer(blob: bytes) -> CustomerEvents:
     raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, CUSTOMER_WIDTH)
     cents = _uint(raw, 4, 5)
     return CustomerEvents(_uint(raw, 0, 4) * 1000, cents & MAX_CENTS, _uint(raw, 9, 3), (cents >> 39) == 1)
-
-
-def split_terminal(blob: bytes) -> tuple[bytes, bytes]:
-    """(marks, events) of a terminal string."""
-    m = int.from_bytes(blob[:4], "little") if blob else 0
-    head = 4 + m * MARK_WIDTH
-    return blob[4:head], blob[head:]
-
-
-def parse_terminal(events: bytes, marks: list[bytes] | None = None, counts: list[int] | None = None) -> TerminalEvents:
-    """Events of one or more terminals (concatenated), with `marks[k]` of the terminal whose
-    `counts[k]` events come k-th (None or empty: no marks at all).
-
-    >>> marks = fraud_mark(0, 7_000, b"aaaaa")
-    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5_000, b"bbbbb"), [marks], [2])
-    >>> ev.known.tolist() == [7_000, NEVER]
-    True
-    """
-    raw = np.frombuffer(events, dtype=np.uint8).reshape(-1, TERMINAL_WIDTH)
-    t = _uint(raw, 0, 4) * 1000
-    known = np.full(len(t), NEVER, dtype=np.int64)
-    if marks and any(marks):
-        idh = _uint(raw, 0, TERMINAL_WIDTH)  # an event's whole record, its second and id hash, is a mark's key
-        first = 0
-        for blob, count in zip(marks, counts or []):
-            if blob:
-                mr = np.frombuffer(blob, dtype=np.uint8).reshape(-1, MARK_WIDTH)
-                ids, when = _uint(mr[:, _MARK_KEY], 0, TERMINAL_WIDTH), _uint(mr, 4, 4) * 1000
-                order = np.argsort(ids, kind="stable")
-                ids, when = ids[order], when[order]
-                own = idh[first:first + count]
-                pos = np.minimum(np.searchsorted(ids, own), len(ids) - 1)
-                hit = ids[pos] == own
-                known[first:first + count] = np.where(hit, when[pos], NEVER)
-            first += count
-    return TerminalEvents(t, known)
 
 
 def parse_geo(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -158,15 +95,6 @@ class CustomerWindows:
     w1: int
     h1: int
     m10: int
-
-
-@dataclass(frozen=True)
-class TerminalWindows:
-    delay: int
-    d1: int
-    d7: int
-    d30: int
-    h1: int
 
 
 def _pairs(start: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -243,52 +171,3 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
     return list(zip(nb1.tolist(), c1.tolist(), nb7.tolist(), c7.tolist(), nb30.tolist(), c30.tolist(), sq30,
                     nbh.tolist(), ch.tolist(), nb10.tolist(), prev_dt.tolist(), nterms.tolist(),
                     seen.astype(np.int64).tolist(), hlat, hlon, hn, plat, plon, pcoord))
-
-
-def terminal_aggregates(ev: TerminalEvents, start: np.ndarray, own: np.ndarray, w: TerminalWindows) -> list[tuple[int, ...]]:
-    """`TERMINAL_AGGREGATES` per op: counts and frauds over (t - delay - n, t - delay] for n = 1, 7,
-    30 days, and the count over (t - 1 h, t], among the events of its prefix [start, own]; an
-    event is a fraud for the op if it was known as one at the op's time. Then, in the 30-day
-    window: the newest three events and their frauds, whether the newest is one, and the age of
-    the newest fraud (-1: none).
-
-    >>> ev = parse_terminal(terminal_record(0, b"aaaaa") + terminal_record(5_000, b"bbbbb"),
-    ...                     [fraud_mark(0, 5_000, b"aaaaa")], [2])
-    >>> terminal_aggregates(ev, np.array([0]), np.array([1]), TerminalWindows(5_000, 1_000, 2_000, 3_000, 10_000))
-    [(1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 5000)]
-    """
-    if len(own) == 0:
-        return []
-    op, j, first = _pairs(start, own)
-    t_op = ev.t[own][op]
-    tj = ev.t[j]
-    dt = t_op - tj
-    valid = dt >= 0
-    nbh = _per_op((valid & (dt < w.h1)).astype(np.int64), first)
-    dd = dt - w.delay
-    base = valid & (dd >= 0)
-    fj = ev.known[j] <= t_op
-    columns = []
-    for width in (w.d1, w.d7, w.d30):
-        m = base & (dd < width)
-        columns += [_per_op(m.astype(np.int64), first).tolist(), _per_op((m & fj).astype(np.int64), first).tolist()]
-    m30 = m  # the last window of the loop
-    # the newest three of the 30-day window: per op, its three largest (time, arrival) keys in turn
-    rest = np.where(m30, (tj << _PREV_BITS) | (j - start[op]), -1)
-    newest = _take_max(rest, op, first)
-    top = newest.copy()
-    for _ in range(2):
-        top |= _take_max(rest, op, first)
-    last_3 = _per_op(top.astype(np.int64), first)
-    frauds_3 = _per_op((top & fj).astype(np.int64), first)
-    last_fraud = _per_op((newest & fj).astype(np.int64), first)
-    fraud_t = np.maximum.reduceat(np.where(m30 & fj, tj, -1), first)
-    age = np.where(fraud_t >= 0, ev.t[own] - fraud_t, -1)
-    return list(zip(*columns, nbh.tolist(), last_3.tolist(), frauds_3.tolist(), last_fraud.tolist(), age.tolist()))
-
-
-def _take_max(keys: np.ndarray, op: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Mark each op's largest non-negative key (keys are distinct within an op) and set it to -1 in place."""
-    hit = (keys == np.maximum.reduceat(keys, first)[op]) & (keys >= 0)
-    keys[hit] = -1
-    return hit

@@ -4,7 +4,8 @@ Each entity keeps parallel lists sorted by (event time, arrival); window bounds 
 and sums from slices, so a transaction costs a few microseconds whatever the window lengths. An
 event's aggregates cover the events that arrived before it (and itself) within the windows; a new
 event is the newest arrival, so that is every event sorted before it. A redelivered event gets the
-aggregates it had when it arrived (the slow path filters by arrival number).
+customer aggregates it had when it arrived (the slow path filters by arrival number), and the
+terminal aggregates of the events its terminal holds when it comes again (as `terminal_blobs`).
 
 >>> from fraudstream.stream.state.base import CustomerOp, TerminalOp
 >>> store = MemoryStore()
@@ -78,14 +79,12 @@ NEVER = 2 ** 63 - 1  # known time of an event that is not a known fraud
 
 
 class _Terminal:
-    __slots__ = ("times", "ids", "known", "seqs", "arrivals", "marked")
+    __slots__ = ("times", "ids", "known", "marked")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.ids: list[str] = []
         self.known: list[int] = []  # when each event became known as a fraud (NEVER: not known)
-        self.seqs: list[int] = []
-        self.arrivals = 0
         self.marked: dict[tuple[str, int], int] = {}  # fraud marks by (transaction id, t_ms): known since
 
 
@@ -180,31 +179,26 @@ class MemoryStore:
             term = self._terminals[op.terminal_id]
             times = term.times
             found = _index(term, op.transaction_id, op.t_ms)
-            if found is not None:  # a redelivery: the same id at the same second
-                out.append(self._terminal_as_of(term, found))
+            if found is not None:  # a redelivery (the same id at the same second): the events held now
+                out.append(self.terminal_aggregates(times, term.known if term.marked else None,
+                                                    bisect_right(times, op.t_ms) - 1))
                 continue
             p = bisect_right(times, op.t_ms)
             times.insert(p, op.t_ms)
             term.ids.insert(p, op.transaction_id)
             term.known.insert(p, term.marked.get((op.transaction_id, op.t_ms), NEVER))
-            term.seqs.insert(p, term.arrivals)
-            term.arrivals += 1
             out.append(self.terminal_aggregates(times, term.known if term.marked else None, p))
             if times[0] < times[-1] - retention:
                 bound = times[-1] - retention
                 first = bisect_left(times, bound)
-                del times[:first], term.ids[:first], term.known[:first], term.seqs[:first]
+                del times[:first], term.ids[:first], term.known[:first]
                 if term.marked:
                     term.marked = {k: v for k, v in term.marked.items() if k[1] >= bound}
         return out
 
-    def _terminal_as_of(self, term: _Terminal, p: int) -> tuple[int, ...]:
-        seq = term.seqs[p]
-        keep = [i for i, s in enumerate(term.seqs) if s <= seq]
-        return self.terminal_aggregates([term.times[i] for i in keep], [term.known[i] for i in keep], keep.index(p))
-
     def terminal_aggregates(self, times: list[int], known: list[int] | None, p: int) -> tuple[int, ...]:
-        """Counts and frauds over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t];
+        """Of the events sorted up to index `p` (the events at or before its time): counts and frauds
+        over (t - delay - n, t - delay] for n = 1, 7, 30 d; count over (t - 1 h, t];
         the newest three events of the 30-day window and their frauds, whether the newest is one, the
         age of the newest fraud there (-1: none). An event counts as a fraud if it was known as one at
         time t (`known`; None: no frauds)."""

@@ -16,6 +16,8 @@ from typing import Any
 from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, LEGACY_COORDINATES,
                                    LEGACY_EVENTS, TERMINAL_EVENTS, TERMINAL_TAG)
 from fraudstream.stream.state import blobs
+from fraudstream.stream.state.terminal_blobs import (MARK_WIDTH, SORTED, TERMINAL_WIDTH, fraud_mark, split_terminal,
+                                                     terminal_record)
 from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
 from fraudstream.stream.state.redis_store import RedisStore
 
@@ -31,7 +33,7 @@ def _uint(raw: bytes, start: int, size: int) -> int:
 
 def _terminal_fits(blob: bytes, mark_width: int, width: int) -> bool:
     """Whether a terminal string is a count, that many marks and whole records."""
-    rest = len(blob) - 4 - _uint(blob, 0, 4) * mark_width
+    rest = len(blob) - 4 - (_uint(blob, 0, 4) & (SORTED - 1)) * mark_width  # layout 2's top bit
     return len(blob) >= 4 and rest >= 0 and rest % width == 0
 
 
@@ -73,25 +75,25 @@ def convert_terminal(old: bytes, new: bytes = _NO_MARKS) -> bytes:
 
     >>> old = (1).to_bytes(4, "little") + (1_500).to_bytes(6, "little") + (9_999).to_bytes(6, "little") + b"idh01"
     >>> got = convert_terminal(old + (1_500).to_bytes(6, "little") + b"idh01")
-    >>> got == b"\\1\\0\\0\\0" + blobs.fraud_mark(1_000, 9_000, b"idh0") + blobs.terminal_record(1_000, b"idh0")
+    >>> got == b"\\1\\0\\0\\0" + fraud_mark(1_000, 9_000, b"idh0") + terminal_record(1_000, b"idh0")
     True
     """
     if not (_terminal_fits(old, OLD_MARK_WIDTH, OLD_TERMINAL_WIDTH)
-            and _terminal_fits(new, blobs.MARK_WIDTH, blobs.TERMINAL_WIDTH)):
+            and _terminal_fits(new, MARK_WIDTH, TERMINAL_WIDTH)):
         raise ValueError("a terminal string is not a count, its marks and whole records")
-    new_marks, events = blobs.split_terminal(new)
+    new_marks, events = split_terminal(new)
     head = 4 + _uint(old, 0, 4) * OLD_MARK_WIDTH
-    candidates = [blobs.fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
+    candidates = [fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
                   for i in range(4, head, OLD_MARK_WIDTH)]
-    candidates += [new_marks[i:i + blobs.MARK_WIDTH] for i in range(0, len(new_marks), blobs.MARK_WIDTH)]
+    candidates += [new_marks[i:i + MARK_WIDTH] for i in range(0, len(new_marks), MARK_WIDTH)]
     marks, keys = [], set()
     for mark in candidates:
         key = mark[:4] + mark[8:]  # the transaction's second and id hash (its event's record)
         if key not in keys:
             keys.add(key)
             marks.append(mark)
-    present = {events[i:i + blobs.TERMINAL_WIDTH] for i in range(0, len(events), blobs.TERMINAL_WIDTH)}
-    converted = [blobs.terminal_record(_uint(old, i, 6), old[i + 6:i + 11])
+    present = {events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)}
+    converted = [terminal_record(_uint(old, i, 6), old[i + 6:i + 11])
                  for i in range(head, len(old), OLD_TERMINAL_WIDTH)]
     return (len(marks).to_bytes(4, "little") + b"".join(marks)
             + b"".join(r for r in converted if r not in present) + events)

@@ -20,7 +20,7 @@ import numpy as np
 from redis.cluster import key_slot
 
 from fraudstream.stream.schema import StoredRecord, UnreadableRecord
-from fraudstream.stream.state import blobs
+from fraudstream.stream.state import blobs, terminal_blobs
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, RecordRef, to_micro
 from fraudstream.stream.state.redis_records import read_logged
 from fraudstream.stream.state.script_io import Calls
@@ -174,11 +174,12 @@ class TerminalUpdate:
         self.store = store
         self.size = len(terminal_ids)
         self.batch = batch = Batch(terminal_ids, lambda t: (store.terminal_key(t),), store.cluster)
+        self.records = [terminal_blobs.terminal_record(t, h) for t, h in zip(times, hashes)]
         calls: Calls = []
         for keys, members in zip(batch.keys, batch.ops):
             packed: list[Any] = []  # flat: two values per op (see terminal_update.lua)
             for i in members:
-                packed += (batch.entity_slot[i] + 1, blobs.terminal_record(times[i], hashes[i]))
+                packed += (batch.entity_slot[i] + 1, self.records[i])
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False), *retention]))
         self.sent = store.send_script("terminal_update", calls)
 
@@ -190,26 +191,18 @@ class TerminalUpdate:
         """Per op the terminal's aggregates as of its event, from the returned strings."""
         if not self.size:
             return []
-        events: list[bytes] = []
-        marks: list[bytes] = []
-        counts: list[int] = []
-        start = np.zeros(self.size, dtype=np.int64)
-        own = np.zeros(self.size, dtype=np.int64)
-        records = 0
+        strings: list[bytes] = []
+        entity = np.zeros(self.size, dtype=np.int64)
+        added = np.zeros(self.size, dtype=bool)
         for reply, members in zip(self.sent.replies(), self.batch.ops):
-            firsts = []
-            for blob in reply[1:]:
-                mark, ev = blobs.split_terminal(blob)
-                firsts.append(records)
-                events.append(ev)
-                marks.append(mark)
-                counts.append(len(ev) // blobs.TERMINAL_WIDTH)
-                records += counts[-1]
-            for i, idx in zip(members, msgpack.unpackb(reply[0], raw=True)):
-                start[i] = firsts[self.batch.entity_slot[i]]
-                own[i] = start[i] + idx
-        ev = blobs.parse_terminal(b"".join(events), marks, counts)
-        return blobs.terminal_aggregates(ev, start, own, self.store.terminal_windows)
+            first = len(strings)
+            strings.extend(reply[1:])
+            for i, flag in zip(members, msgpack.unpackb(reply[0], raw=True)):
+                entity[i] = first + self.batch.entity_slot[i]
+                added[i] = flag == 1
+        keys = np.frombuffer(b"".join(self.records), dtype="<i8")  # as terminal_blobs.record_key
+        return terminal_blobs.terminal_aggregates(strings, entity, (keys & 0xFFFFFFFF) * 1000, added, keys,
+                                                  self.store.terminal_windows)
 
     def discard(self) -> None:
         self.sent.discard()

@@ -28,7 +28,7 @@ from fraudstream.config import Settings
 from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, LEGACY_EVENTS, TERMINAL_EVENTS,
                                    TERMINAL_TAG)
 from fraudstream.stream.schema import ScoredRows, StoredRecord, UnreadableRecord
-from fraudstream.stream.state import blobs
+from fraudstream.stream.state import blobs, terminal_blobs
 from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
 from fraudstream.stream.state.redis_records import RecordBuckets, read_logged
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, FraudMark, Meanwhile, RecordRef,
@@ -84,8 +84,8 @@ class RedisStore:
         self.cluster = isinstance(client, RedisCluster)
         self.customer_windows = blobs.CustomerWindows(w.customer_30d, w.customer_7d, w.customer_1d, w.customer_1h,
                                                        w.customer_10min)
-        self.terminal_windows = blobs.TerminalWindows(w.terminal_delay, w.terminal_1d, w.terminal_7d, w.terminal_30d,
-                                                       w.terminal_1h)
+        self.terminal_windows = terminal_blobs.TerminalWindows(w.terminal_delay, w.terminal_1d, w.terminal_7d,
+                                                                w.terminal_30d, w.terminal_1h)
         self._source = {name: files(__package__).joinpath(f"{name}.lua").read_text() for name in SCRIPT_NAMES}
         self._sha: dict[str, str] = {}
         self._memo: tuple[list[str], list[bytes]] | None = None
@@ -184,7 +184,7 @@ class RedisStore:
         batch = Batch([m.terminal_id for m in items], lambda t: (self.terminal_key(t),), self.cluster)
         calls = []
         for keys, members in zip(batch.keys, batch.ops):
-            packed = [[batch.entity_slot[i] + 1, blobs.fraud_mark(items[i].t_ms, items[i].known_ms,
+            packed = [[batch.entity_slot[i] + 1, terminal_blobs.fraud_mark(items[i].t_ms, items[i].known_ms,
                                                                    id_hash(items[i].transaction_id))] for i in members]
             calls.append((keys, [msgpack.packb(packed, use_bin_type=False)]))
         self.run_script("terminal_mark_fraud", calls)
