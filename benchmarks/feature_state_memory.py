@@ -33,7 +33,7 @@ from pathlib import Path
 import redis
 
 from fraudstream.config import Settings
-from fraudstream.constants import CUSTOMER_COORDINATES, CUSTOMER_EVENTS
+from fraudstream.constants import CUSTOMER_COORDINATES, CUSTOMER_EVENTS, TERMINAL_EVENTS
 from fraudstream.models.events import Label
 from fraudstream.producer.files import labels_for, read_recorded
 from fraudstream.services import valkey_process
@@ -44,7 +44,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz
 DELAY = timedelta(days=7)
 CHAMPION = Settings.model_fields["model"].default  # the default model's name, as a consumer keeps it with each score
 PREFIX = "mem"
-SUFFIXES = {CUSTOMER_EVENTS: "ev", CUSTOMER_COORDINATES: "geo"}  # TERMINAL_EVENTS is "ev2" too
+SUFFIXES = {CUSTOMER_EVENTS: "ev", CUSTOMER_COORDINATES: "geo", TERMINAL_EVENTS: "ev"}
 
 
 def stream_days(store: RedisStore, days: int, batch: int, data: Path = DATA) -> tuple[int, float]:

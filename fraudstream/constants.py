@@ -25,10 +25,12 @@ DLQ_HEADER_OFFSET = "fraudstream.source.offset"
 REDIS_PREFIX = "fs"
 CUSTOMER_TAG = "c"
 TERMINAL_TAG = "t"
-# event strings (stream/state/blobs.py), layout 2 since 2026-12-06: {prefix}:{c:<id>}:ev2 and :geo2,
-# {prefix}:{t:<id>}:ev2; layout 1's ":ev" and ":geo" keys are converted by `fraudstream migrate-records`
-CUSTOMER_EVENTS, CUSTOMER_COORDINATES, TERMINAL_EVENTS = "ev2", "geo2", "ev2"
-LEGACY_EVENTS, LEGACY_COORDINATES = "ev", "geo"
+# event strings (stream/state/blobs.py, terminal_blobs.py), layout 2 since 2026-12-06: {prefix}:{c:<id>}:ev2
+# and :geo2; {prefix}:{t:<id>}:ev3, sorted by time since the same day's twenty-third session (its ev2
+# kept arrival order). Layout 1's ":ev" and ":geo" keys and the terminals' ":ev2" are converted by
+# `fraudstream migrate-records`.
+CUSTOMER_EVENTS, CUSTOMER_COORDINATES, TERMINAL_EVENTS = "ev2", "geo2", "ev3"
+LEGACY_EVENTS, LEGACY_COORDINATES, UNSORTED_TERMINAL_EVENTS = "ev", "geo", "ev2"
 RECORD_TAG = "r"  # scored records: one hash per hour of event time {r:<hour>} (stream/state/redis_records.py)
 RECORD_SHARDS_CLUSTER = 64  # on a cluster, {r:<hour>:<shard>}: an hour's records spread over the nodes
 MODELS_KEY = "models"

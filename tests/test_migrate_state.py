@@ -73,9 +73,12 @@ def new_customer(txs: list[Transaction]) -> tuple[bytes, bytes]:
 
 
 def new_terminal(txs: list[Transaction], marks: list[tuple[Transaction, datetime]]) -> bytes:
+    """An ev3 string: the events sorted by time (stably)."""
     return (struct.pack("<I", len(marks))
-            + b"".join(terminal_blobs.fraud_mark(to_ms(t.event_time), to_ms(k), id_hash(t.transaction_id)) for t, k in marks)
-            + b"".join(terminal_blobs.terminal_record(to_ms(t.event_time), id_hash(t.transaction_id)) for t in txs))
+            + b"".join(terminal_blobs.fraud_mark(to_ms(t.event_time), to_ms(k), id_hash(t.transaction_id))
+                       for t, k in marks)
+            + b"".join(terminal_blobs.terminal_record(to_ms(t.event_time), id_hash(t.transaction_id))
+                       for t in sorted(txs, key=lambda t: to_ms(t.event_time) // 1000)))
 
 
 PARIS, LYON = (48.8566, 2.3522), (45.764, 4.8357)
@@ -269,8 +272,9 @@ def test_a_consumer_on_unconverted_strings_warns_once(settings: Settings, caplog
         engine.transform([tx("n1", customers[0], "m1", 1.0, 40 * DAY), tx("n2", "someone-new", "m1", 1.0, 40 * DAY)])
         engine.transform([tx("n3", customers[0], "m1", 1.0, 41 * DAY)])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "1 of the first 2 customers" in warnings[0]
-    assert "fraudstream migrate-records" in warnings[0]
+    assert len(warnings) == 2 and "1 of the first 2 customers" in warnings[0]
+    assert "1 of the first 1 terminals" in warnings[1] and ":{t:<id>}:ev2 or " in warnings[1]
+    assert all("fraudstream migrate-records" in w for w in warnings)
     caplog.clear()
     fresh = open_redis_store(settings.model_copy(update={"redis_key_prefix": settings.redis_key_prefix + "-fresh"}))
     with caplog.at_level(logging.WARNING, logger="fraudstream.stream.state.redis_store"):

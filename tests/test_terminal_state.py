@@ -1,6 +1,6 @@
 """Terminals' sorted event strings: Redis and the memory store agree on busy terminals (many events
 a second, late arrivals, labels before and after their transactions, redeliveries within and across
-batches), strings of the layout before are sorted when first touched, and marks keep the sorted bit."""
+batches); the strings of arrival order before are migrated sorted; marks are added once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fraudstream.stream.feature_math import NO_FRAUD_DAYS
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore, open_redis_store, terminal_blobs, windows_for
 from fraudstream.stream.state.base import FraudMark, TerminalOp
+from fraudstream.stream.state.migrate_state import migrate_legacy_state
 from fraudstream.stream.state.redis_store import RedisStore, id_hash
 
 pytestmark = pytest.mark.services
@@ -93,45 +94,55 @@ def test_memory_and_redis_agree_on_a_busy_terminal(settings: Settings, seed: int
     assert all(x is not None and x["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0 for x in expected)
 
 
-def test_a_string_of_arrival_order_is_sorted_when_first_touched(settings: Settings) -> None:
-    """A layout-2 string as the version before wrote it (events in arrival order, the header's top
-    bit clear) gives the features of its events, and is stored sorted and flagged."""
+def test_a_terminal_string_of_arrival_order_is_migrated_sorted(settings: Settings) -> None:
+    """A terminal's ev2 string as the version before wrote it (events in arrival order) is merged by
+    `migrate-records` with the ev3 string a new consumer started meanwhile, sorted by time, and
+    gives the features of all those events."""
     store = open_redis_store(settings)
     assert isinstance(store, RedisStore)
     old = [tx(1, 1, "m1", 7_200), tx(2, 2, "m1", 3_600), tx(3, 3, "m1", 3_600), tx(4, 4, "m1", 0)]
     t0 = int(T0.timestamp() * 1000)
-    records = [terminal_blobs.terminal_record(t0 + int((t.event_time - T0).total_seconds() * 1000),
-                                              id_hash(t.transaction_id)) for t in old]
+
+    def ms(t: Transaction) -> int:
+        return t0 + int((t.event_time - T0).total_seconds() * 1000)
+
+    records = [terminal_blobs.terminal_record(ms(t), id_hash(t.transaction_id)) for t in old]
     mark = terminal_blobs.fraud_mark(t0, t0 + 86_400_000, id_hash("t4"))  # "t4" at T0, known a day later
-    store.client.set(store.terminal_key("m1"), (1).to_bytes(4, "little") + mark + b"".join(records))
+    base = store.terminal_key("m1").rsplit(":", 1)[0]
+    store.client.set(f"{base}:ev2", (1).to_bytes(4, "little") + mark + b"".join(records))
+    FeatureEngine(store).transform([tx(5, 5, "m1", 5_000)])  # a new consumer's first event, in ev3
+    assert migrate_legacy_state(store) == (0, 1)
+    assert not store.client.exists(f"{base}:ev2") and migrate_legacy_state(store) == (0, 0)
+    marks, events = terminal_blobs.split_terminal(store.client.get(store.terminal_key("m1")))
+    assert marks == mark
+    seconds = [int.from_bytes(events[i:i + 4], "little") - t0 // 1000 for i in range(0, len(events), 8)]
+    assert seconds == [0, 3_600, 3_600, 5_000, 7_200]
     memory = MemoryStore()
-    memory_engine, redis_engine = FeatureEngine(memory), FeatureEngine(store)
-    memory.update_terminals([TerminalOp("m1", t0 + int((t.event_time - T0).total_seconds() * 1000), t.transaction_id)
-                             for t in old])
+    memory.update_terminals([TerminalOp("m1", ms(t), t.transaction_id) for t in old + [tx(5, 5, "m1", 5_000)]])
     memory.mark_frauds([FraudMark("m1", "t4", t0, t0 + 86_400_000)])
-    probe = [tx(5, 5, "m1", 8 * 86_400), tx(6, 5, "m1", 7 * 86_400 + 3_600)]
-    expected = memory_engine.transform(probe)
-    assert redis_engine.transform(probe) == expected
-    assert [x["TERMINAL_ID_NB_TX_1DAY_WINDOW"] for x in expected] == [3, 3]  # type: ignore[index]
-    assert expected[0]["TERMINAL_ID_RISK_7DAY_WINDOW"] == 0.25  # type: ignore[index]
-    stored = store.client.get(store.terminal_key("m1"))
-    assert int.from_bytes(stored[:4], "little") == 1 | terminal_blobs.SORTED
-    _, events = terminal_blobs.split_terminal(stored)
-    seconds = [int.from_bytes(events[i:i + 4], "little") for i in range(0, len(events), 8)]
-    assert seconds == sorted(seconds) and len(seconds) == 6
+    probe = [tx(6, 6, "m1", 8 * 86_400), tx(7, 6, "m1", 7 * 86_400 + 3_600)]
+    expected = FeatureEngine(memory).transform(probe)
+    assert FeatureEngine(store).transform(probe) == expected
+    assert [x["TERMINAL_ID_NB_TX_1DAY_WINDOW"] for x in expected] == [4, 3]  # type: ignore[index]
+    assert expected[0]["TERMINAL_ID_RISK_7DAY_WINDOW"] == 0.2  # type: ignore[index]
 
 
-def test_a_fraud_mark_keeps_the_string_sorted(settings: Settings) -> None:
+def test_fraud_marks_are_added_once_and_keep_the_events(settings: Settings) -> None:
     store = open_redis_store(settings)
     assert isinstance(store, RedisStore)
     engine = FeatureEngine(store)
-    engine.transform([tx(1, 1, "m1", 60), tx(2, 2, "m1", 0)])
+    engine.transform([tx(1, 1, "m1", 60), tx(2, 2, "m1", 0), tx(3, 3, "m1", 30)])
+    before = store.client.get(store.terminal_key("m1"))
     t0 = int(T0.timestamp() * 1000)
-    store.mark_frauds([FraudMark("m1", "t2", t0, t0 + 1000)])
-    stored = store.client.get(store.terminal_key("m1"))
-    assert int.from_bytes(stored[:4], "little") == 1 | terminal_blobs.SORTED
-    later = engine.transform([tx(3, 3, "m1", 7 * 86_400 + 30)])[0]
-    assert later is not None and later["TERMINAL_ID_RISK_1DAY_WINDOW"] == 1.0
+    first, again = FraudMark("m1", "t2", t0, t0 + 1000), FraudMark("m1", "t2", t0, t0 + 999_000)
+    store.mark_frauds([first, again, FraudMark("m1", "t3", t0 + 30_000, t0 + 2000)])
+    store.mark_frauds([again])
+    marks, events = terminal_blobs.split_terminal(store.client.get(store.terminal_key("m1")))
+    assert events == terminal_blobs.split_terminal(before)[1]
+    assert marks == (terminal_blobs.fraud_mark(first.t_ms, first.known_ms, id_hash("t2"))
+                     + terminal_blobs.fraud_mark(t0 + 30_000, t0 + 2000, id_hash("t3")))  # the first mark wins
+    later = engine.transform([tx(4, 4, "m1", 7 * 86_400 + 60)])[0]
+    assert later is not None and later["TERMINAL_ID_RISK_1DAY_WINDOW"] == pytest.approx(2 / 3)
 
 
 def test_what_an_op_sees_in_a_batch_that_sorts_events_in_among_the_stored(settings: Settings) -> None:

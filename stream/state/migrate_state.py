@@ -1,11 +1,13 @@
-"""Converting customers' and terminals' event strings of layout 1 into layout 2 (`blobs`).
+"""Converting the event strings of the layouts before into the current ones (`blobs`, `terminal_blobs`).
 
 Layout 1 (before 2026-12-06), little-endian, under ``{prefix}:{c:<id>}:ev`` and ``:geo`` and
 ``{prefix}:{t:<id>}:ev``: customer records of 20 bytes (t_ms (6), cents (5; the top bit: has
 coordinates), terminal hash (4, a crc32), id hash (5)); coordinates as in layout 2; a terminal
 string of a 4-byte count m, m fraud marks of 17 bytes (t_ms (6), known_ms (6), id hash (5)), then
 records of 11 bytes (t_ms (6), id hash (5)). Layout 2 keeps times in whole seconds, 3 bytes of the
-terminal hash and 4 of a terminal's id hashes, under the keys ending in ``ev2`` and ``geo2``.
+terminal hash and 4 of a terminal's id hashes, under the keys ending in ``ev2`` and ``geo2``. A
+terminal's layout-2 string kept its events in arrival order under ``{prefix}:{t:<id>}:ev2`` until
+the twenty-third session (2026-12-06); the same bytes sorted by time are under ``:ev3``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import logging
 from typing import Any
 
 from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, LEGACY_COORDINATES,
-                                   LEGACY_EVENTS, TERMINAL_EVENTS, TERMINAL_TAG)
+                                   LEGACY_EVENTS, TERMINAL_EVENTS, TERMINAL_TAG, UNSORTED_TERMINAL_EVENTS)
 from fraudstream.stream.state import blobs
-from fraudstream.stream.state.terminal_blobs import (MARK_WIDTH, SORTED, TERMINAL_WIDTH, fraud_mark, split_terminal,
+from fraudstream.stream.state.terminal_blobs import (MARK_WIDTH, TERMINAL_WIDTH, fraud_mark, split_terminal,
                                                      terminal_record)
 from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
 from fraudstream.stream.state.redis_store import RedisStore
@@ -33,7 +35,7 @@ def _uint(raw: bytes, start: int, size: int) -> int:
 
 def _terminal_fits(blob: bytes, mark_width: int, width: int) -> bool:
     """Whether a terminal string is a count, that many marks and whole records."""
-    rest = len(blob) - 4 - (_uint(blob, 0, 4) & (SORTED - 1)) * mark_width  # layout 2's top bit
+    rest = len(blob) - 4 - _uint(blob, 0, 4) * mark_width
     return len(blob) >= 4 and rest >= 0 and rest % width == 0
 
 
@@ -68,24 +70,51 @@ def convert_customer(old: bytes, old_geo: bytes, new: bytes = b"", new_geo: byte
 
 
 def convert_terminal(old: bytes, new: bytes = _NO_MARKS) -> bytes:
-    """A terminal's layout-2 string: the old marks converted and `new`'s whose transaction (second and
-    id hash) they do not mark already (the first mark wins, and the old ones came first), then the old
-    events converted that `new` does not hold (same 8-byte record), then `new`'s. Raises ValueError
-    when a string's length does not fit its layout.
+    """A terminal's string of layout 2 (as in an ev2 key: events in arrival order): the old marks
+    converted and `new`'s whose transaction (second and id hash) they do not mark already (the first
+    mark wins, and the old ones came first), then the old events converted that `new` does not hold
+    (same 8-byte record), then `new`'s. Raises ValueError when a string's length does not fit its layout.
 
     >>> old = (1).to_bytes(4, "little") + (1_500).to_bytes(6, "little") + (9_999).to_bytes(6, "little") + b"idh01"
     >>> got = convert_terminal(old + (1_500).to_bytes(6, "little") + b"idh01")
     >>> got == b"\\1\\0\\0\\0" + fraud_mark(1_000, 9_000, b"idh0") + terminal_record(1_000, b"idh0")
     True
     """
-    if not (_terminal_fits(old, OLD_MARK_WIDTH, OLD_TERMINAL_WIDTH)
-            and _terminal_fits(new, MARK_WIDTH, TERMINAL_WIDTH)):
+    if not _terminal_fits(old, OLD_MARK_WIDTH, OLD_TERMINAL_WIDTH):
         raise ValueError("a terminal string is not a count, its marks and whole records")
-    new_marks, events = split_terminal(new)
     head = 4 + _uint(old, 0, 4) * OLD_MARK_WIDTH
-    candidates = [fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
-                  for i in range(4, head, OLD_MARK_WIDTH)]
-    candidates += [new_marks[i:i + MARK_WIDTH] for i in range(0, len(new_marks), MARK_WIDTH)]
+    marks = [fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
+             for i in range(4, head, OLD_MARK_WIDTH)]
+    events = [terminal_record(_uint(old, i, 6), old[i + 6:i + 11]) for i in range(head, len(old), OLD_TERMINAL_WIDTH)]
+    return _merged(marks, events, new)
+
+
+def merge_terminal(first: bytes, then: bytes = _NO_MARKS, *, by_time: bool = False) -> bytes:
+    """Two terminal strings of layout 2 as one, `first`'s marks and events first (as in
+    `convert_terminal`); `by_time`: the events sorted by time, stably (an ev3 string).
+
+    >>> a, b = terminal_record(2_000, b"aaaa"), terminal_record(1_000, b"bbbb")
+    >>> merge_terminal(b"\\0\\0\\0\\0" + a, b"\\0\\0\\0\\0" + b + a, by_time=True) == b"\\0\\0\\0\\0" + b + a
+    True
+    """
+    if not _terminal_fits(first, MARK_WIDTH, TERMINAL_WIDTH):
+        raise ValueError("a terminal string is not a count, its marks and whole records")
+    marks, events = split_terminal(first)
+    merged = _merged([marks[i:i + MARK_WIDTH] for i in range(0, len(marks), MARK_WIDTH)],
+                     [events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)], then)
+    if not by_time:
+        return merged
+    marks, events = split_terminal(merged)
+    records = sorted((events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)),
+                     key=lambda r: int.from_bytes(r[:4], "little"))
+    return merged[:4] + marks + b"".join(records)
+
+
+def _merged(first_marks: list[bytes], first_events: list[bytes], then: bytes) -> bytes:
+    if not _terminal_fits(then, MARK_WIDTH, TERMINAL_WIDTH):
+        raise ValueError("a terminal string is not a count, its marks and whole records")
+    then_marks, events = split_terminal(then)
+    candidates = first_marks + [then_marks[i:i + MARK_WIDTH] for i in range(0, len(then_marks), MARK_WIDTH)]
     marks, keys = [], set()
     for mark in candidates:
         key = mark[:4] + mark[8:]  # the transaction's second and id hash (its event's record)
@@ -93,44 +122,48 @@ def convert_terminal(old: bytes, new: bytes = _NO_MARKS) -> bytes:
             keys.add(key)
             marks.append(mark)
     present = {events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)}
-    converted = [terminal_record(_uint(old, i, 6), old[i + 6:i + 11])
-                 for i in range(head, len(old), OLD_TERMINAL_WIDTH)]
     return (len(marks).to_bytes(4, "little") + b"".join(marks)
-            + b"".join(r for r in converted if r not in present) + events)
+            + b"".join(r for r in first_events if r not in present) + events)
 
 
 def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int]:
-    """Convert every customer's and terminal's layout-1 strings of `store`'s prefix into layout 2
-    (merged into layout-2 strings already there: `convert_customer`, `convert_terminal`), delete
-    them and return (customers, terminals) converted. A string whose length does not fit its layout
-    is logged and left in place. Run it with the consumers stopped; a second run converts nothing
-    (and one interrupted midway can be run again: events already converted are not added twice).
-    Works on a cluster: an entity's keys share its hash tag.
+    """Convert every customer's layout-1 strings of `store`'s prefix into layout 2, and every
+    terminal's layout-1 string and layout-2 string of arrival order (ev2) into one sorted by time
+    (ev3), merged into the strings a new consumer already wrote there (`convert_customer`,
+    `convert_terminal`, `merge_terminal`); delete them and return (customers, terminals) converted.
+    A string whose length does not fit its layout is logged and left in place. Run it with the
+    consumers stopped; a second run converts nothing (and one interrupted midway can be run again:
+    events already converted are not added twice). Works on a cluster: an entity's keys share its
+    hash tag.
     """
     client: Any = store.client
     head = f"{store.prefix}:{{".encode()
-    match = f"{glob_escaped(store.prefix + ':{')}[{CUSTOMER_TAG}{TERMINAL_TAG}]:*}}:{LEGACY_EVENTS}"
-    old_ev, old_geo = f":{LEGACY_EVENTS}".encode(), f":{LEGACY_COORDINATES}".encode()
+    start = glob_escaped(store.prefix + ":{")
+    matches = [f"{start}[{CUSTOMER_TAG}{TERMINAL_TAG}]:*}}:{LEGACY_EVENTS}",
+               f"{start}{TERMINAL_TAG}:*}}:{UNSORTED_TERMINAL_EVENTS}"]
+    suffix = {name: f":{name}".encode() for name in (LEGACY_EVENTS, LEGACY_COORDINATES, UNSORTED_TERMINAL_EVENTS,
+                                                      CUSTOMER_EVENTS, CUSTOMER_COORDINATES, TERMINAL_EVENTS)}
 
     def convert(keys: list[bytes]) -> tuple[int, int]:
-        plans = []  # (is customer, old keys, new keys)
+        plans = {}  # per entity: (is customer, old keys, new keys)
         for key in keys:
-            base = key[:-len(old_ev)]
+            base = key[:key.rindex(b":")]
             if key[len(head):len(head) + 1] == CUSTOMER_TAG.encode():
-                plans.append((True, [key, base + old_geo], [base + f":{CUSTOMER_EVENTS}".encode(),
-                                                            base + f":{CUSTOMER_COORDINATES}".encode()]))
+                plans[base] = (True, [base + suffix[LEGACY_EVENTS], base + suffix[LEGACY_COORDINATES]],
+                               [base + suffix[CUSTOMER_EVENTS], base + suffix[CUSTOMER_COORDINATES]])
             else:
-                plans.append((False, [key], [base + f":{TERMINAL_EVENTS}".encode()]))
+                plans[base] = (False, [base + suffix[LEGACY_EVENTS], base + suffix[UNSORTED_TERMINAL_EVENTS]],
+                               [base + suffix[TERMINAL_EVENTS]])
         pipe = client.pipeline(transaction=False)
-        for _, old, new in plans:
+        for _, old, new in plans.values():
             for k in old + new:
                 pipe.get(k)
         values = iter(pipe.execute(raise_on_error=False))
         pipe = client.pipeline(transaction=False)
         done = [0, 0]
-        for customer, old, new in plans:
+        for customer, old, new in plans.values():
             got = [next(values) for _ in old + new]
-            if got[0] is None:  # gone meanwhile
+            if got[0] is None and (customer or got[1] is None):  # gone meanwhile (or done with another key)
                 continue
             try:
                 if any(isinstance(v, Exception) for v in got):
@@ -139,18 +172,25 @@ def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int
                     ev, geo = convert_customer(*(v or b"" for v in got))
                     strings = [(new[0], ev), (new[1], geo)]
                 else:
-                    strings = [(new[0], convert_terminal(got[0], _NO_MARKS if got[1] is None else got[1]))]
+                    layout_1, layout_2, sorted_ = got
+                    merged = _NO_MARKS if sorted_ is None else sorted_
+                    if layout_2 is not None:
+                        merged = merge_terminal(layout_2, merged)
+                    if layout_1 is not None:
+                        merged = convert_terminal(layout_1, merged)
+                    strings = [(new[0], merge_terminal(merged, by_time=True))]
             except ValueError as e:
-                log.warning("legacy event string %s (%d bytes) cannot be converted: %s; left in place",
-                            old[0].decode(errors="replace"), len(got[0] or b""), e)
+                key = old[0] if got[0] is not None else old[1]
+                log.warning("event string %s of a layout before cannot be converted: %s; left in place",
+                            key.decode(errors="replace"), e)
                 continue
             for k, value in strings:
-                if value:  # else there is nothing to keep (and any string there is unchanged)
+                if value and value != _NO_MARKS:  # else there is nothing to keep (any string there is unchanged)
                     pipe.set(k, value)
-            pipe.execute_command("DEL", *old)  # both of a customer's at once (a cluster pipeline's delete takes one)
+            pipe.execute_command("DEL", *old)  # an entity's at once (a cluster pipeline's delete takes one)
             done[not customer] += 1
         pipe.execute()
         return done[0], done[1]
 
-    counts = [convert(keys) for keys in scanned_in_chunks(client, match, chunk)]
+    counts = [convert(keys) for match in matches for keys in scanned_in_chunks(client, match, chunk)]
     return sum(c for c, _ in counts), sum(t for _, t in counts)

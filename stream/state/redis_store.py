@@ -26,7 +26,7 @@ from redis.exceptions import NoScriptError
 
 from fraudstream.config import Settings
 from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, LEGACY_EVENTS, TERMINAL_EVENTS,
-                                   TERMINAL_TAG)
+                                   TERMINAL_TAG, UNSORTED_TERMINAL_EVENTS)
 from fraudstream.stream.schema import ScoredRows, StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs, terminal_blobs
 from fraudstream.stream.state.redis_entities import Batch, CustomerUpdate, TerminalUpdate
@@ -38,7 +38,7 @@ from fraudstream.stream.state.script_io import Calls, ScriptCalls, replies_meanw
 log = logging.getLogger(__name__)
 
 SCRIPT_NAMES = ("customer_update", "terminal_update", "terminal_mark_fraud", "records_put", "records_take")
-LEGACY_PROBE = 100  # customers of the first batch checked for strings of the layout before (one round trip)
+LEGACY_PROBE = 100  # customers (terminals) of the first batch checked for strings of a layout before (one round trip)
 TRIM_SLACK_MS = 6 * HOUR_MS  # events are cut in bulk once the oldest is this much past the retention
 
 
@@ -89,7 +89,7 @@ class RedisStore:
         self._source = {name: files(__package__).joinpath(f"{name}.lua").read_text() for name in SCRIPT_NAMES}
         self._sha: dict[str, str] = {}
         self._memo: tuple[list[str], list[bytes]] | None = None
-        self._legacy_checked = False  # whether the first batch's customers were checked for layout-1 strings
+        self._legacy_checked: set[str] = set()  # tags of the entities checked for strings of a layout before
         self._load_scripts()
         self.records = RecordBuckets(self.run_script, prefix, w.record_retention, self.cluster)
 
@@ -100,11 +100,8 @@ class RedisStore:
     # -- keys ------------------------------------------------------------------------------------
     def customer_keys(self, customer_id: str) -> tuple[str, str]:
         """events, coordinates."""
-        base = self._customer_base(customer_id)
+        base = f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
         return f"{base}:{CUSTOMER_EVENTS}", f"{base}:{CUSTOMER_COORDINATES}"
-
-    def _customer_base(self, customer_id: str) -> str:
-        return f"{self.prefix}:{{{CUSTOMER_TAG}:{customer_id}}}"
 
     def terminal_key(self, terminal_id: str) -> str:
         return f"{self.prefix}:{{{TERMINAL_TAG}:{terminal_id}}}:{TERMINAL_EVENTS}"
@@ -148,26 +145,34 @@ class RedisStore:
 
     # -- customers and terminals (see redis_entities) ----------------------------------------------
     def begin_customers(self, ops: list[CustomerOp]) -> CustomerUpdate:
-        if not self._legacy_checked and ops:
-            self._legacy_checked = True
-            self._warn_of_legacy_state(list(dict.fromkeys(o.customer_id for o in ops))[:LEGACY_PROBE])
+        if CUSTOMER_TAG not in self._legacy_checked and ops:
+            self._legacy_checked.add(CUSTOMER_TAG)
+            self._warn_of_legacy_state(CUSTOMER_TAG, [o.customer_id for o in ops], (LEGACY_EVENTS,))
         return CustomerUpdate(self, ops, self._hashes([o.transaction_id for o in ops]),
                               _script_seconds(self.windows.customer_retention, TRIM_SLACK_MS))
 
-    def _warn_of_legacy_state(self, customer_ids: list[str]) -> None:
-        """Once, with the first batch: a warning if its customers still have event strings of the
-        layout before 2026-12-06, which this version does not read (`migrate-records` converts them)."""
+    def _warn_of_legacy_state(self, tag: str, ids: list[str], suffixes: tuple[str, ...]) -> None:
+        """Once, with the first batch: a warning if its first customers (or terminals) still have event
+        strings of a layout before, which this version does not read (`migrate-records` converts them)."""
+        ids = list(dict.fromkeys(ids))[:LEGACY_PROBE]
         pipe = self.client.pipeline(transaction=False)
-        for customer_id in customer_ids:
-            pipe.exists(f"{self._customer_base(customer_id)}:{LEGACY_EVENTS}")
-        found = sum(pipe.execute())
+        for entity in ids:
+            for suffix in suffixes:
+                pipe.exists(f"{self.prefix}:{{{tag}:{entity}}}:{suffix}")
+        answers = pipe.execute()
+        found = sum(any(answers[i:i + len(suffixes)]) for i in range(0, len(answers), len(suffixes)))
         if found:
-            log.warning("%d of the first %d customers have event strings of the layout before 2026-12-06 "
-                        "(%s:{%s:<id>}:%s), which this version does not read: their features start without "
-                        "that history. Stop the consumers and run `fraudstream migrate-records` to convert them",
-                        found, len(customer_ids), self.prefix, CUSTOMER_TAG, LEGACY_EVENTS)
+            kind = "customers" if tag == CUSTOMER_TAG else "terminals"
+            keys = " or ".join(f"{self.prefix}:{{{tag}:<id>}}:{s}" for s in suffixes)
+            log.warning("%d of the first %d %s have event strings of a layout before (%s), which this version "
+                        "does not read: their features start without that history. Stop the consumers and run "
+                        "`fraudstream migrate-records` to convert them", found, len(ids), kind, keys)
 
     def begin_terminals(self, ops: list[TerminalOp]) -> TerminalUpdate:
+        if TERMINAL_TAG not in self._legacy_checked and ops:
+            self._legacy_checked.add(TERMINAL_TAG)
+            self._warn_of_legacy_state(TERMINAL_TAG, [o.terminal_id for o in ops],
+                                       (UNSORTED_TERMINAL_EVENTS, LEGACY_EVENTS))
         return TerminalUpdate(self, [o.terminal_id for o in ops], [o.t_ms for o in ops],
                               self._hashes([o.transaction_id for o in ops]),
                               _script_seconds(self.windows.terminal_retention, TRIM_SLACK_MS))

@@ -1,11 +1,11 @@
 """Terminals' event strings (the Redis layout) and their window aggregates, by binary search.
 
-A terminal's string (terminal_update.lua) holds a 4-byte header (the count m of fraud marks; its
-top bit: the events are sorted), m marks of 12 bytes (t_s of the transaction (4), known since t_s
-(4), terminal id hash (4)), then event records of 8 bytes (t_s (4), the first 4 bytes of the id
-hash), sorted by time, ties in arrival order. An event is found again, and matched by its mark, by
-its second and hash together. A mark makes its event count as a fraud for operations at or after
-the time it became known (the label's report time).
+A terminal's string (terminal_update.lua) holds a 4-byte count m of fraud marks, m marks of 12
+bytes (t_s of the transaction (4), known since t_s (4), terminal id hash (4)), then event records
+of 8 bytes (t_s (4), the first 4 bytes of the id hash), sorted by time, ties in arrival order. An
+event is found again, and matched by its mark, by its second and hash together. A mark makes its
+event count as a fraud for operations at or after the time it became known (the label's report
+time).
 
 An op sees the events its terminal held when it was processed, and itself: the returned string,
 which holds the whole call's events, less the events the call added after it. A redelivered
@@ -13,9 +13,9 @@ transaction therefore sees the events its terminal holds when it comes again (it
 aggregates are those it had the first time, `blobs`; its scored features, when its record is
 kept, are not computed again). The aggregates of a batch cost O(log n) an op whatever the
 terminal's n, and O(n) a terminal to read its string. `MemoryStore` computes the same aggregates
-one event at a time; the tests hold the two equal. (Layout 2 as first written, 2026-12-06, kept
-the events in arrival order and each op saw its prefix: O(n) an op, so a terminal of 20,000 events
-a day fell from 1,352 to 193 transactions a second over four days.)
+one event at a time; the tests hold the two equal. (The ev2 strings before, 2026-12-06, kept the
+events in arrival order and each op saw its prefix: O(n) an op, so a terminal of 20,000 events a
+day fell from 1,352 to 193 transactions a second over four days. `migrate_state` sorts them.)
 
 >>> marks = fraud_mark(0, 5_000, b"aaaaa")
 >>> blob = terminal_string([marks], [terminal_record(0, b"aaaaa"), terminal_record(5_000, b"bbbbb")])
@@ -36,7 +36,6 @@ from fraudstream.stream.state.blobs import stored_seconds
 TERMINAL_WIDTH = 8
 MARK_WIDTH = 12
 TERMINAL_ID_BYTES = 4  # a terminal's records hold the first 4 bytes of the id hash
-SORTED = 1 << 31  # the header's top bit: the events are sorted by time
 NEVER = np.iinfo(np.int64).max
 _ENTITY = 1 << 42  # > every time in ms (2^32 s): entity e's times sort as e * _ENTITY + t
 
@@ -66,12 +65,12 @@ def fraud_mark(t_ms: int, known_ms: int, id_hash: bytes) -> bytes:
 def terminal_string(marks: list[bytes], records: list[bytes]) -> bytes:
     """A sorted terminal string of these marks and these records (sorted here by time, stably)."""
     ordered = sorted(records, key=lambda r: int.from_bytes(r[:4], "little"))
-    return (len(marks) | SORTED).to_bytes(4, "little") + b"".join(marks) + b"".join(ordered)
+    return len(marks).to_bytes(4, "little") + b"".join(marks) + b"".join(ordered)
 
 
 def _head(blob: bytes) -> int:
     """Where a terminal string's events start (after its header and marks)."""
-    return 4 + (int.from_bytes(blob[:4], "little") & (SORTED - 1)) * MARK_WIDTH if blob else 0
+    return 4 + int.from_bytes(blob[:4], "little") * MARK_WIDTH if blob else 0
 
 
 def split_terminal(blob: bytes) -> tuple[bytes, bytes]:
@@ -127,7 +126,7 @@ def terminal_aggregates(strings: list[bytes], entity: np.ndarray, t_ms: np.ndarr
     starts, end = list(ranks[:3]), ranks[3]
     hour = ranks[4] - ranks[5]
     nb = [end - s for s in starts]
-    hidden_op, hidden = _hidden(keys, sort_key, times, entity, t_ms, added, np.asarray(record, dtype=np.int64))
+    hidden_op, hidden = _hidden(keys, sort_key, entity, t_ms, added, np.asarray(record, dtype=np.int64))
     np.subtract.at(hour, hidden_op[times[hidden] > t_ms[hidden_op] - w.h1], 1)
     for s, count in zip(starts, nb):
         np.subtract.at(count, hidden_op[(hidden >= s[hidden_op]) & (hidden < end[hidden_op])], 1)
@@ -138,15 +137,18 @@ def terminal_aggregates(strings: list[bytes], entity: np.ndarray, t_ms: np.ndarr
                         zeros, zeros, [-1] * n))
     marked = np.concatenate([[0], np.cumsum(known < NEVER)])
     frauds = [marked[end] - marked[s] for s in starts]
-    # marks not known yet at an op's time: few (labels processed before their transactions' terminals)
+    # marks not known yet at an op's time (labels processed before a late transaction): per op, the
+    # marks of its terminal known after its time, a range once sorted by (terminal, known time)
     future = np.nonzero((known < NEVER) & (known > t_ms.min()))[0]
     if len(future):
-        first = np.searchsorted(sort_key, entity * _ENTITY - 1, "right")
-        op, f = _ranges(np.searchsorted(future, first, "left"), np.searchsorted(future, end, "left"))
+        by_known = sort_key[future] // _ENTITY * _ENTITY + known[future]
+        order = np.argsort(by_known, kind="stable")
+        by_known, future = by_known[order], future[order]
+        op, f = _ranges(np.searchsorted(by_known, entity * _ENTITY + t_ms, "right"),
+                        np.searchsorted(by_known, (entity + 1) * _ENTITY, "left"))
         f = future[f]
-        late = known[f] > t_ms[op]
         for s, fr in zip(starts, frauds):
-            np.subtract.at(fr, op[late & (f >= s[op])], 1)
+            np.subtract.at(fr, op[(f >= s[op]) & (f < end[op])], 1)
     hidden_fraud = known[hidden] <= t_ms[hidden_op]
     for s, fr in zip(starts, frauds):
         inside = (hidden >= s[hidden_op]) & (hidden < end[hidden_op])
@@ -157,23 +159,30 @@ def terminal_aggregates(strings: list[bytes], entity: np.ndarray, t_ms: np.ndarr
                     frauds[2].tolist(), hour.tolist(), *newest3, age.tolist()))
 
 
-def _hidden(keys: np.ndarray, sort_key: np.ndarray, times: np.ndarray, entity: np.ndarray, t_ms: np.ndarray,
-            added: np.ndarray, record: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hidden(keys: np.ndarray, sort_key: np.ndarray, entity: np.ndarray, t_ms: np.ndarray, added: np.ndarray,
+            record: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(op, event index) pairs of the events the call added after an op, at its terminal and not after
-    its time (so in its windows' reach): unseen by it. None when each terminal has one op."""
+    its time (so in its windows' reach): unseen by it. Found from the running maximum of the
+    terminal's op times in arrival order: the ops at or after an added op's time all come after the
+    first whose running maximum reaches it, so the work is about the number of pairs (ties and
+    late events), not the square of the terminal's ops."""
     n = len(t_ms)
+    empty = np.zeros(0, dtype=np.int64)
     if np.bincount(entity).max() == 1:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    own = _match(keys, sort_key, entity, t_ms, record)
-    order = np.lexsort((np.arange(n), entity))
-    group_end = np.searchsorted(entity[order], entity[order], "right")
-    rank_in = np.empty(n, dtype=np.int64)
-    rank_in[order] = np.arange(n)
-    op, later = _ranges(rank_in + 1, group_end[rank_in])
-    later = order[later]
-    keep = added[later] & (own[later] >= 0)
-    keep[keep] = times[own[later[keep]]] <= t_ms[op[keep]]
-    return op[keep], own[later[keep]]
+        return empty, empty
+    order = np.lexsort((np.arange(n), entity))  # by terminal, then arrival
+    at = entity[order] * _ENTITY + t_ms[order]
+    reach = np.maximum.accumulate(at)  # within a terminal: the latest time of its ops so far
+    late = np.nonzero(added[order])[0]
+    late = late[(late > 0) & (reach[late - 1] >= at[late])]  # added ops not after every op before them
+    if not len(late):
+        return empty, empty
+    row, earlier = _ranges(np.searchsorted(reach, at[late], "left"), late)
+    keep = at[earlier] >= at[late[row]]
+    ops, later = order[earlier[keep]], order[late[row[keep]]]
+    own = _match(keys, sort_key, entity[later], t_ms[later], record[later])
+    found = own >= 0
+    return ops[found], own[found]
 
 
 def _known(strings: list[bytes], heads: list[int], keys: np.ndarray, sort_key: np.ndarray) -> np.ndarray | None:

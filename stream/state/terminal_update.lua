@@ -2,12 +2,13 @@
 -- KEYS: one key per terminal. ARGV[1]: msgpack flat list of ops, two values each: key_index,
 -- record (8 bytes);
 -- ARGV[2]: retention, ARGV[3]: slack, in seconds.
--- Terminal string: a 4-byte header, m fraud marks of 12 bytes {t_s of the transaction (4), known
--- since, t_s (4), id hash (4)} (terminal_mark_fraud.lua), then 8-byte event records {t_s (4, LE),
--- id hash (4)} sorted by time (ties in arrival order). The header holds m, and its top bit says the
--- events are sorted (layout 2 as first written kept them in arrival order: such a string is sorted
--- here the first time it is touched). An event is found again by its whole record, by binary search
--- on its second (a false match needs two transactions of the same second with equal 32-bit hashes).
+-- Terminal string (key ending in ev3): a 4-byte count m, m fraud marks of 12 bytes {t_s of the
+-- transaction (4), known since, t_s (4), id hash (4)} (terminal_mark_fraud.lua), then 8-byte event
+-- records {t_s (4, LE), id hash (4)} sorted by time, ties in arrival order (the ev2 strings before
+-- 2026-12-06's twenty-third session kept arrival order; `fraudstream migrate-records` sorts them
+-- into ev3). An event is found again by its whole record: by string.find in a short string, else by
+-- binary search on its second (a false match needs two transactions of the same second with equal
+-- 32-bit hashes).
 -- Each op costs O(log n) and each key O(n) once per call (read, merge, write), so a terminal with
 -- hundreds of thousands of events does not slow every op down (stream/state/terminal_blobs.py
 -- computes the aggregates from the returned strings with binary searches too).
@@ -16,7 +17,6 @@
 -- Strings are stored whole with MSET (exact size; APPEND leaves spare capacity, see customer_update.lua).
 -- Returns {msgpack list per op: 1 added, 0 found there, then each key's string}.
 local W, M = 8, 12
-local SORTED = 2147483648  -- the header's top bit
 local CHUNK = 4000  -- values per MGET or MSET: Lua's unpack takes up to ~8000
 local ops = cmsgpack.unpack(ARGV[1])
 local RET, SLACK = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -24,7 +24,7 @@ local sub, sunpack, concat = string.sub, struct.unpack, table.concat
 
 -- per key: the string (header and marks, then sorted events), where its events start, how many it
 -- holds; the records added (arrival order) and a set of them; the oldest time not cut; the cut bound
-local str, head, count, new, oldest, bound, changed = {}, {}, {}, {}, {}, {}, {}
+local str, head, count, new, oldest, bound = {}, {}, {}, {}, {}, {}
 local fresh = {}  -- each record added by this call: its key's index (or a set of them)
 local SHORT = 64  -- strings of up to this many events are searched by string.find (in C)
 
@@ -51,21 +51,6 @@ local function search(s, h, lo, hi, t, strict)
   return lo
 end
 
--- layout 2 as first written: events in arrival order, sorted here by (time, arrival)
-local function sorted_string(s, m)
-  local h = 4 + m * M
-  local n = (#s - h) / W
-  local keys, recs = {}, {}
-  for i = 0, n - 1 do
-    keys[i + 1] = struct.pack('>I4I4', time_at(s, h, i), i)
-    recs[keys[i + 1]] = sub(s, h + i * W + 1, h + (i + 1) * W)
-  end
-  table.sort(keys)
-  local parts = {struct.pack('<I4', m + SORTED), sub(s, 5, h)}
-  for i = 1, n do parts[#parts + 1] = recs[keys[i]] end
-  return concat(parts)
-end
-
 -- every key read with MGET and every changed one written with MSET (see customer_update.lua)
 local stored = {}
 for s = 1, #KEYS, CHUNK do
@@ -79,13 +64,7 @@ for n = 1, #ops / 2 do
   local s = str[k]
   if s == nil then
     s = stored[k]
-    local header = sunpack('<I4', s, 1)
-    local m = header % SORTED
-    if header < SORTED then
-      s = sorted_string(s, m)
-      changed[k] = #s > 4  -- an empty string stays unwritten until an event is added
-    end
-    str[k], head[k] = s, 4 + m * M
+    str[k], head[k] = s, 4 + sunpack('<I4', s, 1) * M
     count[k] = (#s - head[k]) / W
     if count[k] > 0 then oldest[k] = time_at(s, head[k], 0) end
   end
@@ -166,8 +145,8 @@ for k = 1, #KEYS do
     end
     local first = search(whole, h, 0, (#whole - h) / W, bound[k], false)
     sets[#sets + 1] = KEYS[k]
-    sets[#sets + 1] = struct.pack('<I4', #marks + SORTED) .. concat(marks) .. sub(whole, h + first * W + 1)
-  elseif new[k] or changed[k] then
+    sets[#sets + 1] = struct.pack('<I4', #marks) .. concat(marks) .. sub(whole, h + first * W + 1)
+  elseif new[k] then
     sets[#sets + 1] = KEYS[k]
     sets[#sets + 1] = whole
   end
