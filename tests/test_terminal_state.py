@@ -4,6 +4,7 @@ batches); the strings of arrival order before are migrated sorted; marks are add
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -180,3 +181,24 @@ def test_what_an_op_sees_in_a_batch_that_sorts_events_in_among_the_stored(settin
     after = both([tx(8, 8, "m2", 8 * day + 60)])[0]
     assert after is not None and after["TERMINAL_ID_RISK_30DAY_WINDOW"] == 1.0
     assert after["terminal_days_since_fraud"] == pytest.approx(8 + 60 / day)
+
+
+def test_migration_converts_a_flagged_string_and_names_one_it_cannot(settings: Settings,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """An ev2 string whose header has its top bit set (as one unreleased commit wrote them) is
+    converted; a terminal whose ev2 string does not fit is left whole, the warning naming that key."""
+    store = open_redis_store(settings)
+    assert isinstance(store, RedisStore)
+    t0 = int(T0.timestamp() * 1000)
+    records = [terminal_blobs.terminal_record(t0 + s * 1000, id_hash(f"t{s}")) for s in (60, 0)]
+    flagged = store.terminal_key("flagged").rsplit(":", 1)[0]
+    store.client.set(f"{flagged}:ev2", (1 << 31).to_bytes(4, "little") + b"".join(records))
+    broken = store.terminal_key("broken").rsplit(":", 1)[0]
+    store.client.set(f"{broken}:ev2", b"\0\0\0\0" + records[0] + b"xyz")
+    store.client.set(f"{broken}:ev", b"\0\0\0\0")  # layout 1, fits: found by both patterns
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.state.migrate_state"):
+        assert migrate_legacy_state(store) == (0, 1)
+    assert store.client.get(store.terminal_key("flagged")) == b"\0\0\0\0" + records[1] + records[0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(f"event string {broken}:ev2 cannot be converted")
+    assert store.client.exists(f"{broken}:ev2", f"{broken}:ev") == 2 and not store.client.exists(f"{broken}:ev3")

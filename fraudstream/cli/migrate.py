@@ -21,8 +21,9 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     them, so that labels of transactions scored before an upgrade are learned, and labels' "applied"
     markers written before the marker hashes (one key per label) into the legacy marker hash, so
     that a label delivered again after the upgrade is not learned twice; then convert customers' and
-    terminals' event strings of the layout before 2026-12-06 (times in ms) into the current one, so
-    that features go on from the events seen before the upgrade. Run it once, with the
+    terminals' event strings of the layout before 2026-12-06 (times in ms) into the current one, and
+    terminals' strings of arrival order (`:ev2`) into ones sorted by time (`:ev3`), so that
+    features go on from the events seen before the upgrade. Run it once, with the
     consumers stopped (it refuses while one holds the learner role, which a running consumer of
     this version renews every few seconds); running it again moves and converts nothing."""
     from fraudstream.stream.legacy_markers import migrate_legacy_markers

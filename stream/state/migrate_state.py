@@ -13,6 +13,7 @@ the twenty-third session (2026-12-06); the same bytes sorted by time are under `
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOMER_TAG, LEGACY_COORDINATES,
@@ -126,6 +127,34 @@ def _merged(first_marks: list[bytes], first_events: list[bytes], then: bytes) ->
             + b"".join(r for r in first_events if r not in present) + events)
 
 
+class _Unfit(ValueError):
+    """A string that does not fit its layout, and its key."""
+
+    def __init__(self, key: bytes, error: ValueError) -> None:
+        super().__init__(str(error))
+        self.key = key
+
+
+def _checked(key: bytes, convert: Callable[[], bytes]) -> bytes:
+    try:
+        return convert()
+    except ValueError as e:
+        raise _Unfit(key, e) from None
+
+
+def _converted_terminal(keys: list[bytes], strings: list[bytes | None]) -> bytes:
+    """A terminal's ev3 string from its strings under `keys` (layout 1, ev2, ev3; None: absent), the
+    older first."""
+    layout_1, layout_2, current = strings
+    merged = _NO_MARKS if current is None else _checked(keys[2], lambda: merge_terminal(current))
+    if layout_2 is not None:  # (one unreleased commit, 86837bc, set its header's top bit)
+        unflagged = (_uint(layout_2, 0, 4) & 0x7FFFFFFF).to_bytes(4, "little") + layout_2[4:]
+        merged = _checked(keys[1], lambda: merge_terminal(unflagged, merged))
+    if layout_1 is not None:
+        merged = _checked(keys[0], lambda: convert_terminal(layout_1, merged))
+    return merge_terminal(merged, by_time=True)
+
+
 def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int]:
     """Convert every customer's layout-1 strings of `store`'s prefix into layout 2, and every
     terminal's layout-1 string and layout-2 string of arrival order (ev2) into one sorted by time
@@ -144,6 +173,8 @@ def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int
     suffix = {name: f":{name}".encode() for name in (LEGACY_EVENTS, LEGACY_COORDINATES, UNSORTED_TERMINAL_EVENTS,
                                                       CUSTOMER_EVENTS, CUSTOMER_COORDINATES, TERMINAL_EVENTS)}
 
+    unfit: set[bytes] = set()  # terminals left in place (found again by the second pattern)
+
     def convert(keys: list[bytes]) -> tuple[int, int]:
         plans = {}  # per entity: (is customer, old keys, new keys)
         for key in keys:
@@ -161,9 +192,9 @@ def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int
         values = iter(pipe.execute(raise_on_error=False))
         pipe = client.pipeline(transaction=False)
         done = [0, 0]
-        for customer, old, new in plans.values():
+        for base, (customer, old, new) in plans.items():
             got = [next(values) for _ in old + new]
-            if got[0] is None and (customer or got[1] is None):  # gone meanwhile (or done with another key)
+            if got[0] is None and (customer or got[1] is None) or base in unfit:  # gone, or done with another key
                 continue
             try:
                 if any(isinstance(v, Exception) for v in got):
@@ -172,17 +203,15 @@ def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int
                     ev, geo = convert_customer(*(v or b"" for v in got))
                     strings = [(new[0], ev), (new[1], geo)]
                 else:
-                    layout_1, layout_2, sorted_ = got
-                    merged = _NO_MARKS if sorted_ is None else sorted_
-                    if layout_2 is not None:
-                        merged = merge_terminal(layout_2, merged)
-                    if layout_1 is not None:
-                        merged = convert_terminal(layout_1, merged)
-                    strings = [(new[0], merge_terminal(merged, by_time=True))]
+                    strings = [(new[0], _converted_terminal(old + new, got))]
+            except _Unfit as e:
+                unfit.add(base)
+                log.warning("event string %s cannot be converted: %s; %s left in place", e.key.decode(errors="replace"),
+                            e, " and ".join(k.decode(errors="replace") for k, v in zip(old, got) if v is not None))
+                continue
             except ValueError as e:
-                key = old[0] if got[0] is not None else old[1]
                 log.warning("event string %s of a layout before cannot be converted: %s; left in place",
-                            key.decode(errors="replace"), e)
+                            old[0].decode(errors="replace"), e)
                 continue
             for k, value in strings:
                 if value and value != _NO_MARKS:  # else there is nothing to keep (any string there is unchanged)

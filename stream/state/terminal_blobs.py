@@ -164,8 +164,9 @@ def _hidden(keys: np.ndarray, sort_key: np.ndarray, entity: np.ndarray, t_ms: np
     """(op, event index) pairs of the events the call added after an op, at its terminal and not after
     its time (so in its windows' reach): unseen by it. Found from the running maximum of the
     terminal's op times in arrival order: the ops at or after an added op's time all come after the
-    first whose running maximum reaches it, so the work is about the number of pairs (ties and
-    late events), not the square of the terminal's ops."""
+    first whose running maximum reaches it. In a batch in time order but for ties and late events,
+    the work is about the number of pairs, not the square of the terminal's ops; it is the square
+    when one op far ahead in time comes first (2,000 ops at one terminal: ~0.2 s)."""
     n = len(t_ms)
     empty = np.zeros(0, dtype=np.int64)
     if np.bincount(entity).max() == 1:
