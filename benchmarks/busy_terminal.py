@@ -3,12 +3,14 @@
 Run by hand (prints figures, asserts nothing)::
 
     .venv/bin/python benchmarks/busy_terminal.py [--per-day 20000] [--days 8] [--batch 500] [--budget 240]
+                                                 [--fraud-every 0]
 
 Every transaction goes to one terminal (`per_day` a day, evenly spaced, 5,000 customers in turn),
 through `FeatureEngine.transform` on a `RedisStore` of an embedded Valkey started here (stopped at
 the end), `batch` at a time. Per simulated day: the rate, the terminal's string length, and the
 CPU seconds of this process and of Valkey. Stops after `days` days or once `budget` seconds have
-passed. The handbook's terminals see ~1 transaction a day; this is what a large merchant costs
+passed. `--fraud-every k`: every k-th transaction is a fraud, its label applied (a fraud mark on
+the terminal) 7 days of event time later, before the batch it falls in. The handbook's terminals see ~1 transaction a day; this is what a large merchant costs
 (README, "What limits these figures"): every batch reads and writes the terminal's whole string
 (37 days of events), while each transaction costs O(log n) (`terminal_blobs`).
 """
@@ -17,15 +19,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 
 import redis
 
-from fraudstream.models.events import Transaction
+from fraudstream.models.events import Label, Transaction
 from fraudstream.services import valkey_process
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state.redis_store import RedisStore
-from fraudstream.stream.state.terminal_blobs import TERMINAL_WIDTH
+from fraudstream.stream.state.terminal_blobs import MARK_WIDTH, TERMINAL_WIDTH, split_terminal
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -36,6 +39,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=8)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--budget", type=float, default=240.0, help="stop after this many seconds")
+    parser.add_argument("--fraud-every", type=int, default=0, help="every k-th transaction a fraud (0: none)")
     args = parser.parse_args()
     server = valkey_process()
     server.start()
@@ -45,21 +49,33 @@ def main() -> None:
         engine = FeatureEngine(store)
         step = 86_400 / args.per_day
         n = 0
+        pending: deque[Label] = deque()
         start = last = time.perf_counter()
         cpu_last, valkey_last = time.process_time(), 0.0
         for day in range(args.days):
             for _ in range(args.per_day // args.batch):
-                engine.transform([Transaction(transaction_id=f"t{n + i}", customer_id=f"c{(n + i) % 5000}",
-                                              terminal_id="big", amount=10.0,
-                                              event_time=T0 + timedelta(seconds=(n + i) * step))
-                                  for i in range(args.batch)])
+                batch = [Transaction(transaction_id=f"t{n + i}", customer_id=f"c{(n + i) % 5000}", terminal_id="big",
+                                     amount=10.0, event_time=T0 + timedelta(seconds=(n + i) * step))
+                         for i in range(args.batch)]
+                due = []
+                while pending and pending[0].reported_at <= batch[0].event_time:
+                    due.append(pending.popleft())
+                if due:
+                    engine.apply_labels(due)
+                engine.transform(batch)
+                if args.fraud_every:
+                    pending.extend(Label(transaction_id=t.transaction_id, customer_id=t.customer_id,
+                                         terminal_id=t.terminal_id, event_time=t.event_time, is_fraud=True,
+                                         reported_at=t.event_time + timedelta(days=7))
+                                   for k, t in enumerate(batch, start=n) if k % args.fraud_every == 0)
                 n += args.batch
             now, cpu = time.perf_counter(), time.process_time()
             info = client.info("cpu")
             valkey = info["used_cpu_sys"] + info["used_cpu_user"]
-            size = client.strlen(store.terminal_key("big"))
-            print(f"day {day + 1}: {n:,} transactions, the terminal's string {size:,} B "
-                  f"({(size - 4) // TERMINAL_WIDTH:,} events), "
+            blob = client.get(store.terminal_key("big")) or b""
+            marks, events = split_terminal(blob)
+            print(f"day {day + 1}: {n:,} transactions, the terminal's string {len(blob):,} B "
+                  f"({len(events) // TERMINAL_WIDTH:,} events, {len(marks) // MARK_WIDTH:,} fraud marks), "
                   f"{args.per_day // args.batch * args.batch / (now - last):,.0f} tx/s this day; CPU this process "
                   f"{cpu - cpu_last:.1f} s, Valkey {valkey - valkey_last:.1f} s", flush=True)
             last, cpu_last, valkey_last = now, cpu, valkey
