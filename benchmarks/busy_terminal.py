@@ -23,6 +23,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 
 import redis
+from features_throughput import transform_after_labels
 
 from fraudstream.models.events import Label, Transaction
 from fraudstream.services import valkey_process
@@ -57,12 +58,7 @@ def main() -> None:
                 batch = [Transaction(transaction_id=f"t{n + i}", customer_id=f"c{(n + i) % 5000}", terminal_id="big",
                                      amount=10.0, event_time=T0 + timedelta(seconds=(n + i) * step))
                          for i in range(args.batch)]
-                due = []
-                while pending and pending[0].reported_at <= batch[0].event_time:
-                    due.append(pending.popleft())
-                if due:
-                    engine.apply_labels(due)
-                engine.transform(batch)
+                transform_after_labels(engine, pending, batch)
                 if args.fraud_every:
                     pending.extend(Label(transaction_id=t.transaction_id, customer_id=t.customer_id,
                                          terminal_id=t.terminal_id, event_time=t.event_time, is_fraud=True,

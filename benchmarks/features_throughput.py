@@ -28,6 +28,17 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdh_dev.csv.gz
 DELAY = timedelta(days=7)
 
 
+def transform_after_labels(engine: FeatureEngine, pending: deque[Label], chunk: list[Transaction]) -> None:
+    """As a consumer's batch: apply the pending labels (in report-time order) reported by the chunk's
+    first event time, then transform the chunk."""
+    due = []
+    while pending and pending[0].reported_at <= chunk[0].event_time:
+        due.append(pending.popleft())
+    if due:
+        engine.apply_labels(due)
+    engine.transform(chunk)
+
+
 def load(rows: int) -> tuple[list[Transaction], list[bool]]:
     """Transactions and fraud flags: the handbook file when present, else synthetic."""
     if DATA.exists():
@@ -65,12 +76,7 @@ def run(store: StateStore, txs: list[Transaction], frauds: list[bool], batch: in
                 on_start()
             start = time.perf_counter()
         chunk = txs[i:i + batch]
-        due = []
-        while pending and pending[0].reported_at <= chunk[0].event_time:
-            due.append(pending.popleft())
-        if due:
-            engine.apply_labels(due)
-        engine.transform(chunk)
+        transform_after_labels(engine, pending, chunk)
         pending.extend(labels[i:i + batch])
     return time.perf_counter() - start
 
