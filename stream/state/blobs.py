@@ -97,15 +97,17 @@ class CustomerWindows:
     m10: int
 
 
-def _pairs(start: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each op, every record index of its prefix [start, own]: (op of each pair, record index,
-    first pair of each op). Pairs of one op are contiguous, so `np.add.reduceat` sums per op."""
-    lengths = own - start + 1
-    first = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=first[1:])
-    op = np.repeat(np.arange(len(lengths)), lengths)
-    j = np.arange(int(lengths.sum()), dtype=np.int64) - first[op] + start[op]
-    return op, j, first
+def index_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (row, index) with lo[row] <= index < hi[row]: (row of each pair, index, first pair of
+    each row). Pairs of one row are contiguous and ascending, so `np.add.reduceat` sums per row.
+
+    >>> index_ranges(np.array([5, 0, 2]), np.array([7, 0, 3]))[:2]
+    (array([0, 0, 2]), array([5, 6, 2]))
+    """
+    lengths = np.maximum(hi - lo, 0)
+    first = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    return row, np.arange(int(lengths.sum()), dtype=np.int64) - first[row] + lo[row], first
 
 
 def _per_op(values: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -123,7 +125,7 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
     n = len(own)
     if n == 0:
         return []
-    op, j, first = _pairs(start, own)
+    op, j, first = index_ranges(start, own + 1)  # each op's prefix [start, own]
     t_op = ev.t[own]
     tj, cj = ev.t[j], ev.cents[j]
     dt = t_op[op] - tj

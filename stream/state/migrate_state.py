@@ -20,7 +20,7 @@ from fraudstream.constants import (CUSTOMER_COORDINATES, CUSTOMER_EVENTS, CUSTOM
                                    LEGACY_EVENTS, TERMINAL_EVENTS, TERMINAL_TAG, UNSORTED_TERMINAL_EVENTS)
 from fraudstream.stream.state import blobs
 from fraudstream.stream.state.terminal_blobs import (MARK_WIDTH, TERMINAL_WIDTH, fraud_mark, split_terminal,
-                                                     terminal_record)
+                                                     terminal_record, terminal_string)
 from fraudstream.stream.state.redis_records import glob_escaped, scanned_in_chunks
 from fraudstream.stream.state.redis_store import RedisStore
 
@@ -87,44 +87,44 @@ def convert_terminal(old: bytes, new: bytes = _NO_MARKS) -> bytes:
     marks = [fraud_mark(_uint(old, i, 6), _uint(old, i + 6, 6), old[i + 12:i + 17])
              for i in range(4, head, OLD_MARK_WIDTH)]
     events = [terminal_record(_uint(old, i, 6), old[i + 6:i + 11]) for i in range(head, len(old), OLD_TERMINAL_WIDTH)]
-    return _merged(marks, events, new)
+    marks, events = _merged(marks, events, new)
+    return len(marks).to_bytes(4, "little") + b"".join(marks) + b"".join(events)
 
 
-def merge_terminal(first: bytes, then: bytes = _NO_MARKS, *, by_time: bool = False) -> bytes:
-    """Two terminal strings of layout 2 as one, `first`'s marks and events first (as in
-    `convert_terminal`); `by_time`: the events sorted by time, stably (an ev3 string).
+def merge_terminal(first: bytes, then: bytes = _NO_MARKS) -> bytes:
+    """Two terminal strings of layout 2 as one ev3 string: `first`'s marks and events first (as in
+    `convert_terminal`), the events then sorted by time, stably (`terminal_blobs.terminal_string`).
 
     >>> a, b = terminal_record(2_000, b"aaaa"), terminal_record(1_000, b"bbbb")
-    >>> merge_terminal(b"\\0\\0\\0\\0" + a, b"\\0\\0\\0\\0" + b + a, by_time=True) == b"\\0\\0\\0\\0" + b + a
+    >>> merge_terminal(b"\\0\\0\\0\\0" + a, b"\\0\\0\\0\\0" + b + a) == b"\\0\\0\\0\\0" + b + a
     True
     """
     if not _terminal_fits(first, MARK_WIDTH, TERMINAL_WIDTH):
         raise ValueError("a terminal string is not a count, its marks and whole records")
     marks, events = split_terminal(first)
-    merged = _merged([marks[i:i + MARK_WIDTH] for i in range(0, len(marks), MARK_WIDTH)],
-                     [events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)], then)
-    if not by_time:
-        return merged
-    marks, events = split_terminal(merged)
-    records = sorted((events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)),
-                     key=lambda r: int.from_bytes(r[:4], "little"))
-    return merged[:4] + marks + b"".join(records)
+    return terminal_string(*_merged(_records(marks, MARK_WIDTH), _records(events, TERMINAL_WIDTH), then))
 
 
-def _merged(first_marks: list[bytes], first_events: list[bytes], then: bytes) -> bytes:
+def _records(blob: bytes, width: int) -> list[bytes]:
+    return [blob[i:i + width] for i in range(0, len(blob), width)]
+
+
+def _merged(first_marks: list[bytes], first_events: list[bytes], then: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(marks, events) of two strings, the first's first: a mark only if its transaction (second and
+    id hash) is not marked before (the first mark wins), the first's events that `then` does not
+    hold (same 8-byte record)."""
     if not _terminal_fits(then, MARK_WIDTH, TERMINAL_WIDTH):
         raise ValueError("a terminal string is not a count, its marks and whole records")
-    then_marks, events = split_terminal(then)
-    candidates = first_marks + [then_marks[i:i + MARK_WIDTH] for i in range(0, len(then_marks), MARK_WIDTH)]
+    then_marks, then_events = split_terminal(then)
     marks, keys = [], set()
-    for mark in candidates:
+    for mark in first_marks + _records(then_marks, MARK_WIDTH):
         key = mark[:4] + mark[8:]  # the transaction's second and id hash (its event's record)
         if key not in keys:
             keys.add(key)
             marks.append(mark)
-    present = {events[i:i + TERMINAL_WIDTH] for i in range(0, len(events), TERMINAL_WIDTH)}
-    return (len(marks).to_bytes(4, "little") + b"".join(marks)
-            + b"".join(r for r in first_events if r not in present) + events)
+    events = _records(then_events, TERMINAL_WIDTH)
+    present = set(events)
+    return marks, [r for r in first_events if r not in present] + events
 
 
 class _Unfit(ValueError):
@@ -152,7 +152,7 @@ def _converted_terminal(keys: list[bytes], strings: list[bytes | None]) -> bytes
         merged = _checked(keys[1], lambda: merge_terminal(unflagged, merged))
     if layout_1 is not None:
         merged = _checked(keys[0], lambda: convert_terminal(layout_1, merged))
-    return merge_terminal(merged, by_time=True)
+    return merge_terminal(merged)
 
 
 def migrate_legacy_state(store: RedisStore, chunk: int = 1000) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fraudstream.stream.state.blobs import stored_seconds
+from fraudstream.stream.state.blobs import index_ranges, stored_seconds
 
 TERMINAL_WIDTH = 8
 MARK_WIDTH = 12
@@ -79,19 +79,11 @@ def split_terminal(blob: bytes) -> tuple[bytes, bytes]:
     return blob[4:head], blob[head:]
 
 
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (row, index) with lo[row] <= index < hi[row], rows in order and indices ascending."""
-    lengths = np.maximum(hi - lo, 0)
-    row = np.repeat(np.arange(len(lo)), lengths)
-    first = np.cumsum(lengths) - lengths
-    return row, np.arange(int(lengths.sum()), dtype=np.int64) - first[row] + lo[row]
-
-
 def _match(keys: np.ndarray, sort_key: np.ndarray, entity: np.ndarray, t_ms: np.ndarray,
            record: np.ndarray) -> np.ndarray:
     """Per query (its entity, time and record key), the index of that record among `keys` (-1: absent)."""
     at = entity * _ENTITY + t_ms
-    row, j = _ranges(np.searchsorted(sort_key, at, "left"), np.searchsorted(sort_key, at, "right"))
+    row, j, _ = index_ranges(np.searchsorted(sort_key, at, "left"), np.searchsorted(sort_key, at, "right"))
     hit = keys[j] == record[row]
     out = np.full(len(t_ms), -1, dtype=np.int64)
     out[row[hit]] = j[hit]
@@ -144,7 +136,7 @@ def terminal_aggregates(strings: list[bytes], entity: np.ndarray, t_ms: np.ndarr
         by_known = sort_key[future] // _ENTITY * _ENTITY + known[future]
         order = np.argsort(by_known, kind="stable")
         by_known, future = by_known[order], future[order]
-        op, f = _ranges(np.searchsorted(by_known, entity * _ENTITY + t_ms, "right"),
+        op, f, _ = index_ranges(np.searchsorted(by_known, entity * _ENTITY + t_ms, "right"),
                         np.searchsorted(by_known, (entity + 1) * _ENTITY, "left"))
         f = future[f]
         for s, fr in zip(starts, frauds):
@@ -178,7 +170,7 @@ def _hidden(keys: np.ndarray, sort_key: np.ndarray, entity: np.ndarray, t_ms: np
     late = late[(late > 0) & (reach[late - 1] >= at[late])]  # added ops not after every op before them
     if not len(late):
         return empty, empty
-    row, earlier = _ranges(np.searchsorted(reach, at[late], "left"), late)
+    row, earlier, _ = index_ranges(np.searchsorted(reach, at[late], "left"), late)
     keep = at[earlier] >= at[late[row]]
     ops, later = order[earlier[keep]], order[late[row[keep]]]
     own = _match(keys, sort_key, entity[later], t_ms[later], record[later])
@@ -216,11 +208,11 @@ def _newest_three(known: np.ndarray, t_ms: np.ndarray, start: np.ndarray, end: n
     n = len(t_ms)
     inside = (hidden >= start[hidden_op]) & (hidden < end[hidden_op])
     extra = np.bincount(hidden_op[inside], minlength=n)
-    op, j = _ranges(np.maximum(start, end - 3 - extra), end)
+    op, j, _ = index_ranges(np.maximum(start, end - 3 - extra), end)
     seen = ~_hidden_mask(op, j, hidden_op[inside], hidden[inside], size)
     op, j = op[seen], j[seen]
     total = np.bincount(op, minlength=n)
-    before = np.cumsum(np.bincount(op, minlength=n)) - total  # first pair of each op
+    before = np.cumsum(total) - total  # first pair of each op
     from_end = total[op] - (np.arange(len(op)) - before[op]) - 1
     top = from_end < 3
     fraud = known[j] <= t_ms[op]
