@@ -6,8 +6,9 @@ computed here at once. An operation sees the events that arrived before it (and 
 prefix of its customer's string up to its own record. That is exactly what it would have seen had
 it been processed alone, also for late events and for redeliveries (whose own record is found by
 id and gives the prefix it had the first time). `MemoryStore` computes the same aggregates one
-event at a time; the tests hold the two equal. Terminals' strings, sorted by time, are in
-`terminal_blobs`.
+event at a time; the tests hold the two equal. The pairs of a customer with many events and many
+ops in a batch would be many: its older events are counted by binary search (`busy_customers`).
+Terminals' strings, sorted by time, are in `terminal_blobs`.
 
 Times are whole epoch seconds (4 bytes, to 2106; `base.whole_seconds`), as card networks' ISO 8583
 messages carry them; the parsers return them in milliseconds.
@@ -35,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fraudstream.stream.state import busy_customers
+
 CUSTOMER_WIDTH = 17
 GEO_WIDTH = 8
 ID_HASH_BYTES = 5
@@ -42,7 +45,7 @@ TERMINAL_HASH_MASK = 2 ** 24 - 1  # a customer's record holds 3 bytes of the ter
 MAX_CENTS = 2 ** 39 - 1  # 5 bytes, less the coordinates bit
 MAX_SECONDS = 2 ** 32 - 1
 NO_COORDINATE = -(2 ** 31)
-_PREV_BITS = 20  # prev event search key: t_ms << 20 | index within the entity (t_ms < 2^43)
+PREV_BITS = 20  # prev event search key: t_ms << 20 | index within the entity (t_ms < 2^43)
 
 
 def stored_seconds(t_ms: int) -> int:
@@ -110,22 +113,42 @@ def index_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return row, np.arange(int(lengths.sum()), dtype=np.int64) - first[row] + lo[row], first
 
 
+def distinct_per_row(row: np.ndarray, value: np.ndarray, rows: int) -> np.ndarray:
+    """How many distinct values each row has, of (row, value) pairs (values < 2^32). A sort and a
+    comparison: 4 times as fast as `np.unique` on such pairs (numpy 2.4; 5,000 pairs: 120 us, 450).
+
+    >>> distinct_per_row(np.array([0, 0, 0, 2]), np.array([5, 9, 5, 1]), 3).tolist()
+    [2, 0, 1]
+    """
+    keys = np.sort((row << 32) | value)
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return np.bincount(keys[first] >> 32, minlength=rows)
+
+
 def _per_op(values: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, first) if len(first) else values[:0]
 
 
 def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] | None, start: np.ndarray,
                         own: np.ndarray, w: CustomerWindows, geo_index: np.ndarray | None = None,
-                        need_coordinates: np.ndarray | None = None) -> list[tuple[int, ...]]:
+                        need_coordinates: np.ndarray | None = None,
+                        split_pairs: int | None = None) -> list[tuple[int, ...]]:
     """`CUSTOMER_AGGREGATES` per op whose prefix is records [start, own] of `ev` (own: its record).
 
     `geo_index[j]`: the coordinates row of record j (when it has coordinates); coordinate
-    aggregates are computed for the ops with `need_coordinates` only (zero otherwise).
+    aggregates are computed for the ops with `need_coordinates` only (zero otherwise). A customer
+    whose ops would make more than `split_pairs` (op, record) pairs (default
+    `busy_customers.SPLIT_PAIRS`) has its older records counted by binary search instead
+    (`busy_customers`; the same results).
     """
     n = len(own)
     if n == 0:
         return []
-    op, j, first = index_ranges(start, own + 1)  # each op's prefix [start, own]
+    split = busy_customers.split_points(start, own, busy_customers.SPLIT_PAIRS if split_pairs is None else split_pairs)
+    older = busy_customers.OlderEvents(ev, geo, geo_index, start, split, own, w, need_coordinates) \
+        if (split > start).any() else None
+    op, j, first = index_ranges(split, own + 1)  # each op's prefix [split, own]
     t_op = ev.t[own]
     tj, cj = ev.t[j], ev.cents[j]
     dt = t_op[op] - tj
@@ -138,7 +161,7 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
     other = j != own[op]
     nb30, nb7, nb1, nbh, nb10 = (_per_op(m.astype(np.int64), first) for m in (m30, m7, m1, mh, m10))
     c30, c7, c1, ch = (_per_op(np.where(m, cj, 0), first) for m in (m30, m7, m1, mh))
-    if int(cj.max(initial=0)) ** 2 * int((own - start).max() + 1) < 2 ** 63:  # window sums of squares fit int64
+    if int(cj.max(initial=0)) ** 2 * int((own - split).max() + 1) < 2 ** 63:  # window sums of squares fit int64
         sq30 = _per_op(np.where(m30, cj * cj, 0), first).tolist()
     else:  # enormous amounts: exact Python integers
         sq = [0] * n
@@ -147,24 +170,36 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
         sq30 = sq
     # previous event: the newest (time, arrival) before this one within 30 days
     local = j - start[op]
-    key = np.where(m30 & other, (tj << _PREV_BITS) | local, -1)
+    key = np.where(m30 & other, (tj << PREV_BITS) | local, -1)
     prev_key = np.maximum.reduceat(key, first)
-    has_prev = prev_key >= 0
-    prev_dt = np.where(has_prev, t_op - (prev_key >> _PREV_BITS), -1)
-    prev_j = np.where(has_prev, start + (prev_key & ((1 << _PREV_BITS) - 1)), own)
     # distinct terminals over 24 h, and whether this terminal was used before within 30 days
-    pair_keys = (op[m1] << 32) | ev.term[j[m1]]
-    nterms = np.bincount(np.unique(pair_keys) >> 32, minlength=n)
+    op1, term1 = op[m1], ev.term[j[m1]]
     seen = _per_op((m30 & other & (ev.term[j] == ev.term[own][op])).astype(np.int64), first) > 0
+    if older is not None:
+        nb30, nb7, nb1, nbh, nb10 = (mine + theirs for mine, theirs in zip((nb30, nb7, nb1, nbh, nb10), older.counts))
+        c30, c7, c1, ch = (mine + theirs for mine, theirs in zip((c30, c7, c1, ch), older.cents))
+        sq30 = [a + b for a, b in zip(sq30, older.squares_30d)]
+        prev_key = np.maximum(prev_key, np.where(older.prev_index >= 0, (older.prev_time << PREV_BITS) | older.prev_index, -1))
+        new_terminal = ~older.present(op1, term1, np.full(len(op1), min(w.w30, w.w7, w.w1)))
+        op1, term1 = op1[new_terminal], term1[new_terminal]
+        seen |= older.present(np.arange(n), ev.term[own], np.full(n, w.w30))
+    has_prev = prev_key >= 0
+    prev_dt = np.where(has_prev, t_op - (prev_key >> PREV_BITS), -1)
+    prev_j = np.where(has_prev, start + (prev_key & ((1 << PREV_BITS) - 1)), own)
+    nterms = distinct_per_row(op1, term1, n)
+    if older is not None:
+        nterms = nterms + older.distinct_terminals_1d
     zeros = [0] * n
     hlat = hlon = hn = plat = plon = pcoord = zeros
     if geo is not None and geo_index is not None and need_coordinates is not None and need_coordinates.any():
         lat, lon = geo
         has = m30 & other & ev.flag[j] & need_coordinates[op]
         gi = np.where(has, geo_index[j], 0)
-        hlat = _per_op(np.where(has, lat[gi], 0), first).tolist()
-        hlon = _per_op(np.where(has, lon[gi], 0), first).tolist()
-        hn = _per_op(has.astype(np.int64), first).tolist()
+        sums = [_per_op(np.where(has, lat[gi], 0), first), _per_op(np.where(has, lon[gi], 0), first),
+                _per_op(has.astype(np.int64), first)]
+        if older is not None:
+            sums = [mine + theirs for mine, theirs in zip(sums, (older.lat_30d, older.lon_30d, older.coordinates_30d))]
+        hlat, hlon, hn = (s.tolist() for s in sums)
         prev_coords = has_prev & ev.flag[prev_j] & need_coordinates
         pg = np.where(prev_coords, geo_index[prev_j], 0)
         plat = np.where(prev_coords, lat[pg], 0).tolist()

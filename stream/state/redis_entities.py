@@ -145,9 +145,11 @@ class CustomerUpdate:
             # row of each flagged record in the coordinates array: per entity, flagged records in order
             counted = np.cumsum(ev.flag) - ev.flag
             geo_index = np.zeros(len(ev.t), dtype=np.int64)
-            for i in np.nonzero(need)[0]:
-                first, gfirst = int(start[i]), int(entity_geo[i])
-                end = int(own[i]) + 1
+            spans: dict[int, tuple[int, int]] = {}  # per customer (its first record): first row, end of its ops' prefixes
+            for i in np.nonzero(need)[0].tolist():
+                first = int(start[i])
+                spans[first] = (int(entity_geo[i]), max(spans.get(first, (0, 0))[1], int(own[i]) + 1))
+            for first, (gfirst, end) in spans.items():  # once per customer: a busy one's prefixes are long
                 geo_index[first:end] = gfirst + counted[first:end] - counted[first]
         aggregates = blobs.customer_aggregates(ev, geo, start, own, self.store.customer_windows, geo_index, need)
         stored: dict[int, StoredRecord | None] = {}

@@ -1,0 +1,155 @@
+"""A busy customer's older events, counted by binary search instead of pair by pair.
+
+`blobs.customer_aggregates` counts each op's windows over every (op, event) pair of its prefix: O(n)
+an op, O(k * n) for k ops of a customer holding n events in one batch. That is cheap for a card used
+twice a day (~60 events) and ruinous for one used thousands of times a day (a test card, a fleet or
+purchasing card, a card-testing attack): 5,000 a day fell to ~200 transactions a second by the
+second day (`benchmarks/busy_terminal.py --card`). So a customer whose pairs would be many is split at the first
+record of the batch's ops (`split_points`): the events before it, which every op of the batch sees
+whole, are sorted by time once and counted with prefix sums and binary search (`OlderEvents`); the
+pairs are made for the rest only (the batch's own events, and any the script returned after them).
+
+The results are exactly those of the pairs (the tests compare both on random streams, every
+customer split): counts and sums add up; the previous event is the newer of the two parts';
+distinct terminals over the day are the older part's plus the newer part's not among them; a
+terminal is seen before if either part holds it.
+
+>>> import numpy as np
+>>> from fraudstream.stream.state.blobs import CustomerWindows, customer_record, parse_customer
+>>> day = 86_400_000
+>>> w = CustomerWindows(30 * day, 7 * day, day, day // 24, day // 144)
+>>> ev = parse_customer(b"".join(customer_record(t * 1000, 100, t % 3, b"hash%d" % t, False) for t in range(6)))
+>>> split_points(np.array([0, 0]), np.array([4, 5]), pairs_at_most=0)  # both ops see records 0-3 whole
+array([4, 4])
+>>> older = OlderEvents(ev, None, None, np.array([0, 0]), np.array([4, 4]), np.array([4, 5]), w, None)
+>>> older.counts[2].tolist(), older.cents[2].tolist(), older.distinct_terminals_1d.tolist()
+([4, 4], [400, 400], [3, 3])
+>>> older.present(np.array([0, 1]), np.array([2, 7]), np.array([day, day])).tolist()
+[True, False]
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # blobs calls this module
+    from fraudstream.stream.state.blobs import CustomerEvents, CustomerWindows
+
+# a customer is split when that saves more pairs than this: below it, the pairs cost less than the
+# sorting and per-op searches (a card at two transactions a day makes ~60 pairs an op)
+SPLIT_PAIRS = 20_000
+_INT64_MAX = 2 ** 63 - 1
+
+
+def split_points(start: np.ndarray, own: np.ndarray, pairs_at_most: int = SPLIT_PAIRS) -> np.ndarray:
+    """Per op, the first record of its prefix to count pair by pair: `start` (all of it), or, for the
+    ops of a customer (same `start`) whose older records would make more than `pairs_at_most` pairs,
+    the first of the records those ops own (every op of the customer sees the records before it).
+
+    >>> split_points(np.array([0, 0, 9]), np.array([7, 8, 9]), pairs_at_most=10)
+    array([7, 7, 9])
+    >>> split_points(np.array([0, 0, 9]), np.array([7, 8, 9]), pairs_at_most=14)
+    array([0, 0, 9])
+    """
+    customers, entity = np.unique(start, return_inverse=True)
+    first_own = np.full(len(customers), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_own, entity, own)
+    saved = np.bincount(entity, minlength=len(customers)) * (first_own - customers)
+    return np.where(saved[entity] > pairs_at_most, first_own[entity], start)
+
+
+class OlderEvents:
+    """Per op, the aggregates of its customer's records [start, split) (see the module docstring),
+    zero for an op not split (split == start); `present` answers whether a terminal is among them
+    in a window.
+
+    Attributes per op (int64 arrays; windows (t - w, t], t the op's time, as in `blobs`):
+    ``counts`` and ``cents`` per window in the order 30 d, 7 d, 1 d, 1 h, 10 min (cents up to 1 h);
+    ``squares_30d`` (a list: Python ints when int64 could overflow); ``prev_time`` and ``prev_index``
+    (the time and the index within the customer of the newest record within 30 days; index -1: none);
+    ``distinct_terminals_1d``; ``lat_30d``, ``lon_30d``, ``coordinates_30d`` (records with coordinates,
+    for the ops in `need_coordinates` only).
+    """
+
+    def __init__(self, ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] | None, geo_index: np.ndarray | None,
+                 start: np.ndarray, split: np.ndarray, own: np.ndarray, w: CustomerWindows,
+                 need_coordinates: np.ndarray | None) -> None:
+        n = len(own)
+        # each window within the ones before it, as `blobs` nests its masks
+        self.windows = tuple(accumulate((w.w30, w.w7, w.w1, w.h1, w.m10), min))
+        self.counts = [np.zeros(n, dtype=np.int64) for _ in self.windows]
+        self.cents = [np.zeros(n, dtype=np.int64) for _ in self.windows[:4]]
+        self.squares_30d: list[int] = [0] * n
+        self.prev_time = np.zeros(n, dtype=np.int64)
+        self.prev_index = np.full(n, -1, dtype=np.int64)
+        self.distinct_terminals_1d = np.zeros(n, dtype=np.int64)
+        self.lat_30d, self.lon_30d, self.coordinates_30d = (np.zeros(n, dtype=np.int64) for _ in range(3))
+        self.t_op = ev.t[own]
+        # per split customer: its ops and its older records' (terminal << 32 | second) keys, sorted
+        self.segments: list[tuple[np.ndarray, np.ndarray]] = []
+        for first in np.unique(start[split > start]):
+            ops = np.nonzero(start == first)[0]
+            self._count(ev, geo, geo_index, int(first), int(split[ops[0]]), ops, need_coordinates)
+
+    def _count(self, ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] | None, geo_index: np.ndarray | None,
+               a: int, b: int, ops: np.ndarray, need_coordinates: np.ndarray | None) -> None:
+        """The aggregates of records [a, b) (the customer's first `b - a`) for its `ops`."""
+        order = np.argsort(ev.t[a:b], kind="stable")  # by time, ties in arrival order
+        times, cents, terms = ev.t[a:b][order], ev.cents[a:b][order], ev.term[a:b][order]
+        t = self.t_op[ops]
+        hi = np.searchsorted(times, t, "right")  # records at or before the op's time
+        lo = [np.searchsorted(times, t - width, "right") for width in self.windows]
+        summed = np.concatenate(([0], np.cumsum(cents)))
+        for k in range(len(self.windows)):
+            self.counts[k][ops] = hi - lo[k]
+            if k < len(self.cents):
+                self.cents[k][ops] = summed[hi] - summed[lo[k]]
+        if int(cents.max(initial=0)) ** 2 * len(cents) < _INT64_MAX:
+            squares = np.concatenate(([0], np.cumsum(cents * cents)))
+        else:  # enormous amounts: exact Python integers
+            squares = np.concatenate(([0], np.cumsum(cents.astype(object) ** 2)))
+        for i, top, bottom in zip(ops.tolist(), hi.tolist(), lo[0].tolist()):
+            self.squares_30d[i] = int(squares[top] - squares[bottom])
+        newest = hi - 1  # the newest record at or before the op's time, the last to arrive among equal times
+        within = hi > lo[0]
+        newest = np.maximum(newest, 0)
+        self.prev_time[ops] = np.where(within, times[newest], 0)
+        self.prev_index[ops] = np.where(within, order[newest], -1)
+        self._distinct_terminals(terms, ops, lo[2], hi)
+        if geo is not None and geo_index is not None and need_coordinates is not None and need_coordinates[ops].any():
+            flagged = ev.flag[a:b][order]
+            rows = np.where(flagged, geo_index[a:b][order], 0)
+            for column, values in ((self.lat_30d, geo[0]), (self.lon_30d, geo[1]), (self.coordinates_30d, None)):
+                per_record = flagged.astype(np.int64) if values is None else np.where(flagged, values[rows], 0)
+                total = np.concatenate(([0], np.cumsum(per_record)))
+                column[ops] = np.where(need_coordinates[ops], total[hi] - total[lo[0]], 0)
+        seconds = times // 1000
+        self.segments.append((ops, np.sort((terms << 32) | seconds)))
+
+    def _distinct_terminals(self, terms: np.ndarray, ops: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Distinct terminals among the sorted records [lo, hi) of each op: those records whose previous
+        record of the same terminal (in time order) is before lo. O(records in the day) an op."""
+        previous = np.full(len(terms), -1, dtype=np.int64)
+        by_terminal = np.lexsort((np.arange(len(terms)), terms))
+        same = terms[by_terminal[1:]] == terms[by_terminal[:-1]]
+        previous[by_terminal[1:][same]] = by_terminal[:-1][same]
+        for i, bottom, top in zip(ops.tolist(), lo.tolist(), hi.tolist()):
+            self.distinct_terminals_1d[i] = np.count_nonzero(previous[bottom:top] < bottom)
+
+    def present(self, ops: np.ndarray, terms: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """Per query, whether op `ops[q]`'s older records hold terminal `terms[q]` within (t - widths[q], t]."""
+        found = np.zeros(len(ops), dtype=bool)
+        for segment_ops, keys in self.segments:
+            mine = np.nonzero(np.isin(ops, segment_ops))[0]
+            if not len(mine):
+                continue
+            t = self.t_op[ops[mine]]
+            base = terms[mine] << 32
+            # a record of second s is in the window if t - width < s * 1000 <= t
+            after = base + np.maximum((t - widths[mine]) // 1000, -1)
+            upto = base + t // 1000
+            found[mine] = np.searchsorted(keys, upto, "right") > np.searchsorted(keys, after, "right")
+        return found

@@ -1,0 +1,128 @@
+"""Busy customers: their older events counted by binary search (`busy_customers`) give exactly the
+aggregates of counting every (op, event) pair, on random layouts and through Redis."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.models.events import Transaction
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore, blobs, busy_customers, open_redis_store, windows_for
+from fraudstream.stream.state.blobs import CustomerEvents, CustomerWindows
+from tests.test_terminal_state import T0, arrival_order
+
+
+def random_batch(rng: random.Random) -> dict:
+    """Several customers' strings as one array (arrival order, some late, equal seconds, some with
+    coordinates) and a batch's ops on them: new ones at each string's end, some redeliveries of
+    older records, a customer's ops in any order."""
+    t, cents, term, flag, start, own = [], [], [], [], [], []
+    big = rng.random() < 0.1
+    for _ in range(rng.randint(1, 5)):
+        first, size = len(t), rng.randint(1, 120)
+        for k in range(size):
+            t.append(1_000 * max(0, 50_000 + k * rng.choice([1, 30, 600]) - rng.choice([0, 0, 0, 2_000, 40_000])))
+            cents.append(rng.choice([1, 250, 99_999, 2 ** 38 if big else 7]))
+            term.append(rng.randrange(6))
+            flag.append(rng.random() < 0.5)
+        new = rng.randint(1, min(size, 15))
+        mine = list(range(first + size - new, first + size))
+        mine += [rng.randrange(first, first + size) for _ in range(rng.randint(0, 2))]  # redeliveries
+        rng.shuffle(mine)
+        start += [first] * len(mine)
+        own += mine
+    ev = CustomerEvents(np.array(t, dtype=np.int64), np.array(cents, dtype=np.int64), np.array(term, dtype=np.int64),
+                        np.array(flag))
+    counted = np.cumsum(ev.flag) - ev.flag  # coordinates rows in record order (one customer after the other)
+    lat = np.array([rng.randrange(-90_000_000, 90_000_000) for _ in range(int(ev.flag.sum()))], dtype=np.int64)
+    lon = np.array([rng.randrange(-180_000_000, 180_000_000) for _ in range(len(lat))], dtype=np.int64)
+    need = ev.flag[np.array(own)]  # as the store asks: for the ops with coordinates
+    if rng.random() < 0.5:  # windows that end exactly on some records' times
+        seconds = sorted({abs(a - b) // 1_000 for a, b in zip(t, t[1:])} - {0}) or [1]
+        widths = sorted(rng.choice(seconds) for _ in range(5))[::-1]
+    else:
+        widths = sorted(rng.sample(range(1, 60_000), 5), reverse=rng.random() < 0.9)  # nested, or not
+    return dict(ev=ev, geo=(lat, lon), start=np.array(start), own=np.array(own),
+                w=CustomerWindows(*(1_000 * s for s in widths)), geo_index=counted, need_coordinates=need)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_older_events_by_binary_search_equal_the_pairs(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(25):
+        batch = random_batch(rng)
+        pairs = blobs.customer_aggregates(**batch, split_pairs=10 ** 12)
+        assert blobs.customer_aggregates(**batch, split_pairs=0) == pairs
+        assert blobs.customer_aggregates(**batch) == pairs  # the default: some split, most not
+
+
+def test_only_customers_whose_pairs_would_be_many_are_split() -> None:
+    start = np.array([0, 0, 0, 50, 60])
+    own = np.array([47, 48, 49, 59, 61])
+    # the first customer saves 3 * 47 pairs, the second 1 * 9, the third 1 * 1
+    assert busy_customers.split_points(start, own, 100).tolist() == [47, 47, 47, 50, 60]
+    assert busy_customers.split_points(start, own, 5).tolist() == [47, 47, 47, 59, 60]
+    assert busy_customers.split_points(start, own, 0).tolist() == [47, 47, 47, 59, 61]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("seed", [1, 2])
+def test_memory_and_redis_agree_on_a_busy_customer(settings: Settings, seed: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most transactions on one card, in bursts of equal seconds, some with coordinates, some late,
+    some twice in a batch or delivered again; every customer with older events split."""
+    monkeypatch.setattr(busy_customers, "SPLIT_PAIRS", 0)
+    rng = random.Random(seed)
+    stream = []
+    for i in range(1_200):
+        step = rng.choice([1, 1, 60, 3600])
+        second = rng.randrange(36 * 86_400) // step * step
+        coordinates = {"latitude": rng.uniform(-60, 60), "longitude": rng.uniform(-170, 170)} if rng.random() < 0.4 else {}
+        stream.append(Transaction(transaction_id=f"t{i}", customer_id="busy" if rng.random() < 0.8 else f"c{i % 5}",
+                                  terminal_id=f"m{rng.randrange(25)}", amount=rng.choice([0.01, 1.5, 20.0, 3_000.0]),
+                                  event_time=T0 + timedelta(seconds=second), **coordinates))
+    arrivals = arrival_order(rng, sorted(stream, key=lambda t: t.event_time))
+    settings = settings.model_copy(update={"allowed_lateness": timedelta(days=13)})
+    memory = FeatureEngine(MemoryStore(windows_for(settings)))
+    redis_engine = FeatureEngine(open_redis_store(settings))
+    start, previous, compared = 0, [], 0
+    while start < len(arrivals):
+        size = rng.choice([1, 5, 40, 150])
+        batch = arrivals[start:start + size]
+        start += size
+        if rng.random() < 0.3:  # a transaction twice in one batch
+            batch = batch + [batch[rng.randrange(len(batch))]]
+        if previous and rng.random() < 0.2:  # a redelivery of part of the batch before, ahead of this one
+            batch = previous[rng.randrange(len(previous)):] + batch
+        expected = memory.transform(batch)
+        assert redis_engine.transform(batch) == expected
+        compared += len(batch)
+        previous = batch
+    assert compared > len(arrivals)
+    busy = [x for x, t in zip(expected, batch) if x is not None and t.customer_id == "busy"]
+    assert busy and all(x["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] > 100 for x in busy)
+
+
+@pytest.mark.services
+def test_a_trimmed_string_keeps_its_coordinates_in_step(settings: Settings) -> None:
+    """80 days of a card, half its transactions with coordinates: the events older than the
+    retention are cut with their coordinates, and both stores give the same features throughout."""
+    rng = random.Random(7)
+    stream = [Transaction(transaction_id=f"t{i}", customer_id="c1", terminal_id=f"m{i % 7}", amount=5.0 + i % 13,
+                          event_time=T0 + timedelta(hours=8 * i + rng.random()),
+                          **({"latitude": 40 + rng.random(), "longitude": -3 + rng.random()} if rng.random() < 0.5 else {}))
+              for i in range(240)]
+    memory, redis_store = FeatureEngine(MemoryStore(windows_for(settings))), open_redis_store(settings)
+    redis_engine = FeatureEngine(redis_store)
+    for start in range(0, len(stream), 10):
+        batch = stream[start:start + 10]
+        assert redis_engine.transform(batch) == memory.transform(batch)
+    events_key, coordinates_key = redis_store.customer_keys("c1")  # type: ignore[attr-defined]
+    events = blobs.parse_customer(redis_store.client.get(events_key))  # type: ignore[attr-defined]
+    coordinates = redis_store.client.get(coordinates_key)  # type: ignore[attr-defined]
+    assert len(events.t) < 120 and len(coordinates) == int(events.flag.sum()) * blobs.GEO_WIDTH
