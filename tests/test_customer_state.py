@@ -61,6 +61,18 @@ def test_older_events_by_binary_search_equal_the_pairs(seed: int) -> None:
         assert blobs.customer_aggregates(**batch) == pairs  # the default: some split, most not
 
 
+def test_only_the_coordinates_in_the_windows_are_looked_up() -> None:
+    """Coordinates of records outside every op's 30 days are not read, split or not (a short
+    coordinates string made the split raise where the pairs did not)."""
+    day = 86_400_000
+    ev = CustomerEvents(np.array([0, 1_000, 40 * day]), np.array([100, 200, 300]), np.array([1, 2, 3]),
+                        np.array([True, True, True]))
+    batch = dict(ev=ev, geo=(np.array([10]), np.array([20])), start=np.array([0]), own=np.array([2]),
+                 w=CustomerWindows(30 * day, 7 * day, day, day // 24, day // 144), geo_index=np.array([0, 1, 2]),
+                 need_coordinates=np.array([True]))
+    assert blobs.customer_aggregates(**batch, split_pairs=0) == blobs.customer_aggregates(**batch, split_pairs=10 ** 12)
+
+
 def test_only_customers_whose_pairs_would_be_many_are_split() -> None:
     start = np.array([0, 0, 0, 50, 60])
     own = np.array([47, 48, 49, 59, 61])
@@ -126,3 +138,17 @@ def test_a_trimmed_string_keeps_its_coordinates_in_step(settings: Settings) -> N
     events = blobs.parse_customer(redis_store.client.get(events_key))  # type: ignore[attr-defined]
     coordinates = redis_store.client.get(coordinates_key)  # type: ignore[attr-defined]
     assert len(events.t) < 120 and len(coordinates) == int(events.flag.sum()) * blobs.GEO_WIDTH
+
+
+@pytest.mark.services
+def test_a_transaction_again_with_coordinates_it_did_not_have(settings: Settings) -> None:
+    """A transaction stored without coordinates comes again with them, the same (a duplicate) or
+    changed (a conflict), at a customer with no coordinates stored: no coordinates are looked up
+    (this batch raised IndexError for ever before), and both stores agree."""
+    first = Transaction(transaction_id="t1", customer_id="c1", terminal_id="m1", amount=5.0, event_time=T0)
+    again = first.model_copy(update={"latitude": 40.0, "longitude": -3.0})
+    changed = again.model_copy(update={"amount": 5.01})
+    memory, redis_engine = FeatureEngine(MemoryStore(windows_for(settings))), FeatureEngine(open_redis_store(settings))
+    for batch in ([first], [again], [changed], [again, changed]):
+        assert redis_engine.transform(batch) == memory.transform(batch)
+    assert redis_engine.transform([changed]) == [None]  # a conflict

@@ -126,6 +126,13 @@ def distinct_per_row(row: np.ndarray, value: np.ndarray, rows: int) -> np.ndarra
     return np.bincount(keys[first] >> 32, minlength=rows)
 
 
+def _at(values: np.ndarray, rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """values[rows] where `mask`, 0 elsewhere (where rows need not be valid: no coordinates there)."""
+    out = np.zeros(len(rows), dtype=np.int64)
+    out[mask] = values[rows[mask]]
+    return out
+
+
 def _per_op(values: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, first) if len(first) else values[:0]
 
@@ -180,7 +187,7 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
         c30, c7, c1, ch = (mine + theirs for mine, theirs in zip((c30, c7, c1, ch), older.cents))
         sq30 = [a + b for a, b in zip(sq30, older.squares_30d)]
         prev_key = np.maximum(prev_key, np.where(older.prev_index >= 0, (older.prev_time << PREV_BITS) | older.prev_index, -1))
-        new_terminal = ~older.present(op1, term1, np.full(len(op1), min(w.w30, w.w7, w.w1)))
+        new_terminal = ~older.present(op1, term1, np.full(len(op1), older.windows[2]))
         op1, term1 = op1[new_terminal], term1[new_terminal]
         seen |= older.present(np.arange(n), ev.term[own], np.full(n, w.w30))
     has_prev = prev_key >= 0
@@ -194,16 +201,14 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
     if geo is not None and geo_index is not None and need_coordinates is not None and need_coordinates.any():
         lat, lon = geo
         has = m30 & other & ev.flag[j] & need_coordinates[op]
-        gi = np.where(has, geo_index[j], 0)
-        sums = [_per_op(np.where(has, lat[gi], 0), first), _per_op(np.where(has, lon[gi], 0), first),
+        sums = [_per_op(_at(lat, geo_index[j], has), first), _per_op(_at(lon, geo_index[j], has), first),
                 _per_op(has.astype(np.int64), first)]
         if older is not None:
             sums = [mine + theirs for mine, theirs in zip(sums, (older.lat_30d, older.lon_30d, older.coordinates_30d))]
         hlat, hlon, hn = (s.tolist() for s in sums)
         prev_coords = has_prev & ev.flag[prev_j] & need_coordinates
-        pg = np.where(prev_coords, geo_index[prev_j], 0)
-        plat = np.where(prev_coords, lat[pg], 0).tolist()
-        plon = np.where(prev_coords, lon[pg], 0).tolist()
+        plat = _at(lat, geo_index[prev_j], prev_coords).tolist()
+        plon = _at(lon, geo_index[prev_j], prev_coords).tolist()
         pcoord = prev_coords.astype(np.int64).tolist()
     return list(zip(nb1.tolist(), c1.tolist(), nb7.tolist(), c7.tolist(), nb30.tolist(), c30.tolist(), sq30,
                     nbh.tolist(), ch.tolist(), nb10.tolist(), prev_dt.tolist(), nterms.tolist(),

@@ -119,13 +119,20 @@ class OlderEvents:
         self.prev_time[ops] = np.where(within, times[newest], 0)
         self.prev_index[ops] = np.where(within, order[newest], -1)
         self._distinct_terminals(terms, ops, lo[2], hi)
-        if geo is not None and geo_index is not None and need_coordinates is not None and need_coordinates[ops].any():
-            flagged = ev.flag[a:b][order]
-            rows = np.where(flagged, geo_index[a:b][order], 0)
+        needing = np.zeros(len(ops), dtype=bool) if need_coordinates is None else need_coordinates[ops]
+        if geo is not None and geo_index is not None and needing.any():
+            # the records with coordinates in the 30-day windows of the ops that need them (as the
+            # pairs, no other record's coordinates are looked up)
+            looked = np.zeros(len(order), dtype=bool)
+            looked[lo[0][needing].min():hi[needing].max()] = True
+            looked &= ev.flag[a:b][order]
+            rows = geo_index[a:b][order]
             for column, values in ((self.lat_30d, geo[0]), (self.lon_30d, geo[1]), (self.coordinates_30d, None)):
-                per_record = flagged.astype(np.int64) if values is None else np.where(flagged, values[rows], 0)
+                per_record = looked.astype(np.int64)
+                if values is not None:
+                    per_record[looked] = values[rows[looked]]
                 total = np.concatenate(([0], np.cumsum(per_record)))
-                column[ops] = np.where(need_coordinates[ops], total[hi] - total[lo[0]], 0)
+                column[ops] = np.where(needing, total[hi] - total[lo[0]], 0)
         seconds = times // 1000
         self.segments.append((ops, np.sort((terms << 32) | seconds)))
 

@@ -138,7 +138,9 @@ class CustomerUpdate:
                 start[i] = firsts[e]
                 own[i] = firsts[e] + self.index[i]
         ev = blobs.parse_customer(b"".join(ev_parts))
-        need = np.array([o.latitude is not None and o.longitude is not None for o in ops])
+        # coordinate aggregates for the ops whose own record has coordinates: a new op's has them when
+        # the op does; a redelivered one's is the record stored the first time, with or without them
+        need = np.array([o.latitude is not None and o.longitude is not None for o in ops]) & ev.flag[own]
         geo = geo_index = None
         if need.any():
             geo = blobs.parse_geo(b"".join(geo_parts))
