@@ -12,7 +12,7 @@ import pytest
 from fraudstream.config import Settings
 from fraudstream.models.events import Transaction
 from fraudstream.stream.features import FeatureEngine
-from fraudstream.stream.state import MemoryStore, blobs, busy_customers, open_redis_store, windows_for
+from fraudstream.stream.state import MemoryStore, blobs, busy_customers, memory_customers, open_redis_store, windows_for
 from fraudstream.stream.state.blobs import CustomerEvents, CustomerWindows
 from tests.test_terminal_state import T0, arrival_order
 
@@ -121,19 +121,27 @@ def test_memory_and_redis_agree_on_a_busy_customer(settings: Settings, seed: int
 
 
 @pytest.mark.services
-def test_a_trimmed_string_keeps_its_coordinates_in_step(settings: Settings) -> None:
-    """80 days of a card, half its transactions with coordinates: the events older than the
-    retention are cut with their coordinates, and both stores give the same features throughout."""
+@pytest.mark.parametrize("indexed_from", [memory_customers.INDEXED_FROM, 1])
+def test_a_trimmed_string_keeps_its_coordinates_in_step(settings: Settings, indexed_from: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """80 days of a card, half its transactions with coordinates, some late: the events older than
+    the retention are cut with their coordinates, and both stores give the same features throughout
+    (the memory store's customer indexed from its first event, or not at all)."""
+    monkeypatch.setattr(memory_customers, "INDEXED_FROM", indexed_from)
     rng = random.Random(7)
     stream = [Transaction(transaction_id=f"t{i}", customer_id="c1", terminal_id=f"m{i % 7}", amount=5.0 + i % 13,
                           event_time=T0 + timedelta(hours=8 * i + rng.random()),
                           **({"latitude": 40 + rng.random(), "longitude": -3 + rng.random()} if rng.random() < 0.5 else {}))
               for i in range(240)]
+    for i in range(5, len(stream) - 3, 9):  # some a day late, within the allowed lateness
+        stream[i], stream[i + 3] = stream[i + 3], stream[i]
+    settings = settings.model_copy(update={"allowed_lateness": timedelta(days=2)})
     memory, redis_store = FeatureEngine(MemoryStore(windows_for(settings))), open_redis_store(settings)
     redis_engine = FeatureEngine(redis_store)
     for start in range(0, len(stream), 10):
         batch = stream[start:start + 10]
         assert redis_engine.transform(batch) == memory.transform(batch)
+    assert redis_engine.transform(stream[:1]) == memory.transform(stream[:1])  # cut long ago: new again
     events_key, coordinates_key = redis_store.customer_keys("c1")  # type: ignore[attr-defined]
     events = blobs.parse_customer(redis_store.client.get(events_key))  # type: ignore[attr-defined]
     coordinates = redis_store.client.get(coordinates_key)  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """`MemoryStore`: the state store in plain Python, with exactly the semantics of the Redis store.
 
 Each entity keeps parallel lists sorted by (event time, arrival); window bounds come from `bisect`
-and sums from slices, so a transaction costs a few microseconds whatever the window lengths. An
+and sums from prefix sums (customers: `memory_customers`), so a transaction costs a few
+microseconds whatever the window lengths and the number of events. An
 event's aggregates cover the events that arrived before it (and itself) within the windows; a new
 event is the newest arrival, so that is every event sorted before it. A redelivered event gets the
 customer aggregates it had when it arrived (the slow path filters by arrival number), and the
@@ -24,55 +25,9 @@ from collections import defaultdict
 
 from fraudstream.stream.schema import ScoredRows, StoredRecord
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, Meanwhile, RecordRef,
-                                          TerminalOp, Windows, always_ready, to_micro, whole_seconds)
+                                          TerminalOp, Windows, always_ready, whole_seconds)
 from fraudstream.stream.state.blobs import TERMINAL_HASH_MASK
-
-
-class _Customer:
-    """A customer's events as parallel lists (coordinates in microdegrees, None when absent)."""
-
-    __slots__ = ("times", "cents", "squares", "terms", "ids", "lats", "lons", "seqs", "arrivals")
-
-    def __init__(self) -> None:
-        self.times: list[int] = []
-        self.cents: list[int] = []
-        self.squares: list[int] = []
-        self.terms: list[int] = []
-        self.ids: list[str] = []
-        self.lats: list[int | None] = []
-        self.lons: list[int | None] = []
-        self.seqs: list[int] = []
-        self.arrivals = 0
-
-    def insert(self, op: CustomerOp) -> int:
-        p = bisect_right(self.times, op.t_ms)
-        self.times.insert(p, op.t_ms)
-        self.cents.insert(p, op.cents)
-        self.squares.insert(p, op.cents * op.cents)
-        self.terms.insert(p, op.terminal_hash)
-        self.ids.insert(p, op.transaction_id)
-        has = op.latitude is not None and op.longitude is not None
-        self.lats.insert(p, to_micro(op.latitude) if has else None)  # type: ignore[arg-type]
-        self.lons.insert(p, to_micro(op.longitude) if has else None)  # type: ignore[arg-type]
-        self.seqs.insert(p, self.arrivals)
-        self.arrivals += 1
-        return p
-
-    def trim(self, retention: int) -> None:
-        first = bisect_left(self.times, self.times[-1] - retention)
-        if first:
-            for column in (self.times, self.cents, self.squares, self.terms, self.ids, self.lats, self.lons, self.seqs):
-                del column[:first]
-
-    def as_of(self, p: int) -> tuple[_Customer, int]:
-        """The events that had arrived when event `p` did (a copy), and its index there."""
-        seq = self.seqs[p]
-        keep = [i for i, s in enumerate(self.seqs) if s <= seq]
-        view = _Customer()
-        for name in ("times", "cents", "squares", "terms", "ids", "lats", "lons", "seqs"):
-            column = getattr(self, name)
-            setattr(view, name, [column[i] for i in keep])
-        return view, keep.index(p)
+from fraudstream.stream.state.memory_customers import CustomerHistory, aggregates, nested_windows
 
 
 NEVER = 2 ** 63 - 1  # known time of an event that is not a known fraud
@@ -103,7 +58,8 @@ class MemoryStore:
 
     def __init__(self, windows: Windows | None = None) -> None:
         self.windows = windows or Windows()
-        self._customers: defaultdict[str, _Customer] = defaultdict(_Customer)
+        self._customer_windows = nested_windows(self.windows)
+        self._customers: defaultdict[str, CustomerHistory] = defaultdict(CustomerHistory)
         self._terminals: defaultdict[str, _Terminal] = defaultdict(_Terminal)
         self._records: defaultdict[str, dict[str, StoredRecord]] = defaultdict(dict)
 
@@ -121,8 +77,8 @@ class MemoryStore:
             # to the second, and the terminal hash to 24 bits, as Redis keeps them
             op = op._replace(t_ms=whole_seconds(op.t_ms), terminal_hash=op.terminal_hash & TERMINAL_HASH_MASK)
             cust = self._customers[op.customer_id]
-            if op.transaction_id in cust.ids:
-                p = cust.ids.index(op.transaction_id)
+            if cust.holds(op.transaction_id):
+                p = cust.index_of(op.transaction_id)
                 view, q = cust.as_of(p)
                 aggregates = self.customer_aggregates(view, q)
                 if (cust.times[p], cust.cents[p], cust.terms[p]) != (op.t_ms, op.cents, op.terminal_hash):
@@ -137,34 +93,9 @@ class MemoryStore:
                 cust.trim(retention)
         return out
 
-    def customer_aggregates(self, cust: _Customer, p: int) -> tuple[int, ...]:
+    def customer_aggregates(self, cust: CustomerHistory, p: int) -> tuple[int, ...]:
         """Aggregates of the event at index `p` over the events sorted before it (and itself)."""
-        w = self.windows
-        times, cents = cust.times, cust.cents
-        t = times[p]
-        hi = p + 1
-        i30 = bisect_right(times, t - w.customer_30d, 0, hi)
-        i7 = bisect_right(times, t - w.customer_7d, i30, hi)
-        i1 = bisect_right(times, t - w.customer_1d, i30, hi)
-        ih = bisect_right(times, t - w.customer_1h, i30, hi)
-        i10 = bisect_right(times, t - w.customer_10min, i30, hi)
-        terms = cust.terms
-        hlat = hlon = hn = plat = plon = pcoord = 0
-        has_prev = p > i30  # the previous event counts within 30 days
-        if cust.lats[p] is not None:  # coordinate aggregates only matter for events with coordinates
-            lats, lons = cust.lats, cust.lons
-            for i in range(i30, p):
-                lat = lats[i]
-                if lat is not None:
-                    hlat += lat
-                    hlon += lons[i]  # type: ignore[operator]
-                    hn += 1
-            if has_prev and lats[p - 1] is not None:
-                plat, plon, pcoord = lats[p - 1], lons[p - 1], 1  # type: ignore[assignment]
-        prev_dt = t - times[p - 1] if has_prev else -1
-        return (hi - i1, sum(cents[i1:hi]), hi - i7, sum(cents[i7:hi]), hi - i30, sum(cents[i30:hi]),
-                sum(cust.squares[i30:hi]), hi - ih, sum(cents[ih:hi]), hi - i10, prev_dt, len(set(terms[i1:hi])),
-                int(terms[p] in terms[i30:p]), hlat, hlon, hn, plat, plon, pcoord)
+        return aggregates(cust, p, self._customer_windows)
 
     # -- terminals -------------------------------------------------------------------------------
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[int, ...]]:
