@@ -14,7 +14,7 @@ from fraudstream.models.events import Transaction
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore, blobs, busy_customers, memory_customers, open_redis_store, windows_for
 from fraudstream.stream.state.blobs import CustomerEvents, CustomerWindows
-from tests.test_terminal_state import T0, arrival_order
+from tests.test_terminal_state import T0, arrival_order, delivered
 
 
 def random_batch(rng: random.Random) -> dict:
@@ -102,19 +102,11 @@ def test_memory_and_redis_agree_on_a_busy_customer(settings: Settings, seed: int
     settings = settings.model_copy(update={"allowed_lateness": timedelta(days=13)})
     memory = FeatureEngine(MemoryStore(windows_for(settings)))
     redis_engine = FeatureEngine(open_redis_store(settings))
-    start, previous, compared = 0, [], 0
-    while start < len(arrivals):
-        size = rng.choice([1, 5, 40, 150])
-        batch = arrivals[start:start + size]
-        start += size
-        if rng.random() < 0.3:  # a transaction twice in one batch
-            batch = batch + [batch[rng.randrange(len(batch))]]
-        if previous and rng.random() < 0.2:  # a redelivery of part of the batch before, ahead of this one
-            batch = previous[rng.randrange(len(previous)):] + batch
+    compared = 0
+    for batch in delivered(rng, arrivals, [1, 5, 40, 150]):
         expected = memory.transform(batch)
         assert redis_engine.transform(batch) == expected
         compared += len(batch)
-        previous = batch
     assert compared > len(arrivals)
     busy = [x for x, t in zip(expected, batch) if x is not None and t.customer_id == "busy"]
     assert busy and all(x["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] > 100 for x in busy)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -55,6 +56,21 @@ def arrival_order(rng: random.Random, stream: list[Transaction]) -> list[Transac
     return order
 
 
+def delivered(rng: random.Random, arrivals: list[Transaction], sizes: list[int]) -> Iterator[list[Transaction]]:
+    """`arrivals` in batches of random `sizes`; some with a transaction twice, some led by part of the
+    batch before (a redelivery)."""
+    start, previous = 0, []
+    while start < len(arrivals):
+        batch = arrivals[start:start + rng.choice(sizes)]
+        start += len(batch)
+        if rng.random() < 0.3:  # a transaction twice in one batch
+            batch = batch + [batch[rng.randrange(len(batch))]]
+        if previous and rng.random() < 0.2:  # a redelivery of part of the batch before, ahead of this one
+            batch = previous[rng.randrange(len(previous)):] + batch
+        yield batch
+        previous = batch
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_memory_and_redis_agree_on_a_busy_terminal(settings: Settings, seed: int) -> None:
     rng = random.Random(seed)
@@ -68,21 +84,13 @@ def test_memory_and_redis_agree_on_a_busy_terminal(settings: Settings, seed: int
     settings = settings.model_copy(update={"allowed_lateness": timedelta(days=13)})
     memory = FeatureEngine(MemoryStore(windows_for(settings)))
     redis_engine = FeatureEngine(open_redis_store(settings))
-    start, previous, compared = 0, [], 0
-    while start < len(arrivals):
-        size = rng.choice([1, 2, 7, 30, 80, 200])
-        batch = arrivals[start:start + size]
-        start += size
-        if rng.random() < 0.3:  # a transaction twice in one batch
-            batch = batch + [batch[rng.randrange(len(batch))]]
-        if previous and rng.random() < 0.2:  # a redelivery of part of the batch before, ahead of this one
-            batch = previous[rng.randrange(len(previous)):] + batch
+    compared = 0
+    for batch in delivered(rng, arrivals, [1, 2, 7, 30, 80, 200]):
         expected = memory.transform(batch)
         got = redis_engine.transform(batch)
         for e, g, t in zip(expected, got, batch):
-            assert e == g, (t, start, batch.index(t), len(batch))
+            assert e == g, (t, compared, batch.index(t), len(batch))
         compared += len(batch)
-        previous = batch
         due = [lb for lb in labels if lb.reported_at <= batch[-1].event_time + timedelta(days=rng.choice([0, 0, 3]))]
         if due:  # some before their transactions arrive (a late one), some long after
             labels = [lb for lb in labels if lb not in due]
