@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -53,6 +55,13 @@ def test_help_shows_env_vars() -> None:
     assert result.exit_code == 0
     assert "[env: FRAUDSTREAM_KAFKA_BOOTSTRAP]" in text and "[env: FRAUDSTREAM_REDIS_URL]" in text
     assert "(unset: `demo` starts one)" in text  # only demo starts embedded servers; the others need them
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "fraudstream", "features", "--help"], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: python -m fraudstream features")
 
 
 @pytest.mark.parametrize("command", ["replay", "features", "backtest"])

@@ -79,10 +79,11 @@ def main(ctx: click.Context, **overrides: Any) -> None:
     ctx.obj = load_settings(overrides)
 
 
-def run() -> None:
-    """Entry point that turns fraudstream errors into a clear message and exit code 2."""
+def run(prog_name: str | None = None) -> None:
+    """Entry point that turns fraudstream errors into a clear message and exit code 2 (`prog_name`:
+    the name usage lines show, default the script's)."""
     try:
-        main(standalone_mode=True)
+        main(standalone_mode=True, prog_name=prog_name)
     except FraudstreamError as exc:  # pragma: no cover - click handles most
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
