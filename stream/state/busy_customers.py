@@ -113,9 +113,8 @@ class OlderEvents:
             squares = np.concatenate(([0], np.cumsum(cents.astype(object) ** 2)))
         for i, top, bottom in zip(ops.tolist(), hi.tolist(), lo[0].tolist()):
             self.squares_30d[i] = int(squares[top] - squares[bottom])
-        newest = hi - 1  # the newest record at or before the op's time, the last to arrive among equal times
-        within = hi > lo[0]
-        newest = np.maximum(newest, 0)
+        # the newest record at or before the op's time (the last to arrive among equal times), if within 30 days
+        newest, within = np.maximum(hi - 1, 0), hi > lo[0]
         self.prev_time[ops] = np.where(within, times[newest], 0)
         self.prev_index[ops] = np.where(within, order[newest], -1)
         self._distinct_terminals(terms, ops, lo[2], hi)

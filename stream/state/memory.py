@@ -27,7 +27,8 @@ from fraudstream.stream.schema import ScoredRows, StoredRecord
 from fraudstream.stream.state.base import (HOUR_MS, CustomerOp, CustomerResult, Done, FraudMark, Meanwhile, RecordRef,
                                           TerminalOp, Windows, always_ready, whole_seconds)
 from fraudstream.stream.state.blobs import TERMINAL_HASH_MASK
-from fraudstream.stream.state.memory_customers import CustomerHistory, aggregates, nested_windows
+from fraudstream.stream.state import memory_customers
+from fraudstream.stream.state.memory_customers import CustomerHistory
 
 
 NEVER = 2 ** 63 - 1  # known time of an event that is not a known fraud
@@ -58,7 +59,7 @@ class MemoryStore:
 
     def __init__(self, windows: Windows | None = None) -> None:
         self.windows = windows or Windows()
-        self._customer_windows = nested_windows(self.windows)
+        self._customer_windows = memory_customers.nested_windows(self.windows)
         self._customers: defaultdict[str, CustomerHistory] = defaultdict(CustomerHistory)
         self._terminals: defaultdict[str, _Terminal] = defaultdict(_Terminal)
         self._records: defaultdict[str, dict[str, StoredRecord]] = defaultdict(dict)
@@ -95,7 +96,7 @@ class MemoryStore:
 
     def customer_aggregates(self, cust: CustomerHistory, p: int) -> tuple[int, ...]:
         """Aggregates of the event at index `p` over the events sorted before it (and itself)."""
-        return aggregates(cust, p, self._customer_windows)
+        return memory_customers.aggregates(cust, p, self._customer_windows)
 
     # -- terminals -------------------------------------------------------------------------------
     def update_terminals(self, ops: list[TerminalOp]) -> list[tuple[int, ...]]:
