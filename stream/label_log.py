@@ -1,5 +1,6 @@
 """The shared label stream in Redis: what every consumer appends (a label with the features its
-transaction was scored with and every model's score) and what the learner reads and learns.
+transaction was scored with and every model's score) and what the learner reads and learns; and
+each model's prequential figures over its newest labelled scores (`performance`, `compare`).
 
 Keys, all under the registry's hash tag (`fraudstream.stream.registry.ModelRegistry.key`):
 
@@ -22,7 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
+import numpy as np
 
+from fraudstream.models import metrics
+from fraudstream.models.metrics import Performance
 from fraudstream.stream.label_codec import FeatureCodec
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow
 from fraudstream.stream.state.base import Meanwhile, always_ready
@@ -104,3 +108,27 @@ class LabelLog:
     def trim(self, oldest_kept: str) -> None:
         """Drop the entries before the id `oldest_kept`."""
         self.client.xtrim(self.key("labels"), minid=oldest_kept, approximate=False)
+
+    # -- each model's prequential figures ------------------------------------------------------
+    def performance(self, name: str, threshold: float) -> Performance:
+        """AUC ROC, average precision and precision at `threshold` over the newest labelled scores."""
+        scores, labels, _ = self._scored_labels(name)
+        return metrics.performance(labels, scores, threshold)
+
+    def compare(self, name: str, other: str, threshold: float) -> tuple[Performance, Performance]:
+        """The figures of `name` and of `other` over the same labels: those both scored, among the
+        newest of each (an item written before the ids were kept counts in neither)."""
+        a_scores, a_labels, a_ids = self._scored_labels(name)
+        b_scores, b_labels, b_ids = self._scored_labels(other)
+        in_b = {entry: i for i, entry in enumerate(b_ids) if entry}
+        a_at = [i for i, entry in enumerate(a_ids) if entry in in_b]
+        b_at = [in_b[a_ids[i]] for i in a_at]
+        return (metrics.performance(a_labels[a_at], a_scores[a_at], threshold),
+                metrics.performance(b_labels[b_at], b_scores[b_at], threshold))
+
+    def _scored_labels(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores, labels and label-stream entry ids ("" where not kept) of a model's score list."""
+        rows = [r.split(b",") for r in self.client.lrange(self.key("perf", name), 0, -1)]
+        scores = np.array([float(r[0]) for r in rows], dtype=np.float64)
+        labels = np.array([int(r[1]) for r in rows], dtype=np.int8)
+        return scores, labels, [r[2].decode() if len(r) > 2 else "" for r in rows]

@@ -1,5 +1,5 @@
-"""The model registry in Redis: signed checkpoint versions, the champion and challengers, the learner
-lock and per-model prequential figures; the shared label stream is its `labels`
+"""The model registry in Redis: signed checkpoint versions, the champion and challengers and the learner
+lock; the shared label stream, with each model's prequential figures, is its `labels`
 (`fraudstream.stream.label_log`).
 
 Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on a cluster too):
@@ -23,13 +23,10 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
-import numpy as np
-
 from fraudstream.constants import MODEL_NAME_PATTERN
 from fraudstream.errors import CheckpointError, ModelError
-from fraudstream.models import checkpoint, metrics
+from fraudstream.models import checkpoint
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
-from fraudstream.models.metrics import Performance
 from fraudstream.stream.label_log import LabelLog
 from fraudstream.stream.label_stream import stream_id
 from fraudstream.stream.pins import PinnedVersions
@@ -274,30 +271,6 @@ class ModelRegistry:
         value = self.client.get(self.key("learner"))
         return value.decode() if value else None
 
-    # -- metrics ---------------------------------------------------------------------------------
-    def performance(self, name: str, threshold: float) -> Performance:
-        """AUC ROC, average precision and precision at `threshold` over the newest labelled scores."""
-        scores, labels, _ = self._scored_labels(name)
-        return metrics.performance(labels, scores, threshold)
-
-    def compare(self, name: str, other: str, threshold: float) -> tuple[Performance, Performance]:
-        """The figures of `name` and of `other` over the same labels: those both scored, among the
-        newest of each (an item written before the ids were kept counts in neither)."""
-        a_scores, a_labels, a_ids = self._scored_labels(name)
-        b_scores, b_labels, b_ids = self._scored_labels(other)
-        in_b = {entry: i for i, entry in enumerate(b_ids) if entry}
-        a_at = [i for i, entry in enumerate(a_ids) if entry in in_b]
-        b_at = [in_b[a_ids[i]] for i in a_at]
-        return (metrics.performance(a_labels[a_at], a_scores[a_at], threshold),
-                metrics.performance(b_labels[b_at], b_scores[b_at], threshold))
-
-    def _scored_labels(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Scores, labels and label-stream entry ids ("" where not kept) of a model's score list."""
-        rows = [r.split(b",") for r in self.client.lrange(self.key("perf", name), 0, -1)]
-        scores = np.array([float(r[0]) for r in rows], dtype=np.float64)
-        labels = np.array([int(r[1]) for r in rows], dtype=np.int8)
-        return scores, labels, [r[2].decode() if len(r) > 2 else "" for r in rows]
-
 
 def _connect(settings: Any) -> Any:
     """Like `fraudstream.stream.state.redis_store.connect`, without importing that submodule: its
@@ -323,4 +296,4 @@ def registry_for(settings: Any, client: Any | None = None) -> ModelRegistry:
     return ModelRegistry(client, settings.redis_key_prefix, key)
 
 
-__all__ = ["ModelRegistry", "Performance", "PublishConflict", "registry_for", "stream_id"]
+__all__ = ["ModelRegistry", "PublishConflict", "registry_for", "stream_id"]

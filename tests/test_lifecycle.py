@@ -109,7 +109,7 @@ def test_scorers_follow_versions_and_promotion(settings: Settings) -> None:
         poll_now(s)
         assert s.champion_name == "htree" and "logreg" in s.models
     assert registry.active() == ("htree", ["logreg"])
-    perf = registry.performance("logreg", threshold=0.5)
+    perf = registry.labels.performance("logreg", threshold=0.5)
     assert perf.n_labels == 150 and 0 < perf.n_frauds < 150
     assert 0.9 < perf.auc_roc <= 1.0 and not math.isnan(perf.average_precision)
     learner.close()

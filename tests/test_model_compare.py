@@ -40,9 +40,9 @@ def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings
     y = np.array([f for f, _, _ in both], dtype=np.int8)
     expected_champion = metrics.performance(y, np.array([c for _, c, _ in both]), 0.5)
     expected_challenger = metrics.performance(y, np.array([h for _, _, h in both]), 0.5)
-    mine, theirs = registry.compare("htree", "logreg", 0.5)
+    mine, theirs = registry.labels.compare("htree", "logreg", 0.5)
     assert (mine, theirs) == (expected_challenger, expected_champion)
-    assert mine.n_labels == 600 and registry.performance("logreg", 0.5).n_labels == 901  # its own window is longer
+    assert mine.n_labels == 600 and registry.labels.performance("logreg", 0.5).n_labels == 901  # its own window is longer
     assert mine.auc_roc > theirs.auc_roc > 0.5 and not math.isnan(theirs.alert_precision)
 
     env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}

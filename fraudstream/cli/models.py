@@ -40,7 +40,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
         except CheckpointError as exc:
             row.update(version=registry.latest_version(name), error=str(exc))
         row["pinned"] = registry.pinned.versions(name)
-        perf = registry.performance(name, settings.alert_threshold)
+        perf = registry.labels.performance(name, settings.alert_threshold)
         row.update(n_scored_labels=perf.n_labels, n_frauds=perf.n_frauds, auc_roc=perf.auc_roc,
                    average_precision=perf.average_precision, alerts=perf.alerts,
                    alert_precision=perf.alert_precision)
@@ -144,7 +144,7 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
     if other == name:
         raise click.ClickException(f"{name} is the champion: name another model to compare it with" if defaulted
                                    else f"{name} and {other} are the same model")
-    mine, theirs = registry.compare(name, other, settings.alert_threshold)
+    mine, theirs = registry.labels.compare(name, other, settings.alert_threshold)
     if mine.n_labels == 0:
         click.echo(f"no label scored by both {name} and {other} yet: a model scores transactions from when it "
                    "becomes active, and their labels come a label delay later (score lists written by versions "
