@@ -38,7 +38,6 @@ from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collec
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state.base import Ready
 from fraudstream.stream.stats import RunStats
-from fraudstream.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -231,21 +230,10 @@ class ScoringConsumer:
         conflicts = [delivered for delivered, conflict in zip(run, batch.conflict) if conflict]
         features = batch.features if len(new) == len(run) else batch.features[new]
         scores, per_model = self.scorer.score_matrix(FEATURE_NAMES, features)  # champion's, every model's
-        now = utcnow()
-        now_ms = now.timestamp() * 1000.0
-        alerts: list[Alert] = []
-        payloads: list[bytes | None] = []
-        latencies: list[float] = []
-        threshold = self.scorer.threshold if self.scorer.alerting else float("inf")
-        for i, score in zip(new, scores):
-            record, tx = run[i]
-            latency_ms = max(0.0, now_ms - record.timestamp) if record.timestamp and record.timestamp > 0 else 0.0
-            latencies.append(latency_ms)
-            alert = self.scorer.alert(tx, batch.row(i), score, now, latency_ms) if score >= threshold else None
-            payloads.append(None if alert is None else alert.to_json_bytes())
-            if alert is not None:
-                alerts.append(alert)
         new_txs = [run[i][1] for i in new]
+        found, latencies = self.scorer.alerts(new_txs, [run[i][0].timestamp for i in new], scores,
+                                              lambda k: batch.row(new[k]))
+        payloads = [None if alert is None else alert.to_json_bytes() for alert in found]
         self.engine.record_rows(new_txs, [batch.times[i] for i in new], features, per_model, payloads,
                                 meanwhile=self._prepare_ahead)
         sends = [(tx.transaction_id, p) for tx, p in zip(new_txs, payloads) if p is not None]
@@ -256,7 +244,7 @@ class ScoringConsumer:
         self._flush(futures)
         # counted only once the batch's work is acknowledged
         self.stats.count_scored(len(new), len(again), len(conflicts), len(sends) + len(resent), latencies)
-        return alerts + [Alert.model_validate_json(p) for _, p in resent]
+        return [a for a in found if a is not None] + [Alert.model_validate_json(p) for _, p in resent]
 
     def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
         """Scored records are read, the labels appended to the label stream (each transaction's once,

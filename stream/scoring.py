@@ -30,6 +30,7 @@ from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.state.base import Meanwhile, always_ready
+from fraudstream.timeutil import utcnow
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
@@ -239,6 +240,22 @@ class Scorer:
                 slot.learn(e.features, e.is_fraud)
             outcomes.append(LabelOutcome.APPENDED)
         return outcomes
+
+    def alerts(self, txs: Sequence[Transaction], published_ms: Sequence[int | None], scores: Sequence[float],
+               features: Callable[[int], dict[str, float]]) -> tuple[list[Alert | None], list[float]]:
+        """Per scored transaction its alert (None below the threshold, or while the champion does not
+        alert yet) and its latency from publish (`published_ms`: the record's timestamp) in ms;
+        `features(k)`: the features of the k-th, read only for an alert."""
+        now = utcnow()
+        now_ms = now.timestamp() * 1000.0
+        threshold = self.threshold if self.alerting else float("inf")
+        alerts: list[Alert | None] = []
+        latencies: list[float] = []
+        for k, (tx, published, score) in enumerate(zip(txs, published_ms, scores)):
+            latency_ms = max(0.0, now_ms - published) if published and published > 0 else 0.0
+            latencies.append(latency_ms)
+            alerts.append(self.alert(tx, features(k), score, now, latency_ms) if score >= threshold else None)
+        return alerts, latencies
 
     def alert(self, tx: Transaction, features: dict[str, float], score: float, scored_at: datetime,
               latency_ms: float) -> Alert:
