@@ -61,6 +61,34 @@ def test_older_events_by_binary_search_equal_the_pairs(seed: int) -> None:
         assert blobs.customer_aggregates(**batch) == pairs  # the default: some split, most not
 
 
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_chunks_of_a_customers_ops_equal_the_pairs(seed: int, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split customer's ops cut into chunks (each pairing its ops with the batch's records from the
+    chunk's first own record on) give the aggregates of the pairs too."""
+    rng = random.Random(1_000 + seed)
+    chunked = 0
+    for _ in range(25):
+        batch = random_batch(rng)
+        monkeypatch.setattr(busy_customers, "CHUNK_OPS", 10 ** 9)
+        pairs = blobs.customer_aggregates(**batch, split_pairs=10 ** 12)
+        monkeypatch.setattr(busy_customers, "CHUNK_OPS", chunk)
+        split = busy_customers.split_points(batch["start"], batch["own"], 10 ** 12)
+        chunked += len(np.unique(split)) > len(np.unique(batch["start"]))
+        assert blobs.customer_aggregates(**batch, split_pairs=10 ** 12) == pairs  # chunks, the first one paired
+        assert blobs.customer_aggregates(**batch, split_pairs=0) == pairs  # chunks, every one split
+    assert chunked  # some customer of these batches had more than one chunk
+
+
+def test_a_split_customers_ops_are_chunked_in_the_order_of_their_records() -> None:
+    start = np.array([0, 0, 0, 0, 0, 50])
+    own = np.array([13, 10, 12, 11, 14, 51])  # in the batch's order; a redelivery may own any record
+    assert busy_customers.split_points(start, own, 0, chunk=2).tolist() == [12, 10, 12, 10, 14, 51]
+    assert busy_customers.split_points(start, own, 0, chunk=5).tolist() == [10, 10, 10, 10, 10, 51]
+    assert busy_customers.split_points(start, own, 10 ** 6, chunk=5).tolist() == [0, 0, 0, 0, 0, 50]  # not split
+    assert busy_customers.split_points(start, own, 10 ** 6, chunk=2).tolist() == [12, 0, 12, 0, 14, 50]  # chunked
+
+
 def test_only_the_coordinates_in_the_windows_are_looked_up() -> None:
     """Coordinates of records outside every op's 30 days are not read, split or not (a short
     coordinates string made the split raise where the pairs did not)."""
@@ -87,8 +115,10 @@ def test_only_customers_whose_pairs_would_be_many_are_split() -> None:
 def test_memory_and_redis_agree_on_a_busy_customer(settings: Settings, seed: int,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Most transactions on one card, in bursts of equal seconds, some with coordinates, some late,
-    some twice in a batch or delivered again; every customer with older events split."""
+    some twice in a batch or delivered again; every customer with older events split, its ops in
+    chunks."""
     monkeypatch.setattr(busy_customers, "SPLIT_PAIRS", 0)
+    monkeypatch.setattr(busy_customers, "CHUNK_OPS", 7)  # the card's ops of a batch in chunks
     rng = random.Random(seed)
     stream = []
     for i in range(1_200):
