@@ -13,6 +13,7 @@ from fraudstream.config import Settings
 from fraudstream.models.events import Transaction
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore, blobs, busy_customers, memory_customers, open_redis_store, windows_for
+from fraudstream.stream.state.base import CustomerOp, Windows
 from fraudstream.stream.state.blobs import CustomerEvents, CustomerWindows
 from tests.test_terminal_state import T0, arrival_order, delivered
 
@@ -140,6 +141,37 @@ def test_memory_and_redis_agree_on_a_busy_customer(settings: Settings, seed: int
     assert compared > len(arrivals)
     busy = [x for x, t in zip(expected, batch) if x is not None and t.customer_id == "busy"]
     assert busy and all(x["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] > 100 for x in busy)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_indexed_history_gives_the_aggregates_of_a_plain_one(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card's events, most in time order, some late, some at equal times, trimmed now and then:
+    every event's aggregates (distinct terminals of the day by the terminals' newest times for the
+    newest event) are those the slices and scans give, and so are an earlier event's as it was."""
+    day = 86_400_000
+    windows = memory_customers.nested_windows(Windows())
+    histories = {}
+    for indexed_from in (1, 10 ** 9):
+        monkeypatch.setattr(memory_customers, "INDEXED_FROM", indexed_from)
+        history, rows, t = memory_customers.CustomerHistory(), [], 0
+        ops_rng = random.Random(seed)
+        for i in range(600):
+            t += ops_rng.choice([0, 1_000, 600_000, 3 * 3_600_000])
+            late = ops_rng.random() < 0.1
+            op = CustomerOp("c1", max(0, t - (ops_rng.randrange(2 * day) if late else 0)), ops_rng.randrange(1, 10_000),
+                            ops_rng.randrange(12), f"t{i}", None, None)
+            p = history.insert(op)
+            rows.append(memory_customers.aggregates(history, p, windows))
+            if ops_rng.random() < 0.05:
+                history.trim(ops_rng.choice([day, 3 * day, 30 * day]))
+            if ops_rng.random() < 0.05:  # an earlier event, as it was when it arrived
+                view, q = history.as_of(ops_rng.randrange(len(history.times)))
+                rows.append(memory_customers.aggregates(view, q, windows))
+        histories[indexed_from] = (rows, history)
+    (indexed, history), (plain, _) = histories[1], histories[10 ** 9]
+    assert history.sums is not None and indexed == plain
+    assert history.newest == sorted(times[-1] for times in history.by_terminal.values())
+    assert max(row[11] for row in plain) > 5  # distinct terminals of a day: several
 
 
 @pytest.mark.services
