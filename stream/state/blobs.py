@@ -146,8 +146,9 @@ def customer_aggregates(ev: CustomerEvents, geo: tuple[np.ndarray, np.ndarray] |
     `geo_index[j]`: the coordinates row of record j (when it has coordinates); coordinate
     aggregates are computed for the ops with `need_coordinates` only (zero otherwise). A customer
     whose ops would make more than `split_pairs` (op, record) pairs (default
-    `busy_customers.SPLIT_PAIRS`) has its older records counted by binary search instead
-    (`busy_customers`; the same results).
+    `busy_customers.SPLIT_PAIRS`) has its older records counted by binary search instead, and one
+    with more than `busy_customers.CHUNK_OPS` ops has them cut into chunks, each seeing the records
+    before it counted that way (`busy_customers`; the same results).
     """
     n = len(own)
     if n == 0:
