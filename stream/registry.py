@@ -127,11 +127,14 @@ class ModelRegistry:
         return result
 
     def publish(self, model: Any, info: CheckpointInfo, owner: str = "") -> CheckpointInfo:
-        """Sign and publish `model` as ``info.version``; the registry's signing key is this one's from now on
-        (`signing_key_matches`)."""
+        """Sign and publish `model` as ``info.version``. A learner's publication (`owner`) records its
+        signing key as the registry's (`signing_key_matches`); so does an import while no consumer
+        holds the learner role (a key changed with the consumers stopped), else only when none is
+        recorded: a forced import with another key does not make the running consumers' key look
+        foreign to the next import."""
         self.publish_blob(info.name, info.version, checkpoint.dumps(model, info, self.signing_key), info.position,
                           owner)
-        self.client.set(self.key("signing_key"), self._fingerprint())
+        self.client.set(self.key("signing_key"), self._fingerprint(), nx=not owner and self.learner() is not None)
         log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
         return info
 
@@ -207,7 +210,8 @@ class ModelRegistry:
 
     def signing_key_matches(self) -> bool | None:
         """Whether this registry's signing key is the one recorded (`checkpoint.key_fingerprint`) by
-        the newest publication, or else by the first consumer that started; in a registry from
+        the newest learner's publication, or else by the first consumer that started or the first
+        import (`publish`); in a registry from
         before the record, whether the newest version of some published model verifies with it.
         None: nothing tells. False: the consumers sign with another key."""
         recorded = self.client.get(self.key("signing_key"))

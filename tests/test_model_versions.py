@@ -102,9 +102,18 @@ def test_import_is_refused_when_the_consumers_sign_with_another_key(settings: Se
     assert refused.exit_code == 1 and "were signed with another FRAUDSTREAM_MODEL_SIGNING_KEY" in refused.output
     registry = registry_for(settings)
     assert registry.latest_version("cand") == 0 and registry.signing_key_matches() is True  # with the consumers' key
+    assert registry.hold_learner("a running consumer", 60_000) == 2
     forced = CliRunner().invoke(main, ["models", "import", str(path), "--force", "--pin", "--inactive"], env=env)
     assert forced.exit_code == 0 and forced.stdout.strip().endswith("cand v1 (logreg_under, 0 labels), inactive, pinned")
     assert registry.pinned.versions("cand") == [1]
+    # with a consumer running, the forced import did not make its key look foreign: an import signed with it is taken
+    theirs = settings.model_signing_key.get_secret_value()
+    path = checkpoint.save_file(tmp_path / "theirs.fsmodel", zoo.make_model("logreg_under"),
+                                checkpoint.CheckpointInfo(name="cand2", kind="logreg_under"), theirs)
+    accepted = CliRunner().invoke(main, ["models", "import", str(path), "--inactive"],
+                                  env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": theirs})
+    assert accepted.exit_code == 0, accepted.output
+    assert registry.signing_key_matches() is True
 
 
 @pytest.mark.services
