@@ -67,8 +67,12 @@ def test_demo_scores_the_simulated_stream_and_stops_its_servers() -> None:
 
 
 @pytest.mark.services
-def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers() -> None:
+@pytest.mark.parametrize("pasted_before", [False, True])
+def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers(pasted_before: bool) -> None:
+    """Also in a shell holding the lines of an earlier `up` (its servers gone): new servers, and a note."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")}  # the embedded default
+    if pasted_before:
+        env.update(FRAUDSTREAM_KAFKA_BOOTSTRAP="127.0.0.1:1", FRAUDSTREAM_REDIS_URL="redis://127.0.0.1:1/0")
     proc = subprocess.Popen([str(CLI), "up", "--partitions", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     lines: list[str] = []
@@ -91,6 +95,8 @@ def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers() -> None:
     assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:"), pasted
     assert sorted(servers) == ["tansu", "valkey"] and proc.returncode == 0, errors[-3000:]
     assert not any(alive(int(pid), name) for name, pid in servers.items())
+    assert ("FRAUDSTREAM_KAFKA_BOOTSTRAP is set here (127.0.0.1:1); not used" in errors) is pasted_before, errors[-3000:]
+    assert pasted[0] != "127.0.0.1:1"
 
 
 def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:

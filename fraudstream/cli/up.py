@@ -29,11 +29,17 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
     """Start the embedded Kafka-protocol broker (Tansu) and Redis server (Valkey) and create the topics.
 
     Prints the `export FRAUDSTREAM_...` lines to paste in other terminals; Ctrl-C stops both servers.
+    New servers every time, also in a shell where those lines were pasted before.
     """
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.services import embedded_services
 
     settings = settings_from(ctx, topic_partitions=topic_partitions)
+    for field in ("kafka_bootstrap", "redis_url"):
+        if getattr(settings, field):
+            click.echo(f"note: {ENV_PREFIX}{field.upper()} is set here ({getattr(settings, field)}); not used: "
+                       "`up` starts new servers (paste the new lines below where you use them)", err=True)
+    settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
     try:
         with embedded_services(settings) as live:
             ensure_topics(live)
