@@ -12,14 +12,18 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w
 
 
 def parse_duration(text: str | float | int | timedelta) -> timedelta:
-    """Parse a duration such as ``7d``, ``36h``, ``15m``, ``90s``, ``250ms`` or a number of seconds.
+    """Parse a duration such as ``7d``, ``36h``, ``15m``, ``90s`` or ``250ms`` (a number, not text: seconds).
+    Text needs its unit: ``--label-delay 7`` read as seven seconds would let a backtest learn each
+    label at once.
 
     >>> parse_duration("7d")
     datetime.timedelta(days=7)
-    >>> parse_duration("90")
-    datetime.timedelta(seconds=90)
     >>> parse_duration("1.5h").total_seconds()
     5400.0
+    >>> parse_duration("7")
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.ConfigError: a duration needs its unit: '7' (e.g. 7d, 36h, 15m, 7s)
     """
     if isinstance(text, timedelta):
         return text
@@ -29,7 +33,9 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     if not match:
         raise ConfigError(f"not a duration: {text!r} (use e.g. 7d, 36h, 15m, 90s)")
     value, unit = match.groups()
-    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit or "s"])
+    if unit is None:
+        raise ConfigError(f"a duration needs its unit: {text!r} (e.g. {value}d, 36h, 15m, {value}s)")
+    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit])
 
 
 def format_duration(delta: timedelta) -> str:

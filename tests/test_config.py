@@ -136,6 +136,8 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     # settings given as options: named by the option (not the settings field), exit 2 as for any bad option
     (["replay", "README.md", "--label-delay", "-1d"], "Invalid value: --label-delay: not a duration: '-1d'"),
     (["backtest", "README.md", "--threshold", "2"], "Invalid value: --threshold: Input should be less than or equal to 1"),
+    # a bare number would be seconds: seven of them as a backtest's label delay learns each label at once
+    (["backtest", "README.md", "--label-delay", "7"], "Invalid value: --label-delay: a duration needs its unit: '7'"),
 ])
 def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
