@@ -387,7 +387,8 @@ def test_no_learn_scores_with_the_checkpoint_as_it_is(tmp_path: Path, monkeypatc
     assert result.exit_code == 0, result.output
     figures = json.loads(frozen_json.read_text())
     assert figures["learn"] is False and figures["n_labels_learned"] == 0 and figures["auc_roc"] > 0.9
-    assert figures["not_learned"] == [] and "learned again" not in result.output
+    assert figures["not_learned"] == [[None, "2100-01-01T00:00:00+00:00"]]  # not one label learned
+    assert "learned again" not in result.output
     # the one-process replay of the same checkpoint: the same scores when it does not learn, others when it does
     records = list(read_recorded(path, start=datetime(2018, 4, 15, tzinfo=timezone.utc)))
     delay = timedelta(days=3)
@@ -469,6 +470,10 @@ def test_labels_a_checkpoint_learned_are_not_learned_again(tmp_path: Path, monke
     cut = run(ckpt, "--learn-after", "2018-04-10")
     assert cut["n_labels_learned"] == sum(t > day(10) for t in due)
     assert "--learn-after 2018-04-10: the checkpoint also learned labels of transactions after it" in warnings
+    # what it saves says it learned everything up to the cut too: a run from it learns none of them again
+    spans = load_file(tmp_path / "next.fsmodel", "test-key").info.extra["learned_spans"]
+    assert spans == [[None, max(due).isoformat()]]  # the cut, the checkpoint's span and this run's, overlapping
+    assert run(tmp_path / "next.fsmodel")["n_labels_learned"] == 0
     # a live or imported version's header may carry an older backtest's spans: not what it learned since
     live = load_file(ckpt, "test-key")
     save_file(ckpt, live.model, live.info.bump(version=9, source="live"), "test-key")

@@ -103,7 +103,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     """
     from fraudstream.stream.backtest import BacktestOptions, run_backtest
     from fraudstream.stream.features import FeatureConfig, FeatureEngine
-    from fraudstream.timeutil import parse_time
+    from fraudstream.models.events import MAX_EVENT_TIME
+    from fraudstream.timeutil import epoch_us, parse_time
 
     settings = settings_from(ctx, **overrides)
     started = start_model(model_in, learn, learn_after, model_out, overrides.get("model"), settings)
@@ -111,7 +112,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     options = BacktestOptions(
         model=header.kind if header else settings.model, seed=settings.seed,
         label_delay=settings.label_delay, learn=learn,
-        not_learned=not_learned(learn_after, header) if learn else LearnedSpans(),
+        not_learned=not_learned(learn_after, header) if learn else LearnedSpans.up_to(epoch_us(MAX_EVENT_TIME)),
         start_model=described(header, model_in) if header else None,
         start=parse_time(start) if start else None,
         eval_start=parse_time(eval_start).date() if eval_start else None,
