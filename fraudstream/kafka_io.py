@@ -117,8 +117,8 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """A producer that waits for the leader's acknowledgement and batches briefly."""
     # acks=1 with idempotence off: the embedded Tansu broker is memory-only anyway; duplicates from
     # retries are harmless because every effect downstream is keyed by transaction id.
-    config = {"acks": 1, "enable_idempotence": False, "linger_ms": 5, "batch_size": 256 * 1024,
-              "max_request_size": 4 * 1024 * 1024}
+    config = {"acks": 1, "enable_idempotence": False, "linger_ms": settings.producer_linger_ms,
+              "batch_size": 256 * 1024, "max_request_size": 4 * 1024 * 1024}
     config.update(overrides)
     return KafkaProducer(**_reachable(settings), **config)
 

@@ -77,7 +77,7 @@ def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers(pasted_bef
                             text=True, env=env)
     lines: list[str] = []
     try:
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)),  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline() for _ in range(3)),  # type: ignore[union-attr]
                                   daemon=True)
         reader.start()
         reader.join(timeout=120)
@@ -87,12 +87,13 @@ def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers(pasted_bef
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert [line.split("=")[0] for line in lines] == ["export FRAUDSTREAM_KAFKA_BOOTSTRAP",
-                                                      "export FRAUDSTREAM_REDIS_URL"], (lines, errors[-3000:])
-    pasted = subprocess.run(["bash", "-c", "".join(lines) + 'echo "$FRAUDSTREAM_KAFKA_BOOTSTRAP $FRAUDSTREAM_REDIS_URL"'],
+    assert [line.split("=")[0] for line in lines] == ["export FRAUDSTREAM_KAFKA_BOOTSTRAP", "export FRAUDSTREAM_REDIS_URL",
+                                                      "export FRAUDSTREAM_PRODUCER_LINGER_MS"], (lines, errors[-3000:])
+    pasted = subprocess.run(["bash", "-c", "".join(lines) + 'echo "$FRAUDSTREAM_KAFKA_BOOTSTRAP $FRAUDSTREAM_REDIS_URL '
+                             '$FRAUDSTREAM_PRODUCER_LINGER_MS"'],
                             capture_output=True, text=True, check=True, env=env).stdout.split()
     servers = dict(SERVER_UP.findall(errors))
-    assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:"), pasted
+    assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:") and pasted[2] == "50", pasted
     assert sorted(servers) == ["tansu", "valkey"] and proc.returncode == 0, errors[-3000:]
     assert not any(alive(int(pid), name) for name, pid in servers.items())
     assert ("FRAUDSTREAM_KAFKA_BOOTSTRAP is set here (127.0.0.1:1); not used" in errors) is pasted_before, errors[-3000:]

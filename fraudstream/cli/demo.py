@@ -15,6 +15,7 @@ import click
 
 from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
 from fraudstream.cli.progress import drawn
+from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS
 
 if TYPE_CHECKING:
     from fraudstream.stream.consumer import ScoringConsumer
@@ -61,13 +62,9 @@ def _running_when_assigned(dashboard: Dashboard, app: ScoringConsumer) -> None:
             return
 
 
-# The demo's producer sends a batch per partition every 50 ms, not 5: each fetch from the embedded
-# broker (Tansu 0.6, memory storage) lists every batch stored in the partition, so its cost grows with
-# the number of batches sent. With 5 ms, a raw consumer's p99 latency grew from 25 ms to 810 ms in
-# 80 s at 1,000 tx/s (Tansu at 0.9 of a core); with 50 ms it stayed at 65-86 ms for 150 s (Tansu
-# 0.08 -> 0.38 of a core). Apache Kafka has no such cost (docker compose). The latency shown counts
-# from send(), so it includes this batching (25 ms on average).
-PRODUCER_LINGER_MS = 50
+# The demo's producer sends a batch per partition every 50 ms, not 5, into the embedded broker
+# (`constants.EMBEDDED_PRODUCER_LINGER_MS`). The latency shown counts from send(), so it includes this
+# batching (25 ms on average).
 
 
 class _ProducerThread(threading.Thread):
@@ -146,8 +143,8 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
         # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
         settings = settings.model_copy(update={"max_future_skew": None})
     delay = live_label_delay(label_delay, clock)
-    # larger producer batches only for the embedded broker (see PRODUCER_LINGER_MS)
-    linger_ms = PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
+    # larger producer batches only for the embedded broker (see EMBEDDED_PRODUCER_LINGER_MS)
+    linger_ms = EMBEDDED_PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
     dashboard = Dashboard() if drawn(settings, not plain) else None  # JSON logs: lines, no screen
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
