@@ -88,6 +88,10 @@ def test_a_split_customers_ops_are_chunked_in_the_order_of_their_records() -> No
     assert busy_customers.split_points(start, own, 0, chunk=5).tolist() == [10, 10, 10, 10, 10, 51]
     assert busy_customers.split_points(start, own, 10 ** 6, chunk=5).tolist() == [0, 0, 0, 0, 0, 50]  # not split
     assert busy_customers.split_points(start, own, 10 ** 6, chunk=2).tolist() == [12, 0, 12, 0, 14, 50]  # chunked
+    # a transaction delivered again owns an old record: a chunk of its own, not one whose ops pair with all since
+    redelivered = np.array([0, *range(1_000, 1_010)])
+    assert busy_customers.split_points(np.zeros(11, dtype=np.int64), redelivered, 0, chunk=4).tolist() == \
+        [0, 1_000, 1_000, 1_000, 1_000, 1_004, 1_004, 1_004, 1_004, 1_008, 1_008]
 
 
 def test_only_the_coordinates_in_the_windows_are_looked_up() -> None:

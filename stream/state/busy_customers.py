@@ -57,10 +57,12 @@ def split_points(start: np.ndarray, own: np.ndarray, pairs_at_most: int = SPLIT_
                  chunk: int | None = None) -> np.ndarray:
     """Per op, the first record of its prefix to count pair by pair: `start` (all of it), or, for the
     ops of a customer (same `start`) whose older records would make more than `pairs_at_most` pairs,
-    the first record its ops own. A customer with more than `chunk` ops (default `CHUNK_OPS`) has
-    them cut, in the order of their own records, into chunks of that many: the ops of each chunk
-    after the first see the records before the chunk's first own record whole, and are paired with
-    the records from there to their own only, not with every record the batch added before them.
+    the first record its ops own. A customer with more than `chunk` ops (default `CHUNK_OPS`), or
+    whose own records lie that far apart, has them cut, in the order of their own records, into
+    chunks of at most that many ops within that many records: the ops of each chunk after the first
+    see the records before the chunk's first own record whole, and are paired with the records from
+    there to their own only, not with every record the batch added before them (nor, after a
+    transaction delivered again, with every record since its own).
 
     >>> split_points(np.array([0, 0, 9]), np.array([7, 8, 9]), pairs_at_most=10)
     array([7, 7, 9])
@@ -70,6 +72,8 @@ def split_points(start: np.ndarray, own: np.ndarray, pairs_at_most: int = SPLIT_
     array([10, 14, 10, 12, 12])
     >>> split_points(np.zeros(5, dtype=np.int64), np.array([0, 4, 1, 2, 3]), pairs_at_most=10 ** 6, chunk=2)
     array([0, 4, 0, 2, 2])
+    >>> split_points(np.zeros(4, dtype=np.int64), np.array([900, 3, 901, 902]), pairs_at_most=10 ** 6, chunk=5)
+    array([900,   0, 900, 900])
     """
     customers, entity = np.unique(start, return_inverse=True)
     first_own = np.full(len(customers), np.iinfo(np.int64).max, dtype=np.int64)
@@ -78,11 +82,18 @@ def split_points(start: np.ndarray, own: np.ndarray, pairs_at_most: int = SPLIT_
     saved = ops_of * (first_own - customers)
     split = np.where(saved[entity] > pairs_at_most, first_own[entity], start)
     size = CHUNK_OPS if chunk is None else chunk
-    for customer in np.nonzero(ops_of > size)[0]:
+    last_own = np.full(len(customers), -1, dtype=np.int64)
+    np.maximum.at(last_own, entity, own)
+    for customer in np.nonzero((ops_of > size) | (last_own - first_own >= size))[0]:
         ops = np.nonzero(entity == customer)[0]
         ops = ops[np.argsort(own[ops], kind="stable")]
-        for m in range(size, len(ops), size):
-            split[ops[m:m + size]] = own[ops[m]]
+        first, count, number = int(own[ops[0]]), 0, 0
+        for op, mine in zip(ops.tolist(), own[ops].tolist()):
+            if count == size or mine - first >= size:  # a new chunk
+                first, count, number = mine, 0, number + 1
+            if number:
+                split[op] = first
+            count += 1
     return split
 
 
