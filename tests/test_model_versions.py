@@ -222,6 +222,27 @@ def test_models_lists_a_checkpoint_that_does_not_verify_as_unknown(settings: Set
     assert row.split()[:6] == ["a-rather-long-model-name", "challenger", "1", "?", "?", "?"], row
     assert header.index("ROLE") == row.index("challenger") and row.endswith("unreadable (below)")
     assert "a-rather-long-model-name v1: checkpoint signature does not match" in listed.stdout
+    assert "hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY" in listed.stderr
     as_json = CliRunner().invoke(main, ["models", "--json"], env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": "key a"})
     assert as_json.exit_code == 0, as_json.output
     assert [m["labels_learned"] for m in json.loads(as_json.stdout)["models"]] == [0]
+
+
+@pytest.mark.services
+def test_importing_a_backtests_checkpoint_says_up_to_when_it_learned(settings: Settings, tmp_path: Path) -> None:
+    """Its live figures over transactions it learned the labels of would be optimistic: said, with the
+    spans; a checkpoint that records none (live, imported) gets no such note."""
+    key = settings.model_signing_key.get_secret_value()
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "FRAUDSTREAM_MODEL_SIGNING_KEY": key}
+    spans = [["2018-04-01T00:00:31+00:00", "2018-05-07T23:59:40+00:00"]]
+    outputs = []
+    for source, extra in (("backtest", {"learned_spans": spans}), ("live", {"learned_spans": spans})):
+        path = checkpoint.save_file(tmp_path / f"{source}.fsmodel", zoo.make_model("logreg"),
+                                    checkpoint.CheckpointInfo(name="cand", kind="logreg", source=source, extra=extra), key)
+        result = CliRunner().invoke(main, ["models", "import", str(path), "--name", f"from-{source}", "--inactive"],
+                                    env=env)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stderr)
+    assert "note: this checkpoint learned the labels of transactions up to 2018-05-07T23:59:40+00:00" in outputs[0]
+    assert "learned the labels" not in outputs[1]  # a live version's header may carry an older backtest's spans

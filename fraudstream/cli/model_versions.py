@@ -111,6 +111,20 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
                f"{role}{pinned}")
+    _note_learned_spans(blob, registry.signing_key)
+
+
+def _note_learned_spans(blob: bytes, key: bytes | str) -> None:
+    """Say up to when a backtest's checkpoint learned labels: transactions the live system scores from
+    before then may be ones it learned from, and its live figures there optimistic."""
+    from fraudstream.cli.backtest_model import learned_by
+    from fraudstream.models import checkpoint
+
+    spans = learned_by(checkpoint.verify(blob, key)[0]).to_json()
+    if spans:
+        click.echo(f"note: this checkpoint learned the labels of transactions up to {spans[-1][1]} (learned_spans "
+                   f"{spans}): transactions the live system scores from before then may be ones it learned from, "
+                   "and its live figures over them optimistic", err=True)
 
 
 @click.command()

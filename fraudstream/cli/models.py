@@ -91,6 +91,9 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
     for r in rows:
         if "error" in r:
             click.echo(f"{r['name']} v{r['version']}: {r['error']}")
+    if any("error" in r for r in rows) and registry.signing_key_matches() is False:
+        click.echo("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
+                   "(set it to theirs): then these versions verify, unless they were tampered with", err=True)
     click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
                f"threshold {settings.alert_threshold}, and the share of them that were frauds")
 
