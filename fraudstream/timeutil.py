@@ -18,8 +18,8 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
 
     >>> parse_duration("7d")
     datetime.timedelta(days=7)
-    >>> parse_duration("1.5h").total_seconds()
-    5400.0
+    >>> parse_duration("1.5h").total_seconds(), parse_duration("0")
+    (5400.0, datetime.timedelta(0))
     >>> parse_duration("7")
     Traceback (most recent call last):
     ...
@@ -33,9 +33,9 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     if not match:
         raise ConfigError(f"not a duration: {text!r} (use e.g. 7d, 36h, 15m, 90s)")
     value, unit = match.groups()
-    if unit is None:
+    if unit is None and float(value):  # zero is zero in any unit
         raise ConfigError(f"a duration needs its unit: {text!r} (e.g. {value}d, 36h, 15m, {value}s)")
-    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit])
+    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit or "s"])
 
 
 def format_duration(delta: timedelta) -> str:

@@ -118,7 +118,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     Stops after `count` transactions (None: until `stop` is set); flushes before returning.
     `on_sent(n)` is called with the running number of transactions sent, after each batch of sends.
     `config` defaults to `SimulatorConfig.live_demo(seed)`; `linger_ms` overrides the producer's
-    (`fraudstream.kafka_io.make_producer`: 5 ms).
+    (`fraudstream.kafka_io.make_producer`: the setting `producer_linger_ms`).
     """
     if rate <= 0:
         raise ConfigError(f"rate must be positive, got {rate}")

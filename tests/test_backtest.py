@@ -301,6 +301,20 @@ def test_two_process_backtest_scores_like_the_one_process_replay(tmp_path: Path,
     assert one.n_frauds_learned > 0 and len(set(one.scores)) > (100 if model == "gam_under" else 10)
 
 
+def test_a_fresh_models_cut_is_not_recorded_as_learned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a checkpoint, the labels before --learn-after only warm the features: the saved
+    checkpoint records this run's span alone, so a run from it learns those labels."""
+    path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=20)
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    result = CliRunner().invoke(main, ["backtest", str(path), "--label-delay", "2d", "--model", "logreg",
+                                       "--eval-start", "2018-04-12", "--learn-after", "2018-04-10", "--no-progress",
+                                       "--save-model", str(tmp_path / "m.fsmodel")])
+    assert result.exit_code == 0, result.output
+    info = load_file(tmp_path / "m.fsmodel", "test-key").info
+    spans = info.extra["learned_spans"]
+    assert len(spans) == 1 and spans[0][0] > "2018-04-10" and info.labels_learned > 0, spans
+
+
 @pytest.mark.parametrize(("delay", "untrained"), [("3d", False), ("60d", True)])
 def test_save_model_says_when_the_model_learned_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        delay: str, untrained: bool) -> None:

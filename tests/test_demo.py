@@ -72,7 +72,7 @@ def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers(pasted_bef
     """Also in a shell holding the lines of an earlier `up` (its servers gone): new servers, and a note."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")}  # the embedded default
     if pasted_before:
-        env.update(FRAUDSTREAM_KAFKA_BOOTSTRAP="127.0.0.1:1", FRAUDSTREAM_REDIS_URL="redis://127.0.0.1:1/0")
+        env.update(FRAUDSTREAM_KAFKA_BOOTSTRAP="127.0.0.1:1", FRAUDSTREAM_REDIS_URL="redis://:secret@127.0.0.1:1/0")
     proc = subprocess.Popen([str(CLI), "up", "--partitions", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     lines: list[str] = []
@@ -96,7 +96,8 @@ def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers(pasted_bef
     assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:") and pasted[2] == "50", pasted
     assert sorted(servers) == ["tansu", "valkey"] and proc.returncode == 0, errors[-3000:]
     assert not any(alive(int(pid), name) for name, pid in servers.items())
-    assert ("FRAUDSTREAM_KAFKA_BOOTSTRAP is set here (127.0.0.1:1); not used" in errors) is pasted_before, errors[-3000:]
+    assert ("kafka_bootstrap is set (127.0.0.1:1, from FRAUDSTREAM_KAFKA_BOOTSTRAP); not used" in errors) is pasted_before
+    assert "secret" not in errors and ("redis_url is set (redis://:***@127.0.0.1:1/0" in errors) is pasted_before, errors[-3000:]
     assert pasted[0] != "127.0.0.1:1"
 
 

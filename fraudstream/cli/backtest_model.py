@@ -86,7 +86,8 @@ def save_model(path: Path, result: Any, settings: Any, started: Any = None) -> N
     """The trained model as a signed checkpoint. One that started from a checkpoint (`started`, its
     header) keeps its name and seed, is its next version, and counts its labels on from it; the
     header's `extra` holds the spans of transactions whose labels it learned (`SPANS`): this run's,
-    and those it left out as learned already (the checkpoint's, or up to `--learn-after`)."""
+    and, from a checkpoint, those it left out as learned already (the checkpoint's, or up to
+    `--learn-after`; without a checkpoint, the labels before the cut only warmed the features)."""
     from fraudstream.models.checkpoint import CheckpointInfo, save_file, warn_if_demo_key
 
     key = signing_key(settings)
@@ -96,8 +97,9 @@ def save_model(path: Path, result: Any, settings: Any, started: Any = None) -> N
         log.warning("%s: the model learned from no label (none was due before the file ended): it is saved %s",
                     path, "as it started" if started else "untrained")
     spans = learned_by(started)
-    for first, last in result.options.not_learned.spans:  # left out as learned already (also by --learn-after)
-        spans = spans.merged(first, last)
+    if started is not None:  # what it left out, the checkpoint had learned (up to --learn-after: as its user says)
+        for first, last in result.options.not_learned.spans:
+            spans = spans.merged(first, last)
     if run.first_learned_us is not None:
         spans = spans.merged(run.first_learned_us, run.last_learned_us)
     extra = {"eval_start": result.eval_start.isoformat(), "eval_end": result.eval_end.isoformat(),

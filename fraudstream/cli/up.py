@@ -7,7 +7,7 @@ import time
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from, settings_option
+from fraudstream.cli.common import handle_errors, setting_source, settings_from, settings_option
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS, ENV_PREFIX
 
 
@@ -39,18 +39,19 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
     from fraudstream.services import embedded_services
 
     settings = settings_from(ctx, topic_partitions=topic_partitions)
-    for field in ("kafka_bootstrap", "redis_url"):
+    for field, shown in (("kafka_bootstrap", settings.kafka_bootstrap), ("redis_url", settings.redis_url_masked())):
         if getattr(settings, field):
-            click.echo(f"note: {ENV_PREFIX}{field.upper()} is set here ({getattr(settings, field)}); not used: "
-                       "`up` starts new servers (paste the new lines below where you use them)", err=True)
+            click.echo(f"note: {field} is set ({shown}, from {setting_source(ctx, field)}); not used: `up` starts "
+                       "new servers (paste the new lines below where you use them)", err=True)
     settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
     try:
         with embedded_services(settings) as live:
             ensure_topics(live)
             for line in export_lines(live.kafka_bootstrap or "", live.redis_url or ""):
                 click.echo(line)
-            click.echo("# paste the lines above in other terminals (the third: producers batch for 50 ms, as this "
-                       "broker's fetches cost more with every batch it holds); Ctrl-C stops the servers", err=True)
+            click.echo(f"# paste the lines above in other terminals (the third: producers batch for "
+                       f"{EMBEDDED_PRODUCER_LINGER_MS} ms, as this broker's fetches cost more with every batch it "
+                       "holds); Ctrl-C stops the servers", err=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
