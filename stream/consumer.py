@@ -32,7 +32,7 @@ from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowled
 from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
 from fraudstream.stream.label_fates import label_entries, label_fates, marker_margin_ms
 from fraudstream.stream.label_stream import LabelOutcome
-from fraudstream.stream.newest_times import NewestTimes
+from fraudstream.stream.newest_times import NewestTimes, note_cold_start
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
@@ -81,6 +81,7 @@ class ScoringConsumer:
     assigned_at: float = 0.0  # monotonic time of the latest assignment (set by the rebalance listener)
     max_backoff: float = 10.0
     maintained: bool = False  # the model maintenance ran in this round of the loop
+    started_cold: bool | None = None  # a trained champion and no committed offset at the first assignment
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -270,6 +271,8 @@ class ScoringConsumer:
     def _restore_newest_times(self) -> None:
         partitions = sorted(self.unrestored)
         found = self._retry("newest event times", lambda: self.newest_times.restore(self.consumer, partitions))
+        if self.started_cold is None:
+            self.started_cold = note_cold_start(self.consumer, partitions, self.scorer.champion.labels_learned)
         for tp, when in found.items():
             self.watermarks[tp] = max(when, self.watermarks.get(tp, when))
         self.unrestored.difference_update(partitions)

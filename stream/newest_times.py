@@ -35,6 +35,20 @@ KEPT = 64  # members per partition: a commit answered up to this many batches la
 TTL_MS = 30 * 86_400_000  # a group stopped longer than this starts the rule afresh
 
 
+def note_cold_start(consumer: Any, partitions: list[TopicPartition], labels_learned: int) -> bool:
+    """Warn (and return True) when a champion that has learned labels starts a group that has no
+    committed offset on any of `partitions`: most likely a new deployment, whose customers' and
+    terminals' windows fill only as event time passes."""
+    if not labels_learned or not partitions or any(consumer.committed(tp) is not None for tp in partitions):
+        return False
+    log.warning("the champion has learned %d labels and this consumer group has committed nothing yet: unless Redis "
+                "already holds this stream's feature state, the customers' and terminals' windows (up to 30 days) "
+                "fill only as event time passes, and until then the champion scores features unlike those it "
+                "learned from (expect lower precision; a backtest warns of the same with a short slice)",
+                labels_learned)
+    return True
+
+
 def member(next_offset: int, newest_us: int) -> str:
     return f"{next_offset}:{newest_us}"
 

@@ -11,10 +11,10 @@ from kafka.structs import OffsetAndMetadata
 
 from fraudstream import constants
 from fraudstream.config import Settings
-from fraudstream.kafka_io import ensure_topics
+from fraudstream.kafka_io import ensure_topics, make_consumer
 from fraudstream.models.events import Transaction
 from fraudstream.stream.app import scoring_consumer
-from fraudstream.stream.newest_times import KEPT, NewestTimes
+from fraudstream.stream.newest_times import KEPT, NewestTimes, note_cold_start
 from fraudstream.stream.state import open_redis_store
 from tests.kafka_helpers import produce_raw, read_topic
 
@@ -62,3 +62,23 @@ def test_only_the_newest_time_of_the_committed_offset_is_taken(settings: Setting
         times.save({tp: OffsetAndMetadata(offset, "", -1)}, {tp: T0 + timedelta(hours=4)})
     assert times.at(tp, 10) is None and store.client.zcard(times.key(tp)) == KEPT  # the oldest go
     assert 0 < store.client.pttl(times.key(tp)) <= 30 * 86_400_000
+
+
+@pytest.mark.services
+def test_a_trained_champion_starting_a_group_that_committed_nothing_is_warned_of(settings: Settings,
+                                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A new deployment: its feature windows fill only as event time passes. Not said for a fresh
+    champion (the demo's), nor once the group has committed."""
+    ensure_topics(settings)
+    consumer = make_consumer(settings)
+    try:
+        tp = TopicPartition(settings.topic_transactions, 0)
+        consumer.assign([tp])
+        with caplog.at_level("WARNING", logger="fraudstream.stream.newest_times"):
+            assert note_cold_start(consumer, [tp], labels_learned=0) is False
+            assert note_cold_start(consumer, [tp], labels_learned=1_200) is True
+        assert "has learned 1200 labels and this consumer group has committed nothing yet" in caplog.text
+        consumer.commit({tp: OffsetAndMetadata(0, "", -1)})
+        assert note_cold_start(consumer, [tp], labels_learned=1_200) is False
+    finally:
+        consumer.close()
