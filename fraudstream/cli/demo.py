@@ -62,11 +62,6 @@ def _running_when_assigned(dashboard: Dashboard, app: ScoringConsumer) -> None:
             return
 
 
-# The demo's producer sends a batch per partition every 50 ms, not 5, into the embedded broker
-# (`constants.EMBEDDED_PRODUCER_LINGER_MS`). The latency shown counts from send(), so it includes this
-# batching (25 ms on average).
-
-
 class _ProducerThread(threading.Thread):
     """Runs the live producer; keeps its exception for the main thread."""
 
@@ -143,7 +138,8 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
         # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
         settings = settings.model_copy(update={"max_future_skew": None})
     delay = live_label_delay(label_delay, clock)
-    # larger producer batches only for the embedded broker (see EMBEDDED_PRODUCER_LINGER_MS)
+    # larger producer batches only for the embedded broker (see EMBEDDED_PRODUCER_LINGER_MS); the
+    # latency shown counts from send(), so it includes this batching (25 ms on average)
     linger_ms = EMBEDDED_PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
     dashboard = Dashboard() if drawn(settings, not plain) else None  # JSON logs: lines, no screen
