@@ -270,9 +270,11 @@ class ScoringConsumer:
 
     def _restore_newest_times(self) -> None:
         partitions = sorted(self.unrestored)
-        found = self._retry("newest event times", lambda: self.newest_times.restore(self.consumer, partitions))
+        # read here, on the loop's thread: kafka-python's rebalance listener may not wait for the broker
+        committed = self._retry("newest event times", lambda: {tp: self.consumer.committed(tp) for tp in partitions})
+        found = self._retry("newest event times", lambda: self.newest_times.restore(committed))
         if self.started_cold is None:
-            self.started_cold = note_cold_start(self.consumer, partitions, self.scorer.champion.labels_learned)
+            self.started_cold = note_cold_start(committed, self.scorer.champion.labels_learned)
         for tp, when in found.items():
             self.watermarks[tp] = max(when, self.watermarks.get(tp, when))
         self.unrestored.difference_update(partitions)

@@ -35,11 +35,11 @@ KEPT = 64  # members per partition: a commit answered up to this many batches la
 TTL_MS = 30 * 86_400_000  # a group stopped longer than this starts the rule afresh
 
 
-def note_cold_start(consumer: Any, partitions: list[TopicPartition], labels_learned: int) -> bool:
+def note_cold_start(committed: Mapping[TopicPartition, int | None], labels_learned: int) -> bool:
     """Warn (and return True) when a champion that has learned labels starts a group that has no
-    committed offset on any of `partitions`: most likely a new deployment, whose customers' and
+    `committed` offset on any of its partitions: most likely a new deployment, whose customers' and
     terminals' windows fill only as event time passes."""
-    if not labels_learned or not partitions or any(consumer.committed(tp) is not None for tp in partitions):
+    if not labels_learned or not committed or any(offset is not None for offset in committed.values()):
         return False
     log.warning("the champion has learned %d labels and this consumer group has committed nothing yet: unless Redis "
                 "already holds this stream's feature state, the customers' and terminals' windows (up to 30 days) "
@@ -81,12 +81,11 @@ class NewestTimes:
             pipe.pexpire(key, TTL_MS)
         pipe.execute()
 
-    def restore(self, consumer: Any, partitions: list[TopicPartition]) -> dict[tuple[str, int], datetime]:
-        """The newest event times of `partitions` at their committed offsets (those recorded), read
-        with `consumer` (on its own thread: kafka-python's rebalance listener may not wait for it)."""
+    def restore(self, committed: Mapping[TopicPartition, int | None]) -> dict[tuple[str, int], datetime]:
+        """The newest event times of partitions at their `committed` offsets (those recorded)."""
         found = {}
-        for tp in partitions:
-            when = self.at(tp, consumer.committed(tp))
+        for tp, offset in committed.items():
+            when = self.at(tp, offset)
             if when is not None:
                 found[(tp.topic, tp.partition)] = when
         return found

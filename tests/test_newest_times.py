@@ -75,10 +75,10 @@ def test_a_trained_champion_starting_a_group_that_committed_nothing_is_warned_of
         tp = TopicPartition(settings.topic_transactions, 0)
         consumer.assign([tp])
         with caplog.at_level("WARNING", logger="fraudstream.stream.newest_times"):
-            assert note_cold_start(consumer, [tp], labels_learned=0) is False
-            assert note_cold_start(consumer, [tp], labels_learned=1_200) is True
+            assert note_cold_start({tp: consumer.committed(tp)}, labels_learned=0) is False
+            assert note_cold_start({tp: consumer.committed(tp)}, labels_learned=1_200) is True
         assert "has learned 1200 labels and this consumer group has committed nothing yet" in caplog.text
         consumer.commit({tp: OffsetAndMetadata(0, "", -1)})
-        assert note_cold_start(consumer, [tp], labels_learned=1_200) is False
+        assert note_cold_start({tp: consumer.committed(tp)}, labels_learned=1_200) is False
     finally:
         consumer.close()
