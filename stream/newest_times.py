@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from importlib.resources import files
 from typing import Any
 
 from kafka import TopicPartition
@@ -66,20 +67,22 @@ class NewestTimes:
         self.client = client
         self.prefix = prefix
         self.group = group
+        self._save = client.register_script(files(__package__).joinpath("newest_times_save.lua").read_text())
 
     def key(self, tp: TopicPartition) -> str:
         """One key per partition, all of a group's in one hash slot."""
         return f"{self.prefix}:{{{NEWEST_TIME_TAG}:{self.group}}}:{tp.topic}:{tp.partition}"
 
     def save(self, offsets: Mapping[TopicPartition, OffsetAndMetadata], newest: Mapping[TopicPartition, datetime]) -> None:
-        """Record each partition's `newest` time at the offset about to be committed for it (one round trip)."""
-        pipe = self.client.pipeline(transaction=False)
+        """Record each partition's `newest` time at the offset about to be committed for it (one script
+        call: a pipeline of three commands per partition cost ~0.25 ms of CPU a batch, a live batch's
+        ~4 ms)."""
+        if not newest:
+            return
+        args: list[Any] = [KEPT, TTL_MS]
         for tp, when in newest.items():
-            key = self.key(tp)
-            pipe.zadd(key, {member(offsets[tp].offset, epoch_us(when)): offsets[tp].offset})
-            pipe.zremrangebyrank(key, 0, -KEPT - 1)
-            pipe.pexpire(key, TTL_MS)
-        pipe.execute()
+            args += (offsets[tp].offset, member(offsets[tp].offset, epoch_us(when)))
+        self._save(keys=[self.key(tp) for tp in newest], args=args)
 
     def restore(self, committed: Mapping[TopicPartition, int | None]) -> dict[tuple[str, int], datetime]:
         """The newest event times of partitions at their `committed` offsets (those recorded)."""

@@ -8,12 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
 from redis.cluster import RedisCluster
 
 from fraudstream.constants import RECORD_SHARDS_CLUSTER
 from fraudstream.models.events import Transaction
 from fraudstream.services import ServerProcess, free_port, valkey_process
 from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.newest_times import NewestTimes
 from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord
 from fraudstream.stream.state import MemoryStore
 from fraudstream.stream.state.base import RecordRef
@@ -83,3 +86,16 @@ def test_cluster_keeps_scored_records_spread_over_the_nodes(valkey_cluster: Redi
     store.drop_records(refs[:300])
     assert store.take_records(refs) == [None] * 300 + [rec for _, _, rec in items[300:]]
     assert store.take_records(refs[300:]) == [None] * 300
+
+
+def test_cluster_keeps_the_newest_event_times_of_the_committed_offsets(valkey_cluster: RedisCluster) -> None:
+    """`NewestTimes` saves with one script call over all of a group's partitions (one hash slot)."""
+    times = NewestTimes(valkey_cluster, f"fs-{time.time_ns()}", "group")
+    parts = [TopicPartition("tx", p) for p in range(3)]
+    base = datetime(2018, 4, 1, tzinfo=timezone.utc)
+    for step in range(1, 4):
+        times.save({tp: OffsetAndMetadata(10 * step + tp.partition, "", -1) for tp in parts},
+                   {tp: base + timedelta(minutes=step, seconds=tp.partition) for tp in parts})
+    assert times.restore({tp: 20 + tp.partition for tp in parts}) == {
+        ("tx", p): base + timedelta(minutes=2, seconds=p) for p in range(3)}
+    assert times.at(parts[0], 25) is None and times.at(parts[1], None) is None
