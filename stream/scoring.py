@@ -118,9 +118,25 @@ class LiveModel:
             self.position = position
 
     def published(self) -> CheckpointInfo:
-        """The header of the next version: everything learned so far."""
+        """The header of the next version: everything learned so far. The first live version of a
+        backtest's or an imported checkpoint keeps that header's `extra` (the backtest's evaluation
+        period and learned spans) under ``before_live``, its seed as it was: at the top level it would
+        read as what this version learned.
+
+        >>> info = CheckpointInfo("m", "logreg", 3, source="import", extra={"seed": 7, "learned_spans": [["a", "b"]]})
+        >>> first = LiveModel(info, None, base=3).published()
+        >>> first.source, first.version, first.extra
+        ('live', 4, {'seed': 7, 'before_live': {'source': 'import', 'learned_spans': [['a', 'b']]}})
+        >>> LiveModel(first, None, base=4).published().extra == first.extra
+        True
+        """
+        extra = self.info.extra
+        if self.info.source != "live" and any(key != "seed" for key in extra):
+            kept = {key: value for key, value in extra.items() if key != "seed"}
+            extra = {**({"seed": extra["seed"]} if "seed" in extra else {}),
+                     "before_live": {"source": self.info.source, **kept}}
         return self.info.bump(version=self.base + 1, labels_learned=self.labels_learned,
-                              frauds_learned=self.frauds_learned, position=self.position, source="live")
+                              frauds_learned=self.frauds_learned, position=self.position, source="live", extra=extra)
 
     def mark_published(self, info: CheckpointInfo) -> None:
         self.info, self.base = info, info.version
