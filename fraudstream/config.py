@@ -101,8 +101,8 @@ class Settings(BaseSettings):
         timedelta(hours=1), description="Transactions older than the partition's newest event time minus this go to the DLQ."
     )
     max_future_skew: timedelta | None = Field(
-        timedelta(days=1), description="Transactions dated more than this after now go to the DLQ (none: no limit, "
-        "for a simulated clock that runs ahead of the wall clock)."
+        timedelta(days=1), description="Transactions dated, and labels reported, more than this after now go to the "
+        "DLQ (none: no limit, for a simulated clock that runs ahead of the wall clock)."
     )
 
     # --- model --------------------------------------------------------------------------------

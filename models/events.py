@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
 MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)  # the feature state keeps 4-byte epoch seconds (to 2106)
@@ -71,7 +71,24 @@ class Label(Event):
     terminal_id: Id | None = None
     is_fraud: Annotated[bool, Field(strict=True)]
     event_time: UtcTime = Field(description="Event time of the labelled transaction.")
-    reported_at: UtcTime = Field(description="When the label became known.")
+    reported_at: UtcTime = Field(description="When the label became known: not before `event_time`.")
+
+    @model_validator(mode="after")
+    def _reported_after_the_transaction(self) -> Label:
+        """A label is known only once its transaction has happened: one reported before it (swapped
+        columns, a time zone slip in a label feed) would count a fraud in terminal risk too early.
+
+        >>> Label(transaction_id="t", customer_id="c", is_fraud=True, event_time="2024-03-06T00:00:00Z",
+        ...       reported_at="2024-03-05T23:00:00Z")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        pydantic_core._pydantic_core.ValidationError: 1 validation error for Label
+          Value error, reported_at 2024-03-05T23:00:00+00:00 is before event_time 2024-03-06T00:00:00+00:00: ...
+        """
+        if self.reported_at < self.event_time:
+            raise ValueError(f"reported_at {self.reported_at.isoformat()} is before event_time "
+                             f"{self.event_time.isoformat()}: a label is known only after its transaction")
+        return self
 
 
 class Reason(BaseModel):

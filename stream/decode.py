@@ -40,8 +40,9 @@ def _pydantic_detail(exc: ValidationError) -> str:
 class RecordValidator:
     """Turns bytes into a valid event or raises `ValidationFailed` with a short reason.
 
-    Reasons: ``oversized``, ``empty``, ``invalid_json``, ``invalid_fields``, ``future_event_time``,
-    ``too_late`` (older than the partition's newest event time minus the allowed lateness).
+    Reasons: ``oversized``, ``empty``, ``invalid_json``, ``invalid_fields``, ``future_event_time`` (a
+    transaction's), ``future_report_time`` (a label's), ``too_late`` (a transaction older than the
+    partition's newest event time minus the allowed lateness).
     """
 
     def __init__(self, max_record_bytes: int, max_future_skew: timedelta | None, allowed_lateness: timedelta) -> None:
@@ -83,14 +84,19 @@ class RecordValidator:
             )
         return tx
 
-    def label(self, value: bytes | None) -> Label:
+    def label(self, value: bytes | None, now: datetime | None = None) -> Label:
+        """`now`: the time to check future report times against (default: the clock)."""
         value = self._check_size(value)
         try:
-            return Label.model_validate_json(value)
+            label = Label.model_validate_json(value)
         except ValidationError as exc:
             if any(err["type"] == "json_invalid" for err in exc.errors()):
+                self._check_json(value)  # the same reason text as a transaction's
                 raise ValidationFailed("invalid_json", _pydantic_detail(exc)) from None
             raise ValidationFailed("invalid_fields", _pydantic_detail(exc)) from None
+        if self.max_future_skew is not None and label.reported_at > (now or utcnow()) + self.max_future_skew:
+            raise ValidationFailed("future_report_time", f"reported_at {label.reported_at.isoformat()} is in the future")
+        return label
 
 
 @dataclass

@@ -14,7 +14,7 @@ from fraudstream.stream.decode import RecordValidator
 VALIDATOR = RecordValidator(max_record_bytes=4096, max_future_skew=timedelta(days=1), allowed_lateness=timedelta(hours=1))
 GOOD = {"transaction_id": "t1", "customer_id": "c1", "terminal_id": "m1", "amount": 12.5,
         "event_time": "2018-04-01T10:00:00+00:00"}
-REASONS = {"empty", "oversized", "invalid_json", "invalid_fields", "future_event_time", "too_late"}
+REASONS = {"empty", "oversized", "invalid_json", "invalid_fields", "future_event_time", "future_report_time", "too_late"}
 
 
 def encode(doc: object) -> bytes:
@@ -85,3 +85,35 @@ def test_too_late_relative_to_the_partition_watermark() -> None:
         assert exc.reason == "too_late"
     else:
         raise AssertionError("a transaction older than the allowed lateness was accepted")
+
+
+LABEL = {"transaction_id": "t1", "customer_id": "c1", "is_fraud": True, "event_time": "2024-03-06T00:00:00+00:00",
+         "reported_at": "2024-03-13T00:00:00+00:00"}
+
+
+def test_labels_reported_before_their_transaction_or_in_the_future_are_refused() -> None:
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    assert VALIDATOR.label(encode(LABEL), now=now).reported_at == datetime(2024, 3, 13, tzinfo=timezone.utc)
+    assert VALIDATOR.label(encode({**LABEL, "reported_at": LABEL["event_time"]}), now=now).is_fraud  # at once: fine
+    cases = {"2020-01-01T00:00:00+00:00": ("invalid_fields", "is before event_time"),
+             "2099-01-01T00:00:00+00:00": ("future_report_time", "reported_at 2099-01-01T00:00:00+00:00 is in the future")}
+    for reported_at, (reason, detail) in cases.items():
+        try:
+            VALIDATOR.label(encode({**LABEL, "reported_at": reported_at}), now=now)
+        except ValidationFailed as exc:
+            assert exc.reason == reason and detail in str(exc), (reported_at, exc.reason, str(exc))
+        else:
+            raise AssertionError(f"accepted a label reported at {reported_at}")
+    # no limit (a simulated clock ahead of the wall clock): the future report time is accepted
+    unlimited = RecordValidator(max_record_bytes=4096, max_future_skew=None, allowed_lateness=timedelta(hours=1))
+    assert unlimited.label(encode({**LABEL, "reported_at": "2099-01-01T00:00:00+00:00"}), now=now).is_fraud
+
+
+def test_invalid_json_reads_alike_for_transactions_and_labels() -> None:
+    details = []
+    for check in (lambda raw: VALIDATOR.transaction(raw, watermark=None), VALIDATOR.label):
+        try:
+            check(b"{not json")
+        except ValidationFailed as exc:
+            details.append((exc.reason, str(exc)))
+    assert len(details) == 2 and details[0] == details[1] and details[0][0] == "invalid_json"

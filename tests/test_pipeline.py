@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from kafka import KafkaProducer
 
 from fraudstream import constants
 from fraudstream.config import Settings
@@ -113,13 +114,24 @@ def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
     labels.append(Label(transaction_id="never-seen", customer_id="c1", is_fraud=True,
                         event_time=T0, reported_at=T0 + timedelta(days=7)))
     produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in labels))
+    # a label reported before its transaction (a label feed's swapped columns), with a header of its producer's
+    early = json.loads(labels[0].to_json_bytes()) | {"reported_at": (txs[0].event_time - timedelta(days=1)).isoformat()}
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer.send(settings.topic_labels, key=b"c-early", value=json.dumps(early).encode(), headers=[("trace", b"t-1")])
+    producer.flush()
+    producer.close()
     with scoring_consumer(settings) as app:
         stats = app.run(idle_timeout=8)
         assert app.scorer.champion.labels_learned == len(txs)
     assert stats.labels_learned == len(txs)
-    assert stats.labels_dead_lettered == 1
-    dead = read_topic(settings, settings.topic_labels_dlq, expect=1)
-    assert [json.loads(r.value)["transaction_id"] for r in dead] == ["never-seen"]
-    assert dict(dead[0].headers)[constants.DLQ_HEADER_REASON] == b"unknown_transaction"
+    assert stats.labels_dead_lettered == 2
+    dead = {json.loads(r.value)["transaction_id"]: dict(r.headers) for r in
+            read_topic(settings, settings.topic_labels_dlq, expect=2)}
+    assert dead.keys() == {"never-seen", txs[0].transaction_id}
+    assert dead["never-seen"][constants.DLQ_HEADER_REASON] == b"unknown_transaction"
+    early_dead = dead[txs[0].transaction_id]
+    assert early_dead[constants.DLQ_HEADER_REASON] == b"invalid_fields"
+    assert b"is before event_time" in early_dead[constants.DLQ_HEADER_ERROR]
+    assert early_dead["trace"] == b"t-1"  # the record's own headers are kept
     committed, ends = committed_and_end(settings, settings.topic_labels)
     assert committed == ends

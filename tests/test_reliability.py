@@ -229,7 +229,8 @@ def test_fuzzed_bad_records_go_to_the_dead_letter_topic(settings: Settings) -> N
     dead = read_topic(settings, settings.topic_dlq, expect=stats.dead_lettered)
     reasons = {dict(r.headers)[constants.DLQ_HEADER_REASON].decode() for r in dead}
     assert sorted(r.value for r in dead if r.key == b"bad") == sorted(bad)
-    assert reasons <= {"empty", "oversized", "invalid_json", "invalid_fields", "future_event_time", "too_late"}
+    assert reasons <= {"empty", "oversized", "invalid_json", "invalid_fields", "future_event_time", "future_report_time",
+                       "too_late"}
     # shuffled good records may arrive out of event-time order beyond the lateness: they are dead
     # letters too, with the reason, and everything else was scored
     late = {json.loads(r.value)["transaction_id"] for r in dead if r.key != b"bad"}
