@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -55,6 +56,22 @@ def test_produce_consume_alerts_as_a_user(settings: Settings) -> None:
     lines = shown.stdout.strip().splitlines()
     assert len(lines) == 1
     Alert.model_validate_json(lines[0])
+
+    # what was dead-lettered, as a user reads it (kcat cannot talk to Tansu)
+    listed = run_cli(settings, "dead-letters", "--json", timeout=60)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    values = [row["value"].encode() if "value" in row else base64.b64decode(row["value_base64"]) for row in rows]
+    assert sorted(values) == sorted(GARBAGE)
+    assert {row["reason"] for row in rows} <= {"invalid_json", "invalid_fields"} and all(row["error"] for row in rows)
+    assert {(row["source"]["topic"], row["key"]) for row in rows} == {(settings.topic_transactions, "garbage")}
+    assert f"{settings.topic_dlq}: 5 dead letters read (" in listed.stderr
+    fields = run_cli(settings, "dead-letters", "--reason", "invalid_fields", timeout=60)
+    assert fields.returncode == 0 and fields.stdout.count(" invalid_fields from ") == sum(
+        row["reason"] == "invalid_fields" for row in rows) >= 1, fields.stdout
+    labels = run_cli(settings, "dead-letters", "--labels", timeout=60)  # none: says so, and exits
+    assert labels.returncode == 0 and labels.stdout == "", labels.stderr
+    assert f"{settings.topic_labels_dlq}: 0 dead letters read (none); 0 shown" in labels.stderr
 
 
 @pytest.mark.services

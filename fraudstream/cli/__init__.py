@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "produce": "fraudstream.cli.produce:produce",
     "consume": "fraudstream.cli.consume:consume",
     "alerts": "fraudstream.cli.alerts:alerts",
+    "dead-letters": "fraudstream.cli.dead_letters:dead_letters",
     "topics": "fraudstream.cli.topics:topics",
     "record": "fraudstream.cli.record:record",
     "replay": "fraudstream.cli.replay:replay",

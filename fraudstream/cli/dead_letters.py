@@ -1,0 +1,131 @@
+"""`fraudstream dead-letters`: what the consumers dead-lettered, why, and from where, one line (or
+JSON line) per record; the records on the topic, then exit (`--follow`: wait for new ones)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import click
+
+from fraudstream import constants
+from fraudstream.cli.common import handle_errors, require_bootstrap, settings_from
+
+SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
+END_WAIT_S = 30.0  # without --follow: give up on a partition whose end no fetch has reported by then
+
+
+def dead_letter(record: Any) -> dict[str, Any]:
+    """A dead letter as a JSON-ready dict: where it is, why, where it came from, its key and value (as
+    text when it is UTF-8, else base64 under ``value_base64``) and the original headers.
+
+    >>> from types import SimpleNamespace
+    >>> record = SimpleNamespace(topic="transactions.dlq", partition=0, offset=3, timestamp=1_700_000_000_000,
+    ...     key=b"c1", value=b"\\xff\\xfe", headers=[("fraudstream.reason", b"invalid_json"), ("trace", b"t-1"),
+    ...     ("fraudstream.error", b"not JSON"), ("fraudstream.source.topic", b"transactions"),
+    ...     ("fraudstream.source.partition", b"2"), ("fraudstream.source.offset", b"41")])
+    >>> d = dead_letter(record)
+    >>> d["reason"], d["source"], d["value_base64"], d["headers"]
+    ('invalid_json', {'topic': 'transactions', 'partition': 2, 'offset': 41}, '//4=', {'trace': 't-1'})
+    """
+    headers = {key: value for key, value in (record.headers or [])}
+    own = {key: (headers.get(key) or b"").decode("utf-8", "replace") for key in (
+        constants.DLQ_HEADER_REASON, constants.DLQ_HEADER_ERROR, constants.DLQ_HEADER_TOPIC,
+        constants.DLQ_HEADER_PARTITION, constants.DLQ_HEADER_OFFSET)}
+    out: dict[str, Any] = {
+        "topic": record.topic, "partition": record.partition, "offset": record.offset, "timestamp": record.timestamp,
+        "reason": own[constants.DLQ_HEADER_REASON] or None, "error": own[constants.DLQ_HEADER_ERROR] or None,
+        "source": {"topic": own[constants.DLQ_HEADER_TOPIC] or None,
+                   "partition": _int(own[constants.DLQ_HEADER_PARTITION]),
+                   "offset": _int(own[constants.DLQ_HEADER_OFFSET])},
+        "key": _text(record.key),
+    }
+    value = record.value or b""
+    try:
+        out["value"] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        out["value_base64"] = base64.b64encode(value).decode()
+    out["headers"] = {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or [])
+                      if not key.startswith("fraudstream.")}
+    return out
+
+
+def format_dead_letter(d: dict[str, Any]) -> str:
+    """One readable line.
+
+    >>> format_dead_letter({"topic": "labels.dlq", "partition": 1, "offset": 7, "timestamp": 0, "reason": "too_late",
+    ...     "error": "event_time ... is more than 1:00:00 before ...", "source": {"topic": "labels", "partition": 1,
+    ...     "offset": 90}, "key": "c1", "value": '{"transaction_id": "t1"}', "headers": {}})
+    'labels.dlq[1]@7 too_late from labels[1]@90 key=c1: event_time ... is more than 1:00:00 before ... | {"transaction_id": "t1"}'
+    """
+    source = d["source"]
+    shown = d["value"] if "value" in d else "base64:" + d["value_base64"]
+    if len(shown) > SHOWN_VALUE_CHARS:
+        shown = shown[:SHOWN_VALUE_CHARS] + f"... ({len(shown):,} chars)"
+    return (f"{d['topic']}[{d['partition']}]@{d['offset']} {d['reason'] or '?'} from "
+            f"{source['topic'] or '?'}[{source['partition']}]@{source['offset']} key={d['key']}: "
+            f"{d['error'] or ''} | {shown}").replace("\n", "\\n")
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().lstrip("-").isdigit() else None
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+@click.command("dead-letters")
+@click.option("--labels", "of_labels", is_flag=True, help="The labels' dead letters (default: the transactions').")
+@click.option("--reason", default=None, help="Only dead letters of this reason (e.g. invalid_json, too_late).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per dead letter, with the value whole.")
+@click.option("--follow", is_flag=True, help="After the records on the topic, wait for new ones (Ctrl-C to stop).")
+@click.option("--max", "max_records", type=click.IntRange(min=1), default=None, help="Exit after this many.")
+@click.pass_context
+@handle_errors
+def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_json: bool, follow: bool,
+                 max_records: int | None) -> None:
+    """Print the dead letters (bad records the consumers set aside) from the first, then a count per
+    reason on stderr; reads without a consumer group and commits nothing."""
+    from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
+
+    settings = settings_from(ctx)
+    require_bootstrap(settings)
+    topic = settings.topic_labels_dlq if of_labels else settings.topic_dlq
+    consumer = make_consumer(settings, group_id=None)
+    counts: Counter[str] = Counter()
+    shown = 0
+    try:
+        parts = partitions_of(consumer, topic)
+        if not parts:
+            raise click.ClickException(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        started = time.monotonic()
+        while max_records is None or shown < max_records:
+            polled = consumer.poll(timeout_ms=200)
+            for records in polled.values():
+                for record in records:
+                    d = dead_letter(record)
+                    counts[d["reason"] or "?"] += 1
+                    if reason is not None and d["reason"] != reason:
+                        continue
+                    click.echo(json.dumps(d) if as_json else format_dead_letter(d))
+                    shown += 1
+                    if max_records is not None and shown >= max_records:
+                        break
+                if max_records is not None and shown >= max_records:
+                    break
+            # the end of the log is the fetch high watermark (see fraudstream.kafka_io for Tansu)
+            at_end = all(unfetched(consumer, tp) == 0 for tp in parts)
+            if not follow and not polled and (at_end or time.monotonic() - started > END_WAIT_S):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    summary = ", ".join(f"{n:,} {why}" for why, n in counts.most_common()) or "none"
+    click.echo(f"{topic}: {sum(counts.values()):,} dead letters read ({summary}); {shown:,} shown", err=True)
