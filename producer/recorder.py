@@ -12,8 +12,8 @@ its header holds no time of writing).
 >>> summary = record(out, days=1, config=SimulatorConfig(customers=100, terminals=200, seed=1))
 >>> open(out).readline().strip() == ",".join(OUR_COLUMNS)
 True
->>> summary.rows > 0, summary.rows == sum(summary.by_scenario.values())
-(True, True)
+>>> summary.rows > 0, summary.rows == sum(summary.by_scenario.values()), summary.reported == summary.frauds
+(True, True, True)
 >>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
@@ -42,7 +42,8 @@ class RecordSummary:
     """What a recording wrote."""
 
     rows: int = 0
-    frauds: int = 0
+    frauds: int = 0  # transactions of a fraud scenario
+    reported: int = 0  # frauds labelled as fraud (`--report-share`: some never are)
     by_scenario: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -88,14 +89,15 @@ def record(path: str | Path, days: int, config: SimulatorConfig,
         for index, batch in enumerate(simulator.days(days)):
             out.write(formatter.format(batch))
             summary.rows += len(batch)
-            summary.frauds += int(batch.reported.sum())
+            summary.frauds += int((batch.scenario != 0).sum())
+            summary.reported += int(batch.reported.sum())
             summary.by_scenario.update({str(scenario): count for scenario, count in
                                         enumerate(np.bincount(batch.scenario).tolist()) if count})
             if on_day is not None:
                 on_day(index + 1, summary)
     summary.seconds = time.perf_counter() - began
-    log.info("recorded %d transactions (%.2f%% fraud) to %s in %.1f s", summary.rows, 100 * summary.fraud_rate,
-             path, summary.seconds)
+    log.info("recorded %d transactions (%.2f%% fraud, %d of %d frauds reported) to %s in %.1f s", summary.rows,
+             100 * summary.fraud_rate, summary.reported, summary.frauds, path, summary.seconds)
     return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from fraudstream.cli import main
 from fraudstream.errors import ConfigError
 from fraudstream.producer.files import read_recorded
 from fraudstream.producer.recorder import record
-from fraudstream.producer.scenarios import FraudRates
+from fraudstream.producer.scenarios import SCENARIO_NAMES, FraudRates
 from fraudstream.producer.simulator import Simulator, SimulatorConfig
 
 SMALL = ["--customers", "300", "--terminals", "600"]
@@ -91,3 +92,15 @@ def test_same_seed_same_gzip_bytes(tmp_path: Path) -> None:
         run_record("--days", "2", *SMALL, "--seed", seed, "--out", str(tmp_path / folder / "s.csv.gz"))
     a, b, c = ((tmp_path / folder / "s.csv.gz").read_bytes() for folder in "abc")
     assert a[:2] == b"\x1f\x8b" and a == b and a != c
+
+
+def test_the_summary_counts_every_fraud_and_the_reported_ones_by_scenario_name(tmp_path: Path) -> None:
+    out = tmp_path / "half.csv"
+    line = run_record("--days", "6", *SMALL, "--seed", "3", "--report-share", "0.5", "--out", str(out), "--no-progress")
+    summary = json.loads(line.strip().splitlines()[-1].removeprefix("recorded "))
+    rows = list(read_recorded(out))
+    frauds = [r for r in rows if r.fraud_scenario != "0"]
+    assert summary["frauds"] == len(frauds) > summary["frauds_reported"] == sum(bool(r.is_fraud) for r in rows) > 0
+    assert summary["fraud_rate"] == round(len(frauds) / len(rows), 5)
+    by_code = Counter(r.fraud_scenario for r in rows)
+    assert summary["by_scenario"] == {f"{code} {SCENARIO_NAMES[int(code)]}": n for code, n in sorted(by_code.items())}

@@ -27,7 +27,8 @@ from fraudstream.timeutil import parse_time
                                  "account_takeover", "night_spree"]),
               help="Switch a fraud scenario off (repeatable).")
 @click.option("--report-share", type=FiniteFloat(0.0, inclusive=True, maximum=1.0), default=1.0, show_default=True,
-              help="Share of frauds that are ever reported (labelled fraud).")
+              help="Share of frauds that are ever reported (labelled fraud; the others are labelled genuine, "
+                   "their fraud_scenario kept).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .jsonl or .csv, optionally .gz.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar (days, rate, ETA) on stderr (none with --log-format json).")
@@ -39,7 +40,7 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
 
     The same seed and options give the same file, byte for byte.
     """
-    from fraudstream.producer.scenarios import FraudRates
+    from fraudstream.producer.scenarios import SCENARIO_NAMES, FraudRates
     from fraudstream.producer.simulator import SimulatorConfig
 
     from fraudstream.models.events import MAX_EVENT_TIME, MIN_EVENT_TIME
@@ -57,8 +58,10 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
                      start=first, rates=rates, report_share=report_share)
     summary = _record_with_progress(out, days, config, settings, shown=progress)
     click.echo("recorded " + json.dumps({
-        "file": out, "transactions": summary.rows, "frauds": summary.frauds,
-        "fraud_rate": round(summary.fraud_rate, 5), "by_scenario": dict(sorted(summary.by_scenario.items())),
+        "file": out, "transactions": summary.rows, "frauds": summary.frauds, "frauds_reported": summary.reported,
+        "fraud_rate": round(summary.fraud_rate, 5),
+        # the file's fraud_scenario column holds the number; the summary names it
+        "by_scenario": {f"{code} {SCENARIO_NAMES[int(code)]}": n for code, n in sorted(summary.by_scenario.items())},
         "seconds": round(summary.seconds, 3), "rate": round(summary.rows / max(summary.seconds, 1e-9)),
     }))
 
