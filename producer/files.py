@@ -136,10 +136,13 @@ def read_recorded(path: str | Path, start: datetime | None = None, end: datetime
 def _first_line(stream: IO[str], path: Path) -> str:
     try:
         first = stream.readline()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from exc
+    except (OSError, EOFError) as exc:
         raise InputError(f"{path}:1: cannot read: {exc}") from exc
     if not first.strip():
-        raise InputError(f"{path}:1: empty file or empty header line")
+        raise InputError(f"{path}:1: empty file, or an empty first line (where a CSV's header or a JSONL file's "
+                         "first record belongs)")
     return first
 
 
@@ -180,12 +183,37 @@ def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
             yield held
         if span is not None:
             span.complete = True
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from exc
+    except (OSError, EOFError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read after line {line}: {exc}") from exc
     finally:
         if span is not None:
             span.last = previous
         stream.close()
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> InputError:
+    """Where the file stops being UTF-8, by line and column: the decoder reads ahead in chunks, so
+    its own position counts from a chunk somewhere past the line being read.
+
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "bad.csv"
+    >>> _ = bad.write_bytes(b"transaction_id,amount\\n1,2\\nt2,caf\\xe9\\n")
+    >>> str(_not_utf8(bad, UnicodeDecodeError("utf-8", b"", 0, 1, "x"))).removeprefix(str(bad.parent))
+    '/bad.csv:3: not UTF-8: byte 0xe9 at column 7 (save the file as UTF-8)'
+    """
+    try:
+        with open_bytes(path) as raw:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as found:
+                    return InputError(f"{path}:{number}: not UTF-8: byte 0x{line[found.start]:02x} at column "
+                                      f"{found.start + 1} (save the file as UTF-8)")
+    except (OSError, EOFError):
+        pass
+    return InputError(f"{path}: not UTF-8: {exc}")
 
 
 def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Recorded]]:
@@ -272,10 +300,20 @@ def _refuse_unknown(unknown: list[str], path: Path, line: int, what: str) -> Non
 
 
 def _json_record(text: str, path: Path, line: int) -> Recorded:
+    """The record of one line of a JSONL file.
+
+    >>> _json_record('{"transaction_id": "t1", "amount": 2,\\n', Path("f.jsonl"), 3)
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.InputError: f.jsonl:3: not valid JSON: Expecting property name enclosed in double quotes at the end of the line (column 38)
+    """
+    text = text.rstrip("\r\n")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{line}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+        where = "at the end of the line (column" if exc.pos >= len(text) else "at column"
+        raise InputError(f"{path}:{line}: not valid JSON: {exc.msg} {where} {exc.pos + 1}"
+                         f"{')' if exc.pos >= len(text) else ''}") from None
     if not isinstance(obj, dict):
         raise InputError(f"{path}:{line}: expected a JSON object, found {type(obj).__name__}")
     missing = [name for name in OUR_REQUIRED if name not in obj]

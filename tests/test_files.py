@@ -151,8 +151,24 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"misspelt\.jsonl:2: unknown field\(s\) 'isFraud'"):
         list(read_recorded(write(tmp_path, "misspelt.jsonl", f"{good}\n{misspelt}\n")))
     rows = read_recorded(write(tmp_path, "late.jsonl", f"{good}\n\n{{not json\n"))
-    with pytest.raises(InputError, match=r"late\.jsonl:3: not valid JSON"):
+    with pytest.raises(InputError, match=r"late\.jsonl:3: not valid JSON: Expecting property name .* at column 2$"):
         list(rows)
+    cut = good[:22]  # an object cut short: the error is at the end of its line, not "column 1" of a next one
+    with pytest.raises(InputError, match=r"cut\.jsonl:2: not valid JSON: .* at the end of the line \(column 23\)$"):
+        list(read_recorded(write(tmp_path, "cut.jsonl", f"{good}\n{cut}\n{good}\n")))
+
+
+@pytest.mark.parametrize("bad_line", [2, 1501])  # in the decoder's first chunk, and far past it
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_byte_that_is_not_utf8_is_named_by_line_and_column(tmp_path: Path, bad_line: int, gz: bool) -> None:
+    rows = [f"{i},2018-04-01T00:{i // 60 % 60:02d}:{i % 60:02d},c{i},t{i},1.5,0,0" for i in range(2000)]
+    rows[bad_line - 2] = rows[bad_line - 2].replace(f",c{bad_line - 2},", f",caf\xe9{bad_line - 2},")
+    data = (HANDBOOK.splitlines()[0] + "\n" + "\n".join(rows) + "\n").encode("latin-1")
+    path = tmp_path / ("latin.csv.gz" if gz else "latin.csv")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    column = data.splitlines()[bad_line - 1].index(b"\xe9") + 1
+    with pytest.raises(InputError, match=rf"latin\.csv(\.gz)?:{bad_line}: not UTF-8: byte 0xe9 at column {column} "):
+        list(read_recorded(path))
 
 
 def test_start_end_window_and_labels(tmp_path: Path) -> None:
