@@ -55,6 +55,10 @@ def test_help_shows_env_vars() -> None:
     assert result.exit_code == 0
     assert "[env: FRAUDSTREAM_KAFKA_BOOTSTRAP]" in text and "[env: FRAUDSTREAM_REDIS_URL]" in text
     assert "(unset: `demo` starts one)" in text  # only demo starts embedded servers; the others need them
+    commands = text.split("Commands:", 1)[1]
+    assert "..." not in commands  # each command's first sentence whole (click cut them to the width)
+    assert "Print alerts as they arrive on the alert topic (no consumer group; nothing is committed)." in commands
+    assert "dead-letters Print the dead letters" in commands
 
 
 def test_python_dash_m_runs_the_command() -> None:

@@ -51,6 +51,14 @@ class LazyGroup(click.Group):
             raise TypeError(f"{COMMANDS[name]} is not a click command")
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's first sentence whole, wrapped (click cuts it to the line's width with "...")."""
+        rows = [(name, command.get_short_help_str(limit=200)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         """A global option given after the subcommand (`fraudstream consume --kafka-bootstrap X`) is
         refused by the subcommand: say where it goes."""
