@@ -184,7 +184,7 @@ class Preparation:
             last[tp] = record.offset
             if record.topic == labels_topic:
                 try:
-                    prepared.labels.append((record, validator.label(record.value)))
+                    prepared.labels.append((record, validator.label(record.value, now)))
                 except ValidationFailed as exc:
                     prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
                 continue

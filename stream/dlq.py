@@ -24,16 +24,18 @@ OWN_HEADERS = frozenset((constants.DLQ_HEADER_REASON, constants.DLQ_HEADER_ERROR
 def dead_letter_headers(record: ConsumerRecord, reason: str, error: str) -> list[tuple[str, bytes]]:
     """Headers of a dead letter: the record's own (a trace id, the producer's metadata), then the
     reason, error text and source topic/partition/offset. A record sent again from a dead-letter
-    topic loses the names of its first dead letter: they would say two things at once.
+    topic loses the names of its first dead letter: they would say two things at once. A header
+    without a value (Kafka allows it; kafka-python's producer refuses to send one) gets an empty one.
 
     >>> from types import SimpleNamespace
     >>> record = SimpleNamespace(topic="transactions", partition=2, offset=41,
-    ...                          headers=[("trace", b"ab12"), ("fraudstream.reason", b"too_late")])
+    ...                          headers=[("trace", b"ab12"), ("fraudstream.reason", b"too_late"), ("flag", None)])
     >>> [(k, v) for k, v in dead_letter_headers(record, "invalid_json", "bad") if k != "fraudstream.error"]
-    [('trace', b'ab12'), ('fraudstream.reason', b'invalid_json'), ('fraudstream.source.topic', b'transactions'), \
-('fraudstream.source.partition', b'2'), ('fraudstream.source.offset', b'41')]
+    [('trace', b'ab12'), ('flag', b''), ('fraudstream.reason', b'invalid_json'), ('fraudstream.source.topic', \
+b'transactions'), ('fraudstream.source.partition', b'2'), ('fraudstream.source.offset', b'41')]
     """
-    kept = [(key, value) for key, value in (getattr(record, "headers", None) or []) if key not in OWN_HEADERS]
+    kept = [(key, b"" if value is None else value) for key, value in (getattr(record, "headers", None) or [])
+            if key not in OWN_HEADERS]
     return kept + [
         (constants.DLQ_HEADER_REASON, reason.encode()),
         (constants.DLQ_HEADER_ERROR, error.encode("utf-8", "replace")[:2000]),
