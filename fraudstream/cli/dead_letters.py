@@ -15,7 +15,7 @@ from fraudstream import constants
 from fraudstream.cli.common import handle_errors, require_bootstrap, settings_from
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
-END_WAIT_S = 30.0  # without --follow: give up on a partition whose end no fetch has reported by then
+END_WAIT_S = 30.0  # without --follow: give up after this long without a record while short of the end
 
 
 def dead_letter(record: Any) -> dict[str, Any]:
@@ -65,9 +65,19 @@ def format_dead_letter(d: dict[str, Any]) -> str:
     shown = d["value"] if "value" in d else "base64:" + d["value_base64"]
     if len(shown) > SHOWN_VALUE_CHARS:
         shown = shown[:SHOWN_VALUE_CHARS] + f"... ({len(shown):,} chars)"
-    return (f"{d['topic']}[{d['partition']}]@{d['offset']} {d['reason'] or '?'} from "
-            f"{source['topic'] or '?'}[{source['partition']}]@{source['offset']} key={d['key']}: "
-            f"{d['error'] or ''} | {shown}").replace("\n", "\\n")
+    return _printable(f"{d['topic']}[{d['partition']}]@{d['offset']} {d['reason'] or '?'} from "
+                      f"{source['topic'] or '?'}[{source['partition']}]@{source['offset']} key={d['key']}: "
+                      f"{d['error'] or ''} | {shown}")
+
+
+def _printable(text: str) -> str:
+    """Control characters escaped (a bad record's newlines, carriage returns or terminal escapes
+    must not act on the terminal).
+
+    >>> _printable("a\\nb\\r\\x1b[31mc\\té")
+    'a\\\\nb\\\\r\\\\x1b[31mc\\\\té'
+    """
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _int(text: str) -> int | None:
@@ -104,9 +114,11 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
             raise click.ClickException(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        started = time.monotonic()
+        last_read = time.monotonic()
         while max_records is None or shown < max_records:
             polled = consumer.poll(timeout_ms=200)
+            if polled:
+                last_read = time.monotonic()
             for records in polled.values():
                 for record in records:
                     d = dead_letter(record)
@@ -120,8 +132,14 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                 if max_records is not None and shown >= max_records:
                     break
             # the end of the log is the fetch high watermark (see fraudstream.kafka_io for Tansu)
-            at_end = all(unfetched(consumer, tp) == 0 for tp in parts)
-            if not follow and not polled and (at_end or time.monotonic() - started > END_WAIT_S):
+            if follow or polled:
+                continue
+            short = [f"{tp.topic}[{tp.partition}]" for tp in parts if unfetched(consumer, tp) != 0]
+            if not short:
+                break
+            if time.monotonic() - last_read > END_WAIT_S:
+                click.echo(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
+                           f"{END_WAIT_S:.0f} s", err=True)
                 break
     except KeyboardInterrupt:
         pass
