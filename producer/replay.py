@@ -5,7 +5,9 @@ labels topic once the replayed event time reaches its event time + `label_delay`
 transaction at or after that moment, or — when pacing — when the scaled clock passes it. Labels
 still pending when the input ends are published at the end (``final_labels=False`` drops them); with
 an `end`, only those reported before `end`, so that a replay from ``start=end`` publishes the others
-and consecutive ranges publish every label exactly once.
+and consecutive ranges publish every label exactly once. Of those, labels reported more than the
+settings' `max_future_skew` after now (a file of the last few days) are counted and not sent: the
+consumers would dead-letter them.
 
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
@@ -32,6 +34,7 @@ from fraudstream.errors import ConfigError, InputError
 from fraudstream.producer.files import Recorded, Span, read_recorded
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.wire import label_json_for
+from fraudstream.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 _TICK = 0.02  # longest sleep while pacing
@@ -50,6 +53,7 @@ class ReplayStats:
     seconds: float = 0.0
     stopped: bool = False
     resume_from: datetime | None = None  # set when stopped before the end of the input
+    labels_not_sent: int = 0  # still pending at the end, reported later than the consumers accept (see `replay`)
     file_span: Span = field(default_factory=Span)  # what the replay read of the file (its window or not)
 
     @property
@@ -110,7 +114,7 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                     stats.seconds, last_progress = now - began, now
                     on_progress(stats)
         if not stats.stopped and final_labels:
-            _send_labels(pending, publisher, stats, before=end)
+            _send_final_labels(pending, publisher, stats, end, settings.max_future_skew)
         if own_publisher:
             publisher.close()
         else:
@@ -140,6 +144,26 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
              stats.labels, path, stats.seconds, stats.rate,
              f"; stopped, resume with --start {stats.resume_from.isoformat()}" if stats.resume_from else "")
     return stats
+
+
+def _send_final_labels(pending: deque[PendingLabel], publisher: Publisher, stats: ReplayStats, end: datetime | None,
+                       max_future_skew: timedelta | None) -> None:
+    """The labels still pending when the input ends (before `end`), but for those reported more than
+    `max_future_skew` after now: a file of recent days has labels reported in the coming week, which
+    the consumers would dead-letter as ``future_report_time``. Those are counted and not sent."""
+    if max_future_skew is not None:
+        latest = utcnow() + max_future_skew
+        before = latest if end is None else min(end, latest)
+        _send_labels(pending, publisher, stats, before=before)
+        late = [label for label in pending if end is None or label[0] < end]
+        if late:
+            stats.labels_not_sent = len(late)
+            log.warning("%d labels of the last transactions are reported after now + FRAUDSTREAM_MAX_FUTURE_SKEW "
+                        "(%s; the last on %s): not sent, since the consumers would dead-letter them as "
+                        "future_report_time (a simulated clock ahead of the wall clock: set it to none, here and "
+                        "for the consumers)", len(late), max_future_skew, late[-1][0].isoformat())
+        return
+    _send_labels(pending, publisher, stats, before=end)
 
 
 def _close_after_failure(publisher: Publisher, own: bool) -> None:

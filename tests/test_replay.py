@@ -233,3 +233,26 @@ def test_a_window_with_no_row_of_the_file_is_a_warning(settings: Settings, tmp_p
         assert '"transactions": 0' in result.stdout
     result = CliRunner().invoke(main, ["replay", str(path), "--no-progress"], env=cli_env(settings))
     assert result.exit_code == 0 and "Warning" not in result.output, result.output
+
+
+@pytest.mark.services
+def test_labels_reported_beyond_the_future_skew_are_counted_and_not_sent(settings: Settings, tmp_path: Path) -> None:
+    """A file of the last hours: at its end, the labels reported more than `max_future_skew` after now
+    would be dead-lettered by the consumers (future_report_time), so replay holds them back and says so."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    path = tmp_path / "recent.csv"
+    with path.open("w") as out:
+        out.write(HEADER)
+        for i in range(100):  # one a minute, the last 10 minutes ago
+            out.write(f"tx{i},c{i % 13},t{i % 7},10.25,{(now - timedelta(minutes=109 - i)).isoformat()},0,0\n")
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    skewed = settings.model_copy(update={"max_future_skew": timedelta(hours=1)})
+    stats = replay(skewed, path, label_delay=timedelta(hours=2))
+    # transaction i is reported 11 + i minutes from now: within the hour of skew for the first 49, not for
+    # the last 51 (a minute's margin either way for the clock moving meanwhile)
+    assert stats.transactions == 100 and 48 <= stats.labels <= 50 and stats.labels + stats.labels_not_sent == 100
+    sent = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels, expect=stats.labels)]
+    assert len(sent) == stats.labels and max(label.reported_at for label in sent) <= datetime.now(timezone.utc) + \
+        timedelta(hours=1)
+    unlimited = settings.model_copy(update={"max_future_skew": None})  # a simulated clock: every label goes
+    assert replay(unlimited, path, label_delay=timedelta(hours=2)).labels == 100

@@ -108,6 +108,8 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
                            on_progress=on_progress, final_labels=not no_final_labels)
     summary = {"transactions": stats.transactions, "labels": stats.labels, "seconds": round(stats.seconds, 3),
                "rate": round(stats.rate, 1), "last_event_time": stats.event_time.isoformat() if stats.event_time else None}
+    if stats.labels_not_sent:
+        summary["labels_not_sent"] = stats.labels_not_sent
     if stats.resume_from is not None:
         summary["resume_from"] = stats.resume_from.isoformat()
         hint = command_line(ctx, start=stats.resume_from.isoformat())  # the user's other options as given
