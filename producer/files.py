@@ -199,18 +199,19 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> InputError:
 
     >>> import tempfile
     >>> bad = Path(tempfile.mkdtemp()) / "bad.csv"
-    >>> _ = bad.write_bytes(b"transaction_id,amount\\n1,2\\nt2,caf\\xe9\\n")
+    >>> _ = bad.write_bytes(b"transaction_id,amount\\n1,2\\nt\\xc3\\xa92,caf\\xe9\\n")  # "té2,caf" then Latin-1 é
     >>> str(_not_utf8(bad, UnicodeDecodeError("utf-8", b"", 0, 1, "x"))).removeprefix(str(bad.parent))
-    '/bad.csv:3: not UTF-8: byte 0xe9 at column 7 (save the file as UTF-8)'
+    '/bad.csv:3: not UTF-8: byte 0xe9 at column 8 (save the file as UTF-8)'
     """
     try:
         with open_bytes(path) as raw:
             for number, line in enumerate(raw, start=1):
                 try:
                     line.decode("utf-8")
-                except UnicodeDecodeError as found:
+                except UnicodeDecodeError as found:  # the column as an editor shows it: characters before it
+                    column = len(line[:found.start].decode("utf-8", "replace")) + 1
                     return InputError(f"{path}:{number}: not UTF-8: byte 0x{line[found.start]:02x} at column "
-                                      f"{found.start + 1} (save the file as UTF-8)")
+                                      f"{column} (save the file as UTF-8)")
     except (OSError, EOFError):
         pass
     return InputError(f"{path}: not UTF-8: {exc}")

@@ -129,10 +129,13 @@ class LiveModel:
         ('live', 4, {'seed': 7, 'before_live': {'source': 'import', 'learned_spans': [['a', 'b']]}})
         >>> LiveModel(first, None, base=4).published().extra == first.extra
         True
+        >>> again = CheckpointInfo("m", "logreg", 9, source="import", extra=first.extra)  # exported, imported again
+        >>> LiveModel(again, None, base=9).published().extra == first.extra
+        True
         """
         extra = self.info.extra
-        if self.info.source != "live" and any(key != "seed" for key in extra):
-            kept = {key: value for key, value in extra.items() if key != "seed"}
+        kept = {key: value for key, value in extra.items() if key not in ("seed", "before_live")}
+        if self.info.source != "live" and kept:  # (an exported live version imported again has none)
             extra = {**({"seed": extra["seed"]} if "seed" in extra else {}),
                      "before_live": {"source": self.info.source, **kept}}
         return self.info.bump(version=self.base + 1, labels_learned=self.labels_learned,
