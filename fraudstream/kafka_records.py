@@ -8,7 +8,8 @@ one consumer's fetcher a `PartitionRecords` whose `_unpack_records` reads the re
 in one loop: a one-byte varint (every field but the longer lengths and deltas) without a call, the
 `ConsumerRecord` built as the tuple it is. It yields the same records, in the same order, with the
 same errors for corrupt batches, and keeps the position and the counts kafka-python keeps after
-each record (a poll may stop in the middle of a batch).
+each record (a poll may stop in the middle of a batch); but for a header name that is not UTF-8,
+which it reads escaped instead of failing the fetch (see `_headers`).
 
 Everything else goes kafka-python's own way: consumers with deserializers or `read_committed`
 isolation (aborted transactions), legacy (v0/v1) batches, and a kafka-python version other than
@@ -168,22 +169,35 @@ def read_batch(batch: Any, topic: str, partition: int) -> Iterator[tuple[Consume
 
 
 def _headers(buf: bytes, pos: int) -> tuple[list[tuple[str, bytes | None]], int, int]:
-    """A record's headers from `pos`, their size (`_header_size`), the position after."""
+    """A record's headers from `pos`, their size (`_header_size`), the position after.
+
+    The one place this reader parts from kafka-python's: a header name that is not UTF-8 (Kafka
+    does not check, and some producers send bytes) is read with its bad bytes escaped (``\\xff``),
+    where kafka-python fails the whole fetch as a corrupt batch, so that a consumer stopped at that
+    record again after every restart. Its size is counted from the bytes on the wire, which is
+    kafka-python's count for a UTF-8 name. (Varints are zigzag: 4 is two headers, or a name of two
+    bytes; 2 a value of one byte; 1 none.)
+
+    >>> _headers(bytes([4, 4]) + b"\\xffk" + bytes([2]) + b"v" + bytes([2]) + b"t" + bytes([1]), 0)
+    ([('\\\\xffk', b'v'), ('t', None)], 4, 9)
+    """
     count, pos = decode_varint(buf, pos)
     if count < 0:
         raise CorruptRecordError("Found invalid number of record headers {}".format(count))
     headers: list[tuple[str, bytes | None]] = []
+    size = 0
     for _ in range(count):
         key_size, pos = decode_varint(buf, pos)
         if key_size < 0:
             raise CorruptRecordError("Invalid negative header key size {}".format(key_size))
-        key, pos = buf[pos:pos + key_size].decode("utf-8"), pos + key_size
+        key, pos = buf[pos:pos + key_size].decode("utf-8", "backslashreplace"), pos + key_size
         value_size, pos = decode_varint(buf, pos)
         value = None
         if value_size >= 0:
             value, pos = buf[pos:pos + value_size], pos + value_size
         headers.append((key, value))
-    return headers, _header_size(headers), pos
+        size += key_size + max(value_size, 0)
+    return headers, size if headers else -1, pos
 
 
 def _header_size(headers: list[tuple[str, bytes | None]]) -> int:

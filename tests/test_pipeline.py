@@ -135,3 +135,30 @@ def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
     assert early_dead["trace"] == b"t-1"  # the record's own headers are kept
     committed, ends = committed_and_end(settings, settings.topic_labels)
     assert committed == ends
+
+
+class _NotUtf8(str):
+    """A header name whose bytes on the wire are not UTF-8 (as some producers send them)."""
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
+        return b"\xff\xfe"
+
+
+@pytest.mark.services
+def test_a_header_name_that_is_not_utf8_does_not_stop_the_consumer(settings: Settings) -> None:
+    """kafka-python fails the whole fetch on it as a corrupt batch (so a consumer stopped at that record
+    after every restart); fraudstream's record reader reads the name escaped and goes on."""
+    ensure_topics(settings)
+    txs = scripted_transactions(5)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for i, tx in enumerate(txs):
+        producer.send(settings.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes(),
+                      headers=[(_NotUtf8("x"), b"v")] if i == 2 else [])
+        producer.flush()
+    producer.send(settings.topic_transactions, key=b"junk", value=b"{", headers=[(_NotUtf8("x"), b"w")])
+    producer.close()
+    with scoring_consumer(settings) as app:
+        stats = app.run(max_transactions=6, idle_timeout=20)
+    assert (stats.processed, stats.dead_lettered) == (5, 1)
+    [dead] = read_topic(settings, settings.topic_dlq, expect=1)
+    assert ("\\xff\\xfe", b"w") in dead.headers  # the name as read, escaped: sendable again
