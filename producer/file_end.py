@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 from fraudstream.errors import InputError
-from fraudstream.producer.files import _csv_rows, _jsonl_rows, open_bytes
+from fraudstream.producer.file_text import open_bytes
+from fraudstream.producer.files import _csv_rows, _jsonl_rows
 
 CHUNK = 1 << 20
 TAIL = 64 * 1024  # longer than any row a reader accepts

@@ -26,8 +26,6 @@ one is an error, because replay and backtests rely on the order and ``end`` stop
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -39,6 +37,7 @@ from typing import IO, Any
 from fraudstream.errors import InputError
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.fields import build_model, csv_transaction, make_transaction, parse_flag
+from fraudstream.producer.file_text import not_utf8, open_text
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +97,6 @@ def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
     return build_model(Label, values, set(values))  # type: ignore[no-any-return]
 
 
-def open_bytes(path: Path) -> IO[bytes]:
-    """The file's bytes, decompressed when it is gzip (told by its first bytes, not its name)."""
-    with path.open("rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if compressed else path.open("rb")
-
-
-def _open_text(path: Path) -> IO[str]:
-    try:
-        return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-
-
 def read_recorded(path: str | Path, start: datetime | None = None, end: datetime | None = None,
                   span: Span | None = None) -> Iterator[Recorded]:
     """Rows of a recorded file with event time in ``[start, end)``, in file (event-time) order.
@@ -120,7 +105,7 @@ def read_recorded(path: str | Path, start: datetime | None = None, end: datetime
     `span`, if given, is filled in with what was read (see `Span`) as the rows are.
     """
     path = Path(path)
-    stream = _open_text(path)
+    stream = open_text(path)
     try:
         first = _first_line(stream, path)
         if first.lstrip().startswith("{"):
@@ -137,7 +122,7 @@ def _first_line(stream: IO[str], path: Path) -> str:
     try:
         first = stream.readline()
     except UnicodeDecodeError as exc:
-        raise _not_utf8(path, exc) from exc
+        raise not_utf8(path, exc) from exc
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}:1: cannot read: {exc}") from exc
     if not first.strip():
@@ -184,37 +169,13 @@ def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
         if span is not None:
             span.complete = True
     except UnicodeDecodeError as exc:
-        raise _not_utf8(path, exc) from exc
+        raise not_utf8(path, exc) from exc
     except (OSError, EOFError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read after line {line}: {exc}") from exc
     finally:
         if span is not None:
             span.last = previous
         stream.close()
-
-
-def _not_utf8(path: Path, exc: UnicodeDecodeError) -> InputError:
-    """Where the file stops being UTF-8, by line and column: the decoder reads ahead in chunks, so
-    its own position counts from a chunk somewhere past the line being read.
-
-    >>> import tempfile
-    >>> bad = Path(tempfile.mkdtemp()) / "bad.csv"
-    >>> _ = bad.write_bytes(b"transaction_id,amount\\n1,2\\nt\\xc3\\xa92,caf\\xe9\\n")  # "té2,caf" then Latin-1 é
-    >>> str(_not_utf8(bad, UnicodeDecodeError("utf-8", b"", 0, 1, "x"))).removeprefix(str(bad.parent))
-    '/bad.csv:3: not UTF-8: byte 0xe9 at column 8 (save the file as UTF-8)'
-    """
-    try:
-        with open_bytes(path) as raw:
-            for number, line in enumerate(raw, start=1):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as found:  # the column as an editor shows it: characters before it
-                    column = len(line[:found.start].decode("utf-8", "replace")) + 1
-                    return InputError(f"{path}:{number}: not UTF-8: byte 0x{line[found.start]:02x} at column "
-                                      f"{column} (save the file as UTF-8)")
-    except (OSError, EOFError):
-        pass
-    return InputError(f"{path}: not UTF-8: {exc}")
 
 
 def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Recorded]]:

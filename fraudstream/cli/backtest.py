@@ -33,7 +33,7 @@ def count_rows(path: Path) -> int | None:
     2
     >>> import shutil; shutil.rmtree(p.parent)
     """
-    from fraudstream.producer.files import open_bytes
+    from fraudstream.producer.file_text import open_bytes
 
     try:
         with open_bytes(path) as stream:
