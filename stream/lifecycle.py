@@ -42,6 +42,7 @@ from fraudstream.stream.state.base import Meanwhile
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
+    from fraudstream.models.checkpoint import CheckpointInfo
     from fraudstream.stream.scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -263,8 +264,11 @@ class Lifecycle:
             try:
                 self.registry.publish(m.model, info, owner=self.owner)
             except PublishConflict as exc:
-                log.warning("not publishing %s: %s", name, exc)
                 latest = self.registry.latest_version(name)
+                if latest < m.base and self._restore(m, info, latest):
+                    published += 1
+                    continue
+                log.warning("not publishing %s: %s", name, exc)
                 if latest > m.base:
                     reload_version(self.registry, scorer.models, name, latest)
                 continue
@@ -273,6 +277,21 @@ class Lifecycle:
         if published and all(m.base > 0 for m in scorer.models.values()):
             self.registry.trim_labels(list(scorer.models))
         return published
+
+    def _restore(self, m: LiveModel, info: CheckpointInfo, latest: int) -> bool:
+        """The registry's newest version of `m` is older than the one this learner learned on from:
+        Redis lost its state (a restart without persistence, a flush). Publish `info` after it, so that
+        the versions go on and the other consumers load it; whether that was done."""
+        log.warning("Redis lost its state (restarted without persistence?): the registry's newest %s is v%d, this "
+                    "learner learned on from v%d; publishing v%d from memory (the feature windows, the scored "
+                    "records and the label stream start afresh)", info.name, latest, m.base, info.version)
+        try:
+            self.registry.publish(m.model, info, owner=self.owner, restore=True)
+        except PublishConflict as exc:
+            log.warning("not publishing %s: %s", info.name, exc)
+            return False
+        m.mark_published(info)
+        return True
 
     def close(self, scorer: Scorer) -> None:
         """Flush labels; as the learner, learn and publish everything, then release the role."""

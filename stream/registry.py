@@ -112,28 +112,29 @@ class ModelRegistry:
         values = self.client.mget([self.key("latest", n) for n in names])
         return {n: int(v or 0) for n, v in zip(names, values)}
 
-    def publish_blob(self, name: str, version: int, blob: bytes, position: str, owner: str = "") -> int:
+    def publish_blob(self, name: str, version: int, blob: bytes, position: str, owner: str = "",
+                     restore: bool = False) -> int:
         """Store a signed blob as `version` of `name` (learned up to stream entry `position`): only if
-        it is the next version and (with `owner`) only while `owner` holds the learner role. Raises
-        `PublishConflict` otherwise."""
+        it is the next version (`restore`: any after the newest, when Redis lost versions) and (with
+        `owner`) only while `owner` holds the learner role. Raises `PublishConflict` otherwise."""
         result = int(self._publish(
             keys=[self.key("latest", name), self.key("ckpt", name), self.key("names"), self.key("learner"),
                   self.key("pos", name)],
-            args=[name, version, blob, owner, KEEP_VERSIONS, position]))
+            args=[name, version, blob, owner, KEEP_VERSIONS, position, "1" if restore else ""]))
         if result == -1:
             raise PublishConflict(f"{owner} no longer holds the learner role")
         if result == -2:
             raise PublishConflict(f"version {version} of {name} is not the next one (another was published)")
         return result
 
-    def publish(self, model: Any, info: CheckpointInfo, owner: str = "") -> CheckpointInfo:
+    def publish(self, model: Any, info: CheckpointInfo, owner: str = "", restore: bool = False) -> CheckpointInfo:
         """Sign and publish `model` as ``info.version``. A learner's publication (`owner`) records its
         signing key as the registry's (`signing_key_matches`); so does an import while no consumer
         holds the learner role (a key changed with the consumers stopped), else only when none is
         recorded: a forced import with another key does not make the running consumers' key look
         foreign to the next import."""
         self.publish_blob(info.name, info.version, checkpoint.dumps(model, info, self.signing_key), info.position,
-                          owner)
+                          owner, restore)
         self.client.set(self.key("signing_key"), self._fingerprint(), nx=not owner and self.learner() is not None)
         log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
         return info

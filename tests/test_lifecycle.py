@@ -3,6 +3,7 @@ failover without losing labels, scorers following versions and promotions, metri
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -112,6 +113,35 @@ def test_scorers_follow_versions_and_promotion(settings: Settings) -> None:
     perf = registry.labels.performance("logreg", threshold=0.5)
     assert perf.n_labels == 150 and 0 < perf.n_frauds < 150
     assert 0.9 < perf.auc_roc <= 1.0 and not math.isnan(perf.average_precision)
+    learner.close()
+
+
+@pytest.mark.services
+def test_a_learner_restores_the_versions_redis_lost(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Redis restarted empty under running consumers: the learner publishes its model as the version
+    after the one it learned on from (it warned at every batch that its version was "not the next one",
+    and never published again), and a consumer that came up untrained meanwhile loads it."""
+    learner = live(settings, checkpoint_every_labels=50, checkpoint_every_seconds=3600)
+    feed(learner, labels(120, seed=3))
+    learner.lifecycle.publish_due(learner, force=True)  # type: ignore[union-attr]
+    before = learner.champion.info.version
+    assert learner.champion.version == str(before) and learner.champion.labels_learned == 120
+    registry = registry_for(settings)
+    lost = [key for key in registry.client.scan_iter(match=f"{{{settings.redis_key_prefix}:models}}*")]
+    assert registry.client.delete(*lost) >= 3  # the restart without persistence, for this test's keys
+    poll_now(learner)  # takes the role again
+    empty = live(settings)  # a consumer started now finds nothing to load: a fresh model
+    assert empty.champion.labels_learned == 0 and not empty.lifecycle.is_learner  # type: ignore[union-attr]
+    feed(learner, labels(60, seed=4))
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.lifecycle"):
+        learner.lifecycle.publish_due(learner, force=True)  # type: ignore[union-attr]
+    warned = [r.getMessage() for r in caplog.records if "signing key" not in r.getMessage()
+              and "built-in demo key" not in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"Redis lost its state (restarted without persistence?): the "
+                                                     f"registry's newest logreg is v0, this learner learned on from v{before}")
+    assert registry.latest_version("logreg") == before + 1 and learner.champion.version == str(before + 1)
+    poll_now(empty)
+    assert empty.champion.labels_learned == 180 and probe_scores(empty) == probe_scores(learner)
     learner.close()
 
 
