@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fraudstream import constants
@@ -151,6 +151,17 @@ class Settings(BaseSettings):
             return None
         if value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
+        from urllib.parse import urlsplit
+
+        from redis.connection import parse_url  # here: the CLI's --help does not import redis
+
+        try:  # what redis-py refuses later (with a traceback): a port, a query value, brackets
+            parse_url(value)
+            database = urlsplit(value).path.strip("/") if value.startswith("redis") else ""
+        except ValueError as exc:  # its messages name the part, never the password
+            raise ValueError(f"not a usable Redis URL: {exc}") from None
+        if database and not database.isdigit():  # redis-py ignores it: another database than meant
+            raise ValueError(f"the database of a Redis URL is a number (redis://host:6379/0), not {database!r}")
         return value
 
     @field_validator("log_level")
@@ -190,6 +201,13 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() == "none":
             return None
         return cls._duration(value)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:  # kafka-python refuses it later, with a traceback
+            raise ValueError(f"FRAUDSTREAM_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be below "
+                             f"FRAUDSTREAM_SESSION_TIMEOUT_MS ({self.session_timeout_ms})")
+        return self
 
     def redis_url_masked(self) -> str | None:
         """The Redis URL with its password hidden, for logs."""

@@ -80,10 +80,18 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_REDIS_URL", "localhost:6379", "a Redis URL starts with redis://"),
     ("FRAUDSTREAM_LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR"),
     ("FRAUDSTREAM_LOG_FORMAT", "xml", "text or json"),
+    # what redis-py or kafka-python refused later, with a traceback (an operator's walk-through)
+    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@127.0.0.1:notaport/0", "Port could not be cast to integer"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@[::1/0", "Invalid IPv6 URL"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/abc", "the database of a Redis URL is a number"),
+    ("FRAUDSTREAM_SESSION_TIMEOUT_MS", "500", "FRAUDSTREAM_HEARTBEAT_INTERVAL_MS (1000) must be below "
+                                              "FRAUDSTREAM_SESSION_TIMEOUT_MS (500)"),
 ])
 def test_malformed_connection_and_log_settings_are_one_line_errors(variable: str, value: str, message: str) -> None:
     result = CliRunner().invoke(main, ["config"], env={variable: value})
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+    assert "s3cret" not in result.output
 
 
 def test_well_formed_ones_are_kept() -> None:

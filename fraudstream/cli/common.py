@@ -235,7 +235,8 @@ def _format_validation(exc: ValidationError, ctx: click.Context | None = None) -
         where = setting_source(ctx, field) if field in Settings.model_fields else field
         return ".".join([where, *(str(p) for p in loc[1:])])
 
-    return "; ".join(f"{named(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
+    return "; ".join(f"{named(err['loc']) + ': ' if err['loc'] else ''}{err['msg'].removeprefix('Value error, ')}"
+                     for err in exc.errors())  # (no loc: a check of several settings, which names them)
 
 
 def require_bootstrap(settings: Settings) -> None:
