@@ -56,8 +56,12 @@ class ModelView:
 
 
 def model_view(app: ScoringConsumer) -> ModelView:
+    """The champion's published version (``7``, not ``7+12`` as alerts say: a label whose value changed
+    with every batch made a new time series each time; the labels learned since are in
+    ``model_labels_learned``)."""
     champion = app.scorer.champion
-    return ModelView(champion.name, str(champion.version), int(champion.labels_learned), float(app.scorer.threshold))
+    return ModelView(champion.name, str(champion.info.version), int(champion.labels_learned),
+                     float(app.scorer.threshold))
 
 
 class ConsumerCollector(Collector):

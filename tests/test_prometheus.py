@@ -60,7 +60,8 @@ def test_scraped_figures_equal_the_run(settings: Settings) -> None:
     with scoring_consumer(settings) as app, serve_metrics(app, 0, addr="127.0.0.1") as port:
         stats = app.run(idle_timeout=3)
         samples = scrape(port)
-        version = app.scorer.champion.version  # as scraped (closing publishes a new version)
+        version = str(app.scorer.champion.info.version)  # as scraped (closing publishes a new version)
+        learned_since = app.scorer.champion.local_labels  # alerts say "<version>+<these>"
 
     assert (stats.processed, stats.dead_lettered, stats.alerts, stats.labels_learned) == (300, len(GARBAGE), 300, 200)
     assert value(samples, "fraudstream_transactions_processed_total") == 300
@@ -92,6 +93,7 @@ def test_scraped_figures_equal_the_run(settings: Settings) -> None:
     assert value(samples, "fraudstream_model_rolling_frauds") == y.sum() == 8
     assert value(samples, "fraudstream_model_rolling_auc") == pytest.approx(roc_auc(y, scores))
     assert value(samples, "fraudstream_model_rolling_precision") == pytest.approx(8 / 200)
+    assert learned_since > 0  # the label is the published version, not one that changes with every batch
     assert value(samples, "fraudstream_model_info", model=settings.model, version=version) == 1
     assert value(samples, "fraudstream_alert_threshold") == 0.0
 
