@@ -92,6 +92,10 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def exited(self) -> int | None:
+        """Its exit code once it has exited (killed, crashed), else None."""
+        return None if self.process is None else self.process.poll()
+
     def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after `grace_s`) and wait for it."""
         if self.process is None:
@@ -173,12 +177,13 @@ def terminate_as_exception() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def embedded_services(settings: Settings) -> Iterator[Settings]:
+def embedded_services(settings: Settings, started: list[ServerProcess] | None = None) -> Iterator[Settings]:
     """Start whichever of Kafka and Redis the settings leave unset; yield settings that point at them.
+    `started` (if given) is filled with the server processes, for a caller that watches them.
 
     Servers are stopped by PID when the block exits, also on errors, Ctrl-C and SIGTERM.
     """
-    started: list[ServerProcess] = []
+    started = [] if started is None else started
     update: dict[str, object] = {}
     try:
         with terminate_as_exception():

@@ -10,6 +10,8 @@ import click
 from fraudstream.cli.common import handle_errors, setting_source, settings_from, settings_option
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS, ENV_PREFIX
 
+WATCH_S = 1.0  # how often `up` looks whether its servers still run
+
 
 def export_lines(kafka_bootstrap: str, redis_url: str) -> list[str]:
     """The lines that point another shell at these servers, ready to paste; producers into the
@@ -36,7 +38,7 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
     New servers every time, also in a shell where those lines were pasted before.
     """
     from fraudstream.kafka_io import ensure_topics
-    from fraudstream.services import embedded_services
+    from fraudstream.services import ServerProcess, embedded_services
 
     settings = settings_from(ctx, topic_partitions=topic_partitions)
     for field, shown in (("kafka_bootstrap", settings.kafka_bootstrap), ("redis_url", settings.redis_url_masked())):
@@ -44,15 +46,22 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
             click.echo(f"note: {field} is set ({shown}, from {setting_source(ctx, field)}); not used: `up` starts "
                        "new servers (paste the new lines below where you use them)", err=True)
     settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
+    servers: list[ServerProcess] = []
     try:
-        with embedded_services(settings) as live:
+        with embedded_services(settings, servers) as live:
             ensure_topics(live)
             for line in export_lines(live.kafka_bootstrap or "", live.redis_url or ""):
                 click.echo(line)
             click.echo(f"# paste the lines above in other terminals (the third: producers batch for "
                        f"{EMBEDDED_PRODUCER_LINGER_MS} ms, as this broker's fetches cost more with every batch it "
                        "holds); Ctrl-C stops the servers", err=True)
-            while True:
-                time.sleep(3600)
+            while not (dead := [server for server in servers if server.exited() is not None]):
+                time.sleep(WATCH_S)
+            for server in dead:  # the clients would wait on it for ever: stop all, and say why
+                click.echo(f"error: {server.name} (pid {server.pid}) exited with code {server.exited()}; stopping "
+                           f"the other servers (the data of these servers is kept in memory only: start `up` again "
+                           f"and paste its new lines)", err=True)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+        return
+    raise SystemExit(1)
