@@ -148,6 +148,8 @@ class ScoringConsumer:
                 last_activity = time.monotonic()
             if not ready:  # an idle moment: nothing is waiting for the collector's pause now
                 collect_garbage_when_idle()
+                self.tx_dlq.logged.tick()  # a flood of dead letters that stopped: its count now
+                self.label_dlq.logged.tick()
             if not self.maintained:  # a batch's scoring did it already (the learning while Redis worked)
                 try:  # checkpoints, learner role, model versions: Redis too, so an outage waits here as well
                     self._retry("model maintenance", self.scorer.maintain)

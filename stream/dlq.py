@@ -48,8 +48,9 @@ b'transactions'), ('fraudstream.source.partition', b'2'), ('fraudstream.source.o
 class ReasonLog:
     """Which dead letters are logged one by one: per reason, the first `burst` of each `window_s`
     seconds; the others are counted, and the count is logged as one line when the reason's window
-    has passed (at its next dead letter) or at `flush`. A replay into the wrong topic can dead-letter
-    every record: one line each made 28,818 warnings of a single run (2026-12-05).
+    has passed (at its next dead letter, or at the consumer loop's next `tick`) or at `flush`. A replay
+    into the wrong topic can dead-letter every record: one line each made 28,818 warnings of a single
+    run (2026-12-05).
 
     >>> now = [0.0]
     >>> limiter = ReasonLog("tx.dlq", burst=2, window_s=60.0, clock=lambda: now[0])
@@ -59,6 +60,12 @@ class ReasonLog:
     >>> limiter.allow("too_late")  # logs "3 more dead letters (too_late) ..." first
     True
     >>> limiter.pending()
+    {}
+    >>> _ = [limiter.allow("too_late") for _ in range(4)]  # a flood that stops: reported once its window passed
+    >>> limiter.tick(); limiter.pending()
+    {'too_late': 3}
+    >>> now[0] = 122.0
+    >>> limiter.tick(); limiter.pending()  # logs "3 more dead letters (too_late) ..."
     {}
     """
 
@@ -84,6 +91,15 @@ class ReasonLog:
     def pending(self) -> dict[str, int]:
         """Dead letters per reason counted but not logged yet."""
         return {reason: int(w[2]) for reason, w in self.windows.items() if w[2]}
+
+    def tick(self) -> None:
+        """Log the counts of the windows that have passed: a flood that stopped is reported then,
+        not at its reason's next dead letter or when the consumer stops."""
+        now = self.clock()
+        for reason, window in self.windows.items():
+            if window[2] and now - window[0] >= self.window_s:
+                self._report(reason, window)
+                window[2] = 0
 
     def flush(self) -> None:
         """Log the counts not logged yet."""
