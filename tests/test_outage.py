@@ -4,6 +4,7 @@ no broker answers for. Servers of its own, since they are stopped."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -48,6 +49,43 @@ def test_servers_gone_the_backoff_grows_and_a_stop_does_not_wait_for_the_group(s
         assert "its coordinator is unreachable" in err, err[-3000:]
         assert "without a completed rebalance" not in err  # the 8 s wait for a group nobody answers for
         assert took < 8.0, (took, err[-3000:])
+    finally:
+        cache.stop()
+        broker.stop()
+
+
+def test_a_stop_does_not_wait_long_for_a_broker_that_hangs(settings: Settings) -> None:
+    """A broker that keeps its connections but answers nothing (stopped, overloaded): the consumer
+    waits for the group's rebalance its bounded 8 s, then for the LeaveGroup at most 3 s. It waited
+    for kafka-python's 30 s request timeout there (an operator's walk-through: ~29 s, a typical
+    grace period before a SIGKILL)."""
+    broker, cache = tansu_process(), valkey_process()
+    try:
+        broker.start()
+        cache.start()
+        own = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{broker.port}",
+                                          "redis_url": f"redis://127.0.0.1:{cache.port}/0"})
+        wait_for_kafka(own.kafka_bootstrap or "")
+        ensure_topics(own)
+        producer = KafkaProducer(bootstrap_servers=own.kafka_bootstrap)
+        for tx in scripted_stream(300):
+            producer.send(own.topic_transactions, key=tx.customer_id.encode(), value=tx.to_json_bytes())
+        producer.flush()
+        producer.close()
+        proc = start_consumer(own)
+        with reaped(proc):
+            progress_or_explain(own, proc, 300, 60)
+            assert broker.pid is not None
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                kill(proc, signal.SIGTERM)
+                stopped = time.monotonic()
+                _, err = finish(proc, 60)
+                took = time.monotonic() - stopped
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+        assert proc.returncode == 0, err[-3000:]
+        assert took < 16.0, (took, err[-3000:])
     finally:
         cache.stop()
         broker.stop()
