@@ -78,6 +78,9 @@ def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None,
     listener = _Rebalance()
     consumer = make_consumer(settings, **consumer_overrides)
     consumer.subscribe([settings.topic_transactions, settings.topic_labels], listener=listener)
+    log.info("consuming %s and %s from %s as group %s; state in %s (key prefix %s)", settings.topic_transactions,
+             settings.topic_labels, settings.kafka_bootstrap, settings.group_id, settings.redis_url_masked(),
+             settings.redis_key_prefix)
     producer = make_producer(settings, linger_ms=1)
     app = ScoringConsumer(settings, engine, scorer, consumer, producer, on_alert=on_alert)
     listener.app = app

@@ -43,6 +43,8 @@ def test_produce_consume_alerts_as_a_user(settings: Settings) -> None:
     assert consumed.returncode == 0, consumed.stderr[-2000:]
     summary = json.loads(consumed.stdout.strip().splitlines()[-1])
     assert summary["processed"] == 3000 and summary["dead_lettered"] == 5
+    assert (f"consuming {settings.topic_transactions} and {settings.topic_labels} from {settings.kafka_bootstrap} "
+            f"as group {settings.group_id}; state in {settings.redis_url_masked()}") in consumed.stderr  # which servers
 
     alerts = [Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts)]
     assert len(alerts) >= 1 and summary["alerts"] == len(alerts), summary
