@@ -151,8 +151,6 @@ class Settings(BaseSettings):
             return None
         if value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
-        from urllib.parse import urlsplit
-
         from redis.connection import parse_url  # here: the CLI's --help does not import redis
 
         try:  # what redis-py refuses later (with a traceback): a port, a query value, brackets

@@ -265,8 +265,8 @@ class Lifecycle:
                 self.registry.publish(m.model, info, owner=self.owner)
             except PublishConflict as exc:
                 latest = self.registry.latest_version(name)
-                if latest < m.base and self._restore(m, info, latest):
-                    published += 1
+                if latest < m.base:
+                    published += self._restore(m, info, latest)
                     continue
                 log.warning("not publishing %s: %s", name, exc)
                 if latest > m.base:
