@@ -34,6 +34,7 @@ def not_utf8(path: Path, exc: UnicodeDecodeError) -> InputError:
     >>> _ = bad.write_bytes(b"transaction_id,amount\\n1,2\\nt\\xc3\\xa92,caf\\xe9\\n")  # "té2,caf" then Latin-1 é
     >>> str(not_utf8(bad, UnicodeDecodeError("utf-8", b"", 0, 1, "x"))).removeprefix(str(bad.parent))
     '/bad.csv:3: not UTF-8: byte 0xe9 at column 8 (save the file as UTF-8)'
+    >>> import shutil; shutil.rmtree(bad.parent)
     """
     try:
         with open_bytes(path) as raw:
