@@ -58,11 +58,16 @@ class RecordValidator:
         return value
 
     @staticmethod
-    def _check_json(value: bytes) -> None:
-        try:
-            json.loads(value)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ValidationFailed("invalid_json", str(exc)[:200]) from None
+    def _refused(exc: ValidationError, value: bytes) -> ValidationFailed:
+        """Why pydantic refused `value`: ``invalid_json`` (with the json module's words, which say
+        where: the same for a transaction and a label), else ``invalid_fields``."""
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            try:
+                json.loads(value)
+            except (UnicodeDecodeError, ValueError) as bad:
+                return ValidationFailed("invalid_json", str(bad)[:200])
+            return ValidationFailed("invalid_json", _pydantic_detail(exc))
+        return ValidationFailed("invalid_fields", _pydantic_detail(exc))
 
     def transaction(self, value: bytes | None, watermark: datetime | None, now: datetime | None = None) -> Transaction:
         """`now`: the time to check future event times against (default: the clock)."""
@@ -70,10 +75,7 @@ class RecordValidator:
         try:
             tx = Transaction.model_validate_json(value)
         except ValidationError as exc:
-            if any(err["type"] == "json_invalid" for err in exc.errors()):
-                self._check_json(value)
-                raise ValidationFailed("invalid_json", _pydantic_detail(exc)) from None
-            raise ValidationFailed("invalid_fields", _pydantic_detail(exc)) from None
+            raise self._refused(exc, value) from None
         if self.max_future_skew is not None and tx.event_time > (now or utcnow()) + self.max_future_skew:
             raise ValidationFailed("future_event_time", f"event_time {tx.event_time.isoformat()} is in the future")
         if watermark is not None and tx.event_time < watermark - self.allowed_lateness:
@@ -90,10 +92,7 @@ class RecordValidator:
         try:
             label = Label.model_validate_json(value)
         except ValidationError as exc:
-            if any(err["type"] == "json_invalid" for err in exc.errors()):
-                self._check_json(value)  # the same reason text as a transaction's
-                raise ValidationFailed("invalid_json", _pydantic_detail(exc)) from None
-            raise ValidationFailed("invalid_fields", _pydantic_detail(exc)) from None
+            raise self._refused(exc, value) from None
         if self.max_future_skew is not None and label.reported_at > (now or utcnow()) + self.max_future_skew:
             raise ValidationFailed("future_report_time", f"reported_at {label.reported_at.isoformat()} is in the future")
         return label
