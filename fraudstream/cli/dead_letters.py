@@ -31,10 +31,10 @@ def dead_letter(record: Any) -> dict[str, Any]:
     >>> d["reason"], d["source"], d["value_base64"], d["headers"]
     ('invalid_json', {'topic': 'transactions', 'partition': 2, 'offset': 41}, '//4=', {'trace': 't-1'})
     """
+    from fraudstream.stream.dlq import OWN_HEADERS  # (kafka-python: imported when the command runs)
+
     headers = {key: value for key, value in (record.headers or [])}
-    own = {key: (headers.get(key) or b"").decode("utf-8", "replace") for key in (
-        constants.DLQ_HEADER_REASON, constants.DLQ_HEADER_ERROR, constants.DLQ_HEADER_TOPIC,
-        constants.DLQ_HEADER_PARTITION, constants.DLQ_HEADER_OFFSET)}
+    own = {key: (headers.get(key) or b"").decode("utf-8", "replace") for key in OWN_HEADERS}
     out: dict[str, Any] = {
         "topic": record.topic, "partition": record.partition, "offset": record.offset, "timestamp": record.timestamp,
         "reason": own[constants.DLQ_HEADER_REASON] or None, "error": own[constants.DLQ_HEADER_ERROR] or None,
@@ -49,7 +49,7 @@ def dead_letter(record: Any) -> dict[str, Any]:
     except UnicodeDecodeError:
         out["value_base64"] = base64.b64encode(value).decode()
     out["headers"] = {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or [])
-                      if not key.startswith("fraudstream.")}
+                      if key not in OWN_HEADERS}
     return out
 
 
