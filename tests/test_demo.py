@@ -108,43 +108,26 @@ def test_up_says_when_one_of_its_servers_dies_and_stops_the_other() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")}
     proc = subprocess.Popen([str(CLI), "up", "--partitions", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
+    first: list[str] = []  # its stderr until both servers are up (each logs its pid)
     try:
-        reader = threading.Thread(target=lambda: [proc.stdout.readline() for _ in range(3)], daemon=True)  # type: ignore[union-attr]
+        def read_until_up() -> None:
+            while len(SERVER_UP.findall("".join(first))) < 2 and (line := proc.stderr.readline()):  # type: ignore[union-attr]
+                first.append(line)
+        reader = threading.Thread(target=read_until_up, daemon=True)
         reader.start()
         reader.join(timeout=120)
-        valkey = next(int(p.pid) for p in children_of(proc.pid) if p.name.startswith("valkey"))
+        valkey = int(dict(SERVER_UP.findall("".join(first)))["valkey"])
         os.kill(valkey, signal.SIGKILL)
-        _, errors = proc.communicate(timeout=60)
+        _, rest = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    errors = "".join(first) + rest
     servers = dict(SERVER_UP.findall(errors))
     assert proc.returncode == 1, errors[-3000:]
     assert f"error: valkey (pid {valkey}) exited with code -9; stopping the other servers" in errors, errors[-3000:]
     assert not alive(int(servers["tansu"]), "tansu")
-
-
-class _Child:
-    def __init__(self, pid: int, name: str) -> None:
-        self.pid, self.name = pid, name
-
-
-def children_of(parent: int) -> list[_Child]:
-    """The direct children of `parent`, from /proc."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
-        if int(rest.split()[1]) == parent:
-            out.append(_Child(int(entry), name))
-    return out
 
 
 def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
