@@ -9,6 +9,9 @@ Tansu workarounds (kept here and nowhere else):
   `end_offsets()` only before the first fetch.
 - Tansu 0.6 keeps a group leader that leaves while its group re-forms as the leader, so the group
   never forms again; `close_group_consumer()` leaves only a formed group (see there).
+- Tansu answers a fetch from past the end of a log with no records and no error, where Apache Kafka
+  answers OFFSET_OUT_OF_RANGE and kafka-python resets the position: `rewind_past_end()` does that
+  reset (see there).
 
 kafka-python 3.0.12 throws away a group join that completes between two polls: `make_consumer`
 mends each consumer's coordinator with `fraudstream.kafka_join.keep_completed_joins`. It also gives
@@ -197,6 +200,40 @@ def fetch_position(consumer: Any, tp: TopicPartition) -> int:
     if position is None:  # none yet (or kept elsewhere by another kafka-python): the public way
         return int(consumer.position(tp))
     return int(getattr(position, "offset", position))
+
+
+def rewind_past_end(consumer: Any) -> list[TopicPartition]:
+    """Reset the position of each assigned partition that is past the high watermark of its last
+    fetch, as the consumer's `auto_offset_reset` says (earliest: the log's start; otherwise its
+    end), with a warning; return those partitions.
+
+    Tansu workaround. A position can only pass the end of its log when the log was recreated or
+    lost: Tansu with memory storage restarted, and a partition this consumer kept across the
+    rebalance kept its position (kafka-python keeps it, as the Java client does). Tansu 0.6 answers
+    the fetches from there with no records and no error, so the partition stalled for good with a
+    lag of 0 while its new log grew (seen with two consumers in a group: 5,050 transactions never
+    scored). Apache Kafka answers OFFSET_OUT_OF_RANGE, and kafka-python resets the position itself
+    before this could see it.
+    """
+    rewound = []
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        position = fetch_position(consumer, tp)
+        if position <= high:
+            continue
+        if consumer.config.get("auto_offset_reset") == "earliest":
+            consumer.seek_to_beginning(tp)
+            where = "from its start"
+        else:
+            consumer.seek(tp, high)
+            where = f"from its end ({high})"
+        log.warning("%s[%d]: position %d is past the end of its log (%d): the log was recreated or lost (a "
+                    "broker restarted without its storage?); reading it %s", tp.topic, tp.partition, position, high,
+                    where)
+        rewound.append(tp)
+    return rewound
 
 
 def end_of_log(consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:

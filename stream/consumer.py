@@ -23,6 +23,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
+from fraudstream.kafka_io import rewind_past_end
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
@@ -157,6 +158,7 @@ class ScoringConsumer:
                     log.warning("stopping during model maintenance (nothing uncommitted is lost)")
                     break
             self.maintained = False
+            rewind_past_end(self.consumer)  # a log recreated under a partition it kept (Tansu restarted)
             self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
