@@ -75,7 +75,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
     """Print alerts as they arrive on the alert topic (no consumer group; nothing is committed)."""
     from pydantic import ValidationError
 
-    from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
+    from fraudstream.kafka_io import make_consumer, partitions_of, rewind_past_end, unfetched
     from fraudstream.models.events import Alert
 
     settings = settings_from(ctx)
@@ -100,6 +100,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
         hinted = False
         while max_alerts is None or shown < max_alerts:
             polled = consumer.poll(timeout_ms=200)
+            rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
             # still reading what was there: not waiting yet
             if polled and any((unfetched(consumer, tp) or 0) > 0 for tp in parts):
                 last = time.monotonic()
