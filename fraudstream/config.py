@@ -47,6 +47,8 @@ def mask_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # as kafka-python spells them
+
 _PASSWORD_PARAMETER = re.compile(r"((?:^|&)[^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
 
 
@@ -62,7 +64,7 @@ class Settings(BaseSettings):
         None, description=("Kafka bootstrap servers (host:port,...). Unset: `demo` starts the embedded Tansu broker; "
                            "the other commands ask for it (`fraudstream up` prints it).")
     )
-    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_security_protocol: str = Field("PLAINTEXT", description=", ".join(SECURITY_PROTOCOLS[:-1]) + " or SASL_SSL.")
     kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
@@ -167,6 +169,13 @@ class Settings(BaseSettings):
     def _log_level(cls, value: str) -> str:
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"{value!r}: one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _security_protocol(cls, value: str) -> str:
+        if value.upper() not in SECURITY_PROTOCOLS:
+            raise ValueError(f"{value!r}: one of {', '.join(SECURITY_PROTOCOLS)}")
         return value.upper()
 
     @field_validator("log_format")

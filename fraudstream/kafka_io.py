@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -108,11 +109,43 @@ def await_bootstrap(servers: list[str], timeout_s: float | None = None) -> None:
         time.sleep(0.5)
 
 
+TLS_HANDSHAKE_S = 10.0  # how long `check_tls` waits for a server's side of a TLS handshake
+
+
+def check_tls(servers: list[str], timeout_s: float | None = None) -> None:
+    """Return once one of the bootstrap `servers` completes a TLS handshake; kafka-python's
+    `KafkaConnectionError` naming what to check otherwise. For clients set for SSL or SASL_SSL: against
+    a plaintext listener kafka-python 3.0.12 retries its handshake without a word, for ever (seen:
+    `fraudstream consume` silent for a minute). The certificate is not checked here; kafka-python
+    checks it next (`ssl_cafile`).
+    """
+    timeout_s = TLS_HANDSHAKE_S if timeout_s is None else timeout_s
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    errors = []
+    for server in servers:
+        host, colon, port = server.strip().rpartition(":")
+        if not colon:
+            host, port = port, str(DEFAULT_KAFKA_PORT)
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s) as raw:
+                with context.wrap_socket(raw, server_hostname=host.strip("[]") or None):
+                    return
+        except (OSError, ValueError) as exc:  # ssl.SSLError and timeouts are OSErrors
+            errors.append(f"{server}: {exc or type(exc).__name__}")
+    raise KafkaConnectionError(f"no TLS handshake with {', '.join(errors)} (within {timeout_s:g} s each); the "
+                               "security protocol asks for TLS: is the listener plaintext "
+                               "(FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT or SASL_PLAINTEXT)?")
+
+
 def _reachable(settings: Settings) -> dict[str, Any]:
-    """`client_config(settings)` once a bootstrap server answers (`await_bootstrap`), with reads
-    racing a client's close kept quiet (`quiet_closed_reads`: kafka-python 3.0.12 logs them as errors)."""
+    """`client_config(settings)` once a bootstrap server answers (`await_bootstrap`) and, for TLS,
+    completes a handshake (`check_tls`), with reads racing a client's close kept quiet
+    (`quiet_closed_reads`: kafka-python 3.0.12 logs them as errors)."""
     config = client_config(settings)
     await_bootstrap(config["bootstrap_servers"])
+    if config["security_protocol"].endswith("SSL"):
+        check_tls(config["bootstrap_servers"])
     quiet_closed_reads()
     return config
 

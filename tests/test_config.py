@@ -80,6 +80,7 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_REDIS_URL", "localhost:6379", "a Redis URL starts with redis://"),
     ("FRAUDSTREAM_LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR"),
     ("FRAUDSTREAM_LOG_FORMAT", "xml", "text or json"),
+    ("FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL", "TLS", "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
     # what redis-py or kafka-python refused later, with a traceback (an operator's walk-through)
     ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@127.0.0.1:notaport/0", "Port could not be cast to integer"),
     ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
@@ -95,8 +96,9 @@ def test_malformed_connection_and_log_settings_are_one_line_errors(variable: str
 
 
 def test_well_formed_ones_are_kept() -> None:
-    s = Settings(kafka_bootstrap="k1:9092,[::1]:9093,kafka", redis_url="rediss://:pw@r:6380/1", log_level="debug")
-    assert (s.kafka_bootstrap, s.log_level) == ("k1:9092,[::1]:9093,kafka", "DEBUG")
+    s = Settings(kafka_bootstrap="k1:9092,[::1]:9093,kafka", redis_url="rediss://:pw@r:6380/1", log_level="debug",
+                 kafka_security_protocol="sasl_ssl")
+    assert (s.kafka_bootstrap, s.log_level, s.kafka_security_protocol) == ("k1:9092,[::1]:9093,kafka", "DEBUG", "SASL_SSL")
 
 
 def test_a_redis_that_cannot_be_reached_is_a_one_line_error() -> None:
