@@ -218,7 +218,8 @@ class ScoringConsumer:
     # -- steps (each idempotent, so each may be retried) ------------------------------------------
     def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
         """Features, scores and alerts of new transactions; a transaction delivered again whose scored
-        record is kept is not scored again: its alert, if it had one, is sent again byte for byte."""
+        record is kept, or twice in this batch, is not scored again: its alert, if it had one, is
+        sent again byte for byte."""
         learn: Callable[[], None] | None = self._retry("model maintenance", self.scorer.maintenance)  # its reads first
         self.maintained = True
 
@@ -232,6 +233,7 @@ class ScoringConsumer:
         batch = self.engine.transform_batch([tx for _, tx in run], meanwhile=meanwhile)
         new = batch.to_score()  # positions in `run`
         again = [(tx, stored) for (_, tx), stored in zip(run, batch.stored) if stored is not None]
+        repeats = len(batch.repeats)  # later copies in this batch: the first copy's alert is sent again
         conflicts = [delivered for delivered, conflict in zip(run, batch.conflict) if conflict]
         features = batch.features if len(new) == len(run) else batch.features[new]
         scores, per_model = self.scorer.score_matrix(FEATURE_NAMES, features)  # champion's, every model's
@@ -243,12 +245,16 @@ class ScoringConsumer:
                                 meanwhile=self._prepare_ahead)
         sends = [(tx.transaction_id, p) for tx, p in zip(new_txs, payloads) if p is not None]
         resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
+        if repeats:
+            at = {p: k for k, p in enumerate(new)}
+            resent += [(run[i][1].transaction_id, payloads[at[j]]) for i, j in batch.repeats.items()
+                       if payloads[at[j]] is not None]
         topic = self.settings.topic_alerts
         futures = [self.producer.send(topic, key=txid.encode(), value=p) for txid, p in sends + resent]
         futures += [self.tx_dlq.send(record, "transaction_id_reused", _reused_id(tx)) for record, tx in conflicts]
         self._flush(futures)
         # counted only once the batch's work is acknowledged
-        self.stats.count_scored(len(new), len(again), len(conflicts), len(sends) + len(resent), latencies)
+        self.stats.count_scored(len(new), len(again) + repeats, len(conflicts), len(sends) + len(resent), latencies)
         return [a for a in found if a is not None] + [Alert.model_validate_json(p) for _, p in resent]
 
     def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:

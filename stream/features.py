@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -82,8 +82,23 @@ def cents_of(amount: float) -> int:
     return round(amount * 100)
 
 
-def _to_score(conflict: list[bool], stored: list[StoredRecord | None]) -> list[int]:
-    return [i for i, (c, s) in enumerate(zip(conflict, stored)) if not c and s is None]
+def _to_score(conflict: list[bool], stored: list[StoredRecord | None], repeats: dict[int, int]) -> list[int]:
+    return [i for i, (c, s) in enumerate(zip(conflict, stored)) if not c and s is None and i not in repeats]
+
+
+def _repeats(txs: Sequence[Transaction], cust: Sequence[CustomerResult]) -> dict[int, int]:
+    """Transactions delivered twice in one batch (a producer's retry): the position of each later
+    copy -> its first copy's. The customer state took the first copy; a later one reads as a
+    duplicate without a scored record, which is written only after the batch is scored."""
+    if not any(cr.duplicate and cr.stored is None and not cr.conflict for cr in cust):
+        return {}
+    first: dict[str, int] = {}
+    repeats = {}
+    for i, (tx, cr) in enumerate(zip(txs, cust)):
+        j = first.setdefault(tx.transaction_id, i)
+        if j != i and cr.duplicate and cr.stored is None and not cr.conflict:
+            repeats[i] = j
+    return repeats
 
 
 @dataclass(frozen=True)
@@ -92,20 +107,23 @@ class FeatureBatch:
 
     A conflict (the id was used for another transaction, see `FeatureEngine.transform`) has a row of
     zeros and no `stored` record; a transaction scored before has its `stored` record and the
-    features it was scored with (NaN for any it lacks).
+    features it was scored with (NaN for any it lacks); a later copy of a transaction in the same
+    batch (`repeats`: its position -> the first copy's) has the first copy's row.
     """
 
     features: np.ndarray
     conflict: list[bool]
     stored: list[StoredRecord | None]
     times: list[int]  # event times, epoch ms
+    repeats: dict[int, int] = field(default_factory=dict)
 
     def row(self, i: int) -> dict[str, float]:
         return dict(zip(FEATURE_NAMES, self.features[i].tolist()))
 
     def to_score(self) -> list[int]:
-        """The positions of the transactions to score: neither a conflict nor scored before."""
-        return _to_score(self.conflict, self.stored)
+        """The positions of the transactions to score: neither a conflict, nor scored before, nor a
+        later copy of one in the batch."""
+        return _to_score(self.conflict, self.stored, self.repeats)
 
     def rows(self) -> list[dict[str, float] | None]:
         """`transform`'s answer: a dict per transaction, None for a conflict, the stored features for
@@ -156,7 +174,8 @@ class FeatureEngine:
         times, cents, cust, term = self._update(txs, meanwhile)
         conflict = [cr.conflict for cr in cust]
         stored = [None if cr.conflict else cr.stored for cr in cust]
-        fresh = _to_score(conflict, stored)
+        repeats = _repeats(txs, cust)
+        fresh = _to_score(conflict, stored, repeats)
         derived = derive_matrix([txs[i] for i in fresh], [times[i] for i in fresh], [cents[i] for i in fresh],
                                 [cust[i].aggregates for i in fresh], [term[i] for i in fresh],  # type: ignore[misc]
                                 self.config)
@@ -168,7 +187,9 @@ class FeatureEngine:
         for i, rec in enumerate(stored):
             if rec is not None:  # NaN for a feature the record lacks (one stored before that feature existed)
                 matrix[i] = [rec.features.get(name, math.nan) for name in FEATURE_NAMES]
-        return FeatureBatch(matrix, conflict, stored, times)
+        for i, j in repeats.items():
+            matrix[i] = matrix[j]
+        return FeatureBatch(matrix, conflict, stored, times, repeats)
 
     def _update(self, txs: Sequence[Transaction], meanwhile: Meanwhile | None = None,
                 ) -> tuple[list[int], list[int], list[CustomerResult], list[tuple[float, ...] | None]]:

@@ -112,3 +112,19 @@ def test_transactions_delivered_again_send_the_same_alerts_byte_for_byte(setting
     for record in both:
         by_id.setdefault(record.key, []).append(record.value)
     assert len(by_id) == len(first) and all(len(v) == 2 and v[0] == v[1] for v in by_id.values())
+
+
+def test_a_transaction_twice_in_one_batch_is_delivered_again_not_scored_again(settings: Settings) -> None:
+    """A producer's retry (acks=1, no idempotence) can publish a transaction twice in a row: the
+    second copy counts as delivered again and sends the first copy's alert again, byte for byte."""
+    settings = settings.model_copy(update={"alert_threshold": 0.0, "alert_warmup_labels": 0})  # every one alerts
+    txs = scripted_transactions(50)
+    ensure_topics(settings)
+    twice = txs[:20] + [txs[19]] + txs[20:]
+    produce_raw(settings, settings.topic_transactions, ((txs[19].customer_id.encode(), t.to_json_bytes()) for t in twice))
+    with scoring_consumer(settings) as app:  # one key, one partition: all in the first batch
+        stats = app.run(max_transactions=len(twice), idle_timeout=30)
+    assert (stats.processed, stats.delivered_again, stats.alerts) == (51, 1, 51)
+    alerts = read_topic(settings, settings.topic_alerts, expect=51)
+    of_19 = [r.value for r in alerts if r.key == txs[19].transaction_id.encode()]
+    assert len(alerts) == 51 and len(of_19) == 2 and of_19[0] == of_19[1]

@@ -160,6 +160,25 @@ def test_redelivery_changes_nothing_and_gets_the_same_features(settings: Setting
     assert again == first
 
 
+def test_a_transaction_twice_in_one_batch_is_scored_once_in_both_stores(settings: Settings) -> None:
+    """A producer's retry can put a transaction twice in one batch: the later copy is a repeat of the
+    first (not to score again: its record is written only after the batch is scored), with its
+    features; a copy with another amount is a conflict, as across batches."""
+    for store in (MemoryStore(), open_redis_store(settings)):
+        engine = FeatureEngine(store)
+        batch = [tx(f"t{i}", f"c{i % 3}", f"m{i % 4}", 10 + i, i * 13) for i in range(12)]
+        batch[7:7] = [batch[4], batch[5].model_copy(update={"amount": 999.0})]  # right after t6
+        features = engine.transform_batch(batch)
+        assert features.repeats == {7: 4}
+        assert features.conflict == [i == 8 for i in range(14)]
+        assert features.to_score() == [i for i in range(14) if i not in (7, 8)]
+        np.testing.assert_array_equal(features.features[7], features.features[4])
+        assert features.rows()[7] == features.rows()[4]
+        later = engine.transform_batch([batch[4]])  # in a later batch, nothing recorded: scored again
+        assert later.repeats == {} and later.to_score() == [0]
+        np.testing.assert_array_equal(later.features[0], features.features[4])
+
+
 @pytest.mark.services
 def test_concurrent_consumers_sharing_terminals(settings: Settings) -> None:
     day = 24 * 60
