@@ -161,6 +161,7 @@ class WeekMetrics:
     average_precision: float
     card_precision_at_k: float
     daily_card_precision: list[float] = field(default_factory=list)
+    days_with_transactions: list[int] = field(default_factory=list)  # the days of `daily_card_precision`
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def prequential_metrics(days: np.ndarray, customers: np.ndarray, labels: np.ndar
         s = np.asarray(scores, dtype=float)[kept]
         cp, daily = card_precision_top_k(days[kept], np.asarray(customers)[kept], y, s, k)
         weeks.append(WeekMetrics(start, end, int(kept.sum()), int(y.sum()), roc_auc(y, s),
-                                 average_precision(y, s), cp, daily))
+                                 average_precision(y, s), cp, daily, np.unique(days[kept]).tolist()))
     return PrequentialMetrics(weeks, kept_all)
 
 

@@ -66,7 +66,7 @@ def _figures(data: ReportData) -> list[tuple[str, str]]:
     fig = Figure(figsize=(5, 4.5))
     ax = fig.subplots()
     fpr, tpr = _thin(*roc_points(y, s))
-    ax.plot(fpr, tpr, lw=1.5, label=f"AUC ROC {data.summary.get('auc_roc', float('nan')):.3f} (weekly mean)")
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUC ROC {_mean(data.summary.get('auc_roc'))} (weekly mean)")
     ax.plot([0, 1], [0, 1], ls=":", c="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (evaluated transactions)")
     ax.legend(loc="lower right")
@@ -77,7 +77,7 @@ def _figures(data: ReportData) -> list[tuple[str, str]]:
     precision, recall, _ = precision_recall_points(y, s) if y.any() else (np.zeros(0), np.zeros(0), None)
     recall, precision = _thin(recall, precision)
     ax.step(recall, precision, where="post", lw=1.5,
-            label=f"AP {data.summary.get('average_precision', float('nan')):.3f} (weekly mean)")
+            label=f"AP {_mean(data.summary.get('average_precision'))} (weekly mean)")
     ax.axhline(y.mean() if y.size else 0.0, ls=":", c="grey", label="fraud rate")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall curve")
     ax.legend(loc="upper right")
@@ -118,7 +118,18 @@ def _figures(data: ReportData) -> list[tuple[str, str]]:
     return out
 
 
+def _mean(value: float | None) -> str:
+    """A weekly mean for a legend: "n/a" when no week had both classes (the summary's null).
+
+    >>> _mean(0.91234), _mean(None), _mean(float("nan"))
+    ('0.912', 'n/a', 'n/a')
+    """
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
 def _fmt(value: Any) -> str:
+    if value is None:  # a figure without a value (AUC with one class: null in the JSON)
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
     return html.escape(str(value))

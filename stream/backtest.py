@@ -232,6 +232,10 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool
     first_day, last_day = _day(int(days[0])), _day(int(days[-1]))
     start = options.eval_start or first_day + DEFAULT_WARMUP
     end = options.eval_end or last_day
+    if start < first_day:  # as the end: alerts per day, the weeks and their days count the data's days only
+        log.warning("--eval-start %s is before the first day replayed, %s: evaluating from %s", start, first_day,
+                    first_day)
+        start = first_day
     if file_ended and end > last_day:  # alerts per day and the weekly means count the data's days only
         if last_day >= start:
             log.warning("--eval-end %s is after the data's last day, %s: evaluating up to %s", end, last_day, last_day)

@@ -30,7 +30,8 @@ START = datetime(2018, 4, 1, tzinfo=timezone.utc)
 HEADER = "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD,TX_FRAUD_SCENARIO\n"
 
 
-def write_handbook_csv(path: Path, days: int = 30, customers: int = 40, seed: int = 0) -> Path:
+def write_handbook_csv(path: Path, days: int = 30, customers: int = 40, seed: int = 0,
+                       fraud_rate: float = 0.03) -> Path:
     """Handbook-format transactions; frauds have large amounts. Amounts are unique per row, so a spy
     model can tell transactions apart from their features."""
     rng = random.Random(seed)
@@ -43,7 +44,7 @@ def write_handbook_csv(path: Path, days: int = 30, customers: int = 40, seed: in
     with path.open("w") as out:
         out.write(HEADER)
         for i, (when, c) in enumerate(rows):
-            fraud = rng.random() < 0.03
+            fraud = rng.random() < fraud_rate
             amount = (500.0 if fraud else 1.0) + i / 100  # unique per row
             out.write(f"{i},{when:%Y-%m-%dT%H:%M:%S},{c},{rng.randint(0, 29)},{amount:.2f},{int(fraud)},{int(fraud)}\n")
     return path
@@ -198,6 +199,42 @@ def test_the_evaluation_window_ends_with_the_data(tmp_path: Path, monkeypatch: p
     (tmp_path / "empty.csv").write_text(HEADER)
     result = CliRunner().invoke(main, ["backtest", str(tmp_path / "empty.csv"), "--no-progress"])
     assert result.exit_code != 0 and "no transactions to evaluate: no row of " in result.output, result.output
+
+
+def test_a_window_without_frauds_reports_its_figures_as_not_available(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """AUC and AP are null (no week has both classes): the report says n/a, and the model is saved."""
+    path = write_handbook_csv(tmp_path / "hb.csv", days=10, customers=10, fraud_rate=0.0)
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_SIGNING_KEY", "test-key")
+    out = {k: tmp_path / f"out.{k}" for k in ("json", "html", "ckpt")}
+    result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-04-04", "--model", "logreg",
+                                       "--no-progress", "--json", str(out["json"]), "--report", str(out["html"]),
+                                       "--save-model", str(out["ckpt"])])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out["json"].read_text())
+    assert figures["n_frauds"] == 0 and figures["auc_roc"] is None and figures["average_precision"] is None
+    page = out["html"].read_text()
+    assert page.count("data:image/png;base64,") == 5 and "<th>auc_roc</th><td>n/a</td>" in page
+    assert load_file(out["ckpt"], "test-key").info.kind == "logreg"
+
+
+def test_an_evaluation_window_that_starts_before_the_data_starts_with_it(tmp_path: Path) -> None:
+    """Alerts per day count the data's days, and the weeks start on its first day, as with an
+    --eval-end after its last day; the daily CP@100 values keep their own days."""
+    path = write_handbook_csv(tmp_path / "hb.csv", days=20, customers=10)  # 2018-04-01..04-20
+    runs, printed = {}, {}
+    for start in ("2018-03-01", "2018-04-01"):
+        out = tmp_path / f"{start}.json"
+        result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", start, "--label-delay", "2d",
+                                           "--model", "logreg", "--threshold", "0.2", "--no-progress",
+                                           "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[start], printed[start] = json.loads(out.read_text()), result.output
+    warning = "--eval-start 2018-03-01 is before the first day replayed, 2018-04-01: evaluating from 2018-04-01"
+    assert warning in printed["2018-03-01"] and "is before the first day" not in printed["2018-04-01"]
+    early, exact = runs["2018-03-01"], runs["2018-04-01"]
+    assert early["eval_start"] == "2018-04-01" and early["weeks"] == exact["weeks"] and len(exact["weeks"]) == 3
+    assert exact["alerts"] > 0 and early["alerts_per_day"] == exact["alerts_per_day"] == exact["alerts"] / 20
 
 
 def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:

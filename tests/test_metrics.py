@@ -56,6 +56,16 @@ def test_card_precision_divides_by_k_and_removes_detected_cards() -> None:
     assert daily_k1 == [1.0, 1.0]  # card 3 ranks first once card 1 is removed
 
 
+def test_each_weeks_daily_card_precision_comes_with_its_days() -> None:
+    """A day without transactions has no value (the handbook's mean is over days with some), so
+    the values are not dated by their position in the week."""
+    days = np.array([0, 0, 2, 2, 3])  # nothing on day 1
+    m = metrics.prequential_metrics(days, np.array([1, 2, 1, 2, 3]), np.array([0, 1, 0, 0, 1]),
+                                    np.array([0.1, 0.9, 0.5, 0.4, 0.8]), 0, 3, delay_days=0)
+    (week,) = m.weeks
+    assert week.days_with_transactions == [0, 2, 3] and len(week.daily_card_precision) == 3
+
+
 def test_known_compromised_rule_boundaries() -> None:
     # week starts on day 20, delay 7, training block 7: known-fraud window for day D is [6, D - 8]
     start, delay = 20, 7

@@ -144,10 +144,10 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
         write_text(json_out, json.dumps(summary, indent=2) + "\n")
     if scores_out:
         _write_scores(scores_out, result)
+    if model_out:  # before the report: the model is the run's costliest result
+        save_model(model_out, result, settings, header)
     if report_out:
         _write_report(report_out, result, summary)
-    if model_out:
-        save_model(model_out, result, settings, header)
     brief = {k: v for k, v in summary.items() if k != "weeks"}
     click.echo(json.dumps(brief))
 
@@ -255,7 +255,7 @@ def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
 
     kept = result.metrics.kept
     days = np.asarray(result.replay.days, dtype=np.int64)
-    daily = [(w.start + i, cp) for w in result.metrics.weeks for i, cp in enumerate(w.daily_card_precision)]
+    daily = [(day, cp) for w in result.metrics.weeks for day, cp in zip(w.days_with_transactions, w.daily_card_precision)]
     data = ReportData(summary=summary, labels=np.frombuffer(result.replay.labels, dtype=np.int8)[kept],
                       scores=np.frombuffer(result.replay.scores, dtype=np.float64)[kept], days=days[kept],
                       daily_card_precision=daily, threshold=result.options.threshold)
