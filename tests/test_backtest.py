@@ -163,6 +163,17 @@ def test_cli_refuses_unknown_model_and_bad_window(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--report" in result.output and "no such directory" in result.output
 
 
+def test_an_output_on_the_input_file_or_on_another_output_is_refused_before_the_replay(tmp_path: Path) -> None:
+    path = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
+    before = path.read_bytes()
+    for args, option, what in ((["--scores", str(path)], "--scores", "is the input FILE"),
+                               (["--json", str(tmp_path / "x"), "--scores", str(tmp_path / "x")], "--scores",
+                                "is --json's output too")):
+        result = CliRunner().invoke(main, ["backtest", str(path), "--no-progress", *args])
+        assert result.exit_code == 2 and option in result.output and what in result.output, result.output
+    assert path.read_bytes() == before and not (tmp_path / "x").exists()
+
+
 def test_the_evaluation_window_ends_with_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An --eval-end past the last day with transactions would divide the alerts by days with none and
     add empty weeks; a --start past the data says what the file holds."""

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from fraudstream.cli.backtest_model import described, not_learned, save_model, start_model
-from fraudstream.cli.common import check_time, handle_errors, require_directory, settings_from, settings_option
+from fraudstream.cli.common import check_time, handle_errors, require_directory, separate_outputs, settings_from, settings_option
 from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
@@ -123,10 +123,11 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
 
     if started is None:
         zoo.make_model(options.model, options.seed)  # unknown names fail before any reading
-    for option, path in (("--json", json_out), ("--scores", scores_out), ("--report", report_out),
-                         ("--save-model", model_out)):
+    outputs = {"--json": json_out, "--scores": scores_out, "--report": report_out, "--save-model": model_out}
+    for option, path in outputs.items():
         if path is not None:  # not after a replay of many minutes
             require_directory(path, option)
+    separate_outputs(file, outputs)
     _check_window(options, file)
     store = _store(settings, redis_url)
     engine = FeatureEngine(store, FeatureConfig.from_settings(settings))

@@ -68,6 +68,20 @@ def require_directory(path: Path, param_hint: str) -> None:
         raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
+def separate_outputs(file: Path, outputs: dict[str, Path | None]) -> None:
+    """A `click.BadParameter` now, before any work, for an output file that is the input FILE or
+    another option's output (one would overwrite the other without a word). Devices and pipes
+    (/dev/stdout) are not files: any number of outputs may go there."""
+    seen = {Path(file).resolve(): "the input FILE"}
+    for option, path in outputs.items():
+        if path is None or (path.exists() and not path.is_file()):
+            continue
+        where = path.resolve()
+        if where in seen:
+            raise click.BadParameter(f"{path} is {seen[where]}: write it to another file", param_hint=option)
+        seen[where] = f"{option}'s output too"
+
+
 def checked_out(out: str, kinds: tuple[str, ...] = ("jsonl", "csv")) -> tuple[str, bool]:
     """`--out`'s format by its name, one of `kinds` (`recorder.output_format`: kind, gzipped), and its
     directory, checked before any work: a `click.BadParameter` naming --out otherwise."""
