@@ -450,7 +450,15 @@ def test_no_learn_scores_with_the_checkpoint_as_it_is(tmp_path: Path, monkeypatc
     figures = json.loads(frozen_json.read_text())
     assert figures["learn"] is False and figures["n_labels_learned"] == 0 and figures["auc_roc"] > 0.9
     assert figures["not_learned"] == [[None, "2100-01-01T00:00:00+00:00"]]  # not one label learned
-    assert "learned again" not in result.output
+    assert "learned again" not in result.output and "optimistic" not in result.output
+    # the same checkpoint evaluated on the days whose labels it learned: said, not passed off as a validation
+    spans = load_file(ckpt, "test-key").info.extra["learned_spans"]
+    overlapping = CliRunner().invoke(main, ["backtest", str(path), "--from-model", str(ckpt), "--no-learn",
+                                            "--eval-start", "2018-04-08", "--eval-end", "2018-04-20",
+                                            "--label-delay", "3d", "--no-progress"])
+    assert overlapping.exit_code == 0, overlapping.output
+    assert (f"--from-model learned the labels of transactions in the evaluation window 2018-04-08..2018-04-20 "
+            f"(up to {spans[-1][1]}): its figures there are optimistic") in " ".join(overlapping.output.split())
     # the one-process replay of the same checkpoint: the same scores when it does not learn, others when it does
     records = list(read_recorded(path, start=datetime(2018, 4, 15, tzinfo=timezone.utc)))
     delay = timedelta(days=3)

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.backtest_model import described, not_learned, save_model, start_model
+from fraudstream.cli.backtest_model import (described, not_learned, save_model, start_model,
+                                               warn_if_evaluated_on_learned)
 from fraudstream.cli.common import check_time, handle_errors, require_directory, separate_outputs, settings_from, settings_option
 from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
@@ -140,6 +141,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     finally:
         if redis_url is not None:
             _drop_state(store)
+    if header is not None:
+        warn_if_evaluated_on_learned(header, result.eval_start, result.eval_end)
     summary = _json_safe(result.summary())
     if json_out:
         write_text(json_out, json.dumps(summary, indent=2) + "\n")

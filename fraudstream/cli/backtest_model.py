@@ -4,6 +4,7 @@ it leaves unlearned (`--learn-after`, or what the checkpoint learned), and the `
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from fraudstream.timeutil import epoch_us
 
 log = logging.getLogger(__name__)
 
+DAY_US = 86_400_000_000
 SPANS = "learned_spans"  # header `extra` key of a backtest's checkpoint: `LearnedSpans.to_json()`
 
 
@@ -72,6 +74,19 @@ def not_learned(learn_after: str | None, info: Any) -> LearnedSpans:
             log.info("the checkpoint (%s) does not say which transactions it learned: every label of the replay "
                      "is learned (--learn-after to leave some out)", info.source)
     return learned
+
+
+def warn_if_evaluated_on_learned(info: Any, eval_start: date, eval_end: date) -> None:
+    """Warn when the checkpoint `--from-model` started from (its header `info`) learned the labels
+    of transactions inside the evaluation window: its figures there are not a validation on data it
+    has not seen, but optimistic."""
+    first, last = (epoch_us(datetime.combine(day, time(), timezone.utc)) for day in (eval_start, eval_end))
+    inside = [span for span in learned_by(info).spans if span[0] < last + DAY_US and span[1] >= first]
+    if inside:
+        until = LearnedSpans(tuple(inside)).to_json()[-1][1]
+        log.warning("--from-model learned the labels of transactions in the evaluation window %s..%s (up to %s): its "
+                    "figures there are optimistic, not a validation on data it has not seen; evaluate after %s "
+                    "(--eval-start)", eval_start, eval_end, until, until)
 
 
 def described(info: Any, path: Path | None) -> str:
