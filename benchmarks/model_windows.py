@@ -70,7 +70,7 @@ def cached_chunks(d: dict, size: int = 20_000) -> Iterator[FeatureChunk]:
         e = s + size
         yield FeatureChunk(d["ids"][s:e].tolist(), d["customers"][s:e].tolist(), d["times"][s:e].tolist(),
                            d["reports"][s:e].tolist(), d["frauds"][s:e].tolist(),
-                           [dict(zip(names, r)) for r in d["X"][s:e].tolist()])
+                           [dict(zip(names, r)) for r in d["X"][s:e].tolist()], [False] * len(d["X"][s:e]))
 
 
 def run(d: dict, name: str, seed: int) -> dict:

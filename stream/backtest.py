@@ -81,6 +81,7 @@ class Replay:
     scores: array = field(default_factory=lambda: array("d"))
     unlabelled_days: array = field(default_factory=lambda: array("l"))  # the UTC day of each unlabelled one
     n_conflicts: int = 0  # transaction ids reused with other content: not scored
+    n_repeated: int = 0  # transactions the file held before (the same id and content): not scored again
     n_labels_learned: int = 0
     n_frauds_learned: int = 0
     first_learned_us: int | None = None  # event times (epoch µs) of the first and the last transaction
@@ -102,7 +103,7 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
     pending: deque = deque()  # labels in report-time order (constant delay keeps file order)
     score_one = zoo.score_one
     learn_one = model.learn_one
-    transform, record_scored, apply_labels = engine.transform, engine.record_scored, engine.apply_labels
+    transform, record_scored, apply_labels = engine.transform_seen, engine.record_scored, engine.apply_labels
     ids_append, cust_append = out.transaction_ids.append, out.customer_ids.append
     day_append, label_append, score_append = out.days.append, out.labels.append, out.scores.append
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -126,9 +127,12 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
                     if out.first_learned_us is None:
                         out.first_learned_us = t
                     out.last_learned_us = t
-        x = transform([tx])[0]
+        (x,), (again,) = transform([tx])
         if x is None:
             out.n_conflicts += 1
+            continue
+        if again:
+            out.n_repeated += 1
             continue
         score = score_one(model, x)
         record_scored([tx], [x], [{model_name: score}])
@@ -210,6 +214,7 @@ class BacktestResult:
             "n_frauds_learned": self.replay.n_frauds_learned,
             "n_unlabelled": self.replay.n_unlabelled,
             "n_conflicts": self.replay.n_conflicts,
+            "n_repeated": self.replay.n_repeated,
             "weeks": [
                 {"start": _day(w.start).isoformat(), "end": _day(w.end).isoformat(), "n_transactions": w.n_transactions,
                  "n_frauds": w.n_frauds, "auc_roc": w.auc_roc, "average_precision": w.average_precision,
@@ -286,6 +291,9 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
     if run.n_conflicts:
         log.warning("%d transactions reused an earlier transaction's id with other content and were not scored",
                     run.n_conflicts)
+    if run.n_repeated:
+        log.warning("%d rows repeated an earlier transaction (id and content): not scored again, their labels not "
+                    "learned again (as a consumer does with a transaction delivered again)", run.n_repeated)
     log.info("replayed %d transactions in %.1f s (%d labels learned)", len(run.scores), run.elapsed_s,
              run.n_labels_learned)
     return evaluate(run, options, model, file_ended=span.complete)

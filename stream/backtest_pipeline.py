@@ -52,6 +52,7 @@ class FeatureChunk:
     report_us: list[int]
     frauds: list[int]
     features: list[dict[str, float] | None]  # None: id reused with other content (not scored)
+    seen: list[bool]  # a transaction the file held before (a repeated row): not scored again
 
 
 class _WorkerFailed:
@@ -90,20 +91,20 @@ def _featurise(chunk: list[Recorded], engine: FeatureEngine, pending: deque[Labe
         due.append(pending.popleft())
     if due:
         engine.apply_labels(due)
-    features = engine.transform(txs)
+    features, seen = engine.transform_seen(txs)
     times = [epoch_us(tx.event_time) for tx in txs]
     reports, frauds = [], []
     delay_us = delay // timedelta(microseconds=1)
-    for rec, t in zip(chunk, times):
+    for rec, t, again in zip(chunk, times, seen):
         if rec.is_fraud is None:
             reports.append(-1)
         else:
             reports.append(t + delay_us)
-            if rec.is_fraud:  # only frauds change feature state (no scored records are kept here)
+            if rec.is_fraud and not again:  # only frauds change feature state (no scored records are kept here)
                 pending.append(labels_for(rec, delay))  # type: ignore[arg-type]
         frauds.append(1 if rec.is_fraud else 0)
     return FeatureChunk([tx.transaction_id for tx in txs], [tx.customer_id for tx in txs], times, reports, frauds,
-                        features)
+                        features, seen)
 
 
 def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, queue: Any, span: Span | None) -> None:
@@ -166,8 +167,8 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
     started = time.perf_counter()
     n = 0
     for c in chunks:
-        for txid, customer, t, report, fraud, x in zip(c.transaction_ids, c.customer_ids, c.times_us, c.report_us,
-                                                       c.frauds, c.features):
+        for txid, customer, t, report, fraud, x, again in zip(c.transaction_ids, c.customer_ids, c.times_us,
+                                                              c.report_us, c.frauds, c.features, c.seen):
             while pending and pending[0][0] <= t:
                 _, tx_time, features, is_fraud = pending.popleft()
                 deferred.before_learn()
@@ -179,6 +180,9 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
                 out.last_learned_us = tx_time
             if x is None:
                 out.n_conflicts += 1
+                continue
+            if again:
+                out.n_repeated += 1
                 continue
             deferred.score(x)
             if report < 0:

@@ -116,6 +116,7 @@ class FeatureBatch:
     stored: list[StoredRecord | None]
     times: list[int]  # event times, epoch ms
     repeats: dict[int, int] = field(default_factory=dict)
+    seen: list[bool] = field(default_factory=list)  # the customer's state held it already (not a conflict)
 
     def row(self, i: int) -> dict[str, float]:
         return dict(zip(FEATURE_NAMES, self.features[i].tolist()))
@@ -147,15 +148,15 @@ class FeatureEngine:
         ``None`` marks a transaction whose id the customer already used for a transaction with
         another time, amount or terminal: it changes no state and should be dead-lettered.
         """
-        return self.transform_scored(txs)[0]
+        return self.transform_seen(txs)[0]
 
-    def transform_scored(self, txs: Sequence[Transaction]) -> tuple[list[dict[str, float] | None],
-                                                                    list[StoredRecord | None]]:
-        """`transform`, and per transaction its scored record when it was scored before (a
-        transaction delivered again whose record is still kept), else None."""
+    def transform_seen(self, txs: Sequence[Transaction]) -> tuple[list[dict[str, float] | None], list[bool]]:
+        """`transform`, and per transaction whether the customer's state held it already (a row
+        repeated in a file, a transaction delivered again; not a conflict): the backtest and
+        `fraudstream features` skip those, as the consumer does not score them twice."""
         if len(txs) >= MIN_MATRIX_ROWS:
             batch = self.transform_batch(txs)
-            return batch.rows(), batch.stored
+            return batch.rows(), batch.seen
         times, cents, cust, term = self._update(txs)
         out: list[dict[str, float] | None] = []
         for tx, t, c, cr, tr in zip(txs, times, cents, cust, term):
@@ -165,7 +166,7 @@ class FeatureEngine:
                 out.append(dict(cr.stored.features))
             else:
                 out.append(derive(tx, t, c, cr.aggregates, tr, self.config))  # type: ignore[arg-type]
-        return out, [None if cr.conflict else cr.stored for cr in cust]
+        return out, [cr.duplicate and not cr.conflict for cr in cust]
 
     def transform_batch(self, txs: Sequence[Transaction], meanwhile: Meanwhile | None = None) -> FeatureBatch:
         """`transform_scored` as a `FeatureBatch`: the features of a batch as one matrix. `meanwhile`
@@ -179,8 +180,9 @@ class FeatureEngine:
         derived = derive_matrix([txs[i] for i in fresh], [times[i] for i in fresh], [cents[i] for i in fresh],
                                 [cust[i].aggregates for i in fresh], [term[i] for i in fresh],  # type: ignore[misc]
                                 self.config)
+        seen = [cr.duplicate and not cr.conflict for cr in cust]
         if len(fresh) == len(txs):
-            return FeatureBatch(derived, conflict, stored, times)
+            return FeatureBatch(derived, conflict, stored, times, repeats, seen)
         matrix = np.zeros((len(txs), len(FEATURE_NAMES)), dtype=np.float64)
         if fresh:
             matrix[fresh] = derived
@@ -189,7 +191,7 @@ class FeatureEngine:
                 matrix[i] = [rec.features.get(name, math.nan) for name in FEATURE_NAMES]
         for i, j in repeats.items():
             matrix[i] = matrix[j]
-        return FeatureBatch(matrix, conflict, stored, times, repeats)
+        return FeatureBatch(matrix, conflict, stored, times, repeats, seen)
 
     def _update(self, txs: Sequence[Transaction], meanwhile: Meanwhile | None = None,
                 ) -> tuple[list[int], list[int], list[CustomerResult], list[tuple[float, ...] | None]]:

@@ -248,6 +248,39 @@ def test_an_evaluation_window_that_starts_before_the_data_starts_with_it(tmp_pat
     assert exact["alerts"] > 0 and early["alerts_per_day"] == exact["alerts_per_day"] == exact["alerts"] / 20
 
 
+def test_a_repeated_row_is_neither_scored_nor_learned_twice(tmp_path: Path) -> None:
+    """The same transaction twice in a file (an export's duplicate): skipped and counted, as a consumer
+    does with one delivered again, in the backtest (both of its paths) and in `features`."""
+    path = write_handbook_csv(tmp_path / "hb.csv", days=12, customers=10)
+    lines = path.read_text().splitlines(keepends=True)
+    frauds = [i for i, line in enumerate(lines[1:], 1) if line.rstrip().endswith(",1,1")]
+    lines[frauds[0]:frauds[0]] = [lines[frauds[0]]]  # a fraud's row, twice in a row
+    twice = tmp_path / "twice.csv"
+    twice.write_text("".join(lines))
+    figures, printed = {}, {}
+    for name in (path, twice):
+        out = tmp_path / f"{name.stem}.json"
+        result = CliRunner().invoke(main, ["backtest", str(name), "--eval-start", "2018-04-03", "--label-delay", "1d",
+                                           "--model", "logreg", "--no-progress", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        figures[name.stem] = {k: v for k, v in json.loads(out.read_text()).items() if k not in ("elapsed_s", "throughput_tps")}
+        printed[name.stem] = result.output
+    assert figures["twice"].pop("n_repeated") == 1 and figures["hb"].pop("n_repeated") == 0
+    assert figures["twice"] == figures["hb"]
+    assert "1 rows repeated an earlier transaction" in printed["twice"]
+    one_process = [replay(read_recorded(name), FeatureEngine(MemoryStore()), zoo.make_model("logreg"), "logreg",
+                          timedelta(days=1)) for name in (path, twice)]
+    assert (one_process[0].n_repeated, one_process[1].n_repeated) == (0, 1)
+    assert list(one_process[1].scores) == list(one_process[0].scores)
+    assert one_process[1].n_labels_learned == one_process[0].n_labels_learned
+    for name in (path, twice):
+        result = CliRunner().invoke(main, ["features", str(name), "--out", str(tmp_path / f"{name.stem}.f.csv"),
+                                           "--no-progress"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "twice.f.csv").read_text() == (tmp_path / "hb.f.csv").read_text()
+    assert '"skipped_repeated_rows": 1' in result.output
+
+
 def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:
     path = write_handbook_csv(tmp_path / "hb.csv", days=3, customers=2)
     result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-04-02", "--redis", "redis://127.0.0.1:1/0",

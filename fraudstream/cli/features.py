@@ -26,11 +26,13 @@ from fraudstream import outputs
 log = logging.getLogger(__name__)
 
 BATCH = 256  # transactions per transform call (labels due in between split a batch)
+REPEATED: dict[str, float] = {}  # `features_as_scored`'s features of a repeated row (compared by identity)
 
 
 def features_as_scored(records: Iterable[Any], engine: Any, label_delay: timedelta,
                        batch: int = BATCH) -> Iterator[tuple[Transaction, dict[str, float] | None]]:
-    """(transaction, features) for each `Recorded` in order; None for a reused transaction id.
+    """(transaction, features) for each `Recorded` in order; None for a reused transaction id,
+    `REPEATED` for a row that repeats an earlier transaction (not scored twice by a consumer).
 
     Labels (from the records' fraud flags) are applied once `label_delay` has passed in event time,
     before the first transaction at or after their report time.
@@ -54,7 +56,7 @@ def features_as_scored(records: Iterable[Any], engine: Any, label_delay: timedel
         tx = rec.transaction
         if pending and pending[0].reported_at <= tx.event_time:
             if chunk:
-                yield from zip(chunk, engine.transform(chunk))
+                yield from _featurised(chunk, engine)
                 chunk = []
             due = []
             while pending and pending[0].reported_at <= tx.event_time:
@@ -65,10 +67,18 @@ def features_as_scored(records: Iterable[Any], engine: Any, label_delay: timedel
         if label is not None:
             pending.append(label)
         if len(chunk) >= batch:
-            yield from zip(chunk, engine.transform(chunk))
+            yield from _featurised(chunk, engine)
             chunk = []
     if chunk:
-        yield from zip(chunk, engine.transform(chunk))
+        yield from _featurised(chunk, engine)
+
+
+def _featurised(chunk: list[Transaction], engine: Any) -> Iterator[tuple[Transaction, dict[str, float] | None]]:
+    """The chunk's transactions with their features (None: a reused id); a row repeating a transaction
+    the file held before (`FeatureEngine.transform_seen`) with `REPEATED`."""
+    features, seen = engine.transform_seen(chunk)
+    for tx, x, again in zip(chunk, features, seen):
+        yield tx, REPEATED if again else x
 
 
 def show_progress(progress: Any, task: Any, tx: Transaction, written: int, began: float) -> None:
@@ -114,7 +124,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     engine = FeatureEngine(MemoryStore(windows_for(settings)))
     span = Span()
     records = read_recorded(file, start=begin, end=finish, span=span)  # checks the header before anything is written
-    written = reused = 0
+    written = reused = repeated = 0
     began = time.monotonic()
     progress = progress_bar(settings, SpinnerColumn(), TextColumn("{task.description}"), shown=not no_progress)
     task = progress.add_task(f"reading {file}", total=None)
@@ -126,6 +136,10 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
                 reused += 1
                 log.warning("transaction id %s reused with other content: skipped", tx.transaction_id)
                 continue
+            if x is REPEATED:
+                repeated += 1
+                log.warning("transaction %s repeated (the same id and content): skipped", tx.transaction_id)
+                continue
             writer.writerow([tx.transaction_id, *[x[name] for name in FEATURE_NAMES]])
             written += 1
             if written % 2_000 == 0:  # rich redraws ~10 times a second
@@ -135,5 +149,6 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     if not written and (start or end):
         log.warning(nothing_in_window(file, start, end, span))
     seconds = time.monotonic() - began
-    click.echo("features " + json.dumps({"transactions": written, "skipped_reused_ids": reused, "out": str(target),
+    click.echo("features " + json.dumps({"transactions": written, "skipped_reused_ids": reused,
+                                         "skipped_repeated_rows": repeated, "out": str(target),
                                          "seconds": round(seconds, 3), "rate": round(written / max(seconds, 1e-9), 1)}))
