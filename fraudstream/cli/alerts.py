@@ -76,63 +76,65 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
     from pydantic import ValidationError
 
     from fraudstream.kafka_io import make_consumer, partitions_of, rewind_past_end, unfetched
+    from fraudstream.services import terminate_as_exception
     from fraudstream.models.events import Alert
 
     settings = settings_from(ctx)
     require_bootstrap(settings)
     consumer = make_consumer(settings, group_id=None)
     started_ms = time.time() * 1000.0
-    try:
-        parts = partitions_of(consumer, settings.topic_alerts)
-        if not parts:
-            raise click.ClickException(f"topic {settings.topic_alerts!r} does not exist")
-        consumer.assign(parts)
-        if from_beginning:
-            consumer.seek_to_beginning(*parts)
-        else:
-            # On Tansu seek_to_end() lands before the last batch (see fraudstream.kafka_io), so
-            # alerts published before we started are also skipped by their timestamp below.
-            consumer.seek_to_end(*parts)
-        filters = " ".join(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
-                           for option, value in (("--min-score", min_score), ("--customer", customer)) if value is not None)
-        shown = read = 0
-        last = time.monotonic()  # the last alert shown, or the start, or a poll still behind
-        hinted = False
-        while max_alerts is None or shown < max_alerts:
-            polled = consumer.poll(timeout_ms=200)
-            rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
-            # still reading what was there: not waiting yet
-            if polled and any((unfetched(consumer, tp) or 0) > 0 for tp in parts):
-                last = time.monotonic()
-            for records in polled.values():
-                for record in records:
-                    if not from_beginning and record.timestamp < started_ms:
-                        continue
-                    read += 1
-                    try:
-                        alert = Alert.model_validate_json(record.value)
-                    except ValidationError as exc:
-                        click.echo(f"skipping malformed alert at {record.topic}[{record.partition}] offset "
-                                   f"{record.offset}: {exc.errors()[0]['msg']}", err=True)
-                        continue
-                    if min_score is not None and alert.score < min_score:
-                        continue
-                    if customer is not None and alert.customer_id != customer:
-                        continue
-                    click.echo(record.value.decode() if as_json else format_alert(alert))
-                    shown += 1
+    with terminate_as_exception():  # SIGTERM too (docker stop: PID 1 has no default action)
+        try:
+            parts = partitions_of(consumer, settings.topic_alerts)
+            if not parts:
+                raise click.ClickException(f"topic {settings.topic_alerts!r} does not exist")
+            consumer.assign(parts)
+            if from_beginning:
+                consumer.seek_to_beginning(*parts)
+            else:
+                # On Tansu seek_to_end() lands before the last batch (see fraudstream.kafka_io), so
+                # alerts published before we started are also skipped by their timestamp below.
+                consumer.seek_to_end(*parts)
+            filters = " ".join(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
+                               for option, value in (("--min-score", min_score), ("--customer", customer)) if value is not None)
+            shown = read = 0
+            last = time.monotonic()  # the last alert shown, or the start, or a poll still behind
+            hinted = False
+            while max_alerts is None or shown < max_alerts:
+                polled = consumer.poll(timeout_ms=200)
+                rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
+                # still reading what was there: not waiting yet
+                if polled and any((unfetched(consumer, tp) or 0) > 0 for tp in parts):
                     last = time.monotonic()
+                for records in polled.values():
+                    for record in records:
+                        if not from_beginning and record.timestamp < started_ms:
+                            continue
+                        read += 1
+                        try:
+                            alert = Alert.model_validate_json(record.value)
+                        except ValidationError as exc:
+                            click.echo(f"skipping malformed alert at {record.topic}[{record.partition}] offset "
+                                       f"{record.offset}: {exc.errors()[0]['msg']}", err=True)
+                            continue
+                        if min_score is not None and alert.score < min_score:
+                            continue
+                        if customer is not None and alert.customer_id != customer:
+                            continue
+                        click.echo(record.value.decode() if as_json else format_alert(alert))
+                        shown += 1
+                        last = time.monotonic()
+                        if max_alerts is not None and shown >= max_alerts:
+                            break
                     if max_alerts is not None and shown >= max_alerts:
                         break
-                if max_alerts is not None and shown >= max_alerts:
+                waited = time.monotonic() - last
+                if timeout is not None and waited >= timeout:
                     break
-            waited = time.monotonic() - last
-            if timeout is not None and waited >= timeout:
-                break
-            if not hinted and shown == 0 and waited >= WAIT_HINT_S:  # not a hang: say so, once
-                hinted = True
-                click.echo(waiting_hint(settings.topic_alerts, from_beginning, timeout, filters, read), err=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+                if not hinted and shown == 0 and waited >= WAIT_HINT_S:  # not a hang: say so, once
+                    hinted = True
+                    click.echo(waiting_hint(settings.topic_alerts, from_beginning, timeout, filters, read), err=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            consumer.close()

@@ -101,6 +101,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     """Print the dead letters (bad records the consumers set aside) from the first, then a count per
     reason on stderr; reads without a consumer group and commits nothing."""
     from fraudstream.kafka_io import make_consumer, partitions_of, rewind_past_end, unfetched
+    from fraudstream.services import terminate_as_exception
 
     settings = settings_from(ctx)
     require_bootstrap(settings)
@@ -108,43 +109,44 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     consumer = make_consumer(settings, group_id=None)
     counts: Counter[str] = Counter()
     shown = 0
-    try:
-        parts = partitions_of(consumer, topic)
-        if not parts:
-            raise click.ClickException(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        last_read = time.monotonic()
-        while max_records is None or shown < max_records:
-            polled = consumer.poll(timeout_ms=200)
-            rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
-            if polled:
-                last_read = time.monotonic()
-            for records in polled.values():
-                for record in records:
-                    d = dead_letter(record)
-                    counts[d["reason"] or "?"] += 1
-                    if reason is not None and d["reason"] != reason:
-                        continue
-                    click.echo(json.dumps(d) if as_json else format_dead_letter(d))
-                    shown += 1
+    with terminate_as_exception():  # SIGTERM too (docker stop: PID 1 has no default action)
+        try:
+            parts = partitions_of(consumer, topic)
+            if not parts:
+                raise click.ClickException(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
+            consumer.assign(parts)
+            consumer.seek_to_beginning(*parts)
+            last_read = time.monotonic()
+            while max_records is None or shown < max_records:
+                polled = consumer.poll(timeout_ms=200)
+                rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
+                if polled:
+                    last_read = time.monotonic()
+                for records in polled.values():
+                    for record in records:
+                        d = dead_letter(record)
+                        counts[d["reason"] or "?"] += 1
+                        if reason is not None and d["reason"] != reason:
+                            continue
+                        click.echo(json.dumps(d) if as_json else format_dead_letter(d))
+                        shown += 1
+                        if max_records is not None and shown >= max_records:
+                            break
                     if max_records is not None and shown >= max_records:
                         break
-                if max_records is not None and shown >= max_records:
+                # the end of the log is the fetch high watermark (see fraudstream.kafka_io for Tansu)
+                if follow or polled:
+                    continue
+                short = [f"{tp.topic}[{tp.partition}]" for tp in parts if unfetched(consumer, tp) != 0]
+                if not short:
                     break
-            # the end of the log is the fetch high watermark (see fraudstream.kafka_io for Tansu)
-            if follow or polled:
-                continue
-            short = [f"{tp.topic}[{tp.partition}]" for tp in parts if unfetched(consumer, tp) != 0]
-            if not short:
-                break
-            if time.monotonic() - last_read > END_WAIT_S:
-                click.echo(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
-                           f"{END_WAIT_S:.0f} s", err=True)
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+                if time.monotonic() - last_read > END_WAIT_S:
+                    click.echo(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
+                               f"{END_WAIT_S:.0f} s", err=True)
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            consumer.close()
     summary = ", ".join(f"{n:,} {why}" for why, n in counts.most_common()) or "none"
     click.echo(f"{topic}: {sum(counts.values()):,} dead letters read ({summary}); {shown:,} shown", err=True)
