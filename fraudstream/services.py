@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -53,6 +55,36 @@ def valkey_binary() -> Path:
     return Path(get_binary_path())
 
 
+TEMP_PREFIX = "fraudstream-"  # + server name, the pid of the process that started it, a random part
+_STALE = re.compile(r"fraudstream-(?:tansu|valkey)-(\d+)-")
+
+
+def remove_stale_files(directory: Path | None = None) -> list[Path]:
+    """Remove the servers' log files and working directories in `directory` (the temporary one) left
+    by a process that no longer runs (killed with -9); return them."""
+    removed = []
+    for path in Path(directory or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*-*"):
+        match = _STALE.match(path.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 @dataclass
 class ServerProcess:
     """One server child process, stopped by PID."""
@@ -66,10 +98,16 @@ class ServerProcess:
     grace_s: float = 5.0  # after SIGTERM, before SIGKILL
 
     def start(self, timeout: float = 20.0) -> None:
-        self.log_path = Path(tempfile.mkstemp(prefix=f"fraudstream-{self.name}-", suffix=".log")[1])
+        """Start the server and wait until it accepts connections. It gets SIGTERM when the thread
+        that started it dies, SIGKILLed included (Linux, `setpriv --pdeathsig`): a `demo` or `up`
+        killed with -9 leaves no server behind (their temporary files go at the next start)."""
+        remove_stale_files()
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{self.name}-{os.getpid()}-", suffix=".log")[1])
+        setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+        argv = [setpriv, "--pdeathsig", "TERM", "--", *self.argv] if setpriv else self.argv
         with open(self.log_path, "wb") as out:
             self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.workdir, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -132,7 +170,7 @@ def valkey_process(port: int | None = None, extra_args: list[str] | None = None,
     """A Valkey server on `port` (a free one by default) working in `workdir` (a new temporary
     directory by default), removed when it stops."""
     port = port or free_port()
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="fraudstream-valkey-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}valkey-{os.getpid()}-"))
     argv = [str(valkey_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(workdir), *(extra_args or [])]
     return ServerProcess("valkey", argv, port, workdir=workdir)
