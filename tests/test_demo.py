@@ -227,3 +227,24 @@ def test_rates_speeds_and_scales_must_be_finite_numbers() -> None:
                           (["record", "--out", "x.csv", "--days", "1", "--seed", "-1"], "seed: Input should be greater than or equal to 0")):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+@pytest.mark.services
+def test_a_demo_on_servers_from_the_environment_says_so_and_why_a_second_one_is_dead_lettered(settings) -> None:  # type: ignore[no-untyped-def]
+    """A second demo into the same servers restarts its simulated clock at 2024-01-01, behind the
+    first one's event times: its transactions are too late. It says which servers it used and why."""
+    from tests.consumer_procs import env_for
+
+    env = env_for(settings)
+    runs = []
+    for _ in range(2):
+        result = subprocess.run([str(CLI), "demo", "--transactions", "1000", "--rate", "2000", "--plain"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append((json.loads(result.stdout.split("summary ", 1)[1].splitlines()[0]), result.stderr))
+    (first, first_err), (second, second_err) = runs
+    using = f"using the Kafka broker at {settings.kafka_bootstrap} (FRAUDSTREAM_KAFKA_BOOTSTRAP) and Redis at "
+    assert using in first_err and using in second_err
+    assert first["dead_lettered"] == 0 and "were dead-lettered" not in first_err
+    assert second["dead_lettered"] > second["processed"]
+    assert f"Warning: {second['dead_lettered']:,} of 1,000 transactions were dead-lettered" in second_err

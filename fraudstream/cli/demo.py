@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, live_clock_options, live_label_delay, settings_from, settings_option
+from fraudstream.cli.common import (FiniteFloat, handle_errors, live_clock_options, live_label_delay, setting_source,
+                                    settings_from, settings_option)
 from fraudstream.cli.progress import drawn
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS
 
@@ -142,6 +143,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     # latency shown counts from send(), so it includes this batching (25 ms on average)
     linger_ms = EMBEDDED_PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
+    _note_servers_from_settings(ctx, settings)
     dashboard = Dashboard() if drawn(settings, not plain) else None  # JSON logs: lines, no screen
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
     with embedded_services(settings) as live:
@@ -175,3 +177,18 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
         if producer.result is not None:
             summary["labels_sent"] = producer.result.labels
         click.echo("summary " + json.dumps(summary))
+        if settings.kafka_bootstrap and stats.dead_lettered > stats.processed:  # processed: scored ones
+            click.echo(f"Warning: {stats.dead_lettered:,} of {stats.processed + stats.dead_lettered:,} transactions "
+                       "were dead-lettered "
+                       "(`fraudstream dead-letters` gives the reasons). With servers that an earlier demo or replay "
+                       "filled, its newer event times make the demo's too late: unset FRAUDSTREAM_KAFKA_BOOTSTRAP "
+                       "and FRAUDSTREAM_REDIS_URL for servers of the demo's own", err=True)
+
+
+def _note_servers_from_settings(ctx: click.Context, settings: Any) -> None:
+    """Say which servers the demo uses that it does not start (it starts the ones left unset)."""
+    given = [f"{what} at {where} ({setting_source(ctx, field)})" for what, where, field in (
+        ("the Kafka broker", settings.kafka_bootstrap, "kafka_bootstrap"),
+        ("Redis", settings.redis_url_masked() if settings.redis_url else None, "redis_url")) if where]
+    if given:
+        click.echo(f"using {' and '.join(given)}, not servers of the demo's own", err=True)
