@@ -7,7 +7,8 @@ still pending when the input ends are published at the end (``final_labels=False
 an `end`, only those reported before `end`, so that a replay from ``start=end`` publishes the others
 and consecutive ranges publish every label exactly once. Of those, labels reported more than the
 settings' `max_future_skew` after now (a file of the last few days) are counted and not sent: the
-consumers would dead-letter them.
+consumers would dead-letter them. A transaction dated more than that after now stops the replay
+with a `ConfigError` that says how to resume (after the labels due before it are sent).
 
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
@@ -83,6 +84,8 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     origin = start
     last_progress = began
     stopping_at: datetime | None = None
+    skew = settings.max_future_skew
+    latest = None if skew is None else utcnow() + skew  # the consumers dead-letter transactions after it
     try:
         for rec in rows:
             tx = rec.transaction
@@ -99,6 +102,10 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                 origin = moment
             if speed is not None:
                 _pace(began, origin, moment, speed, pending, publisher, stats, stop)
+            if latest is not None and moment > latest:
+                latest = utcnow() + skew  # type: ignore[operator]  # the clock moved on (a paced replay)
+                if moment > latest:
+                    raise _AheadOfNow(moment)
             if pending and pending[0][0] <= moment:
                 _send_labels(pending, publisher, stats, upto=moment)
             publisher.send_transaction(tx)
@@ -119,6 +126,16 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
             publisher.close()
         else:
             publisher.flush()
+    except _AheadOfNow as exc:  # what was sent is complete: its labels too, as far as they are due
+        if stats.event_time is not None:
+            _send_labels(pending, publisher, stats, before=exc.moment)
+        _close_after_failure(publisher, own_publisher)
+        sent = (f"published {stats.transactions:,} transactions (up to {stats.event_time.isoformat()}) and "
+                f"{stats.labels:,} labels; " if stats.event_time is not None else "nothing published; ")
+        raise ConfigError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
+                          f"FRAUDSTREAM_MAX_FUTURE_SKEW ({skew}) after now: the consumers would dead-letter them as "
+                          f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
+                          f"none here and for the consumers, and resume with --start {exc.moment.isoformat()}") from None
     except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
         if stats.event_time is None:
             _close_after_failure(publisher, own_publisher)
@@ -144,6 +161,14 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
              stats.labels, path, stats.seconds, stats.rate,
              f"; stopped, resume with --start {stats.resume_from.isoformat()}" if stats.resume_from else "")
     return stats
+
+
+class _AheadOfNow(Exception):
+    """A transaction dated more than `max_future_skew` after now: the replay stops before it."""
+
+    def __init__(self, moment: datetime) -> None:
+        super().__init__(moment.isoformat())
+        self.moment = moment
 
 
 def _send_final_labels(pending: deque[PendingLabel], publisher: Publisher, stats: ReplayStats, end: datetime | None,

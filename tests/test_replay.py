@@ -256,3 +256,32 @@ def test_labels_reported_beyond_the_future_skew_are_counted_and_not_sent(setting
         timedelta(hours=1)
     unlimited = settings.model_copy(update={"max_future_skew": None})  # a simulated clock: every label goes
     assert replay(unlimited, path, label_delay=timedelta(hours=2)).labels == 100
+
+
+@pytest.mark.services
+def test_a_file_that_reaches_past_now_stops_there_and_says_how_to_go_on(settings: Settings, tmp_path: Path) -> None:
+    """Transactions dated more than `max_future_skew` after now would be dead-lettered by the
+    consumers (future_event_time), and so would the labels sent on the way: replay stops before the
+    first of them, having sent what is due before it, and says how to resume."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    path = tmp_path / "ahead.csv"
+    with path.open("w") as out:
+        out.write(HEADER)
+        for i in range(100):  # one a minute, from 50 minutes ago to 49 minutes ahead
+            out.write(f"tx{i},c{i % 13},t{i % 7},10.25,{(now + timedelta(minutes=i - 50)).isoformat()},0,0\n")
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    skewed = settings.model_copy(update={"max_future_skew": timedelta(minutes=20)})
+    result = CliRunner().invoke(main, ["replay", str(path), "--label-delay", "10m", "--no-progress"],
+                                env={**cli_env(settings), "FRAUDSTREAM_MAX_FUTURE_SKEW": "20m"})
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    first_late = 71  # 21 minutes ahead (a minute's margin for the clock moving meanwhile: 70 or 71)
+    sent = read_topic(settings, settings.topic_transactions, expect=first_late)
+    assert len(sent) in (first_late - 1, first_late), len(sent)
+    late = (now + timedelta(minutes=len(sent) - 50)).isoformat()
+    assert f"the file's transactions reach {late}, more than FRAUDSTREAM_MAX_FUTURE_SKEW (0:20:00) after now" in message
+    assert f"published {len(sent)} transactions" in message and f"resume with --start {late}" in message
+    labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels)]
+    assert len(labels) == len(sent) - 10 and max(lb.reported_at for lb in labels) <= now + timedelta(minutes=21)
+    assert replay(skewed.model_copy(update={"max_future_skew": None}), path,
+                  label_delay=timedelta(minutes=10)).transactions == 100  # a simulated clock: no limit
