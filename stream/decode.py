@@ -5,10 +5,10 @@
 >>> v.transaction(b'{"transaction_id": "t1", "customer_id": "c1", "terminal_id": "m1",'
 ...               b' "amount": 3.5, "event_time": "2018-04-01T00:00:00Z"}', watermark=None).amount
 3.5
->>> v.transaction(b"\\xff\\x00garbage", watermark=None)
+>>> v.transaction(b"\\xff\\xfe binary", watermark=None)
 Traceback (most recent call last):
 ...
-fraudstream.errors.ValidationFailed: invalid_json: ...
+fraudstream.errors.ValidationFailed: invalid_json: not UTF-8: byte 0xff at position 0
 """
 
 from __future__ import annotations
@@ -62,9 +62,11 @@ class RecordValidator:
         """Why pydantic refused `value`: ``invalid_json`` (with the json module's words, which say
         where: the same for a transaction and a label), else ``invalid_fields``."""
         if any(err["type"] == "json_invalid" for err in exc.errors()):
-            try:
-                json.loads(value)
-            except (UnicodeDecodeError, ValueError) as bad:
+            try:  # as text: json.loads of bytes guesses UTF-16 from a BOM, and says so of a UTF-8 error
+                json.loads(value.decode("utf-8"))
+            except UnicodeDecodeError as bad:
+                return ValidationFailed("invalid_json", f"not UTF-8: byte 0x{value[bad.start]:02x} at position {bad.start}")
+            except ValueError as bad:
                 return ValidationFailed("invalid_json", str(bad)[:200])
             return ValidationFailed("invalid_json", _pydantic_detail(exc))
         return ValidationFailed("invalid_fields", _pydantic_detail(exc))
