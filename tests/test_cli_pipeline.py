@@ -148,7 +148,7 @@ def test_alerts_timeout_waits_until_the_alerts_on_the_topic_are_read(settings: S
 
 
 @pytest.mark.services
-def test_topics_says_how_many_partitions_each_has(settings: Settings) -> None:
+def test_topics_says_how_many_partitions_each_has(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     first = run_cli(settings, "topics", "--partitions", "2")
     assert first.returncode == 0, first.stderr[-2000:]
     assert f"{settings.topic_transactions}\tcreated\t2 partitions\n" in first.stdout
@@ -156,3 +156,6 @@ def test_topics_says_how_many_partitions_each_has(settings: Settings) -> None:
     assert again.returncode == 0, again.stderr[-2000:]
     assert (f"{settings.topic_transactions}\texists\t2 partitions (not 4: an existing topic keeps its partitions)\n"
             in again.stdout), again.stdout
+    monkeypatch.setenv("FRAUDSTREAM_TOPIC_PARTITIONS", "6")  # asked for by the env var: said the same way
+    by_env = run_cli(settings, "topics")
+    assert f"{settings.topic_transactions}\texists\t2 partitions (not 6: an existing" in by_env.stdout, by_env.stdout

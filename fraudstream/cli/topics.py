@@ -23,7 +23,8 @@ def topics(ctx: click.Context, **overrides: object) -> None:
         counts = {topic: len(partitions_of(consumer, topic)) for topic in all_topics(settings)}
     finally:
         consumer.close()
-    asked = overrides.get("topic_partitions")
+    # asked for by the option or FRAUDSTREAM_TOPIC_PARTITIONS (the default, 3, is no request)
+    asked = settings.topic_partitions if "topic_partitions" in settings.model_fields_set else None
     for topic, count in counts.items():
         kept = f" (not {asked}: an existing topic keeps its partitions)" if asked and count != asked else ""
         click.echo(f"{topic}\t{'created' if topic in created else 'exists'}\t{count} partitions{kept}")
