@@ -110,7 +110,7 @@ def promote(ctx: click.Context, name: str) -> None:
         click.echo(f"{name} is the champion already")
         return
     old = registry.promote(name)
-    click.echo(f"champion: {name} (was {old or 'none'}; it keeps scoring as a challenger)")
+    click.echo(f"champion: {name} (was {old}; it keeps scoring as a challenger)" if old else f"champion: {name}")
 
 
 @models.command()
