@@ -109,7 +109,7 @@ class Settings(BaseSettings):
 
     # --- model --------------------------------------------------------------------------------
     model: str = Field("gbt_window", description="Champion model name (see `fraudstream models zoo`).")
-    alert_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Alert when the champion's score is at least this.")
+    alert_threshold: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False, description="Alert when the champion's score is at least this.")
     alert_warmup_labels: int = Field(
         100, ge=0, description="No alerts until the champion has learned from this many labels, one of them a fraud."
     )

@@ -149,7 +149,8 @@ def test_config_output_is_read_back_as_the_same_settings() -> None:
     (["topics", "--partitions", "0"], "Invalid value for '--partitions': 0 is not in the range x>=1"),
     # settings given as options: named by the option (not the settings field), exit 2 as for any bad option
     (["replay", "README.md", "--label-delay", "-1d"], "Invalid value: --label-delay: not a duration: '-1d'"),
-    (["backtest", "README.md", "--threshold", "2"], "Invalid value: --threshold: Input should be less than or equal to 1"),
+    (["backtest", "README.md", "--threshold", "2"], "Invalid value for '--threshold': '2' is not a finite number >= 0 and <= 1"),
+    (["consume", "--threshold", "nan"], "Invalid value for '--threshold': 'nan' is not a finite number >= 0 and <= 1"),
     # a bare number would be seconds: seven of them as a backtest's label delay learns each label at once
     (["backtest", "README.md", "--label-delay", "7"], "Invalid value: --label-delay: a duration needs its unit: '7'"),
 ])

@@ -14,7 +14,8 @@ import click
 
 from fraudstream.cli.backtest_model import (described, not_learned, save_model, start_model,
                                                warn_if_evaluated_on_learned)
-from fraudstream.cli.common import check_time, handle_errors, require_directory, separate_outputs, settings_from, settings_option
+from fraudstream.cli.common import (FiniteFloat, check_time, handle_errors, require_directory, separate_outputs,
+                                    settings_from, settings_option)
 from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
@@ -69,7 +70,7 @@ def _json_safe(value: Any) -> Any:
 @click.option("--eval-end", callback=check_time, default=None, help="Last day of the evaluation window, inclusive; at most the last day with transactions [default: last day].")
 @settings_option("--model", "model")
 @settings_option("--seed", "seed", type=int)
-@settings_option("--threshold", "alert_threshold", type=float)
+@settings_option("--threshold", "alert_threshold", type=FiniteFloat(0.0, inclusive=True, maximum=1.0))
 @click.option("--redis", "redis_url", default=None, help="Keep feature state in this Redis instead of in memory (under a key prefix of its own, deleted after the run).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures as JSON.")
 @click.option("--scores", "scores_out", type=click.Path(dir_okay=False, path_type=Path),

@@ -13,7 +13,7 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, se
 @click.command()
 @settings_option("--group", "group_id")
 @settings_option("--model", "model")
-@settings_option("--threshold", "alert_threshold", type=float)
+@settings_option("--threshold", "alert_threshold", type=FiniteFloat(0.0, inclusive=True, maximum=1.0))
 @click.option("--max-transactions", type=click.IntRange(min=1), default=None, help="Stop after the batch in which this many transactions were handled (a poll brings up to "
               "max_poll_records, 2,000 by default).")
 @click.option("--idle-timeout", type=FiniteFloat(0.0), default=None, help="Stop after this many seconds without records.")

@@ -112,7 +112,7 @@ def _stop_when_labels_read(stats: RunStats, producer: _ProducerThread, stop: thr
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve the consumer's Prometheus metrics on http://0.0.0.0:PORT/metrics.")
 @settings_option("--model", "model")
-@settings_option("--threshold", "alert_threshold", type=float)
+@settings_option("--threshold", "alert_threshold", type=FiniteFloat(0.0, inclusive=True, maximum=1.0))
 @settings_option("--seed", "seed", type=int)
 @click.pass_context
 @handle_errors
