@@ -34,6 +34,7 @@ from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredReco
 from fraudstream.stream.label_fates import label_entries, label_fates, marker_margin_ms
 from fraudstream.stream.label_stream import LabelOutcome
 from fraudstream.stream.newest_times import NewestTimes, note_cold_start
+from fraudstream.stream.partitionless import PartitionlessWatch
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
 from fraudstream.stream.scoring import Scorer
@@ -96,6 +97,7 @@ class ScoringConsumer:
         self.batches = AlignedBatches(self.consumer, self.aligner, s.topic_transactions)
         self.commits = AsyncCommits(self.consumer)
         self.marker_margin_ms = marker_margin_ms(s.allowed_lateness)  # a label's marker outlives its record
+        self.partitionless = PartitionlessWatch(s.group_id)
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -149,6 +151,7 @@ class ScoringConsumer:
                 last_activity = time.monotonic()
             if not ready:  # an idle moment: nothing is waiting for the collector's pause now
                 collect_garbage_when_idle()
+                self.partitionless.check(self.consumer)
                 self.tx_dlq.logged.tick()  # a flood of dead letters that stopped: its count now
                 self.label_dlq.logged.tick()
             if not self.maintained:  # a batch's scoring did it already (the learning while Redis worked)

@@ -243,3 +243,33 @@ def test_polls_wait_long_while_the_group_join_is_in_progress(settings: Settings)
     joined = [timeout for assigned, timeout in polls if assigned]
     assert joining and set(joining) == {JOIN_POLL_MS}
     assert joined and set(joined) == {IDLE_POLL_MS}
+
+
+def test_a_consumer_without_partitions_for_long_says_so(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """More members than partitions: the last one waits as a standby, and says so rather than
+    nothing (the same words cover a group join that never completes)."""
+    settings = settings.model_copy(update={"topic_partitions": 1})
+    ensure_topics(settings)
+    topics = [settings.topic_transactions, settings.topic_labels]
+    holder = make_consumer(settings, topics)
+    try:
+        deadline = time.monotonic() + 30
+        while not holder.assignment() and time.monotonic() < deadline:
+            holder.poll(timeout_ms=100)
+        assert len(holder.assignment()) == 2  # both topics' only partition
+        with scoring_consumer(settings) as app, caplog.at_level("WARNING", logger="fraudstream.stream.partitionless"):
+            app.partitionless.warn_after_s = 2.0
+            runner = threading.Thread(target=app.run)
+            runner.start()
+            deadline = time.monotonic() + 30
+            while not app.partitionless.warned and time.monotonic() < deadline:
+                holder.poll(timeout_ms=100)  # the holder re-joins as the group re-forms, and keeps both
+            app.stop.set()
+            runner.join(timeout=30)
+            assert app.consumer.assignment() == set() and len(holder.assignment()) == 2
+        warned = [r.getMessage() for r in caplog.records
+                  if r.name == "fraudstream.stream.partitionless" and r.levelname == "WARNING"]
+        assert len(warned) == 1 and warned[0].startswith("no partitions assigned for ")
+        assert f" s in group {settings.group_id}: either the group has more consumers than" in warned[0]
+    finally:
+        close_group_consumer(holder)

@@ -35,15 +35,17 @@ def gone(pid: int, timeout: float) -> bool:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
-def test_a_server_stops_when_the_process_that_started_it_is_killed() -> None:
+def test_a_server_stops_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    # its files in a directory of the test's own: other fraudstream processes' starts sweep /tmp
     starter = subprocess.Popen([sys.executable, "-c", STARTER], stdout=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, env={**os.environ, "TMPDIR": str(tmp_path)})
     server_pid = None
     try:
         line = starter.stdout.readline().split()  # type: ignore[union-attr]
         assert len(line) == 3, "the starter printed no server"
         server_pid, workdir, log_path = int(line[0]), Path(line[1]), Path(line[2])
         assert not gone(server_pid, 0.2) and workdir.is_dir() and log_path.exists()
+        assert workdir.parent == log_path.parent == tmp_path
         os.kill(starter.pid, signal.SIGKILL)
         starter.wait(10)
         assert gone(server_pid, 10), f"valkey {server_pid} outlived the process that started it"
