@@ -49,7 +49,7 @@ def newest_valid(registry: ModelRegistry, name: str, seed: int, log_refusals: bo
         except Exception as exc:  # a deleted version (ModelError): try the previous one
             errors.append(f"v{version}: {exc}")
             continue
-        log.info("restored %s v%d (%d labels learned)", name, version, cp.info.labels_learned)
+        log.info("restored %s v%d (%s, %d labels learned)", name, version, cp.info.source, cp.info.labels_learned)
         return LiveModel.from_checkpoint(cp, base=latest)
     raise CheckpointError(f"no valid checkpoint of model {name!r}: " + "; ".join(errors))
 
