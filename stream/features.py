@@ -92,11 +92,13 @@ def _repeats(txs: Sequence[Transaction], cust: Sequence[CustomerResult]) -> dict
     duplicate without a scored record, which is written only after the batch is scored."""
     if not any(cr.duplicate and cr.stored is None and not cr.conflict for cr in cust):
         return {}
-    first: dict[str, int] = {}
+    first: dict[tuple[str, str], int] = {}  # ids are the customer's: another customer's same id is another one
     repeats = {}
     for i, (tx, cr) in enumerate(zip(txs, cust)):
-        j = first.setdefault(tx.transaction_id, i)
-        if j != i and cr.duplicate and cr.stored is None and not cr.conflict:
+        if cr.conflict or cr.stored is not None:  # not scored in this batch: no copy repeats it
+            continue
+        j = first.setdefault((tx.customer_id, tx.transaction_id), i)
+        if j != i:
             repeats[i] = j
     return repeats
 
@@ -169,7 +171,7 @@ class FeatureEngine:
         return out, [cr.duplicate and not cr.conflict for cr in cust]
 
     def transform_batch(self, txs: Sequence[Transaction], meanwhile: Meanwhile | None = None) -> FeatureBatch:
-        """`transform_scored` as a `FeatureBatch`: the features of a batch as one matrix. `meanwhile`
+        """`transform_seen` as a `FeatureBatch`: the features of a batch as one matrix. `meanwhile`
         runs while the state store updates the customers, and again while it updates the
         terminals (a server's time is not wasted; see `state.base.Meanwhile`)."""
         times, cents, cust, term = self._update(txs, meanwhile)

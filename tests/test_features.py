@@ -177,6 +177,13 @@ def test_a_transaction_twice_in_one_batch_is_scored_once_in_both_stores(settings
         later = engine.transform_batch([batch[4]])  # in a later batch, nothing recorded: scored again
         assert later.repeats == {} and later.to_score() == [0]
         np.testing.assert_array_equal(later.features[0], features.features[4])
+        # a conflict first, then the copy the state holds (sent again, its record gone): scored, no repeat
+        again = engine.transform_batch([batch[4].model_copy(update={"amount": 99.0}), batch[4]])
+        assert again.conflict == [True, False] and again.repeats == {} and again.to_score() == [1]
+        # the same id for another customer is another transaction: no repeat of it
+        other = batch[4].model_copy(update={"customer_id": "c-other"})
+        mixed = engine.transform_batch([other, batch[4]])
+        assert mixed.repeats == {} and mixed.to_score() == [0, 1]
 
 
 @pytest.mark.services
