@@ -126,16 +126,18 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
             publisher.close()
         else:
             publisher.flush()
-    except _AheadOfNow as exc:  # what was sent is complete: its labels too, as far as they are due
-        if stats.event_time is not None:
-            _send_labels(pending, publisher, stats, before=exc.moment)
+    except _AheadOfNow as exc:  # the labels due before it, as far as the consumers accept them now
+        _send_labels(pending, publisher, stats, before=min(exc.moment, utcnow() + skew))  # type: ignore[operator]
         _close_after_failure(publisher, own_publisher)
+        # labels left before `moment` are reported after every transaction sent (those are within the
+        # skew): a replay from the first of them sends them, then goes on at `moment`
+        resume = min((label[0] for label in pending if label[0] < exc.moment), default=exc.moment)
         sent = (f"published {stats.transactions:,} transactions (up to {stats.event_time.isoformat()}) and "
                 f"{stats.labels:,} labels; " if stats.event_time is not None else "nothing published; ")
         raise ConfigError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
                           f"FRAUDSTREAM_MAX_FUTURE_SKEW ({skew}) after now: the consumers would dead-letter them as "
                           f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
-                          f"none here and for the consumers, and resume with --start {exc.moment.isoformat()}") from None
+                          f"none here and for the consumers, and resume with --start {resume.isoformat()}") from None
     except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
         if stats.event_time is None:
             _close_after_failure(publisher, own_publisher)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from fraudstream.cli import main
 from fraudstream.config import Settings
-from fraudstream.errors import InputError
+from fraudstream.errors import ConfigError, InputError
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.publisher import Publisher
@@ -285,3 +285,29 @@ def test_a_file_that_reaches_past_now_stops_there_and_says_how_to_go_on(settings
     assert len(labels) == len(sent) - 10 and max(lb.reported_at for lb in labels) <= now + timedelta(minutes=21)
     assert replay(skewed.model_copy(update={"max_future_skew": None}), path,
                   label_delay=timedelta(minutes=10)).transactions == 100  # a simulated clock: no limit
+
+
+@pytest.mark.services
+def test_labels_beyond_the_skew_at_such_a_stop_are_sent_by_the_resumed_replay(settings: Settings, tmp_path: Path) -> None:
+    """A stop before a transaction ahead of now leaves the labels the consumers would refuse as well
+    (reported after now + skew, before that transaction): the resume point it names sends them."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    path = tmp_path / "gap.csv"
+    with path.open("w") as out:
+        out.write(HEADER)
+        for i, hours in enumerate((-3, -1, 3)):  # frauds: labels 2 h later, at -1 h (sent), +1 h, +5 h
+            out.write(f"tx{i},c{i},t{i},10.25,{(now + timedelta(hours=hours)).isoformat()},1,1\n")
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    skewed = settings.model_copy(update={"max_future_skew": timedelta(minutes=30)})
+    with pytest.raises(ConfigError) as stopped:
+        replay(skewed, path, label_delay=timedelta(hours=2))
+    resume = (now + timedelta(hours=1)).isoformat()  # tx1's label: not sent (refused), not lost
+    assert f"resume with --start {resume}" in str(stopped.value)
+    labels = [Label.model_validate_json(r.value).transaction_id for r in read_topic(settings, settings.topic_labels)]
+    assert labels == ["tx0"]
+    unlimited = settings.model_copy(update={"max_future_skew": None})
+    stats = replay(unlimited, path, label_delay=timedelta(hours=2), start=datetime.fromisoformat(resume))
+    assert (stats.transactions, stats.labels) == (1, 2)
+    labels = [Label.model_validate_json(r.value).transaction_id for r in read_topic(settings, settings.topic_labels, expect=3)]
+    txs = [r.key for r in read_topic(settings, settings.topic_transactions, expect=3)]
+    assert sorted(labels) == ["tx0", "tx1", "tx2"] and len(txs) == 3  # each once
