@@ -60,17 +60,22 @@ _STALE = re.compile(r"fraudstream-(?:tansu|valkey)-(\d+)-")
 
 
 def remove_stale_files(directory: Path | None = None) -> list[Path]:
-    """Remove the servers' log files and working directories in `directory` (the temporary one) left
-    by a process that no longer runs (killed with -9); return them."""
+    """Remove the servers' log files and working directories in `directory` (the temporary one) that
+    this user's processes left and that no longer run (killed with -9); return those removed. A
+    starter is told alive by its pid: a temporary directory shared with processes of other PID
+    namespaces (containers) is not expected."""
     removed = []
     for path in Path(directory or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*-*"):
         match = _STALE.match(path.name)
-        if match is None or _alive(int(match.group(1))):
+        try:
+            if match is None or path.lstat().st_uid != os.getuid() or _alive(int(match.group(1))):
+                continue  # not a server's, another user's, or its starter runs
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove: not a reason to stop a start
             continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
         removed.append(path)
     return removed
 

@@ -73,5 +73,12 @@ def test_only_files_of_processes_that_no_longer_run_are_removed(tmp_path: Path) 
         path.write_text("x")
     stale_dir.mkdir()
     (stale_dir / "dump.rdb").write_text("x")
+    theirs = tmp_path / f"fraudstream-valkey-{ended.pid}-abc.log"  # another user's: not ours to remove
+    theirs.write_text("x")
+    if os.getuid() == 0:
+        os.chown(theirs, 65534, 65534)
+    else:
+        theirs.unlink()
     assert sorted(remove_stale_files(tmp_path)) == sorted([stale_log, stale_dir])
     assert mine.exists() and other.exists() and not stale_log.exists() and not stale_dir.exists()
+    assert theirs.exists() == (os.getuid() == 0)
