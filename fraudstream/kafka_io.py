@@ -10,7 +10,7 @@ Tansu workarounds (kept here and nowhere else):
 - Tansu 0.6 keeps a group leader that leaves while its group re-forms as the leader, so the group
   never forms again; `close_group_consumer()` leaves only a formed group (see there).
 - Tansu answers a fetch from past the end of a log with no records and no error, where Apache Kafka
-  answers OFFSET_OUT_OF_RANGE and kafka-python resets the position: `rewind_past_end()` does that
+  answers OFFSET_OUT_OF_RANGE and kafka-python resets the position: `PastEndRewinder` does that
   reset (see there).
 
 kafka-python 3.0.12 throws away a group join that completes between two polls: `make_consumer`
@@ -235,38 +235,57 @@ def fetch_position(consumer: Any, tp: TopicPartition) -> int:
     return int(getattr(position, "offset", position))
 
 
-def rewind_past_end(consumer: Any) -> list[TopicPartition]:
-    """Reset the position of each assigned partition that is past the high watermark of its last
-    fetch, as the consumer's `auto_offset_reset` says (earliest: the log's start; otherwise its
-    end), with a warning; return those partitions.
+PAST_END_WAIT_S = 30.0  # how long a partition stays past the end of its log before it is rewound
 
-    Tansu workaround. A position can only pass the end of its log when the log was recreated or
-    lost: Tansu with memory storage restarted, and a partition this consumer kept across the
-    rebalance kept its position (kafka-python keeps it, as the Java client does). Tansu 0.6 answers
-    the fetches from there with no records and no error, so the partition stalled for good with a
-    lag of 0 while its new log grew (seen with two consumers in a group: 5,050 transactions never
-    scored). Apache Kafka answers OFFSET_OUT_OF_RANGE, and kafka-python resets the position itself
-    before this could see it.
+
+class PastEndRewinder:
+    """Resets the position of each assigned partition that has stayed past the high watermark of its
+    fetches for `wait_s`, as the consumer's `auto_offset_reset` says (earliest: the log's start;
+    otherwise its end), with a warning. Call `check` once per round of a poll loop.
+
+    Tansu workaround. A position stays past the end of its log when the log was recreated or lost:
+    Tansu with memory storage restarted, and a partition this consumer kept across the rebalance
+    kept its position (kafka-python keeps it, as the Java client does). Tansu 0.6 answers the
+    fetches from there with no records and no error, so the partition stalled for good with a lag
+    of 0 while its new log grew (seen with two consumers in a group: 5,050 transactions never
+    scored). Apache Kafka answers OFFSET_OUT_OF_RANGE when the position is past the log's end, and
+    kafka-python resets it itself; it answers nothing, as Tansu, while the position is only past the
+    high watermark, which happens for a moment after a leader change (the new leader's watermark
+    can trail the old one's until its followers catch up): hence the wait.
     """
-    rewound = []
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is None:
-            continue
-        position = fetch_position(consumer, tp)
-        if position <= high:
-            continue
+
+    def __init__(self, wait_s: float = PAST_END_WAIT_S) -> None:
+        self.wait_s = wait_s
+        self.since: dict[TopicPartition, float] = {}  # partitions past their end, since when (monotonic)
+
+    def check(self, consumer: Any) -> list[TopicPartition]:
+        """The partitions rewound now."""
+        past = []
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None and fetch_position(consumer, tp) > high:
+                past.append(tp)
+        if not past and not self.since:
+            return []
+        now = time.monotonic()
+        self.since = {tp: self.since.get(tp, now) for tp in past}
+        rewound = [tp for tp in past if now - self.since[tp] >= self.wait_s]
+        for tp in rewound:
+            self._rewind(consumer, tp, now - self.since.pop(tp))
+        return rewound
+
+    @staticmethod
+    def _rewind(consumer: Any, tp: TopicPartition, stayed_s: float) -> None:
+        position, high = fetch_position(consumer, tp), consumer.highwater(tp)
         if consumer.config.get("auto_offset_reset") == "earliest":
             consumer.seek_to_beginning(tp)
             where = "from its start"
         else:
             consumer.seek(tp, high)
             where = f"from its end ({high})"
-        log.warning("%s[%d]: position %d is past the end of its log (%d): the log was recreated or lost (a "
-                    "broker restarted without its storage?); reading it %s", tp.topic, tp.partition, position, high,
-                    where)
-        rewound.append(tp)
-    return rewound
+        log.warning("%s[%d]: position %d has been past the end of its log (%d) for %.0f s: the log was recreated "
+                    "or lost (a broker restarted without its storage?); reading it %s", tp.topic, tp.partition,
+                    position, high, stayed_s, where)
 
 
 def end_of_log(consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:

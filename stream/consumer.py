@@ -23,7 +23,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
-from fraudstream.kafka_io import rewind_past_end
+from fraudstream.kafka_io import PastEndRewinder
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
@@ -98,6 +98,7 @@ class ScoringConsumer:
         self.commits = AsyncCommits(self.consumer)
         self.marker_margin_ms = marker_margin_ms(s.allowed_lateness)  # a label's marker outlives its record
         self.partitionless = PartitionlessWatch(s.group_id)
+        self.past_end = PastEndRewinder()
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -161,7 +162,7 @@ class ScoringConsumer:
                     log.warning("stopping during model maintenance (nothing uncommitted is lost)")
                     break
             self.maintained = False
-            rewind_past_end(self.consumer)  # a log recreated under a partition it kept (Tansu restarted)
+            self.past_end.check(self.consumer)  # a log recreated under a partition it kept (Tansu restarted)
             self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break

@@ -75,13 +75,14 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
     """Print alerts as they arrive on the alert topic (no consumer group; nothing is committed)."""
     from pydantic import ValidationError
 
-    from fraudstream.kafka_io import make_consumer, partitions_of, rewind_past_end, unfetched
+    from fraudstream.kafka_io import PastEndRewinder, make_consumer, partitions_of, unfetched
     from fraudstream.services import terminate_as_exception
     from fraudstream.models.events import Alert
 
     settings = settings_from(ctx)
     require_bootstrap(settings)
     consumer = make_consumer(settings, group_id=None)
+    past_end = PastEndRewinder()
     started_ms = time.time() * 1000.0
     with terminate_as_exception():  # SIGTERM too (docker stop: PID 1 has no default action)
         try:
@@ -102,7 +103,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
             hinted = False
             while max_alerts is None or shown < max_alerts:
                 polled = consumer.poll(timeout_ms=200)
-                rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
+                past_end.check(consumer)  # the broker lost its logs (Tansu restarted)
                 # still reading what was there: not waiting yet
                 if polled and any((unfetched(consumer, tp) or 0) > 0 for tp in parts):
                     last = time.monotonic()

@@ -100,13 +100,14 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                  max_records: int | None) -> None:
     """Print the dead letters (bad records the consumers set aside) from the first, then a count per
     reason on stderr; reads without a consumer group and commits nothing."""
-    from fraudstream.kafka_io import make_consumer, partitions_of, rewind_past_end, unfetched
+    from fraudstream.kafka_io import PastEndRewinder, make_consumer, partitions_of, unfetched
     from fraudstream.services import terminate_as_exception
 
     settings = settings_from(ctx)
     require_bootstrap(settings)
     topic = settings.topic_labels_dlq if of_labels else settings.topic_dlq
     consumer = make_consumer(settings, group_id=None)
+    past_end = PastEndRewinder()
     counts: Counter[str] = Counter()
     shown = 0
     with terminate_as_exception():  # SIGTERM too (docker stop: PID 1 has no default action)
@@ -119,7 +120,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
             last_read = time.monotonic()
             while max_records is None or shown < max_records:
                 polled = consumer.poll(timeout_ms=200)
-                rewind_past_end(consumer)  # the broker lost its logs (Tansu restarted)
+                past_end.check(consumer)  # the broker lost its logs (Tansu restarted)
                 if polled:
                     last_read = time.monotonic()
                 for records in polled.values():
