@@ -289,10 +289,11 @@ def main() -> None:
             # this process would compete with the consumer for the GIL and delay its own sends)
             offer = multiprocessing.get_context("spawn").Process(
                 target=offer_load, args=(settings.kafka_bootstrap, settings.topic_transactions, paced, args.rate))
-            with CpuSampler() as cpu, GcTimes() as gc_pauses:
-                offer.start()
+            with CpuSampler() as cpu:
+                offer.start()  # (pickles the paced rows for the new process: its collections are not the consumer's)
                 try:
-                    app.run(max_transactions=len(bulk) + len(paced))
+                    with GcTimes() as gc_pauses:
+                        app.run(max_transactions=len(bulk) + len(paced))
                 finally:
                     offer.join(timeout=30)
                     if offer.is_alive():
