@@ -8,7 +8,8 @@ an `end`, only those reported before `end`, so that a replay from ``start=end`` 
 and consecutive ranges publish every label exactly once. Of those, labels reported more than the
 settings' `max_future_skew` after now (a file of the last few days) are counted and not sent: the
 consumers would dead-letter them. A transaction dated more than that after now stops the replay
-with a `ConfigError` that says how to resume (after the labels due before it are sent).
+with a `ConfigError` that says where to resume: the labels due before it are sent as far as the
+consumers accept them now, and the resume point is the first one left (else that transaction).
 
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
