@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         None, description=("Kafka bootstrap servers (host:port,...). Unset: `demo` starts the embedded Tansu broker; "
                            "the other commands ask for it (`fraudstream up` prints it).")
     )
-    kafka_security_protocol: str = Field("PLAINTEXT", description=", ".join(SECURITY_PROTOCOLS[:-1]) + " or SASL_SSL.")
+    kafka_security_protocol: str = Field("PLAINTEXT", description=f"{', '.join(SECURITY_PROTOCOLS[:-1])} or {SECURITY_PROTOCOLS[-1]}.")
     kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")

@@ -73,6 +73,19 @@ def client_config(settings: Settings) -> dict[str, Any]:
 BROKER_WAIT_S = 30.0  # how long clients wait for a bootstrap server to accept a connection
 
 
+def host_port(server: str) -> tuple[str, int]:
+    """(host, port) of a bootstrap server: IPv6 brackets off, no port Kafka's default (as kafka-python
+    takes it); `ValueError` for a port that is not a number.
+
+    >>> host_port(" [::1]:9093"), host_port("kafka"), host_port(":29092")
+    (('::1', 9093), ('kafka', 9092), ('localhost', 29092))
+    """
+    host, colon, port = server.strip().rpartition(":")
+    if not colon:
+        host, port = port, str(DEFAULT_KAFKA_PORT)
+    return host.strip("[]") or "localhost", int(port)
+
+
 def await_bootstrap(servers: list[str], timeout_s: float | None = None) -> None:
     """Return once one of the bootstrap `servers` (host:port) accepts a TCP connection; kafka-python's
     `KafkaConnectionError` after `timeout_s` (default `BROKER_WAIT_S`; the CLI names the option or
@@ -92,11 +105,8 @@ def await_bootstrap(servers: list[str], timeout_s: float | None = None) -> None:
     deadline, warned = time.monotonic() + timeout_s, False
     while True:
         for server in servers:
-            host, colon, port = server.strip().rpartition(":")
-            if not colon:  # a host without a port: Kafka's default, as kafka-python takes it
-                host, port = port, str(DEFAULT_KAFKA_PORT)
             try:
-                socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=2.0).close()
+                socket.create_connection(host_port(server), timeout=2.0).close()
                 return
             except (OSError, ValueError) as exc:
                 error = exc
@@ -124,12 +134,10 @@ def check_tls(servers: list[str], timeout_s: float | None = None) -> None:
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     errors = []
     for server in servers:
-        host, colon, port = server.strip().rpartition(":")
-        if not colon:
-            host, port = port, str(DEFAULT_KAFKA_PORT)
         try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s) as raw:
-                with context.wrap_socket(raw, server_hostname=host.strip("[]") or None):
+            host, port = host_port(server)
+            with socket.create_connection((host, port), timeout=timeout_s) as raw:
+                with context.wrap_socket(raw, server_hostname=host):
                     return
         except (OSError, ValueError) as exc:  # ssl.SSLError and timeouts are OSErrors
             errors.append(f"{server}: {exc or type(exc).__name__}")
