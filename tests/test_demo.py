@@ -52,7 +52,7 @@ def test_demo_scores_the_simulated_stream_and_stops_its_servers() -> None:
                 left.append(name)
                 os.kill(int(pid), signal.SIGKILL)
     assert proc.returncode == 0, output[-3000:]
-    summary = json.loads(output.split("summary ", 1)[1].splitlines()[0])
+    summary = json.loads(next(line for line in reversed(output.splitlines()) if line.startswith("{")))  # among the logs
     assert summary["processed"] == 6000 and summary["dead_lettered"] == 0
     # every transaction's label is sent a simulated day after it: the demo reads the last ones before it stops
     assert summary["labels_sent"] == 6000 and summary["labels_learned"] == 6000, summary
@@ -210,9 +210,9 @@ def test_without_a_terminal_the_last_frame_ends_with_a_newline() -> None:
     with contextlib.redirect_stdout(out):
         with live_dashboard(Frame(), app):  # type: ignore[arg-type]
             pass
-        print("summary {}")
+        print("{}")
     app.stop.set()
-    assert out.getvalue().endswith("╰──╯\nsummary {}\n"), repr(out.getvalue())
+    assert out.getvalue().endswith("╰──╯\n{}\n"), repr(out.getvalue())
 
 
 def test_rates_speeds_and_scales_must_be_finite_numbers() -> None:
@@ -241,7 +241,7 @@ def test_a_demo_on_servers_from_the_environment_says_so_and_why_a_second_one_is_
         result = subprocess.run([str(CLI), "demo", "--transactions", "1000", "--rate", "2000", "--plain"], env=env,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-3000:]
-        runs.append((json.loads(result.stdout.split("summary ", 1)[1].splitlines()[0]), result.stderr))
+        runs.append((json.loads(result.stdout.strip().splitlines()[-1]), result.stderr))
     (first, first_err), (second, second_err) = runs
     using = f"using the Kafka broker at {settings.kafka_bootstrap} (FRAUDSTREAM_KAFKA_BOOTSTRAP) and Redis at "
     assert using in first_err and using in second_err

@@ -176,7 +176,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
         summary = stats.summary()
         if producer.result is not None:
             summary["labels_sent"] = producer.result.labels
-        click.echo("summary " + json.dumps(summary))
+        click.echo(json.dumps(summary))
         if settings.kafka_bootstrap and stats.dead_lettered > stats.processed:  # processed: scored ones
             click.echo(f"Warning: {stats.dead_lettered:,} of {stats.processed + stats.dead_lettered:,} transactions "
                        "were dead-lettered "

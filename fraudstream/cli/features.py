@@ -149,6 +149,6 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     if not written and (start or end):
         log.warning(nothing_in_window(file, start, end, span))
     seconds = time.monotonic() - began
-    click.echo("features " + json.dumps({"transactions": written, "skipped_reused_ids": reused,
-                                         "skipped_repeated_rows": repeated, "out": str(target),
-                                         "seconds": round(seconds, 3), "rate": round(written / max(seconds, 1e-9), 1)}))
+    click.echo(json.dumps({"transactions": written, "skipped_reused_ids": reused,
+                           "skipped_repeated_rows": repeated, "out": str(target),
+                           "seconds": round(seconds, 3), "rate": round(written / max(seconds, 1e-9), 1)}))

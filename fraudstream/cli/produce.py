@@ -47,7 +47,7 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
         stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=delay, stop=stop,
                          config=config, clock=clock)  # type: ignore[arg-type]
     # rate: of the transactions while they were sent; seconds: in all, with the wait for the last labels
-    click.echo("produced " + json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
-                                         "sending_seconds": round(stats.sending_seconds, 3), "rate": round(stats.rate, 1),
-                                         "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
-                                         "seconds": round(stats.seconds, 3)}))
+    click.echo(json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
+                           "sending_seconds": round(stats.sending_seconds, 3), "rate": round(stats.rate, 1),
+                           "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
+                           "seconds": round(stats.seconds, 3)}))

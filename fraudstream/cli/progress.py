@@ -1,7 +1,7 @@
 """The progress bars of the long commands (record, replay, features, backtest): where they draw,
 and whether they (and the demo's dashboard) draw at all.
 
-A command's result is its one summary line on stdout (``replayed {...}``), which scripts read; the
+A command's result is its one summary line on stdout (one JSON object), which scripts read; the
 bar goes to stderr with the logs. With ``--log-format json`` there is no bar at all: the readers of
 those logs take stderr one JSON object per line, and a bar's last frame (rich prints one when stderr
 is not a terminal) is not one.

@@ -57,7 +57,7 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     config = replace(SimulatorConfig(), customers=customers, terminals=terminals, seed=settings.seed,
                      start=first, rates=rates, report_share=report_share)
     summary = _record_with_progress(out, days, config, settings, shown=progress)
-    click.echo("recorded " + json.dumps({
+    click.echo(json.dumps({
         "file": out, "transactions": summary.rows, "frauds": summary.frauds, "frauds_reported": summary.reported,
         "fraud_rate": round(summary.fraud_rate, 5),
         # the file's fraud_scenario column holds the number; the summary names it

@@ -117,4 +117,4 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     if stats.transactions == 0 and not stats.stopped:
         message = nothing_in_window(file, start, end, stats.file_span)
         click.echo(f"Warning: {message}", err=True)
-    click.echo("replayed " + json.dumps(summary))
+    click.echo(json.dumps(summary))
