@@ -37,6 +37,7 @@ from fraudstream.stream.newest_times import NewestTimes, note_cold_start
 from fraudstream.stream.partitionless import PartitionlessWatch
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
 from fraudstream.stream.gc_tuning import collect_garbage_when_idle, fewer_collections
+from fraudstream.stream.keying import MisKeyed
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state.base import Ready
 from fraudstream.stream.stats import RunStats
@@ -99,6 +100,7 @@ class ScoringConsumer:
         self.marker_margin_ms = marker_margin_ms(s.allowed_lateness)  # a label's marker outlives its record
         self.partitionless = PartitionlessWatch(s.group_id)
         self.past_end = PastEndRewinder()
+        self.mis_keyed = MisKeyed()
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -205,6 +207,9 @@ class ScoringConsumer:
             self._retry("newest event times", lambda: self.newest_times.save(prepared.offsets, prepared.newest))
         self._retry("commit", lambda: self._commit(prepared.offsets))
         self.stats.batches += 1
+        if prepared.mis_keyed:  # handled as the others; counted and warned about
+            self.stats.mis_keyed += len(prepared.mis_keyed)
+            self.mis_keyed.note(prepared.mis_keyed)
         self.stats.observe_batch(time.monotonic() - started)
         if self.on_alert is not None:
             for alert in alerts:

@@ -110,6 +110,8 @@ class Prepared:
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
     newest: dict[TopicPartition, datetime] = field(default_factory=dict)
+    # valid events whose Kafka key is not their customer id (handled all the same; see `MisKeyed`)
+    mis_keyed: list[tuple[ConsumerRecord, Transaction | Label]] = field(default_factory=list)
 
     def without(self, partitions: Collection[tuple[str, int]]) -> Prepared:
         """The batch without the records of `partitions` (revoked while it waited to be processed).
@@ -128,7 +130,7 @@ class Prepared:
 
         return Prepared([e for e in self.transactions if kept(e[0])], [e for e in self.labels if kept(e[0])],
                         [d for d in self.dead if kept(d[1])], {tp: o for tp, o in self.offsets.items() if kept(tp)},
-                        {tp: t for tp, t in self.newest.items() if kept(tp)})
+                        {tp: t for tp, t in self.newest.items() if kept(tp)}, [e for e in self.mis_keyed if kept(e[0])])
 
 
 def prepare_batch(records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,
@@ -148,14 +150,14 @@ class Preparation:
     >>> from types import SimpleNamespace as R
     >>> v = RecordValidator(1024, None, timedelta(hours=1))
     >>> tx = b'{"transaction_id": "t%d", "customer_id": "c1", "terminal_id": "m1", "amount": 1, "event_time": "2018-04-01T00:00:0%dZ"}'
-    >>> records = [R(topic="tx", partition=0, offset=i, value=tx % (i, i)) for i in range(3)]
+    >>> records = [R(topic="tx", partition=0, offset=i, key=b"c1", value=tx % (i, i)) for i in range(3)]
     >>> watermarks = {}
     >>> p = Preparation(records, "labels", v, watermarks, (None, None))
     >>> p.step(2); p.done, watermarks[("tx", 0)].second
     (False, 1)
     >>> prepared = p.finish()
-    >>> len(prepared.transactions), prepared.offsets, watermarks[("tx", 0)].second
-    (3, {TopicPartition(topic='tx', partition=0): OffsetAndMetadata(offset=3, metadata='', leader_epoch=-1)}, 2)
+    >>> len(prepared.transactions), prepared.offsets, watermarks[("tx", 0)].second, prepared.mis_keyed
+    (3, {TopicPartition(topic='tx', partition=0): OffsetAndMetadata(offset=3, metadata='', leader_epoch=-1)}, 2, [])
     """
 
     def __init__(self, records: list[ConsumerRecord], labels_topic: str, validator: RecordValidator,
@@ -185,9 +187,13 @@ class Preparation:
             last[tp] = record.offset
             if record.topic == labels_topic:
                 try:
-                    prepared.labels.append((record, validator.label(record.value, now)))
+                    label = validator.label(record.value, now)
                 except ValidationFailed as exc:
                     prepared.dead.append((self.label_dlq, record, exc.reason, str(exc)))
+                    continue
+                prepared.labels.append((record, label))
+                if record.key != label.customer_id.encode():
+                    prepared.mis_keyed.append((record, label))
                 continue
             watermark = watermarks.get(tp)
             try:
@@ -201,6 +207,8 @@ class Preparation:
                 watermarks[tp] = watermark = tx.event_time
             newest[tp] = watermark
             prepared.transactions.append((record, tx))
+            if record.key != tx.customer_id.encode():
+                prepared.mis_keyed.append((record, tx))
         self.next = end
 
     def without(self, partitions: Collection[tuple[str, int]]) -> Preparation:

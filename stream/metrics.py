@@ -6,7 +6,7 @@ thread only reads numbers and copies of small containers.
 
 Metrics (prefix ``fraudstream_``): counters ``transactions_processed_total``, ``alerts_total``,
 ``transactions_dead_lettered_total``, ``labels_learned_total``, ``labels_dead_lettered_total``,
-``labels_duplicate_total``, ``batches_total``; gauge ``consumer_lag{topic,partition}``; histograms
+``labels_duplicate_total``, ``batches_total``, ``events_mis_keyed_total``; gauge ``consumer_lag{topic,partition}``; histograms
 ``publish_to_scored_latency_seconds`` and ``batch_duration_seconds``; gauges
 ``model_rolling_auc``, ``model_rolling_precision``, ``model_rolling_labels``,
 ``model_rolling_frauds``, ``model_labels_learned``, ``alert_threshold``; ``model_info{model,version}``.
@@ -90,6 +90,8 @@ class ConsumerCollector(Collector):
             ("labels_dead_lettered", "Labels sent to the labels dead-letter topic.", s.labels_dead_lettered),
             ("labels_duplicate", "Labels delivered again after they were learned (skipped).", s.labels_duplicate),
             ("batches", "Batches processed and committed.", s.batches),
+            ("events_mis_keyed", "Transactions and labels whose Kafka key is not their customer id (handled as usual).",
+             s.mis_keyed),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=value)
         lag = GaugeMetricFamily(PREFIX + "consumer_lag", "Records behind the high watermark per assigned partition.",

@@ -27,6 +27,7 @@ class RunStats:
     labels_learned: int = 0
     labels_dead_lettered: int = 0
     labels_duplicate: int = 0  # delivered again after they were learned: skipped
+    mis_keyed: int = 0  # transactions and labels whose Kafka key is not their customer id (stream.keying)
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
     first_record: float | None = None  # monotonic time the first batch of transactions was done
@@ -121,7 +122,7 @@ class RunStats:
             "processed": self.processed, "delivered_again": self.delivered_again, "alerts": self.alerts,
             "dead_lettered": self.dead_lettered,
             "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
-            "labels_duplicate": self.labels_duplicate, "throughput_tps": None if self._timed_seconds() is None else round(self.throughput, 1),
+            "labels_duplicate": self.labels_duplicate, "mis_keyed": self.mis_keyed, "throughput_tps": None if self._timed_seconds() is None else round(self.throughput, 1),
             "latency_p50_ms": _tenth(self.latency_percentile(50)), "latency_p99_ms": _tenth(self.latency_percentile(99)),
         }
 

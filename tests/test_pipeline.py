@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -98,6 +99,30 @@ def test_a_transaction_id_used_again_for_another_payment_is_dead_lettered(settin
     assert headers[constants.DLQ_HEADER_ERROR] == (
         f"transaction id {reused.transaction_id} was already used by customer {reused.customer_id} for a "
         "transaction with another time, amount or terminal")
+
+
+@pytest.mark.services
+def test_events_keyed_other_than_by_customer_are_handled_counted_and_warned_about(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Keyed by transaction id or without a key (a feed's mistake): scored and learned all the same,
+    counted, and one warning names the first of them."""
+    ensure_topics(settings)
+    txs = scripted_transactions(40)
+    produce_raw(settings, settings.topic_transactions,
+                [(tx.customer_id.encode(), tx.to_json_bytes()) for tx in txs[:30]]
+                + [(tx.transaction_id.encode(), tx.to_json_bytes()) for tx in txs[30:35]]
+                + [(None, tx.to_json_bytes()) for tx in txs[35:]])
+    labels = [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, is_fraud=False,
+                    event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7)) for tx in txs[:4]]
+    produce_raw(settings, settings.topic_labels, [(lb.transaction_id.encode(), lb.to_json_bytes()) for lb in labels])
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.keying"), scoring_consumer(settings) as app:
+        stats = app.run(idle_timeout=8)
+    assert (stats.processed, stats.dead_lettered, stats.labels_learned) == (40, 0, 4)
+    assert stats.mis_keyed == 10 + 4 and stats.summary()["mis_keyed"] == 14
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "fraudstream.stream.keying" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # the first; the others within 5 minutes are counted
+    assert "not its customer id" in warnings[0] and "keyed by customer_id" in warnings[0]
 
 
 @pytest.mark.services

@@ -28,7 +28,7 @@ def record(kind: str, tp: tuple[str, int], offset: int, minute: int) -> SimpleNa
     else:
         doc = {"transaction_id": f"t{offset}", "customer_id": "c", "terminal_id": "m", "amount": 1.5, "event_time": when}
     value = json.dumps(doc).encode() if kind == "good" else b"{not json" if kind == "garbage" else b""
-    return SimpleNamespace(topic=tp[0], partition=tp[1], offset=offset, value=value, timestamp=0)
+    return SimpleNamespace(topic=tp[0], partition=tp[1], offset=offset, key=b"c", value=value, timestamp=0)
 
 
 # per record: its partition, whether it is good, and its event time in minutes (going back in time
