@@ -19,8 +19,9 @@ and card precision@k; the reported figure is the mean over the weeks.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
@@ -130,6 +131,21 @@ def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.nda
         daily.append(hits.size / k)
         detected[hits] = True
     return (float(np.mean(daily)) if daily else float("nan")), daily
+
+
+def delay_in_days(label_delay: timedelta) -> int:
+    """The label delay as the known-compromised rule counts it: whole days, rounded up.
+
+    A fraud dated day F is known on day D when its label came before D began, even had it happened
+    at the end of F: F + 1 + delay <= D. With a delay that is not whole days the first such D is
+    F + 1 + ceil(delay) (36 hours: a fraud of day 10 is known from day 13, not 12).
+
+    >>> delay_in_days(timedelta(days=7)), delay_in_days(timedelta(hours=36)), delay_in_days(timedelta(hours=12))
+    (7, 2, 1)
+    >>> delay_in_days(timedelta(0))
+    0
+    """
+    return math.ceil(label_delay.total_seconds() / 86400.0)
 
 
 def known_compromised_kept(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, week_start: int,

@@ -262,7 +262,7 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool
     labels = np.frombuffer(run.labels, dtype=np.int8)
     scores = np.frombuffer(run.scores, dtype=np.float64)
     customers = np.asarray(run.customer_ids)
-    delay_days = int(round(options.label_delay.total_seconds() / 86400.0))
+    delay_days = metrics.delay_in_days(options.label_delay)
     m = metrics.prequential_metrics(days, customers, labels, scores, s, e, delay_days, options.top_k)
     window = (days >= s) & (days <= e)
     return BacktestResult(options, run, m, start, end, window, model)
