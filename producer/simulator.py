@@ -4,7 +4,11 @@ Each customer's transactions per day are Poisson with the customer's daily rate,
 around the customer's habit, at terminals near home (sometimes anywhere: travel), with amounts from
 the customer's spending profile for the terminal's merchant category. The fraud scenarios of
 `fraudstream.producer.scenarios` are then applied. The same seed and parameters give the same
-stream: every random draw comes from one generator, in a fixed order.
+stream. The population, the genuine transactions, each fraud scenario and the reports draw from
+random generators of their own (children of the seed), so that the fraud options (rates, scenarios
+switched off, the report share) leave the genuine transactions as they are, and the report share
+changes the labels only. Days run from midnight UTC (the daily rhythm and the night-time frauds
+are in UTC hours).
 
 >>> sim = Simulator(SimulatorConfig(customers=200, terminals=400, seed=7))
 >>> day = next(sim.days())
@@ -12,6 +16,9 @@ stream: every random draw comes from one generator, in a fixed order.
 (True, 0, True)
 >>> again = next(Simulator(SimulatorConfig(customers=200, terminals=400, seed=7)).days())
 >>> bool((day.amount == again.amount).all())
+True
+>>> half = next(Simulator(SimulatorConfig(customers=200, terminals=400, seed=7, report_share=0.5)).days())
+>>> bool((half.amount == day.amount).all() and (half.scenario == day.scenario).all())  # the labels only differ
 True
 """
 
@@ -28,13 +35,26 @@ from fraudstream.errors import ConfigError
 from fraudstream.models.events import Transaction
 from fraudstream.producer.fields import build_model
 from fraudstream.producer.files import Recorded
-from fraudstream.producer.population import CATEGORIES, CATEGORY_FACTOR, Population, make_population
-from fraudstream.producer.scenarios import DAY, Day, FraudInjector, FraudRates
+from fraudstream.producer.population import CATEGORIES, CATEGORY_FACTOR, GRID, Population, make_population
+from fraudstream.producer.scenarios import DAY, SCENARIO_NAMES, Day, FraudInjector, FraudRates
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
+MAX_CANDIDATE_PAIRS = 60_000_000  # 200,000 customers with 10,000 terminals: 45 million, 2.4 GB at the peak
 _TX_FIELDS = ("transaction_id", "customer_id", "terminal_id", "amount", "event_time", "merchant_category",
               "latitude", "longitude")
+
+
+def starts_a_day(moment: datetime) -> bool:
+    """Midnight UTC, where the simulated days begin.
+
+    >>> starts_a_day(datetime(2024, 3, 10, tzinfo=UTC)), starts_a_day(datetime.fromisoformat("2024-03-10T02:00:00+02:00"))
+    (True, True)
+    >>> starts_a_day(datetime(2024, 3, 10, 12, tzinfo=UTC))
+    False
+    """
+    at = moment.astimezone(UTC)
+    return (at.hour, at.minute, at.second, at.microsecond) == (0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -53,10 +73,18 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if self.customers < 1 or self.terminals < 1:
             raise ConfigError("the simulation needs at least one customer and one terminal")
+        pairs = self.customers * self.terminals * min(1.0, 9 * self.radius ** 2 / GRID ** 2)
+        if pairs > MAX_CANDIDATE_PAIRS:  # each customer's terminals nearby: ~54 bytes a candidate pair at the peak
+            raise ConfigError(f"{self.customers:,} customers and {self.terminals:,} terminals: finding each customer's "
+                              f"terminals nearby would take ~{pairs * 54 / 2**30:.0f} GiB of memory; choose fewer (the "
+                              f"product of the two up to ~{MAX_CANDIDATE_PAIRS / (pairs / (self.customers * self.terminals)):,.0f})")
         if not 0.0 <= self.report_share <= 1.0 or not 0.0 <= self.travel_share <= 1.0:
             raise ConfigError("report_share and travel_share must be between 0 and 1")
         if self.start.tzinfo is None:
             raise ConfigError("the simulation start must be timezone-aware")
+        if not starts_a_day(self.start):
+            raise ConfigError(f"the simulation starts at midnight UTC (its days, their rhythm and the night-time "
+                              f"frauds run in UTC hours), not at {self.start.isoformat()}")
 
     @classmethod
     def live_demo(cls, seed: int = 42) -> SimulatorConfig:
@@ -104,9 +132,14 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
-        self.rng = np.random.default_rng(config.seed)
-        self.population = make_population(config.customers, config.terminals, self.rng, config.radius)
-        self.fraud = FraudInjector(self.population, config.rates)
+        population, genuine, fraud, report = np.random.SeedSequence(config.seed).spawn(4)
+        self.population = make_population(config.customers, config.terminals, np.random.default_rng(population),
+                                          config.radius)
+        self.rng = np.random.default_rng(genuine)  # the genuine transactions
+        self.fraud = FraudInjector(self.population, config.rates, fraud)
+        # Reports are decided per victim and scenario: a cardholder who notices a kind of fraud
+        # reports all of it (not one transaction of an incident in two)
+        self.reports = np.random.default_rng(report).random((config.customers, len(SCENARIO_NAMES))) < config.report_share
 
     def days(self, count: int | None = None) -> Iterator[DayBatch]:
         """`count` days (None: without end) from the configured start."""
@@ -141,11 +174,9 @@ class Simulator:
         low = amount < 0.5
         amount[low] = rng.uniform(0.5, np.maximum(mean[low], 1.0))
         day = Day(time, customer, terminal, np.round(amount, 2), np.zeros(n, dtype=np.int8))
-        self.fraud.apply(day, day_start, rng)
+        self.fraud.apply(day, day_start)
         order = np.argsort(day.time, kind="stable")
         scenario = day.scenario[order]
-        reported = scenario > 0
-        if self.config.report_share < 1.0:
-            reported &= rng.random(scenario.size) < self.config.report_share
+        reported = (scenario > 0) & self.reports[day.customer[order], scenario]
         return DayBatch(first_id, day.time[order], day.customer[order], day.terminal[order], day.amount[order],
                         scenario, reported, pop)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +106,42 @@ def test_the_summary_counts_every_fraud_and_the_reported_ones_by_scenario_name(t
     assert summary["fraud_rate"] == round(len(frauds) / len(rows), 5)
     by_code = Counter(r.fraud_scenario for r in rows)
     assert summary["by_scenario"] == {f"{code} {SCENARIO_NAMES[int(code)]}": n for code, n in sorted(by_code.items())}
+
+
+def _rows(sim: Simulator, days: int) -> list[tuple[int, int, int, float, int, bool]]:
+    """Each transaction as (time, customer, terminal, amount, scenario, reported), ids left out: they
+    number the rows in time order, so a fraud more or less shifts them."""
+    rows = []
+    for day in sim.days(days):
+        rows += zip(day.time.tolist(), day.customer.tolist(), day.terminal.tolist(), day.amount.tolist(),
+                    day.scenario.tolist(), day.reported.tolist())
+    return rows
+
+
+def test_fraud_options_leave_the_genuine_transactions_and_the_other_frauds_as_they_were() -> None:
+    """Ablations compare like with like: switching a scenario off takes its frauds away and nothing
+    else; the report share changes the labels only, and a victim reports all of a kind of fraud."""
+    base = SimulatorConfig(customers=600, terminals=1200, seed=5, rates=FraudRates().scaled(3.0))
+    rows = _rows(Simulator(base), 20)
+    assert {scenario for *_, scenario, _ in rows} == set(range(7))
+    # night_spree and card_testing add transactions of their own: without them, the rest is unchanged
+    without = _rows(Simulator(replace(base, rates=base.rates.without("night_spree", "card_testing"))), 20)
+    assert without == [r for r in rows if r[4] not in (4, 6)]
+    half = _rows(Simulator(replace(base, report_share=0.5)), 20)
+    assert [r[:5] for r in half] == [r[:5] for r in rows]
+    reported = {(customer, scenario): rep for _, customer, _, _, scenario, rep in half if scenario}
+    assert 0.3 < sum(reported.values()) / len(reported) < 0.7
+    assert all(rep == reported[(customer, scenario)] for _, customer, _, _, scenario, rep in half if scenario)
+    assert not any(rep for *_, scenario, rep in half if not scenario)
+
+
+def test_a_start_other_than_midnight_utc_or_a_world_too_big_for_memory_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["record", "--days", "1", "--start", "2024-03-10T12:00:00+02:00",
+                                       "--out", str(tmp_path / "noon.csv")])
+    assert result.exit_code == 2 and "is not midnight UTC" in result.output, result.output
+    assert not (tmp_path / "noon.csv").exists()
+    assert run_record("--days", "1", *SMALL, "--start", "2024-03-10T02:00:00+02:00", "--out", str(tmp_path / "m.csv"))
+    with pytest.raises(ConfigError, match="is not midnight UTC|starts at midnight UTC"):
+        SimulatorConfig(start=datetime(2024, 3, 10, 12, tzinfo=timezone.utc))
+    huge = CliRunner().invoke(main, ["record", "--days", "1", "--customers", "2000000000", "--out", str(tmp_path / "h.csv")])
+    assert huge.exit_code == 1 and "GiB of memory" in huge.output and "Traceback" not in huge.output, huge.output

@@ -1,4 +1,5 @@
-"""`fraudstream produce`: publish simulated transactions live (event time = now) and their labels."""
+"""`fraudstream produce`: publish simulated transactions live, at a given rate, and their labels after a delay
+(event times from the simulated clock by default, or the wall clock: `--clock`)."""
 
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ from fraudstream.timeutil import parse_time
 @click.option("--customers", type=click.IntRange(min=1), default=5000, show_default=True, help="Simulated customers.")
 @click.option("--terminals", type=click.IntRange(min=1), default=10000, show_default=True, help="Simulated terminals.")
 @settings_option("--seed", "seed", type=int)
-@click.option("--start", callback=check_time, default="2024-01-01", show_default=True, help="Event time of the first day (ISO-8601).")
-@click.option("--fraud-scale", type=FiniteFloat(0.0, inclusive=True), default=1.0, show_default=True,
-              help="Multiply every fraud scenario's rate (0 switches all off).")
+@click.option("--start", callback=check_time, default="2024-01-01", show_default=True, help="The first day (a date; days run from midnight UTC).")
+@click.option("--fraud-scale", type=FiniteFloat(0.0, inclusive=True, maximum=100.0), default=1.0, show_default=True,
+              help="Multiply every fraud scenario's rate (0 switches all off; at 100 most cards are compromised).")
 @click.option("--disable", "disabled", multiple=True,
               type=click.Choice(["amount_threshold", "compromised_terminal", "compromised_card", "card_testing",
                                  "account_takeover", "night_spree"]),
@@ -36,18 +36,21 @@ from fraudstream.timeutil import parse_time
 @handle_errors
 def record(ctx: click.Context, days: int, customers: int, terminals: int, start: str, fraud_scale: float,
            disabled: tuple[str, ...], report_share: float, out: str, progress: bool, **overrides: Any) -> None:
-    """Write simulated transactions with their labels, in event-time order, to FILE.
+    """Write simulated transactions with their labels, in event-time order, to the --out file.
 
     The same seed and options give the same file, byte for byte.
     """
     from fraudstream.producer.scenarios import SCENARIO_NAMES, FraudRates
-    from fraudstream.producer.simulator import SimulatorConfig
+    from fraudstream.producer.simulator import SimulatorConfig, starts_a_day
 
     from fraudstream.models.events import MAX_EVENT_TIME, MIN_EVENT_TIME
 
     checked_out(out)  # before the progress bar
     settings = settings_from(ctx, **overrides)
     first = parse_time(start)
+    if not starts_a_day(first):
+        raise click.BadParameter(f"{start} is not midnight UTC: the simulated days, their daily rhythm and the "
+                                 "night-time frauds run in UTC hours; give a date (e.g. 2024-03-10)", param_hint="--start")
     if not MIN_EVENT_TIME <= first <= MAX_EVENT_TIME - timedelta(days=days):
         too_long = days > (MAX_EVENT_TIME - MIN_EVENT_TIME).days  # from any start
         raise click.BadParameter(f"{start} + {days} days leaves the event times every reader accepts "
