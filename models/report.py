@@ -157,7 +157,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}figure{{display:in
 <p>Metrics follow the handbook's prequential test rule: weekly AUC ROC, average precision and card
 precision@100 over transactions of cards not known to be compromised, averaged over the weeks.
 Curves and histograms pool the evaluated transactions of all weeks; the summary's alerts, precision and
-recall at the threshold count every transaction of the window.</p>
+recall at the threshold count every transaction of the window. A fraud is what the file's labels say
+(its fraud column): frauds never reported, counted in n_window_frauds_unreported, count as genuine.</p>
 <h2>Summary</h2><table>{rows}</table>{week_table}<h2>Figures</h2>{figures}
 </body></html>
 """

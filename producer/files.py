@@ -57,6 +57,12 @@ class Recorded:
     is_fraud: bool | None  # None when the file has no label for it
     fraud_scenario: str | None  # analysis only, never a feature ("0"/None = genuine)
 
+    @property
+    def unreported(self) -> bool:
+        """A fraud by its scenario that the label says is genuine (`record --report-share` below 1):
+        the model never learns it is one, and a backtest counts it as genuine."""
+        return self.is_fraud is False and self.fraud_scenario not in (None, "", "0")
+
 
 @dataclass(slots=True)
 class Span:

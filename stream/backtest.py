@@ -80,6 +80,7 @@ class Replay:
     labels: array = field(default_factory=lambda: array("b"))
     scores: array = field(default_factory=lambda: array("d"))
     unlabelled_days: array = field(default_factory=lambda: array("l"))  # the UTC day of each unlabelled one
+    unreported_days: array = field(default_factory=lambda: array("l"))  # of each fraud labelled genuine (`unreported`)
     n_conflicts: int = 0  # transaction ids reused with other content: not scored
     n_repeated: int = 0  # transactions the file held before (the same id and content): not scored again
     n_labels_learned: int = 0
@@ -146,6 +147,8 @@ def replay(records: Iterable[Recorded], engine: FeatureEngine, model: Any, model
         day_append((now - epoch).days)
         label_append(1 if rec.is_fraud else 0)
         score_append(score)
+        if rec.unreported:
+            out.unreported_days.append((now - epoch).days)
         n += 1
         if progress is not None and n % progress_every == 0:
             progress(n, now)
@@ -186,6 +189,12 @@ class BacktestResult:
             "recall_at_threshold": tp / int(y.sum()) if y.any() else float("nan"),
         }
 
+    def unreported_in_window(self) -> int:
+        """Transactions of the window whose fraud_scenario says fraud and whose label says genuine:
+        counted as genuine by every figure here, as the live model would see them."""
+        s, e = metrics.day_number(self.eval_start), metrics.day_number(self.eval_end)
+        return sum(s <= day <= e for day in self.replay.unreported_days)
+
     def summary(self) -> dict[str, Any]:
         """The JSON document of `--json`."""
         m = self.metrics
@@ -202,6 +211,7 @@ class BacktestResult:
             "n_frauds": m.n_frauds,
             "n_window_transactions": int(self.window.sum()),
             "n_window_frauds": int(np.frombuffer(self.replay.labels, dtype=np.int8)[self.window].sum()),
+            "n_window_frauds_unreported": self.unreported_in_window(),
             "auc_roc": m.auc_roc,
             "average_precision": m.average_precision,
             f"card_precision_at_{self.options.top_k}": m.card_precision_at_k,

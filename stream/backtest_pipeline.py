@@ -53,6 +53,7 @@ class FeatureChunk:
     frauds: list[int]
     features: list[dict[str, float] | None]  # None: id reused with other content (not scored)
     seen: list[bool]  # a transaction the file held before (a repeated row): not scored again
+    unreported: list[bool]  # a fraud by its scenario, labelled genuine (`Recorded.unreported`)
 
 
 class _WorkerFailed:
@@ -104,7 +105,7 @@ def _featurise(chunk: list[Recorded], engine: FeatureEngine, pending: deque[Labe
                 pending.append(labels_for(rec, delay))  # type: ignore[arg-type]
         frauds.append(1 if rec.is_fraud else 0)
     return FeatureChunk([tx.transaction_id for tx in txs], [tx.customer_id for tx in txs], times, reports, frauds,
-                        features, seen)
+                        features, seen, [rec.unreported for rec in chunk])
 
 
 def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, queue: Any, span: Span | None) -> None:
@@ -167,8 +168,8 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
     started = time.perf_counter()
     n = 0
     for c in chunks:
-        for txid, customer, t, report, fraud, x, again in zip(c.transaction_ids, c.customer_ids, c.times_us,
-                                                              c.report_us, c.frauds, c.features, c.seen):
+        for txid, customer, t, report, fraud, x, again, unreported in zip(
+                c.transaction_ids, c.customer_ids, c.times_us, c.report_us, c.frauds, c.features, c.seen, c.unreported):
             while pending and pending[0][0] <= t:
                 _, tx_time, features, is_fraud = pending.popleft()
                 deferred.before_learn()
@@ -193,6 +194,8 @@ def score_chunks(chunks: Iterable[FeatureChunk], model: Any, out: Any, progress:
             out.customer_ids.append(customer)
             out.days.append(t // day_us)
             out.labels.append(fraud)
+            if unreported:
+                out.unreported_days.append(t // day_us)
             n += 1
             if progress is not None and n % progress_every == 0:
                 progress(n, from_epoch_us(t))

@@ -263,7 +263,8 @@ def test_a_repeated_row_is_neither_scored_nor_learned_twice(tmp_path: Path) -> N
         result = CliRunner().invoke(main, ["backtest", str(name), "--eval-start", "2018-04-03", "--label-delay", "1d",
                                            "--model", "logreg", "--no-progress", "--json", str(out)])
         assert result.exit_code == 0, result.output
-        figures[name.stem] = {k: v for k, v in json.loads(out.read_text()).items() if k not in ("elapsed_s", "throughput_tps")}
+        figures[name.stem] = {k: v for k, v in json.loads(out.read_text()).items()
+                              if k not in ("elapsed_s", "throughput_tps", "file")}
         printed[name.stem] = result.output
     assert figures["twice"].pop("n_repeated") == 1 and figures["hb"].pop("n_repeated") == 0
     assert figures["twice"] == figures["hb"]
@@ -279,6 +280,31 @@ def test_a_repeated_row_is_neither_scored_nor_learned_twice(tmp_path: Path) -> N
         assert result.exit_code == 0, result.output
     assert (tmp_path / "twice.f.csv").read_text() == (tmp_path / "hb.f.csv").read_text()
     assert '"skipped_repeated_rows": 1' in result.output
+
+
+def test_frauds_never_reported_are_counted_and_said_to_count_as_genuine(tmp_path: Path) -> None:
+    """A simulation recorded with --report-share 0.5: the figures measure against the labels (what a
+    live model learns from), and the summary counts the frauds of the window whose label says genuine,
+    in both of the backtest's paths."""
+    path = tmp_path / "half.csv"
+    recorded = CliRunner().invoke(main, ["record", "--days", "21", "--customers", "400", "--terminals", "800",
+                                         "--report-share", "0.5", "--no-progress", "--out", str(path)])
+    assert recorded.exit_code == 0, recorded.output
+    out = tmp_path / "half.json"
+    result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2024-01-08", "--model", "logreg",
+                                       "--no-progress", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    rows = [r for r in read_recorded(path) if r.transaction.event_time.date() >= date(2024, 1, 8)]
+    hidden = sum(r.fraud_scenario != "0" and not r.is_fraud for r in rows)
+    assert summary["file"] == str(path)
+    assert summary["n_window_frauds_unreported"] == hidden > 0
+    assert summary["n_window_frauds"] == sum(bool(r.is_fraud) for r in rows) > 0
+    assert f"{hidden:,} frauds of the evaluation window were never reported" in result.output
+    one_process = replay(read_recorded(path), FeatureEngine(MemoryStore()), zoo.make_model("logreg"), "logreg",
+                         timedelta(days=7))
+    start = metrics.day_number(date(2024, 1, 8))
+    assert sum(day >= start for day in one_process.unreported_days) == hidden
 
 
 def test_an_unreachable_redis_option_is_named_in_the_error(tmp_path: Path) -> None:

@@ -144,7 +144,12 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
             _drop_state(store)
     if header is not None:
         warn_if_evaluated_on_learned(header, result.eval_start, result.eval_end)
-    summary = _json_safe(result.summary())
+    summary = _json_safe({"file": str(file), **result.summary()})
+    if summary["n_window_frauds_unreported"]:
+        log.warning("%s frauds of the evaluation window were never reported (their fraud_scenario says fraud, their "
+                    "label genuine: recorded with --report-share below 1); every figure counts them as genuine, as "
+                    "the live model would see them (n_window_frauds_unreported)",
+                    f"{summary['n_window_frauds_unreported']:,}")
     if json_out:
         write_text(json_out, json.dumps(summary, indent=2) + "\n")
     if scores_out:
