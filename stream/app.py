@@ -16,6 +16,7 @@ from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
 from fraudstream.stream.features import FeatureConfig, FeatureEngine
 from fraudstream.stream.scoring import Scorer
 from fraudstream.stream.state import open_redis_store
+from fraudstream.stream.state.eviction import warn_if_evicting
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None,
     """A consumer subscribed to the transactions and labels topics; clients closed on exit (the
     group is left once a rebalance in progress is complete, see `close_group_consumer`).
     `consumer_overrides` go to `KafkaConsumer` (e.g. smaller fetch sizes in tests)."""
-    engine = FeatureEngine(open_redis_store(settings), FeatureConfig.from_settings(settings))
+    store = open_redis_store(settings)
+    warn_if_evicting(store.client)  # before anything is written: an evicting server would lose state
+    engine = FeatureEngine(store, FeatureConfig.from_settings(settings))
     scorer = Scorer.from_settings(settings)  # models restored from the registry (stream/lifecycle.py)
     listener = _Rebalance()
     consumer = make_consumer(settings, **consumer_overrides)

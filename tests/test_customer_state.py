@@ -3,6 +3,7 @@ aggregates of counting every (op, event) pair, on random layouts and through Red
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import timedelta
 
@@ -218,3 +219,37 @@ def test_a_transaction_again_with_coordinates_it_did_not_have(settings: Settings
     for batch in ([first], [again], [changed], [again, changed]):
         assert redis_engine.transform(batch) == memory.transform(batch)
     assert redis_engine.transform([changed]) == [None]  # a conflict
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("lost", ["coordinates", "events"])
+def test_a_key_an_evicting_redis_dropped_costs_coordinates_not_the_consumer(
+        settings: Settings, lost: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server with an evicting maxmemory-policy dropped a customer's coordinates string (or its
+    events string) while the other stayed: the rows left belong to the newest flagged records, so
+    the older ones count without coordinates, as if they had had none. This raised IndexError out of
+    the consumer, on the same batch after every restart."""
+    from fraudstream.stream.state import redis_entities
+
+    monkeypatch.setattr(redis_entities, "_lost_coordinates", redis_entities.LostCoordinates())  # warns afresh
+    rng = random.Random(3)
+    stream = [Transaction(transaction_id=f"t{i}", customer_id="c1", terminal_id=f"m{i % 5}", amount=5.0 + i % 11,
+                          event_time=T0 + timedelta(hours=5 * i), latitude=40 + rng.random(), longitude=-3 + rng.random())
+              for i in range(40)]
+    old, new = stream[:20], stream[20:]
+    redis_store = open_redis_store(settings)
+    redis_engine = FeatureEngine(redis_store)
+    redis_engine.transform(old)
+    events_key, coordinates_key = redis_store.customer_keys("c1")  # type: ignore[attr-defined]
+    redis_store.client.delete(coordinates_key if lost == "coordinates" else events_key)  # type: ignore[attr-defined]
+    # the reference: the old transactions without coordinates (lost: coordinates), or not at all (lost: events)
+    memory = FeatureEngine(MemoryStore(windows_for(settings)))
+    if lost == "coordinates":
+        memory.transform([tx.model_copy(update={"latitude": None, "longitude": None}) for tx in old])
+    else:
+        memory.transform([tx.model_copy(update={"customer_id": "elsewhere"}) for tx in old])  # the terminals only
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.state.redis_entities"):
+        for start in range(0, len(new), 5):
+            assert redis_engine.transform(new[start:start + 5]) == memory.transform(new[start:start + 5])
+    warned = [r.getMessage() for r in caplog.records if r.name == "fraudstream.stream.state.redis_entities"]
+    assert len(warned) == 1 and "events and coordinates of customer c1 in Redis disagree" in warned[0], warned

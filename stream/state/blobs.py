@@ -86,6 +86,41 @@ def parse_customer(blob: bytes) -> CustomerEvents:
     return CustomerEvents(_uint(raw, 0, 4) * 1000, cents & MAX_CENTS, _uint(raw, 9, 3), (cents >> 39) == 1)
 
 
+def mend_lost_coordinates(flag: np.ndarray, firsts: np.ndarray, counts: np.ndarray, geo_firsts: np.ndarray,
+                          geo_rows: np.ndarray) -> np.ndarray:
+    """Customers whose coordinates string does not hold a row per flagged record, mended in place;
+    their indices returned (empty for a sound state).
+
+    A customer's events (``:ev2``) and coordinates (``:geo2``) are two keys that the script keeps in
+    step, but a server that evicts keys can drop one of them. The rows left are the newest flagged
+    records' (the script appends to the string it has, and cuts both from the front), so: fewer
+    rows than flagged records, and the older records lose their flag (`flag`); more rows, and the
+    leading ones are skipped (`geo_firsts`). Entity e has records [firsts[e], firsts[e] + counts[e])
+    and, when geo_firsts[e] >= 0, rows [geo_firsts[e], geo_firsts[e] + geo_rows[e]).
+
+    >>> flag = np.array([True, True, True, False, True])  # one customer: 4 flagged records, 2 rows
+    >>> mend_lost_coordinates(flag, np.array([0]), np.array([5]), np.array([0]), np.array([2])).tolist()
+    [0]
+    >>> flag.tolist()
+    [False, False, True, False, True]
+    >>> geo_firsts = np.array([0])  # one flagged record, 3 rows: the last one is its
+    >>> mend_lost_coordinates(np.array([True]), np.array([0]), np.array([1]), geo_firsts, np.array([3])).tolist()
+    [0]
+    >>> geo_firsts.tolist()
+    [2]
+    """
+    cumulative = np.concatenate([[0], np.cumsum(flag, dtype=np.int64)])
+    flagged = cumulative[firsts + counts] - cumulative[firsts]
+    bad = np.flatnonzero((geo_firsts >= 0) & (flagged != geo_rows))
+    for e in bad.tolist():
+        lost = int(flagged[e] - geo_rows[e])
+        if lost > 0:
+            flag[np.flatnonzero(flag[firsts[e]:firsts[e] + counts[e]])[:lost] + firsts[e]] = False
+        else:
+            geo_firsts[e] -= lost
+    return bad
+
+
 def parse_geo(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     pairs = np.frombuffer(blob, dtype="<i4").reshape(-1, 2).astype(np.int64)
     return pairs[:, 0], pairs[:, 1]

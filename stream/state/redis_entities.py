@@ -12,6 +12,8 @@ The scripts and the string formats are described in customer_update.lua and term
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,45 @@ from fraudstream.stream.state.script_io import Calls
 
 if TYPE_CHECKING:
     from fraudstream.stream.state.redis_store import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+class LostCoordinates:
+    """Customers whose events and coordinates disagree, one of the two keys lost
+    (`blobs.mend_lost_coordinates`): a warning at the first and at most every `every_s` seconds
+    after, with a count.
+
+    >>> lost = LostCoordinates()
+    >>> lost.note(["c1"], now=0.0)  # doctest: +ELLIPSIS
+    'the events and coordinates of customer c1 in Redis disagree: ...'
+    >>> lost.note(["c2"], now=10.0), lost.note(["c3"], now=400.0)[:34]
+    (None, '2 more customers whose events and ')
+    """
+
+    def __init__(self, every_s: float = 300.0) -> None:
+        self.every_s = every_s
+        self.unreported = 0
+        self.warned_at: float | None = None
+
+    def note(self, customers: list[str], now: float | None = None) -> str | None:
+        now = time.monotonic() if now is None else now
+        self.unreported += len(customers)
+        if self.warned_at is None:
+            message = f"the events and coordinates of customer {customers[0]} in Redis disagree"
+        elif now - self.warned_at >= self.every_s:
+            message = (f"{self.unreported:,} more customers whose events and coordinates in Redis disagree, in "
+                       f"{now - self.warned_at:.0f} s, e.g. {customers[0]}")
+        else:
+            return None
+        message += (": one of the two keys was lost (an evicting maxmemory-policy?); the records whose coordinates "
+                    "are gone count without them in the distance features")
+        log.warning(message)
+        self.warned_at, self.unreported = now, 0
+        return message
+
+
+_lost_coordinates = LostCoordinates()
 
 class Batch:
     """Ops grouped by hash slot (one group on a single server): per group the keys and the op
@@ -118,26 +159,40 @@ class CustomerUpdate:
         # one array of every returned string's events; per op, its prefix [start, own] in it
         ev_parts: list[bytes] = []
         geo_parts: list[bytes] = []
-        start = np.zeros(len(ops), dtype=np.int64)
-        own = np.zeros(len(ops), dtype=np.int64)
-        entity_geo = np.zeros(len(ops), dtype=np.int64)
+        firsts: list[int] = []  # per customer string returned: its first record, its records,
+        counts: list[int] = []  # its first coordinates row (-1: none returned) and its rows
+        gfirsts: list[int] = []
+        grows: list[int] = []
+        op_entity = np.zeros(len(ops), dtype=np.int64)
         records = geo_rows = 0
         for reply, members in zip(self.sent.replies(), batch.ops):
-            firsts, gfirsts = [], []
+            base = len(firsts)
             for k in range(1, len(reply), 2):
+                n = len(reply[k]) // blobs.CUSTOMER_WIDTH
                 firsts.append(records)
-                gfirsts.append(geo_rows if reply[k + 1] is not False and reply[k + 1] is not None else -1)
+                counts.append(n)
                 ev_parts.append(reply[k])
-                records += len(reply[k]) // blobs.CUSTOMER_WIDTH
-                if gfirsts[-1] >= 0:
-                    geo_parts.append(reply[k + 1])
-                    geo_rows += len(reply[k + 1]) // blobs.GEO_WIDTH
+                records += n
+                coordinates = reply[k + 1]
+                rows = 0 if coordinates is False or coordinates is None else len(coordinates) // blobs.GEO_WIDTH
+                gfirsts.append(-1 if coordinates is False or coordinates is None else geo_rows)
+                grows.append(rows)
+                if rows:
+                    geo_parts.append(coordinates)
+                    geo_rows += rows
             for i in members:
-                e = batch.entity_slot[i]
-                entity_geo[i] = gfirsts[e]
-                start[i] = firsts[e]
-                own[i] = firsts[e] + self.index[i]
+                op_entity[i] = base + batch.entity_slot[i]
         ev = blobs.parse_customer(b"".join(ev_parts))
+        first_of = np.array(firsts, dtype=np.int64)
+        start = first_of[op_entity]
+        own = start + np.array(self.index, dtype=np.int64)
+        geo_first_of = np.array(gfirsts, dtype=np.int64)
+        if geo_parts:
+            mended = blobs.mend_lost_coordinates(ev.flag, first_of, np.array(counts, dtype=np.int64), geo_first_of,
+                                                 np.array(grows, dtype=np.int64))
+            if mended.size:
+                _lost_coordinates.note([ops[int(np.flatnonzero(op_entity == e)[0])].customer_id for e in mended.tolist()])
+        entity_geo = geo_first_of[op_entity]
         # coordinate aggregates for the ops whose own record has coordinates: a new op's has them when
         # the op does; a redelivered one's is the record stored the first time, with or without them
         need = np.array([o.latitude is not None and o.longitude is not None for o in ops]) & ev.flag[own]
