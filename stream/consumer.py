@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
@@ -317,7 +318,13 @@ class ScoringConsumer:
         self.commits.commit(offsets)
 
     def _retry(self, what: str, step: Callable[[], T]) -> T:
-        return retry_until_stopped(what, step, self.stop, self.max_backoff)
+        return retry_until_stopped(what, step, self.stop, self.max_backoff, waits=self.stats.waits,
+                                   while_waiting=self._while_waiting)
+
+    def _while_waiting(self, error: BaseException) -> None:
+        """Before a retry's wait: while Redis is away, the lag keeps counting what is published."""
+        if isinstance(error, redis.RedisError):
+            self.stats.refresh_lag_from_broker(self.consumer, self.batches.buffered_per_partition())
 
 
 def _reused_id(tx: Transaction) -> str:

@@ -6,7 +6,8 @@ thread only reads numbers and copies of small containers.
 
 Metrics (prefix ``fraudstream_``): counters ``transactions_processed_total``, ``alerts_total``,
 ``transactions_dead_lettered_total``, ``labels_learned_total``, ``labels_dead_lettered_total``,
-``labels_duplicate_total``, ``batches_total``, ``events_mis_keyed_total``; gauge ``consumer_lag{topic,partition}``; histograms
+``labels_duplicate_total``, ``batches_total``, ``events_mis_keyed_total``, ``step_retries_total``; gauges
+``waiting_for_server_seconds`` and ``consumer_lag{topic,partition}``; histograms
 ``publish_to_scored_latency_seconds`` and ``batch_duration_seconds``; gauges
 ``model_rolling_auc``, ``model_rolling_precision``, ``model_rolling_labels``,
 ``model_rolling_frauds``, ``model_labels_learned``, ``alert_threshold``; ``model_info{model,version}``.
@@ -92,8 +93,13 @@ class ConsumerCollector(Collector):
             ("batches", "Batches processed and committed.", s.batches),
             ("events_mis_keyed", "Transactions and labels whose Kafka key is not their customer id (handled as usual).",
              s.mis_keyed),
+            ("step_retries", "Steps retried because Redis or the broker failed (an outage, a full or read-only Redis).",
+             s.waits.retries),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=value)
+        yield GaugeMetricFamily(PREFIX + "waiting_for_server_seconds",
+                                "How long the current step has been retried through an outage (0: not waiting).",
+                                value=s.waits.waited_s())
         lag = GaugeMetricFamily(PREFIX + "consumer_lag", "Records behind the high watermark per assigned partition.",
                                 labels=["topic", "partition"])
         for (topic, partition), behind in sorted(dict(s.lag).items()):

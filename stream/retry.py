@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis.exceptions
@@ -38,9 +40,37 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Redis refusing writes for a while: full under maxmemory-policy noeviction (OOM), a replica until its
+# failover completes (READONLY), a cluster moving slots or without a master (TRYAGAIN, CLUSTERDOWN,
+# MASTERDOWN). A restart would only retry the batch from its last commit; the loop retries it here.
+_REFUSING_FOR_A_WHILE = tuple(getattr(redis.exceptions, name) for name in (
+    "OutOfMemoryError", "ReadOnlyError", "TryAgainError", "ClusterDownError", "MasterDownError")
+    if hasattr(redis.exceptions, name))
 # what an outage of Redis or the broker raises; anything else is a bug or bad data, not retried
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
-             KafkaError, PublishFailed)
+             *_REFUSING_FOR_A_WHILE, KafkaError, PublishFailed)
+_HINTS = {"OutOfMemoryError": " (Redis is full: raise its maxmemory or free memory)",
+          "ReadOnlyError": " (a read-only replica: waiting for the failover)"}
+
+
+@dataclass
+class Waits:
+    """An outage as the metrics show it: the steps retried so far, and since when (monotonic) the
+    current step has been failing (None: not waiting).
+
+    >>> waits = Waits()
+    >>> waits.waited_s(now=5.0)
+    0.0
+    >>> waits.since = 2.0
+    >>> waits.waited_s(now=5.0)
+    3.0
+    """
+
+    retries: int = 0
+    since: float | None = None
+
+    def waited_s(self, now: float | None = None) -> float:
+        return 0.0 if self.since is None else (time.monotonic() if now is None else now) - self.since
 
 
 class BatchAbandoned(FraudstreamError):
@@ -48,16 +78,28 @@ class BatchAbandoned(FraudstreamError):
 
 
 def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event, max_backoff: float,
-                        delay: float = 0.5) -> T:
+                        delay: float = 0.5, waits: Waits | None = None,
+                        while_waiting: Callable[[BaseException], None] | None = None) -> T:
     """`step()`, run again after each `TRANSIENT` error (waiting `delay`, doubled each time up to
     `max_backoff`, logged with ``waiting_for=what``) until it returns; `BatchAbandoned` when `stop`
-    is set and it fails."""
+    is set and it fails. `waits` counts the retries and the wait's start; `while_waiting(error)` is
+    called before each wait (the consumer refreshes its lag there)."""
     while True:
         try:
-            return step()
+            result = step()
         except TRANSIENT as exc:
             if stop.is_set():
                 raise BatchAbandoned(what) from exc
-            log.warning("%s failed, retrying in %.1f s: %s", what, delay, exc, extra={"waiting_for": what})
+            if waits is not None:
+                waits.retries += 1
+                waits.since = time.monotonic() if waits.since is None else waits.since
+            hint = _HINTS.get(type(exc).__name__, "")
+            log.warning("%s failed, retrying in %.1f s: %s%s", what, delay, exc, hint, extra={"waiting_for": what})
+            if while_waiting is not None:
+                while_waiting(exc)
             stop.wait(delay)
             delay = min(max_backoff, delay * 2)
+            continue
+        if waits is not None:
+            waits.since = None
+        return result

@@ -14,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fraudstream.kafka_io import unfetched
+from fraudstream.kafka_io import fetch_position, unfetched
+from fraudstream.stream.retry import Waits
 from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, Histogram, LabelWindow
 
 
@@ -39,6 +40,7 @@ class RunStats:
     batch_histogram: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS_S))
     labelled: LabelWindow = field(default_factory=LabelWindow)
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records behind
+    waits: Waits = field(default_factory=Waits)  # steps retried through an outage, and the current wait
 
     def observe_latency(self, ms: float) -> None:
         self.latencies_ms.append(ms)
@@ -82,6 +84,28 @@ class RunStats:
             if behind is not None:
                 key = (tp.topic, tp.partition)
                 lag[key] = max(0, behind) + waiting.get(key, 0)
+        self.lag = lag
+
+    def refresh_lag_from_broker(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None,
+                                timeout_ms: int = 2000) -> None:
+        """`update_lag` while the loop waits for Redis and fetches nothing: the high watermarks
+        asked of the broker (ListOffsets), so that the lag keeps growing with what is published.
+        Tansu answers with the last batch's base offset, short of the high watermark by that batch;
+        the larger of it and the last fetch's watermark is taken. The lag stays as it was when the
+        broker does not answer either."""
+        from kafka.errors import KafkaError
+
+        waiting = buffered or {}
+        partitions = list(consumer.assignment())
+        try:
+            ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
+        except KafkaError:
+            return
+        lag: dict[tuple[str, int], int] = {}
+        for tp, end in ends.items():
+            high = max(end, consumer.highwater(tp) or 0)
+            key = (tp.topic, tp.partition)
+            lag[key] = max(0, high - fetch_position(consumer, tp)) + waiting.get(key, 0)
         self.lag = lag
 
     def latency_percentile(self, q: float) -> float | None:

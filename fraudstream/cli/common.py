@@ -322,10 +322,16 @@ def service_error(exc: BaseException, redis_source: str = "FRAUDSTREAM_REDIS_URL
     'cannot reach Redis (--redis): Error 111'
     >>> service_error(ValueError("a bug")) is None
     True
+    >>> service_error(redis.AuthenticationError("HELLO must be called with the client already authenticated"))
+    'Redis wants a password (FRAUDSTREAM_REDIS_URL): HELLO must be called with the client already authenticated (give it in the URL, redis://:PASSWORD@HOST:PORT, or in FRAUDSTREAM_REDIS_PASSWORD)'
     """
     import kafka.errors
     import redis
 
+    if isinstance(exc, redis.AuthenticationError):  # (a ConnectionError too)
+        wanted = "wants a password" if "authenticated" in str(exc) or "NOAUTH" in str(exc) else "refused the password"
+        return (f"Redis {wanted} ({redis_source}): {exc} (give it in the URL, redis://:PASSWORD@HOST:PORT, or in "
+                "FRAUDSTREAM_REDIS_PASSWORD)")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return f"cannot reach Redis ({redis_source}): {exc}"
     if isinstance(exc, redis.RedisError):

@@ -26,7 +26,7 @@ def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: floa
     """Score transactions from Kafka, publish alerts, learn from delayed labels.
 
     Needs a broker and Redis (FRAUDSTREAM_KAFKA_BOOTSTRAP, FRAUDSTREAM_REDIS_URL; see `fraudstream up`).
-    Prints a JSON summary on exit.
+    Prints a JSON summary on exit, also when an error stops it (then with the error).
     """
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.stream.app import scoring_consumer
@@ -40,6 +40,10 @@ def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: floa
         check_metrics_port(metrics_port)  # before the group join, not after it
     ensure_topics(settings)
     with scoring_consumer(settings) as app, stop_on_signals(app.stop):
-        with serve_metrics(app, metrics_port) if metrics_port is not None else contextlib.nullcontext():
-            stats = app.run(max_transactions=max_transactions, idle_timeout=idle_timeout)
+        try:
+            with serve_metrics(app, metrics_port) if metrics_port is not None else contextlib.nullcontext():
+                stats = app.run(max_transactions=max_transactions, idle_timeout=idle_timeout)
+        except Exception as exc:  # what was done and committed until then, for the operator's records
+            click.echo(json.dumps({**app.stats.summary(), "error": str(exc)[:500] or type(exc).__name__}))
+            raise
     click.echo(json.dumps(stats.summary()))
