@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 from fraudstream.kafka_io import fetch_position, unfetched
 from fraudstream.stream.retry import Waits
 from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, Histogram, LabelWindow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,7 +102,8 @@ class RunStats:
         partitions = list(consumer.assignment())
         try:
             ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
-        except KafkaError:
+        except (KafkaError, AssertionError, ValueError) as exc:  # (kafka-python asserts on some states)
+            log.debug("lag not refreshed: %s", exc)
             return
         lag: dict[tuple[str, int], int] = {}
         for tp, end in ends.items():
