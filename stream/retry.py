@@ -83,7 +83,7 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
     """`step()`, run again after each `TRANSIENT` error (waiting `delay`, doubled each time up to
     `max_backoff`, logged with ``waiting_for=what``) until it returns; `BatchAbandoned` when `stop`
     is set and it fails. `waits` counts the retries and the wait's start; `while_waiting(error)` is
-    called before each wait (the consumer refreshes its lag there)."""
+    called before each wait (the consumer refreshes its lag there), and its time is part of the wait."""
     while True:
         try:
             result = step()
@@ -95,9 +95,10 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
                 waits.since = time.monotonic() if waits.since is None else waits.since
             hint = _HINTS.get(type(exc).__name__, "")
             log.warning("%s failed, retrying in %.1f s: %s%s", what, delay, exc, hint, extra={"waiting_for": what})
+            began = time.monotonic()
             if while_waiting is not None:
                 while_waiting(exc)
-            stop.wait(delay)
+            stop.wait(max(0.0, delay - (time.monotonic() - began)))
             delay = min(max_backoff, delay * 2)
             continue
         if waits is not None:

@@ -90,7 +90,7 @@ class RunStats:
         self.lag = lag
 
     def refresh_lag_from_broker(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None,
-                                timeout_ms: int = 2000) -> None:
+                                timeout_ms: int = 500) -> None:
         """`update_lag` while the loop waits for Redis and fetches nothing: the high watermarks
         asked of the broker (ListOffsets), so that the lag keeps growing with what is published.
         Tansu answers with the last batch's base offset, short of the high watermark by that batch;
