@@ -155,13 +155,18 @@ class Settings(BaseSettings):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
         from redis.connection import parse_url  # here: the CLI's --help does not import redis
 
+        # The messages quote no part of the URL: a password with a / # ? or @ that is not
+        # percent-encoded is read as the port, the path or the query, and would be printed
+        hint = (" (a password's / # ? @ and % are written %2F %23 %3F %40 %25 in a URL)"
+                if "@" in value else "")
         try:  # what redis-py refuses later (with a traceback): a port, a query value, brackets
             parse_url(value)
             database = urlsplit(value).path.strip("/") if value.startswith("redis") else ""
-        except ValueError as exc:  # its messages name the part, never the password
-            raise ValueError(f"not a usable Redis URL: {exc}") from None
+        except ValueError as exc:  # redis-py's words quote the part it misread: only without a password
+            detail = f"its host, port, database or query cannot be read{hint}" if "@" in value else str(exc)
+            raise ValueError(f"not a usable Redis URL: {detail}") from None
         if database and not database.isdigit():  # redis-py ignores it: another database than meant
-            raise ValueError(f"the database of a Redis URL is a number (redis://host:6379/0), not {database!r}")
+            raise ValueError(f"the database of a Redis URL is a number (redis://host:6379/0){hint}")
         return value
 
     @field_validator("log_level")

@@ -82,10 +82,15 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_LOG_FORMAT", "xml", "text or json"),
     ("FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL", "TLS", "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
     # what redis-py or kafka-python refused later, with a traceback (an operator's walk-through)
-    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@127.0.0.1:notaport/0", "Port could not be cast to integer"),
-    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
-    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@[::1/0", "Invalid IPv6 URL"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://127.0.0.1:notaport/0", "Port could not be cast to integer"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://h:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://[::1/0", "Invalid IPv6 URL"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@127.0.0.1:notaport/0", "its host, port, database or query cannot be read"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/0?socket_timeout=abc", "cannot be read (a password's / # ?"),
     ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/abc", "the database of a Redis URL is a number"),
+    # a password with / unencoded is read as the port or the database: the message quotes neither
+    ("FRAUDSTREAM_REDIS_URL", "redis://:12/xys3cret@10.0.0.5:6379/0", "database of a Redis URL is a number (redis"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:pa/ss3cret@127.0.0.1:6379/0", "written %2F %23 %3F %40 %25 in a URL"),
     ("FRAUDSTREAM_SESSION_TIMEOUT_MS", "500", "FRAUDSTREAM_HEARTBEAT_INTERVAL_MS (1000) must be below "
                                               "FRAUDSTREAM_SESSION_TIMEOUT_MS (500)"),
 ])
