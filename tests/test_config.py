@@ -116,6 +116,32 @@ def test_a_redis_that_cannot_be_reached_is_a_one_line_error() -> None:
     assert "FRAUDSTREAM_REDIS_URL" not in result.output
 
 
+@pytest.mark.services
+def test_a_single_redis_taken_for_a_cluster_or_a_server_that_is_not_redis_is_a_one_line_error(
+        settings: Settings) -> None:
+    """Both raised out of the commands with a traceback of ~100 lines (a walk-through)."""
+    import socket
+    import threading
+
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url or "", "FRAUDSTREAM_REDIS_CLUSTER": "true"}
+    result = CliRunner().invoke(main, ["models"], env=env)
+    assert result.exit_code == 1 and "unset FRAUDSTREAM_REDIS_CLUSTER for a single server" in result.output, result.output
+    with socket.create_server(("127.0.0.1", 0)) as server:  # answers every connection as an HTTP server would
+        def answer() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(b"<html>not redis</html>\r\n")
+        threading.Thread(target=answer, daemon=True).start()
+        url = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+        result = CliRunner().invoke(main, ["models"], env={"FRAUDSTREAM_REDIS_URL": url})
+    assert result.exit_code == 1 and "does not answer as Redis does" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def test_config_output_is_read_back_as_the_same_settings() -> None:
     """`fraudstream config` prints each value as its variable takes it (durations as 7d, lists comma-separated,
     unset ones empty), so its lines can be exported as they are."""

@@ -334,6 +334,11 @@ def service_error(exc: BaseException, redis_source: str = "FRAUDSTREAM_REDIS_URL
                 "FRAUDSTREAM_REDIS_PASSWORD)")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return f"cannot reach Redis ({redis_source}): {exc}"
+    if isinstance(exc, redis.exceptions.InvalidResponse):  # an HTTP server, say
+        return f"the server at {redis_source} does not answer as Redis does: {exc}"
+    if isinstance(exc, redis.exceptions.RedisClusterException):  # (not a RedisError)
+        return (f"Redis Cluster ({redis_source}, FRAUDSTREAM_REDIS_CLUSTER): {exc} (unset FRAUDSTREAM_REDIS_CLUSTER "
+                "for a single server)")
     if isinstance(exc, redis.RedisError):
         return f"Redis refused a command: {exc}"
     if isinstance(exc, (kafka.errors.KafkaConnectionError, kafka.errors.KafkaTimeoutError,
