@@ -11,6 +11,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
+MAX_DURATION = timedelta(days=3650)
+
+
 def parse_duration(text: str | float | int | timedelta) -> timedelta:
     """Parse a duration such as ``7d``, ``36h``, ``15m``, ``90s`` or ``250ms`` (a number, not text: seconds).
     Text needs its unit: ``--label-delay 7`` read as seven seconds would let a backtest learn each
@@ -24,6 +27,10 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     Traceback (most recent call last):
     ...
     fraudstream.errors.ConfigError: a duration needs its unit: '7' (e.g. 7d, 36h, 15m, 7s)
+    >>> parse_duration("99999999999d")
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.ConfigError: duration '99999999999d' is longer than 3650d (ten years): no window, delay or lateness needs more
     """
     if isinstance(text, timedelta):
         return text
@@ -35,7 +42,11 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     value, unit = match.groups()
     if unit is None and float(value):  # zero is zero in any unit
         raise ConfigError(f"a duration needs its unit: {text!r} (e.g. {value}d, 36h, 15m, {value}s)")
-    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit or "s"])
+    seconds = float(value) * _UNIT_SECONDS[unit or "s"]
+    if seconds > MAX_DURATION.total_seconds():  # event times are 1990..2100; timedelta overflows at 10^9 days
+        raise ConfigError(f"duration {text!r} is longer than {MAX_DURATION.days}d (ten years): no window, delay or "
+                          "lateness needs more")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

@@ -81,6 +81,9 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR"),
     ("FRAUDSTREAM_LOG_FORMAT", "xml", "text or json"),
     ("FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL", "TLS", "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    # an OverflowError at once, or after 5 s in the consumer's lateness check
+    ("FRAUDSTREAM_LABEL_DELAY", "99999999999d", "longer than 3650d (ten years)"),
+    ("FRAUDSTREAM_ALLOWED_LATENESS", "1000000d", "longer than 3650d (ten years)"),
     # what redis-py or kafka-python refused later, with a traceback (an operator's walk-through)
     ("FRAUDSTREAM_REDIS_URL", "redis://127.0.0.1:notaport/0", "Port could not be cast to integer"),
     ("FRAUDSTREAM_REDIS_URL", "redis://h:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
