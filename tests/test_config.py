@@ -103,6 +103,15 @@ def test_malformed_connection_and_log_settings_are_one_line_errors(variable: str
     assert "s3cret" not in result.output
 
 
+def test_a_bad_variable_leaves_every_commands_help_readable() -> None:
+    """It is refused by the command that reads the settings, not before the help is shown."""
+    env = {"FRAUDSTREAM_LOG_LEVEL": "verbose"}
+    helped = CliRunner().invoke(main, ["consume", "--help"], env=env)
+    assert helped.exit_code == 0 and "Score transactions from Kafka" in helped.output, helped.output
+    refused = CliRunner().invoke(main, ["consume"], env=env)
+    assert refused.exit_code == 2 and "FRAUDSTREAM_LOG_LEVEL: 'verbose'" in refused.output, refused.output
+
+
 def test_well_formed_ones_are_kept() -> None:
     s = Settings(kafka_bootstrap="k1:9092,[::1]:9093,kafka", redis_url="rediss://:pw@r:6380/1", log_level="debug",
                  kafka_security_protocol="sasl_ssl")

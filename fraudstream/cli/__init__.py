@@ -85,7 +85,10 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, **overrides: Any) -> None:
     """Streaming card-fraud detection: Kafka in, Redis event-time features, online River models, alerts out."""
-    ctx.obj = load_settings(overrides)
+    try:
+        ctx.obj = load_settings(overrides)
+    except click.BadParameter as exc:  # raised by the command when it reads them: its --help still shows
+        ctx.obj = exc
 
 
 def run(prog_name: str | None = None) -> None:

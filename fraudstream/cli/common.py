@@ -262,6 +262,8 @@ def require_bootstrap(settings: Settings) -> None:
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     """The settings of this invocation with the command's own setting options applied."""
     root = ctx.find_root().obj
+    if isinstance(root, click.BadParameter):  # a bad FRAUDSTREAM_* variable or global option (see `main`)
+        raise root
     if not isinstance(root, Settings):
         root = load_settings({})
     return load_settings(overrides, base=root) if any(v is not None for v in overrides.values()) else root

@@ -54,7 +54,9 @@ def config(ctx: click.Context, markdown: bool) -> None:
     if markdown:
         click.echo(reference_table())
         return
-    settings: Settings = ctx.find_root().obj
+    from fraudstream.cli.common import settings_from  # (common imports this module)
+
+    settings = settings_from(ctx)
     for name in Settings.model_fields:
         value = settings.redis_url_masked() if name == "redis_url" else getattr(settings, name)
         note = ""
