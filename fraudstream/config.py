@@ -11,6 +11,7 @@ False
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -48,6 +49,7 @@ def mask_url(url: str | None) -> str | None:
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # as kafka-python spells them
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # those a user name and password are for
 
 _PASSWORD_PARAMETER = re.compile(r"((?:^|&)[^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
 
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
                            "the other commands ask for it (`fraudstream up` prints it).")
     )
     kafka_security_protocol: str = Field("PLAINTEXT", description=f"{', '.join(SECURITY_PROTOCOLS[:-1])} or {SECURITY_PROTOCOLS[-1]}.")
-    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_mechanism: str | None = Field(None, description=f"{', '.join(SASL_MECHANISMS[:-1])} or {SASL_MECHANISMS[-1]}.")
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
     kafka_ssl_cafile: str | None = Field(None, description="CA file to verify the brokers' certificates.")
@@ -183,6 +185,24 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: one of {', '.join(SECURITY_PROTOCOLS)}")
         return value.upper()
 
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _sasl_mechanism(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.strip().upper() not in SASL_MECHANISMS:  # kafka-python's refusal is a 30 s wait for the broker
+            raise ValueError(f"{value!r}: one of {', '.join(SASL_MECHANISMS)}")
+        return value.strip().upper()
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _cafile(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not os.path.isfile(value) or not os.access(value, os.R_OK):  # else 30 s, then "did not answer"
+            raise ValueError(f"{value!r} is not a readable file (the CA certificates, PEM)")
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _log_format(cls, value: str) -> str:
@@ -213,6 +233,16 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() == "none":
             return None
         return cls._duration(value)
+
+    @model_validator(mode="after")
+    def _sasl_with_a_sasl_protocol(self) -> Settings:
+        given = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                 if getattr(self, name) is not None]
+        if given and not self.kafka_security_protocol.startswith("SASL_"):  # else ignored without a word
+            raise ValueError(f"{', '.join('FRAUDSTREAM_' + n.upper() for n in given)} given, but "
+                             f"FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: "
+                             "SASL_PLAINTEXT or SASL_SSL uses them")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> Settings:

@@ -33,7 +33,8 @@ def test_max_future_skew_none_means_no_limit(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_secrets_never_in_repr() -> None:
-    settings = Settings(redis_url="redis://:s3cret@h:1/0", kafka_sasl_password="pw-123", redis_password="rpw")
+    settings = Settings(redis_url="redis://:s3cret@h:1/0", kafka_sasl_password="pw-123", redis_password="rpw",
+                        kafka_security_protocol="SASL_SSL")
     text = repr(settings) + str(settings)
     for secret in ("s3cret", "pw-123", "rpw"):
         assert secret not in text
@@ -81,6 +82,11 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR"),
     ("FRAUDSTREAM_LOG_FORMAT", "xml", "text or json"),
     ("FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL", "TLS", "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    # kafka-python's refusals: 30 s of retries, then "the Kafka broker did not answer"
+    ("FRAUDSTREAM_KAFKA_SASL_MECHANISM", "GSSAPI", "'GSSAPI': one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+    ("FRAUDSTREAM_KAFKA_SSL_CAFILE", "/nonexistent.pem", "'/nonexistent.pem' is not a readable file"),
+    ("FRAUDSTREAM_KAFKA_SASL_PASSWORD", "s3cret", "FRAUDSTREAM_KAFKA_SASL_PASSWORD given, but "
+                                                  "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
     # an OverflowError at once, or after 5 s in the consumer's lateness check
     ("FRAUDSTREAM_LABEL_DELAY", "99999999999d", "longer than 3650d (ten years)"),
     ("FRAUDSTREAM_ALLOWED_LATENESS", "1000000d", "longer than 3650d (ten years)"),
