@@ -79,6 +79,12 @@ class RepeatedKafkaMessages(logging.Filter):
         return True
 
 
+def json_logging() -> bool:
+    """Whether stderr takes JSON lines only (`setup_logging` with ``json``): the commands' own notes
+    and errors go through logging then."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import math
 import time
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, require_bootstrap, settings_from
+from fraudstream.cli.common import FiniteFloat, handle_errors, notice, require_bootstrap, settings_from
 
 if TYPE_CHECKING:
     from fraudstream.models.events import Alert
@@ -115,8 +117,8 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
                         try:
                             alert = Alert.model_validate_json(record.value)
                         except ValidationError as exc:
-                            click.echo(f"skipping malformed alert at {record.topic}[{record.partition}] offset "
-                                       f"{record.offset}: {exc.errors()[0]['msg']}", err=True)
+                            notice(f"skipping malformed alert at {record.topic}[{record.partition}] offset "
+                                       f"{record.offset}: {exc.errors()[0]['msg']}", logging.WARNING)
                             continue
                         if min_score is not None and alert.score < min_score:
                             continue
@@ -134,7 +136,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
                     break
                 if not hinted and shown == 0 and waited >= WAIT_HINT_S:  # not a hang: say so, once
                     hinted = True
-                    click.echo(waiting_hint(settings.topic_alerts, from_beginning, timeout, filters, read), err=True)
+                    notice(waiting_hint(settings.topic_alerts, from_beginning, timeout, filters, read), logging.INFO)
         except KeyboardInterrupt:
             pass
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import math
 import shlex
 from collections.abc import Callable
@@ -279,7 +280,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except FraudstreamError as exc:
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
-            raise click.ClickException(str(exc)) from exc
+            raise CommandError(str(exc)) from exc
         except Exception as exc:
             ctx = click.get_current_context(silent=True)
             message = service_error(exc, setting_source(ctx, "redis_url"), setting_source(ctx, "kafka_bootstrap"))
@@ -288,9 +289,33 @@ def handle_errors(func: F) -> F:
             if message is None:
                 raise
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
-            raise click.ClickException(message) from exc
+            raise CommandError(message) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+class CommandError(click.ClickException):
+    """A command's one-line error (exit 1): ``Error: ...`` on stderr, or a JSON log line with
+    ``--log-format json`` (whose readers take stderr one JSON object per line)."""
+
+    def show(self, file: Any = None) -> None:
+        from fraudstream.logs import json_logging
+
+        if json_logging():
+            logging.getLogger("fraudstream.cli").error(self.format_message())
+        else:
+            super().show(file)
+
+
+def notice(message: str, level: int = logging.WARNING) -> None:
+    """A note of a command for its user on stderr as written, or a JSON log line (without a
+    leading ``Warning: ``) with ``--log-format json``."""
+    from fraudstream.logs import json_logging
+
+    if json_logging():
+        logging.getLogger("fraudstream.cli").log(level, re.sub(r"^(warning|note|hint|error): ", "", message, flags=re.I))
+    else:
+        click.echo(message, err=True)
 
 
 def setting_source(ctx: click.Context | None, field: str) -> str:

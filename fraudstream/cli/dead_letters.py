@@ -3,6 +3,8 @@ JSON line) per record; the records on the topic, then exit (`--follow`: wait for
 
 from __future__ import annotations
 
+import logging
+
 import base64
 import json
 import time
@@ -12,7 +14,7 @@ from typing import Any
 import click
 
 from fraudstream import constants
-from fraudstream.cli.common import handle_errors, require_bootstrap, settings_from
+from fraudstream.cli.common import handle_errors, notice, require_bootstrap, settings_from
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
 END_WAIT_S = 30.0  # without --follow: give up after this long without a record while short of the end
@@ -142,12 +144,12 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                 if not short:
                     break
                 if time.monotonic() - last_read > END_WAIT_S:
-                    click.echo(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
-                               f"{END_WAIT_S:.0f} s", err=True)
+                    notice(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
+                               f"{END_WAIT_S:.0f} s", logging.WARNING)
                     break
         except KeyboardInterrupt:
             pass
         finally:
             consumer.close()
     summary = ", ".join(f"{n:,} {why}" for why, n in counts.most_common()) or "none"
-    click.echo(f"{topic}: {sum(counts.values()):,} dead letters read ({summary}); {shown:,} shown", err=True)
+    notice(f"{topic}: {sum(counts.values()):,} dead letters read ({summary}); {shown:,} shown", logging.INFO)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import (FiniteFloat, handle_errors, live_clock_options, live_label_delay, setting_source,
-                                    settings_from, settings_option)
+from fraudstream.cli.common import (FiniteFloat, handle_errors, live_clock_options, live_label_delay, notice,
+                                    setting_source, settings_from, settings_option)
 from fraudstream.cli.progress import drawn
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS
 
@@ -178,11 +178,11 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
             summary["labels_sent"] = producer.result.labels
         click.echo(json.dumps(summary))
         if settings.kafka_bootstrap and stats.dead_lettered > stats.processed:  # processed: scored ones
-            click.echo(f"Warning: {stats.dead_lettered:,} of {stats.processed + stats.dead_lettered:,} transactions "
+            notice(f"Warning: {stats.dead_lettered:,} of {stats.processed + stats.dead_lettered:,} transactions "
                        "were dead-lettered "
                        "(`fraudstream dead-letters` gives the reasons). With servers that an earlier demo or replay "
                        "filled, its newer event times make the demo's too late: unset FRAUDSTREAM_KAFKA_BOOTSTRAP "
-                       "and FRAUDSTREAM_REDIS_URL for servers of the demo's own", err=True)
+                       "and FRAUDSTREAM_REDIS_URL for servers of the demo's own", logging.WARNING)
 
 
 def _note_servers_from_settings(ctx: click.Context, settings: Any) -> None:
@@ -191,4 +191,4 @@ def _note_servers_from_settings(ctx: click.Context, settings: Any) -> None:
         ("the Kafka broker", settings.kafka_bootstrap, "kafka_bootstrap"),
         ("Redis", settings.redis_url_masked() if settings.redis_url else None, "redis_url")) if where]
     if given:
-        click.echo(f"using {' and '.join(given)}, not servers of the demo's own", err=True)
+        notice(f"using {' and '.join(given)}, not servers of the demo's own", logging.INFO)

@@ -3,6 +3,8 @@ versions: `fraudstream.cli.model_versions`)."""
 
 from __future__ import annotations
 
+import logging
+
 import json
 import math
 import time
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors
+from fraudstream.cli.common import handle_errors, notice
 from fraudstream.cli.model_common import format_age, known_names, number, open_registry, require_known
 from fraudstream.cli.model_versions import VERSION_COMMANDS
 
@@ -92,8 +94,8 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         if "error" in r:
             click.echo(f"{r['name']} v{r['version']}: {r['error']}")
     if any("error" in r for r in rows) and registry.signing_key_matches() is False:
-        click.echo("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
-                   "(set it to theirs): then these versions verify, unless they were tampered with", err=True)
+        notice("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
+                   "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
     click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
                f"threshold {settings.alert_threshold}, and the share of them that were frauds")
 

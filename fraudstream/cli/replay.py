@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import json
 import threading
 from datetime import datetime, timedelta
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import (FiniteFloat, check_time, command_line, handle_errors, require_bootstrap,
+from fraudstream.cli.common import (FiniteFloat, check_time, command_line, handle_errors, notice, require_bootstrap,
                                     settings_from, settings_option, time_window)
 
 if TYPE_CHECKING:
@@ -113,8 +115,8 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     if stats.resume_from is not None:
         summary["resume_from"] = stats.resume_from.isoformat()
         hint = command_line(ctx, start=stats.resume_from.isoformat())  # the user's other options as given
-        click.echo(f"stopped; resume with: {hint}", err=True)
+        notice(f"stopped; resume with: {hint}", logging.INFO)
     if stats.transactions == 0 and not stats.stopped:
         message = nothing_in_window(file, start, end, stats.file_span)
-        click.echo(f"Warning: {message}", err=True)
+        notice(f"Warning: {message}", logging.WARNING)
     click.echo(json.dumps(summary))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import shlex
 import time
 
 import click
 
-from fraudstream.cli.common import handle_errors, setting_source, settings_from, settings_option
+from fraudstream.cli.common import handle_errors, notice, setting_source, settings_from, settings_option
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS, ENV_PREFIX
 
 WATCH_S = 1.0  # how often `up` looks whether its servers still run
@@ -43,8 +45,8 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
     settings = settings_from(ctx, topic_partitions=topic_partitions)
     for field, shown in (("kafka_bootstrap", settings.kafka_bootstrap), ("redis_url", settings.redis_url_masked())):
         if getattr(settings, field):
-            click.echo(f"note: {field} is set ({shown}, from {setting_source(ctx, field)}); not used: `up` starts "
-                       "new servers (paste the new lines below where you use them)", err=True)
+            notice(f"note: {field} is set ({shown}, from {setting_source(ctx, field)}); not used: `up` starts "
+                       "new servers (paste the new lines below where you use them)", logging.INFO)
     settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
     servers: list[ServerProcess] = []
     try:
@@ -52,16 +54,16 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
             ensure_topics(live)
             for line in export_lines(live.kafka_bootstrap or "", live.redis_url or ""):
                 click.echo(line)
-            click.echo(f"# paste the lines above in other terminals (the third: producers batch for "
+            notice(f"# paste the lines above in other terminals (the third: producers batch for "
                        f"{EMBEDDED_PRODUCER_LINGER_MS} ms, as this broker's fetches cost more with every batch it "
-                       "holds); Ctrl-C stops the servers", err=True)
+                       "holds); Ctrl-C stops the servers", logging.INFO)
             while not (dead := [server for server in servers if server.exited() is not None]):
                 time.sleep(WATCH_S)
             for server in dead:  # the clients would wait on it for ever: stop all, and say why
-                click.echo(f"error: {server.name} (pid {server.pid}) exited with code {server.exited()}; stopping "
+                notice(f"error: {server.name} (pid {server.pid}) exited with code {server.exited()}; stopping "
                            f"the other servers (the data of these servers is kept in memory only: start `up` again "
-                           f"and paste its new lines)", err=True)
+                           f"and paste its new lines)", logging.ERROR)
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        notice("stopped", logging.INFO)
         return
     raise SystemExit(1)
