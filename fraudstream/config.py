@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fraudstream import constants
@@ -51,6 +51,7 @@ def mask_url(url: str | None) -> str | None:
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # as kafka-python spells them
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # those a user name and password are for
 
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _PASSWORD_PARAMETER = re.compile(r"((?:^|&)[^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
 
 
@@ -185,6 +186,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: one of {', '.join(SECURITY_PROTOCOLS)}")
         return value.upper()
 
+    @field_validator("topic_transactions", "topic_labels", "topic_alerts", "topic_dlq", "topic_labels_dlq")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _TOPIC_NAME.fullmatch(value) or value in (".", ".."):  # Apache Kafka's rule (Tansu takes any)
+            raise ValueError(f"{value!r} is not a Kafka topic name: 1-249 of the letters a-z A-Z, digits, '.', '_', '-'")
+        return value
+
     @field_validator("kafka_sasl_mechanism")
     @classmethod
     def _sasl_mechanism(cls, value: str | None) -> str | None:
@@ -250,6 +258,11 @@ class Settings(BaseSettings):
             raise ValueError(f"FRAUDSTREAM_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be below "
                              f"FRAUDSTREAM_SESSION_TIMEOUT_MS ({self.session_timeout_ms})")
         return self
+
+    @field_serializer("redis_url")
+    def _redis_url_dumped(self, value: str | None) -> str | None:
+        """`model_dump` and `model_dump_json` give it masked, as the repr does."""
+        return mask_url(value)
 
     def redis_url_masked(self) -> str | None:
         """The Redis URL with its password hidden, for logs."""

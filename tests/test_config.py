@@ -35,7 +35,7 @@ def test_max_future_skew_none_means_no_limit(monkeypatch: pytest.MonkeyPatch) ->
 def test_secrets_never_in_repr() -> None:
     settings = Settings(redis_url="redis://:s3cret@h:1/0", kafka_sasl_password="pw-123", redis_password="rpw",
                         kafka_security_protocol="SASL_SSL")
-    text = repr(settings) + str(settings)
+    text = repr(settings) + str(settings) + str(settings.model_dump()) + settings.model_dump_json()
     for secret in ("s3cret", "pw-123", "rpw"):
         assert secret not in text
 
@@ -87,6 +87,7 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_KAFKA_SSL_CAFILE", "/nonexistent.pem", "'/nonexistent.pem' is not a readable file"),
     ("FRAUDSTREAM_KAFKA_SASL_PASSWORD", "s3cret", "FRAUDSTREAM_KAFKA_SASL_PASSWORD given, but "
                                                   "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
+    ("FRAUDSTREAM_TOPIC_ALERTS", "bad topic!", "'bad topic!' is not a Kafka topic name"),
     # an OverflowError at once, or after 5 s in the consumer's lateness check
     ("FRAUDSTREAM_LABEL_DELAY", "99999999999d", "longer than 3650d (ten years)"),
     ("FRAUDSTREAM_ALLOWED_LATENESS", "1000000d", "longer than 3650d (ten years)"),
