@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
     kafka_ssl_cafile: str | None = Field(None, description="CA file to verify the brokers' certificates.")
     redis_url: str | None = Field(
-        None, repr=False, description=("Redis URL (redis://, rediss://). Unset: `demo` starts the embedded Valkey server; "
+        None, repr=False, description=("Redis URL (redis://, rediss://, unix://). Unset: `demo` starts the embedded Valkey server; "
                                    "the other commands that need Redis ask for it.")
     )
     redis_password: SecretStr | None = Field(None, description="Redis password, if not in the URL.")

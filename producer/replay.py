@@ -36,7 +36,7 @@ from fraudstream.errors import ConfigError, InputError
 from fraudstream.producer.files import Recorded, Span, read_recorded
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.wire import label_json_for
-from fraudstream.timeutil import utcnow
+from fraudstream.timeutil import format_duration, utcnow
 
 log = logging.getLogger(__name__)
 _TICK = 0.02  # longest sleep while pacing
@@ -136,7 +136,7 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
         sent = (f"published {stats.transactions:,} transactions (up to {stats.event_time.isoformat()}) and "
                 f"{stats.labels:,} labels; " if stats.event_time is not None else "nothing published; ")
         raise ConfigError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
-                          f"FRAUDSTREAM_MAX_FUTURE_SKEW ({skew}) after now: the consumers would dead-letter them as "
+                          f"FRAUDSTREAM_MAX_FUTURE_SKEW ({format_duration(skew)}) after now: the consumers would dead-letter them as "
                           f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
                           f"none here and for the consumers, and resume with --start {resume.isoformat()}") from None
     except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
@@ -189,7 +189,7 @@ def _send_final_labels(pending: deque[PendingLabel], publisher: Publisher, stats
             log.warning("%d labels of the last transactions are reported after now + FRAUDSTREAM_MAX_FUTURE_SKEW "
                         "(%s; the last on %s): not sent, since the consumers would dead-letter them as "
                         "future_report_time (a simulated clock ahead of the wall clock: set it to none, here and "
-                        "for the consumers)", len(late), max_future_skew, late[-1][0].isoformat())
+                        "for the consumers)", len(late), format_duration(max_future_skew), late[-1][0].isoformat())
         return
     _send_labels(pending, publisher, stats, before=end)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import load_settings, settings_option
+from fraudstream.cli.common import WholeHelpGroup, load_settings, settings_option
 from fraudstream.constants import ENV_PREFIX
 from fraudstream.errors import FraudstreamError
 
@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(WholeHelpGroup):
     """A group whose subcommands are imported only when they run (keeps --help fast)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -50,14 +50,6 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):  # pragma: no cover - programming error
             raise TypeError(f"{COMMANDS[name]} is not a click command")
         return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """Each command's first sentence whole, wrapped (click cuts it to the line's width with "...")."""
-        rows = [(name, command.get_short_help_str(limit=200)) for name in self.list_commands(ctx)
-                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         """A global option given after the subcommand (`fraudstream consume --kafka-bootstrap X`) is

@@ -294,6 +294,18 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class WholeHelpGroup(click.Group):
+    """A group whose help gives each command's first sentence whole, wrapped (click cuts it to the
+    line's width with "...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=200)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 class CommandError(click.ClickException):
     """A command's one-line error (exit 1): ``Error: ...`` on stderr, or a JSON log line with
     ``--log-format json`` (whose readers take stderr one JSON object per line)."""

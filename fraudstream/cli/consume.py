@@ -15,7 +15,7 @@ from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, se
 @settings_option("--model", "model")
 @settings_option("--threshold", "alert_threshold", type=FiniteFloat(0.0, inclusive=True, maximum=1.0))
 @click.option("--max-transactions", type=click.IntRange(min=1), default=None, help="Stop after the batch in which this many transactions were handled (a poll brings up to "
-              "max_poll_records, 2,000 by default).")
+              "FRAUDSTREAM_MAX_POLL_RECORDS, 2,000 by default).")
 @click.option("--idle-timeout", type=FiniteFloat(0.0), default=None, help="Stop after this many seconds without records.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while running (0: a free port, logged).")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import handle_errors, notice
+from fraudstream.cli.common import WholeHelpGroup, handle_errors, notice
 from fraudstream.cli.model_common import format_age, known_names, number, open_registry, require_known
 from fraudstream.cli.model_versions import VERSION_COMMANDS
 
@@ -50,7 +50,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
     return rows
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=WholeHelpGroup, invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="`models list --json`, when no command is given.")
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
