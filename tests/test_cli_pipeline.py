@@ -71,6 +71,9 @@ def test_produce_consume_alerts_as_a_user(settings: Settings) -> None:
     fields = run_cli(settings, "dead-letters", "--reason", "invalid_fields", timeout=60)
     assert fields.returncode == 0 and fields.stdout.count(" invalid_fields from ") == sum(
         row["reason"] == "invalid_fields" for row in rows) >= 1, fields.stdout
+    typo = run_cli(settings, "dead-letters", "--reason", "invalid_feilds", timeout=60)
+    assert typo.returncode == 0 and typo.stdout == "", typo.stderr
+    assert "no dead letter of" in typo.stderr and "has the reason 'invalid_feilds'; those it has: invalid_" in typo.stderr
     labels = run_cli(settings, "dead-letters", "--labels", timeout=60)  # none: says so, and exits
     assert labels.returncode == 0 and labels.stdout == "", labels.stderr
     assert f"{settings.topic_labels_dlq}: 0 dead letters read (none); 0 shown" in labels.stderr

@@ -145,7 +145,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                     break
                 if time.monotonic() - last_read > END_WAIT_S:
                     notice(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
-                               f"{END_WAIT_S:.0f} s", logging.WARNING)
+                           f"{END_WAIT_S:.0f} s", logging.WARNING)
                     break
         except KeyboardInterrupt:
             pass
@@ -153,3 +153,6 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
             consumer.close()
     summary = ", ".join(f"{n:,} {why}" for why, n in counts.most_common()) or "none"
     notice(f"{topic}: {sum(counts.values()):,} dead letters read ({summary}); {shown:,} shown", logging.INFO)
+    if reason is not None and not counts[reason] and counts:  # a typo, or the other topic's reason
+        notice(f"Warning: no dead letter of {topic} has the reason {reason!r}; those it has: "
+               f"{', '.join(sorted(counts))}", logging.WARNING)
