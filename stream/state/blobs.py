@@ -87,7 +87,7 @@ def parse_customer(blob: bytes) -> CustomerEvents:
 
 
 def mend_lost_coordinates(flag: np.ndarray, firsts: np.ndarray, counts: np.ndarray, geo_firsts: np.ndarray,
-                          geo_rows: np.ndarray) -> np.ndarray:
+                          geo_rows: np.ndarray, flag_cumsum: np.ndarray | None = None) -> np.ndarray:
     """Customers whose coordinates string does not hold a row per flagged record, mended in place;
     their indices returned (empty for a sound state).
 
@@ -96,7 +96,8 @@ def mend_lost_coordinates(flag: np.ndarray, firsts: np.ndarray, counts: np.ndarr
     records' (the script appends to the string it has, and cuts both from the front), so: fewer
     rows than flagged records, and the older records lose their flag (`flag`); more rows, and the
     leading ones are skipped (`geo_firsts`). Entity e has records [firsts[e], firsts[e] + counts[e])
-    and, when geo_firsts[e] >= 0, rows [geo_firsts[e], geo_firsts[e] + geo_rows[e]).
+    and, when geo_firsts[e] >= 0, rows [geo_firsts[e], geo_firsts[e] + geo_rows[e]). `flag_cumsum`:
+    ``np.cumsum(flag)``, if the caller has it.
 
     >>> flag = np.array([True, True, True, False, True])  # one customer: 4 flagged records, 2 rows
     >>> mend_lost_coordinates(flag, np.array([0]), np.array([5]), np.array([0]), np.array([2])).tolist()
@@ -109,7 +110,7 @@ def mend_lost_coordinates(flag: np.ndarray, firsts: np.ndarray, counts: np.ndarr
     >>> geo_firsts.tolist()
     [2]
     """
-    cumulative = np.concatenate([[0], np.cumsum(flag, dtype=np.int64)])
+    cumulative = np.concatenate([[0], np.cumsum(flag) if flag_cumsum is None else flag_cumsum])
     flagged = cumulative[firsts + counts] - cumulative[firsts]
     bad = np.flatnonzero((geo_firsts >= 0) & (flagged != geo_rows))
     for e in bad.tolist():

@@ -187,10 +187,13 @@ class CustomerUpdate:
         start = first_of[op_entity]
         own = start + np.array(self.index, dtype=np.int64)
         geo_first_of = np.array(gfirsts, dtype=np.int64)
-        if geo_parts:
+        flagged_before: np.ndarray | None = None  # cumulative count of flagged records, when computed
+        if (geo_first_of >= 0).any():  # a coordinates string came back, maybe empty (its key lost)
+            flagged_before = np.cumsum(ev.flag)
             mended = blobs.mend_lost_coordinates(ev.flag, first_of, np.array(counts, dtype=np.int64), geo_first_of,
-                                                 np.array(grows, dtype=np.int64))
+                                                 np.array(grows, dtype=np.int64), flagged_before)
             if mended.size:
+                flagged_before = None  # flags were cleared
                 _lost_coordinates.note([ops[int(np.flatnonzero(op_entity == e)[0])].customer_id for e in mended.tolist()])
         entity_geo = geo_first_of[op_entity]
         # coordinate aggregates for the ops whose own record has coordinates: a new op's has them when
@@ -200,7 +203,7 @@ class CustomerUpdate:
         if need.any():
             geo = blobs.parse_geo(b"".join(geo_parts))
             # row of each flagged record in the coordinates array: per entity, flagged records in order
-            counted = np.cumsum(ev.flag) - ev.flag
+            counted = (np.cumsum(ev.flag) if flagged_before is None else flagged_before) - ev.flag
             geo_index = np.zeros(len(ev.t), dtype=np.int64)
             spans: dict[int, tuple[int, int]] = {}  # per customer (its first record): first row, end of its ops' prefixes
             for i in np.nonzero(need)[0].tolist():
