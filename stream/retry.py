@@ -82,8 +82,25 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
                         while_waiting: Callable[[BaseException], None] | None = None) -> T:
     """`step()`, run again after each `TRANSIENT` error (waiting `delay`, doubled each time up to
     `max_backoff`, logged with ``waiting_for=what``) until it returns; `BatchAbandoned` when `stop`
-    is set and it fails. `waits` counts the retries and the wait's start; `while_waiting(error)` is
-    called before each wait (the consumer refreshes its lag there), and its time is part of the wait."""
+    is set and it fails. `waits` counts the retries and the wait's start (cleared by the call that
+    set it, once its step succeeds: a nested step's success does not end the outer wait);
+    `while_waiting(error)` is called before each wait (the consumer refreshes its lag there), and
+    its time is part of the wait.
+
+    >>> waits, failures = Waits(), [redis.exceptions.ConnectionError("gone")] * 3
+    >>> def outer() -> str:
+    ...     retry_until_stopped("inner", lambda: "read", threading.Event(), 0.01, 0.001, waits)  # succeeds
+    ...     if failures:
+    ...         raise failures.pop()
+    ...     return "written"
+    >>> seen = []
+    >>> retry_until_stopped("outer", outer, threading.Event(), 0.01, 0.001, waits,
+    ...                     while_waiting=lambda exc: seen.append(waits.since is not None))
+    'written'
+    >>> seen, waits.retries, waits.since
+    ([True, True, True], 3, None)
+    """
+    owner = False  # whether this call set `waits.since`
     while True:
         try:
             result = step()
@@ -92,7 +109,8 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
                 raise BatchAbandoned(what) from exc
             if waits is not None:
                 waits.retries += 1
-                waits.since = time.monotonic() if waits.since is None else waits.since
+                if waits.since is None:
+                    waits.since, owner = time.monotonic(), True
             hint = _HINTS.get(type(exc).__name__, "")
             log.warning("%s failed, retrying in %.1f s: %s%s", what, delay, exc, hint, extra={"waiting_for": what})
             began = time.monotonic()
@@ -101,6 +119,6 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
             stop.wait(max(0.0, delay - (time.monotonic() - began)))
             delay = min(max_backoff, delay * 2)
             continue
-        if waits is not None:
+        if waits is not None and owner:
             waits.since = None
         return result

@@ -99,17 +99,19 @@ class RunStats:
         from kafka.errors import KafkaError
 
         waiting = buffered or {}
-        partitions = list(consumer.assignment())
+        # fetched ones only (as `update_lag`): another has no position yet, and kafka-python's
+        # position() would wait for its reset
+        partitions = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
+        lag: dict[tuple[str, int], int] = {}
         try:
             ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
-        except (KafkaError, AssertionError, ValueError) as exc:  # (kafka-python asserts on some states)
+            for tp, end in ends.items():
+                high = max(end, consumer.highwater(tp) or 0)
+                key = (tp.topic, tp.partition)
+                lag[key] = max(0, high - fetch_position(consumer, tp)) + waiting.get(key, 0)
+        except (KafkaError, AssertionError, ValueError, TypeError) as exc:  # (kafka-python asserts on some states)
             log.debug("lag not refreshed: %s", exc)
             return
-        lag: dict[tuple[str, int], int] = {}
-        for tp, end in ends.items():
-            high = max(end, consumer.highwater(tp) or 0)
-            key = (tp.topic, tp.partition)
-            lag[key] = max(0, high - fetch_position(consumer, tp)) + waiting.get(key, 0)
         self.lag = lag
 
     def latency_percentile(self, q: float) -> float | None:

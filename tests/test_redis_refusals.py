@@ -50,28 +50,33 @@ def test_an_evicting_policy_is_named_at_the_start(settings: Settings, caplog: py
 
 @pytest.mark.services
 def test_a_full_redis_is_waited_for_and_nothing_is_lost(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    """maxmemory just above what the server holds, noeviction: the scripts' writes are refused (OOM)
-    until the limit is raised; the consumer retries meanwhile, then scores every transaction."""
+    """A running consumer whose Redis fills up (maxmemory just above what it holds, noeviction): the
+    scripts' writes are refused (OOM) until the limit is raised; the consumer retries meanwhile, the
+    wait grows across the retries, then every transaction is scored. (A consumer started against a
+    full Redis stops with the error, as the README says.)"""
     ensure_topics(settings)
     txs = scripted_transactions(3000)
     publish(settings, txs)
     client = redis.Redis.from_url(settings.redis_url)
-    used = int(client.info("memory")["used_memory"])
-    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.retry"), \
-            server_config(settings, maxmemory=str(used + 200_000), **{"maxmemory-policy": "noeviction"}) as server:
-        with scoring_consumer(settings) as app:
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.retry"), scoring_consumer(settings) as app:
+        used = int(client.info("memory")["used_memory"])
+        with server_config(settings, maxmemory=str(used + 200_000), **{"maxmemory-policy": "noeviction"}) as server:
             result: list = []
             runner = threading.Thread(target=lambda: result.append(app.run(max_transactions=len(txs), idle_timeout=60)))
             runner.start()
             deadline = time.monotonic() + 60
             while not any("Redis is full" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            full = app.stats.waits.since is not None and app.stats.waits.retries > 0
+            longest = 0.0
+            for _ in range(20):  # 4 s of the outage: the wait counts from its start, retry after retry
+                longest = max(longest, app.stats.waits.waited_s())
+                time.sleep(0.2)
+            retries = app.stats.waits.retries
             server.config_set("maxmemory", "0")
             runner.join(timeout=120)
     client.close()
-    assert full and result, "the consumer did not wait on the full server"
-    assert result[0].processed == len(txs) and result[0].dead_lettered == 0
+    assert retries >= 3 and longest >= 3.0, (retries, longest)
+    assert result and result[0].processed == len(txs) and result[0].dead_lettered == 0
     assert app.stats.waits.since is None  # the wait is over
 
 
@@ -126,12 +131,11 @@ def test_the_lag_keeps_counting_while_redis_is_away(settings: Settings) -> None:
         publish(settings, txs[400:])
         while app.stats.waits.retries == 0 and time.monotonic() < deadline:
             time.sleep(0.2)
-        waiting_s = app.stats.waits.waited_s()
         time.sleep(0.5)
         seen_lag = sum(app.stats.lag.values())
         runner.join(timeout=120)
     client.close()
-    assert app.stats.waits.retries > 0 and waiting_s >= 0.0
+    assert app.stats.waits.retries > 0
     # the 2,000 published during the pause, less the last batch of each partition with Tansu, whose
     # ListOffsets answers that batch's base offset (kafka_io's module docstring); with the loop's own
     # lag, frozen, it stayed where it was before the pause
