@@ -67,7 +67,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path: P
     result = CliRunner().invoke(main, [*args, str(UNWRITABLE)])
     assert result.exit_code == 2, result.output
     assert f"{UNWRITABLE}: cannot write" in result.output and "Traceback" not in result.output
-    assert "replayed" not in result.output and "features {" not in result.output  # nothing was done
+    assert not any(line.startswith("{") for line in result.output.splitlines())  # nothing was done: no summary
 
 
 def test_the_gzip_header_names_the_file_not_its_temporary_name(tmp_path: Path) -> None:

@@ -72,8 +72,10 @@ def test_no_bar_among_json_logs(recorded: Path, tmp_path: Path, command: str) ->
 def test_with_json_logs_the_commands_notes_and_errors_are_json_lines_too(recorded: Path, settings) -> None:  # type: ignore[no-untyped-def]
     """`replay`'s warning that nothing is in its window, and a command's one-line error, were plain
     text among the JSON lines (a walk-through)."""
+    from fraudstream.kafka_io import ensure_topics
     from tests.consumer_procs import env_for
 
+    ensure_topics(settings)
     env = env_for(settings)
     late = subprocess.run([CLI, "--log-format", "json", "replay", str(recorded), "--start", "2030-01-01"], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
@@ -81,6 +83,12 @@ def test_with_json_logs_the_commands_notes_and_errors_are_json_lines_too(recorde
     json_lines_only(late.stderr)
     assert any("no transaction" in json.loads(line)["message"] and json.loads(line)["level"] == "WARNING"
                for line in late.stderr.splitlines() if line.strip()), late.stderr
+    # a note at INFO (dead-letters' count) is shown whatever the log level, as in text
+    counted = subprocess.run([CLI, "--log-format", "json", "--log-level", "WARNING", "dead-letters"], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert counted.returncode == 0, counted.stderr[-3000:]
+    json_lines_only(counted.stderr)
+    assert any("dead letters read" in json.loads(line)["message"] for line in counted.stderr.splitlines()), counted.stderr
     failed = subprocess.run([CLI, "--log-format", "json", "models"], capture_output=True, text=True, timeout=60,
                             check=False, env={**env, "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert failed.returncode == 1, failed.stderr[-3000:]

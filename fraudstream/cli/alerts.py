@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, notice, require_bootstrap, settings_from
+from fraudstream.cli.common import CommandError, FiniteFloat, handle_errors, notice, require_bootstrap, settings_from
 
 if TYPE_CHECKING:
     from fraudstream.models.events import Alert
@@ -90,7 +90,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
         try:
             parts = partitions_of(consumer, settings.topic_alerts)
             if not parts:
-                raise click.ClickException(f"topic {settings.topic_alerts!r} does not exist")
+                raise CommandError(f"topic {settings.topic_alerts!r} does not exist")
             consumer.assign(parts)
             if from_beginning:
                 consumer.seek_to_beginning(*parts)

@@ -321,11 +321,15 @@ class CommandError(click.ClickException):
 
 def notice(message: str, level: int = logging.WARNING) -> None:
     """A note of a command for its user on stderr as written, or a JSON log line (without a
-    leading ``Warning: ``) with ``--log-format json``."""
+    leading ``Warning: ``) with ``--log-format json``; shown whatever the log level, as in text."""
     from fraudstream.logs import json_logging
 
     if json_logging():
-        logging.getLogger("fraudstream.cli").log(level, re.sub(r"^(warning|note|hint|error): ", "", message, flags=re.I))
+        logger = logging.getLogger("fraudstream.cli")
+        record = logger.makeRecord(logger.name, level, "(notice)", 0,
+                                   re.sub(r"^(warning|note|hint|error): ", "", message, flags=re.I), None, None)
+        for handler in logging.getLogger().handlers:  # past the level, which would drop an INFO note
+            handler.handle(record)
     else:
         click.echo(message, err=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fraudstream import constants
-from fraudstream.cli.common import handle_errors, notice, require_bootstrap, settings_from
+from fraudstream.cli.common import CommandError, handle_errors, notice, require_bootstrap, settings_from
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
 END_WAIT_S = 30.0  # without --follow: give up after this long without a record while short of the end
@@ -116,7 +116,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
         try:
             parts = partitions_of(consumer, topic)
             if not parts:
-                raise click.ClickException(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
+                raise CommandError(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
             consumer.assign(parts)
             consumer.seek_to_beginning(*parts)
             last_read = time.monotonic()

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import (FiniteFloat, handle_errors, live_clock_options, live_label_delay, notice,
-                                    setting_source, settings_from, settings_option)
+from fraudstream.cli.common import (CommandError, FiniteFloat, handle_errors, live_clock_options, live_label_delay,
+                                    notice, setting_source, settings_from, settings_option)
 from fraudstream.cli.progress import drawn
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS
 
@@ -172,7 +172,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
                         dashboard.status = "stopping"
                     producer.join(timeout=15)
         if producer.error is not None:
-            raise click.ClickException(f"producer failed: {producer.error}")
+            raise CommandError(f"producer failed: {producer.error}")
         summary = stats.summary()
         if producer.result is not None:
             summary["labels_sent"] = producer.result.labels

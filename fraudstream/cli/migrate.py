@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from fraudstream.cli.common import handle_errors, settings_from
+from fraudstream.cli.common import CommandError, handle_errors, settings_from
 
 
 @click.command("migrate-records")
@@ -39,7 +39,7 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     registry = registry_for(settings, store.client)
     learner = registry.learner()
     if learner is not None and not force:
-        raise click.ClickException(f"a consumer of this Redis is running: {learner} holds the learner role. Stop "
+        raise CommandError(f"a consumer of this Redis is running: {learner} holds the learner role. Stop "
                                    "every consumer, then run migrate-records (--force moves the records anyway)")
     moved = migrate_legacy_records(store.records, store.client)
     click.echo(f"moved {moved:,} scored records into the hourly hashes")

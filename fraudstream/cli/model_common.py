@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import settings_from
+from fraudstream.cli.common import CommandError, settings_from
 from fraudstream.constants import MODEL_NAME_PATTERN
 from fraudstream.models.checkpoint import warn_if_demo_key
 
@@ -79,4 +79,4 @@ def known_names(registry: ModelRegistry) -> list[str]:
 def require_known(registry: ModelRegistry, name: str) -> None:
     known = known_names(registry)
     if name not in known:
-        raise click.ClickException(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")
+        raise CommandError(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from fraudstream.cli.common import handle_errors, notice, require_directory
+from fraudstream.cli.common import CommandError, handle_errors, notice, require_directory
 from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes
@@ -180,7 +180,7 @@ def unpin(ctx: click.Context, name: str, version: int) -> None:
     if not registry.pinned.unpin(name, version):
         require_known(registry, name)
         pinned = ", ".join(f"v{v}" for v in registry.pinned.versions(name)) or "none"
-        raise click.ClickException(f"{name} v{version} is not pinned; pinned versions of {name}: {pinned}")
+        raise CommandError(f"{name} v{version} is not pinned; pinned versions of {name}: {pinned}")
     click.echo(f"unpinned {name} v{version}")
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import WholeHelpGroup, handle_errors, notice
+from fraudstream.cli.common import CommandError, WholeHelpGroup, handle_errors, notice
 from fraudstream.cli.model_common import format_age, known_names, number, open_registry, require_known
 from fraudstream.cli.model_versions import VERSION_COMMANDS
 
@@ -143,11 +143,11 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
     defaulted = other is None
     other = other or registry.active()[0]
     if other is None:
-        raise click.ClickException("there is no champion yet: name the model to compare with")
+        raise CommandError("there is no champion yet: name the model to compare with")
     for model in (name, other):
         require_known(registry, model)
     if other == name:
-        raise click.ClickException(f"{name} is the champion: name another model to compare it with" if defaulted
+        raise CommandError(f"{name} is the champion: name another model to compare it with" if defaulted
                                    else f"{name} and {other} are the same model")
     mine, theirs = registry.labels.compare(name, other, settings.alert_threshold)
     if mine.n_labels == 0:

@@ -2,10 +2,11 @@
 
 The consumer's keys are its state: a customer's events and their coordinates (two keys that must
 agree), the terminals' histories, the scored records that wait for their labels, the model registry.
-A server with a `maxmemory-policy` other than ``noeviction`` drops keys when it is full (``allkeys-*``
-any of them, ``volatile-*`` those with an expiry, which most of ours have): features then count
-without the lost history, labels of lost records are dead-lettered as ``unknown_transaction``, and
-a lost registry looks like a server restarted empty. With ``noeviction`` a full server refuses
+A server with a `maxmemory-policy` other than ``noeviction`` drops keys when it is full: ``allkeys-*``
+any of them (features then count without the lost history, and a lost registry looks like a server
+restarted empty), ``volatile-*`` those with an expiry (the scored records, whose labels are then
+dead-lettered as ``unknown_transaction``, the labels' markers, the newest event times, the learner's
+lease). With ``noeviction`` a full server refuses
 writes instead, and the consumer waits, retrying, until memory is raised or freed.
 
 >>> class Server:
