@@ -99,3 +99,40 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     # kafka-python 3.0's event loop warns whenever a task runs over 100 ms ("blocking the event loop"),
     # which a busy 2-core machine does all the time; it says nothing about our records.
     logging.getLogger("kafka.net.selector").setLevel(max(logging.ERROR, root.level))
+
+
+class OccasionalWarning:
+    """A warning logged at its first occurrence, then at most once every `every_s` seconds with the
+    count of occurrences since: for a condition that can hold for every record of a feed.
+
+    >>> warning = OccasionalWarning(logging.getLogger("example"), every_s=300.0)
+    >>> first, again = (lambda: "customer c1 is odd"), (lambda n, s: f"{n} more odd customers in {s:.0f} s")
+    >>> warning.note(1, first, again, now=0.0), warning.note(2, first, again, now=10.0)
+    ('customer c1 is odd', None)
+    >>> warning.note(1, first, again, now=301.0), warning.total
+    ('3 more odd customers in 301 s', 4)
+    """
+
+    def __init__(self, logger: logging.Logger, every_s: float = 300.0) -> None:
+        self.logger = logger
+        self.every_s = every_s
+        self.total = 0
+        self.unreported = 0  # counted since the last warning
+        self.warned_at: float | None = None
+
+    def note(self, count: int, first: Callable[[], str], again: Callable[[int, float], str],
+             now: float | None = None) -> str | None:
+        """Count `count` occurrences; log `first()` at the first, or `again(unreported, seconds)` when
+        the last warning is `every_s` old. The message logged, if any."""
+        now = time.monotonic() if now is None else now
+        self.total += count
+        self.unreported += count
+        if self.warned_at is None:
+            message = first()
+        elif now - self.warned_at >= self.every_s:
+            message = again(self.unreported, now - self.warned_at)
+        else:
+            return None
+        self.logger.warning(message)
+        self.warned_at, self.unreported = now, 0
+        return message

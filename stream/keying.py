@@ -23,9 +23,10 @@ transaction t1 of customer c1 at transactions[2]@9 has no key, not its customer 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
+
+from fraudstream.logs import OccasionalWarning
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,17 @@ class MisKeyed:
     """Counts events keyed other than by their customer id and logs a warning now and then."""
 
     def __init__(self, every_s: float = 300.0) -> None:
-        self.every_s = every_s
-        self.total = 0
-        self.unreported = 0  # counted since the last warning
-        self.warned_at: float | None = None
+        self.warning = OccasionalWarning(log, every_s)
+
+    @property
+    def total(self) -> int:
+        return self.warning.total
 
     def note(self, events: Sequence[tuple[Any, Any]], now: float | None = None) -> str | None:
         """Count `events` (record, event); the warning logged, if one is due (returned for tests)."""
         if not events:
             return None
-        now = time.monotonic() if now is None else now
-        self.total += len(events)
-        self.unreported += len(events)
-        if self.warned_at is None:
-            message = f"{_describe(*events[0])}, not its customer id: {CONSEQUENCE}"
-        elif now - self.warned_at >= self.every_s:
-            message = (f"{self.unreported:,} more events keyed other than by their customer id in "
-                       f"{now - self.warned_at:.0f} s, e.g. {_describe(*events[-1])}: {CONSEQUENCE}")
-        else:
-            return None
-        log.warning(message)
-        self.warned_at, self.unreported = now, 0
-        return message
+        return self.warning.note(
+            len(events), lambda: f"{_describe(*events[0])}, not its customer id: {CONSEQUENCE}",
+            lambda n, seconds: (f"{n:,} more events keyed other than by their customer id in {seconds:.0f} s, "
+                                f"e.g. {_describe(*events[-1])}: {CONSEQUENCE}"), now)

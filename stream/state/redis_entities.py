@@ -13,7 +13,6 @@ The scripts and the string formats are described in customer_update.lua and term
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ import msgpack
 import numpy as np
 from redis.cluster import key_slot
 
+from fraudstream.logs import OccasionalWarning
 from fraudstream.stream.schema import StoredRecord, UnreadableRecord
 from fraudstream.stream.state import blobs, terminal_blobs
 from fraudstream.stream.state.base import CustomerOp, CustomerResult, RecordRef, to_micro
@@ -45,26 +45,18 @@ class LostCoordinates:
     (None, '2 more customers whose events and ')
     """
 
+    CONSEQUENCE = (": one of the two keys was lost (an evicting maxmemory-policy?); the records whose coordinates "
+                   "are gone count without them in the distance features")
+
     def __init__(self, every_s: float = 300.0) -> None:
-        self.every_s = every_s
-        self.unreported = 0
-        self.warned_at: float | None = None
+        self.warning = OccasionalWarning(log, every_s)
 
     def note(self, customers: list[str], now: float | None = None) -> str | None:
-        now = time.monotonic() if now is None else now
-        self.unreported += len(customers)
-        if self.warned_at is None:
-            message = f"the events and coordinates of customer {customers[0]} in Redis disagree"
-        elif now - self.warned_at >= self.every_s:
-            message = (f"{self.unreported:,} more customers whose events and coordinates in Redis disagree, in "
-                       f"{now - self.warned_at:.0f} s, e.g. {customers[0]}")
-        else:
-            return None
-        message += (": one of the two keys was lost (an evicting maxmemory-policy?); the records whose coordinates "
-                    "are gone count without them in the distance features")
-        log.warning(message)
-        self.warned_at, self.unreported = now, 0
-        return message
+        return self.warning.note(
+            len(customers), lambda: f"the events and coordinates of customer {customers[0]} in Redis disagree"
+                                    + self.CONSEQUENCE,
+            lambda n, seconds: (f"{n:,} more customers whose events and coordinates in Redis disagree, in "
+                                f"{seconds:.0f} s, e.g. {customers[0]}" + self.CONSEQUENCE), now)
 
 
 _lost_coordinates = LostCoordinates()
