@@ -99,26 +99,43 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
     'written'
     >>> seen, waits.retries, waits.since
     ([True, True, True], 3, None)
+    >>> stopping = threading.Event()
+    >>> def gone() -> str:
+    ...     raise redis.exceptions.ConnectionError("gone")
+    >>> try:  # a stop during the wait: the next failure abandons the batch
+    ...     retry_until_stopped("abandoned", gone, stopping, 0.01, 0.001, waits, lambda exc: stopping.set())
+    ... except BatchAbandoned:
+    ...     print(waits.retries, waits.since)
+    4 None
+    >>> failures.append(redis.exceptions.ConnectionError("gone"))
+    >>> def failing_then_raising(exc: BaseException) -> None:
+    ...     raise ValueError("a bug in the wait's work")
+    >>> try:
+    ...     retry_until_stopped("outer", outer, threading.Event(), 0.01, 0.001, waits, failing_then_raising)
+    ... except ValueError:
+    ...     pass
+    >>> waits.since  # however the call that set it ended
     """
-    owner = False  # whether this call set `waits.since`
-    while True:
-        try:
-            result = step()
-        except TRANSIENT as exc:
-            if stop.is_set():
-                raise BatchAbandoned(what) from exc
-            if waits is not None:
-                waits.retries += 1
-                if waits.since is None:
-                    waits.since, owner = time.monotonic(), True
-            hint = _HINTS.get(type(exc).__name__, "")
-            log.warning("%s failed, retrying in %.1f s: %s%s", what, delay, exc, hint, extra={"waiting_for": what})
-            began = time.monotonic()
-            if while_waiting is not None:
-                while_waiting(exc)
-            stop.wait(max(0.0, delay - (time.monotonic() - began)))
-            delay = min(max_backoff, delay * 2)
-            continue
-        if waits is not None and owner:
+    owner = False  # whether this call set `waits.since`: it clears it however it ends
+    try:
+        while True:
+            try:
+                return step()
+            except TRANSIENT as exc:
+                if stop.is_set():
+                    raise BatchAbandoned(what) from exc
+                if waits is not None:
+                    waits.retries += 1
+                    if waits.since is None:
+                        waits.since, owner = time.monotonic(), True
+                hint = _HINTS.get(type(exc).__name__, "")
+                log.warning("%s failed, retrying in %.1f s: %s%s", what, delay, exc, hint,
+                            extra={"waiting_for": what})
+                began = time.monotonic()
+                if while_waiting is not None:
+                    while_waiting(exc)
+                stop.wait(max(0.0, delay - (time.monotonic() - began)))
+                delay = min(max_backoff, delay * 2)
+    finally:
+        if owner and waits is not None:
             waits.since = None
-        return result

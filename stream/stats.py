@@ -101,9 +101,9 @@ class RunStats:
         waiting = buffered or {}
         # fetched ones only (as `update_lag`): another has no position yet, and kafka-python's
         # position() would wait for its reset
-        partitions = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
         lag: dict[tuple[str, int], int] = {}
-        try:
+        try:  # (highwater raises for a partition revoked meanwhile by kafka-python's IO thread)
+            partitions = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
             ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
             for tp, end in ends.items():
                 high = max(end, consumer.highwater(tp) or 0)
