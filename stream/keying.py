@@ -5,8 +5,9 @@ that the partitioner sends all of a customer's events to one partition, hence to
 order. Keyed otherwise (by transaction id, or without a key: spread round robin), a customer's
 events reach several partitions: with several consumers its transactions are then scored by more
 than one of them, each seeing only what the others had already written, and a label may come
-before its transaction is scored. Such events are scored and learned as usual (refusing them would stop a feed over its
-keys); this says so, once at the first and then at most every `every_s` seconds with a count.
+before its transaction is scored. Such events are scored and learned as usual (refusing them
+would stop a feed over its keys); this says so, once at the first and then at most every
+`every_s` seconds with a count.
 
 >>> from types import SimpleNamespace as R
 >>> warnings = MisKeyed(every_s=300.0)

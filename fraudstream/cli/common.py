@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import math
+import re
 import shlex
 from collections.abc import Callable
 from datetime import datetime, timedelta
