@@ -61,6 +61,7 @@ class LostCoordinates:
 
 _lost_coordinates = LostCoordinates()
 
+
 class Batch:
     """Ops grouped by hash slot (one group on a single server): per group the keys and the op
     indices, and per op the index of its entity in its group (keys of entity e: e * width + 1..)."""
