@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,6 +103,7 @@ class ScoringConsumer:
         self.partitionless = PartitionlessWatch(s.group_id)
         self.past_end = PastEndRewinder()
         self.mis_keyed = MisKeyed()
+        self.in_flight: list[ConsumerRecord] = []  # the batch `process` works on: polled, not processed
 
     # -- loop ------------------------------------------------------------------------------------
     def run(self, max_transactions: int | None = None, idle_timeout: float | None = None) -> RunStats:
@@ -188,6 +190,13 @@ class ScoringConsumer:
         """Handle records (in timestamp order) completely, then commit their offsets; `prepared`:
         `prepare(records)` if it was done already (a batch taken ahead)."""
         started = time.monotonic()
+        self.in_flight = records
+        try:
+            self._process(records, prepared, started)
+        finally:
+            self.in_flight = []
+
+    def _process(self, records: list[ConsumerRecord], prepared: Prepared | None, started: float) -> None:
         if prepared is None:
             prepared = self.prepare(records)
         if prepared.dead:
@@ -322,9 +331,12 @@ class ScoringConsumer:
                                    while_waiting=self._while_waiting)
 
     def _while_waiting(self, error: BaseException) -> None:
-        """Before a retry's wait: while Redis is away, the lag keeps counting what is published."""
+        """Before a retry's wait: while Redis is away, the lag keeps counting what is published (and
+        the batch that waits, polled but not processed)."""
         if isinstance(error, redis.RedisError):
-            self.stats.refresh_lag_from_broker(self.consumer, self.batches.buffered_per_partition())
+            waiting = Counter(self.batches.buffered_per_partition())
+            waiting.update((record.topic, record.partition) for record in self.in_flight)
+            self.stats.refresh_lag_from_broker(self.consumer, dict(waiting))
 
 
 def _reused_id(tx: Transaction) -> str:

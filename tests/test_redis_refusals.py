@@ -136,8 +136,9 @@ def test_the_lag_keeps_counting_while_redis_is_away(settings: Settings) -> None:
         runner.join(timeout=120)
     client.close()
     assert app.stats.waits.retries > 0
-    # the 2,000 published during the pause, less the last batch of each partition with Tansu, whose
-    # ListOffsets answers that batch's base offset (kafka_io's module docstring); with the loop's own
-    # lag, frozen, it stayed where it was before the pause
-    assert lag_before < 100 and seen_lag >= 1200, (lag_before, seen_lag)
+    # the 2,000 published during the pause (1,854-1,916 in three runs), less the last batch of each
+    # partition with Tansu, whose ListOffsets answers that batch's base offset (kafka_io's module
+    # docstring); the batch that waits counts too (333-1,581 of them: CI saw 558 without it); with the
+    # loop's own lag, frozen, it stayed where it was before the pause
+    assert lag_before < 100 and seen_lag >= 1600, (lag_before, seen_lag)
     assert result and result[0].processed == len(txs)
