@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 import math
 import time
 
@@ -118,7 +117,7 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
                             alert = Alert.model_validate_json(record.value)
                         except ValidationError as exc:
                             notice(f"skipping malformed alert at {record.topic}[{record.partition}] offset "
-                                       f"{record.offset}: {exc.errors()[0]['msg']}", logging.WARNING)
+                                   f"{record.offset}: {exc.errors()[0]['msg']}", logging.WARNING)
                             continue
                         if min_score is not None and alert.score < min_score:
                             continue

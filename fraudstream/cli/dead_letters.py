@@ -3,10 +3,9 @@ JSON line) per record; the records on the topic, then exit (`--follow`: wait for
 
 from __future__ import annotations
 
-import logging
-
 import base64
 import json
+import logging
 import time
 from collections import Counter
 from typing import Any

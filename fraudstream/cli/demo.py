@@ -179,10 +179,10 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
         click.echo(json.dumps(summary))
         if settings.kafka_bootstrap and stats.dead_lettered > stats.processed:  # processed: scored ones
             notice(f"Warning: {stats.dead_lettered:,} of {stats.processed + stats.dead_lettered:,} transactions "
-                       "were dead-lettered "
-                       "(`fraudstream dead-letters` gives the reasons). With servers that an earlier demo or replay "
-                       "filled, its newer event times make the demo's too late: unset FRAUDSTREAM_KAFKA_BOOTSTRAP "
-                       "and FRAUDSTREAM_REDIS_URL for servers of the demo's own", logging.WARNING)
+                   "were dead-lettered "
+                   "(`fraudstream dead-letters` gives the reasons). With servers that an earlier demo or replay "
+                   "filled, its newer event times make the demo's too late: unset FRAUDSTREAM_KAFKA_BOOTSTRAP "
+                   "and FRAUDSTREAM_REDIS_URL for servers of the demo's own", logging.WARNING)
 
 
 def _note_servers_from_settings(ctx: click.Context, settings: Any) -> None:

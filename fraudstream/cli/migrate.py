@@ -40,7 +40,7 @@ def migrate_records(ctx: click.Context, force: bool) -> None:
     learner = registry.learner()
     if learner is not None and not force:
         raise CommandError(f"a consumer of this Redis is running: {learner} holds the learner role. Stop "
-                                   "every consumer, then run migrate-records (--force moves the records anyway)")
+                           "every consumer, then run migrate-records (--force moves the records anyway)")
     moved = migrate_legacy_records(store.records, store.client)
     click.echo(f"moved {moved:,} scored records into the hourly hashes")
     markers = migrate_legacy_markers(registry)

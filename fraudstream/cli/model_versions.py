@@ -8,7 +8,6 @@ again as the newest, which the running consumers switch to within about a second
 from __future__ import annotations
 
 import logging
-
 import time
 from pathlib import Path
 
@@ -107,7 +106,7 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         demo = settings.model_signing_key.get_secret_value() == DEV_SIGNING_KEY
         which = "the built-in demo key" if demo else "a key of your own"
         notice(f"warning: the first signed model in this registry: consumers must run with the same "
-                   f"FRAUDSTREAM_MODEL_SIGNING_KEY as this import ({which}); imports with another are refused now", logging.WARNING)
+               f"FRAUDSTREAM_MODEL_SIGNING_KEY as this import ({which}); imports with another are refused now", logging.WARNING)
     champion, challengers = registry.active()  # what it is now (a new version of the champion stays champion)
     role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
@@ -124,8 +123,8 @@ def _note_learned_spans(blob: bytes, key: bytes | str) -> None:
     spans = learned_by(checkpoint.verify(blob, key)[0]).to_json()
     if spans:
         notice(f"note: this checkpoint learned the labels of transactions up to {spans[-1][1]} (learned_spans "
-                   f"{spans}): transactions the live system scores from before then may be ones it learned from, "
-                   "and its live figures over them optimistic", logging.WARNING)
+               f"{spans}): transactions the live system scores from before then may be ones it learned from, "
+               "and its live figures over them optimistic", logging.WARNING)
 
 
 @click.command()

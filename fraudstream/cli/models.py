@@ -3,9 +3,8 @@ versions: `fraudstream.cli.model_versions`)."""
 
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -95,7 +94,7 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
             click.echo(f"{r['name']} v{r['version']}: {r['error']}")
     if any("error" in r for r in rows) and registry.signing_key_matches() is False:
         notice("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
-                   "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
+               "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
     click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
                f"threshold {settings.alert_threshold}, and the share of them that were frauds")
 
@@ -148,7 +147,7 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
         require_known(registry, model)
     if other == name:
         raise CommandError(f"{name} is the champion: name another model to compare it with" if defaulted
-                                   else f"{name} and {other} are the same model")
+                           else f"{name} and {other} are the same model")
     mine, theirs = registry.labels.compare(name, other, settings.alert_threshold)
     if mine.n_labels == 0:
         click.echo(f"no label scored by both {name} and {other} yet: a model scores transactions from when it "

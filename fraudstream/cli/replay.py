@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 import shlex
 import time
 
@@ -46,7 +45,7 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
     for field, shown in (("kafka_bootstrap", settings.kafka_bootstrap), ("redis_url", settings.redis_url_masked())):
         if getattr(settings, field):
             notice(f"note: {field} is set ({shown}, from {setting_source(ctx, field)}); not used: `up` starts "
-                       "new servers (paste the new lines below where you use them)", logging.INFO)
+                   "new servers (paste the new lines below where you use them)", logging.INFO)
     settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
     servers: list[ServerProcess] = []
     try:
@@ -55,14 +54,14 @@ def up(ctx: click.Context, topic_partitions: int | None) -> None:
             for line in export_lines(live.kafka_bootstrap or "", live.redis_url or ""):
                 click.echo(line)
             notice(f"# paste the lines above in other terminals (the third: producers batch for "
-                       f"{EMBEDDED_PRODUCER_LINGER_MS} ms, as this broker's fetches cost more with every batch it "
-                       "holds); Ctrl-C stops the servers", logging.INFO)
+                   f"{EMBEDDED_PRODUCER_LINGER_MS} ms, as this broker's fetches cost more with every batch it "
+                   "holds); Ctrl-C stops the servers", logging.INFO)
             while not (dead := [server for server in servers if server.exited() is not None]):
                 time.sleep(WATCH_S)
             for server in dead:  # the clients would wait on it for ever: stop all, and say why
                 notice(f"error: {server.name} (pid {server.pid}) exited with code {server.exited()}; stopping "
-                           f"the other servers (the data of these servers is kept in memory only: start `up` again "
-                           f"and paste its new lines)", logging.ERROR)
+                       f"the other servers (the data of these servers is kept in memory only: start `up` again "
+                       f"and paste its new lines)", logging.ERROR)
     except KeyboardInterrupt:
         notice("stopped", logging.INFO)
         return
