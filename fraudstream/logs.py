@@ -109,14 +109,13 @@ class OccasionalWarning:
     >>> first, again = (lambda: "customer c1 is odd"), (lambda n, s: f"{n} more odd customers in {s:.0f} s")
     >>> warning.note(1, first, again, now=0.0), warning.note(2, first, again, now=10.0)
     ('customer c1 is odd', None)
-    >>> warning.note(1, first, again, now=301.0), warning.total
-    ('3 more odd customers in 301 s', 4)
+    >>> warning.note(1, first, again, now=301.0)
+    '3 more odd customers in 301 s'
     """
 
     def __init__(self, logger: logging.Logger, every_s: float = 300.0) -> None:
         self.logger = logger
         self.every_s = every_s
-        self.total = 0
         self.unreported = 0  # counted since the last warning
         self.warned_at: float | None = None
 
@@ -125,7 +124,6 @@ class OccasionalWarning:
         """Count `count` occurrences; log `first()` at the first, or `again(unreported, seconds)` when
         the last warning is `every_s` old. The message logged, if any."""
         now = time.monotonic() if now is None else now
-        self.total += count
         self.unreported += count
         if self.warned_at is None:
             message = first()

@@ -17,8 +17,6 @@ transaction t1 of customer c1 at transactions[2]@9 has no key, not its customer 
 >>> warnings.note([(R(topic="transactions", partition=0, offset=3, key=b"t2"), tx)], now=60.0)  # within 5 min
 >>> print(warnings.note([(R(topic="labels", partition=1, offset=4, key=b"t3"), label)], now=301.0))  # doctest: +ELLIPSIS
 2 more events keyed other than by their customer id in 301 s, e.g. label t1 of customer c1 at labels[1]@4 has key b't3': ...
->>> warnings.total
-3
 """
 
 from __future__ import annotations
@@ -48,10 +46,6 @@ class MisKeyed:
 
     def __init__(self, every_s: float = 300.0) -> None:
         self.warning = OccasionalWarning(log, every_s)
-
-    @property
-    def total(self) -> int:
-        return self.warning.total
 
     def note(self, events: Sequence[tuple[Any, Any]], now: float | None = None) -> str | None:
         """Count `events` (record, event); the warning logged, if one is due (returned for tests)."""

@@ -83,7 +83,7 @@ def retry_until_stopped(what: str, step: Callable[[], T], stop: threading.Event,
     """`step()`, run again after each `TRANSIENT` error (waiting `delay`, doubled each time up to
     `max_backoff`, logged with ``waiting_for=what``) until it returns; `BatchAbandoned` when `stop`
     is set and it fails. `waits` counts the retries and the wait's start (cleared by the call that
-    set it, once its step succeeds: a nested step's success does not end the outer wait);
+    set it, however that call ends: a nested step's success does not end the outer wait);
     `while_waiting(error)` is called before each wait (the consumer refreshes its lag there), and
     its time is part of the wait.
 

@@ -76,15 +76,19 @@ class RunStats:
         """A learned label with the champion's score saved at scoring time (rolling AUC/precision)."""
         self.labelled.add(champion_score, is_fraud)
 
-    def update_lag(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None) -> None:
-        """Records not yet processed per assigned partition: behind the fetch high watermark plus
-        `buffered` (fetched, waiting in the aligner). Call from the consumer's own thread
-        (kafka-python consumers are not thread-safe). Partitions not fetched yet are left out."""
+    def update_lag(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None,
+                   ends: dict[Any, int] | None = None) -> None:
+        """Records not yet processed per assigned partition: behind the fetch high watermark (or the
+        end offset in `ends`, when larger) plus `buffered` (fetched, waiting in the aligner). Call
+        from the consumer's own thread (kafka-python consumers are not thread-safe). Partitions not
+        fetched yet are left out."""
         waiting = buffered or {}
         lag: dict[tuple[str, int], int] = {}
         for tp in consumer.assignment():
             behind = unfetched(consumer, tp)
             if behind is not None:
+                if ends and tp in ends:
+                    behind = max(behind, ends[tp] - fetch_position(consumer, tp))
                 key = (tp.topic, tp.partition)
                 lag[key] = max(0, behind) + waiting.get(key, 0)
         self.lag = lag
@@ -98,21 +102,14 @@ class RunStats:
         broker does not answer either."""
         from kafka.errors import KafkaError
 
-        waiting = buffered or {}
         # fetched ones only (as `update_lag`): another has no position yet, and kafka-python's
         # position() would wait for its reset
-        lag: dict[tuple[str, int], int] = {}
         try:  # (highwater raises for a partition revoked meanwhile by kafka-python's IO thread)
             partitions = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
             ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
-            for tp, end in ends.items():
-                high = max(end, consumer.highwater(tp) or 0)
-                key = (tp.topic, tp.partition)
-                lag[key] = max(0, high - fetch_position(consumer, tp)) + waiting.get(key, 0)
+            self.update_lag(consumer, buffered, ends)
         except (KafkaError, AssertionError, ValueError, TypeError) as exc:  # (kafka-python asserts on some states)
             log.debug("lag not refreshed: %s", exc)
-            return
-        self.lag = lag
 
     def latency_percentile(self, q: float) -> float | None:
         if not self.latencies_ms:
