@@ -167,8 +167,9 @@ class CustomerUpdate:
                 ev_parts.append(reply[k])
                 records += n
                 coordinates = reply[k + 1]
-                rows = 0 if coordinates is False or coordinates is None else len(coordinates) // blobs.GEO_WIDTH
-                gfirsts.append(-1 if coordinates is False or coordinates is None else geo_rows)
+                returned = coordinates is not False and coordinates is not None  # (maybe empty: its key lost)
+                rows = len(coordinates) // blobs.GEO_WIDTH if returned else 0
+                gfirsts.append(geo_rows if returned else -1)
                 grows.append(rows)
                 if rows:
                     geo_parts.append(coordinates)
