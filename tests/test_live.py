@@ -107,6 +107,28 @@ def test_produce_command(settings: Settings) -> None:
 
 
 @pytest.mark.services
+@pytest.mark.parametrize(("count", "status"), [(None, 0), (1_000_000, 130)])
+def test_ctrl_c_ends_produce_with_0_and_a_count_not_reached_with_130(settings: Settings, count: int | None, status: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --count Ctrl-C is how produce ends; with it, a script must not take the run for done."""
+    import json
+
+    from click.testing import CliRunner
+
+    from fraudstream.cli import main
+    from fraudstream.stream import signals
+    from tests.test_replay import ctrl_c_after
+
+    monkeypatch.setattr(signals, "stop_on_signals", ctrl_c_after(0.5, signals.stop_on_signals))
+    args = ["produce", "--rate", "200", "--label-delay", "1h"] + ([] if count is None else ["--count", str(count)])
+    result = CliRunner().invoke(main, args, env=cli_env(settings))
+    assert result.exit_code == status, result.output
+    summary = json.loads(result.stdout)
+    assert 0 < summary["transactions"] < 1_000, summary
+    assert summary["labels"] + summary["labels_not_sent"] == summary["transactions"], summary  # each counted
+
+
+@pytest.mark.services
 def test_produce_reports_the_rate_of_sending_not_of_waiting_for_labels(settings: Settings) -> None:
     import json
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import os
 import shlex
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.replay import replay
+from fraudstream.stream.signals import Received
 from tests.kafka_helpers import read_topic
 from tests.test_live import cli_env
 
@@ -179,6 +182,25 @@ def test_consecutive_ranges_publish_each_label_once(settings: Settings, tmp_path
     assert sorted(labels) == sorted(f"tx{i}" for i in range(300))
 
 
+def ctrl_c_after(seconds: float, real: Callable[[threading.Event], contextlib.AbstractContextManager[Received]]
+                 ) -> Callable[[threading.Event], contextlib.AbstractContextManager[Received]]:
+    """`stop_on_signals` that also sends this process a SIGINT `seconds` after its handlers are in
+    place (and not after they are gone)."""
+
+    @contextlib.contextmanager
+    def ctrl_c_soon(stop: threading.Event) -> Iterator[Received]:
+        with real(stop) as received:
+            timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            try:
+                yield received
+            finally:
+                timer.cancel()
+                timer.join()
+
+    return ctrl_c_soon
+
+
 @pytest.mark.services
 def test_ctrl_c_prints_a_resume_command_with_every_option_given(settings: Settings, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,22 +212,12 @@ def test_ctrl_c_prints_a_resume_command_with_every_option_given(settings: Settin
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     real = signals.stop_on_signals
 
-    @contextlib.contextmanager
-    def ctrl_c_soon(stop: threading.Event) -> Iterator[None]:
-        with real(stop):
-            timer = threading.Timer(0.6, stop.set)  # what the SIGINT handler does
-            timer.start()
-            try:
-                yield
-            finally:
-                timer.cancel()
-
-    monkeypatch.setattr(signals, "stop_on_signals", ctrl_c_soon)
+    monkeypatch.setattr(signals, "stop_on_signals", ctrl_c_after(0.6, real))
     end = (T0 + timedelta(minutes=90)).isoformat()
     args = ["--log-level", "WARNING", "replay", str(path), "--speed", "3600", "--label-delay", "10m",
             "--start", T0.isoformat(), "--end", end, "--no-final-labels", "--no-progress"]  # the order of --help
     first = CliRunner().invoke(main, args, env=cli_env(settings))
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 130, first.output  # stopped before the end: not a finished replay
     hint = first.stderr.split("resume with: ", 1)[1].splitlines()[0]
     words = shlex.split(hint)
     resume = args.index("--start") + 2

@@ -27,7 +27,8 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
             customers: int | None, terminals: int | None, **overrides: Any) -> None:
     """Publish simulated transactions to the transactions topic and their labels to the labels topic.
 
-    Messages are JSON with key = customer id. Ctrl-C stops after flushing what was sent.
+    Messages are JSON with key = customer id. Ctrl-C stops after flushing what was sent (with --count,
+    before that many were sent: exit status 130, SIGTERM 143).
     """
     from dataclasses import replace
 
@@ -44,7 +45,7 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
         config = replace(config, customers=customers or config.customers, terminals=terminals or config.terminals)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
-    with stop_on_signals(stop):
+    with stop_on_signals(stop) as received:
         stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=delay, stop=stop,
                          config=config, clock=clock)  # type: ignore[arg-type]
     # rate: of the transactions while they were sent; seconds: in all, with the wait for the last labels
@@ -52,3 +53,5 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
                            "sending_seconds": round(stats.sending_seconds, 3), "rate": round(stats.rate, 1),
                            "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
                            "seconds": round(stats.seconds, 3)}))
+    if count is not None and received.signum is not None and (stats.transactions < count or stats.labels_dropped):
+        ctx.exit(received.exit_code)  # stopped before the job given was done

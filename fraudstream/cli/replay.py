@@ -64,8 +64,9 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     """Publish the transactions of FILE to the transactions topic and their labels to the labels topic.
 
     Reads .jsonl/.csv files written by `fraudstream record` (optionally .gz) and the handbook CSV,
-    detected from the header. Ctrl-C stops after flushing and prints the command that resumes (the same
-    options, another --start).
+    detected from the header. Ctrl-C stops after flushing, prints the command that resumes (the same
+    options, another --start) and exits 130 (SIGTERM: 143), so that a script does not go on as if the
+    replay had finished.
     """
     from rich.progress import BarColumn, TextColumn
 
@@ -104,7 +105,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
                     eta = stats.seconds * (span - done) / done
         progress.update(task, description=describe(stats.event_time, stats.rate, eta))
 
-    with progress, stop_on_signals(stop):
+    with progress, stop_on_signals(stop) as received:
         stats = run_replay(settings, file, speed=speed, start=begin, end=finish, stop=stop,
                            on_progress=on_progress, final_labels=not no_final_labels)
     summary = {"transactions": stats.transactions, "labels": stats.labels, "seconds": round(stats.seconds, 3),
@@ -119,3 +120,5 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
         message = nothing_in_window(file, start, end, stats.file_span)
         notice(f"Warning: {message}", logging.WARNING)
     click.echo(json.dumps(summary))
+    if stats.resume_from is not None:  # stopped before the end of the window
+        ctx.exit(received.exit_code)
