@@ -145,3 +145,4 @@ def test_a_start_other_than_midnight_utc_or_a_world_too_big_for_memory_is_refuse
         SimulatorConfig(start=datetime(2024, 3, 10, 12, tzinfo=timezone.utc))
     huge = CliRunner().invoke(main, ["record", "--days", "1", "--customers", "2000000000", "--out", str(tmp_path / "h.csv")])
     assert huge.exit_code == 1 and "GiB of memory" in huge.output and "Traceback" not in huge.output, huge.output
+

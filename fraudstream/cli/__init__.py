@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import WholeHelpGroup, load_settings, settings_option
+from fraudstream.cli.common import WholeHelpGroup
+from fraudstream.cli.settings_options import load_settings, settings_option
 from fraudstream.constants import ENV_PREFIX
 from fraudstream.errors import FraudstreamError
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import CommandError, FiniteFloat, handle_errors, notice, require_bootstrap, settings_from
+from fraudstream.cli.common import FiniteFloat
+from fraudstream.cli.errors import CommandError, handle_errors, notice
+from fraudstream.cli.settings_options import require_bootstrap, settings_from
 
 if TYPE_CHECKING:
     from fraudstream.models.events import Alert

@@ -14,8 +14,9 @@ import click
 
 from fraudstream.cli.backtest_model import (described, not_learned, save_model, start_model,
                                                warn_if_evaluated_on_learned)
-from fraudstream.cli.common import (FiniteFloat, check_time, handle_errors, require_directory, separate_outputs,
-                                    settings_from, settings_option)
+from fraudstream.cli.common import FiniteFloat, check_time, require_directory, separate_outputs
+from fraudstream.cli.errors import handle_errors
+from fraudstream.cli.settings_options import settings_from, settings_option
 from fraudstream.cli.progress import drawn
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
@@ -169,7 +170,7 @@ def _store(settings: Any, redis_url: str | None) -> Any:
         return MemoryStore(windows_for(settings))
     import uuid
 
-    from fraudstream.cli.common import load_settings
+    from fraudstream.cli.settings_options import load_settings
 
     # a key prefix of its own, never the live consumers' state (deleted after the run, `_drop_state`)
     prefix = f"{settings.redis_key_prefix}:backtest:{uuid.uuid4().hex[:8]}"

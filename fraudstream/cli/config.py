@@ -54,7 +54,7 @@ def config(ctx: click.Context, markdown: bool) -> None:
     if markdown:
         click.echo(reference_table())
         return
-    from fraudstream.cli.common import settings_from  # (common imports this module)
+    from fraudstream.cli.settings_options import settings_from  # (settings_options imports this module)
 
     settings = settings_from(ctx)
     for name in Settings.model_fields:

@@ -7,7 +7,9 @@ import json
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat
+from fraudstream.cli.errors import handle_errors
+from fraudstream.cli.settings_options import settings_from, settings_option
 
 
 @click.command()

@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from fraudstream import constants
-from fraudstream.cli.common import CommandError, handle_errors, notice, require_bootstrap, settings_from
+from fraudstream.cli.errors import CommandError, handle_errors, notice
+from fraudstream.cli.settings_options import require_bootstrap, settings_from
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
 END_WAIT_S = 30.0  # without --follow: give up after this long without a record while short of the end

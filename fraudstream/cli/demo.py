@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import (CommandError, FiniteFloat, handle_errors, live_clock_options, live_label_delay,
-                                    notice, setting_source, settings_from, settings_option)
+from fraudstream.cli.common import FiniteFloat, live_clock_options, live_label_delay
+from fraudstream.cli.errors import CommandError, handle_errors, notice
+from fraudstream.cli.settings_options import setting_source, settings_from, settings_option
 from fraudstream.cli.progress import drawn
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS
 

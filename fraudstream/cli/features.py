@@ -19,7 +19,9 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import check_time, checked_out, handle_errors, settings_from, settings_option, time_window
+from fraudstream.cli.common import check_time, checked_out, time_window
+from fraudstream.cli.errors import handle_errors
+from fraudstream.cli.settings_options import settings_from, settings_option
 from fraudstream.models.events import Label, Transaction
 from fraudstream import outputs
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import click
 
-from fraudstream.cli.common import CommandError, handle_errors, settings_from
+from fraudstream.cli.errors import CommandError, handle_errors
+from fraudstream.cli.settings_options import settings_from
 
 
 @click.command("migrate-records")

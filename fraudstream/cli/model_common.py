@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraudstream.cli.common import CommandError, settings_from
+from fraudstream.cli.errors import CommandError
+from fraudstream.cli.settings_options import settings_from
 from fraudstream.constants import MODEL_NAME_PATTERN
 from fraudstream.models.checkpoint import warn_if_demo_key
 

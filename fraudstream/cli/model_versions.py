@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from fraudstream.cli.common import CommandError, handle_errors, notice, require_directory
+from fraudstream.cli.common import require_directory
+from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes

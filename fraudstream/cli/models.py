@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import CommandError, WholeHelpGroup, handle_errors, notice
+from fraudstream.cli.common import WholeHelpGroup
+from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.model_common import format_age, known_names, number, open_registry, require_known
 from fraudstream.cli.model_versions import VERSION_COMMANDS
 

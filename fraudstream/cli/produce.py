@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import (FiniteFloat, handle_errors, live_clock_options, live_label_delay, require_bootstrap,
-                                    settings_from, settings_option)
+from fraudstream.cli.common import FiniteFloat, live_clock_options, live_label_delay
+from fraudstream.cli.errors import handle_errors
+from fraudstream.cli.settings_options import require_bootstrap, settings_from, settings_option
 
 
 @click.command()

@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
-from fraudstream.cli.common import FiniteFloat, check_time, checked_out, handle_errors, settings_from, settings_option
+from fraudstream.cli.common import FiniteFloat, check_time, checked_out
+from fraudstream.cli.errors import handle_errors
+from fraudstream.cli.settings_options import settings_from, settings_option
 from fraudstream.config import Settings
 from fraudstream.timeutil import parse_time
 

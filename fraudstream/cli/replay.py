@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudstream.cli.common import (FiniteFloat, check_time, command_line, handle_errors, notice, require_bootstrap,
-                                    settings_from, settings_option, time_window)
+from fraudstream.cli.common import FiniteFloat, check_time, time_window
+from fraudstream.cli.errors import handle_errors, notice
+from fraudstream.cli.settings_options import command_line, require_bootstrap, settings_from, settings_option
 
 if TYPE_CHECKING:
     from fraudstream.producer.files import Span

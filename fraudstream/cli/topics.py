@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from fraudstream.cli.common import handle_errors, require_bootstrap, settings_from, settings_option
+from fraudstream.cli.errors import handle_errors
+from fraudstream.cli.settings_options import require_bootstrap, settings_from, settings_option
 
 
 @click.command()

@@ -8,7 +8,8 @@ import time
 
 import click
 
-from fraudstream.cli.common import handle_errors, notice, setting_source, settings_from, settings_option
+from fraudstream.cli.errors import handle_errors, notice
+from fraudstream.cli.settings_options import setting_source, settings_from, settings_option
 from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS, ENV_PREFIX
 
 WATCH_S = 1.0  # how often `up` looks whether its servers still run
