@@ -146,3 +146,19 @@ def test_a_start_other_than_midnight_utc_or_a_world_too_big_for_memory_is_refuse
     huge = CliRunner().invoke(main, ["record", "--days", "1", "--customers", "2000000000", "--out", str(tmp_path / "h.csv")])
     assert huge.exit_code == 1 and "GiB of memory" in huge.output and "Traceback" not in huge.output, huge.output
 
+
+def test_a_bad_setting_record_does_not_use_is_a_warning_and_a_bad_seed_an_error(tmp_path: Path) -> None:
+    """An environment set for the consumers (a mistyped Redis URL, a SASL mechanism) does not stop a
+    recording, which reads no broker and no Redis; the seed, which it reads, does."""
+    out = tmp_path / "day.jsonl"
+    args = ["record", "--days", "1", "--customers", "20", "--terminals", "20", "--out", str(out), "--no-progress"]
+    result = CliRunner().invoke(main, args, env={"FRAUDSTREAM_REDIS_URL": "ftp://cache:6379", "FRAUDSTREAM_SEED": "7"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("Warning: FRAUDSTREAM_REDIS_URL: a Redis URL starts with"), result.stderr
+    assert "(`record` does not use it: left at its default)" in result.stderr
+    clean = tmp_path / "clean.jsonl"
+    same = CliRunner().invoke(main, [*args[:-3], "--out", str(clean), "--no-progress"], env={"FRAUDSTREAM_SEED": "7"})
+    assert same.exit_code == 0 and "Warning" not in same.stderr, same.output
+    assert out.read_bytes() == clean.read_bytes()  # seed 7 read, nothing else changed
+    bad_seed = CliRunner().invoke(main, args, env={"FRAUDSTREAM_REDIS_URL": "ftp://cache:6379", "FRAUDSTREAM_SEED": "x"})
+    assert bad_seed.exit_code == 2 and "FRAUDSTREAM_SEED" in bad_seed.stderr, bad_seed.output

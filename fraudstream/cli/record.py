@@ -48,7 +48,7 @@ def record(ctx: click.Context, days: int, customers: int, terminals: int, start:
     from fraudstream.models.events import MAX_EVENT_TIME, MIN_EVENT_TIME
 
     checked_out(out)  # before the progress bar
-    settings = settings_from(ctx, **overrides)
+    settings = settings_from(ctx, uses=("seed",), **overrides)  # a file: no broker, no Redis
     first = parse_time(start)
     if not starts_a_day(first):
         raise click.BadParameter(f"{start} is not midnight UTC: the simulated days, their daily rhythm and the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -132,14 +132,39 @@ def require_bootstrap(settings: Settings) -> None:
         raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP (see `fraudstream up`)")
 
 
-def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
-    """The settings of this invocation with the command's own setting options applied."""
+def settings_from(ctx: click.Context, uses: Collection[str] | None = None, **overrides: Any) -> Settings:
+    """The settings of this invocation with the command's own setting options applied. `uses`: the
+    only settings the command reads besides the logging ones, for a command that reads few (`record`):
+    a bad value of another (a FRAUDSTREAM_REDIS_URL meant for the consumers, say) is then left at its
+    default, with a warning, instead of stopping the command."""
     root = ctx.find_root().obj
     if isinstance(root, click.BadParameter):  # a bad FRAUDSTREAM_* variable or global option (see `main`)
-        raise root
+        root = ctx.find_root().obj = _unused_left_at_default(ctx, root, uses)
     if not isinstance(root, Settings):
         root = load_settings({})
     return load_settings(overrides, base=root) if any(v is not None for v in overrides.values()) else root
+
+
+def _unused_left_at_default(ctx: click.Context, error: click.BadParameter, uses: Collection[str] | None) -> Settings:
+    """The settings with the bad values `error` reports left at their defaults, when the command does
+    not use them (`uses`); `error` itself otherwise, or when a check of several settings failed."""
+    cause = error.__cause__
+    if uses is None or not isinstance(cause, ValidationError) or not all(e["loc"] for e in cause.errors()):
+        raise error
+    bad = {str(e["loc"][0]) for e in cause.errors()}
+    if bad & ({"log_level", "log_format"} | set(uses)):
+        raise error
+    given = {name: value for name, value in ctx.find_root().params.items() if value is not None and name not in bad}
+    try:
+        settings = Settings(**given, **{name: Settings.model_fields[name].get_default(call_default_factory=True)
+                                        for name in bad})  # (given explicitly, env vars do not count)
+    except ValidationError:
+        raise error from None
+    setup_logging(settings.log_level, settings.log_format)
+    from fraudstream.cli.errors import notice  # (errors imports this module)
+
+    notice(f"Warning: {error.message} (`{ctx.info_name}` does not use it: left at its default)")
+    return settings
 
 
 def setting_source(ctx: click.Context | None, field: str) -> str:
