@@ -219,14 +219,14 @@ def test_a_bad_env_var_is_named_in_the_error(variable: str, value: str, message:
 
 
 def test_an_unreachable_broker_is_one_clear_error_not_kafka_pythons_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fraudstream import kafka_io
+    from fraudstream import kafka_reach
 
-    monkeypatch.setattr(kafka_io, "BROKER_WAIT_S", 1.2)
+    monkeypatch.setattr(kafka_reach, "BROKER_WAIT_S", 1.2)
     result = CliRunner().invoke(main, ["alerts"], env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
     assert result.exit_code == 1
     lines = result.output.splitlines()  # kafka-python's own retries logged ~20 lines before
     assert len(lines) == 2, lines
-    assert "WARNING fraudstream.kafka_io: waiting up to 1.2 s for a Kafka broker at 127.0.0.1:1" in lines[0]
+    assert "WARNING fraudstream.kafka_reach: waiting up to 1.2 s for a Kafka broker at 127.0.0.1:1" in lines[0]
     assert lines[1].startswith("Error: the Kafka broker did not answer (FRAUDSTREAM_KAFKA_BOOTSTRAP): "
                                "KafkaConnectionError: nothing accepted a connection at 127.0.0.1:1 within 1.2 s")
 

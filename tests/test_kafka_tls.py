@@ -14,11 +14,12 @@ import pytest
 from kafka.errors import KafkaConnectionError
 
 import fraudstream.kafka_io as kafka_io
+import fraudstream.kafka_reach as kafka_reach
 from fraudstream.config import Settings
 
 
 def test_tls_against_the_plaintext_broker_is_a_clear_error(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kafka_io, "TLS_HANDSHAKE_S", 1.0)
+    monkeypatch.setattr(kafka_reach, "TLS_HANDSHAKE_S", 1.0)
     started = time.monotonic()
     with pytest.raises(KafkaConnectionError, match="no TLS handshake with .*is the listener plaintext"):
         kafka_io.make_consumer(settings.model_copy(update={"kafka_security_protocol": "SSL"}))
@@ -46,9 +47,9 @@ def test_a_listener_that_completes_the_handshake_passes(tmp_path: Path) -> None:
     server = threading.Thread(target=serve_one, daemon=True)
     server.start()
     try:
-        kafka_io.check_tls([f"127.0.0.1:{port}"], timeout_s=5.0)  # returns: a handshake completed
+        kafka_reach.check_tls([f"127.0.0.1:{port}"], timeout_s=5.0)  # returns: a handshake completed
     finally:
         server.join(timeout=5)
         listener.close()
     with pytest.raises(KafkaConnectionError, match="no TLS handshake with 127.0.0.1:"):
-        kafka_io.check_tls([f"127.0.0.1:{port}"], timeout_s=1.0)  # nothing listens there any more
+        kafka_reach.check_tls([f"127.0.0.1:{port}"], timeout_s=1.0)  # nothing listens there any more
