@@ -94,3 +94,17 @@ def test_with_json_logs_the_commands_notes_and_errors_are_json_lines_too(recorde
     assert failed.returncode == 1, failed.stderr[-3000:]
     json_lines_only(failed.stderr)
     assert json.loads(failed.stderr.strip().splitlines()[-1])["message"].startswith("cannot reach Redis"), failed.stderr
+
+
+def test_with_json_logs_a_usage_error_is_one_json_line_with_status_2(recorded: Path) -> None:
+    """Click's usage text (Usage:, Try ..., Error: ...) would break a reader of JSON lines."""
+    for args, message in ((["replay", str(recorded), "--bogus"], "No such option '--bogus'. (see `fraudstream replay --help`)"),
+                          (["models", "promote"], "Missing argument 'NAME'. (see `fraudstream models promote --help`)")):
+        result = subprocess.run([CLI, "--log-format", "json", *args], capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert result.returncode == 2 and result.stdout == "", result
+        json_lines_only(result.stderr)
+        lines = [json.loads(line) for line in result.stderr.splitlines()]
+        assert [(line["level"], line["message"]) for line in lines] == [("ERROR", message)], result.stderr
+    text = subprocess.run([CLI, "replay", str(recorded), "--bogus"], capture_output=True, text=True, timeout=60, check=False)
+    assert text.returncode == 2 and text.stderr.startswith("Usage: fraudstream replay"), text.stderr  # as before

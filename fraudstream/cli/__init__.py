@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from fraudstream.cli.common import WholeHelpGroup
+from fraudstream.cli.errors import json_usage_error
 from fraudstream.cli.settings_options import load_settings, settings_option
 from fraudstream.constants import ENV_PREFIX
 from fraudstream.errors import FraudstreamError
@@ -54,19 +55,28 @@ class LazyGroup(WholeHelpGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         """A global option given after the subcommand (`fraudstream consume --kafka-bootstrap X`) is
-        refused by the subcommand: say where it goes."""
+        refused by the subcommand: say where it goes. With ``--log-format json`` a usage error is a
+        JSON log line too (`json_usage_error`), not click's usage text."""
         try:
             return super().invoke(ctx)
-        except click.NoSuchOption as exc:
-            from fraudstream.config import Settings
+        except click.UsageError as exc:
+            if isinstance(exc, click.NoSuchOption):
+                self._global_option_hint(ctx, exc)
+            from fraudstream.logs import json_logging
 
-            own = next((p for p in self.params if isinstance(p, click.Option) and exc.option_name in p.opts), None)
-            if own is not None and own.name in Settings.model_fields:  # a setting, not --version
-                path = exc.ctx.command_path.split(" ", 1)[-1] if exc.ctx else ctx.invoked_subcommand
-                exc.message = (f"No such option {exc.option_name!r} for `{path}`: it is an option of `fraudstream` "
-                               f"itself, given before the command (`fraudstream {exc.option_name} VALUE {path} ...`), "
-                               f"or set {ENV_PREFIX}{own.name.upper()}.")
+            if json_logging():
+                raise json_usage_error(exc) from exc
             raise
+
+    def _global_option_hint(self, ctx: click.Context, exc: click.NoSuchOption) -> None:
+        from fraudstream.config import Settings
+
+        own = next((p for p in self.params if isinstance(p, click.Option) and exc.option_name in p.opts), None)
+        if own is not None and own.name in Settings.model_fields:  # a setting, not --version
+            path = exc.ctx.command_path.split(" ", 1)[-1] if exc.ctx else ctx.invoked_subcommand
+            exc.message = (f"No such option {exc.option_name!r} for `{path}`: it is an option of `fraudstream` "
+                           f"itself, given before the command (`fraudstream {exc.option_name} VALUE {path} ...`), "
+                           f"or set {ENV_PREFIX}{own.name.upper()}.")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

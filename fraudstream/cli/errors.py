@@ -53,6 +53,25 @@ class CommandError(click.ClickException):
             super().show(file)
 
 
+def json_usage_error(exc: click.UsageError) -> CommandError:
+    """`exc` as a one-line `CommandError` with a usage error's exit status (2), naming the command
+    and its --help where click would print its usage text.
+
+    >>> @click.command()
+    ... @click.option("--days", type=int)
+    ... def record(days): pass
+    >>> try:
+    ...     record.make_context("record", ["--days", "x"])
+    ... except click.UsageError as exc:
+    ...     error = json_usage_error(exc)
+    >>> error.exit_code, error.format_message()
+    (2, "Invalid value for '--days': 'x' is not a valid integer. (see `record --help`)")
+    """
+    error = CommandError(exc.format_message() + (f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""))
+    error.exit_code = exc.exit_code
+    return error
+
+
 def notice(message: str, level: int = logging.WARNING) -> None:
     """A note of a command for its user on stderr as written, or a JSON log line (without a
     leading ``Warning: ``) with ``--log-format json``; shown whatever the log level, as in text."""
