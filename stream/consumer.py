@@ -283,6 +283,8 @@ class ScoringConsumer:
         labels = [label for _, label in run]
         records, outcomes = self._retry("labels", lambda: self._append_labels(labels))
         fates = label_fates(run, records, outcomes, self.scorer.champion.name, self.label_dlq)
+        if fates.frauds:  # the labels the stream took (not a conflicting or an unknown one), while records are kept
+            self._retry("labels", lambda: self.engine.mark_frauds(*zip(*fates.frauds)))
         self._retry("labels", lambda: self.engine.release_records(fates.done, meanwhile=self._prepare_ahead))
         if fates.dead:
             self._send_dead_letters(fates.dead)
@@ -293,7 +295,7 @@ class ScoringConsumer:
             self.stats.observe_label(score, is_fraud)
 
     def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
-        records = self.engine.apply_labels(labels, keep_records=True, meanwhile=self._prepare_ahead)
+        records = self.engine.apply_labels(labels, keep_records=True, meanwhile=self._prepare_ahead, mark=False)
         entries = label_entries(labels, records, self.marker_margin_ms)
         return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
 

@@ -247,14 +247,15 @@ class FeatureEngine:
                                        [tx.terminal_id for tx in txs], features, scores, alerts), meanwhile)
 
     def apply_labels(self, labels: Sequence[Label], keep_records: bool = False, meanwhile: Meanwhile | None = None,
-                     ) -> list[ScoredRecord | None]:
-        """Return each label's scored record and mark frauds into terminal risk, known from the
-        label's report time on (so terminal features do not depend on processing order).
+                     mark: bool = True) -> list[ScoredRecord | None]:
+        """Return each label's scored record and (`mark`) mark frauds into terminal risk
+        (`mark_frauds`).
 
         Records are deleted as they are returned, unless `keep_records`: then they stay until
         `release_records`, so that a process killed before its labels were learned durably finds
         them again when the labels are delivered again. `meanwhile` runs while the store reads them
-        (only when they are kept).
+        (only when they are kept). The consumer marks only after the label stream has taken a
+        label (not a conflicting or an unknown one): ``mark=False``, then `mark_frauds`.
         """
         items = record_refs(labels)
         if keep_records:
@@ -264,7 +265,6 @@ class FeatureEngine:
         else:
             stored, ttls = self.store.take_records(items), [None] * len(items)
         records: list[ScoredRecord | None] = []
-        frauds: list[FraudMark] = []
         for label, rec, ttl_ms in zip(labels, stored, ttls):
             record = None
             if isinstance(rec, UnreadableRecord):
@@ -275,11 +275,26 @@ class FeatureEngine:
                                       datetime.fromtimestamp(rec.t_ms / 1000.0, timezone.utc), rec.features, rec.scores,
                                       ttl_ms)
             records.append(record)
-            terminal_id = label.terminal_id or (record.terminal_id if record else None)
-            if label.is_fraud and terminal_id:
-                frauds.append(FraudMark(terminal_id, label.transaction_id, to_ms(label.event_time), to_ms(label.reported_at)))
-        self.store.mark_frauds(frauds)
+        if mark:
+            self.mark_frauds(labels, records)
         return records
+
+    def mark_frauds(self, labels: Sequence[Label], records: Sequence[ScoredRecord | None]) -> None:
+        """Mark the fraud labels' transactions in their terminals' risk, known from each label's
+        report time on (so terminal features do not depend on processing order). The transaction is
+        the scored record's (its terminal and event time, which the terminal's events hold) when
+        there is one; else the label's (a label with a terminal, of a run that keeps no records)."""
+        frauds: list[FraudMark] = []
+        for label, record in zip(labels, records):
+            if not label.is_fraud:
+                continue
+            if record is not None and record.unreadable is None:
+                frauds.append(FraudMark(record.terminal_id, label.transaction_id, to_ms(record.event_time),
+                                        to_ms(label.reported_at)))
+            elif label.terminal_id:
+                frauds.append(FraudMark(label.terminal_id, label.transaction_id, to_ms(label.event_time),
+                                        to_ms(label.reported_at)))
+        self.store.mark_frauds(frauds)
 
     def release_records(self, labels: Sequence[Label], meanwhile: Meanwhile | None = None) -> None:
         """Delete the scored records of labels that were learned (see `apply_labels`); `meanwhile`

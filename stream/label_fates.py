@@ -12,6 +12,11 @@ label (`label_fates`): learned, a duplicate, or a dead letter.
 >>> fates = label_fates([(None, label)], [scored], [LabelOutcome.APPENDED], champion="logreg", dlq=None)
 >>> fates.learned, fates.duplicates, fates.dead, [lb.transaction_id for lb in fates.done]
 ([(0.9, True)], 0, [], ['t1'])
+>>> [(lb.transaction_id, rec.terminal_id) for lb, rec in fates.frauds]  # to mark in terminal m1's risk
+[('t1', 'm1')]
+>>> conflict = label_fates([(None, label)], [scored], [LabelOutcome.CONFLICT], champion="logreg", dlq=None)
+>>> conflict.frauds, conflict.dead[0][2]  # the first label stands: its terminal is not marked either
+([], 'label_conflict')
 """
 
 from __future__ import annotations
@@ -65,6 +70,9 @@ class LabelFates:
     duplicates: int = 0  # delivered again after they were learned: their effect is already there
     dead: list[DeadLetter] = field(default_factory=list)  # conflicts, unknown transactions, unreadable records
     done: list[Label] = field(default_factory=list)  # whose scored records may now be deleted
+    # frauds taken by the label stream now or before (a duplicate whose record is still kept: a process
+    # killed before it marked them), with their records: to be marked in terminal risk before `done` goes
+    frauds: list[tuple[Label, ScoredRecord]] = field(default_factory=list)
 
 
 def label_fates(run: Sequence[tuple[Any, Label]], records: Sequence[ScoredRecord | None],
@@ -82,6 +90,9 @@ def label_fates(run: Sequence[tuple[Any, Label]], records: Sequence[ScoredRecord
             fates.dead.append((dlq, record, *unreadable_dead_letter(label.transaction_id, scored.unreadable)))
         else:  # a conflict, or unknown
             fates.dead.append((dlq, record, *outcome.dead_letter(label.transaction_id, label.is_fraud)))
+        if (label.is_fraud and outcome in (LabelOutcome.APPENDED, LabelOutcome.DUPLICATE) and scored is not None
+                and scored.unreadable is None):
+            fates.frauds.append((label, scored))
         if scored is not None and scored.unreadable is None:
             fates.done.append(label)
     return fates
