@@ -16,7 +16,7 @@ would stop a feed over its keys); this says so, once at the first and then at mo
 transaction t1 of customer c1 at transactions[2]@9 has no key, not its customer id: with several consumers, ...
 >>> warnings.note([(R(topic="transactions", partition=0, offset=3, key=b"t2"), tx)], now=60.0)  # within 5 min
 >>> print(warnings.note([(R(topic="labels", partition=1, offset=4, key=b"t3"), label)], now=301.0))  # doctest: +ELLIPSIS
-2 more events keyed other than by their customer id in 301 s, e.g. label t1 of customer c1 at labels[1]@4 has key b't3': ...
+2 more events keyed other than by their customer id in 301 s, e.g. label t1 of customer c1 at labels[1]@4 has key b't3': with several consumers, such a label can be read before another consumer has scored its transaction, ...
 """
 
 from __future__ import annotations
@@ -29,15 +29,22 @@ from fraudstream.logs import OccasionalWarning
 
 log = logging.getLogger(__name__)
 
-CONSEQUENCE = ("with several consumers, that customer's transactions are scored by more than one of them, each "
-               "seeing only what the others had already written (README: transactions and labels are keyed by "
-               "customer_id)")
+KEYED_BY_CUSTOMER = " (README: transactions and labels are keyed by customer_id)"
+CONSEQUENCE = {
+    "transaction": "with several consumers, that customer's transactions are scored by more than one of them, each "
+                   "seeing only what the others had already written" + KEYED_BY_CUSTOMER,
+    "label": "with several consumers, such a label can be read before another consumer has scored its transaction, "
+             "and go to the labels' dead-letter topic as unknown_transaction" + KEYED_BY_CUSTOMER,
+}
+
+
+def _kind(event: Any) -> str:
+    return "transaction" if hasattr(event, "amount") else "label"
 
 
 def _describe(record: Any, event: Any) -> str:
-    kind = "transaction" if hasattr(event, "amount") else "label"
     key = "has no key" if record.key is None else f"has key {record.key!r}"
-    return (f"{kind} {event.transaction_id} of customer {event.customer_id} at "
+    return (f"{_kind(event)} {event.transaction_id} of customer {event.customer_id} at "
             f"{record.topic}[{record.partition}]@{record.offset} {key}")
 
 
@@ -52,6 +59,6 @@ class MisKeyed:
         if not events:
             return None
         return self.warning.note(
-            len(events), lambda: f"{_describe(*events[0])}, not its customer id: {CONSEQUENCE}",
+            len(events), lambda: f"{_describe(*events[0])}, not its customer id: {CONSEQUENCE[_kind(events[0][1])]}",
             lambda n, seconds: (f"{n:,} more events keyed other than by their customer id in {seconds:.0f} s, "
-                                f"e.g. {_describe(*events[-1])}: {CONSEQUENCE}"), now)
+                                f"e.g. {_describe(*events[-1])}: {CONSEQUENCE[_kind(events[-1][1])]}"), now)

@@ -43,7 +43,8 @@ class LabelOutcome(IntEnum):
             return "label_conflict", (f"transaction {transaction_id} was already labelled "
                                       f"{'genuine' if is_fraud else 'fraud'}; the first label stands")
         return "unknown_transaction", (f"no scored record for transaction {transaction_id} (not scored yet, or "
-                                       "expired, or the label's event_time is not in the hour of the transaction's)")
+                                       "expired, or the label's event_time is not in the hour of the transaction's, "
+                                       "or its customer_id is not the transaction's)")
 
 
 def unreadable_dead_letter(transaction_id: str, error: str) -> tuple[str, str]:

@@ -58,18 +58,24 @@ def dead_letter(record: Any) -> dict[str, Any]:
 def format_dead_letter(d: dict[str, Any]) -> str:
     """One readable line.
 
-    >>> format_dead_letter({"topic": "labels.dlq", "partition": 1, "offset": 7, "timestamp": 0, "reason": "too_late",
+    >>> d = {"topic": "labels.dlq", "partition": 1, "offset": 7, "timestamp": 0, "reason": "too_late",
     ...     "error": "event_time ... is more than 1:00:00 before ...", "source": {"topic": "labels", "partition": 1,
-    ...     "offset": 90}, "key": "c1", "value": '{"transaction_id": "t1"}', "headers": {}})
+    ...     "offset": 90}, "key": "c1", "value": '{"transaction_id": "t1"}', "headers": {}}
+    >>> format_dead_letter(d)
     'labels.dlq[1]@7 too_late from labels[1]@90 key=c1: event_time ... is more than 1:00:00 before ... | {"transaction_id": "t1"}'
+    >>> format_dead_letter({**d, "reason": "invalid_fields", "error": "invalid_fields: amount: Input should be a number"})[:80]
+    'labels.dlq[1]@7 invalid_fields from labels[1]@90 key=c1: amount: Input should be'
     """
     source = d["source"]
+    error = d["error"] or ""
+    if d["reason"] and error.startswith(d["reason"] + ": "):  # a validation error's own text names it too
+        error = error[len(d["reason"]) + 2:]
     shown = d["value"] if "value" in d else "base64:" + d["value_base64"]
     if len(shown) > SHOWN_VALUE_CHARS:
         shown = shown[:SHOWN_VALUE_CHARS] + f"... ({len(shown):,} chars)"
     return _printable(f"{d['topic']}[{d['partition']}]@{d['offset']} {d['reason'] or '?'} from "
                       f"{source['topic'] or '?'}[{source['partition']}]@{source['offset']} key={d['key']}: "
-                      f"{d['error'] or ''} | {shown}")
+                      f"{error} | {shown}")
 
 
 def _printable(text: str) -> str:

@@ -97,7 +97,8 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         notice("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
                "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
     click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
-               f"threshold {settings.alert_threshold}, and the share of them that were frauds")
+               f"threshold {settings.alert_threshold}, and the share of them that were frauds (scores, not alerts: "
+               "also those of a champion still warming up, which sent no alert)")
 
 
 @models.command()
