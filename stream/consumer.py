@@ -167,7 +167,11 @@ class ScoringConsumer:
                     log.warning("stopping during model maintenance (nothing uncommitted is lost)")
                     break
             self.maintained = False
-            self.past_end.check(self.consumer)  # a log recreated under a partition it kept (Tansu restarted)
+            rewound = self.past_end.check(self.consumer)  # a log recreated or lost (a topic deleted, Tansu restarted)
+            for tp in rewound:  # what this consumer knew of the old log: its newest event time, its records fetched
+                self.watermarks.pop(tp, None)
+            if rewound:
+                self.batches.drop_partitions((tp.topic, tp.partition) for tp in rewound)
             self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break

@@ -132,3 +132,51 @@ def test_the_scoring_consumer_reads_again_a_partition_whose_log_starts_again(set
     assert servers.kind != "embedded" or any(
         f"{stalled.topic}[{stalled.partition}]: position" in r.getMessage() for r in caplog.records
         if r.name == "fraudstream.kafka_io" and r.levelno == logging.WARNING)
+
+
+def test_a_topic_deleted_and_created_again_under_the_consumer_is_read_from_its_new_start(
+        settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its new log grows past the old positions before a fetch finds it past the end: without the
+    topic id's watch, the records before those positions were never scored (seen on Tansu: 998)."""
+    import threading
+
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    from fraudstream import kafka_io
+
+    monkeypatch.setattr(kafka_io, "METADATA_MAX_AGE_MS", 1000)  # the id's change seen within 1 s
+    ensure_topics(settings)
+    topic = settings.topic_transactions
+    old, new = scripted_stream(300), scripted_stream(700)[300:]  # other ids, later times
+    publish(settings, old)
+    with scoring_consumer(settings) as app:
+        assert app.run(max_transactions=300, idle_timeout=30).processed == 300
+        assigned = sorted(tp for tp in app.consumer.assignment() if tp.topic == topic)
+        positions = [app.consumer.position(tp) for tp in assigned]
+        runs: list[object] = []
+        running = threading.Thread(target=lambda: runs.append(app.run(max_transactions=700, idle_timeout=20)))
+        with caplog.at_level(logging.WARNING, logger="fraudstream.kafka_io"):
+            running.start()  # polling, as a live consumer does, while its topic goes and comes back
+            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+            try:
+                admin.delete_topics([topic])
+                deadline = time.monotonic() + 20
+                while topic in admin.list_topics() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            finally:
+                admin.close()
+            ensure_topics(settings, [topic])  # (Tansu may have created it already, from a metadata request)
+            producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+            try:  # into the partitions the consumer holds (a topic created anew may have more: not this test's)
+                for i, t in enumerate(new):
+                    producer.send(topic, key=t.customer_id.encode(), value=t.to_json_bytes(),
+                                  partition=assigned[i % len(assigned)].partition)
+                producer.flush()
+            finally:
+                producer.close()
+            running.join(timeout=90)
+    assert runs and not running.is_alive()
+    assert len(new) > sum(positions) and {t.transaction_id for t in new} <= scored_ids(settings)
+    warned = [r.getMessage() for r in caplog.records if r.name == "fraudstream.kafka_io" and r.levelno == logging.WARNING]
+    assert any("the topic was deleted and created again (its id changed)" in m for m in warned) or not any(
+        "position" in m for m in warned), warned  # (Apache Kafka: its client may have reset the positions itself)
