@@ -293,6 +293,18 @@ def _membership(consumer: KafkaConsumer) -> tuple[bool, float] | None:
         return None
 
 
+def coordinator_silent_s(consumer: Any) -> float | None:
+    """Seconds since the group coordinator last answered a heartbeat (or since the member joined);
+    None for a consumer without a group, or a kafka-python that keeps no such times."""
+    try:
+        heartbeat = consumer._coordinator.heartbeat
+        if consumer._coordinator.group_id is None:
+            return None
+        return time.monotonic() - max(float(heartbeat.last_receive), float(heartbeat.last_reset))
+    except AttributeError:
+        return None
+
+
 def _coordinator_unknown(consumer: KafkaConsumer) -> bool:
     """Whether kafka-python knows no reachable group coordinator (False where a version lacks it)."""
     try:

@@ -29,6 +29,7 @@ from fraudstream.kafka_io import PastEndRewinder
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
+from fraudstream.stream.broker_watch import BrokerWatch
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Preparation, Prepared, RecordValidator
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
@@ -102,6 +103,7 @@ class ScoringConsumer:
         self.marker_margin_ms = marker_margin_ms(s.allowed_lateness)  # a label's marker outlives its record
         self.partitionless = PartitionlessWatch(s.group_id)
         self.past_end = PastEndRewinder()
+        self.broker_watch = BrokerWatch(self.stats.waits)
         self.mis_keyed = MisKeyed()
         self.in_flight: list[ConsumerRecord] = []  # the batch `process` works on: polled, not processed
 
@@ -172,6 +174,7 @@ class ScoringConsumer:
                 self.watermarks.pop(tp, None)
             if rewound:
                 self.batches.drop_partitions((tp.topic, tp.partition) for tp in rewound)
+            self.broker_watch.check(self.consumer, rebalancing=self._joining())  # an outage while idle too
             self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
