@@ -250,6 +250,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{', '.join('FRAUDSTREAM_' + n.upper() for n in given)} given, but "
                              f"FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: "
                              "SASL_PLAINTEXT or SASL_SSL uses them")
+        missing = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                   if getattr(self, name) is None]
+        if missing and self.kafka_security_protocol.startswith("SASL_"):  # else 30 s of retries, "did not answer"
+            raise ValueError(f"FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: set "
+                             f"{', '.join('FRAUDSTREAM_' + n.upper() for n in missing)} too (the mechanism: "
+                             f"{', '.join(SASL_MECHANISMS)})")
         return self
 
     @model_validator(mode="after")

@@ -34,7 +34,7 @@ def test_max_future_skew_none_means_no_limit(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_secrets_never_in_repr() -> None:
     settings = Settings(redis_url="redis://:s3cret@h:1/0", kafka_sasl_password="pw-123", redis_password="rpw",
-                        kafka_security_protocol="SASL_SSL")
+                        kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u")
     text = repr(settings) + str(settings) + str(settings.model_dump()) + settings.model_dump_json()
     for secret in ("s3cret", "pw-123", "rpw"):
         assert secret not in text
@@ -87,6 +87,8 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_KAFKA_SSL_CAFILE", "/nonexistent.pem", "'/nonexistent.pem' is not a readable file"),
     ("FRAUDSTREAM_KAFKA_SASL_PASSWORD", "s3cret", "FRAUDSTREAM_KAFKA_SASL_PASSWORD given, but "
                                                   "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
+    ("FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT", "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT: "
+     "set FRAUDSTREAM_KAFKA_SASL_MECHANISM, FRAUDSTREAM_KAFKA_SASL_USERNAME, FRAUDSTREAM_KAFKA_SASL_PASSWORD too"),
     ("FRAUDSTREAM_TOPIC_ALERTS", "bad topic!", "'bad topic!' is not a Kafka topic name"),
     # an OverflowError at once, or after 5 s in the consumer's lateness check
     ("FRAUDSTREAM_LABEL_DELAY", "99999999999d", "longer than 3650d (ten years)"),
@@ -121,7 +123,8 @@ def test_a_bad_variable_leaves_every_commands_help_readable() -> None:
 
 def test_well_formed_ones_are_kept() -> None:
     s = Settings(kafka_bootstrap="k1:9092,[::1]:9093,kafka", redis_url="rediss://:pw@r:6380/1", log_level="debug",
-                 kafka_security_protocol="sasl_ssl")
+                 kafka_security_protocol="sasl_ssl", kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="u",
+                 kafka_sasl_password="p")
     assert (s.kafka_bootstrap, s.log_level, s.kafka_security_protocol) == ("k1:9092,[::1]:9093,kafka", "DEBUG", "SASL_SSL")
 
 
