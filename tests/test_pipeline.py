@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import redis
 from kafka import KafkaProducer
 
 from fraudstream import constants
@@ -14,6 +16,7 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.registry import registry_for
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -127,11 +130,16 @@ def test_events_keyed_other_than_by_customer_are_handled_counted_and_warned_abou
 
 @pytest.mark.services
 def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
+    """Each label is learned with the features its transaction was scored with (those its alert
+    carries), paired with its own verdict, and bad labels are dead-lettered."""
+    settings = settings.model_copy(update={"alert_threshold": 0.0, "alert_warmup_labels": 0})  # every one alerts
     ensure_topics(settings)
     txs = scripted_transactions(300)
     publish(settings, txs)
     with scoring_consumer(settings) as app:
         app.run(max_transactions=len(txs), idle_timeout=30)
+    scored_with = {a.transaction_id: a.features for a in
+                   (Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts, expect=len(txs)))}
 
     labels = [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
                     is_fraud=tx.amount >= 900, event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7))
@@ -150,6 +158,16 @@ def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
         assert app.scorer.champion.labels_learned == len(txs)
     assert stats.labels_learned == len(txs)
     assert stats.labels_dead_lettered == 2
+    client = redis.Redis.from_url(settings.redis_url or "")
+    learned = registry_for(settings, client).labels.read("0-0", count=10 * len(txs))  # the shared label stream
+    client.close()
+
+    def pairs(rows: Iterable[tuple[dict[str, float], bool]]) -> list[tuple[tuple[tuple[str, float], ...], bool]]:
+        return sorted((tuple(sorted(features.items())), is_fraud) for features, is_fraud in rows)
+
+    assert len(learned) == len(txs)
+    assert pairs((features or {}, y) for _, features, y in learned) == pairs(
+        (scored_with[lb.transaction_id], lb.is_fraud) for lb in labels[:len(txs)])
     dead = {json.loads(r.value)["transaction_id"]: dict(r.headers) for r in
             read_topic(settings, settings.topic_labels_dlq, expect=2)}
     assert dead.keys() == {"never-seen", txs[0].transaction_id}
