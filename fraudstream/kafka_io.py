@@ -1,6 +1,6 @@
 """Kafka clients built from settings, topic creation, and end-of-log lookup.
 
-Tansu workarounds (kept here and nowhere else):
+Tansu workarounds (kept here, and the rewinder in `fraudstream.kafka_rewind`):
 
 - Tansu answers ListOffsets(latest) with the base offset of the last record batch instead of the
   high watermark, so `end_offsets()` and `seek_to_end()` fall short by the last batch there.
@@ -10,8 +10,8 @@ Tansu workarounds (kept here and nowhere else):
 - Tansu 0.6 keeps a group leader that leaves while its group re-forms as the leader, so the group
   never forms again; `close_group_consumer()` leaves only a formed group (see there).
 - Tansu answers a fetch from past the end of a log with no records and no error, where Apache Kafka
-  answers OFFSET_OUT_OF_RANGE and kafka-python resets the position: `PastEndRewinder` does that
-  reset (see there).
+  answers OFFSET_OUT_OF_RANGE and kafka-python resets the position: `fraudstream.kafka_rewind`'s
+  `PastEndRewinder` does that reset (see there; its own module for its size only).
 
 kafka-python 3.0.12 throws away a group join that completes between two polls: `make_consumer`
 mends each consumer's coordinator with `fraudstream.kafka_join.keep_completed_joins`. It also gives
@@ -167,103 +167,18 @@ def fetch_position(consumer: Any, tp: TopicPartition) -> int:
     partition's committed offset, pending reset and leader epoch: ~20-40 us a call with six
     partitions, and the consumer asks for each partition's lag on every poll (0.4 ms of a live
     batch's ~4 ms of CPU)."""
-    state = getattr(getattr(consumer, "_subscription", None), "assignment", {}).get(tp)
-    position = getattr(state, "position", None)
+    position = tracked_position(consumer, tp)
     if position is None:  # none yet (or kept elsewhere by another kafka-python): the public way
         return int(consumer.position(tp))
-    return int(getattr(position, "offset", position))
+    return position
 
 
-PAST_END_WAIT_S = 30.0  # how long a partition stays past the end of its log before it is rewound
-
-
-class PastEndRewinder:
-    """Resets the position of each assigned partition that has stayed past the high watermark of its
-    fetches for `wait_s`, as the consumer's `auto_offset_reset` says (earliest: the log's start;
-    otherwise its end), with a warning. Call `check` once per round of a poll loop.
-
-    Tansu workaround. A position stays past the end of its log when the log was recreated or lost:
-    Tansu with memory storage restarted, and a partition this consumer kept across the rebalance
-    kept its position (kafka-python keeps it, as the Java client does). Tansu 0.6 answers the
-    fetches from there with no records and no error, so the partition stalled for good with a lag
-    of 0 while its new log grew (seen with two consumers in a group: 5,050 transactions never
-    scored). Apache Kafka answers OFFSET_OUT_OF_RANGE when the position is past the log's end, and
-    kafka-python resets it itself; it answers nothing, as Tansu, while the position is only past the
-    high watermark, which happens for a moment after a leader change (the new leader's watermark
-    can trail the old one's until its followers catch up): hence the wait.
-
-    A topic deleted and created again under a running consumer: once its new log grew past the old
-    position within the wait, the records before it were skipped without a word (seen on Tansu:
-    998 transactions never scored, their offsets committed). So a topic whose id in the cluster's
-    metadata changes has its assigned partitions rewound at once, with a warning.
-    """
-
-    def __init__(self, wait_s: float = PAST_END_WAIT_S) -> None:
-        self.wait_s = wait_s
-        self.since: dict[TopicPartition, float] = {}  # partitions past their end, since when (monotonic)
-        self.topic_ids: dict[str, Any] = {}  # assigned topics' ids in the metadata, as last seen
-
-    def check(self, consumer: Any) -> list[TopicPartition]:
-        """The partitions rewound now."""
-        recreated = self._recreated(consumer)
-        for tp in recreated:
-            self.since.pop(tp, None)
-            self._rewind(consumer, tp, None)
-        return recreated + self._past_end(consumer)
-
-    def _recreated(self, consumer: Any) -> list[TopicPartition]:
-        """Assigned partitions of topics whose id changed since the last check (kafka-python 3's
-        metadata; none where it keeps no ids)."""
-        cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
-        topic_id = getattr(cluster, "topic_id", None)
-        if topic_id is None:
-            return []
-        assigned = consumer.assignment()
-        changed = set()
-        for topic in {tp.topic for tp in assigned}:
-            now = topic_id(topic)
-            before = self.topic_ids.get(topic)
-            if now is not None:
-                if before is not None and now != before:
-                    changed.add(topic)
-                self.topic_ids[topic] = now
-        return sorted(tp for tp in assigned if tp.topic in changed)
-
-    def _past_end(self, consumer: Any) -> list[TopicPartition]:
-        past = []
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is not None and fetch_position(consumer, tp) > high:
-                past.append(tp)
-        if not past and not self.since:
-            return []
-        now = time.monotonic()
-        self.since = {tp: self.since.get(tp, now) for tp in past}
-        rewound = [tp for tp in past if now - self.since[tp] >= self.wait_s]
-        for tp in rewound:
-            self._rewind(consumer, tp, now - self.since.pop(tp))
-        return rewound
-
-    @staticmethod
-    def _rewind(consumer: Any, tp: TopicPartition, stayed_s: float | None) -> None:
-        """`stayed_s`: how long the position was past the end; None: the topic's id changed."""
-        position, high = fetch_position(consumer, tp), consumer.highwater(tp)
-        if consumer.config.get("auto_offset_reset") == "earliest":
-            consumer.seek_to_beginning(tp)
-            where = "from its start"
-        elif high is None:  # a new log not fetched yet
-            consumer.seek_to_end(tp)
-            where = "from its end"
-        else:
-            consumer.seek(tp, high)
-            where = f"from its end ({high})"
-        if stayed_s is None:
-            log.warning("%s[%d]: the topic was deleted and created again (its id changed) while this consumer read "
-                        "it at position %d; reading its new log %s", tp.topic, tp.partition, position, where)
-        else:
-            log.warning("%s[%d]: position %d has been past the end of its log (%d) for %.0f s: the log was recreated "
-                        "or lost (a broker restarted without its storage?); reading it %s", tp.topic, tp.partition,
-                        position, high, stayed_s, where)
+def tracked_position(consumer: Any, tp: TopicPartition) -> int | None:
+    """The position kafka-python 2.2-3.0 keeps for an assigned partition, without asking the broker
+    (None: none yet, a reset pending, or another kafka-python)."""
+    state = getattr(getattr(consumer, "_subscription", None), "assignment", {}).get(tp)
+    position = getattr(state, "position", None)
+    return None if position is None else int(getattr(position, "offset", position))
 
 
 def end_of_log(consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:

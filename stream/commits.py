@@ -8,7 +8,9 @@ before committing; every step is idempotent. The commit is still never sent befo
 
 Offsets whose commit was not confirmed are remembered per partition (the newest of each) and every
 commit carries them all, so a refused one goes again with the next (an answer to an older commit
-cannot stop that, nor can a commit sent again go backwards: offsets only grow); after `MAX_REFUSALS` refusals in a row commits are synchronous
+cannot stop that: an answer clears only the offset it answered; nor can a commit sent again go
+backwards: offsets only grow, but after `forget`, when a partition is rewound to a new log of its
+topic, `kafka_rewind`); after `MAX_REFUSALS` refusals in a row commits are synchronous
 again, so that a broker that keeps refusing them (authorisation, a coordinator gone for long)
 raises in the loop, which retries with backoff and commits nothing meanwhile, instead of letting
 the committed offsets fall behind for ever; `settle` commits them synchronously when the loop ends
@@ -30,6 +32,12 @@ normally lands: it reaches the broker ahead of the JoinGroup, on the same connec
 [0]
 >>> broker.poll(); commits.unconfirmed
 {}
+>>> tp = TopicPartition("tx", 1)
+>>> commits.commit({tp: OffsetAndMetadata(5000, "", -1)})  # unanswered when its topic is recreated
+>>> commits.forget([tp]); commits.commit({tp: OffsetAndMetadata(40, "", -1)})  # the new log's
+>>> callback, sent = broker.answers.pop(0); callback(sent, None)  # the answer to 5000 comes
+>>> commits.unconfirmed[tp].offset  # and does not clear 40, which goes again with the next commit
+40
 """
 
 from __future__ import annotations
@@ -79,7 +87,7 @@ class AsyncCommits:
         self.refusals = 0
         for tp, sent in offsets.items():
             kept = self.unconfirmed.get(tp)
-            if kept is not None and kept.offset <= sent.offset:
+            if kept is not None and kept.offset == sent.offset:  # (a newer one, or one after a rewind, stays)
                 del self.unconfirmed[tp]
 
     def _commit_now(self) -> None:
@@ -94,7 +102,8 @@ class AsyncCommits:
         self.refusals = 0
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Partitions revoked: not ours to commit any more."""
+        """Partitions revoked (not ours to commit any more), or rewound to a new log (whose offsets
+        start again)."""
         for tp in partitions:
             self.unconfirmed.pop(tp, None)
 

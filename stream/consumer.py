@@ -25,7 +25,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
-from fraudstream.kafka_io import PastEndRewinder
+from fraudstream.kafka_rewind import PastEndRewinder
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
@@ -172,8 +172,9 @@ class ScoringConsumer:
             rewound = self.past_end.check(self.consumer)  # a log recreated or lost (a topic deleted, Tansu restarted)
             for tp in rewound:  # what this consumer knew of the old log: its newest event time, its records fetched
                 self.watermarks.pop(tp, None)
-            if rewound:
+            if rewound:  # and the old log's offsets not yet confirmed: a commit must not take them there
                 self.batches.drop_partitions((tp.topic, tp.partition) for tp in rewound)
+                self.commits.forget(rewound)
             self.broker_watch.check(self.consumer, rebalancing=self._joining())  # an outage while idle too
             self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:

@@ -78,7 +78,8 @@ def alerts(ctx: click.Context, from_beginning: bool, as_json: bool, max_alerts: 
     """Print alerts as they arrive on the alert topic (no consumer group; nothing is committed)."""
     from pydantic import ValidationError
 
-    from fraudstream.kafka_io import PastEndRewinder, make_consumer, partitions_of, unfetched
+    from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
+    from fraudstream.kafka_rewind import PastEndRewinder
     from fraudstream.services import terminate_as_exception
     from fraudstream.models.events import Alert
 

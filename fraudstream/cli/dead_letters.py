@@ -108,7 +108,8 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                  max_records: int | None) -> None:
     """Print the dead letters (bad records the consumers set aside) from the first, then a count per
     reason on stderr; reads without a consumer group and commits nothing."""
-    from fraudstream.kafka_io import PastEndRewinder, make_consumer, partitions_of, unfetched
+    from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
+    from fraudstream.kafka_rewind import PastEndRewinder
     from fraudstream.services import terminate_as_exception
 
     settings = settings_from(ctx)
