@@ -4,6 +4,7 @@ stdout holds only the command's summary line; with ``--log-format json`` every l
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,10 +99,16 @@ def test_with_json_logs_the_commands_notes_and_errors_are_json_lines_too(recorde
 
 def test_with_json_logs_a_usage_error_is_one_json_line_with_status_2(recorded: Path) -> None:
     """Click's usage text (Usage:, Try ..., Error: ...) would break a reader of JSON lines."""
-    for args, message in ((["replay", str(recorded), "--bogus"], "No such option '--bogus'. (see `fraudstream replay --help`)"),
-                          (["models", "promote"], "Missing argument 'NAME'. (see `fraudstream models promote --help`)")):
+    for args, message, env in (
+            (["replay", str(recorded), "--bogus"], "No such option '--bogus'. (see `fraudstream replay --help`)", {}),
+            (["models", "promote"], "Missing argument 'NAME'. (see `fraudstream models promote --help`)", {}),
+            (["bogus"], "No such command 'bogus'. (see `fraudstream --help`)", {}),  # before any command
+            (["--bogus", "record"], "No such option '--bogus'. (see `fraudstream --help`)", {}),  # the group's own
+            # settings that did not load (here, one record does not use), so logging was not set up by them
+            (["record", "--bogus"], "No such option '--bogus'. Did you mean '--out'? (see `fraudstream record --help`)",
+             {"FRAUDSTREAM_REDIS_URL": "ftp://cache:6379"})):
         result = subprocess.run([CLI, "--log-format", "json", *args], capture_output=True, text=True, timeout=60,
-                                check=False)
+                                check=False, env={**os.environ, **env})
         assert result.returncode == 2 and result.stdout == "", result
         json_lines_only(result.stderr)
         lines = [json.loads(line) for line in result.stderr.splitlines()]

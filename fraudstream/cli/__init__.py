@@ -62,9 +62,21 @@ class LazyGroup(WholeHelpGroup):
         except click.UsageError as exc:
             if isinstance(exc, click.NoSuchOption):
                 self._global_option_hint(ctx, exc)
-            from fraudstream.logs import json_logging
+            if _json_asked(ctx.params.get("log_format")):
+                raise json_usage_error(exc) from exc
+            raise
 
-            if json_logging():
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        """The group's own usage errors (an unknown option before the command) as JSON too, when asked."""
+        given_args = list(args)  # (click's parser consumes `args`)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            given = next((a.split("=", 1)[1] for a in given_args if a.startswith("--log-format=")), None)
+            if given is None and "--log-format" in given_args[:-1]:
+                given = given_args[given_args.index("--log-format") + 1]
+            if _json_asked(given):
                 raise json_usage_error(exc) from exc
             raise
 
@@ -77,6 +89,20 @@ class LazyGroup(WholeHelpGroup):
             exc.message = (f"No such option {exc.option_name!r} for `{path}`: it is an option of `fraudstream` "
                            f"itself, given before the command (`fraudstream {exc.option_name} VALUE {path} ...`), "
                            f"or set {ENV_PREFIX}{own.name.upper()}.")
+
+
+def _json_asked(log_format: str | None) -> bool:
+    """Whether this invocation asked for JSON logs (`--log-format`, else its env var), read on its
+    own: a usage error may come before the settings are loaded, or a bad one of them kept them from
+    loading. Logging is set up for JSON then, so that the error is a JSON line."""
+    import os
+
+    from fraudstream.logs import setup_logging
+
+    asked = (log_format or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT") or "").strip().lower() == "json"
+    if asked:
+        setup_logging("INFO", "json")  # (the error is logged at ERROR, shown at any level)
+    return asked
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -28,8 +28,8 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
             customers: int | None, terminals: int | None, **overrides: Any) -> None:
     """Publish simulated transactions to the transactions topic and their labels to the labels topic.
 
-    Messages are JSON with key = customer id. Ctrl-C stops after flushing what was sent (with --count,
-    before that many were sent: exit status 130, SIGTERM 143).
+    Messages are JSON with key = customer id. Ctrl-C stops after flushing what was sent; with --count,
+    before that many transactions and their labels were sent, it exits with status 130 (SIGTERM: 143).
     """
     from dataclasses import replace
 
