@@ -153,8 +153,8 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
         if own_publisher:
             try:
                 publisher.close()
-            except Exception:  # noqa: BLE001 - the original error matters more
-                log.exception("could not flush after a failed replay")
+            except Exception as close_error:  # noqa: BLE001 - the original error matters more
+                log.error("could not flush after a failed replay: %s", close_error)  # (its traceback says no more)
         raise
     stats.seconds = time.monotonic() - began
     stats.file_span = span
@@ -200,8 +200,8 @@ def _close_after_failure(publisher: Publisher, own: bool) -> None:
             publisher.close()
         else:
             publisher.flush()
-    except Exception:  # noqa: BLE001 - the original error matters more
-        log.exception("could not flush after a failed replay")
+    except Exception as close_error:  # noqa: BLE001 - the original error matters more
+        log.error("could not flush after a failed replay: %s", close_error)
 
 
 def _pending_label(rec: Recorded, delay: timedelta) -> PendingLabel:

@@ -42,7 +42,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[Received]:
     def handler(signum: int, frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        log.info("signal %d received: finishing the current batch", signum)
+        log.info("signal %d received: stopping after the work in hand (a second Ctrl-C: at once)", signum)
         if received.signum is None:
             received.signum = signum
         stop.set()
