@@ -212,6 +212,8 @@ class ScoringConsumer:
             labels_dead = sum(writer is self.label_dlq for writer, *_ in prepared.dead)
             self.stats.labels_dead_lettered += labels_dead
             self.stats.dead_lettered += len(prepared.dead) - labels_dead
+            for writer, _, reason, _ in prepared.dead:
+                self.stats.count_dead_letters("labels" if writer is self.label_dlq else "transactions", [reason])
         # Transactions first, then labels: a transaction is scored by a model that has not learned the
         # labels of its own batch (never one reported after it), and a label finds the record of a
         # transaction in the same batch. Terminal risk counts a fraud from its report time on, so
@@ -282,6 +284,8 @@ class ScoringConsumer:
         self._flush(futures)
         # counted only once the batch's work is acknowledged
         self.stats.count_scored(len(new), len(again) + repeats, len(conflicts), len(sends) + len(resent), latencies)
+        if conflicts:
+            self.stats.count_dead_letters("transactions", ["transaction_id_reused"] * len(conflicts))
         return [a for a in found if a is not None] + [Alert.model_validate_json(p) for _, p in resent]
 
     def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
@@ -299,6 +303,7 @@ class ScoringConsumer:
         self.stats.labels_learned += len(fates.learned)
         self.stats.labels_duplicate += fates.duplicates
         self.stats.labels_dead_lettered += len(fates.dead)
+        self.stats.count_dead_letters("labels", [reason for _, _, reason, _ in fates.dead])
         for score, is_fraud in fates.learned:
             self.stats.observe_label(score, is_fraud)
 

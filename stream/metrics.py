@@ -97,6 +97,12 @@ class ConsumerCollector(Collector):
              s.waits.retries),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=value)
+        by_reason = CounterMetricFamily(PREFIX + "dead_letters", "Records sent to a dead-letter topic, by kind "
+                                        "(transactions, labels) and reason (the fraudstream.reason header).",
+                                        labels=["kind", "reason"])
+        for (kind, reason), count in sorted(dict(s.dead_letter_reasons).items()):
+            by_reason.add_metric([kind, reason], count)
+        yield by_reason
         yield GaugeMetricFamily(PREFIX + "waiting_for_server_seconds",
                                 "How long the current step has been retried through an outage (0: not waiting).",
                                 value=s.waits.waited_s())

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class RunStats:
     labels_dead_lettered: int = 0
     labels_duplicate: int = 0  # delivered again after they were learned: skipped
     mis_keyed: int = 0  # transactions and labels whose Kafka key is not their customer id (stream.keying)
+    # (kind, reason) -> dead letters: kind "transactions" or "labels", reason as in the fraudstream.reason header
+    dead_letter_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
     first_record: float | None = None  # monotonic time the first batch of transactions was done
@@ -137,7 +140,17 @@ class RunStats:
             return None
         return self.last_record - self.first_record
 
-    def summary(self) -> dict[str, float | int | None]:
+    def count_dead_letters(self, kind: str, reasons: Iterable[str]) -> None:
+        """Dead letters of `kind` ("transactions" or "labels") by reason, sent and acknowledged.
+
+        >>> stats = RunStats()
+        >>> stats.count_dead_letters("labels", ["label_conflict", "unknown_transaction", "label_conflict"])
+        >>> stats.summary()["dead_letter_reasons"]
+        {'labels': {'label_conflict': 2, 'unknown_transaction': 1}, 'transactions': {}}
+        """
+        self.dead_letter_reasons.update((kind, reason) for reason in reasons)
+
+    def summary(self) -> dict[str, Any]:
         """The run's counters and figures; ``throughput_tps`` is None when the run had a single batch
         of transactions, whose time `throughput` does not know.
 
@@ -151,6 +164,8 @@ class RunStats:
             "labels_learned": self.labels_learned, "labels_dead_lettered": self.labels_dead_lettered,
             "labels_duplicate": self.labels_duplicate, "mis_keyed": self.mis_keyed, "throughput_tps": None if self._timed_seconds() is None else round(self.throughput, 1),
             "latency_p50_ms": _tenth(self.latency_percentile(50)), "latency_p99_ms": _tenth(self.latency_percentile(99)),
+            "dead_letter_reasons": {kind: {reason: n for (k, reason), n in sorted(self.dead_letter_reasons.items())
+                                           if k == kind} for kind in ("labels", "transactions")},
         }
 
 

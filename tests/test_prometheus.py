@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from collections import Counter
 from datetime import timedelta
 
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fraudstream import constants
 from fraudstream.config import Settings
 from fraudstream.errors import ServiceError
 from fraudstream.kafka_io import ensure_topics
@@ -70,6 +72,12 @@ def test_scraped_figures_equal_the_run(settings: Settings) -> None:
     assert value(samples, "fraudstream_labels_learned_total") == 200
     assert value(samples, "fraudstream_labels_dead_lettered_total") == 0
     assert value(samples, "fraudstream_batches_total") == stats.batches > 0
+    # by reason: as the dead-letter topic's records say (their fraudstream.reason header)
+    reasons = Counter(dict(r.headers)[constants.DLQ_HEADER_REASON].decode()
+                      for r in read_topic(settings, settings.topic_dlq, expect=len(GARBAGE)))
+    by_reason = {(lab["kind"], lab["reason"]): v for lab, v in samples["fraudstream_dead_letters_total"]}
+    assert by_reason == {("transactions", reason): n for reason, n in reasons.items()} and len(reasons) > 1
+    assert stats.summary()["dead_letter_reasons"] == {"labels": {}, "transactions": dict(sorted(reasons.items()))}
 
     # every partition of both topics is drained
     lag = {(lab["topic"], lab["partition"]): v for lab, v in samples["fraudstream_consumer_lag"]}
