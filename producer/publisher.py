@@ -64,7 +64,10 @@ class Publisher:
             log.error("delivery failed: %s", exc)
 
     def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Send one message to `topic` (partition by key, as the default partitioner would)."""
+        """Send one message to `topic` (partition by key, as the default partitioner would);
+        `ServiceError` once a delivery has failed, instead of sending more after it."""
+        if self.first_failure is not None:
+            raise ServiceError(f"delivery failed: {self.first_failure}")
         self.producer.send(topic, key=key, value=value,
                            partition=self.partition(topic, key)).add_errback(self._failed)
 
@@ -88,9 +91,10 @@ class Publisher:
         if self.failures:
             raise ServiceError(f"{self.failures} message(s) could not be delivered; first error: {self.first_failure}")
 
-    def close(self) -> None:
-        """Flush, then close the client; raises `ServiceError` if any delivery failed."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Flush (waiting at most `timeout` s), then close the client; raises `ServiceError` if any
+        delivery failed."""
         try:
-            self.flush()
+            self.flush(timeout)
         finally:
-            self.producer.close(timeout=10)
+            self.producer.close(timeout=min(10.0, timeout))

@@ -14,6 +14,10 @@ consumers accept them now, and the resume point is the first one left (else that
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
 
+Delivery is confirmed every `DELIVERED_EVERY_S` (a flush): a broker that goes away stops the replay
+within `DELIVERY_WAIT_S` (kafka-python alone gives up on a record after 2 minutes, the progress going
+on meanwhile) with a `ServiceError` that says from where to resume: the last moment confirmed.
+
 Stopping (`stop` set, e.g. by Ctrl-C) finishes the transactions that share the current event time,
 publishes the labels due before the next one, flushes, and reports that next event time as
 ``resume_from``: replaying again with ``start=resume_from`` continues exactly, without duplicates,
@@ -32,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from fraudstream.config import Settings
-from fraudstream.errors import ConfigError, InputError
+from fraudstream.errors import ConfigError, InputError, ServiceError
 from fraudstream.producer.files import Recorded, Span, read_recorded
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.wire import label_json_for
@@ -64,6 +68,10 @@ class ReplayStats:
         return self.transactions / self.seconds if self.seconds > 0 else 0.0
 
 
+DELIVERED_EVERY_S = 2.0  # how often the replay waits for every record sent so far to be acknowledged
+DELIVERY_WAIT_S = 30.0  # how long it waits then, before it stops with where to resume
+
+
 def replay(settings: Settings, path: str | Path, speed: float | None = None,
            label_delay: timedelta | None = None, start: datetime | None = None, end: datetime | None = None,
            stop: threading.Event | None = None, on_progress: Callable[[ReplayStats], None] | None = None,
@@ -87,6 +95,8 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     stopping_at: datetime | None = None
     skew = settings.max_future_skew
     latest = None if skew is None else utcnow() + skew  # the consumers dead-letter transactions after it
+    delivered: tuple[int, datetime] | None = None  # transactions confirmed, up to this event time
+    confirmed_at = began
     try:
         for rec in rows:
             tx = rec.transaction
@@ -114,6 +124,9 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
             stats.event_time = moment
             if rec.is_fraud is not None:
                 pending.append(_pending_label(rec, delay))
+            if not stats.transactions & 63 and time.monotonic() - confirmed_at >= DELIVERED_EVERY_S:
+                publisher.flush(DELIVERY_WAIT_S)
+                delivered, confirmed_at = (stats.transactions, moment), time.monotonic()
             if stopping_at is None and stop.is_set():
                 stopping_at = moment
             if on_progress is not None and stats.transactions % 1000 == 0:
@@ -139,6 +152,14 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                           f"FRAUDSTREAM_MAX_FUTURE_SKEW ({format_duration(skew)}) after now: the consumers would dead-letter them as "
                           f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
                           f"none here and for the consumers, and resume with --start {resume.isoformat()}") from None
+    except ServiceError as exc:  # the broker went away: say from where to resume once it is back
+        _close_after_failure(publisher, own_publisher, timeout=5.0)
+        if delivered is None:
+            raise
+        count, at = delivered
+        raise ServiceError(f"{exc}; the first {count:,} transactions (up to {at.isoformat()}) and their labels due "
+                           f"by then were delivered: once the broker is back, resume with --start {at.isoformat()} "
+                           "(those of that moment are sent again, which the consumers recognise)") from None
     except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
         if stats.event_time is None:
             _close_after_failure(publisher, own_publisher)
@@ -194,12 +215,12 @@ def _send_final_labels(pending: deque[PendingLabel], publisher: Publisher, stats
     _send_labels(pending, publisher, stats, before=end)
 
 
-def _close_after_failure(publisher: Publisher, own: bool) -> None:
+def _close_after_failure(publisher: Publisher, own: bool, timeout: float = 60.0) -> None:
     try:
         if own:
-            publisher.close()
+            publisher.close(timeout)
         else:
-            publisher.flush()
+            publisher.flush(timeout)
     except Exception as close_error:  # noqa: BLE001 - the original error matters more
         log.error("could not flush after a failed replay: %s", close_error)
 

@@ -323,3 +323,46 @@ def test_labels_beyond_the_skew_at_such_a_stop_are_sent_by_the_resumed_replay(se
     labels = [Label.model_validate_json(r.value).transaction_id for r in read_topic(settings, settings.topic_labels, expect=3)]
     txs = [r.key for r in read_topic(settings, settings.topic_transactions, expect=3)]
     assert sorted(labels) == ["tx0", "tx1", "tx2"] and len(txs) == 3  # each once
+
+
+@pytest.mark.services
+def test_a_broker_that_stops_answering_stops_a_replay_with_where_to_resume(settings: Settings, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not 2 minutes of progress into kafka-python's buffer, then an error that says nothing of where
+    it got to: the replay confirms delivery every `DELIVERED_EVERY_S` and stops once a confirmation
+    takes longer than `DELIVERY_WAIT_S`, naming the last moment confirmed (a broker of the test's own,
+    paused; what it holds after it is resumed has every transaction up to that moment)."""
+    import re
+
+    from fraudstream.errors import ServiceError
+    from fraudstream.producer import replay as replaying
+    from fraudstream.services import tansu_process, wait_for_kafka
+
+    monkeypatch.setattr(replaying, "DELIVERED_EVERY_S", 0.3)
+    monkeypatch.setattr(replaying, "DELIVERY_WAIT_S", 2.0)
+    path = our_csv(tmp_path / "day.csv", rows=3000, step=timedelta(seconds=30))  # 25 hours of event time
+    broker = tansu_process()
+    broker.start()
+    paused = threading.Timer(1.5, lambda: os.kill(broker.pid or 0, signal.SIGSTOP))
+    try:
+        own = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{broker.port}"})
+        wait_for_kafka(own.kafka_bootstrap or "")
+        ensure_topics(own, [own.topic_transactions, own.topic_labels])
+        paused.start()
+        with pytest.raises(ServiceError, match="resume with --start") as failed:
+            replay(own, path, speed=3600 * 6, label_delay=timedelta(hours=1))  # ~4 s, paused after 1.5
+        paused.join()
+        os.kill(broker.pid or 0, signal.SIGCONT)
+        found = re.search(r"the first ([\d,]+) transactions \(up to (\S+)\)", str(failed.value))
+        assert found, str(failed.value)
+        count, at = int(found[1].replace(",", "")), datetime.fromisoformat(found[2])
+        assert 0 < count < 3000 and at == T0 + timedelta(seconds=30) * (count - 1), str(failed.value)
+        held = {Transaction.model_validate_json(r.value).transaction_id
+                for r in read_topic(own, own.topic_transactions, timeout=10)}
+        assert {f"tx{i}" for i in range(count)} <= held  # the confirmed ones are all there
+    finally:
+        paused.cancel()
+        if broker.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(broker.pid, signal.SIGCONT)
+        broker.stop()
