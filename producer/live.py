@@ -33,9 +33,10 @@ from typing import Literal
 
 from fraudstream.config import Settings
 from fraudstream.constants import CLOCKS
-from fraudstream.errors import ConfigError
+from fraudstream.errors import ConfigError, ServiceError
 from fraudstream.models.events import Label
 from fraudstream.producer.publisher import Publisher
+from fraudstream.producer.replay import DELIVERED_EVERY_S, DELIVERY_WAIT_S
 from fraudstream.producer.simulator import Simulator, SimulatorConfig
 from fraudstream.timeutil import utcnow
 
@@ -111,14 +112,17 @@ class EventClock:
 def run_live(settings: Settings, count: int | None, rate: float, seed: int, label_delay: timedelta,
              stop: threading.Event | None = None, on_sent: Callable[[int], None] | None = None,
              config: SimulatorConfig | None = None, max_label_wait: float | None = None,
-             clock: Clock = "simulated", linger_ms: int | None = None) -> ProduceStats:
+             clock: Clock = "simulated", linger_ms: int | None = None,
+             stats: ProduceStats | None = None) -> ProduceStats:
     """Publish simulated transactions at `rate` per second and their labels after `label_delay` (on
     the `clock`'s time, see the module docstring).
 
     Stops after `count` transactions (None: until `stop` is set); flushes before returning.
     `on_sent(n)` is called with the running number of transactions sent, after each batch of sends.
     `config` defaults to `SimulatorConfig.live_demo(seed)`; `linger_ms` overrides the producer's
-    (`fraudstream.kafka_io.make_producer`: the setting `producer_linger_ms`).
+    (`fraudstream.kafka_io.make_producer`: the setting `producer_linger_ms`). Delivery is confirmed
+    every `DELIVERED_EVERY_S`: a broker that stops answering ends the run with a `ServiceError`
+    within `DELIVERY_WAIT_S`; `stats` (given) then holds what was sent.
     """
     if rate <= 0:
         raise ConfigError(f"rate must be positive, got {rate}")
@@ -128,9 +132,10 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     records = Simulator(config or SimulatorConfig.live_demo(seed)).records()
     event_clock = EventClock(clock)
     publisher = Publisher(settings) if linger_ms is None else Publisher(settings, linger_ms=linger_ms)
-    stats = ProduceStats()
+    stats = stats if stats is not None else ProduceStats()
     pending: deque[Label] = deque()
-    began = time.monotonic()
+    began = confirmed_at = time.monotonic()
+    failed = False
     try:
         while not stop.is_set() and (count is None or stats.transactions < count):
             due = int((time.monotonic() - began) * rate) + 1
@@ -149,6 +154,9 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
             if on_sent is not None:
                 on_sent(stats.transactions)
             _publish_due(pending, publisher, stats, event_clock.now())
+            if time.monotonic() - confirmed_at >= DELIVERED_EVERY_S:  # a broker gone: found out now
+                publisher.flush(DELIVERY_WAIT_S)
+                confirmed_at = time.monotonic()
             next_due = began + (stats.transactions + 1) / rate - time.monotonic()
             stop.wait(min(max(next_due, 0.0), _TICK))
         stats.sending_seconds = time.monotonic() - began  # the transactions are sent; labels may be due
@@ -159,10 +167,20 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
             _publish_due(pending, publisher, stats, event_clock.now(sending=False))
             stop.wait(_TICK)
         stats.labels_dropped = len(pending)
+    except ServiceError:
+        failed = True
+        stats.labels_dropped = len(pending)
+        raise
     finally:
         stats.seconds = time.monotonic() - began
         stats.sending_seconds = stats.sending_seconds or stats.seconds
-        publisher.close()
+        if failed:  # what is still buffered will not go either: no long wait, and the error is the first one
+            try:
+                publisher.close(5.0)
+            except ServiceError as close_error:
+                log.error("could not flush after a failed run: %s", close_error)
+        else:
+            publisher.close()
     log.info("produced %d transactions (%d frauds) and %d labels in %.1f s; %d labels not sent",
              stats.transactions, stats.frauds, stats.labels, stats.seconds, stats.labels_dropped)
     return stats

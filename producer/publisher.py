@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from fraudstream.config import Settings
@@ -68,8 +69,11 @@ class Publisher:
         `ServiceError` once a delivery has failed, instead of sending more after it."""
         if self.first_failure is not None:
             raise ServiceError(f"delivery failed: {self.first_failure}")
-        self.producer.send(topic, key=key, value=value,
-                           partition=self.partition(topic, key)).add_errback(self._failed)
+        try:
+            self.producer.send(topic, key=key, value=value,
+                               partition=self.partition(topic, key)).add_errback(self._failed)
+        except KafkaError as exc:  # no metadata in max_block_ms, the buffer full for as long: a broker away
+            raise ServiceError(f"could not send to Kafka: {exc}") from exc
 
     def send_transaction(self, tx: Transaction) -> None:
         self.send(self.settings.topic_transactions, tx.customer_id.encode(), transaction_json(tx))
@@ -97,4 +101,7 @@ class Publisher:
         try:
             self.flush(timeout)
         finally:
-            self.producer.close(timeout=min(10.0, timeout))
+            try:
+                self.producer.close(timeout=min(10.0, timeout))
+            except KafkaError as exc:  # kafka-python's close flushes again: after a failed flush, it fails too
+                log.debug("producer closed with records undelivered: %s", exc)

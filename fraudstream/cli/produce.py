@@ -34,7 +34,8 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
     from dataclasses import replace
 
     from fraudstream.kafka_io import ensure_topics
-    from fraudstream.producer.live import run_live
+    from fraudstream.errors import ServiceError
+    from fraudstream.producer.live import ProduceStats, run_live
     from fraudstream.producer.simulator import SimulatorConfig
     from fraudstream.stream.signals import stop_on_signals
 
@@ -46,13 +47,22 @@ def produce(ctx: click.Context, count: int | None, rate: float, label_delay: str
         config = replace(config, customers=customers or config.customers, terminals=terminals or config.terminals)
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
+    stats = ProduceStats()
     with stop_on_signals(stop) as received:
-        stats = run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=delay, stop=stop,
-                         config=config, clock=clock)  # type: ignore[arg-type]
-    # rate: of the transactions while they were sent; seconds: in all, with the wait for the last labels
-    click.echo(json.dumps({"transactions": stats.transactions, "frauds": stats.frauds,
-                           "sending_seconds": round(stats.sending_seconds, 3), "rate": round(stats.rate, 1),
-                           "labels": stats.labels, "labels_not_sent": stats.labels_dropped,
-                           "seconds": round(stats.seconds, 3)}))
+        try:
+            run_live(settings, count=count, rate=rate, seed=settings.seed, label_delay=delay, stop=stop,
+                     config=config, clock=clock, stats=stats)  # type: ignore[arg-type]
+        except ServiceError as exc:  # the broker went away: what was sent until then, and the error
+            click.echo(json.dumps({**_summary(stats), "error": str(exc)[:500]}))
+            raise
+    click.echo(json.dumps(_summary(stats)))
     if count is not None and received.signum is not None and (stats.transactions < count or stats.labels_dropped):
         ctx.exit(received.exit_code)  # stopped before the job given was done
+
+
+def _summary(stats: Any) -> dict[str, Any]:
+    """rate: of the transactions while they were sent; seconds: in all, with the wait for the last labels
+    (sent, not confirmed: a summary after an error counts what was handed to the broker's client)."""
+    return {"transactions": stats.transactions, "frauds": stats.frauds,
+            "sending_seconds": round(stats.sending_seconds, 3), "rate": round(stats.rate, 1),
+            "labels": stats.labels, "labels_not_sent": stats.labels_dropped, "seconds": round(stats.seconds, 3)}
