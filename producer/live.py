@@ -167,7 +167,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
             _publish_due(pending, publisher, stats, event_clock.now(sending=False))
             stop.wait(_TICK)
         stats.labels_dropped = len(pending)
-    except ServiceError:
+    except (ServiceError, KeyboardInterrupt):  # a broker gone, or a second Ctrl-C: no long wait for it
         failed = True
         stats.labels_dropped = len(pending)
         raise

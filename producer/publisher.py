@@ -40,6 +40,7 @@ class Publisher:
         self.labels = 0
         self.failures = 0
         self.first_failure: BaseException | None = None
+        self.closed = False
         self._partitions: dict[str, dict[bytes, int]] = {}
         self._counts: dict[str, list[int]] = {}
 
@@ -98,6 +99,9 @@ class Publisher:
     def close(self, timeout: float = 60.0) -> None:
         """Flush (waiting at most `timeout` s), then close the client; raises `ServiceError` if any
         delivery failed."""
+        if self.closed:  # (a failure path may close it again)
+            return
+        self.closed = True
         try:
             self.flush(timeout)
         finally:

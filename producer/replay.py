@@ -14,9 +14,10 @@ consumers accept them now, and the resume point is the first one left (else that
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
 
-Delivery is confirmed every `DELIVERED_EVERY_S` (a flush): a broker that goes away stops the replay
-within `DELIVERY_WAIT_S` (kafka-python alone gives up on a record after 2 minutes, the progress going
-on meanwhile) with a `ServiceError` that says from where to resume: the last moment confirmed.
+Delivery is confirmed (a flush) at the first transaction `DELIVERED_EVERY_S` after the last
+confirmation: a broker that goes away stops the replay within `DELIVERY_WAIT_S` of that (kafka-python
+alone gives up on a record after 2 minutes, the progress going on meanwhile) with `DeliveryFailed`,
+which says from where to resume: the last moment confirmed.
 
 Stopping (`stop` set, e.g. by Ctrl-C) finishes the transactions that share the current event time,
 publishes the labels due before the next one, flushes, and reports that next event time as
@@ -98,84 +99,78 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     delivered: tuple[int, datetime] | None = None  # transactions confirmed, up to this event time
     confirmed_at = began
     try:
-        for rec in rows:
-            tx = rec.transaction
-            moment = tx.event_time
-            if stopping_at is not None and moment > stopping_at:
-                stats.stopped, stats.resume_from = True, moment
-                _send_labels(pending, publisher, stats, before=moment)
-                break
-            if start is not None and moment < start:  # label-only lead-in of a resumed replay
-                if rec.is_fraud is not None and moment + delay >= start:
+        try:
+            for rec in rows:
+                tx = rec.transaction
+                moment = tx.event_time
+                if stopping_at is not None and moment > stopping_at:
+                    stats.stopped, stats.resume_from = True, moment
+                    _send_labels(pending, publisher, stats, before=moment)
+                    break
+                if start is not None and moment < start:  # label-only lead-in of a resumed replay
+                    if rec.is_fraud is not None and moment + delay >= start:
+                        pending.append(_pending_label(rec, delay))
+                    continue
+                if origin is None:
+                    origin = moment
+                if speed is not None:
+                    _pace(began, origin, moment, speed, pending, publisher, stats, stop)
+                if latest is not None and moment > latest:
+                    latest = utcnow() + skew  # type: ignore[operator]  # the clock moved on (a paced replay)
+                    if moment > latest:
+                        raise _AheadOfNow(moment)
+                if pending and pending[0][0] <= moment:
+                    _send_labels(pending, publisher, stats, upto=moment)
+                publisher.send_transaction(tx)
+                stats.transactions += 1
+                stats.event_time = moment
+                if rec.is_fraud is not None:
                     pending.append(_pending_label(rec, delay))
-                continue
-            if origin is None:
-                origin = moment
-            if speed is not None:
-                _pace(began, origin, moment, speed, pending, publisher, stats, stop)
-            if latest is not None and moment > latest:
-                latest = utcnow() + skew  # type: ignore[operator]  # the clock moved on (a paced replay)
-                if moment > latest:
-                    raise _AheadOfNow(moment)
-            if pending and pending[0][0] <= moment:
-                _send_labels(pending, publisher, stats, upto=moment)
-            publisher.send_transaction(tx)
-            stats.transactions += 1
-            stats.event_time = moment
-            if rec.is_fraud is not None:
-                pending.append(_pending_label(rec, delay))
-            if not stats.transactions & 63 and time.monotonic() - confirmed_at >= DELIVERED_EVERY_S:
-                publisher.flush(DELIVERY_WAIT_S)
-                delivered, confirmed_at = (stats.transactions, moment), time.monotonic()
-            if stopping_at is None and stop.is_set():
-                stopping_at = moment
-            if on_progress is not None and stats.transactions % 1000 == 0:
-                now = time.monotonic()
-                if now - last_progress >= 0.1:
-                    stats.seconds, last_progress = now - began, now
-                    on_progress(stats)
-        if not stats.stopped and final_labels:
-            _send_final_labels(pending, publisher, stats, end, settings.max_future_skew)
-        if own_publisher:
-            publisher.close()
-        else:
-            publisher.flush()
-    except _AheadOfNow as exc:  # the labels due before it, as far as the consumers accept them now
-        _send_labels(pending, publisher, stats, before=min(exc.moment, utcnow() + skew))  # type: ignore[operator]
-        _close_after_failure(publisher, own_publisher)
-        # labels left before `moment` are reported after every transaction sent (those are within the
-        # skew): a replay from the first of them sends them, then goes on at `moment`
-        resume = min((label[0] for label in pending if label[0] < exc.moment), default=exc.moment)
-        sent = (f"published {stats.transactions:,} transactions (up to {stats.event_time.isoformat()}) and "
-                f"{stats.labels:,} labels; " if stats.event_time is not None else "nothing published; ")
-        raise ConfigError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
-                          f"FRAUDSTREAM_MAX_FUTURE_SKEW ({format_duration(skew)}) after now: the consumers would dead-letter them as "
-                          f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
-                          f"none here and for the consumers, and resume with --start {resume.isoformat()}") from None
-    except ServiceError as exc:  # the broker went away: say from where to resume once it is back
+                if time.monotonic() - confirmed_at >= DELIVERED_EVERY_S:  # (~0.1 us a transaction)
+                    publisher.flush(DELIVERY_WAIT_S)
+                    delivered, confirmed_at = (stats.transactions, moment), time.monotonic()
+                if stopping_at is None and stop.is_set():
+                    stopping_at = moment
+                if on_progress is not None and stats.transactions % 1000 == 0:
+                    now = time.monotonic()
+                    if now - last_progress >= 0.1:
+                        stats.seconds, last_progress = now - began, now
+                        on_progress(stats)
+            if not stats.stopped and final_labels:
+                _send_final_labels(pending, publisher, stats, end, settings.max_future_skew)
+            if own_publisher:
+                publisher.close()
+            else:
+                publisher.flush()
+        except _AheadOfNow as exc:  # the labels due before it, as far as the consumers accept them now
+            _send_labels(pending, publisher, stats, before=min(exc.moment, utcnow() + skew))  # type: ignore[operator]
+            # labels left before `moment` are reported after every transaction sent (those are within the
+            # skew): a replay from the first of them sends them, then goes on at `moment`
+            resume = min((label[0] for label in pending if label[0] < exc.moment), default=exc.moment)
+            sent = (f"published {stats.transactions:,} transactions (up to {stats.event_time.isoformat()}) and "
+                    f"{stats.labels:,} labels; " if stats.event_time is not None else "nothing published; ")
+            raise ConfigError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
+                              f"FRAUDSTREAM_MAX_FUTURE_SKEW ({format_duration(skew)}) after now: the consumers would dead-letter them as "
+                              f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
+                              f"none here and for the consumers, and resume with --start {resume.isoformat()}") from None
+        except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
+            if stats.event_time is None:
+                raise
+            _send_labels(pending, publisher, stats, before=stats.event_time)  # what a resumed replay will not send
+            at = stats.event_time.isoformat()
+            raise InputError(f"{exc}; published {stats.transactions:,} transactions (up to {at}) and {stats.labels:,} "
+                             f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
+                             "that moment are sent again, which the consumers recognise)") from None
+    except ServiceError as exc:  # the broker went away (also while the handlers above sent labels)
         _close_after_failure(publisher, own_publisher, timeout=5.0)
         if delivered is None:
             raise
-        count, at = delivered
-        raise ServiceError(f"{exc}; the first {count:,} transactions (up to {at.isoformat()}) and their labels due "
-                           f"by then were delivered: once the broker is back, resume with --start {at.isoformat()} "
-                           "(those of that moment are sent again, which the consumers recognise)") from None
-    except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
-        if stats.event_time is None:
-            _close_after_failure(publisher, own_publisher)
-            raise
-        _send_labels(pending, publisher, stats, before=stats.event_time)  # what a resumed replay will not send
+        raise DeliveryFailed(exc, *delivered) from None
+    except KeyboardInterrupt:  # a second Ctrl-C: at once, not after a wait for a broker that may be gone
+        _close_after_failure(publisher, own_publisher, timeout=0.5)
+        raise
+    except BaseException:  # (the errors raised above too: what was sent goes first)
         _close_after_failure(publisher, own_publisher)
-        at = stats.event_time.isoformat()
-        raise InputError(f"{exc}; published {stats.transactions:,} transactions (up to {at}) and {stats.labels:,} "
-                         f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
-                         "that moment are sent again, which the consumers recognise)") from None
-    except BaseException:
-        if own_publisher:
-            try:
-                publisher.close()
-            except Exception as close_error:  # noqa: BLE001 - the original error matters more
-                log.error("could not flush after a failed replay: %s", close_error)  # (its traceback says no more)
         raise
     stats.seconds = time.monotonic() - began
     stats.file_span = span
@@ -185,6 +180,18 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
              stats.labels, path, stats.seconds, stats.rate,
              f"; stopped, resume with --start {stats.resume_from.isoformat()}" if stats.resume_from else "")
     return stats
+
+
+class DeliveryFailed(ServiceError):
+    """The broker stopped acknowledging: `delivered` transactions (up to `resume_from`, and the labels
+    reported by then) were; a replay from ``start=resume_from`` goes on without a gap."""
+
+    def __init__(self, cause: BaseException, delivered: int, resume_from: datetime) -> None:
+        self.cause, self.delivered, self.resume_from = cause, delivered, resume_from
+        super().__init__(f"{cause}; the first {delivered:,} transactions (up to {resume_from.isoformat()}) and their "
+                         f"labels due by then were delivered: once the broker is back, resume with --start "
+                         f"{resume_from.isoformat()} (those of that moment are sent again, which the consumers "
+                         "recognise)")
 
 
 class _AheadOfNow(Exception):

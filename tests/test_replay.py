@@ -334,7 +334,6 @@ def test_a_broker_that_stops_answering_stops_a_replay_with_where_to_resume(setti
     paused; what it holds after it is resumed has every transaction up to that moment)."""
     import re
 
-    from fraudstream.errors import ServiceError
     from fraudstream.producer import replay as replaying
     from fraudstream.services import tansu_process, wait_for_kafka
 
@@ -349,17 +348,22 @@ def test_a_broker_that_stops_answering_stops_a_replay_with_where_to_resume(setti
         wait_for_kafka(own.kafka_bootstrap or "")
         ensure_topics(own, [own.topic_transactions, own.topic_labels])
         paused.start()
-        with pytest.raises(ServiceError, match="resume with --start") as failed:
-            replay(own, path, speed=3600 * 6, label_delay=timedelta(hours=1))  # ~4 s, paused after 1.5
+        args = ["replay", str(path), "--speed", str(3600 * 6), "--label-delay", "1h", "--no-progress"]  # ~4 s
+        failed = CliRunner().invoke(main, args, env=cli_env(own))  # paused after 1.5 s
         paused.join()
         os.kill(broker.pid or 0, signal.SIGCONT)
-        found = re.search(r"the first ([\d,]+) transactions \(up to (\S+)\)", str(failed.value))
-        assert found, str(failed.value)
+        message = failed.stderr.strip().splitlines()[-1]
+        found = re.search(r"the first ([\d,]+) transactions \(up to (\S+)\).*resume with: (.*)$", message)
+        assert failed.exit_code == 1 and found, failed.output
         count, at = int(found[1].replace(",", "")), datetime.fromisoformat(found[2])
-        assert 0 < count < 3000 and at == T0 + timedelta(seconds=30) * (count - 1), str(failed.value)
+        assert 0 < count < 3000 and at == T0 + timedelta(seconds=30) * (count - 1), message
+        assert shlex.split(found[3]) == ["fraudstream", *args[:-1], "--start", at.isoformat(), args[-1]], message
         held = {Transaction.model_validate_json(r.value).transaction_id
                 for r in read_topic(own, own.topic_transactions, timeout=10)}
         assert {f"tx{i}" for i in range(count)} <= held  # the confirmed ones are all there
+        labelled = {Label.model_validate_json(r.value).transaction_id for r in read_topic(own, own.topic_labels, timeout=10)}
+        due = {f"tx{i}" for i in range(count) if T0 + timedelta(seconds=30 * i, hours=1) <= at}
+        assert due and due <= labelled  # and the labels reported by then (our_csv labels every row)
     finally:
         paused.cancel()
         if broker.pid is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fraudstream.cli.common import FiniteFloat, check_time, time_window
-from fraudstream.cli.errors import handle_errors, notice
+from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.settings_options import command_line, require_bootstrap, settings_from, settings_option
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     from fraudstream.cli.progress import drawn, progress_bar
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.producer.file_end import last_event_time
-    from fraudstream.producer.replay import ReplayStats
+    from fraudstream.producer.replay import DeliveryFailed, ReplayStats
     from fraudstream.producer.replay import replay as run_replay
     from fraudstream.stream.signals import stop_on_signals
 
@@ -107,8 +107,14 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
         progress.update(task, description=describe(stats.event_time, stats.rate, eta))
 
     with progress, stop_on_signals(stop) as received:
-        stats = run_replay(settings, file, speed=speed, start=begin, end=finish, stop=stop,
-                           on_progress=on_progress, final_labels=not no_final_labels)
+        try:
+            stats = run_replay(settings, file, speed=speed, start=begin, end=finish, stop=stop,
+                               on_progress=on_progress, final_labels=not no_final_labels)
+        except DeliveryFailed as exc:  # the hint with the user's other options (an --end, say), as on Ctrl-C
+            hint = command_line(ctx, start=exc.resume_from.isoformat())
+            raise CommandError(f"{exc.cause}; the first {exc.delivered:,} transactions (up to "
+                               f"{exc.resume_from.isoformat()}) and their labels due by then were delivered: once "
+                               f"the broker is back, resume with: {hint}") from exc
     summary = {"transactions": stats.transactions, "labels": stats.labels, "seconds": round(stats.seconds, 3),
                "rate": round(stats.rate, 1), "last_event_time": stats.event_time.isoformat() if stats.event_time else None}
     if stats.labels_not_sent:
