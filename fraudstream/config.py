@@ -55,6 +55,18 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _PASSWORD_PARAMETER = re.compile(r"((?:^|&)[^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
 
 
+def _given(value: Any) -> bool:
+    """A value that is there: not None and, for a string or a secret, not blank (a compose file's
+    ``${VAR}`` of an unset variable).
+
+    >>> _given(None), _given("  "), _given(SecretStr("")), _given("PLAIN")
+    (False, False, False, True)
+    """
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is not None and (not isinstance(value, str) or bool(value.strip()))
+
+
 class Settings(BaseSettings):
     """Every setting of fraudstream. Environment variable: ``FRAUDSTREAM_<NAME>``."""
 
@@ -245,13 +257,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _sasl_with_a_sasl_protocol(self) -> Settings:
         given = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
-                 if getattr(self, name) is not None]
+                 if _given(getattr(self, name))]
         if given and not self.kafka_security_protocol.startswith("SASL_"):  # else ignored without a word
             raise ValueError(f"{', '.join('FRAUDSTREAM_' + n.upper() for n in given)} given, but "
                              f"FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: "
                              "SASL_PLAINTEXT or SASL_SSL uses them")
         missing = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
-                   if getattr(self, name) is None]
+                   if not _given(getattr(self, name))]
         if missing and self.kafka_security_protocol.startswith("SASL_"):  # else 30 s of retries, "did not answer"
             raise ValueError(f"FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: set "
                              f"{', '.join('FRAUDSTREAM_' + n.upper() for n in missing)} too (the mechanism: "

@@ -80,6 +80,9 @@ class PastEndRewinder:
             return []
         assigned = consumer.assignment()
         changed = set()
+        # ids are kept while a topic is not assigned: a topic deleted has its partitions revoked, and
+        # assigned again once it is created anew, at the old log's committed offsets. (A topic
+        # recreated while another member held it is then read again from its start here: idempotent.)
         for topic in {tp.topic for tp in assigned}:
             now = topic_id(topic)
             before = self.topic_ids.get(topic)

@@ -39,6 +39,7 @@ from fraudstream.stream.retry import Waits
 log = logging.getLogger(__name__)
 
 SILENT_S = 5.0  # no heartbeat answered this long (they go every second): the broker is away
+# (the consumer takes 3 heartbeat intervals when that is longer: with one every 5 s, 5 s is no silence)
 
 
 class BrokerWatch:

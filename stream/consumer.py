@@ -29,7 +29,7 @@ from fraudstream.kafka_rewind import PastEndRewinder
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.aligner import TopicAligner
 from fraudstream.stream.batching import AlignedBatches
-from fraudstream.stream.broker_watch import BrokerWatch
+from fraudstream.stream.broker_watch import SILENT_S, BrokerWatch
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Preparation, Prepared, RecordValidator
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
@@ -103,7 +103,7 @@ class ScoringConsumer:
         self.marker_margin_ms = marker_margin_ms(s.allowed_lateness)  # a label's marker outlives its record
         self.partitionless = PartitionlessWatch(s.group_id)
         self.past_end = PastEndRewinder()
-        self.broker_watch = BrokerWatch(self.stats.waits)
+        self.broker_watch = BrokerWatch(self.stats.waits, silent_s=max(SILENT_S, 3 * s.heartbeat_interval_ms / 1000))
         self.mis_keyed = MisKeyed()
         self.in_flight: list[ConsumerRecord] = []  # the batch `process` works on: polled, not processed
 

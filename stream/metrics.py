@@ -6,7 +6,8 @@ thread only reads numbers and copies of small containers.
 
 Metrics (prefix ``fraudstream_``): counters ``transactions_processed_total``, ``alerts_total``,
 ``transactions_dead_lettered_total``, ``labels_learned_total``, ``labels_dead_lettered_total``,
-``labels_duplicate_total``, ``batches_total``, ``events_mis_keyed_total``, ``step_retries_total``; gauges
+``labels_duplicate_total``, ``batches_total``, ``events_mis_keyed_total``, ``step_retries_total``,
+``dead_letters_total{kind,reason}``; gauges
 ``waiting_for_server_seconds`` and ``consumer_lag{topic,partition}``; histograms
 ``publish_to_scored_latency_seconds`` and ``batch_duration_seconds``; gauges
 ``model_rolling_auc``, ``model_rolling_precision``, ``model_rolling_labels``,

@@ -32,10 +32,11 @@ def label(t: Transaction, is_fraud: bool, **changes: object) -> Label:
     return Label(**fields)  # type: ignore[arg-type]
 
 
-def consumed(settings: Settings, transactions: int | None = None) -> None:
-    """Until `transactions` were scored, else (labels only) until idle."""
+def consumed(settings: Settings, transactions: int | None = None) -> dict[str, dict[str, int]]:
+    """Until `transactions` were scored, else (labels only) until idle; the dead letters by reason."""
     with scoring_consumer(settings) as app:
-        app.run(max_transactions=transactions, idle_timeout=30 if transactions else 3)
+        stats = app.run(max_transactions=transactions, idle_timeout=30 if transactions else 3)
+    return stats.summary()["dead_letter_reasons"]
 
 
 def risks(settings: Settings, terminals: list[str], before: tuple[Transaction, ...] = ()) -> dict[str, float]:
@@ -67,7 +68,7 @@ def test_only_labels_the_stream_took_mark_the_scored_transaction(alerting: Setti
     # scored yet (dead-lettered: unknown); one taken, with another terminal and a time 30 s off
     send_labels(settings, [label(conflicting, False), label(conflicting, True), label(never, True), label(marked, True),
                            label(moved, True, terminal_id="m-elsewhere", event_time=moved.event_time + timedelta(seconds=30))])
-    consumed(settings)
+    assert consumed(settings) == {"labels": {"label_conflict": 1, "unknown_transaction": 1}, "transactions": {}}
     dead = read_topic(settings, settings.topic_labels_dlq, expect=2)
     assert sorted(dict(r.headers)["fraudstream.reason"] for r in dead) == [b"label_conflict", b"unknown_transaction"]
     # the transaction whose label was refused is scored now, before the probes

@@ -62,7 +62,7 @@ class LazyGroup(WholeHelpGroup):
         except click.UsageError as exc:
             if isinstance(exc, click.NoSuchOption):
                 self._global_option_hint(ctx, exc)
-            if _json_asked(ctx.params.get("log_format")):
+            if not _is_help(exc) and _json_asked(ctx.params.get("log_format")):
                 raise json_usage_error(exc) from exc
             raise
 
@@ -73,9 +73,14 @@ class LazyGroup(WholeHelpGroup):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            given = next((a.split("=", 1)[1] for a in given_args if a.startswith("--log-format=")), None)
-            if given is None and "--log-format" in given_args[:-1]:
-                given = given_args[given_args.index("--log-format") + 1]
+            if _is_help(exc):
+                raise
+            given = None  # the last --log-format, as click takes it
+            for k, arg in enumerate(given_args):
+                if arg.startswith("--log-format="):
+                    given = arg.split("=", 1)[1]
+                elif arg == "--log-format" and k + 1 < len(given_args):
+                    given = given_args[k + 1]
             if _json_asked(given):
                 raise json_usage_error(exc) from exc
             raise
@@ -89,6 +94,11 @@ class LazyGroup(WholeHelpGroup):
             exc.message = (f"No such option {exc.option_name!r} for `{path}`: it is an option of `fraudstream` "
                            f"itself, given before the command (`fraudstream {exc.option_name} VALUE {path} ...`), "
                            f"or set {ENV_PREFIX}{own.name.upper()}.")
+
+
+def _is_help(exc: click.UsageError) -> bool:
+    """A group called without a command: click shows its help (a usage error in click 8.2+), not an error."""
+    return type(exc).__name__ == "NoArgsIsHelpError"
 
 
 def _json_asked(log_format: str | None) -> bool:
