@@ -176,7 +176,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
         stats.sending_seconds = stats.sending_seconds or stats.seconds
         if failed:  # what is still buffered will not go either: no long wait, and the error is the first one
             try:
-                publisher.close(5.0)
+                publisher.close(1.0)
             except ServiceError as close_error:
                 log.error("could not flush after a failed run: %s", close_error)
         else:

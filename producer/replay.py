@@ -162,7 +162,7 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                              f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
                              "that moment are sent again, which the consumers recognise)") from None
     except ServiceError as exc:  # the broker went away (also while the handlers above sent labels)
-        _close_after_failure(publisher, own_publisher, timeout=5.0)
+        _close_after_failure(publisher, own_publisher, timeout=1.0)  # (what is buffered is after the resume point)
         if delivered is None:
             raise
         raise DeliveryFailed(exc, *delivered) from None
