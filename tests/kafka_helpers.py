@@ -1,7 +1,12 @@
-"""Independent kafka-python helpers for tests: raw produce, read a whole topic, committed offsets."""
+"""Independent kafka-python helpers for tests: raw produce, read a whole topic, committed offsets; a
+broker of a test's own that it pauses."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterable
 
@@ -59,3 +64,44 @@ def committed_and_end(settings: Settings, topic: str) -> tuple[dict[int, int | N
     for record in records:
         ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
     return committed, ends
+
+
+class PausedBroker:
+    """A Tansu of a test's own (`settings`: pointing at it) that `pause_after(seconds)` stops with
+    SIGSTOP (a broker that answers nothing), `resume` continues; stopped by PID when the block ends."""
+
+    def __init__(self, settings: Settings) -> None:
+        from fraudstream.services import tansu_process
+
+        self.broker = tansu_process()
+        self.settings = settings
+        self.timer: threading.Timer | None = None
+
+    def __enter__(self) -> PausedBroker:
+        from fraudstream.services import wait_for_kafka
+
+        self.broker.start()
+        self.settings = self.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{self.broker.port}"})
+        wait_for_kafka(self.settings.kafka_bootstrap or "")
+        return self
+
+    def pause_after(self, seconds: float) -> None:
+        self.timer = threading.Timer(seconds, self._signal, (signal.SIGSTOP,))
+        self.timer.start()
+
+    def resume(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        if self.broker.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.broker.pid, signum)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.resume()
+        finally:
+            self.broker.stop()

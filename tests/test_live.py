@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from datetime import timedelta
 
@@ -151,33 +150,19 @@ def test_produce_whose_broker_stops_answering_ends_soon_with_its_summary_and_the
     """Delivery is confirmed every `DELIVERED_EVERY_S`: a broker of the test's own, paused, ends the
     run once a confirmation takes `DELIVERY_WAIT_S` (exit 1), with what was sent until then."""
     import json
-    import os
-    import signal
-    import threading
 
     from click.testing import CliRunner
 
     from fraudstream.cli import main
     from fraudstream.producer import live
-    from fraudstream.services import tansu_process, wait_for_kafka
+    from tests.kafka_helpers import PausedBroker
 
     monkeypatch.setattr(live, "DELIVERED_EVERY_S", 0.3)
     monkeypatch.setattr(live, "DELIVERY_WAIT_S", 2.0)
-    broker = tansu_process()
-    broker.start()
-    paused = threading.Timer(2.0, lambda: os.kill(broker.pid or 0, signal.SIGSTOP))
-    try:
-        own = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{broker.port}"})
-        wait_for_kafka(own.kafka_bootstrap or "")
-        paused.start()
-        result = CliRunner().invoke(main, ["produce", "--rate", "500", "--label-delay", "1h"], env=cli_env(own))
-        paused.join()
-    finally:
-        paused.cancel()
-        if broker.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(broker.pid, signal.SIGCONT)
-        broker.stop()
+    with PausedBroker(settings) as broker:
+        broker.pause_after(2.0)
+        result = CliRunner().invoke(main, ["produce", "--rate", "500", "--label-delay", "1h"],
+                                    env=cli_env(broker.settings))
     assert result.exit_code == 1, (result.output, result.exception)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["transactions"] > 0 and "could not deliver to Kafka within 2.0 s" in summary["error"], summary

@@ -335,23 +335,18 @@ def test_a_broker_that_stops_answering_stops_a_replay_with_where_to_resume(setti
     import re
 
     from fraudstream.producer import replay as replaying
-    from fraudstream.services import tansu_process, wait_for_kafka
+    from tests.kafka_helpers import PausedBroker
 
     monkeypatch.setattr(replaying, "DELIVERED_EVERY_S", 0.3)
     monkeypatch.setattr(replaying, "DELIVERY_WAIT_S", 2.0)
     path = our_csv(tmp_path / "day.csv", rows=3000, step=timedelta(seconds=30))  # 25 hours of event time
-    broker = tansu_process()
-    broker.start()
-    paused = threading.Timer(1.5, lambda: os.kill(broker.pid or 0, signal.SIGSTOP))
-    try:
-        own = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{broker.port}"})
-        wait_for_kafka(own.kafka_bootstrap or "")
+    with PausedBroker(settings) as broker:
+        own = broker.settings
         ensure_topics(own, [own.topic_transactions, own.topic_labels])
-        paused.start()
+        broker.pause_after(1.5)
         args = ["replay", str(path), "--speed", str(3600 * 6), "--label-delay", "1h", "--no-progress"]  # ~4 s
-        failed = CliRunner().invoke(main, args, env=cli_env(own))  # paused after 1.5 s
-        paused.join()
-        os.kill(broker.pid or 0, signal.SIGCONT)
+        failed = CliRunner().invoke(main, args, env=cli_env(own))
+        broker.resume()
         message = failed.stderr.strip().splitlines()[-1]
         found = re.search(r"the first ([\d,]+) transactions \(up to (\S+)\).*resume with: (.*)$", message)
         assert failed.exit_code == 1 and found, failed.output
@@ -364,9 +359,3 @@ def test_a_broker_that_stops_answering_stops_a_replay_with_where_to_resume(setti
         labelled = {Label.model_validate_json(r.value).transaction_id for r in read_topic(own, own.topic_labels, timeout=10)}
         due = {f"tx{i}" for i in range(count) if T0 + timedelta(seconds=30 * i, hours=1) <= at}
         assert due and due <= labelled  # and the labels reported by then (our_csv labels every row)
-    finally:
-        paused.cancel()
-        if broker.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(broker.pid, signal.SIGCONT)
-        broker.stop()
