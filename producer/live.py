@@ -36,7 +36,6 @@ from fraudstream.constants import CLOCKS
 from fraudstream.errors import ConfigError, ServiceError
 from fraudstream.models.events import Label
 from fraudstream.producer.publisher import Publisher
-from fraudstream.producer.replay import DELIVERED_EVERY_S, DELIVERY_WAIT_S
 from fraudstream.producer.simulator import Simulator, SimulatorConfig
 from fraudstream.timeutil import utcnow
 
@@ -121,7 +120,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     `on_sent(n)` is called with the running number of transactions sent, after each batch of sends.
     `config` defaults to `SimulatorConfig.live_demo(seed)`; `linger_ms` overrides the producer's
     (`fraudstream.kafka_io.make_producer`: the setting `producer_linger_ms`). Delivery is confirmed
-    every `DELIVERED_EVERY_S`: a broker that stops answering ends the run with a `ServiceError`
+    every `DELIVERED_EVERY_S` (`Publisher.confirm_if_due`): a broker that stops answering ends the run with a `ServiceError`
     within `DELIVERY_WAIT_S`; `stats` (given) then holds what was sent.
     """
     if rate <= 0:
@@ -134,7 +133,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     publisher = Publisher(settings) if linger_ms is None else Publisher(settings, linger_ms=linger_ms)
     stats = stats if stats is not None else ProduceStats()
     pending: deque[Label] = deque()
-    began = confirmed_at = time.monotonic()
+    began = time.monotonic()
     failed = False
     try:
         while not stop.is_set() and (count is None or stats.transactions < count):
@@ -154,9 +153,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
             if on_sent is not None:
                 on_sent(stats.transactions)
             _publish_due(pending, publisher, stats, event_clock.now())
-            if time.monotonic() - confirmed_at >= DELIVERED_EVERY_S:  # a broker gone: found out now
-                publisher.flush(DELIVERY_WAIT_S)
-                confirmed_at = time.monotonic()
+            publisher.confirm_if_due()  # a broker gone: found out now
             next_due = began + (stats.transactions + 1) / rate - time.monotonic()
             stop.wait(min(max(next_due, 0.0), _TICK))
         stats.sending_seconds = time.monotonic() - began  # the transactions are sent; labels may be due
@@ -175,10 +172,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
         stats.seconds = time.monotonic() - began
         stats.sending_seconds = stats.sending_seconds or stats.seconds
         if failed:  # what is still buffered will not go either: no long wait, and the error is the first one
-            try:
-                publisher.close(1.0)
-            except ServiceError as close_error:
-                log.error("could not flush after a failed run: %s", close_error)
+            publisher.close_after_failure(1.0)
         else:
             publisher.close()
     log.info("produced %d transactions (%d frauds) and %d labels in %.1f s; %d labels not sent",

@@ -14,10 +14,9 @@ consumers accept them now, and the resume point is the first one left (else that
 Pacing: with ``speed=X`` a transaction is sent ``(event_time - origin) / X`` seconds after the start
 (origin = `start` if given, else the first row's time); ``speed=None`` sends as fast as possible.
 
-Delivery is confirmed (a flush) at the first transaction `DELIVERED_EVERY_S` after the last
-confirmation: a broker that goes away stops the replay within `DELIVERY_WAIT_S` of that (kafka-python
-alone gives up on a record after 2 minutes, the progress going on meanwhile) with `DeliveryFailed`,
-which says from where to resume: the last moment confirmed.
+Delivery is confirmed (`Publisher.confirm_if_due`: a flush every `DELIVERED_EVERY_S`): a broker that
+goes away stops the replay within `DELIVERY_WAIT_S` of that with `DeliveryFailed`, which says from
+where to resume: the last moment confirmed.
 
 Stopping (`stop` set, e.g. by Ctrl-C) finishes the transactions that share the current event time,
 publishes the labels due before the next one, flushes, and reports that next event time as
@@ -69,10 +68,6 @@ class ReplayStats:
         return self.transactions / self.seconds if self.seconds > 0 else 0.0
 
 
-DELIVERED_EVERY_S = 2.0  # how often the replay waits for every record sent so far to be acknowledged
-DELIVERY_WAIT_S = 30.0  # how long it waits then, before it stops with where to resume
-
-
 def replay(settings: Settings, path: str | Path, speed: float | None = None,
            label_delay: timedelta | None = None, start: datetime | None = None, end: datetime | None = None,
            stop: threading.Event | None = None, on_progress: Callable[[ReplayStats], None] | None = None,
@@ -97,7 +92,6 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     skew = settings.max_future_skew
     latest = None if skew is None else utcnow() + skew  # the consumers dead-letter transactions after it
     delivered: tuple[int, datetime] | None = None  # transactions confirmed, up to this event time
-    confirmed_at = began
     try:
         try:
             for rec in rows:
@@ -126,9 +120,8 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                 stats.event_time = moment
                 if rec.is_fraud is not None:
                     pending.append(_pending_label(rec, delay))
-                if time.monotonic() - confirmed_at >= DELIVERED_EVERY_S:  # (~0.1 us a transaction)
-                    publisher.flush(DELIVERY_WAIT_S)
-                    delivered, confirmed_at = (stats.transactions, moment), time.monotonic()
+                if publisher.confirm_if_due():
+                    delivered = (stats.transactions, moment)
                 if stopping_at is None and stop.is_set():
                     stopping_at = moment
                 if on_progress is not None and stats.transactions % 1000 == 0:
@@ -162,15 +155,15 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                              f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
                              "that moment are sent again, which the consumers recognise)") from None
     except ServiceError as exc:  # the broker went away (also while the handlers above sent labels)
-        _close_after_failure(publisher, own_publisher, timeout=1.0)  # (what is buffered is after the resume point)
+        publisher.close_after_failure(1.0, keep_open=not own_publisher)  # (what is buffered is after the resume point)
         if delivered is None:
             raise
         raise DeliveryFailed(exc, *delivered) from None
     except KeyboardInterrupt:  # a second Ctrl-C: at once, not after a wait for a broker that may be gone
-        _close_after_failure(publisher, own_publisher, timeout=0.5)
+        publisher.close_after_failure(0.5, keep_open=not own_publisher)
         raise
     except BaseException:  # (the errors raised above too: what was sent goes first)
-        _close_after_failure(publisher, own_publisher)
+        publisher.close_after_failure(60.0, keep_open=not own_publisher)
         raise
     stats.seconds = time.monotonic() - began
     stats.file_span = span
@@ -220,16 +213,6 @@ def _send_final_labels(pending: deque[PendingLabel], publisher: Publisher, stats
                         "for the consumers)", len(late), format_duration(max_future_skew), late[-1][0].isoformat())
         return
     _send_labels(pending, publisher, stats, before=end)
-
-
-def _close_after_failure(publisher: Publisher, own: bool, timeout: float = 60.0) -> None:
-    try:
-        if own:
-            publisher.close(timeout)
-        else:
-            publisher.flush(timeout)
-    except Exception as close_error:  # noqa: BLE001 - the original error matters more
-        log.error("could not flush after a failed replay: %s", close_error)
 
 
 def _pending_label(rec: Recorded, delay: timedelta) -> PendingLabel:

@@ -154,11 +154,11 @@ def test_produce_whose_broker_stops_answering_ends_soon_with_its_summary_and_the
     from click.testing import CliRunner
 
     from fraudstream.cli import main
-    from fraudstream.producer import live
+    from fraudstream.producer import publisher as publishing
     from tests.kafka_helpers import PausedBroker
 
-    monkeypatch.setattr(live, "DELIVERED_EVERY_S", 0.3)
-    monkeypatch.setattr(live, "DELIVERY_WAIT_S", 2.0)
+    monkeypatch.setattr(publishing, "DELIVERED_EVERY_S", 0.3)
+    monkeypatch.setattr(publishing, "DELIVERY_WAIT_S", 2.0)
     with PausedBroker(settings) as broker:
         broker.pause_after(2.0)
         result = CliRunner().invoke(main, ["produce", "--rate", "500", "--label-delay", "1h"],

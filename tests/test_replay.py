@@ -334,11 +334,11 @@ def test_a_broker_that_stops_answering_stops_a_replay_with_where_to_resume(setti
     paused; what it holds after it is resumed has every transaction up to that moment)."""
     import re
 
-    from fraudstream.producer import replay as replaying
+    from fraudstream.producer import publisher as publishing
     from tests.kafka_helpers import PausedBroker
 
-    monkeypatch.setattr(replaying, "DELIVERED_EVERY_S", 0.3)
-    monkeypatch.setattr(replaying, "DELIVERY_WAIT_S", 2.0)
+    monkeypatch.setattr(publishing, "DELIVERED_EVERY_S", 0.3)
+    monkeypatch.setattr(publishing, "DELIVERY_WAIT_S", 2.0)
     path = our_csv(tmp_path / "day.csv", rows=3000, step=timedelta(seconds=30))  # 25 hours of event time
     with PausedBroker(settings) as broker:
         own = broker.settings
