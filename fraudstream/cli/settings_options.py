@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 from pydantic import ValidationError
 
-from fraudstream.config import Settings
+from fraudstream.config import Settings, mask_url
 from fraudstream.constants import ENV_PREFIX
 from fraudstream.logs import setup_logging
 
@@ -43,7 +43,8 @@ def settings_option(flag: str, field: str, **kwargs: Any) -> Callable[[F], F]:
 def command_line(ctx: click.Context, program: str = "fraudstream", **changes: Any) -> str:
     """The command line that runs this command again: every parameter given on the command line (of
     this command and of the groups above it), with `changes` (by parameter name, this command's)
-    replacing or adding values; for hints such as where to resume.
+    replacing or adding values; for hints such as where to resume. A URL's password is shown as ``***``
+    (the hint goes to the log too): the user puts theirs back in.
 
     >>> @click.group()
     ... @click.option("--log-level")
@@ -60,6 +61,14 @@ def command_line(ctx: click.Context, program: str = "fraudstream", **changes: An
     ...                                      "--no-progress", "--end=2018-04-15"], parent=top)
     >>> command_line(sub, start="2018-04-03T10:00:00+00:00")
     "fraudstream --log-level debug replay 'my file.csv' --speed 3600 --start 2018-04-03T10:00:00+00:00 --end 2018-04-15 --no-progress"
+    >>> @click.group()
+    ... @click.option("--redis-url", "redis_url")
+    ... def tool(redis_url): pass
+    >>> @tool.command()
+    ... def run(): pass
+    >>> top = tool.make_context("tool", ["--redis-url", "redis://:hunter2@cache:6379/0", "run"])
+    >>> command_line(run.make_context("run", [], parent=top))
+    "fraudstream --redis-url 'redis://:***@cache:6379/0' run"
     """
     chain = []
     current: click.Context | None = ctx
@@ -83,6 +92,8 @@ def _words(param: click.Parameter, value: Any) -> list[str]:
     """`value` of `param` as command-line words."""
     values = list(value) if param.multiple or param.nargs != 1 else [value]
     texts = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+    if param.name is not None and param.name.endswith("_url"):
+        texts = [mask_url(text) or text for text in texts]
     if isinstance(param, click.Argument):
         return texts
     if isinstance(param, click.Option) and param.is_flag:
@@ -110,7 +121,7 @@ def load_settings(overrides: dict[str, Any], base: Settings | None = None) -> Se
 def _format_validation(exc: ValidationError, ctx: click.Context | None = None) -> str:
     """Each error named by what gave the value (the option, else the env var), as the user wrote it.
 
-    >>> from fraudstream.config import Settings
+    >>> from fraudstream.config import Settings, mask_url
     >>> try:
     ...     Settings(alert_threshold=2, label_delay="soon")
     ... except ValidationError as exc:
