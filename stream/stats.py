@@ -18,7 +18,7 @@ from typing import Any
 
 from fraudstream.kafka_io import fetch_position, unfetched
 from fraudstream.stream.retry import Waits
-from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, Histogram, LabelWindow
+from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, SCORE_BUCKETS, Histogram, LabelWindow
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class RunStats:
     # operational figures for the metrics endpoint and the dashboard (see fraudstream.stream.metrics)
     latency_histogram: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
     batch_histogram: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS_S))
+    score_histogram: Histogram = field(default_factory=lambda: Histogram(SCORE_BUCKETS))  # the champion's
     labelled: LabelWindow = field(default_factory=LabelWindow)
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records behind
     waits: Waits = field(default_factory=Waits)  # steps retried through an outage, and the current wait
@@ -52,14 +53,18 @@ class RunStats:
         self.latencies_ms.append(ms)
         self.latency_histogram.observe(ms)
 
-    def count_scored(self, scored: int, again: int, dead: int, alerts: int, latencies_ms: list[float]) -> None:
+    def count_scored(self, scored: int, again: int, dead: int, alerts: int, latencies_ms: list[float],
+                     scores: list[float] | None = None) -> None:
         """A batch's transactions done, its work acknowledged: `scored`, delivered `again` (not scored
-        again), `dead`-lettered, the `alerts` sent; the time `throughput` counts from and to.
+        again), `dead`-lettered, the `alerts` sent, the champion's `scores` of the scored ones; the
+        time `throughput` counts from and to.
 
         >>> stats = RunStats()
-        >>> stats.count_scored(3, 1, 1, 2, [5.0, 7.0, 9.0])
+        >>> stats.count_scored(3, 1, 1, 2, [5.0, 7.0, 9.0], [0.004, 0.93, 0.97])
         >>> stats.processed, stats.delivered_again, stats.dead_lettered, stats.alerts, stats.processed_at_first
         (4, 1, 1, 2, 4)
+        >>> stats.score_histogram.count
+        3
         """
         self.processed += scored + again
         self.delivered_again += again
@@ -67,6 +72,8 @@ class RunStats:
         self.alerts += alerts
         for ms in latencies_ms:
             self.observe_latency(ms)
+        if scores:
+            self.score_histogram.observe_many(scores)
         clock = time.monotonic()
         if self.first_record is None:
             self.first_record, self.processed_at_first = clock, self.processed

@@ -97,6 +97,12 @@ def test_scraped_figures_equal_the_run(settings: Settings) -> None:
     ids = [tx.transaction_id for tx in labelled]
     y = np.array([fraud[i] for i in ids])
     scores = np.array([alerts[i].score for i in ids])
+    # the champion's scores, bucket by bucket as the alerts carried them (every transaction scored once)
+    every = np.array([a.score for a in alerts.values()])
+    buckets = {float(lab["le"]): v for lab, v in samples["fraudstream_champion_score_bucket"]}
+    assert len(every) == 300 and buckets[float("inf")] == value(samples, "fraudstream_champion_score_count") == 300
+    assert buckets == {bound: (every <= bound).sum() for bound in buckets}
+    assert value(samples, "fraudstream_champion_score_sum") == pytest.approx(every.sum())
     assert value(samples, "fraudstream_model_rolling_labels") == 200
     assert value(samples, "fraudstream_model_rolling_frauds") == y.sum() == 8
     assert value(samples, "fraudstream_model_rolling_auc") == pytest.approx(roc_auc(y, scores))
