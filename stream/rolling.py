@@ -58,9 +58,15 @@ class Histogram:
         self.total += value
 
     def observe_many(self, values: Sequence[float]) -> None:
-        """`observe` each of `values` (one numpy pass: ~10 µs for a batch of 2,000); a NaN counts in
-        the +Inf bucket and not in the sum."""
-        if not len(values):
+        """`observe` each of `values` (0.05 µs a value in a batch of 2,000, in one numpy pass; a small
+        batch value by value); a NaN counts in the +Inf bucket and not in the sum."""
+        if len(values) < 100:
+            for value in values:
+                if value == value:  # (not NaN)
+                    self.observe(value)
+                else:
+                    self._counts[-1] += 1
+                    self.count += 1
             return
         array = np.asarray(values, dtype=float)
         counts = np.bincount(np.searchsorted(self.bounds, array, side="left"), minlength=len(self._counts))

@@ -120,3 +120,19 @@ def test_port_in_use_is_a_clear_error() -> None:
         with pytest.raises(ServiceError, match=f"127.0.0.1:{port}"):
             with serve_metrics(None, port, addr="127.0.0.1"):  # type: ignore[arg-type]
                 pass
+
+
+@pytest.mark.parametrize("size", [7, 2000])  # value by value, and in one numpy pass
+def test_a_batch_of_scores_is_bucketed_as_prometheus_counts_them(size: int) -> None:
+    """A bucket counts the values at or below its bound; a NaN only in +Inf, and not in the sum."""
+    from fraudstream.stream.rolling import SCORE_BUCKETS, Histogram
+
+    rng = np.random.default_rng(size)
+    values = np.concatenate([rng.random(size - 5) ** 6, [0.0, 0.5, 1.0, SCORE_BUCKETS[0], np.nan]])
+    hist = Histogram(SCORE_BUCKETS)
+    hist.observe_many(values[: size // 2].tolist())
+    hist.observe_many(values[size // 2:].tolist())
+    finite = values[~np.isnan(values)]
+    expected = [(bound, int((finite <= bound).sum())) for bound in SCORE_BUCKETS] + [(float("inf"), size)]
+    assert hist.cumulative() == expected and hist.count == size
+    assert hist.total == pytest.approx(finite.sum())
