@@ -26,6 +26,8 @@ DLQ_HEADER_REASON = "fraudstream.reason"
 DLQ_HEADER_TOPIC = "fraudstream.source.topic"
 DLQ_HEADER_PARTITION = "fraudstream.source.partition"
 DLQ_HEADER_OFFSET = "fraudstream.source.offset"
+# On a record sent back from a dead-letter topic (`fraudstream dead-letters --redrive`): "<dlq>[<partition>]@<offset>"
+REDRIVEN_FROM_HEADER = "fraudstream.redriven_from"
 
 # Redis keys. Every key starts with the configured prefix (default "fs"). Keys of one customer
 # share the hash tag {c:<id>}, keys of one terminal {t:<id>}, so each Lua script touches one slot.

@@ -16,11 +16,12 @@ from kafka.consumer.fetcher import ConsumerRecord
 from fraudstream.config import Settings
 
 
-def produce_raw(settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> int:
+def produce_raw(settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]],
+                headers: list[tuple[str, bytes]] | None = None) -> int:
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     count = 0
     for key, value in items:
-        producer.send(topic, key=key, value=value)
+        producer.send(topic, key=key, value=value, headers=headers)
         count += 1
     producer.flush()
     producer.close()

@@ -1,5 +1,6 @@
 """`fraudstream dead-letters`: what the consumers dead-lettered, why, and from where, one line (or
-JSON line) per record; the records on the topic, then exit (`--follow`: wait for new ones)."""
+JSON line) per record; the records on the topic, then exit (`--follow`: wait for new ones).
+`--redrive` sends those of one reason back to their source topics (`fraudstream.stream.redrive`)."""
 
 from __future__ import annotations
 
@@ -102,12 +103,16 @@ def _text(raw: bytes | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per dead letter, with the value whole.")
 @click.option("--follow", is_flag=True, help="After the records on the topic, wait for new ones (Ctrl-C to stop).")
 @click.option("--max", "max_records", type=click.IntRange(min=1), default=None, help="Exit after this many.")
+@click.option("--redrive", is_flag=True,
+              help="Send the dead letters of --reason back to the topic they came from (once the cause is fixed), "
+                   "each once: the next --redrive goes on after this one's.")
 @click.pass_context
 @handle_errors
 def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_json: bool, follow: bool,
-                 max_records: int | None) -> None:
+                 max_records: int | None, redrive: bool) -> None:
     """Print the dead letters (bad records the consumers set aside) from the first, then a count per
-    reason on stderr; reads without a consumer group and commits nothing."""
+    reason on stderr; reads without a consumer group and commits nothing. With --redrive, send those
+    of --reason back to their source topic and print a JSON summary last."""
     from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
     from fraudstream.kafka_rewind import PastEndRewinder
     from fraudstream.services import terminate_as_exception
@@ -115,6 +120,9 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     settings = settings_from(ctx)
     require_bootstrap(settings)
     topic = settings.topic_labels_dlq if of_labels else settings.topic_dlq
+    if redrive:
+        _redrive(ctx, settings, topic, reason, as_json, follow, max_records)
+        return
     consumer = make_consumer(settings, group_id=None)
     past_end = PastEndRewinder()
     counts: Counter[str] = Counter()
@@ -163,3 +171,41 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     if reason is not None and not counts[reason] and counts:  # a typo, or the other topic's reason
         notice(f"Warning: no dead letter of {topic} has the reason {reason!r}; those it has: "
                f"{', '.join(sorted(counts))}", logging.WARNING)
+
+
+def _redrive(ctx: click.Context, settings: Any, topic: str, reason: str | None, as_json: bool, follow: bool,
+             max_records: int | None) -> None:
+    import threading
+
+    from fraudstream.stream.redrive import redrive, redrive_group
+    from fraudstream.stream.signals import stop_on_signals
+
+    if not reason:
+        raise click.UsageError("--redrive needs --reason: the dead letters of other reasons would only come back "
+                               "(see them with `fraudstream dead-letters`, e.g. '... 3 invalid_json, 2 "
+                               "unknown_transaction')", ctx)
+    if follow:
+        raise click.UsageError("--redrive reads to the end of the topic and exits; it does not take --follow", ctx)
+
+    def sent(record: Any, source: str) -> None:
+        d = dead_letter(record)
+        click.echo(json.dumps({**d, "redriven_to": source}) if as_json else f"-> {source}: {format_dead_letter(d)}")
+
+    stop = threading.Event()
+    with stop_on_signals(stop) as received:
+        stats = redrive(settings, topic, reason, max_records=max_records, stop=stop, on_sent=sent)
+    summary = {"topic": topic, "reason": reason, **stats.summary(),
+               "group": redrive_group(settings.group_id, topic, reason)}
+    if stats.stopped_short:
+        notice(f"Warning: stopped short of the end of {', '.join(stats.stopped_short)}: the broker did not say "
+               f"where it ends within 30 s; run again to go on", logging.WARNING)
+    if stats.no_source:
+        notice(f"Warning: {stats.no_source:,} dead letter(s) of {reason!r} name no source topic that exists: "
+               "left where they are", logging.WARNING)
+    if not stats.redriven and stats.read:
+        others = ", ".join(sorted(stats.other_reasons)) or "none"
+        notice(f"Warning: no dead letter of {topic} read now has the reason {reason!r}; those it has: {others}",
+               logging.WARNING)
+    click.echo(json.dumps(summary))
+    if received.signum is not None:
+        ctx.exit(received.exit_code)

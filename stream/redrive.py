@@ -1,0 +1,175 @@
+"""Dead letters sent back to the topic they came from ("redrive"), once what set them aside is fixed.
+
+A dead letter keeps the original key, value and headers, and names its source topic and partition
+(`fraudstream.stream.dlq`). `redrive` publishes the dead letters of one reason again there, as they
+were, with one header more, ``fraudstream.redriven_from`` (``labels.dlq[1]@7``): a record that fails
+again is dead-lettered again with it, so `fraudstream dead-letters` shows where it has been.
+
+Each dead letter is sent back once per (dead-letter topic, reason): the offsets are committed, after
+the sends are acknowledged, in a consumer group of their own (`redrive_group`), so a second run goes
+on after the first; a crash between the two sends some again, which the consumers recognise (a
+transaction's scored record, a label's marker). A run ends at the end the log had when it began: the
+records it sends and the consumers dead-letter again wait for the next run, instead of going round.
+
+>>> redrive_group("fraudstream-scorer", "labels.dlq", "unknown_transaction")
+'fraudstream-scorer.redrive.labels.dlq.unknown_transaction'
+>>> sorted(redriven_headers([("trace", b"t1"), ("fraudstream.reason", b"too_late"),
+...                          ("fraudstream.redriven_from", b"labels.dlq[0]@1")], "labels.dlq", 1, 7))
+[('fraudstream.redriven_from', b'labels.dlq[1]@7'), ('trace', b't1')]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from fraudstream import constants
+from fraudstream.config import Settings
+from fraudstream.errors import ConfigError, ServiceError
+from fraudstream.kafka_io import fetch_position, make_consumer, make_producer, partitions_of
+from fraudstream.kafka_rewind import PastEndRewinder
+from fraudstream.stream.dlq import OWN_HEADERS
+
+log = logging.getLogger(__name__)
+
+END_WAIT_S = 30.0  # give up after this long without a fetch answer that says where the log ends
+SEND_TIMEOUT_S = 30.0  # longest wait for a batch's sends to be acknowledged
+OnSent = Callable[[Any, str], None]  # (the dead letter's record, the topic it went back to)
+
+
+@dataclass
+class RedriveStats:
+    """What a redrive read and sent; `sent` lists (dead-letter record, source topic) for the caller."""
+
+    read: int = 0  # dead letters read, of any reason
+    redriven: int = 0
+    by_topic: Counter[str] = field(default_factory=Counter)  # source topic -> sent back there
+    no_source: int = 0  # of the reason, but naming no source topic that exists: left where they are
+    other_reasons: Counter[str] = field(default_factory=Counter)
+    stopped_short: list[str] = field(default_factory=list)  # partitions whose end was not known in time
+
+    def summary(self) -> dict[str, Any]:
+        return {"read": self.read, "redriven": self.redriven, "to": dict(sorted(self.by_topic.items())),
+                "no_source": self.no_source, "other_reasons": dict(sorted(self.other_reasons.items()))}
+
+
+def redrive_group(group_id: str, topic: str, reason: str) -> str:
+    """The consumer group whose offsets say which dead letters of `reason` in `topic` went back."""
+    return f"{group_id}.redrive.{topic}.{reason}"
+
+
+def redriven_headers(headers: list[tuple[str, bytes | None]] | None, topic: str, partition: int,
+                     offset: int) -> list[tuple[str, bytes]]:
+    """The original record's headers (not the dead letter's own, nor an earlier redrive's), and where
+    this one was redriven from."""
+    kept = [(key, b"" if value is None else value) for key, value in (headers or [])
+            if key not in OWN_HEADERS and key != constants.REDRIVEN_FROM_HEADER]
+    return kept + [(constants.REDRIVEN_FROM_HEADER, f"{topic}[{partition}]@{offset}".encode())]
+
+
+def redrive(settings: Settings, topic: str, reason: str, max_records: int | None = None,
+            stop: threading.Event | None = None, on_sent: OnSent | None = None) -> RedriveStats:
+    """Send the dead letters of `reason` in `topic` back to their source topics (see the module doc);
+    `on_sent(record, source_topic)` after each batch's sends are acknowledged."""
+    if not reason:
+        raise ConfigError("a redrive needs the reason of the dead letters to send back")
+    stop = stop or threading.Event()
+    consumer = make_consumer(settings, group_id=redrive_group(settings.group_id, topic, reason))
+    producer: KafkaProducer | None = None
+    stats = RedriveStats()
+    try:
+        parts = partitions_of(consumer, topic)
+        if not parts:
+            raise ConfigError(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
+        consumer.assign(parts)  # no group join: the group only keeps the offsets
+        producer = make_producer(settings)
+        _run(consumer, producer, parts, topic, reason, max_records, stop, stats, on_sent)
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
+        consumer.close(autocommit=False)
+    return stats
+
+
+def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPartition], topic: str, reason: str,
+         max_records: int | None, stop: threading.Event, stats: RedriveStats, on_sent: OnSent | None) -> None:
+    ends: dict[TopicPartition, int] = {}  # each partition's end when first known: the run stops there
+    sources: dict[str, list[int]] = {}  # source topic -> its partitions
+    past_end = PastEndRewinder()
+    last_answer = time.monotonic()
+    while not stop.is_set() and (max_records is None or stats.redriven < max_records):
+        polled = consumer.poll(timeout_ms=200)
+        past_end.check(consumer)
+        for tp in parts:
+            high = consumer.highwater(tp)
+            if tp not in ends and high is not None:
+                ends[tp], last_answer = high, time.monotonic()
+        sent: list[tuple[Any, str, Any]] = []
+        done: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, records in polled.items():
+            for record in records:
+                if record.offset >= ends.get(tp, math.inf) or (max_records is not None
+                                                                and stats.redriven + len(sent) >= max_records):
+                    break
+                done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+                stats.read += 1
+                headers = dict(record.headers or [])
+                why = (headers.get(constants.DLQ_HEADER_REASON) or b"").decode("utf-8", "replace")
+                if why != reason:
+                    stats.other_reasons[why or "?"] += 1
+                    continue
+                source = (headers.get(constants.DLQ_HEADER_TOPIC) or b"").decode("utf-8", "replace")
+                partitions = sources.get(source) if source else None
+                if source and partitions is None:
+                    partitions = sources[source] = sorted(producer.partitions_for(source) or [])
+                if not partitions:
+                    stats.no_source += 1
+                    log.warning("%s[%d]@%d names no source topic that exists (%r): left where it is",
+                                tp.topic, tp.partition, record.offset, source)
+                    continue
+                partition = _int(headers.get(constants.DLQ_HEADER_PARTITION))
+                future = producer.send(source, key=record.key, value=record.value,
+                                       partition=partition if partition in partitions else None,
+                                       headers=redriven_headers(record.headers, tp.topic, tp.partition, record.offset))
+                sent.append((record, source, future))
+        _acknowledge(producer, sent)
+        if done:
+            consumer.commit(done)  # only after the sends are acknowledged
+        stats.redriven += len(sent)
+        for record, source, _ in sent:
+            stats.by_topic[source] += 1
+            if on_sent is not None:
+                on_sent(record, source)
+        if all(tp in ends and fetch_position(consumer, tp) >= ends[tp] for tp in parts):
+            return
+        if time.monotonic() - last_answer > END_WAIT_S and not polled:
+            stats.stopped_short = [f"{tp.topic}[{tp.partition}]" for tp in parts if tp not in ends]
+            return
+
+
+def _acknowledge(producer: KafkaProducer, sent: list[tuple[Any, str, Any]]) -> None:
+    if not sent:
+        return
+    try:
+        producer.flush(timeout=SEND_TIMEOUT_S)
+    except KafkaError as exc:
+        raise ServiceError(f"could not send dead letters back within {SEND_TIMEOUT_S:.0f} s: {exc}") from exc
+    failed = [future.exception for _, _, future in sent if future.failed()]
+    if failed or not all(future.is_done for _, _, future in sent):
+        raise ServiceError(f"{len(failed)} dead letter(s) could not be sent back: {failed[0] if failed else 'no answer'}"
+                           "; nothing of this batch is marked as sent back, so the next run sends it again")
+
+
+def _int(raw: bytes | None) -> int | None:
+    text = (raw or b"").decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None

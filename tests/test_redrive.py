@@ -1,0 +1,105 @@
+"""Dead letters sent back to their source topic (`fraudstream dead-letters --redrive`), against the
+real broker and Redis: labels that came before their transactions are learned once those are scored."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from fraudstream import constants
+from fraudstream.config import Settings
+from fraudstream.kafka_io import ensure_topics
+from fraudstream.models.events import Label
+from fraudstream.stream.app import scoring_consumer
+from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
+from tests.test_cli_pipeline import run_cli
+from tests.test_pipeline import publish, scripted_transactions
+
+
+def _labels(txs: list) -> list[Label]:
+    return [Label(transaction_id=tx.transaction_id, customer_id=tx.customer_id, terminal_id=tx.terminal_id,
+                  is_fraud=tx.amount >= 900, event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7))
+            for tx in txs]
+
+
+@pytest.mark.services
+def test_labels_before_their_transactions_are_learned_once_redriven(settings: Settings) -> None:
+    """Labels whose transactions nobody had scored are dead-lettered as `unknown_transaction`; once
+    the transactions are scored, a redrive of that reason sends them back, as they were (their own
+    headers kept, one more naming the dead letter), and the consumer learns each once. Dead letters
+    of other reasons stay; a second redrive sends nothing again; a redrive without a reason is refused."""
+    ensure_topics(settings)
+    txs = scripted_transactions(120)
+    early = _labels(txs[:80])
+    produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in early),
+                headers=[("trace", b"t-9")])
+    produce_raw(settings, settings.topic_labels, [(b"c1", b"not json")])
+    with scoring_consumer(settings) as app:
+        first = app.run(idle_timeout=6)
+    assert (first.labels_learned, first.labels_dead_lettered) == (0, 81)
+
+    publish(settings, txs)  # the transactions, late
+    with scoring_consumer(settings) as app:
+        scored = app.run(max_transactions=len(txs), idle_timeout=20)
+    assert scored.processed == len(txs) and scored.labels_learned == 0
+
+    refused = run_cli(settings, "dead-letters", "--labels", "--redrive", timeout=60)
+    assert refused.returncode == 2 and "--redrive needs --reason" in refused.stderr, refused.stderr
+
+    sent = run_cli(settings, "dead-letters", "--labels", "--redrive", "--reason", "unknown_transaction", timeout=90)
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    lines = sent.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["redriven"] == 80 and summary["to"] == {settings.topic_labels: 80}, summary
+    assert summary["other_reasons"] == {"invalid_json": 1} and summary["read"] == 81
+    assert len(lines) == 81 and all(line.startswith(f"-> {settings.topic_labels}: ") for line in lines[:-1])
+
+    back = [r for r in read_topic(settings, settings.topic_labels, expect=len(early) + 1 + 80)
+            if constants.REDRIVEN_FROM_HEADER in dict(r.headers)]
+    assert len(back) == 80
+    assert sorted(r.value for r in back) == sorted(lb.to_json_bytes() for lb in early)  # byte for byte
+    assert {r.key for r in back} == {lb.customer_id.encode() for lb in early}
+    headers = [dict(r.headers) for r in back]
+    assert all(h["trace"] == b"t-9" and constants.DLQ_HEADER_REASON not in h for h in headers)
+    assert sorted(h[constants.REDRIVEN_FROM_HEADER].decode() for h in headers) == sorted(
+        f"{r.topic}[{r.partition}]@{r.offset}" for r in read_topic(settings, settings.topic_labels_dlq, expect=81)
+        if dict(r.headers)[constants.DLQ_HEADER_REASON] == b"unknown_transaction")
+
+    with scoring_consumer(settings) as app:
+        learned = app.run(idle_timeout=6)
+        assert app.scorer.champion.labels_learned == 80
+    assert (learned.labels_learned, learned.labels_dead_lettered) == (80, 0)
+    committed, ends = committed_and_end(settings, settings.topic_labels)
+    assert committed == ends
+
+    again = run_cli(settings, "dead-letters", "--labels", "--redrive", "--reason", "unknown_transaction", timeout=90)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["redriven"] == 0  # each dead letter once
+
+
+@pytest.mark.services
+def test_a_redriven_record_that_fails_again_is_dead_lettered_again_and_waits_for_the_next_run(
+        settings: Settings) -> None:
+    """A run stops at the end the dead-letter topic had when it began: a label still unknown goes back,
+    is dead-lettered again (naming where it was redriven from), and the next run sends it once more."""
+    from fraudstream.stream.redrive import redrive
+
+    ensure_topics(settings)
+    lost = _labels(scripted_transactions(3))  # transactions that never come
+    produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in lost))
+    with scoring_consumer(settings) as app:
+        assert app.run(idle_timeout=6).labels_dead_lettered == 3
+
+    stats = redrive(settings, settings.topic_labels_dlq, "unknown_transaction")
+    assert (stats.redriven, stats.read) == (3, 3)
+    with scoring_consumer(settings) as app:
+        assert app.run(idle_timeout=6).labels_dead_lettered == 3
+    dead = read_topic(settings, settings.topic_labels_dlq, expect=6)
+    assert [constants.REDRIVEN_FROM_HEADER in dict(r.headers) for r in sorted(dead, key=lambda r: r.timestamp)] == \
+        [False] * 3 + [True] * 3
+
+    limited = redrive(settings, settings.topic_labels_dlq, "unknown_transaction", max_records=2)
+    rest = redrive(settings, settings.topic_labels_dlq, "unknown_transaction")
+    assert (limited.redriven, rest.redriven) == (2, 1)  # the second goes on after the first
