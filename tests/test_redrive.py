@@ -37,7 +37,7 @@ def test_labels_before_their_transactions_are_learned_once_redriven(settings: Se
                 headers=[("trace", b"t-9")])
     produce_raw(settings, settings.topic_labels, [(b"c1", b"not json")])
     with scoring_consumer(settings) as app:
-        first = app.run(idle_timeout=6)
+        first = app.run(idle_timeout=3)
     assert (first.labels_learned, first.labels_dead_lettered) == (0, 81)
 
     publish(settings, txs)  # the transactions, late
@@ -68,7 +68,7 @@ def test_labels_before_their_transactions_are_learned_once_redriven(settings: Se
         if dict(r.headers)[constants.DLQ_HEADER_REASON] == b"unknown_transaction")
 
     with scoring_consumer(settings) as app:
-        learned = app.run(idle_timeout=6)
+        learned = app.run(idle_timeout=3)
         assert app.scorer.champion.labels_learned == 80
     assert (learned.labels_learned, learned.labels_dead_lettered) == (80, 0)
     committed, ends = committed_and_end(settings, settings.topic_labels)
@@ -90,12 +90,12 @@ def test_a_redriven_record_that_fails_again_is_dead_lettered_again_and_waits_for
     lost = _labels(scripted_transactions(3))  # transactions that never come
     produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in lost))
     with scoring_consumer(settings) as app:
-        assert app.run(idle_timeout=6).labels_dead_lettered == 3
+        assert app.run(idle_timeout=3).labels_dead_lettered == 3
 
     stats = redrive(settings, settings.topic_labels_dlq, "unknown_transaction")
     assert (stats.redriven, stats.read) == (3, 3)
     with scoring_consumer(settings) as app:
-        assert app.run(idle_timeout=6).labels_dead_lettered == 3
+        assert app.run(idle_timeout=3).labels_dead_lettered == 3
     dead = read_topic(settings, settings.topic_labels_dlq, expect=6)
     assert [constants.REDRIVEN_FROM_HEADER in dict(r.headers) for r in sorted(dead, key=lambda r: r.timestamp)] == \
         [False] * 3 + [True] * 3
