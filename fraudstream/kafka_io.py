@@ -41,6 +41,7 @@ from fraudstream.errors import ConfigError
 from fraudstream.kafka_join import keep_completed_joins
 from fraudstream.kafka_reach import await_bootstrap, check_tls
 from fraudstream.kafka_records import read_records_inline
+from fraudstream.logs import hide_client_secrets
 from fraudstream.kafka_transport import quiet_closed_reads
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def all_topics(settings: Settings) -> list[str]:
 def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, partitions: int | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     wanted = list(topics) if topics is not None else all_topics(settings)
+    hide_client_secrets()  # kafka-python logs the admin client's configuration at DEBUG
     admin = KafkaAdminClient(**_reachable(settings))
     try:
         existing = set(admin.list_topics())

@@ -134,3 +134,40 @@ class OccasionalWarning:
         self.logger.warning(message)
         self.warned_at, self.unreported = now, 0
         return message
+
+
+_SECRET_CONFIG_KEYS = ("sasl_plain_password", "ssl_password", "sasl_oauth_token_provider")
+
+
+class HiddenClientSecrets(logging.Filter):
+    """Replaces the secrets of a kafka-python client configuration logged whole (its admin client
+    logs its configuration at DEBUG, the SASL password too) with ``***``. `hide_client_secrets`
+    attaches it; the CLI keeps kafka-python's loggers at WARNING, this is for library users' logs.
+
+    >>> record = logging.LogRecord("kafka.admin.client", logging.DEBUG, "", 0, "configuration: %s",
+    ...                            ({"sasl_plain_password": "hunter2", "client_id": "a"},), None)
+    >>> HiddenClientSecrets().filter(record), record.getMessage()
+    (True, "configuration: {'sasl_plain_password': '***', 'client_id': 'a'}")
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict):
+            record.args = _hidden(args)
+        elif isinstance(args, tuple) and any(isinstance(arg, dict) for arg in args):
+            record.args = tuple(_hidden(arg) if isinstance(arg, dict) else arg for arg in args)
+        return True
+
+
+def _hidden(config: dict) -> dict:  # type: ignore[type-arg]
+    if not any(config.get(key) for key in _SECRET_CONFIG_KEYS):
+        return config
+    return {key: "***" if key in _SECRET_CONFIG_KEYS and value else value for key, value in config.items()}
+
+
+_HIDDEN_CLIENT_SECRETS = HiddenClientSecrets()
+
+
+def hide_client_secrets() -> None:
+    """Attach `HiddenClientSecrets` to the kafka-python logger that logs a configuration whole (once)."""
+    logging.getLogger("kafka.admin.client").addFilter(_HIDDEN_CLIENT_SECRETS)

@@ -101,7 +101,11 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/0?socket_timeout=abc", "cannot be read (a password's / # ?"),
     ("FRAUDSTREAM_REDIS_URL", "redis://:s3cret@h:6379/abc", "the database of a Redis URL is a number"),
     # a password with / unencoded is read as the port or the database: the message quotes neither
-    ("FRAUDSTREAM_REDIS_URL", "redis://:12/xys3cret@10.0.0.5:6379/0", "database of a Redis URL is a number (redis"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://:12/xys3cret@10.0.0.5:6379/0", "its user part cannot be read (a password's"),
+    # with # or ? after digits it was a port and a fragment or query, and the URL was taken (its masked
+    # form showed the password whole)
+    ("FRAUDSTREAM_REDIS_URL", "redis://:1234#xys3cret@127.0.0.1:6379/0", "its user part cannot be read (a password's"),
+    ("FRAUDSTREAM_REDIS_URL", "redis://u:1234?xys3cret@127.0.0.1:6379/0", "its user part cannot be read (a password's"),
     ("FRAUDSTREAM_REDIS_URL", "redis://:pa/ss3cret@127.0.0.1:6379/0", "written %2F %23 %3F %40 %25 in a URL"),
     ("FRAUDSTREAM_SESSION_TIMEOUT_MS", "500", "FRAUDSTREAM_HEARTBEAT_INTERVAL_MS (1000) must be below "
                                               "FRAUDSTREAM_SESSION_TIMEOUT_MS (500)"),
