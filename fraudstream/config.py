@@ -15,7 +15,7 @@ import os
 import re
 from datetime import timedelta
 from typing import Annotated, Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,41 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from fraudstream import constants
 from fraudstream.errors import ConfigError
 from fraudstream.timeutil import parse_duration
-
-
-def mask_url(url: str | None) -> str | None:
-    """Hide the passwords of a URL: the user part's, and query parameters such as ``?password=``
-    (which redis-py accepts too; also with the key percent-encoded). The user part is what comes
-    before the last ``@`` of the authority, so that a password whose ``#`` or ``?`` was not encoded
-    (which `Settings` refuses) is hidden whole, not read as a port and a query.
-
-    >>> mask_url("redis://user:secret@host:6379/0")
-    'redis://user:***@host:6379/0'
-    >>> mask_url("redis://host:6379/0?password=secret&db=1")
-    'redis://host:6379/0?password=***&db=1'
-    >>> mask_url("redis://host:6379")
-    'redis://host:6379'
-    >>> mask_url("redis://:1234#hunter2@127.0.0.1:6379/0"), mask_url("redis://:pw@[::1]:6379/0")
-    ('redis://:***@127.0.0.1:6379/0', 'redis://:***@[::1]:6379/0')
-    >>> mask_url("unix:///tmp/x.sock?pass%77ord=secret"), mask_url("redis://h:6379/0?client_name=a@b")
-    ('unix:///tmp/x.sock?pass%77ord=***', 'redis://h:6379/0?client_name=a@b')
-    """
-    if not url:
-        return url
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        user_part, at, after = rest.rpartition("@")
-        if at and ":" in user_part and "/" not in user_part:
-            rest = f"{user_part.split(':', 1)[0]}:***@{after}"
-    base, question, query = (scheme + sep + rest).partition("?")
-    if question:
-        query = "&".join(_mask_parameter(item) for item in query.split("&"))
-    return base + question + query
-
-
-def _mask_parameter(item: str) -> str:
-    key, equals, _ = item.partition("=")
-    return f"{key}=***" if equals and "password" in unquote_plus(key).lower() else item
+from fraudstream.urls import mask_url, unreadable_user_part
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # as kafka-python spells them
@@ -185,9 +151,8 @@ class Settings(BaseSettings):
         # percent-encoded is read as the port, the path or the query, and would be printed
         hint = (" (a password's / # ? @ and % are written %2F %23 %3F %40 %25 in a URL)"
                 if "@" in value else "")
-        parts = urlsplit(value)
-        if parts.fragment or ("@" in value and "@" not in parts.netloc):  # a password's # ? or / read as a
-            # port and a fragment, query or path: redis-py would connect to another port, without it
+        if unreadable_user_part(value):  # a password's # ? or / read as a port and a fragment, query or
+            # path: redis-py would connect to another port, without it
             raise ValueError(f"not a usable Redis URL: its user part cannot be read{hint}")
         try:  # what redis-py refuses later (with a traceback): a port, a query value, brackets
             parse_url(value)

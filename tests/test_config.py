@@ -41,7 +41,10 @@ def test_secrets_never_in_repr() -> None:
 
 
 @pytest.mark.parametrize("url", ["redis://:s3cret@h:1/0", "redis://h:1/0?password=s3cret",
-                                 "rediss://u@h:1/0?db=1&Password=s3cret&ssl_cert_reqs=none"])
+                                 "rediss://u@h:1/0?db=1&Password=s3cret&ssl_cert_reqs=none",
+                                 # an @ in a query value: taken, and not read as the end of a user part
+                                 "redis://:s3cret@h:1/0?client_name=fs@node1", "redis://h:1/0?password=s3@cret",
+                                 "redis://h:1/0?pass%77ord=s3cret"])
 def test_config_never_prints_a_password_of_the_redis_url(url: str) -> None:
     """redis-py takes a password from the URL's user part and from its query (``?password=``)."""
     result = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_REDIS_URL": url})

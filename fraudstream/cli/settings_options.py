@@ -121,7 +121,7 @@ def load_settings(overrides: dict[str, Any], base: Settings | None = None) -> Se
 def _format_validation(exc: ValidationError, ctx: click.Context | None = None) -> str:
     """Each error named by what gave the value (the option, else the env var), as the user wrote it.
 
-    >>> from fraudstream.config import Settings, mask_url
+    >>> from fraudstream.config import Settings
     >>> try:
     ...     Settings(alert_threshold=2, label_delay="soon")
     ... except ValidationError as exc:
