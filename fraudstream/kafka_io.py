@@ -29,7 +29,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 try:
     from kafka.structs import MemberState
@@ -41,8 +41,8 @@ from fraudstream.errors import ConfigError
 from fraudstream.kafka_join import keep_completed_joins
 from fraudstream.kafka_reach import await_bootstrap, check_tls
 from fraudstream.kafka_records import read_records_inline
-from fraudstream.logs import hide_client_secrets
 from fraudstream.kafka_transport import quiet_closed_reads
+from fraudstream.logs import hide_client_secrets
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,25 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
               "batch_size": 256 * 1024, "max_request_size": 4 * 1024 * 1024}
     config.update(overrides)
     return KafkaProducer(**_reachable(settings), **config)
+
+
+def close_producer(producer: KafkaProducer, timeout: float) -> bool:
+    """Close `producer`, waiting at most `timeout` s for what it holds; False when records were left
+    undelivered (a broker gone). kafka-python's `close` raises from its flush before it stops the
+    sender thread, which would then retry the broker for ever in the background (logging each time):
+    that thread is stopped here too (kafka-python 3.0's `_sender.force_close`, as `close` itself does
+    after a timeout)."""
+    try:
+        producer.close(timeout=timeout)
+        return True
+    except KafkaError as exc:
+        log.debug("producer closed with records undelivered: %s", exc)
+        sender = getattr(producer, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()
+            sender.join(1.0)
+        producer._closed = True  # type: ignore[attr-defined]  # (its __del__ would flush again)
+        return False
 
 
 METADATA_MAX_AGE_MS = 10_000  # a metadata request per 10 s and consumer: nothing next to its fetches

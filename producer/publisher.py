@@ -27,7 +27,7 @@ from kafka.partitioner.default import murmur2
 
 from fraudstream.config import Settings
 from fraudstream.errors import ServiceError
-from fraudstream.kafka_io import make_producer
+from fraudstream.kafka_io import close_producer, make_producer
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.wire import label_json, transaction_json
 
@@ -126,10 +126,7 @@ class Publisher:
         try:
             self.flush(timeout)
         finally:
-            try:
-                self.producer.close(timeout=min(10.0, timeout))
-            except KafkaError as exc:  # kafka-python's close flushes again: after a failed flush, it fails too
-                log.debug("producer closed with records undelivered: %s", exc)
+            close_producer(self.producer, min(10.0, timeout))  # after a failed flush, its own fails too
 
     def close_after_failure(self, timeout: float = 1.0, keep_open: bool = False) -> None:
         """After a run failed: flush what is buffered (waiting at most `timeout` s) and close the

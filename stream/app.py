@@ -11,7 +11,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, TopicPartition
 
 from fraudstream.config import Settings
-from fraudstream.kafka_io import close_group_consumer, make_consumer, make_producer
+from fraudstream.kafka_io import close_group_consumer, close_producer, make_consumer, make_producer
 from fraudstream.stream.consumer import AlertCallback, ScoringConsumer
 from fraudstream.stream.features import FeatureConfig, FeatureEngine
 from fraudstream.stream.scoring import Scorer
@@ -93,5 +93,5 @@ def scoring_consumer(settings: Settings, on_alert: AlertCallback | None = None,
         scorer.close()
         with contextlib.suppress(Exception):
             producer.flush(timeout=10)
-        producer.close(timeout=5)
+        close_producer(producer, 5.0)
         close_group_consumer(consumer)
