@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -159,7 +160,7 @@ class HiddenClientSecrets(logging.Filter):
         return True
 
 
-def _hidden(config: dict) -> dict:  # type: ignore[type-arg]
+def _hidden(config: dict[str, Any]) -> dict[str, Any]:
     if not any(config.get(key) for key in _SECRET_CONFIG_KEYS):
         return config
     return {key: "***" if key in _SECRET_CONFIG_KEYS and value else value for key, value in config.items()}

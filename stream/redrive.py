@@ -5,11 +5,14 @@ A dead letter keeps the original key, value and headers, and names its source to
 were, with one header more, ``fraudstream.redriven_from`` (``labels.dlq[1]@7``): a record that fails
 again is dead-lettered again with it, so `fraudstream dead-letters` shows where it has been.
 
-Each dead letter is sent back once per (dead-letter topic, reason): the offsets are committed, after
-the sends are acknowledged, in a consumer group of their own (`redrive_group`), so a second run goes
-on after the first; a crash between the two sends some again, which the consumers recognise (a
-transaction's scored record, a label's marker). A run ends at the end the log had when it began: the
-records it sends and the consumers dead-letter again wait for the next run, instead of going round.
+Each dead letter is sent back at least once per (dead-letter topic, reason), and normally once: the
+offsets are committed, after every replica acknowledged the sends, in a consumer group of their own
+(`redrive_group`), so a second run goes on after the first; a crash between the two sends a batch
+again, which the consumers recognise (a transaction's scored record, a label's marker), as they do
+when two runs of one reason overlap (do not start them together). A run ends at the end the log had
+when it began: the records it sends and the consumers dead-letter again wait for the next run,
+instead of going round. A dead letter whose source topic does not exist (any more) is not sent and
+this group moves past it: it stays in the dead-letter topic, for `fraudstream dead-letters`.
 
 >>> redrive_group("fraudstream-scorer", "labels.dlq", "unknown_transaction")
 'fraudstream-scorer.redrive.labels.dlq.unknown_transaction'
@@ -36,7 +39,7 @@ from kafka.structs import OffsetAndMetadata
 from fraudstream import constants
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, ServiceError
-from fraudstream.kafka_io import fetch_position, make_consumer, make_producer, partitions_of
+from fraudstream.kafka_io import close_producer, fetch_position, make_consumer, make_producer, partitions_of
 from fraudstream.kafka_rewind import PastEndRewinder
 from fraudstream.stream.dlq import OWN_HEADERS
 
@@ -49,14 +52,14 @@ OnSent = Callable[[Any, str], None]  # (the dead letter's record, the topic it w
 
 @dataclass
 class RedriveStats:
-    """What a redrive read and sent; `sent` lists (dead-letter record, source topic) for the caller."""
+    """What a redrive read and sent back."""
 
     read: int = 0  # dead letters read, of any reason
     redriven: int = 0
     by_topic: Counter[str] = field(default_factory=Counter)  # source topic -> sent back there
     no_source: int = 0  # of the reason, but naming no source topic that exists: left where they are
     other_reasons: Counter[str] = field(default_factory=Counter)
-    stopped_short: list[str] = field(default_factory=list)  # partitions whose end was not known in time
+    stopped_short: list[str] = field(default_factory=list)  # partitions left before their end: nothing came
 
     def summary(self) -> dict[str, Any]:
         return {"read": self.read, "redriven": self.redriven, "to": dict(sorted(self.by_topic.items())),
@@ -79,8 +82,27 @@ def redriven_headers(headers: list[tuple[str, bytes | None]] | None, topic: str,
 
 def redrive(settings: Settings, topic: str, reason: str, max_records: int | None = None,
             stop: threading.Event | None = None, on_sent: OnSent | None = None) -> RedriveStats:
-    """Send the dead letters of `reason` in `topic` back to their source topics (see the module doc);
-    `on_sent(record, source_topic)` after each batch's sends are acknowledged."""
+    """Send the dead letters of `reason` in `topic` back to their source topics (see the module doc).
+
+    Parameters
+    ----------
+    settings
+        The broker, and the group id the redrive group is named after.
+    topic, reason
+        The dead-letter topic, and the ``fraudstream.reason`` of the dead letters to send back.
+    max_records
+        Stop after sending this many (None: up to the end the topic had at the start).
+    stop
+        Set to stop after the batch in hand (its sends acknowledged and committed).
+    on_sent
+        Called with (dead-letter record, source topic) for each sent, once its batch is acknowledged.
+
+    Returns
+    -------
+    RedriveStats
+        What was read and sent; `ServiceError` when the broker did not acknowledge a batch (nothing of
+        it is committed), `ConfigError` when `topic` does not exist.
+    """
     if not reason:
         raise ConfigError("a redrive needs the reason of the dead letters to send back")
     stop = stop or threading.Event()
@@ -92,11 +114,11 @@ def redrive(settings: Settings, topic: str, reason: str, max_records: int | None
         if not parts:
             raise ConfigError(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
         consumer.assign(parts)  # no group join: the group only keeps the offsets
-        producer = make_producer(settings)
+        producer = make_producer(settings, acks="all")  # acknowledged: durable, before the commit
         _run(consumer, producer, parts, topic, reason, max_records, stop, stats, on_sent)
     finally:
         if producer is not None:
-            producer.close(timeout=5)
+            close_producer(producer, 5.0)  # after a failed batch its close fails too: the first error is the one
         consumer.close(autocommit=False)
     return stats
 
@@ -106,14 +128,21 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
     ends: dict[TopicPartition, int] = {}  # each partition's end when first known: the run stops there
     sources: dict[str, list[int]] = {}  # source topic -> its partitions
     past_end = PastEndRewinder()
-    last_answer = time.monotonic()
+    last_progress = time.monotonic()
     while not stop.is_set() and (max_records is None or stats.redriven < max_records):
         polled = consumer.poll(timeout_ms=200)
         past_end.check(consumer)
+        if polled:
+            last_progress = time.monotonic()
         for tp in parts:
             high = consumer.highwater(tp)
             if tp not in ends and high is not None:
-                ends[tp], last_answer = high, time.monotonic()
+                ends[tp], last_progress = high, time.monotonic()
+                if fetch_position(consumer, tp) > high:  # offsets of a log deleted and created again
+                    log.warning("%s[%d]: this redrive's offset %d is past the log's end %d (the topic was "
+                                "created again?): from its start", tp.topic, tp.partition,
+                                fetch_position(consumer, tp), high)
+                    consumer.seek_to_beginning(tp)
         sent: list[tuple[Any, str, Any]] = []
         done: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in polled.items():
@@ -130,12 +159,12 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
                     continue
                 source = (headers.get(constants.DLQ_HEADER_TOPIC) or b"").decode("utf-8", "replace")
                 partitions = sources.get(source) if source else None
-                if source and partitions is None:
-                    partitions = sources[source] = sorted(producer.partitions_for(source) or [])
+                if source and partitions is None:  # the consumer's metadata: it creates no topic
+                    partitions = sources[source] = sorted(consumer.partitions_for_topic(source) or [])
                 if not partitions:
                     stats.no_source += 1
-                    log.warning("%s[%d]@%d names no source topic that exists (%r): left where it is",
-                                tp.topic, tp.partition, record.offset, source)
+                    log.warning("%s[%d]@%d names no source topic that exists (%r): not sent, left in %s",
+                                tp.topic, tp.partition, record.offset, source, tp.topic)
                     continue
                 partition = _int(headers.get(constants.DLQ_HEADER_PARTITION))
                 future = producer.send(source, key=record.key, value=record.value,
@@ -150,10 +179,11 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
             stats.by_topic[source] += 1
             if on_sent is not None:
                 on_sent(record, source)
-        if all(tp in ends and fetch_position(consumer, tp) >= ends[tp] for tp in parts):
+        behind = [tp for tp in parts if tp not in ends or fetch_position(consumer, tp) < ends[tp]]
+        if not behind:
             return
-        if time.monotonic() - last_answer > END_WAIT_S and not polled:
-            stats.stopped_short = [f"{tp.topic}[{tp.partition}]" for tp in parts if tp not in ends]
+        if time.monotonic() - last_progress > END_WAIT_S:
+            stats.stopped_short = [f"{tp.topic}[{tp.partition}]" for tp in behind]
             return
 
 

@@ -4,6 +4,7 @@ real broker and Redis: labels that came before their transactions are learned on
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -103,3 +104,49 @@ def test_a_redriven_record_that_fails_again_is_dead_lettered_again_and_waits_for
     limited = redrive(settings, settings.topic_labels_dlq, "unknown_transaction", max_records=2)
     rest = redrive(settings, settings.topic_labels_dlq, "unknown_transaction")
     assert (limited.redriven, rest.redriven) == (2, 1)  # the second goes on after the first
+
+
+@pytest.mark.services
+def test_a_batch_the_broker_did_not_acknowledge_is_not_marked_as_sent_back(settings: Settings,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offsets are committed only after the sends are acknowledged: a broker that stops answering
+    between the two (a broker of the test's own, paused) fails the run with `ServiceError`, and the
+    next run sends every dead letter. One naming a topic that does not exist is not sent, and that
+    topic is not created."""
+    from fraudstream.errors import ServiceError
+    from fraudstream.kafka_io import make_consumer
+    from fraudstream.stream import redrive as redriving
+    from tests.kafka_helpers import PausedBroker
+
+    monkeypatch.setattr(redriving, "SEND_TIMEOUT_S", 2.0)
+    with PausedBroker(settings) as broker:
+        own = broker.settings
+        ensure_topics(own, [own.topic_labels, own.topic_labels_dlq])
+        dead = [(constants.DLQ_HEADER_REASON, b"unknown_transaction"), (constants.DLQ_HEADER_PARTITION, b"0")]
+        produce_raw(own, own.topic_labels_dlq, [(b"c1", b'{"n": %d}' % i) for i in range(5)],
+                    headers=dead + [(constants.DLQ_HEADER_TOPIC, own.topic_labels.encode())])
+        produce_raw(own, own.topic_labels_dlq, [(b"c2", b'{"n": 9}')],
+                    headers=dead + [(constants.DLQ_HEADER_TOPIC, b"ghost-topic")])
+        acknowledge = redriving._acknowledge
+
+        def paused_first(producer, sent):  # type: ignore[no-untyped-def]
+            broker.pause_after(0.0)
+            time.sleep(0.2)
+            acknowledge(producer, sent)
+
+        monkeypatch.setattr(redriving, "_acknowledge", paused_first)
+        with pytest.raises(ServiceError, match="could not send dead letters back"):
+            redriving.redrive(own, own.topic_labels_dlq, "unknown_transaction")
+        broker.resume()
+        monkeypatch.setattr(redriving, "_acknowledge", acknowledge)
+
+        stats = redriving.redrive(own, own.topic_labels_dlq, "unknown_transaction")
+        assert (stats.redriven, stats.no_source, stats.read) == (5, 1, 6)
+        # the first run's sends may still land once the broker answers again: at least once, never none
+        values = [r.value for r in read_topic(own, own.topic_labels)]
+        assert set(values) == {b'{"n": %d}' % i for i in range(5)} and len(values) in (5, 10)
+        consumer = make_consumer(own, group_id=None)
+        try:
+            assert not consumer.partitions_for_topic("ghost-topic")  # not created by the lookup
+        finally:
+            consumer.close()

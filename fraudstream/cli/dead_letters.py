@@ -16,6 +16,7 @@ import click
 from fraudstream import constants
 from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.settings_options import require_bootstrap, settings_from
+from fraudstream.config import Settings
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
 END_WAIT_S = 30.0  # without --follow: give up after this long without a record while short of the end
@@ -111,8 +112,8 @@ def _text(raw: bytes | None) -> str | None:
 def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_json: bool, follow: bool,
                  max_records: int | None, redrive: bool) -> None:
     """Print the dead letters (bad records the consumers set aside) from the first, then a count per
-    reason on stderr; reads without a consumer group and commits nothing. With --redrive, send those
-    of --reason back to their source topic and print a JSON summary last."""
+    reason on stderr (reading without a consumer group, committing nothing). With --redrive, send
+    those of --reason back to their source topic and print a JSON summary last."""
     from fraudstream.kafka_io import make_consumer, partitions_of, unfetched
     from fraudstream.kafka_rewind import PastEndRewinder
     from fraudstream.services import terminate_as_exception
@@ -173,7 +174,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                f"{', '.join(sorted(counts))}", logging.WARNING)
 
 
-def _redrive(ctx: click.Context, settings: Any, topic: str, reason: str | None, as_json: bool, follow: bool,
+def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | None, as_json: bool, follow: bool,
              max_records: int | None) -> None:
     import threading
 
@@ -197,11 +198,11 @@ def _redrive(ctx: click.Context, settings: Any, topic: str, reason: str | None, 
     summary = {"topic": topic, "reason": reason, **stats.summary(),
                "group": redrive_group(settings.group_id, topic, reason)}
     if stats.stopped_short:
-        notice(f"Warning: stopped short of the end of {', '.join(stats.stopped_short)}: the broker did not say "
-               f"where it ends within 30 s; run again to go on", logging.WARNING)
+        notice(f"Warning: stopped short of the end of {', '.join(stats.stopped_short)}: nothing came from "
+               f"the broker for 30 s; run again to go on", logging.WARNING)
     if stats.no_source:
         notice(f"Warning: {stats.no_source:,} dead letter(s) of {reason!r} name no source topic that exists: "
-               "left where they are", logging.WARNING)
+               f"not sent (they stay in {topic}; this redrive's group has moved past them)", logging.WARNING)
     if not stats.redriven and stats.read:
         others = ", ".join(sorted(stats.other_reasons)) or "none"
         notice(f"Warning: no dead letter of {topic} read now has the reason {reason!r}; those it has: {others}",
