@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # after --transactions, the consumer goes on until it has read the labels the producer still sends
 # (for a label delay after the last transaction), or until no label has arrived for this long
 LAST_LABELS_PATIENCE_S = 5.0
+# A run at 1,000 tx/s on the embedded Tansu (memory storage: each fetch costs more the more batches a
+# partition holds) on a shared 2-core machine, 2026-12-07: the p99 latency passed 5 s after 8 minutes,
+# the consumer stalled after ~20 (the broker at 1.3 GB and most of a core); README "Quickstart".
+EMBEDDED_BROKER_MINUTES = 10
 
 
 @contextlib.contextmanager
@@ -145,6 +149,10 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     linger_ms = EMBEDDED_PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
     _note_servers_from_settings(ctx, settings)
+    if long_on_embedded_broker(settings.kafka_bootstrap, count, rate):
+        notice("note: the embedded broker keeps every record in memory, and each fetch costs it more the more it "
+               "holds: at 1,000 tx/s the latency grows within minutes and the consumer falls behind after 10-20. "
+               "For longer runs use `docker compose up` (Apache Kafka), or --transactions", logging.INFO)
     dashboard = Dashboard() if drawn(settings, not plain) else None  # JSON logs: lines, no screen
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
     with embedded_services(settings) as live:
@@ -184,6 +192,17 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
                    "(`fraudstream dead-letters` gives the reasons). With servers that an earlier demo or replay "
                    "filled, its newer event times make the demo's too late: unset FRAUDSTREAM_KAFKA_BOOTSTRAP "
                    "and FRAUDSTREAM_REDIS_URL for servers of the demo's own", logging.WARNING)
+
+
+def long_on_embedded_broker(bootstrap: str | None, count: int | None, rate: float) -> bool:
+    """Whether a demo runs on the embedded broker (no `bootstrap`) for longer than it keeps up.
+
+    >>> long_on_embedded_broker(None, None, 1000.0), long_on_embedded_broker(None, 60_000, 1000.0)
+    (True, False)
+    >>> long_on_embedded_broker(None, 700_000, 1000.0), long_on_embedded_broker("kafka:9092", None, 1000.0)
+    (True, False)
+    """
+    return bootstrap is None and (count is None or count / rate > EMBEDDED_BROKER_MINUTES * 60)
 
 
 def _note_servers_from_settings(ctx: click.Context, settings: Any) -> None:
