@@ -35,7 +35,9 @@ def dead_letter(record: Any) -> dict[str, Any]:
     >>> d["reason"], d["source"], d["value_base64"], d["headers"]
     ('invalid_json', {'topic': 'transactions', 'partition': 2, 'offset': 41}, '//4=', {'trace': 't-1'})
     """
-    from fraudstream.stream.dlq import OWN_HEADERS  # (kafka-python: imported when the command runs)
+    from fraudstream.stream.dlq import (
+        OWN_HEADERS,  # (kafka-python: imported when the command runs)
+    )
 
     headers = {key: value for key, value in (record.headers or [])}
     own = {key: (headers.get(key) or b"").decode("utf-8", "replace") for key in OWN_HEADERS}
@@ -118,11 +120,17 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     from fraudstream.kafka_rewind import PastEndRewinder
     from fraudstream.services import terminate_as_exception
 
+    if redrive and not reason:  # usage errors before any setting is read
+        raise click.UsageError("--redrive needs --reason: the dead letters of other reasons would only come back "
+                               "(see them with `fraudstream dead-letters`, e.g. '... 3 invalid_json, 2 "
+                               "unknown_transaction')", ctx)
+    if redrive and follow:
+        raise click.UsageError("--redrive reads to the end of the topic and exits; it does not take --follow", ctx)
     settings = settings_from(ctx)
     require_bootstrap(settings)
     topic = settings.topic_labels_dlq if of_labels else settings.topic_dlq
     if redrive:
-        _redrive(ctx, settings, topic, reason, as_json, follow, max_records)
+        _redrive(ctx, settings, topic, reason, as_json, max_records)
         return
     consumer = make_consumer(settings, group_id=None)
     past_end = PastEndRewinder()
@@ -174,19 +182,15 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                f"{', '.join(sorted(counts))}", logging.WARNING)
 
 
-def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | None, as_json: bool, follow: bool,
+def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | None, as_json: bool,
              max_records: int | None) -> None:
     import threading
 
     from fraudstream.stream.redrive import redrive, redrive_group
     from fraudstream.stream.signals import stop_on_signals
 
-    if not reason:
-        raise click.UsageError("--redrive needs --reason: the dead letters of other reasons would only come back "
-                               "(see them with `fraudstream dead-letters`, e.g. '... 3 invalid_json, 2 "
-                               "unknown_transaction')", ctx)
-    if follow:
-        raise click.UsageError("--redrive reads to the end of the topic and exits; it does not take --follow", ctx)
+    if not reason:  # (checked by the command first)
+        raise click.UsageError("--redrive needs --reason", ctx)
 
     def sent(record: Any, source: str) -> None:
         d = dead_letter(record)
