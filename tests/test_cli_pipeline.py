@@ -39,7 +39,7 @@ def test_produce_consume_alerts_as_a_user(settings: Settings) -> None:
     assert produced.returncode == 0, produced.stderr[-2000:]
     produce_raw(settings, settings.topic_transactions, ((b"garbage", g) for g in GARBAGE))
 
-    consumed = run_cli(settings, "consume", "--idle-timeout", "8")
+    consumed = run_cli(settings, "consume", "--idle-timeout", "4")
     assert consumed.returncode == 0, consumed.stderr[-2000:]
     summary = json.loads(consumed.stdout.strip().splitlines()[-1])
     assert summary["processed"] == 3000 and summary["dead_lettered"] == 5

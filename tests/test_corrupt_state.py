@@ -60,7 +60,7 @@ def test_unreadable_scored_records_dead_letter_their_labels(settings: Settings, 
 
     produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in labels_of(txs)))
     with caplog.at_level(logging.ERROR), scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=8)
+        stats = app.run(idle_timeout=3)
     assert stats.labels_learned == len(txs) - 2
     dead = read_topic(settings, settings.topic_labels_dlq, expect=2)
     assert sorted(json.loads(r.value)["transaction_id"] for r in dead) == sorted(damaged)

@@ -69,7 +69,7 @@ def test_a_process_dying_while_learning_loses_no_label_and_learns_none_twice(set
     first = appended(settings)  # the batch that was being applied when the process died
     assert first == 0 if dies_before == "submit_labels" else 0 < first <= len(txs)
     with scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=8)
+        stats = app.run(idle_timeout=3)
     assert appended(settings) == len(txs)
     assert stats.labels_dead_lettered == 0
     assert stats.labels_learned == len(txs) - first and stats.labels_duplicate == first
@@ -82,12 +82,12 @@ def test_a_label_delivered_again_is_skipped_and_a_contradicting_one_dead_lettere
     scored(settings, txs)
     send_labels(settings, [label_of(tx) for tx in txs])
     with scoring_consumer(settings) as app:
-        first = app.run(idle_timeout=8)
+        first = app.run(idle_timeout=3)
     assert first.labels_learned == len(txs)
     flipped = label_of(txs[5], is_fraud=not label_of(txs[5]).is_fraud)
     send_labels(settings, [label_of(tx) for tx in txs[:50]] + [flipped])
     with scoring_consumer(settings) as app:
-        again = app.run(idle_timeout=8)
+        again = app.run(idle_timeout=3)
     assert (again.labels_learned, again.labels_duplicate, again.labels_dead_lettered) == (0, 50, 1)
     assert appended(settings) == len(txs)
     dead = read_topic(settings, settings.topic_labels_dlq, expect=1)

@@ -119,7 +119,7 @@ def test_events_keyed_other_than_by_customer_are_handled_counted_and_warned_abou
                     event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7)) for tx in txs[:4]]
     produce_raw(settings, settings.topic_labels, [(lb.transaction_id.encode(), lb.to_json_bytes()) for lb in labels])
     with caplog.at_level(logging.WARNING, logger="fraudstream.stream.keying"), scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=8)
+        stats = app.run(idle_timeout=3)
     assert (stats.processed, stats.dead_lettered, stats.labels_learned) == (40, 0, 4)
     assert stats.mis_keyed == 10 + 4 and stats.summary()["mis_keyed"] == 14
     warnings = [r.getMessage() for r in caplog.records
@@ -154,7 +154,7 @@ def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
     producer.flush()
     producer.close()
     with scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=8)
+        stats = app.run(idle_timeout=3)
         assert app.scorer.champion.labels_learned == len(txs)
     assert stats.labels_learned == len(txs)
     assert stats.labels_dead_lettered == 2

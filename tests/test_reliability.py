@@ -95,7 +95,7 @@ def test_sigkill_three_times_loses_nothing_and_counts_nothing_twice(settings: Se
             kill(proc, signal.SIGKILL)
             proc.wait(10)
     assert len(scored_ids(settings)) < n, "the kills came too late to interrupt anything"
-    final = start_consumer(settings, "--idle-timeout", "10")
+    final = start_consumer(settings, "--idle-timeout", "5")
     with reaped(final):
         out, err = final.communicate(timeout=300)
         assert final.returncode == 0, err[-2000:]
@@ -144,7 +144,7 @@ def test_sigkill_while_learning_loses_no_label_and_learns_none_twice(settings: S
             kill(proc, signal.SIGKILL)
             proc.wait(10)
     assert client.llen(appended) < len(labels), "the kills came too late to interrupt anything"
-    final = start_consumer(settings, "--idle-timeout", "10")
+    final = start_consumer(settings, "--idle-timeout", "5")
     with reaped(final):
         _, err = final.communicate(timeout=300)
         assert final.returncode == 0, err[-2000:]
@@ -169,7 +169,7 @@ def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: P
         ensure_topics(own)
         txs = scripted_stream(30_000)
         publish(own, txs)
-        proc = start_consumer(own, "--idle-timeout", "15")
+        proc = start_consumer(own, "--idle-timeout", "8")
         with reaped(proc):
             progress_or_explain(own, proc, 3000, 60)
             workdir = server.workdir
@@ -196,13 +196,13 @@ def test_three_consumers_one_stopped_one_started(settings: Settings) -> None:
     ensure_topics(settings)
     txs = scripted_stream(40_000)
     publish(settings, txs)
-    procs = [start_consumer(settings, "--idle-timeout", "20") for _ in range(3)]
+    procs = [start_consumer(settings, "--idle-timeout", "10") for _ in range(3)]
     late = None
     with reaped(*procs):
         progress_or_explain(settings, procs[1], 5000, 90)
         procs[0].send_signal(signal.SIGTERM)
         assert procs[0].wait(15) == 0
-        late = start_consumer(settings, "--idle-timeout", "20")
+        late = start_consumer(settings, "--idle-timeout", "10")
         with reaped(late):
             outputs = []
             for proc in (*procs[1:], late):
