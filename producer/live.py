@@ -120,8 +120,8 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     `on_sent(n)` is called with the running number of transactions sent, after each batch of sends.
     `config` defaults to `SimulatorConfig.live_demo(seed)`; `linger_ms` overrides the producer's
     (`fraudstream.kafka_io.make_producer`: the setting `producer_linger_ms`). Delivery is confirmed
-    every `DELIVERED_EVERY_S` (`Publisher.confirm_if_due`): a broker that stops answering ends the run with a `ServiceError`
-    within `DELIVERY_WAIT_S`; `stats` (given) then holds what was sent.
+    every `DELIVERED_EVERY_S` (`Publisher.confirm_if_due`): a broker that stops answering ends the
+    run with a `ServiceError` within `DELIVERY_WAIT_S`; `stats` (given) then holds what was sent.
     """
     if rate <= 0:
         raise ConfigError(f"rate must be positive, got {rate}")

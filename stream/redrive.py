@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudstream.stream.dlq import OWN_HEADERS
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -39,13 +40,18 @@ from kafka.structs import OffsetAndMetadata
 from fraudstream import constants
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, ServiceError
-from fraudstream.kafka_io import close_producer, fetch_position, make_consumer, make_producer, partitions_of
+from fraudstream.kafka_io import (
+    close_producer,
+    fetch_position,
+    make_consumer,
+    make_producer,
+    partitions_of,
+)
 from fraudstream.kafka_rewind import PastEndRewinder
-from fraudstream.stream.dlq import OWN_HEADERS
 
 log = logging.getLogger(__name__)
 
-END_WAIT_S = 30.0  # give up after this long without a fetch answer that says where the log ends
+END_WAIT_S = 30.0  # stop short after this long without records or news of a partition's end
 SEND_TIMEOUT_S = 30.0  # longest wait for a batch's sends to be acknowledged
 OnSent = Callable[[Any, str], None]  # (the dead letter's record, the topic it went back to)
 
@@ -196,8 +202,9 @@ def _acknowledge(producer: KafkaProducer, sent: list[tuple[Any, str, Any]]) -> N
         raise ServiceError(f"could not send dead letters back within {SEND_TIMEOUT_S:.0f} s: {exc}") from exc
     failed = [future.exception for _, _, future in sent if future.failed()]
     if failed or not all(future.is_done for _, _, future in sent):
-        raise ServiceError(f"{len(failed)} dead letter(s) could not be sent back: {failed[0] if failed else 'no answer'}"
-                           "; nothing of this batch is marked as sent back, so the next run sends it again")
+        first = failed[0] if failed else "no answer"
+        raise ServiceError(f"{len(failed)} dead letter(s) could not be sent back: {first}; nothing of this batch "
+                           "is marked as sent back, so the next run sends it again")
 
 
 def _int(raw: bytes | None) -> int | None:

@@ -35,9 +35,7 @@ def dead_letter(record: Any) -> dict[str, Any]:
     >>> d["reason"], d["source"], d["value_base64"], d["headers"]
     ('invalid_json', {'topic': 'transactions', 'partition': 2, 'offset': 41}, '//4=', {'trace': 't-1'})
     """
-    from fraudstream.stream.dlq import (
-        OWN_HEADERS,  # (kafka-python: imported when the command runs)
-    )
+    from fraudstream.stream.dlq import OWN_HEADERS  # (kafka-python: imported when the command runs)
 
     headers = {key: value for key, value in (record.headers or [])}
     own = {key: (headers.get(key) or b"").decode("utf-8", "replace") for key in OWN_HEADERS}
@@ -207,7 +205,7 @@ def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | N
     if stats.no_source:
         notice(f"Warning: {stats.no_source:,} dead letter(s) of {reason!r} name no source topic that exists: "
                f"not sent (they stay in {topic}; this redrive's group has moved past them)", logging.WARNING)
-    if not stats.redriven and stats.read:
+    if not stats.redriven and not stats.no_source and stats.read:
         others = ", ".join(sorted(stats.other_reasons)) or "none"
         notice(f"Warning: no dead letter of {topic} read now has the reason {reason!r}; those it has: {others}",
                logging.WARNING)
