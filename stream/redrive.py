@@ -66,10 +66,12 @@ class RedriveStats:
     no_source: int = 0  # of the reason, but naming no source topic that exists: left where they are
     other_reasons: Counter[str] = field(default_factory=Counter)
     stopped_short: list[str] = field(default_factory=list)  # partitions left before their end: nothing came
+    stopped: bool = False  # by `stop` or `max_records`, before the end: the next run goes on
 
     def summary(self) -> dict[str, Any]:
         return {"read": self.read, "redriven": self.redriven, "to": dict(sorted(self.by_topic.items())),
-                "no_source": self.no_source, "other_reasons": dict(sorted(self.other_reasons.items()))}
+                "no_source": self.no_source, "other_reasons": dict(sorted(self.other_reasons.items())),
+                "stopped": self.stopped or bool(self.stopped_short)}
 
 
 def redrive_group(group_id: str, topic: str, reason: str) -> str:
@@ -135,7 +137,8 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
     sources: dict[str, list[int]] = {}  # source topic -> its partitions
     past_end = PastEndRewinder()
     last_progress = time.monotonic()
-    while not stop.is_set() and (max_records is None or stats.redriven < max_records):
+    uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+    while not stop.is_set():
         polled = consumer.poll(timeout_ms=200)
         past_end.check(consumer)
         if polled:
@@ -153,8 +156,10 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
         done: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in polled.items():
             for record in records:
-                if record.offset >= ends.get(tp, math.inf) or (max_records is not None
-                                                                and stats.redriven + len(sent) >= max_records):
+                if record.offset >= ends.get(tp, math.inf):
+                    break
+                if max_records is not None and stats.redriven + len(sent) >= max_records:
+                    stats.stopped = True  # a dead letter left before the end: the next run goes on here
                     break
                 done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
                 stats.read += 1
@@ -178,15 +183,20 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
                                        headers=redriven_headers(record.headers, tp.topic, tp.partition, record.offset))
                 sent.append((record, source, future))
         _acknowledge(producer, sent)
-        if done:
-            consumer.commit(done)  # only after the sends are acknowledged
         stats.redriven += len(sent)
-        for record, source, _ in sent:
+        for record, source, _ in sent:  # acknowledged: told before the commit, which a second Ctrl-C may cut
             stats.by_topic[source] += 1
             if on_sent is not None:
                 on_sent(record, source)
+        uncommitted.update(done)
+        if uncommitted and (stats.redriven or stats.no_source):  # after the sends are acknowledged, and not
+            consumer.commit(uncommitted)  # before a dead letter of the reason was seen (a misspelt one keeps none)
+            uncommitted = {}
         behind = [tp for tp in parts if tp not in ends or fetch_position(consumer, tp) < ends[tp]]
-        if not behind:
+        if stats.stopped or not behind:
+            return
+        if stop.is_set():
+            stats.stopped = True
             return
         if time.monotonic() - last_progress > END_WAIT_S:
             stats.stopped_short = [f"{tp.topic}[{tp.partition}]" for tp in behind]

@@ -104,6 +104,10 @@ def test_a_redriven_record_that_fails_again_is_dead_lettered_again_and_waits_for
     limited = redrive(settings, settings.topic_labels_dlq, "unknown_transaction", max_records=2)
     rest = redrive(settings, settings.topic_labels_dlq, "unknown_transaction")
     assert (limited.redriven, rest.redriven) == (2, 1)  # the second goes on after the first
+    assert (limited.stopped, rest.stopped) == (True, False)
+    # a misspelt reason finds nothing and keeps no offsets: tried again, it reads the same and says so again
+    typos = [redrive(settings, settings.topic_labels_dlq, "unknown_transactions") for _ in range(2)]
+    assert [(t.redriven, t.read) for t in typos] == [(0, 6), (0, 6)]  # all six, each time
 
 
 @pytest.mark.services

@@ -67,6 +67,8 @@ def format_dead_letter(d: dict[str, Any]) -> str:
     'labels.dlq[1]@7 too_late from labels[1]@90 key=c1: event_time ... is more than 1:00:00 before ... | {"transaction_id": "t1"}'
     >>> format_dead_letter({**d, "reason": "invalid_fields", "error": "invalid_fields: amount: Input should be a number"})[:80]
     'labels.dlq[1]@7 invalid_fields from labels[1]@90 key=c1: amount: Input should be'
+    >>> format_dead_letter({**d, "headers": {"fraudstream.redriven_from": "labels.dlq[0]@3"}})[:78]
+    'labels.dlq[1]@7 too_late from labels[1]@90 (redriven from labels.dlq[0]@3) key'
     """
     source = d["source"]
     error = d["error"] or ""
@@ -75,8 +77,10 @@ def format_dead_letter(d: dict[str, Any]) -> str:
     shown = d["value"] if "value" in d else "base64:" + d["value_base64"]
     if len(shown) > SHOWN_VALUE_CHARS:
         shown = shown[:SHOWN_VALUE_CHARS] + f"... ({len(shown):,} chars)"
+    redriven = d["headers"].get(constants.REDRIVEN_FROM_HEADER)
+    again = f" (redriven from {redriven})" if redriven else ""
     return _printable(f"{d['topic']}[{d['partition']}]@{d['offset']} {d['reason'] or '?'} from "
-                      f"{source['topic'] or '?'}[{source['partition']}]@{source['offset']} key={d['key']}: "
+                      f"{source['topic'] or '?'}[{source['partition']}]@{source['offset']}{again} key={d['key']}: "
                       f"{error} | {shown}")
 
 
@@ -205,10 +209,13 @@ def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | N
     if stats.no_source:
         notice(f"Warning: {stats.no_source:,} dead letter(s) of {reason!r} name no source topic that exists: "
                f"not sent (they stay in {topic}; this redrive's group has moved past them)", logging.WARNING)
-    if not stats.redriven and not stats.no_source and stats.read:
+    if not stats.redriven and not stats.no_source:
         others = ", ".join(sorted(stats.other_reasons)) or "none"
-        notice(f"Warning: no dead letter of {topic} read now has the reason {reason!r}; those it has: {others}",
-               logging.WARNING)
+        labels = "" if topic == settings.topic_labels_dlq else " (the labels' dead letters: --labels)"
+        notice(f"Warning: no dead letter of {topic} read now has the reason {reason!r}; those it has: "
+               f"{others}{labels}", logging.WARNING)
+    elif stats.stopped:
+        notice("stopped before the end of the topic: the same command goes on from there", logging.INFO)
     click.echo(json.dumps(summary))
     if received.signum is not None:
         ctx.exit(received.exit_code)

@@ -151,7 +151,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     _note_servers_from_settings(ctx, settings)
     if long_on_embedded_broker(settings.kafka_bootstrap, count, rate):
         notice("note: the embedded broker keeps every record in memory, and each fetch costs it more the more it "
-               "holds: at 1,000 tx/s the latency grows within minutes and the consumer falls behind after 10-20. "
+               "holds: at 1,000 tx/s the latency grows within minutes and the consumer falls behind after 10-20 minutes. "
                "For longer runs use `docker compose up` (Apache Kafka), or --transactions", logging.INFO)
     dashboard = Dashboard() if drawn(settings, not plain) else None  # JSON logs: lines, no screen
     on_alert = (lambda a: click.echo(format_alert(a))) if dashboard is None else dashboard.on_alert
