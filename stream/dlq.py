@@ -34,15 +34,35 @@ def dead_letter_headers(record: ConsumerRecord, reason: str, error: str) -> list
     [('trace', b'ab12'), ('flag', b''), ('fraudstream.reason', b'invalid_json'), ('fraudstream.source.topic', \
 b'transactions'), ('fraudstream.source.partition', b'2'), ('fraudstream.source.offset', b'41')]
     """
-    kept = [(key, b"" if value is None else value) for key, value in (getattr(record, "headers", None) or [])
-            if key not in OWN_HEADERS]
-    return kept + [
+    return record_headers(getattr(record, "headers", None)) + [
         (constants.DLQ_HEADER_REASON, reason.encode()),
         (constants.DLQ_HEADER_ERROR, error.encode("utf-8", "replace")[:2000]),
         (constants.DLQ_HEADER_TOPIC, record.topic.encode()),
         (constants.DLQ_HEADER_PARTITION, str(record.partition).encode()),
         (constants.DLQ_HEADER_OFFSET, str(record.offset).encode()),
     ]
+
+
+def record_headers(headers: list[tuple[str, bytes | None]] | None,
+                   drop: frozenset[str] = OWN_HEADERS) -> list[tuple[str, bytes]]:
+    """A record's headers but those in `drop` (by default a dead letter's own), a missing value as b""."""
+    return [(key, b"" if value is None else value) for key, value in (headers or []) if key not in drop]
+
+
+def own_headers(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """A dead letter's own headers (`OWN_HEADERS`) as text, "" for one it lacks.
+
+    >>> own = own_headers([("fraudstream.reason", b"too_late"), ("fraudstream.source.partition", b"2")])
+    >>> own["fraudstream.reason"], header_int(own["fraudstream.source.partition"]), own["fraudstream.error"]
+    ('too_late', 2, '')
+    """
+    by_key = dict(headers or [])
+    return {key: (by_key.get(key) or b"").decode("utf-8", "replace") for key in OWN_HEADERS}
+
+
+def header_int(text: str) -> int | None:
+    """A header's number (a partition, an offset), None when it is none."""
+    return int(text) if text.strip().lstrip("-").isdigit() else None
 
 
 class ReasonLog:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fraudstream.stream.dlq import OWN_HEADERS
+from fraudstream.stream.dlq import OWN_HEADERS, header_int, own_headers, record_headers
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -83,8 +83,7 @@ def redriven_headers(headers: list[tuple[str, bytes | None]] | None, topic: str,
                      offset: int) -> list[tuple[str, bytes]]:
     """The original record's headers (not the dead letter's own, nor an earlier redrive's), and where
     this one was redriven from."""
-    kept = [(key, b"" if value is None else value) for key, value in (headers or [])
-            if key not in OWN_HEADERS and key != constants.REDRIVEN_FROM_HEADER]
+    kept = record_headers(headers, drop=OWN_HEADERS | {constants.REDRIVEN_FROM_HEADER})
     return kept + [(constants.REDRIVEN_FROM_HEADER, f"{topic}[{partition}]@{offset}".encode())]
 
 
@@ -163,12 +162,12 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
                     break
                 done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
                 stats.read += 1
-                headers = dict(record.headers or [])
-                why = (headers.get(constants.DLQ_HEADER_REASON) or b"").decode("utf-8", "replace")
+                own = own_headers(record.headers)
+                why = own[constants.DLQ_HEADER_REASON]
                 if why != reason:
                     stats.other_reasons[why or "?"] += 1
                     continue
-                source = (headers.get(constants.DLQ_HEADER_TOPIC) or b"").decode("utf-8", "replace")
+                source = own[constants.DLQ_HEADER_TOPIC]
                 partitions = sources.get(source) if source else None
                 if source and partitions is None:  # the consumer's metadata: it creates no topic
                     partitions = sources[source] = sorted(consumer.partitions_for_topic(source) or [])
@@ -177,7 +176,7 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
                     log.warning("%s[%d]@%d names no source topic that exists (%r): not sent, left in %s",
                                 tp.topic, tp.partition, record.offset, source, tp.topic)
                     continue
-                partition = _int(headers.get(constants.DLQ_HEADER_PARTITION))
+                partition = header_int(own[constants.DLQ_HEADER_PARTITION])
                 future = producer.send(source, key=record.key, value=record.value,
                                        partition=partition if partition in partitions else None,
                                        headers=redriven_headers(record.headers, tp.topic, tp.partition, record.offset))
@@ -216,7 +215,3 @@ def _acknowledge(producer: KafkaProducer, sent: list[tuple[Any, str, Any]]) -> N
         raise ServiceError(f"{len(failed)} dead letter(s) could not be sent back: {first}; nothing of this batch "
                            "is marked as sent back, so the next run sends it again")
 
-
-def _int(raw: bytes | None) -> int | None:
-    text = (raw or b"").decode("ascii", "replace").strip()
-    return int(text) if text.isdigit() else None

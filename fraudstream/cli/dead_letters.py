@@ -35,16 +35,15 @@ def dead_letter(record: Any) -> dict[str, Any]:
     >>> d["reason"], d["source"], d["value_base64"], d["headers"]
     ('invalid_json', {'topic': 'transactions', 'partition': 2, 'offset': 41}, '//4=', {'trace': 't-1'})
     """
-    from fraudstream.stream.dlq import OWN_HEADERS  # (kafka-python: imported when the command runs)
+    from fraudstream.stream.dlq import OWN_HEADERS, header_int, own_headers  # (kafka-python: when it runs)
 
-    headers = {key: value for key, value in (record.headers or [])}
-    own = {key: (headers.get(key) or b"").decode("utf-8", "replace") for key in OWN_HEADERS}
+    own = own_headers(record.headers)
     out: dict[str, Any] = {
         "topic": record.topic, "partition": record.partition, "offset": record.offset, "timestamp": record.timestamp,
         "reason": own[constants.DLQ_HEADER_REASON] or None, "error": own[constants.DLQ_HEADER_ERROR] or None,
         "source": {"topic": own[constants.DLQ_HEADER_TOPIC] or None,
-                   "partition": _int(own[constants.DLQ_HEADER_PARTITION]),
-                   "offset": _int(own[constants.DLQ_HEADER_OFFSET])},
+                   "partition": header_int(own[constants.DLQ_HEADER_PARTITION]),
+                   "offset": header_int(own[constants.DLQ_HEADER_OFFSET])},
         "key": _text(record.key),
     }
     value = record.value or b""
@@ -92,10 +91,6 @@ def _printable(text: str) -> str:
     'a\\\\nb\\\\r\\\\x1b[31mc\\\\té'
     """
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
-def _int(text: str) -> int | None:
-    return int(text) if text.strip().lstrip("-").isdigit() else None
 
 
 def _text(raw: bytes | None) -> str | None:
