@@ -172,11 +172,12 @@ class ScoringConsumer:
             rewound = self.past_end.check(self.consumer)  # a log recreated or lost (a topic deleted, Tansu restarted)
             for tp in rewound:  # what this consumer knew of the old log: its newest event time, its records fetched
                 self.watermarks.pop(tp, None)
+                self.stats.broker_ends.pop(tp, None)  # the old log's end (the lag's, until the broker is asked again)
             if rewound:  # and the old log's offsets not yet confirmed: a commit must not take them there
                 self.batches.drop_partitions((tp.topic, tp.partition) for tp in rewound)
                 self.commits.forget(rewound)
             self.broker_watch.check(self.consumer, rebalancing=self._joining())  # an outage while idle too
-            self.stats.update_lag(self.consumer, self.batches.buffered_per_partition())
+            self.stats.keep_lag(self.consumer, self.batches.buffered_per_partition())
             if max_transactions is not None and self.stats.processed + self.stats.dead_lettered >= max_transactions:
                 break
             if idle_timeout is not None and time.monotonic() - max(last_activity, self.assigned_at) >= idle_timeout:

@@ -22,6 +22,12 @@ from fraudstream.stream.rolling import BATCH_BUCKETS_S, LATENCY_BUCKETS_MS, SCOR
 
 log = logging.getLogger(__name__)
 
+# How often the loop asks the broker for its partitions' ends (ListOffsets) for the lag, besides the
+# high watermarks of its fetches: fetches that slow down or stop (a broker in trouble) report ends
+# of seconds ago, or none, and the lag would understate the backlog just when it matters. One
+# request of a millisecond or two every 5 s, on the loop's own thread.
+LAG_FROM_BROKER_EVERY_S = 5.0
+
 
 @dataclass
 class RunStats:
@@ -48,6 +54,8 @@ class RunStats:
     labelled: LabelWindow = field(default_factory=LabelWindow)
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records behind
     waits: Waits = field(default_factory=Waits)  # steps retried through an outage, and the current wait
+    lag_asked_at: float | None = None  # monotonic time the broker was last asked for the lag (`keep_lag`)
+    broker_ends: dict[Any, int] = field(default_factory=dict)  # TopicPartition -> end, as the broker last gave it
 
     def observe_latency(self, ms: float) -> None:
         self.latencies_ms.append(ms)
@@ -86,39 +94,54 @@ class RunStats:
         """A learned label with the champion's score saved at scoring time (rolling AUC/precision)."""
         self.labelled.add(champion_score, is_fraud)
 
-    def update_lag(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None,
-                   ends: dict[Any, int] | None = None) -> None:
+    def update_lag(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None) -> None:
         """Records not yet processed per assigned partition: behind the fetch high watermark (or the
-        end offset in `ends`, when larger) plus `buffered` (fetched, waiting in the aligner). Call
-        from the consumer's own thread (kafka-python consumers are not thread-safe). Partitions not
-        fetched yet are left out."""
+        end the broker gave when last asked, `broker_ends`, when larger) plus `buffered` (fetched,
+        waiting in the aligner). Call from the consumer's own thread (kafka-python consumers are not
+        thread-safe). Partitions not fetched yet are left out."""
         waiting = buffered or {}
+        ends = self.broker_ends
         lag: dict[tuple[str, int], int] = {}
         for tp in consumer.assignment():
             behind = unfetched(consumer, tp)
             if behind is not None:
-                if ends and tp in ends:
+                if tp in ends:
                     behind = max(behind, ends[tp] - fetch_position(consumer, tp))
                 key = (tp.topic, tp.partition)
                 lag[key] = max(0, behind) + waiting.get(key, 0)
         self.lag = lag
 
+    def keep_lag(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None,
+                 now: float | None = None) -> None:
+        """Once a round of the loop: `update_lag`, having asked the broker for its ends first
+        (`refresh_lag_from_broker`) if it was last asked `LAG_FROM_BROKER_EVERY_S` ago or more."""
+        now = time.monotonic() if now is None else now
+        if self.lag_asked_at is not None and now - self.lag_asked_at < LAG_FROM_BROKER_EVERY_S:
+            self.update_lag(consumer, buffered)
+            return
+        self.lag_asked_at = now
+        self.refresh_lag_from_broker(consumer, buffered)
+
     def refresh_lag_from_broker(self, consumer: Any, buffered: dict[tuple[str, int], int] | None = None,
                                 timeout_ms: int = 500) -> None:
-        """`update_lag` while the loop waits for Redis and fetches nothing: the high watermarks
-        asked of the broker (ListOffsets), so that the lag keeps growing with what is published.
-        Tansu answers with the last batch's base offset, short of the high watermark by that batch;
-        the larger of it and the last fetch's watermark is taken. The lag stays as it was when the
-        broker does not answer either."""
+        """`update_lag` with the partitions' ends asked of the broker (ListOffsets), kept in
+        `broker_ends` until the next ask: while the loop waits for Redis and fetches nothing, and
+        every few seconds (`keep_lag`), so that the lag keeps growing with what is published when
+        fetches slow down or stop. Tansu answers with the last batch's base offset, short of the high
+        watermark by that batch; the larger of it and the last fetch's watermark is taken. The ends
+        stay as they were when the broker does not answer."""
         from kafka.errors import KafkaError
 
         # fetched ones only (as `update_lag`): another has no position yet, and kafka-python's
         # position() would wait for its reset
         try:  # (highwater raises for a partition revoked meanwhile by kafka-python's IO thread)
             partitions = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
-            ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
-            self.update_lag(consumer, buffered, ends)
+            self.broker_ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
         except (KafkaError, AssertionError, ValueError, TypeError) as exc:  # (kafka-python asserts on some states)
+            log.debug("lag not asked of the broker: %s", exc)
+        try:
+            self.update_lag(consumer, buffered)
+        except (KafkaError, AssertionError, ValueError, TypeError) as exc:
             log.debug("lag not refreshed: %s", exc)
 
     def latency_percentile(self, q: float) -> float | None:

@@ -14,6 +14,7 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics, fetch_position, unfetched
 from fraudstream.kafka_rewind import PastEndRewinder
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.stats import LAG_FROM_BROKER_EVERY_S, RunStats
 from tests.consumer_procs import scored_ids, scripted_stream
 from tests.kafka_helpers import produce_raw
 from tests.servers import Endpoints
@@ -182,3 +183,36 @@ def test_a_topic_deleted_and_created_again_under_the_consumer_is_read_from_its_n
     # on Tansu the watch did it (Apache Kafka's answers may have had kafka-python reset the positions first)
     assert servers.kind != "embedded" or any("the topic was deleted and created again (its id changed)" in m
                                              for m in warned), warned
+
+
+def test_the_lag_counts_what_was_published_since_the_last_fetch_once_the_broker_is_asked(settings: Settings) -> None:
+    """Fetches that stop (a broker in trouble; here the partitions paused) leave the fetches' high
+    watermarks behind: `keep_lag` asks the broker every `LAG_FROM_BROKER_EVERY_S` and then counts
+    what was published since, also between asks."""
+    ensure_topics(settings)
+    topic = settings.topic_transactions
+    produce_raw(settings, topic, [(b"c1", b"x" * 40) for _ in range(30)])  # one key: one partition
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        read = poll_until_fetched(consumer, parts)
+        for _ in range(50):
+            if read == 30 and all(unfetched(consumer, tp) == 0 for tp in parts):
+                break
+            read += sum(len(r) for r in consumer.poll(timeout_ms=200).values())
+        stats = RunStats()
+        stats.keep_lag(consumer, now=100.0)  # the first round asks the broker
+        assert read == 30 and sum(stats.lag.values()) == 0, (read, stats.lag)
+        consumer.pause(*parts)  # no fetch from here on
+        produce_raw(settings, topic, [(b"c1", b"y" * 40) for _ in range(200)])
+        produce_raw(settings, topic, [(b"c1", b"z" * 40)])  # a last batch of one: Tansu's end is its base offset
+        stats.keep_lag(consumer, now=101.0)
+        assert sum(stats.lag.values()) == 0  # not asked yet: the fetches' watermarks, of before
+        stats.keep_lag(consumer, now=100.0 + LAG_FROM_BROKER_EVERY_S)
+        asked = sum(stats.lag.values())
+        stats.keep_lag(consumer, now=101.0 + LAG_FROM_BROKER_EVERY_S)
+        assert 200 <= asked <= 201 and sum(stats.lag.values()) == asked, (asked, stats.lag)
+    finally:
+        consumer.close()
