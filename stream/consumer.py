@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,16 +26,16 @@ from kafka.structs import OffsetAndMetadata
 
 from fraudstream.config import Settings
 from fraudstream.kafka_rewind import PastEndRewinder
-from fraudstream.models.events import Alert, Label, Transaction
+from fraudstream.models.events import Alert
 from fraudstream.stream.aligner import TopicAligner
+from fraudstream.stream.batch_steps import BatchSteps
 from fraudstream.stream.batching import AlignedBatches
 from fraudstream.stream.broker_watch import SILENT_S, BrokerWatch
 from fraudstream.stream.commits import AsyncCommits
 from fraudstream.stream.decode import Preparation, Prepared, RecordValidator
-from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter, flush_acknowledged
-from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine, ScoredRecord
-from fraudstream.stream.label_fates import label_entries, label_fates, marker_margin_ms
-from fraudstream.stream.label_stream import LabelOutcome
+from fraudstream.stream.dlq import DeadLetterWriter
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.label_fates import marker_margin_ms
 from fraudstream.stream.newest_times import NewestTimes, note_cold_start
 from fraudstream.stream.partitionless import PartitionlessWatch
 from fraudstream.stream.retry import BatchAbandoned, retry_until_stopped
@@ -71,8 +71,9 @@ MAX_REBALANCE_WAIT_S = 30.0
 
 
 @dataclass
-class ScoringConsumer:
-    """Consumes transactions and labels; see the module docstring for the guarantees."""
+class ScoringConsumer(BatchSteps):
+    """Consumes transactions and labels; see the module docstring for the guarantees. A batch's steps
+    are `BatchSteps`'."""
 
     settings: Settings
     engine: FeatureEngine
@@ -245,75 +246,6 @@ class ScoringConsumer:
         return Preparation(records, self.settings.topic_labels, self.validator, self.watermarks,
                            (self.tx_dlq, self.label_dlq))
 
-    # -- steps (each idempotent, so each may be retried) ------------------------------------------
-    def _score(self, run: list[tuple[ConsumerRecord, Transaction]]) -> list[Alert]:
-        """Features, scores and alerts of new transactions; a transaction delivered again whose scored
-        record is kept, or twice in this batch, is not scored again: its alert, if it had one, is
-        sent again byte for byte."""
-        learn: Callable[[], None] | None = self._retry("model maintenance", self.scorer.maintenance)  # its reads first
-        self.maintained = True
-
-        def meanwhile(ready: Ready) -> None:  # while Redis works on the customers, then on the terminals
-            nonlocal learn
-            if learn is not None:  # the model's learning, before it scores: whatever `ready` says
-                self._retry("model maintenance", learn)
-                learn = None
-            self._prepare_ahead(ready)
-
-        batch = self.engine.transform_batch([tx for _, tx in run], meanwhile=meanwhile)
-        new = batch.to_score()  # positions in `run`
-        again = [(tx, stored) for (_, tx), stored in zip(run, batch.stored) if stored is not None]
-        repeats = len(batch.repeats)  # later copies in this batch: the first copy's alert is sent again
-        conflicts = [delivered for delivered, conflict in zip(run, batch.conflict) if conflict]
-        features = batch.features if len(new) == len(run) else batch.features[new]
-        scores, per_model = self.scorer.score_matrix(FEATURE_NAMES, features)  # champion's, every model's
-        new_txs = [run[i][1] for i in new]
-        found, latencies = self.scorer.alerts(new_txs, [run[i][0].timestamp for i in new], scores,
-                                              lambda k: batch.row(new[k]))
-        payloads = [None if alert is None else alert.to_json_bytes() for alert in found]
-        self.engine.record_rows(new_txs, [batch.times[i] for i in new], features, per_model, payloads,
-                                meanwhile=self._prepare_ahead)
-        sends = [(tx.transaction_id, p) for tx, p in zip(new_txs, payloads) if p is not None]
-        resent = [(tx.transaction_id, stored.alert) for tx, stored in again if stored.alert is not None]
-        if repeats:
-            at = {p: k for k, p in enumerate(new)}
-            resent += [(run[i][1].transaction_id, payloads[at[j]]) for i, j in batch.repeats.items()
-                       if payloads[at[j]] is not None]
-        topic = self.settings.topic_alerts
-        futures = [self.producer.send(topic, key=txid.encode(), value=p) for txid, p in sends + resent]
-        futures += [self.tx_dlq.send(record, "transaction_id_reused", _reused_id(tx)) for record, tx in conflicts]
-        self._flush(futures)
-        # counted only once the batch's work is acknowledged
-        self.stats.count_scored(len(new), len(again) + repeats, len(conflicts), len(sends) + len(resent), latencies,
-                                scores)
-        if conflicts:
-            self.stats.count_dead_letters("transactions", ["transaction_id_reused"] * len(conflicts))
-        return [a for a in found if a is not None] + [Alert.model_validate_json(p) for _, p in resent]
-
-    def _learn(self, run: list[tuple[ConsumerRecord, Label]]) -> None:
-        """Scored records are read, the labels appended to the label stream (each transaction's once,
-        atomically), and only then the records deleted: a kill at any point loses no label, and a
-        label delivered again is recognised as applied."""
-        labels = [label for _, label in run]
-        records, outcomes = self._retry("labels", lambda: self._append_labels(labels))
-        fates = label_fates(run, records, outcomes, self.scorer.champion.name, self.label_dlq)
-        if fates.frauds:  # the labels the stream took (not a conflicting or an unknown one), while records are kept
-            self._retry("labels", lambda: self.engine.mark_frauds(*zip(*fates.frauds)))
-        self._retry("labels", lambda: self.engine.release_records(fates.done, meanwhile=self._prepare_ahead))
-        if fates.dead:
-            self._send_dead_letters(fates.dead)
-        self.stats.labels_learned += len(fates.learned)
-        self.stats.labels_duplicate += fates.duplicates
-        self.stats.labels_dead_lettered += len(fates.dead)
-        self.stats.count_dead_letters("labels", [reason for _, _, reason, _ in fates.dead])
-        for score, is_fraud in fates.learned:
-            self.stats.observe_label(score, is_fraud)
-
-    def _append_labels(self, labels: list[Label]) -> tuple[list[ScoredRecord | None], list[LabelOutcome]]:
-        records = self.engine.apply_labels(labels, keep_records=True, meanwhile=self._prepare_ahead, mark=False)
-        entries = label_entries(labels, records, self.marker_margin_ms)
-        return records, self.scorer.submit_labels(entries, meanwhile=self._prepare_ahead)
-
     def _restore_newest_times(self) -> None:
         partitions = sorted(self.unrestored)
         # read here, on the loop's thread: kafka-python's rebalance listener may not wait for the broker
@@ -329,14 +261,6 @@ class ScoringConsumer:
         """Work for a wait on Redis: decode and validate the next batch until `ready()` (see
         `AlignedBatches.prepare_ahead`); the rest in the next wait, or when it is processed."""
         self.batches.prepare_ahead(self.settings.max_poll_records, self.preparation, ready)
-
-    def _send_dead_letters(self, dead: list[DeadLetter]) -> None:
-        """Send and flush, retried: a retry sends again only what was not acknowledged."""
-        futures = [writer.send(record, reason, error) for writer, record, reason, error in dead]
-        self._retry("dead letters", lambda: self._flush(futures, resend=dead))
-
-    def _flush(self, futures: list[Any], resend: list[DeadLetter] | None = None) -> None:
-        flush_acknowledged(self.producer, futures, resend)
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         # Not waiting for the answer: a refusal after a rebalance means the new owner re-processes the
@@ -354,8 +278,3 @@ class ScoringConsumer:
             waiting = Counter(self.batches.buffered_per_partition())
             waiting.update((record.topic, record.partition) for record in self.in_flight)
             self.stats.refresh_lag_from_broker(self.consumer, dict(waiting))
-
-
-def _reused_id(tx: Transaction) -> str:
-    return (f"transaction id {tx.transaction_id} was already used by customer {tx.customer_id} for a transaction "
-            "with another time, amount or terminal")
