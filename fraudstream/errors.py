@@ -15,6 +15,10 @@ class ServiceError(FraudstreamError):
     """An embedded or external server could not be started or reached."""
 
 
+class KafkaAuthError(ServiceError):
+    """A Kafka broker refused the SASL login; the message names the settings to check, never the password."""
+
+
 class InputError(FraudstreamError):
     """A file or record could not be read; the message names where and why."""
 

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - kafka-python 2.x
 
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
+from fraudstream.kafka_auth import check_sasl
 from fraudstream.kafka_join import keep_completed_joins
 from fraudstream.kafka_reach import await_bootstrap, check_tls
 from fraudstream.kafka_records import read_records_inline
@@ -70,13 +71,14 @@ def client_config(settings: Settings) -> dict[str, Any]:
 
 
 def _reachable(settings: Settings) -> dict[str, Any]:
-    """`client_config(settings)` once a bootstrap server answers (`await_bootstrap`) and, for TLS,
-    completes a handshake (`check_tls`), with reads racing a client's close kept quiet
-    (`quiet_closed_reads`: kafka-python 3.0.12 logs them as errors)."""
+    """`client_config(settings)` once a bootstrap server answers (`await_bootstrap`), for TLS
+    completes a handshake (`check_tls`) and, for SASL, takes the login (`check_sasl`), with reads
+    racing a client's close kept quiet (`quiet_closed_reads`: kafka-python 3.0.12 logs them as errors)."""
     config = client_config(settings)
     await_bootstrap(config["bootstrap_servers"])
     if config["security_protocol"].endswith("SSL"):
         check_tls(config["bootstrap_servers"])
+    check_sasl(config)
     quiet_closed_reads()
     return config
 

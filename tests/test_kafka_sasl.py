@@ -1,0 +1,160 @@
+"""A broker that refuses the SASL login gets a prompt one-line error naming the settings, not 30 s of
+retries ending in "the Kafka broker did not answer"; the password is in no message.
+
+Against a real Tansu started with --authentication. It has no users (it takes none before a login:
+AlterUserScramCredentials needs one, and its storage is memory), so every login is refused: SCRAM
+answers ``e=unknown-user`` in the exchange (a wrong password of a known user is ``e=invalid-proof``,
+the same path), and it closes the connection for PLAIN, which it does not take. Apache Kafka's
+answers (error codes), which no server here gives, are checked against a listener that speaks just
+SaslHandshake and SaslAuthenticate.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+import fraudstream.kafka_io as kafka_io
+from fraudstream.cli import main
+from fraudstream.config import Settings
+from fraudstream.errors import KafkaAuthError
+from fraudstream.kafka_auth import check_sasl
+from fraudstream.services import ServerProcess, tansu_process
+
+PASSWORD = "hunter2-not-to-be-shown"
+QUICK_S = 5.0  # kafka-python alone took 30 s (its bootstrap timeout) to say the broker "did not answer"
+
+
+@pytest.fixture(scope="module")
+def sasl_broker() -> Iterator[ServerProcess]:
+    broker = tansu_process()
+    broker.argv.append("--authentication")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def sasl_settings(settings: Settings, broker: ServerProcess, mechanism: str) -> Settings:
+    return settings.model_copy(update={
+        "kafka_bootstrap": f"127.0.0.1:{broker.port}", "kafka_security_protocol": "SASL_PLAINTEXT",
+        "kafka_sasl_mechanism": mechanism, "kafka_sasl_username": "alice",
+        "kafka_sasl_password": SecretStr(PASSWORD),
+    })
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_a_refused_scram_login_is_a_quick_clear_error(settings: Settings, sasl_broker: ServerProcess,
+                                                      mechanism: str) -> None:
+    wrong = sasl_settings(settings, sasl_broker, mechanism)
+    for make in (kafka_io.make_consumer, kafka_io.make_producer, kafka_io.ensure_topics):
+        started = time.monotonic()
+        with pytest.raises(KafkaAuthError, match=f"refused the SASL login of user 'alice' with {mechanism}: "
+                                                 "e=unknown-user") as caught:
+            make(wrong)
+        assert time.monotonic() - started < QUICK_S
+        message = str(caught.value)
+        assert "FRAUDSTREAM_KAFKA_SASL_USERNAME" in message and "FRAUDSTREAM_KAFKA_SASL_PASSWORD" in message
+        assert f"127.0.0.1:{sasl_broker.port}" in message and PASSWORD not in message
+
+
+def test_a_mechanism_the_broker_drops_the_connection_for_is_a_clear_error(settings: Settings,
+                                                                         sasl_broker: ServerProcess) -> None:
+    started = time.monotonic()
+    with pytest.raises(KafkaAuthError, match="closed the connection when asked for SASL mechanism PLAIN.*"
+                                             "FRAUDSTREAM_KAFKA_SASL_MECHANISM") as caught:
+        kafka_io.make_producer(sasl_settings(settings, sasl_broker, "PLAIN"))
+    assert time.monotonic() - started < QUICK_S and PASSWORD not in str(caught.value)
+
+
+def test_sasl_against_a_listener_without_it_names_the_security_protocol(settings: Settings) -> None:
+    config = kafka_io.client_config(settings) | {
+        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256", "sasl_plain_username": "alice",
+        "sasl_plain_password": PASSWORD}
+    # Tansu without --authentication answers UNSUPPORTED_SASL_MECHANISM; Apache Kafka ILLEGAL_SASL_STATE
+    with pytest.raises(KafkaAuthError, match="FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL") as caught:
+        check_sasl(config)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_no_check_without_sasl_nor_when_nothing_answers() -> None:
+    check_sasl({"bootstrap_servers": ["127.0.0.1:1"], "security_protocol": "PLAINTEXT"})
+    # nothing to ask: undecided, left to kafka-python (and to `await_bootstrap` before it)
+    check_sasl({"bootstrap_servers": ["127.0.0.1:1"], "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "PLAIN", "sasl_plain_username": "a", "sasl_plain_password": "b"}, timeout_s=1.0)
+
+
+@pytest.mark.parametrize("command", [["topics"], ["dead-letters"], ["alerts"]])
+def test_the_commands_say_it_in_one_line(settings: Settings, sasl_broker: ServerProcess, command: list[str]) -> None:
+    env = {"FRAUDSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{sasl_broker.port}", "FRAUDSTREAM_REDIS_URL": settings.redis_url,
+           "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "FRAUDSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+           "FRAUDSTREAM_KAFKA_SASL_USERNAME": "alice", "FRAUDSTREAM_KAFKA_SASL_PASSWORD": PASSWORD}
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["--log-level", "DEBUG", *command], env=env)
+    assert time.monotonic() - started < QUICK_S
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: the Kafka broker at 127.0.0.1:") and "refused the SASL login" in last
+    assert "FRAUDSTREAM_KAFKA_SASL_PASSWORD" in last and "did not answer" not in result.output
+    assert PASSWORD not in result.output
+
+
+class KafkaLikeListener:
+    """A real TCP listener that answers SaslHandshake v1 and SaslAuthenticate v1 as Apache Kafka does
+    (Tansu answers a SCRAM refusal in the exchange and takes no PLAIN: these paths are Kafka's only)."""
+
+    def __init__(self, handshake_error: int, mechanisms: list[str], auth_error: int, auth_message: str | None) -> None:
+        self.handshake = struct.pack(">hi", handshake_error, len(mechanisms)) + b"".join(
+            struct.pack(">h", len(m)) + m.encode() for m in mechanisms)
+        text = b"\xff\xff" if auth_message is None else struct.pack(">h", len(auth_message)) + auth_message.encode()
+        self.authenticate = struct.pack(">h", auth_error) + text + struct.pack(">iq", 0, 0)
+        self.tokens: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        conn, _ = self.server.accept()
+        self.server.close()  # one connection: check_sasl's
+        with conn, conn.makefile("rb") as stream:
+            while header := stream.read(4):
+                body = stream.read(struct.unpack(">i", header)[0])
+                api_key, _, correlation_id = struct.unpack_from(">hhi", body)
+                client_id = struct.unpack_from(">h", body, 8)[0]
+                if api_key == 36:
+                    self.tokens.append(body[10 + client_id + 4:])
+                answer = struct.pack(">i", correlation_id) + (self.handshake if api_key == 17 else self.authenticate)
+                conn.sendall(struct.pack(">i", len(answer)) + answer)
+
+
+def plain_config(address: str) -> dict[str, object]:
+    return {"bootstrap_servers": [address], "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "alice", "sasl_plain_password": PASSWORD}
+
+
+@pytest.mark.parametrize(("handshake_error", "mechanisms", "auth_error", "expected"), [
+    (0, ["PLAIN"], 58, "refused the SASL login of user 'alice' with PLAIN: SASL_AUTHENTICATION_FAILED: "
+                       "Authentication failed: Invalid username or password"),
+    (33, ["SCRAM-SHA-512"], 0, r"does not take SASL mechanism PLAIN \(UNSUPPORTED_SASL_MECHANISM; it takes SCRAM-SHA-512"),
+    (34, [], 0, r"takes no SASL login on that listener \(ILLEGAL_SASL_STATE\): check FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL"),
+])
+def test_apache_kafkas_refusals(handshake_error: int, mechanisms: list[str], auth_error: int, expected: str) -> None:
+    listener = KafkaLikeListener(handshake_error, mechanisms, auth_error,
+                                 "Authentication failed: Invalid username or password")
+    with pytest.raises(KafkaAuthError, match=expected) as caught:
+        check_sasl(plain_config(listener.address), timeout_s=5.0)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_an_accepted_login_passes() -> None:
+    listener = KafkaLikeListener(0, ["PLAIN"], 0, None)
+    check_sasl(plain_config(listener.address), timeout_s=5.0)
+    assert listener.tokens == [f"\0alice\0{PASSWORD}".encode()]
