@@ -99,6 +99,9 @@ def service_error(exc: BaseException, redis_source: str = "FRAUDSTREAM_REDIS_URL
     'cannot reach Redis (--redis): Error 111'
     >>> service_error(ValueError("a bug")) is None
     True
+    >>> import kafka.errors
+    >>> service_error(kafka.errors.SaslAuthenticationFailedError("Authentication failed: invalid credentials"))
+    'the Kafka broker refused the SASL login (FRAUDSTREAM_KAFKA_BOOTSTRAP): [Error 58] SaslAuthenticationFailedError: Authentication failed: invalid credentials (check FRAUDSTREAM_KAFKA_SASL_USERNAME, FRAUDSTREAM_KAFKA_SASL_PASSWORD, FRAUDSTREAM_KAFKA_SASL_MECHANISM and FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL)'
     >>> service_error(redis.AuthenticationError("HELLO must be called with the client already authenticated"))
     'Redis wants a password (FRAUDSTREAM_REDIS_URL): HELLO must be called with the client already authenticated (give it in the URL, redis://:PASSWORD@HOST:PORT, or in FRAUDSTREAM_REDIS_PASSWORD)'
     """
@@ -118,6 +121,10 @@ def service_error(exc: BaseException, redis_source: str = "FRAUDSTREAM_REDIS_URL
                 "for a single server)")
     if isinstance(exc, redis.RedisError):
         return f"Redis refused a command: {exc}"
+    if isinstance(exc, (kafka.errors.SaslAuthenticationFailedError, kafka.errors.UnsupportedSaslMechanismError,
+                        kafka.errors.IllegalSaslStateError)):  # kafka-python's own, should it raise one
+        return (f"the Kafka broker refused the SASL login ({kafka_source}): {exc} (check FRAUDSTREAM_KAFKA_SASL_USERNAME, "
+                "FRAUDSTREAM_KAFKA_SASL_PASSWORD, FRAUDSTREAM_KAFKA_SASL_MECHANISM and FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL)")
     if isinstance(exc, (kafka.errors.KafkaConnectionError, kafka.errors.KafkaTimeoutError,
                         kafka.errors.BrokerNotAvailableError)):
         return f"the Kafka broker did not answer ({kafka_source}): {exc}"
