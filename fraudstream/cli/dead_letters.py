@@ -57,22 +57,26 @@ def dead_letter(record: Any) -> dict[str, Any]:
 
 
 def format_dead_letter(d: dict[str, Any]) -> str:
-    """One readable line.
+    """One readable line, with the error as `--json` has it (the consumers' errors name their reason first).
 
     >>> d = {"topic": "labels.dlq", "partition": 1, "offset": 7, "timestamp": 0, "reason": "too_late",
-    ...     "error": "event_time ... is more than 1:00:00 before ...", "source": {"topic": "labels", "partition": 1,
+    ...     "error": "too_late: event_time ... is too old", "source": {"topic": "labels", "partition": 1,
     ...     "offset": 90}, "key": "c1", "value": '{"transaction_id": "t1"}', "headers": {}}
     >>> format_dead_letter(d)
-    'labels.dlq[1]@7 too_late from labels[1]@90 key=c1: event_time ... is more than 1:00:00 before ... | {"transaction_id": "t1"}'
-    >>> format_dead_letter({**d, "reason": "invalid_fields", "error": "invalid_fields: amount: Input should be a number"})[:80]
-    'labels.dlq[1]@7 invalid_fields from labels[1]@90 key=c1: amount: Input should be'
+    'labels.dlq[1]@7 too_late from labels[1]@90 key=c1: too_late: event_time ... is too old | {"transaction_id": "t1"}'
+    >>> from types import SimpleNamespace
+    >>> bad = dead_letter(SimpleNamespace(topic="tx.dlq", partition=0, offset=3, timestamp=0, key=b"c1",
+    ...     value=b"{", headers=[("fraudstream.reason", b"invalid_json"),
+    ...     ("fraudstream.error", b"invalid_json: Expecting property name enclosed in double quotes")]))
+    >>> bad["error"]
+    'invalid_json: Expecting property name enclosed in double quotes'
+    >>> format_dead_letter(bad)
+    'tx.dlq[0]@3 invalid_json from ?[None]@None key=c1: invalid_json: Expecting property name enclosed in double quotes | {'
     >>> format_dead_letter({**d, "headers": {"fraudstream.redriven_from": "labels.dlq[0]@3"}})[:78]
     'labels.dlq[1]@7 too_late from labels[1]@90 (redriven from labels.dlq[0]@3) key'
     """
     source = d["source"]
     error = d["error"] or ""
-    if d["reason"] and error.startswith(d["reason"] + ": "):  # a validation error's own text names it too
-        error = error[len(d["reason"]) + 2:]
     shown = d["value"] if "value" in d else "base64:" + d["value_base64"]
     if len(shown) > SHOWN_VALUE_CHARS:
         shown = shown[:SHOWN_VALUE_CHARS] + f"... ({len(shown):,} chars)"
