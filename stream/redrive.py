@@ -12,7 +12,9 @@ again, which the consumers recognise (a transaction's scored record, a label's m
 when two runs of one reason overlap (do not start them together). A run ends at the end the log had
 when it began: the records it sends and the consumers dead-letter again wait for the next run,
 instead of going round. A dead letter whose source topic does not exist (any more) is not sent and
-this group moves past it: it stays in the dead-letter topic, for `fraudstream dead-letters`.
+this group moves past it: it stays in the dead-letter topic, for `fraudstream dead-letters`. A run
+that hears nothing from the broker for `END_WAIT_S` stops short, and says so
+(`RedriveStats.stopped_short`).
 
 >>> redrive_group("fraudstream-scorer", "labels.dlq", "unknown_transaction")
 'fraudstream-scorer.redrive.labels.dlq.unknown_transaction'
@@ -88,7 +90,8 @@ def redriven_headers(headers: list[tuple[str, bytes | None]] | None, topic: str,
 
 
 def redrive(settings: Settings, topic: str, reason: str, max_records: int | None = None,
-            stop: threading.Event | None = None, on_sent: OnSent | None = None) -> RedriveStats:
+            stop: threading.Event | None = None, on_sent: OnSent | None = None,
+            end_wait_s: float = END_WAIT_S) -> RedriveStats:
     """Send the dead letters of `reason` in `topic` back to their source topics (see the module doc).
 
     Parameters
@@ -103,6 +106,9 @@ def redrive(settings: Settings, topic: str, reason: str, max_records: int | None
         Set to stop after the batch in hand (its sends acknowledged and committed).
     on_sent
         Called with (dead-letter record, source topic) for each sent, once its batch is acknowledged.
+    end_wait_s
+        Stop short after this long without records or news of a partition's end (a broker that stopped
+        answering): `RedriveStats.stopped_short` names the partitions left before their end.
 
     Returns
     -------
@@ -122,7 +128,7 @@ def redrive(settings: Settings, topic: str, reason: str, max_records: int | None
             raise ConfigError(f"topic {topic!r} does not exist (no consumer has run against this broker?)")
         consumer.assign(parts)  # no group join: the group only keeps the offsets
         producer = make_producer(settings, acks="all")  # acknowledged: durable, before the commit
-        _run(consumer, producer, parts, topic, reason, max_records, stop, stats, on_sent)
+        _run(consumer, producer, parts, topic, reason, max_records, stop, stats, on_sent, end_wait_s)
     finally:
         if producer is not None:
             close_producer(producer, 5.0)  # after a failed batch its close fails too: the first error is the one
@@ -131,7 +137,8 @@ def redrive(settings: Settings, topic: str, reason: str, max_records: int | None
 
 
 def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPartition], topic: str, reason: str,
-         max_records: int | None, stop: threading.Event, stats: RedriveStats, on_sent: OnSent | None) -> None:
+         max_records: int | None, stop: threading.Event, stats: RedriveStats, on_sent: OnSent | None,
+         end_wait_s: float) -> None:
     ends: dict[TopicPartition, int] = {}  # each partition's end when first known: the run stops there
     sources: dict[str, list[int]] = {}  # source topic -> its partitions
     past_end = PastEndRewinder()
@@ -197,7 +204,7 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
         if stop.is_set():
             stats.stopped = True
             return
-        if time.monotonic() - last_progress > END_WAIT_S:
+        if time.monotonic() - last_progress > end_wait_s:
             stats.stopped_short = [f"{tp.topic}[{tp.partition}]" for tp in behind]
             return
 

@@ -69,7 +69,7 @@ def committed_and_end(settings: Settings, topic: str) -> tuple[dict[int, int | N
 
 class PausedBroker:
     """A Tansu of a test's own (`settings`: pointing at it) that `pause_after(seconds)` stops with
-    SIGSTOP (a broker that answers nothing), `resume` continues; stopped by PID when the block ends."""
+    SIGSTOP (a broker that answers nothing), `pause` at once, `resume` continues; stopped by PID when the block ends."""
 
     def __init__(self, settings: Settings) -> None:
         from fraudstream.services import tansu_process
@@ -89,6 +89,10 @@ class PausedBroker:
     def pause_after(self, seconds: float) -> None:
         self.timer = threading.Timer(seconds, self._signal, (signal.SIGSTOP,))
         self.timer.start()
+
+    def pause(self) -> None:
+        """Stop the broker now."""
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
         if self.timer is not None:

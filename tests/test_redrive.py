@@ -155,3 +155,98 @@ def test_a_batch_the_broker_did_not_acknowledge_is_not_marked_as_sent_back(setti
             assert not consumer.partitions_for_topic("ghost-topic")  # not created by the lookup
         finally:
             consumer.close()
+
+
+def _dead_letters(settings: Settings, per_partition: dict[int, int], tag: str) -> list[bytes]:
+    """Dead letters of `unknown_transaction` from the labels topic, written into the given partitions
+    of the labels' dead-letter topic (so many into each); their values."""
+    from kafka import KafkaProducer
+
+    headers = [(constants.DLQ_HEADER_REASON, b"unknown_transaction"), (constants.DLQ_HEADER_PARTITION, b"0"),
+               (constants.DLQ_HEADER_TOPIC, settings.topic_labels.encode())]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    values = []
+    try:
+        for partition, count in per_partition.items():
+            for i in range(count):
+                values.append(b'{"%s": "%d-%d"}' % (tag.encode(), partition, i))
+                producer.send(settings.topic_labels_dlq, key=b"c1", value=values[-1], partition=partition,
+                              headers=headers)
+        producer.flush()
+    finally:
+        producer.close()
+    return values
+
+
+def _committed(settings: Settings, topic: str, reason: str) -> dict[int, int | None]:
+    """The offsets the redrive group of `reason` committed in `topic`, by partition."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from fraudstream.stream.redrive import redrive_group
+
+    reader = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                           group_id=redrive_group(settings.group_id, topic, reason))
+    try:
+        parts = sorted(reader.partitions_for_topic(topic) or [])
+        return {p: reader.committed(TopicPartition(topic, p)) for p in parts}
+    finally:
+        reader.close(autocommit=False)
+
+
+@pytest.mark.services
+def test_a_run_the_broker_stops_answering_stops_short_says_so_and_commits_nothing_more(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that stops answering once the run has its partitions (a broker of the test's own,
+    paused): after the command's wait (2 s here, 30 s as shipped) the run stops short, names the
+    partitions left before their end, says stopped in its summary and exits; it commits nothing,
+    and does not claim the topic has no dead letter of the reason. The next run goes on after the
+    last one sent."""
+    import threading
+
+    from fraudstream.cli import dead_letters as listing
+    from fraudstream.stream import redrive as redriving
+    from tests.kafka_helpers import PausedBroker
+    from tests.consumer_procs import env_for
+
+    monkeypatch.setattr(listing, "END_WAIT_S", 2.0)
+    with PausedBroker(settings) as broker:
+        own = broker.settings
+        dlq = own.topic_labels_dlq
+        ensure_topics(own, [own.topic_labels, dlq])
+        values = _dead_letters(own, {0: 5}, "n")
+        assert redrive(own, dlq, "unknown_transaction", max_records=2).redriven == 2
+        make_producer = redriving.make_producer
+
+        def then_silent(*args, **kwargs):  # type: ignore[no-untyped-def]
+            producer = make_producer(*args, **kwargs)
+            broker.pause()  # the run has its partitions and its producer: from now on, nothing answers
+            return producer
+
+        monkeypatch.setattr(redriving, "make_producer", then_silent)
+        unstick = threading.Timer(25.0, broker.resume)  # a run that waits for ever fails below, not hangs
+        unstick.start()
+        started = time.monotonic()
+        try:
+            result = CliRunner().invoke(main, ["dead-letters", "--labels", "--redrive", "--reason",
+                                               "unknown_transaction"], env=env_for(own))
+        finally:
+            took = time.monotonic() - started
+            unstick.cancel()
+            broker.resume()
+        monkeypatch.setattr(redriving, "make_producer", make_producer)
+
+        assert result.exit_code == 0, result.output
+        assert 2.0 < took < 15.0, (took, result.output)
+        shown = ", ".join(f"{dlq}[{p}]" for p in range(own.topic_partitions))
+        assert (f"Warning: stopped short of the end of {shown}: nothing came from the broker for 2 s; "
+                "run again to go on") in result.stderr, result.stderr
+        assert "has the reason" not in result.stderr  # nothing was read: it cannot say what the topic has
+        lines = result.stdout.strip().splitlines()
+        summary = json.loads(lines[-1])
+        assert len(lines) == 1 and (summary["read"], summary["redriven"], summary["stopped"]) == (0, 0, True), lines
+        assert _committed(own, dlq, "unknown_transaction") == {0: 2, **{p: None for p in
+                                                                        range(1, own.topic_partitions)}}
+
+        rest = redrive(own, dlq, "unknown_transaction")
+        assert (rest.redriven, rest.read, rest.stopped, rest.stopped_short) == (3, 3, False, [])
+        assert sorted(r.value for r in read_topic(own, own.topic_labels, expect=5)) == sorted(values)  # each once

@@ -19,7 +19,7 @@ from fraudstream.cli.settings_options import require_bootstrap, settings_from
 from fraudstream.config import Settings
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
-END_WAIT_S = 30.0  # without --follow: give up after this long without a record while short of the end
+END_WAIT_S = 30.0  # without --follow (and --redrive): give up after this long without a record short of the end
 
 
 def dead_letter(record: Any) -> dict[str, Any]:
@@ -199,16 +199,17 @@ def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | N
 
     stop = threading.Event()
     with stop_on_signals(stop) as received:
-        stats = redrive(settings, topic, reason, max_records=max_records, stop=stop, on_sent=sent)
+        stats = redrive(settings, topic, reason, max_records=max_records, stop=stop, on_sent=sent,
+                        end_wait_s=END_WAIT_S)
     summary = {"topic": topic, "reason": reason, **stats.summary(),
                "group": redrive_group(settings.group_id, topic, reason)}
     if stats.stopped_short:
         notice(f"Warning: stopped short of the end of {', '.join(stats.stopped_short)}: nothing came from "
-               f"the broker for 30 s; run again to go on", logging.WARNING)
+               f"the broker for {END_WAIT_S:.0f} s; run again to go on", logging.WARNING)
     if stats.no_source:
         notice(f"Warning: {stats.no_source:,} dead letter(s) of {reason!r} name no source topic that exists: "
                f"not sent (they stay in {topic}; this redrive's group has moved past them)", logging.WARNING)
-    if not stats.redriven and not stats.no_source:
+    if not stats.redriven and not stats.no_source and (stats.read or not stats.stopped_short):
         others = ", ".join(sorted(stats.other_reasons)) or "none"
         labels = "" if topic == settings.topic_labels_dlq else " (the labels' dead letters: --labels)"
         notice(f"Warning: no dead letter of {topic} read now has the reason {reason!r}; those it has: "
