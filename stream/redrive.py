@@ -12,9 +12,10 @@ again, which the consumers recognise (a transaction's scored record, a label's m
 when two runs of one reason overlap (do not start them together). A run ends at the end the log had
 when it began: the records it sends and the consumers dead-letter again wait for the next run,
 instead of going round. A dead letter whose source topic does not exist (any more) is not sent and
-this group moves past it: it stays in the dead-letter topic, for `fraudstream dead-letters`. A run
-that hears nothing from the broker for `END_WAIT_S` stops short, and says so
-(`RedriveStats.stopped_short`).
+this group moves past it: it stays in the dead-letter topic, for `fraudstream dead-letters`. Offsets
+of this group past the end of a log (a log lost under them) are reset to its start, and a run that
+reads to the end commits each partition's end, leaving none past it. A run that hears nothing from
+the broker for `END_WAIT_S` stops short, and says so (`RedriveStats.stopped_short`).
 
 >>> redrive_group("fraudstream-scorer", "labels.dlq", "unknown_transaction")
 'fraudstream-scorer.redrive.labels.dlq.unknown_transaction'
@@ -153,10 +154,10 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
             high = consumer.highwater(tp)
             if tp not in ends and high is not None:
                 ends[tp], last_progress = high, time.monotonic()
-                if fetch_position(consumer, tp) > high:  # offsets of a log deleted and created again
-                    log.warning("%s[%d]: this redrive's offset %d is past the log's end %d (the topic was "
-                                "created again?): from its start", tp.topic, tp.partition,
-                                fetch_position(consumer, tp), high)
+                position = fetch_position(consumer, tp)
+                if position > high:  # a log lost under the offsets: Tansu answers nothing from there
+                    log.warning("%s[%d]: this redrive's offset %d is past the log's end %d (the log was lost?): "
+                                "from its start", tp.topic, tp.partition, position, high)
                     consumer.seek_to_beginning(tp)
         sent: list[tuple[Any, str, Any]] = []
         done: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -195,10 +196,14 @@ def _run(consumer: KafkaConsumer, producer: KafkaProducer, parts: list[TopicPart
             if on_sent is not None:
                 on_sent(record, source)
         uncommitted.update(done)
+        behind = [tp for tp in parts if tp not in ends or fetch_position(consumer, tp) < ends[tp]]
+        if not behind and not stats.stopped:  # all read: each partition's end, even one no record came from,
+            # whose offset may have been past its log's end (rewound here, or by kafka-python): kept, it would
+            # skip the first records of a log that grows past it before the next run
+            uncommitted.update((tp, OffsetAndMetadata(ends[tp], "", -1)) for tp in parts)
         if uncommitted and (stats.redriven or stats.no_source):  # after the sends are acknowledged, and not
             consumer.commit(uncommitted)  # before a dead letter of the reason was seen (a misspelt one keeps none)
             uncommitted = {}
-        behind = [tp for tp in parts if tp not in ends or fetch_position(consumer, tp) < ends[tp]]
         if stats.stopped or not behind:
             return
         if stop.is_set():

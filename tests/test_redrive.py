@@ -250,3 +250,38 @@ def test_a_run_the_broker_stops_answering_stops_short_says_so_and_commits_nothin
         rest = redrive(own, dlq, "unknown_transaction")
         assert (rest.redriven, rest.read, rest.stopped, rest.stopped_short) == (3, 3, False, [])
         assert sorted(r.value for r in read_topic(own, own.topic_labels, expect=5)) == sorted(values)  # each once
+
+
+@pytest.mark.services
+def test_offsets_past_the_end_of_the_dead_letter_topic_are_redriven_from_its_start(settings: Settings) -> None:
+    """The redrive group's offsets past the end of the logs (committed by hand here; as after a log
+    lost under offsets the broker kept): the next redrive sends the dead letters from each
+    partition's start, on Tansu (which answers a fetch from past the end with nothing) as on Apache
+    Kafka (OFFSET_OUT_OF_RANGE), and leaves no offset past the end, even of a partition still empty:
+    the dead letters that later fill it beyond the old offset are all sent by the run after.
+    (A topic deleted and created again is not such a case: Tansu 0.6 with memory storage drops the
+    group's offsets of a deleted topic, as Apache Kafka does.)"""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from fraudstream.stream.redrive import redrive_group
+
+    dlq, reason = settings.topic_labels_dlq, "unknown_transaction"
+    ensure_topics(settings, [settings.topic_labels, dlq])
+    hand = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                         group_id=redrive_group(settings.group_id, dlq, reason))
+    try:
+        hand.commit({TopicPartition(dlq, p): OffsetAndMetadata(4, "", -1) for p in range(settings.topic_partitions)})
+    finally:
+        hand.close(autocommit=False)
+    first = _dead_letters(settings, {0: 2}, "first")
+    assert _committed(settings, dlq, reason) == {p: 4 for p in range(settings.topic_partitions)}
+
+    again = redrive(settings, dlq, reason)
+    assert (again.redriven, again.read, again.stopped, again.stopped_short) == (2, 2, False, [])
+    assert _committed(settings, dlq, reason) == {0: 2, **{p: 0 for p in range(1, settings.topic_partitions)}}
+
+    later = _dead_letters(settings, {1: 6}, "later")  # past the old offset 4
+    assert redrive(settings, dlq, reason).redriven == 6
+    values = [r.value for r in read_topic(settings, settings.topic_labels, expect=8)]
+    assert sorted(values) == sorted(first + later)  # each once
