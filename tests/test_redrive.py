@@ -198,7 +198,7 @@ def test_a_run_the_broker_stops_answering_stops_short_says_so_and_commits_nothin
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """A broker that stops answering once the run has its partitions (a broker of the test's own,
     paused): after the command's wait (2 s here, 30 s as shipped) the run stops short, names the
-    partitions left before their end, says stopped in its summary and exits; it commits nothing,
+    partitions left before their end, says stopped in its summary and exits with status 1; it commits nothing,
     and does not claim the topic has no dead letter of the reason. The next run goes on after the
     last one sent."""
     import threading
@@ -235,7 +235,7 @@ def test_a_run_the_broker_stops_answering_stops_short_says_so_and_commits_nothin
             broker.resume()
         monkeypatch.setattr(redriving, "make_producer", make_producer)
 
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 1, result.output  # not complete: a script sees it
         assert 2.0 < took < 15.0, (took, result.output)
         shown = ", ".join(f"{dlq}[{p}]" for p in range(own.topic_partitions))
         assert (f"Warning: stopped short of the end of {shown}: nothing came from the broker for 2 s; "
@@ -285,3 +285,40 @@ def test_offsets_past_the_end_of_the_dead_letter_topic_are_redriven_from_its_sta
     assert redrive(settings, dlq, reason).redriven == 6
     values = [r.value for r in read_topic(settings, settings.topic_labels, expect=8)]
     assert sorted(values) == sorted(first + later)  # each once
+
+
+@pytest.mark.services
+def test_a_listing_the_broker_stops_answering_stops_short_with_status_1(settings: Settings,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fraudstream dead-letters` (no --follow) against a broker that stops answering once it has the
+    partitions: after the wait (2 s here, 30 s as shipped) it warns which partitions it did not read
+    to their end, prints its count, and exits with status 1 (a script sees the listing is not whole)."""
+    from fraudstream import kafka_io
+    from fraudstream.cli import dead_letters as listing
+    from tests.kafka_helpers import PausedBroker
+    from tests.consumer_procs import env_for
+
+    monkeypatch.setattr(listing, "END_WAIT_S", 2.0)
+    with PausedBroker(settings) as broker:
+        own = broker.settings
+        ensure_topics(own, [own.topic_labels, own.topic_labels_dlq])
+        _dead_letters(own, {0: 3}, "n")
+        partitions_of = kafka_io.partitions_of
+
+        def then_silent(*args, **kwargs):  # type: ignore[no-untyped-def]
+            parts = partitions_of(*args, **kwargs)
+            broker.pause()
+            return parts
+
+        monkeypatch.setattr(kafka_io, "partitions_of", then_silent)
+        started = time.monotonic()
+        try:
+            result = CliRunner().invoke(main, ["dead-letters", "--labels"], env=env_for(own))
+        finally:
+            took = time.monotonic() - started
+            broker.resume()
+    assert result.exit_code == 1, result.output
+    assert 2.0 < took < 15.0, (took, result.output)
+    assert "Warning: stopped short of the end of " in result.stderr and "nothing came for 2 s" in result.stderr, \
+        result.stderr
+    assert result.stdout == "" and "0 dead letters read" in result.stderr, result.output

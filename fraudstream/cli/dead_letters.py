@@ -20,6 +20,7 @@ from fraudstream.config import Settings
 
 SHOWN_VALUE_CHARS = 160  # of the original bytes in a line (`--json` has them whole)
 END_WAIT_S = 30.0  # without --follow (and --redrive): give up after this long without a record short of the end
+STOPPED_SHORT_EXIT = 1  # the exit status then (after the summary): the listing or the redrive is not complete
 
 
 def dead_letter(record: Any) -> dict[str, Any]:
@@ -137,6 +138,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     past_end = PastEndRewinder()
     counts: Counter[str] = Counter()
     shown = 0
+    stopped_short = False
     with terminate_as_exception():  # SIGTERM too (docker stop: PID 1 has no default action)
         try:
             parts = partitions_of(consumer, topic)
@@ -171,6 +173,7 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
                 if time.monotonic() - last_read > END_WAIT_S:
                     notice(f"Warning: stopped short of the end of {', '.join(short)}: nothing came for "
                            f"{END_WAIT_S:.0f} s", logging.WARNING)
+                    stopped_short = True
                     break
         except KeyboardInterrupt:
             pass
@@ -181,6 +184,8 @@ def dead_letters(ctx: click.Context, of_labels: bool, reason: str | None, as_jso
     if reason is not None and not counts[reason] and counts:  # a typo, or the other topic's reason
         notice(f"Warning: no dead letter of {topic} has the reason {reason!r}; those it has: "
                f"{', '.join(sorted(counts))}", logging.WARNING)
+    if stopped_short:
+        ctx.exit(STOPPED_SHORT_EXIT)
 
 
 def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | None, as_json: bool,
@@ -219,3 +224,5 @@ def _redrive(ctx: click.Context, settings: Settings, topic: str, reason: str | N
     click.echo(json.dumps(summary))
     if received.signum is not None:
         ctx.exit(received.exit_code)
+    if stats.stopped_short:  # not done, for a script or a scheduler: the same command goes on from there
+        ctx.exit(STOPPED_SHORT_EXIT)
