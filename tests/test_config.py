@@ -283,3 +283,15 @@ def test_config_says_when_the_signing_key_is_the_demo_default() -> None:
     line = "FRAUDSTREAM_MODEL_SIGNING_KEY=**********"
     assert f"{line}  # the built-in default, for demos only\n" in default
     assert f"{line}\n" in own and "a secret of mine" not in own
+
+
+def test_a_misspelt_variable_is_named_with_the_one_meant() -> None:
+    """pydantic-settings ignores FRAUDSTREAM_* variables that are no setting: a misspelt one left its
+    setting at the default without a word (a user's walk-through of the Configuration section)."""
+    result = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_ALERT_TRESHOLD": "0.9"})
+    assert result.exit_code == 0, result.output
+    assert ("Warning: FRAUDSTREAM_ALERT_TRESHOLD is not a fraudstream setting and is ignored (did you mean "
+            "FRAUDSTREAM_ALERT_THRESHOLD?)") in result.output
+    assert "FRAUDSTREAM_ALERT_THRESHOLD=0.5\n" in result.output
+    known = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_ALERT_THRESHOLD": "0.9"})
+    assert known.exit_code == 0 and "Warning" not in known.output, known.output

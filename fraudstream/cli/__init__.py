@@ -128,6 +128,20 @@ def main(ctx: click.Context, **overrides: Any) -> None:
         ctx.obj = load_settings(overrides)
     except click.BadParameter as exc:  # raised by the command when it reads them: its --help still shows
         ctx.obj = exc
+    if not ctx.resilient_parsing:
+        _warn_of_unknown_variables()
+
+
+def _warn_of_unknown_variables() -> None:
+    """A misspelt FRAUDSTREAM_* variable is ignored by the settings: say so (`env_names`)."""
+    import os
+
+    from fraudstream.cli.errors import notice
+    from fraudstream.config import Settings
+    from fraudstream.env_names import unknown_variables
+
+    for message in unknown_variables(os.environ, Settings.model_fields):
+        notice(f"Warning: {message}")
 
 
 def run(prog_name: str | None = None) -> None:
