@@ -206,9 +206,9 @@ class Settings(BaseSettings):
     @field_validator("log_format")
     @classmethod
     def _log_format(cls, value: str) -> str:
-        if value not in ("text", "json"):
+        if value.strip().lower() not in ("text", "json"):  # any case, as the log level
             raise ValueError(f"{value!r}: text or json")
-        return value
+        return value.strip().lower()
 
     @field_validator("challengers", mode="before")
     @classmethod
@@ -232,7 +232,10 @@ class Settings(BaseSettings):
     def _optional_duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() == "none":
             return None
-        return cls._duration(value)
+        try:
+            return cls._duration(value)
+        except ValueError as exc:  # the one duration that also takes none: say so
+            raise ValueError(f"{exc}, or none for no limit") from None
 
     @model_validator(mode="after")
     def _sasl_with_a_sasl_protocol(self) -> Settings:

@@ -222,6 +222,8 @@ def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[st
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("FRAUDSTREAM_LABEL_DELAY", "xyz", "not a duration: 'xyz'"),
     ("FRAUDSTREAM_ALERT_THRESHOLD", "abc", "Input should be a valid number"),
+    # the one duration that also takes none says so (it said only "use e.g. 7d, 36h, 15m, 90s")
+    ("FRAUDSTREAM_MAX_FUTURE_SKEW", "off", "not a duration: 'off' (use e.g. 7d, 36h, 15m, 90s), or none for no limit"),
 ])
 def test_a_bad_env_var_is_named_in_the_error(variable: str, value: str, message: str) -> None:
     result = CliRunner().invoke(main, ["config"], env={variable: value})
@@ -295,3 +297,10 @@ def test_a_misspelt_variable_is_named_with_the_one_meant() -> None:
     assert "FRAUDSTREAM_ALERT_THRESHOLD=0.5\n" in result.output
     known = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_ALERT_THRESHOLD": "0.9"})
     assert known.exit_code == 0 and "Warning" not in known.output, known.output
+
+
+def test_the_log_format_takes_any_case_as_the_log_level_does() -> None:
+    """FRAUDSTREAM_LOG_FORMAT=JSON was refused (in a JSON log line) while FRAUDSTREAM_LOG_LEVEL=debug was taken."""
+    for args, env in ((["config"], {"FRAUDSTREAM_LOG_FORMAT": "JSON"}), (["--log-format", "Json", "config"], {})):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 0 and "FRAUDSTREAM_LOG_FORMAT=json\n" in result.output, result.output

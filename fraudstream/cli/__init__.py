@@ -119,7 +119,8 @@ def _json_asked(log_format: str | None) -> bool:
 @settings_option("--kafka-bootstrap", "kafka_bootstrap", help="Kafka bootstrap servers (unset: `demo` starts one).")
 @settings_option("--redis-url", "redis_url", help="Redis URL (unset: `demo` starts a server).")
 @settings_option("--log-level", "log_level", help="DEBUG, INFO, WARNING or ERROR.")
-@settings_option("--log-format", "log_format", type=click.Choice(["text", "json"]), help="Log format.")
+@settings_option("--log-format", "log_format", type=click.Choice(["text", "json"], case_sensitive=False),
+                 help="Log format.")
 @click.version_option(package_name="fraudstream")
 @click.pass_context
 def main(ctx: click.Context, **overrides: Any) -> None:
