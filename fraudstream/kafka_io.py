@@ -44,6 +44,7 @@ from fraudstream.kafka_reach import await_bootstrap, check_tls
 from fraudstream.kafka_records import read_records_inline
 from fraudstream.kafka_transport import quiet_closed_reads
 from fraudstream.logs import hide_client_secrets
+from fraudstream.topic_names import near_misses
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,10 @@ def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, parti
             except TopicAlreadyExistsError:
                 pass
             log.info("created topics %s with %d partitions", missing, count)
+            fields = {getattr(settings, name): name for name in Settings.model_fields
+                      if name.startswith("topic_") and name != "topic_partitions"}
+            for message in near_misses(missing, existing, wanted, fields):
+                log.warning(message)
         return missing
     finally:
         admin.close()
