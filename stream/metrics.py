@@ -105,9 +105,11 @@ class ConsumerCollector(Collector):
             by_reason.add_metric([kind, reason], count)
         yield by_reason
         yield GaugeMetricFamily(PREFIX + "waiting_for_server_seconds",
-                                "How long the current step has been retried through an outage (0: not waiting).",
+                                "How long the current step has been retried through an outage, or, with nothing to "
+                                "do, how long the broker has not answered the group's heartbeats (0: not waiting).",
                                 value=s.waits.waited_s())
-        lag = GaugeMetricFamily(PREFIX + "consumer_lag", "Records behind the high watermark per assigned partition.",
+        lag = GaugeMetricFamily(PREFIX + "consumer_lag", "Records not yet processed per assigned partition (behind "
+                                "the high watermark, plus fetched but waiting).",
                                 labels=["topic", "partition"])
         for (topic, partition), behind in sorted(dict(s.lag).items()):
             lag.add_metric([topic, str(partition)], behind)

@@ -136,3 +136,18 @@ def test_a_batch_of_scores_is_bucketed_as_prometheus_counts_them(size: int) -> N
     expected = [(bound, int((finite <= bound).sum())) for bound in SCORE_BUCKETS] + [(float("inf"), size)]
     assert hist.cumulative() == expected and hist.count == size
     assert hist.total == pytest.approx(finite.sum())
+
+
+def test_the_help_of_the_waiting_and_lag_gauges_says_what_the_readme_says() -> None:
+    """The waiting gauge also counts a broker that stopped answering the group's heartbeats, and the
+    lag the records fetched but waiting (their HELP said only an outage's retries, and the watermark)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from fraudstream.stream.metrics import ConsumerCollector
+    from fraudstream.stream.stats import RunStats
+
+    registry = CollectorRegistry()
+    registry.register(ConsumerCollector(RunStats))
+    helps = {f.name: f.documentation for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert "has not answered the group's heartbeats" in helps["fraudstream_waiting_for_server_seconds"]
+    assert "plus fetched but waiting" in helps["fraudstream_consumer_lag"]
