@@ -102,9 +102,21 @@ class Reason(BaseModel):
 
 
 class Alert(Event):
-    """A transaction whose champion score reached the alert threshold."""
+    """A transaction whose champion score reached the alert threshold.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=True)
+    Read by subscribers, whose fraudstream may be older than the consumers': fields it does not
+    know are ignored (a field added later would otherwise have every alert refused, and skipped by
+    `fraudstream alerts`), unlike the inputs, whose unknown fields are refused.
+
+    >>> line = ('{"transaction_id": "t1", "customer_id": "c1", "terminal_id": "m1", "amount": 9.5,'
+    ...         ' "event_time": "2024-01-01T00:00:00Z", "score": 0.9, "threshold": 0.5, "model_name": "logreg",'
+    ...         ' "model_version": "7+12", "reasons": [], "features": {}, "scored_at": "2024-01-01T00:00:01Z",'
+    ...         ' "latency_ms": 12.0, "a_later_field": 1}')
+    >>> Alert.model_validate_json(line).model_version
+    '7+12'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=True)
 
     transaction_id: Id
     customer_id: Id
