@@ -304,3 +304,11 @@ def test_the_log_format_takes_any_case_as_the_log_level_does() -> None:
     for args, env in ((["config"], {"FRAUDSTREAM_LOG_FORMAT": "JSON"}), (["--log-format", "Json", "config"], {})):
         result = CliRunner().invoke(main, args, env=env)
         assert result.exit_code == 0 and "FRAUDSTREAM_LOG_FORMAT=json\n" in result.output, result.output
+
+
+def test_consume_names_only_the_server_that_is_not_set() -> None:
+    result = CliRunner().invoke(main, ["consume"], env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+                                                        "FRAUDSTREAM_REDIS_URL": ""})
+    assert result.exit_code == 2 and "Error: set FRAUDSTREAM_REDIS_URL (see `fraudstream up`)" in result.output, result.output
+    both = CliRunner().invoke(main, ["consume"], env={"FRAUDSTREAM_KAFKA_BOOTSTRAP": "", "FRAUDSTREAM_REDIS_URL": ""})
+    assert "set FRAUDSTREAM_KAFKA_BOOTSTRAP and FRAUDSTREAM_REDIS_URL" in both.output, both.output

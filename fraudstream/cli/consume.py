@@ -36,8 +36,9 @@ def consume(ctx: click.Context, max_transactions: int | None, idle_timeout: floa
     from fraudstream.stream.signals import stop_on_signals
 
     settings = settings_from(ctx, **overrides)
-    if not settings.kafka_bootstrap or not settings.redis_url:
-        raise click.UsageError("set FRAUDSTREAM_KAFKA_BOOTSTRAP and FRAUDSTREAM_REDIS_URL (see `fraudstream up`)")
+    missing = [f"FRAUDSTREAM_{name.upper()}" for name in ("kafka_bootstrap", "redis_url") if not getattr(settings, name)]
+    if missing:  # only those unset (it named both when the broker was set)
+        raise click.UsageError(f"set {' and '.join(missing)} (see `fraudstream up`)")
     if metrics_port is not None:
         check_metrics_port(metrics_port)  # before the group join, not after it
     ensure_topics(settings)
