@@ -30,6 +30,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")  # as ka
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # those a user name and password are for
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_HOST = re.compile(r"[a-zA-Z0-9._-]+|\[[0-9a-fA-F:.]+\]")  # a name, an IPv4 address, or an IPv6 one in brackets
 
 
 def _given(value: Any) -> bool:
@@ -133,8 +134,13 @@ class Settings(BaseSettings):
         if not value or not value.strip():  # set but empty: unset (the embedded broker)
             return None
         for server in value.split(","):
+            if "://" in server:  # as in a listener's address: kafka-python looked it up as a host name, 30 s
+                raise ValueError(f"{server.strip()!r} is not host:port: no scheme (the protocol is "
+                                 "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL)")
             host, colon, port = server.strip().rpartition(":")
-            if not server.strip() or (colon and (not host or not port.isdigit() or not 0 < int(port) < 65536)):
+            host = host if colon else port  # (no port: kafka-python's 9092)
+            if not server.strip() or (colon and (not port.isdigit() or not 0 < int(port) < 65536)) \
+                    or not _HOST.fullmatch(host):  # e.g. servers joined by ';' or ' ', read as one host
                 raise ValueError(f"{server.strip()!r} is not host:port (bootstrap servers: host:port,host:port)")
         return value
 
@@ -143,6 +149,7 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if not value or not value.strip():  # set but empty: unset (the embedded server)
             return None
+        value = value.strip()  # a blank pasted after it was read as part of the database ("not a number")
         if value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
             raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
         from redis.connection import parse_url  # here: the CLI's --help does not import redis

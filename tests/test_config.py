@@ -110,6 +110,10 @@ def test_help_shows_the_default_label_delay_as_the_option_takes_it(command: str)
     ("FRAUDSTREAM_REDIS_URL", "redis://:1234#xys3cret@127.0.0.1:6379/0", "its user part cannot be read (a password's"),
     ("FRAUDSTREAM_REDIS_URL", "redis://u:1234?xys3cret@127.0.0.1:6379/0", "its user part cannot be read (a password's"),
     ("FRAUDSTREAM_REDIS_URL", "redis://:pa/ss3cret@127.0.0.1:6379/0", "written %2F %23 %3F %40 %25 in a URL"),
+    # a listener's address, or servers joined by ';': taken, then 30 s of "Name or service not known"
+    ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "PLAINTEXT://127.0.0.1:9092", "no scheme (the protocol is "
+                                                                  "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL)"),
+    ("FRAUDSTREAM_KAFKA_BOOTSTRAP", "k1:9092;k2:9092", "'k1:9092;k2:9092' is not host:port"),
     ("FRAUDSTREAM_SESSION_TIMEOUT_MS", "500", "FRAUDSTREAM_HEARTBEAT_INTERVAL_MS (1000) must be below "
                                               "FRAUDSTREAM_SESSION_TIMEOUT_MS (500)"),
 ])
@@ -126,6 +130,11 @@ def test_a_bad_variable_leaves_every_commands_help_readable() -> None:
     assert helped.exit_code == 0 and "Score transactions from Kafka" in helped.output, helped.output
     refused = CliRunner().invoke(main, ["consume"], env=env)
     assert refused.exit_code == 2 and "FRAUDSTREAM_LOG_LEVEL: 'verbose'" in refused.output, refused.output
+
+
+def test_a_blank_after_a_redis_url_is_dropped() -> None:
+    """A pasted URL with a blank after it was refused as "the database of a Redis URL is a number"."""
+    assert Settings(redis_url="redis://127.0.0.1:6379/0 ").redis_url == "redis://127.0.0.1:6379/0"
 
 
 def test_well_formed_ones_are_kept() -> None:
