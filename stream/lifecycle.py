@@ -97,7 +97,7 @@ class Lifecycle:
         """Register the configured models (the registry's champion wins over `champion` once set) and
         restore each from its newest valid checkpoint, or fresh from the zoo if it has none.
         `ModelError`, before anything is written, for a name that is neither."""
-        check_names(self.registry, [champion, *challengers])
+        check_names(self.registry, [champion], challengers)
         if self.registry.note_signing_key() is False:
             log.warning("the newest model published in this registry was signed with another "
                         "FRAUDSTREAM_MODEL_SIGNING_KEY than this consumer's: checkpoints signed with it will not "

@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 VERSIONS_TRIED = 3  # the newest versions tried, newest first, before a model counts as unloadable
 
 
-def check_names(registry: ModelRegistry, names: Sequence[str]) -> None:
-    """`ModelError` for the first name that is neither a zoo model nor published in the registry
-    (a typo must not become the registry's champion or challenger for every consumer)."""
-    for name in names:
+def check_names(registry: ModelRegistry, names: Sequence[str], challengers: Sequence[str] = ()) -> None:
+    """`ModelError` for the first name of `names` (the champion) or `challengers` that is neither a
+    zoo model nor published in the registry (a typo must not become the registry's champion or
+    challenger for every consumer); a challenger's says so, and where it came from."""
+    roles = [(n, "") for n in names] + [(n, " (a challenger, FRAUDSTREAM_CHALLENGERS)") for n in challengers]
+    for name, role in roles:
         if name not in MODEL_NAMES and registry.latest_version(name) == 0:
-            raise ModelError(f"unknown model {name!r}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
+            raise ModelError(f"unknown model {name!r}{role}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
                              f"published in the registry ({', '.join(registry.names()) or 'none'})")
 
 

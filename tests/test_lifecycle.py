@@ -151,7 +151,7 @@ def test_an_unknown_model_name_is_refused_before_the_registry_is_written(setting
     registry = registry_for(settings)
     with pytest.raises(ModelError, match="unknown model 'gbt_windw'"):
         live(settings, model="gbt_windw")
-    with pytest.raises(ModelError, match="unknown model 'htre'"):
+    with pytest.raises(ModelError, match=r"unknown model 'htre' \(a challenger, FRAUDSTREAM_CHALLENGERS\): "):
         live(settings, challengers=("htre",))
     assert registry.active() == (None, [])  # nothing was written: a consumer configured right starts
     scorer = live(settings, challengers=("htree",))
