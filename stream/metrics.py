@@ -109,7 +109,8 @@ class ConsumerCollector(Collector):
                                 "do, how long the broker has not answered the group's heartbeats (0: not waiting).",
                                 value=s.waits.waited_s())
         lag = GaugeMetricFamily(PREFIX + "consumer_lag", "Records not yet processed per assigned partition (behind "
-                                "the high watermark, plus fetched but waiting).",
+                                "the high watermark, plus fetched but waiting): the last fetch's watermark, or the "
+                                "log's end the broker gave when last asked (every 5 s) if larger.",
                                 labels=["topic", "partition"])
         for (topic, partition), behind in sorted(dict(s.lag).items()):
             lag.add_metric([topic, str(partition)], behind)

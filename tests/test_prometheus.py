@@ -151,3 +151,4 @@ def test_the_help_of_the_waiting_and_lag_gauges_says_what_the_readme_says() -> N
     helps = {f.name: f.documentation for f in text_string_to_metric_families(generate_latest(registry).decode())}
     assert "has not answered the group's heartbeats" in helps["fraudstream_waiting_for_server_seconds"]
     assert "plus fetched but waiting" in helps["fraudstream_consumer_lag"]
+    assert "the broker gave when last asked (every 5 s)" in helps["fraudstream_consumer_lag"]
