@@ -15,10 +15,11 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for Transaction
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
 MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)  # the feature state keeps 4-byte epoch seconds (to 2106)
@@ -38,6 +39,8 @@ UtcTime = Annotated[datetime, AfterValidator(_utc)]
 # strict: JSON numbers only (no booleans, no numeric strings); NaN and infinities are refused by the
 # events' `allow_inf_nan=False` (pydantic's finite_number error)
 Amount = Annotated[float, Field(strict=True, ge=0.0, le=MAX_AMOUNT)]
+# An alert's figures: JSON has no NaN nor infinity, and pydantic writes them as null, which reads back as NaN
+Figure = Annotated[float, BeforeValidator(lambda value: math.nan if value is None else value)]
 Latitude = Annotated[float, Field(strict=True, ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Field(strict=True, ge=-180.0, le=180.0)]
 
@@ -97,8 +100,8 @@ class Reason(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     feature: str
-    value: float
-    contribution: float
+    value: Figure
+    contribution: Figure
 
 
 class Alert(Event):
@@ -112,8 +115,17 @@ class Alert(Event):
     ...         ' "event_time": "2024-01-01T00:00:00Z", "score": 0.9, "threshold": 0.5, "model_name": "logreg",'
     ...         ' "model_version": "7+12", "reasons": [], "features": {}, "scored_at": "2024-01-01T00:00:01Z",'
     ...         ' "latency_ms": 12.0, "a_later_field": 1}')
-    >>> Alert.model_validate_json(line).model_version
+    >>> alert = Alert.model_validate_json(line)
+    >>> alert.model_version
     '7+12'
+
+    A feature that is not a number (NaN, infinite) goes out as null, and reads back as NaN:
+
+    >>> odd = alert.model_copy(update={"features": {"ratio": float("inf")}})
+    >>> odd.to_json_bytes()[-79:]
+    b'"features":{"ratio":null},"scored_at":"2024-01-01T00:00:01Z","latency_ms":12.0}'
+    >>> Alert.model_validate_json(odd.to_json_bytes()).features
+    {'ratio': nan}
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=True)
@@ -128,6 +140,6 @@ class Alert(Event):
     model_name: str
     model_version: str
     reasons: list[Reason]
-    features: dict[str, float]
+    features: dict[str, Figure]
     scored_at: datetime
     latency_ms: float
