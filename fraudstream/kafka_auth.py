@@ -5,8 +5,9 @@ raises `KafkaTimeoutError` ("Unable to bootstrap"), which reads as a broker that
 its connection swallows the error before the connection manager can see it was an authentication
 failure. A SCRAM refusal sent in the exchange itself (RFC 5802 ``e=...``, as Tansu sends it, where
 Apache Kafka answers with the SASL_AUTHENTICATION_FAILED error code) even fails there with a
-``KeyError: 'v'``. `check_sasl` makes the same exchange once on its own connection (SaslHandshake
-v1, then SaslAuthenticate v1, as kafka-python does) and raises `KafkaAuthError`, naming the
+``KeyError: 'v'``. `check_sasl` makes the same exchange once on its own connection (ApiVersions,
+SaslHandshake v1, then SaslAuthenticate v1, as kafka-python does with a broker of Kafka 1.0 or
+later; an older one, with SaslHandshake v0 only, is left undecided) and raises `KafkaAuthError`, naming the
 settings to check, when the broker says no. Anything else (a broker that accepts, one that cannot
 be reached, an answer it cannot read) is left to kafka-python: the check decides only refusals.
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SASL_CHECK_S = 10.0  # how long `check_sasl` waits for each answer of a broker
 CLOSED_RETRY_S = 0.5  # before asking again a broker that closed the connection in the exchange
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36  # API keys, both asked for in version 1
+API_VERSIONS = 18  # asked for in version 0 (every broker takes it), before the handshake, as kafka-python does
 _CLIENT_ID = b"fraudstream-sasl-check"
 MAX_ANSWER = 1 << 20  # bytes; a SASL answer is a few hundred
 _ERRORS = {33: "UNSUPPORTED_SASL_MECHANISM", 34: "ILLEGAL_SASL_STATE", 58: "SASL_AUTHENTICATION_FAILED"}
@@ -38,14 +40,14 @@ SETTINGS_TO_CHECK = ("FRAUDSTREAM_KAFKA_SASL_USERNAME, FRAUDSTREAM_KAFKA_SASL_PA
                      "FRAUDSTREAM_KAFKA_SASL_MECHANISM")
 
 
-def request(api_key: int, correlation_id: int, body: bytes) -> bytes:
-    """A framed version-1 request (header v1: key, version, correlation id, client id).
+def request(api_key: int, correlation_id: int, body: bytes, version: int = 1) -> bytes:
+    """A framed request of `version` (header v1: key, version, correlation id, client id).
 
     >>> frame = request(17, 1, b"x")
     >>> struct.unpack(">ihhih", frame[:14]), frame[14:]
     ((33, 17, 1, 1, 22), b'fraudstream-sasl-checkx')
     """
-    header = struct.pack(">hhih", api_key, 1, correlation_id, len(_CLIENT_ID)) + _CLIENT_ID
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(_CLIENT_ID)) + _CLIENT_ID
     return struct.pack(">i", len(header) + len(body)) + header + body
 
 
@@ -72,9 +74,9 @@ class _Reader:
         return None if value is None else value.decode("utf-8", "replace")
 
 
-def _exchange(sock: socket.socket, api_key: int, correlation_id: int, body: bytes) -> _Reader | None:
+def _exchange(sock: socket.socket, api_key: int, correlation_id: int, body: bytes, version: int = 1) -> _Reader | None:
     """Send a request, return a reader of its answer's body; None when the broker closed the connection."""
-    sock.sendall(request(api_key, correlation_id, body))
+    sock.sendall(request(api_key, correlation_id, body, version))
     size = _receive(sock, 4)
     if size is None:
         return None
@@ -98,6 +100,24 @@ def _receive(sock: socket.socket, size: int) -> bytes | None:
             return None
         data += chunk
     return data
+
+
+class _Undecided(Exception):
+    """Not a refusal: kafka-python tries the login itself (and reports what it finds)."""
+
+
+def _speaks_sasl_v1(sock: socket.socket) -> bool:
+    """Whether the broker takes SaslHandshake v1 and SaslAuthenticate (ApiVersions v0): a broker
+    before Kafka 1.0 takes SaslHandshake v0 only and closes the connection for v1, which is no
+    refusal (kafka-python logs in with v0 there); `_Undecided` for no answer or an error."""
+    answer = _exchange(sock, API_VERSIONS, 0, b"", version=0)
+    if answer is None or answer.take(">h") != 0:
+        raise _Undecided("no ApiVersions answer")
+    versions: dict[int, tuple[int, int]] = {}
+    for _ in range(answer.take(">i")):
+        key, low, high = answer.take(">h"), answer.take(">h"), answer.take(">h")
+        versions[key] = (low, high)
+    return all(low <= 1 <= high for low, high in (versions.get(k, (1, 0)) for k in (SASL_HANDSHAKE, SASL_AUTHENTICATE)))
 
 
 class _ClosedEarly(KafkaAuthError):
@@ -140,6 +160,8 @@ def _scram_error(token: bytes) -> str | None:
 def _authenticate(sock: socket.socket, server: str, config: dict[str, Any]) -> None:
     """One SASL exchange on `sock`; `KafkaAuthError` when the broker refuses."""
     mechanism = config["sasl_mechanism"]
+    if not _speaks_sasl_v1(sock):
+        raise _Undecided("the broker does not take SaslHandshake and SaslAuthenticate v1")
     name = mechanism.encode("utf-8")
     answer = _exchange(sock, SASL_HANDSHAKE, 1, struct.pack(">h", len(name)) + name)
     if answer is None:  # Tansu closes the connection for a mechanism it lacks (PLAIN)
@@ -202,7 +224,9 @@ def check_sasl(config: dict[str, Any], timeout_s: float | None = None) -> None:
             except KafkaAuthError:
                 raise
             except Exception as exc:  # noqa: BLE001 - not a refusal: kafka-python tries and reports it
-                log.debug("SASL check of %s undecided: %r", server, exc)
+                # a UnicodeError holds the string it failed on: the password (one given with bytes not UTF-8)
+                log.debug("SASL check of %s undecided: %s: %s", server, type(exc).__name__,
+                          "" if isinstance(exc, UnicodeError) else exc)
                 break
 
 

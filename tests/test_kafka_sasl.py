@@ -11,6 +11,7 @@ SaslHandshake and SaslAuthenticate.
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -111,9 +112,15 @@ class KafkaLikeListener:
     """A real TCP listener that answers SaslHandshake v1 and SaslAuthenticate v1 as Apache Kafka does
     (Tansu answers a SCRAM refusal in the exchange and takes no PLAIN: these paths are Kafka's only)."""
 
-    def __init__(self, handshake_error: int, mechanisms: list[str], auth_error: int, auth_message: str | None) -> None:
+    def __init__(self, handshake_error: int, mechanisms: list[str], auth_error: int, auth_message: str | None,
+                 sasl_versions: tuple[int, int] = (0, 1)) -> None:
         self.handshake = struct.pack(">hi", handshake_error, len(mechanisms)) + b"".join(
             struct.pack(">h", len(m)) + m.encode() for m in mechanisms)
+        # ApiVersions v0: SaslHandshake's versions, and SaslAuthenticate (Kafka 1.0+) where the handshake takes v1
+        keys = [(17, *sasl_versions)] + ([(36, 0, 1)] if sasl_versions[1] >= 1 else [])
+        self.api_versions = struct.pack(">hi", 0, len(keys)) + b"".join(struct.pack(">hhh", *k) for k in keys)
+        self.asked: list[tuple[int, int]] = []  # (api key, version) of each request
+        self.sasl_versions_low, self.sasl_versions_high = sasl_versions
         text = b"\xff\xff" if auth_message is None else struct.pack(">h", len(auth_message)) + auth_message.encode()
         self.authenticate = struct.pack(">h", auth_error) + text + struct.pack(">iq", 0, 0)
         self.tokens: list[bytes] = []
@@ -122,16 +129,26 @@ class KafkaLikeListener:
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self) -> None:
-        conn, _ = self.server.accept()
-        self.server.close()  # one connection: check_sasl's
+        while True:  # check_sasl's connections (it asks again once after a connection closed early)
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.answer(conn)
+
+    def answer(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as stream:
             while header := stream.read(4):
                 body = stream.read(struct.unpack(">i", header)[0])
-                api_key, _, correlation_id = struct.unpack_from(">hhi", body)
+                api_key, version, correlation_id = struct.unpack_from(">hhi", body)
+                self.asked.append((api_key, version))
+                if api_key == 17 and not self.sasl_versions_low <= version <= self.sasl_versions_high:
+                    return  # as Kafka before 1.0 does for SaslHandshake v1: the connection closed
                 client_id = struct.unpack_from(">h", body, 8)[0]
                 if api_key == 36:
                     self.tokens.append(body[10 + client_id + 4:])
-                answer = struct.pack(">i", correlation_id) + (self.handshake if api_key == 17 else self.authenticate)
+                answer = struct.pack(">i", correlation_id) + {17: self.handshake, 18: self.api_versions}.get(
+                    api_key, self.authenticate)
                 conn.sendall(struct.pack(">i", len(answer)) + answer)
 
 
@@ -158,3 +175,26 @@ def test_an_accepted_login_passes() -> None:
     listener = KafkaLikeListener(0, ["PLAIN"], 0, None)
     check_sasl(plain_config(listener.address), timeout_s=5.0)
     assert listener.tokens == [f"\0alice\0{PASSWORD}".encode()]
+    assert listener.asked == [(18, 0), (17, 1), (36, 1)]
+
+
+def test_a_broker_with_saslhandshake_v0_only_is_left_to_kafka_python() -> None:
+    """Kafka before 1.0 closes the connection for SaslHandshake v1 (kafka-python logs in with v0):
+    not a refusal. Asked v1 regardless, the check said "closed the connection" and stopped the command."""
+    listener = KafkaLikeListener(0, ["PLAIN"], 58, "Authentication failed", sasl_versions=(0, 0))
+    check_sasl(plain_config(listener.address), timeout_s=5.0)
+    assert listener.asked == [(18, 0)] and listener.tokens == []
+
+
+def test_a_password_the_check_cannot_encode_is_in_no_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """Bytes of a password that are not UTF-8 (an environment in Latin-1) come as lone surrogates;
+    the encoding error's repr held the whole password."""
+    secret = "s3cr\udce9t-" + PASSWORD
+    for mechanism in ("PLAIN", "SCRAM-SHA-256"):
+        listener = KafkaLikeListener(0, [mechanism], 0, None)
+        with caplog.at_level(logging.DEBUG, logger="fraudstream.kafka_auth"):
+            check_sasl(plain_config(listener.address) | {"sasl_mechanism": mechanism, "sasl_plain_password": secret},
+                       timeout_s=5.0)
+        assert "undecided: UnicodeEncodeError" in caplog.text
+        assert PASSWORD not in caplog.text and "s3cr" not in caplog.text
+        listener.server.close()
