@@ -137,7 +137,9 @@ class RunStats:
         try:  # (highwater raises for a partition revoked meanwhile by kafka-python's IO thread)
             partitions = [tp for tp in consumer.assignment() if consumer.highwater(tp) is not None]
             self.broker_ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
-        except (KafkaError, AssertionError, ValueError, TypeError) as exc:  # (kafka-python asserts on some states)
+        # (kafka-python asserts on some states, and its end_offsets raises KeyError for a partition
+        # whose leader the metadata lacks: a topic deleted, a leader being elected)
+        except (KafkaError, AssertionError, KeyError, ValueError, TypeError) as exc:
             log.debug("lag not asked of the broker: %s", exc)
         try:
             self.update_lag(consumer, buffered)

@@ -216,3 +216,28 @@ def test_the_lag_counts_what_was_published_since_the_last_fetch_once_the_broker_
         assert 200 <= asked <= 201 and sum(stats.lag.values()) == asked, (asked, stats.lag)
     finally:
         consumer.close()
+
+
+def test_the_lag_is_kept_when_the_metadata_lacks_a_partitions_leader(settings: Settings) -> None:
+    """kafka-python's end_offsets raises KeyError (not a KafkaError) for a partition whose leader the
+    metadata lacks (a topic deleted, a leader being elected): `keep_lag`, once a round of the
+    consumer's loop, must not let it end the loop."""
+    ensure_topics(settings)
+    topic = settings.topic_transactions
+    produce_raw(settings, topic, [(b"c1", b"x" * 40) for _ in range(30)])
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        poll_until_fetched(consumer, parts)
+        stats = RunStats()
+        stats.keep_lag(consumer, now=100.0)
+        before = dict(stats.broker_ends)
+        cluster = consumer._fetcher._manager.cluster  # kafka-python 3's metadata
+        leader = cluster.leader_for_partition
+        cluster.leader_for_partition = lambda tp: None if tp == parts[0] else leader(tp)  # type: ignore[method-assign]
+        stats.keep_lag(consumer, now=100.0 + LAG_FROM_BROKER_EVERY_S)  # asks the broker: KeyError inside
+        assert stats.broker_ends == before and set(stats.lag) == {(tp.topic, tp.partition) for tp in parts}
+    finally:
+        consumer.close()
