@@ -206,10 +206,14 @@ def _login_step(sock: socket.socket, server: str, config: dict[str, Any], correl
 def check_sasl(config: dict[str, Any], timeout_s: float | None = None) -> None:
     """Raise `KafkaAuthError` when a bootstrap server of a kafka-python client `config`
     (security_protocol SASL_PLAINTEXT or SASL_SSL) refuses its SASL login (see the module docstring);
-    return when the first server that answers accepts it, or when none can be asked."""
+    return when the first server that answers accepts it, or when none can be asked. A server that
+    closes the connection in the exchange (twice) is a refusal only when no other server accepts
+    and none is undecided: kafka-python would try the others."""
     if not str(config.get("security_protocol", "")).startswith("SASL_") or not config.get("sasl_mechanism"):
         return
     timeout_s = SASL_CHECK_S if timeout_s is None else timeout_s
+    closed: KafkaAuthError | None = None
+    undecided = False
     for server in config["bootstrap_servers"]:
         for attempt in (1, 2):  # a connection closed in the exchange once may be a broker restarting
             try:
@@ -218,7 +222,8 @@ def check_sasl(config: dict[str, Any], timeout_s: float | None = None) -> None:
                 return
             except _ClosedEarly as exc:
                 if attempt == 2:
-                    raise KafkaAuthError(str(exc)) from None
+                    closed = closed or KafkaAuthError(str(exc))
+                    break
                 log.debug("SASL check of %s: connection closed in the exchange, asking again", server)
                 time.sleep(CLOSED_RETRY_S)
             except KafkaAuthError:
@@ -227,7 +232,10 @@ def check_sasl(config: dict[str, Any], timeout_s: float | None = None) -> None:
                 # a UnicodeError holds the string it failed on: the password (one given with bytes not UTF-8)
                 log.debug("SASL check of %s undecided: %s: %s", server, type(exc).__name__,
                           "" if isinstance(exc, UnicodeError) else exc)
+                undecided = True
                 break
+    if closed is not None and not undecided:
+        raise closed
 
 
 def _login(server: str, config: dict[str, Any], timeout_s: float) -> None:

@@ -113,7 +113,7 @@ class KafkaLikeListener:
     (Tansu answers a SCRAM refusal in the exchange and takes no PLAIN: these paths are Kafka's only)."""
 
     def __init__(self, handshake_error: int, mechanisms: list[str], auth_error: int, auth_message: str | None,
-                 sasl_versions: tuple[int, int] = (0, 1)) -> None:
+                 sasl_versions: tuple[int, int] = (0, 1), close_at_handshake: bool = False) -> None:
         self.handshake = struct.pack(">hi", handshake_error, len(mechanisms)) + b"".join(
             struct.pack(">h", len(m)) + m.encode() for m in mechanisms)
         # ApiVersions v0: SaslHandshake's versions, and SaslAuthenticate (Kafka 1.0+) where the handshake takes v1
@@ -121,6 +121,7 @@ class KafkaLikeListener:
         self.api_versions = struct.pack(">hi", 0, len(keys)) + b"".join(struct.pack(">hhh", *k) for k in keys)
         self.asked: list[tuple[int, int]] = []  # (api key, version) of each request
         self.sasl_versions_low, self.sasl_versions_high = sasl_versions
+        self.close_at_handshake = close_at_handshake  # as Tansu does for a mechanism it lacks
         text = b"\xff\xff" if auth_message is None else struct.pack(">h", len(auth_message)) + auth_message.encode()
         self.authenticate = struct.pack(">h", auth_error) + text + struct.pack(">iq", 0, 0)
         self.tokens: list[bytes] = []
@@ -142,7 +143,8 @@ class KafkaLikeListener:
                 body = stream.read(struct.unpack(">i", header)[0])
                 api_key, version, correlation_id = struct.unpack_from(">hhi", body)
                 self.asked.append((api_key, version))
-                if api_key == 17 and not self.sasl_versions_low <= version <= self.sasl_versions_high:
+                if api_key == 17 and (self.close_at_handshake
+                                      or not self.sasl_versions_low <= version <= self.sasl_versions_high):
                     return  # as Kafka before 1.0 does for SaslHandshake v1: the connection closed
                 client_id = struct.unpack_from(">h", body, 8)[0]
                 if api_key == 36:
@@ -198,3 +200,17 @@ def test_a_password_the_check_cannot_encode_is_in_no_log_line(caplog: pytest.Log
         assert "undecided: UnicodeEncodeError" in caplog.text
         assert PASSWORD not in caplog.text and "s3cr" not in caplog.text
         listener.server.close()
+
+
+def test_a_server_that_closes_the_connection_does_not_refuse_for_the_others() -> None:
+    """kafka-python tries every bootstrap server: one that closes the connection in the exchange (a
+    broker stopping, a proxy) while the next accepts is no refusal; every one closing it is."""
+    closing, accepting = KafkaLikeListener(0, ["PLAIN"], 0, None, close_at_handshake=True), \
+        KafkaLikeListener(0, ["PLAIN"], 0, None)
+    config = plain_config(closing.address) | {"bootstrap_servers": [closing.address, accepting.address]}
+    check_sasl(config, timeout_s=5.0)
+    assert accepting.tokens == [f"\0alice\0{PASSWORD}".encode()]
+    other = KafkaLikeListener(0, ["PLAIN"], 0, None, close_at_handshake=True)
+    with pytest.raises(KafkaAuthError, match="closed the connection when asked for SASL mechanism PLAIN"):
+        check_sasl(plain_config(closing.address) | {"bootstrap_servers": [closing.address, other.address]},
+                   timeout_s=5.0)
