@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 # How often the loop asks the broker for its partitions' ends (ListOffsets) for the lag, besides the
 # high watermarks of its fetches: fetches that slow down or stop (a broker in trouble) report ends
 # of seconds ago, or none, and the lag would understate the backlog just when it matters. One
-# request of a millisecond or two every 5 s, on the loop's own thread.
+# request every 5 s, on the loop's own thread: when records flow, a millisecond or two; when idle it
+# waits behind the fetch in flight (11-22 ms with the consumer's 20 ms fetch wait, measured on Tansu);
+# while the broker is away, up to its 500 ms timeout.
 LAG_FROM_BROKER_EVERY_S = 5.0
 
 
