@@ -204,6 +204,13 @@ def test_the_evaluation_window_ends_with_the_data(tmp_path: Path, monkeypatch: p
         for late in (["--eval-end", "2018-05-31"], ["--eval-start", "2018-05-01", "--eval-end", "2018-05-31"]):
             result = CliRunner().invoke(main, [*args[:2], "--no-progress", *late])
             assert result.exit_code == 1 and expected[late[0]] in " ".join(result.output.split()), result.output
+        # a window that ends before the replay's first day: said at once, with neither warning nor replay
+        for early, before in ((["--eval-start", "2018-03-01", "--eval-end", "2018-03-31"], "the data's first day"),
+                              (["--start", "2018-04-10", "--eval-end", "2018-04-05"], "--start")):
+            result = CliRunner().invoke(main, [*args[:2], "--no-progress", *early])
+            said = " ".join(result.output.split())
+            assert result.exit_code == 1 and f"--eval-end {early[-1]} is before {before} (2018-04-" in said, said
+            assert "holds no transaction" in said and "WARNING" not in said, said
     result = CliRunner().invoke(main, [*args[:2], "--start", "2019-01-01", "--no-progress"])
     assert result.exit_code != 0 and "no transactions to evaluate in the window asked for: rows from 2018-04-01T" in result.output
     assert "to 2018-04-20T" in result.output, result.output

@@ -189,7 +189,8 @@ def _drop_state(store: Any) -> None:
 
 def _check_window(options: Any, file: Path) -> None:
     """Before the replay (not after minutes of it): a `ConfigError` for an evaluation window that
-    starts after the data's last day (found by `file_end.last_event_time`, without parsing the rows),
+    starts after the data's last day (found by `file_end.last_event_time`, without parsing the rows) or
+    ends before the replay's first day,
     and a warning when the replay starts (at --start or the file's first row) less than the longest
     feature window before the evaluation window, whose first days are then scored with features that
     have not seen a whole window yet. `evaluate` checks the window again on what was replayed."""
@@ -205,6 +206,9 @@ def _check_window(options: Any, file: Path) -> None:
     begin, since = first.transaction.event_time.date(), "the data's first day"
     if options.start is not None and options.start.date() >= begin:
         begin, since = options.start.date(), "--start"
+    if options.eval_end is not None and options.eval_end < begin:  # nothing to score: say so, not after a replay
+        raise ConfigError(f"--eval-end {options.eval_end} is before {since} ({begin}): the evaluation window "
+                          "holds no transaction")
     last = last_event_time(file)
     past_the_end = last is not None and options.start is not None and options.start.date() > last.date()
     if last is not None and not past_the_end:  # a --start past the data: the replay says what the file holds
