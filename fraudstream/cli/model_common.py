@@ -81,3 +81,18 @@ def require_known(registry: ModelRegistry, name: str) -> None:
     known = known_names(registry)
     if name not in known:
         raise CommandError(f"no model named {name!r} in the registry; known models: {', '.join(known) or 'none'}")
+
+
+def warn_if_not_warmed_up(settings: Settings, registry: ModelRegistry, name: str, former: str | None) -> None:
+    """After `name` became the champion: warn when its newest version has learned fewer labels than
+    FRAUDSTREAM_ALERT_WARMUP_LABELS, or no fraud, for the consumers send no alert until it has."""
+    from fraudstream.cli.errors import notice
+
+    need = settings.alert_warmup_labels
+    info = registry.info(name)
+    if need == 0 or (info.labels_learned >= need and info.frauds_learned > 0):
+        return
+    undo = f"; to undo: `fraudstream models promote {former}`" if former and former != name else ""
+    notice(f"warning: {name} v{info.version} has learned {info.labels_learned:,} labels ({info.frauds_learned:,} "
+           f"frauds): the consumers send no alert until the champion has learned {need:,} with a fraud among them "
+           f"(FRAUDSTREAM_ALERT_WARMUP_LABELS){undo}", logging.WARNING)

@@ -15,7 +15,13 @@ import click
 
 from fraudstream.cli.common import require_directory
 from fraudstream.cli.errors import CommandError, handle_errors, notice
-from fraudstream.cli.model_common import format_age, model_name, open_registry, require_known
+from fraudstream.cli.model_common import (
+    format_age,
+    model_name,
+    open_registry,
+    require_known,
+    warn_if_not_warmed_up,
+)
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes
 
@@ -99,8 +105,9 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
             pinned = ", pinned"
         except (CheckpointError, ModelError) as exc:  # e.g. rotated out already by a learner
             pinned = f", not pinned: {exc}"
+    former = None
     if make_champion:
-        registry.promote(info.name)
+        former = registry.promote(info.name)
     elif challenger:
         registry.add_challengers([info.name])
     if matches is None:  # the first model or consumer of this registry: from now on, imports are checked
@@ -113,6 +120,8 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
                f"{role}{pinned}")
     _note_learned_spans(blob, registry.signing_key)
+    if make_champion:
+        warn_if_not_warmed_up(settings, registry, info.name, former)
 
 
 def _note_learned_spans(blob: bytes, key: bytes | str) -> None:

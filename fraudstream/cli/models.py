@@ -13,7 +13,14 @@ import click
 
 from fraudstream.cli.common import WholeHelpGroup
 from fraudstream.cli.errors import CommandError, handle_errors, notice
-from fraudstream.cli.model_common import format_age, known_names, number, open_registry, require_known
+from fraudstream.cli.model_common import (
+    format_age,
+    known_names,
+    number,
+    open_registry,
+    require_known,
+    warn_if_not_warmed_up,
+)
 from fraudstream.cli.model_versions import VERSION_COMMANDS
 
 if TYPE_CHECKING:
@@ -108,12 +115,13 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
 def promote(ctx: click.Context, name: str) -> None:
     """Make NAME the champion of the running consumers (they switch within about a second); its
     newest checkpoint must verify with FRAUDSTREAM_MODEL_SIGNING_KEY, as the consumers will check."""
-    _, registry = open_registry(ctx)
+    settings, registry = open_registry(ctx)
     if registry.active()[0] == name:
         click.echo(f"{name} is the champion already")
         return
     old = registry.promote(name)
     click.echo(f"champion: {name} (was {old}; it keeps scoring as a challenger)" if old else f"champion: {name}")
+    warn_if_not_warmed_up(settings, registry, name, old)
 
 
 @models.command()
