@@ -162,12 +162,26 @@ def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:
         raise CheckpointError("checkpoint is truncated (its model ends early) or corrupt")
     if not hmac.compare_digest(mac, _mac(_key_bytes(key), blob[:mac_at] + payload)):
         raise CheckpointError("checkpoint signature does not match (tampered with, or signed with another key "
-                              "than FRAUDSTREAM_MODEL_SIGNING_KEY)")
+                              f"than FRAUDSTREAM_MODEL_SIGNING_KEY){_demo_key_hint(mac, blob[:mac_at] + payload, key)}")
     try:
         info = CheckpointInfo.from_dict(json.loads(blob[start:mac_at]))
     except ValueError as exc:
         raise CheckpointError(f"checkpoint header is not valid JSON: {exc}") from None
     return info, payload
+
+
+def _demo_key_hint(mac: bytes, signed: bytes, key: bytes | str) -> str:
+    """Why a signature did not match, when the built-in demo key is one side of it: a file written
+    while FRAUDSTREAM_MODEL_SIGNING_KEY was unset, or read while it is (neither key is shown)."""
+    from fraudstream.constants import DEV_SIGNING_KEY
+
+    demo = DEV_SIGNING_KEY.encode()
+    if _key_bytes(key) == demo:
+        return ": FRAUDSTREAM_MODEL_SIGNING_KEY is unset here, so the built-in demo key was tried"
+    if hmac.compare_digest(mac, _mac(demo, signed)):
+        return (": it was signed with the built-in demo key (FRAUDSTREAM_MODEL_SIGNING_KEY was unset where it was "
+                "written), which anyone can sign with: write it again with your key set")
+    return ""
 
 
 def loads(blob: bytes, key: bytes | str) -> Checkpoint:

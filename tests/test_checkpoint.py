@@ -82,3 +82,26 @@ def test_other_key_and_unsigned_pickles_are_refused(tmp_path: Path) -> None:
 def test_empty_key_is_refused() -> None:
     with pytest.raises(CheckpointError, match="SIGNING_KEY"):
         checkpoint.dumps({}, CheckpointInfo(name="x", kind="logreg"), b"")
+
+
+def test_a_mismatch_with_the_demo_key_on_one_side_says_so(tmp_path: Path) -> None:
+    """The usual mistake: a file written while FRAUDSTREAM_MODEL_SIGNING_KEY was unset (the built-in
+    demo key), read with the key set, or the other way round. Neither key is shown."""
+    from fraudstream.constants import DEV_SIGNING_KEY
+
+    info = CheckpointInfo(name="m", kind="logreg")
+    demo_signed = checkpoint.dumps([1], info, DEV_SIGNING_KEY)
+    with pytest.raises(CheckpointError, match="it was signed with the built-in demo key") as caught:
+        checkpoint.verify(demo_signed, b"our own secret")
+    assert "our own secret" not in str(caught.value) and DEV_SIGNING_KEY not in str(caught.value)
+    ours = checkpoint.dumps([1], info, b"our own secret")
+    with pytest.raises(CheckpointError, match="FRAUDSTREAM_MODEL_SIGNING_KEY is unset here") as caught:
+        checkpoint.verify(ours, DEV_SIGNING_KEY)
+    assert "our own secret" not in str(caught.value) and DEV_SIGNING_KEY not in str(caught.value)
+    with pytest.raises(CheckpointError) as caught:  # two keys of one's own: no hint about the demo key
+        checkpoint.verify(ours, b"another secret")
+    assert "demo key" not in str(caught.value)
+    tampered = demo_signed[:-2] + b"X."  # the demo key's signature no longer matches either
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.verify(tampered, b"our own secret")
+    assert "demo key" not in str(caught.value)
