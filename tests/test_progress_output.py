@@ -115,3 +115,17 @@ def test_with_json_logs_a_usage_error_is_one_json_line_with_status_2(recorded: P
         assert [(line["level"], line["message"]) for line in lines] == [("ERROR", message)], result.stderr
     text = subprocess.run([CLI, "replay", str(recorded), "--bogus"], capture_output=True, text=True, timeout=60, check=False)
     assert text.returncode == 2 and text.stderr.startswith("Usage: fraudstream replay"), text.stderr  # as before
+
+
+def test_the_backtest_bar_ends_at_the_transactions_replayed(recorded: Path) -> None:
+    """Reading stops after --eval-end (and starts at --start): the bar's last frame counts what was
+    replayed, not the file's rows."""
+    rows = sum(1 for line in recorded.read_text().splitlines() if line.strip())
+    proc = subprocess.run([CLI, "backtest", str(recorded), "--start", "2024-01-02", "--eval-start", "2024-01-05",
+                           "--eval-end", "2024-01-08", "--model", "logreg"], capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    replayed = summary_only(proc.stdout)["n_processed"]
+    assert isinstance(replayed, int) and 0 < replayed < rows
+    last_frame = proc.stderr.replace("\r", "\n").split("replayed ")[-1]
+    assert f"{replayed}/{replayed}" in last_frame and f"/{rows}" not in proc.stderr, proc.stderr[-2000:]

@@ -247,7 +247,8 @@ def _with_progress(file: Path, options: Any, engine: Any, settings: Settings, mo
                        rate=f"{done / elapsed:,.0f}" if elapsed > 0 else "")
 
         result = run_backtest(file, options, engine, progress=update, model=model)
-        bar.update(task, completed=total or len(result.replay.scores))
+        done = len(result.replay.scores)  # fewer than the file's rows after --start or before --eval-end's stop
+        bar.update(task, total=done, completed=done)
     return result
 
 
