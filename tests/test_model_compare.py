@@ -63,3 +63,9 @@ def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings
                           (["htree", "nosuch"], "no model named 'nosuch' in the registry")):
         refused = CliRunner().invoke(main, ["models", "compare", *args], env=env)
         assert refused.exit_code == 1 and message in refused.output, refused.output
+
+    # no champion yet: a name the registry does not know is said first, not the missing champion
+    empty = {**env, "FRAUDSTREAM_REDIS_KEY_PREFIX": f"{settings.redis_key_prefix}-empty"}
+    refused = CliRunner().invoke(main, ["models", "compare", "arf"], env=empty)
+    assert refused.exit_code == 1 and "no model named 'arf' in the registry; known models: none" in refused.output, \
+        refused.output

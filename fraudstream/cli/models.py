@@ -150,11 +150,11 @@ def compare(ctx: click.Context, name: str, other: str | None) -> None:
     newer challenger are fewer)."""
     settings, registry = open_registry(ctx)
     defaulted = other is None
+    require_known(registry, name)  # before the champion: an unknown name is the mistake to say
     other = other or registry.active()[0]
     if other is None:
         raise CommandError("there is no champion yet: name the model to compare with")
-    for model in (name, other):
-        require_known(registry, model)
+    require_known(registry, other)
     if other == name:
         raise CommandError(f"{name} is the champion: name another model to compare it with" if defaulted
                            else f"{name} and {other} are the same model")
