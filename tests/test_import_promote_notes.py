@@ -1,4 +1,5 @@
-"""Promoting a model that has not learned enough to alert says so (the consumers would go quiet)."""
+"""What `models promote` and `models import` tell about the models the consumers switch to: a new
+champion that has not learned enough to alert, a version an import replaces."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def test_promoting_a_model_still_warming_up_warns(settings: Settings, tmp_path: 
     assert result.exit_code == 0 and f"newer v1 has learned 0 labels (0 frauds): {WARNING}" in said, said
     result = runner.invoke(main, ["models", "promote", "new"], env={**env, "FRAUDSTREAM_ALERT_WARMUP_LABELS": "0"})
     assert result.exit_code == 0 and WARNING not in result.output, result.output
+
+
+@pytest.mark.services
+def test_an_import_says_which_version_it_replaces(settings: Settings, tmp_path: Path) -> None:
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    runner = CliRunner()
+    learned, fresh = saved(settings, tmp_path / "learned.fsmodel", 300), saved(settings, tmp_path / "fresh.fsmodel", 0)
+    first = runner.invoke(main, ["models", "import", str(learned), "--name", "m", "--inactive"], env=env)
+    assert first.exit_code == 0 and "replaces" not in first.output, first.output  # a new name: nothing replaced
+    second = runner.invoke(main, ["models", "import", str(fresh), "--name", "m", "--inactive"], env=env)
+    said = " ".join(second.output.split())
+    assert second.exit_code == 0 and "as m v2 (logreg, 0 labels)" in said, said
+    assert "note: m v2 replaces v1 (300 labels learned, import)" in said, said
+    assert "`fraudstream models rollback m 1` undoes it" in said, said

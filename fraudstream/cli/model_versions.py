@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,10 @@ from fraudstream.cli.model_common import (
 )
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes
+
+if TYPE_CHECKING:
+    from fraudstream.models.checkpoint import CheckpointInfo
+    from fraudstream.stream.registry import ModelRegistry
 
 
 class VersionNumber(click.ParamType):
@@ -119,9 +124,28 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     role = "champion" if info.name == champion else "challenger" if info.name in challengers else "inactive"
     click.echo(f"imported {file} as {info.name} v{info.version} ({info.kind}, {info.labels_learned} labels), "
                f"{role}{pinned}")
+    _note_replaced(registry, info)
     _note_learned_spans(blob, registry.signing_key)
     if make_champion:
         warn_if_not_warmed_up(settings, registry, info.name, former)
+
+
+def _note_replaced(registry: ModelRegistry, info: CheckpointInfo) -> None:
+    """Say which version an import of an existing name replaces: the consumers that score with that
+    name switch to the import and its learning, and drop what the version before had learned."""
+    from fraudstream.errors import CheckpointError, ModelError
+    from fraudstream.models import checkpoint
+
+    if info.version <= 1:
+        return
+    try:
+        before = checkpoint.verify(registry.blob(info.name, info.version - 1), registry.signing_key)[0]
+    except (CheckpointError, ModelError):  # rotated out already, or not of this key: nothing to undo
+        return
+    notice(f"note: {info.name} v{info.version} replaces v{before.version} ({before.labels_learned:,} labels learned, "
+           f"{before.source}) for the consumers that score with {info.name}; `fraudstream models rollback "
+           f"{info.name} {before.version}` undoes it while v{before.version} is kept (the newest 3; `models pin` "
+           "keeps it)", logging.INFO)
 
 
 def _note_learned_spans(blob: bytes, key: bytes | str) -> None:
