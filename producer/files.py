@@ -38,6 +38,7 @@ from fraudstream.errors import InputError
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.fields import build_model, csv_transaction, make_transaction, parse_flag
 from fraudstream.producer.file_text import not_utf8, open_text
+from fraudstream.producer.header_hints import case_slips, csv_header_mistake
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ HANDBOOK_SCENARIO = "TX_FRAUD_SCENARIO"
 OUR_COLUMNS = ("transaction_id", "customer_id", "terminal_id", "amount", "currency", "event_time",
                "merchant_category", "latitude", "longitude", "is_fraud", "fraud_scenario")
 OUR_REQUIRED = ("transaction_id", "customer_id", "terminal_id", "amount", "event_time")
+#: The handbook's names that are not ours in any case: a header with one of them is meant as the handbook's.
+HANDBOOK_OWN = tuple(name for name in (*HANDBOOK_COLUMNS, HANDBOOK_SCENARIO) if name.lower() not in OUR_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,10 @@ def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Re
         index = [header.index(name) for name in HANDBOOK_COLUMNS]
         scenario = header.index(HANDBOOK_SCENARIO) if HANDBOOK_SCENARIO in header else None
         return _handbook_rows(csv.reader(stream), path, len(header), index, scenario)
+    handbook = any(name.upper() in HANDBOOK_OWN for name in header)
+    mistake = csv_header_mistake(header, first, (*HANDBOOK_COLUMNS, HANDBOOK_SCENARIO) if handbook else OUR_COLUMNS)
+    if mistake:  # another separator, names in another case, a JSON array: not "lacks column(s)"
+        raise InputError(f"{path}:1: {mistake}")
     if "transaction_id" in header or "event_time" in header:
         missing = [name for name in OUR_REQUIRED if name not in header]
         if missing:
@@ -286,7 +293,9 @@ def _json_record(text: str, path: Path, line: int) -> Recorded:
         raise InputError(f"{path}:{line}: expected a JSON object, found {type(obj).__name__}")
     missing = [name for name in OUR_REQUIRED if name not in obj]
     if missing:
-        raise InputError(f"{path}:{line}: missing field(s) {', '.join(missing)}")
+        slips = case_slips(list(obj), OUR_COLUMNS)
+        raise InputError(f"{path}:{line}: missing field(s) {', '.join(missing)}"
+                         + (f" (names are case-sensitive: {', '.join(slips)})" if slips else ""))
     _refuse_unknown([name for name in obj if name not in OUR_COLUMNS], path, line, "field")
     try:
         tx = make_transaction(obj["transaction_id"], obj["customer_id"], obj["terminal_id"], obj["amount"],

@@ -114,6 +114,30 @@ def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:
         read_recorded(tmp_path / "missing.csv")
 
 
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("lower.csv", HANDBOOK.lower(), "column names are case-sensitive: 'transaction_id' should be TRANSACTION_ID, "
+                                        "'tx_datetime' should be TX_DATETIME"),
+        ("upper.csv", "TRANSACTION_ID,CUSTOMER_ID,TERMINAL_ID,AMOUNT,EVENT_TIME\n1,2,3,4.5,2024-01-01\n",
+         "column names are case-sensitive: 'TRANSACTION_ID' should be transaction_id"),
+        ("label.csv", "transaction_id,customer_id,terminal_id,amount,event_time,Is_Fraud\n1,2,3,4.5,2024-01-01,1\n",
+         "column names are case-sensitive: 'Is_Fraud' should be is_fraud$"),
+        ("semi.csv", HANDBOOK.replace(",", ";"), "the header is one field holding ';': fields must be separated by commas"),
+        ("tabs.csv", HANDBOOK.replace(",", "\t"), r"the header is one field holding '\\t'"),
+        ("array.json", '[{"transaction_id": "1"}]\n', "a JSON array: write JSON lines instead"),
+        ("case.jsonl", '{"transaction_id": "1", "customer_id": "2", "terminal_id": "3", "Amount": 4.5, '
+                       '"event_time": "2024-01-01"}\n',
+         r"missing field\(s\) amount \(names are case-sensitive: 'Amount' should be amount\)"),
+    ],
+)
+def test_header_of_another_dialect_says_what_differs(tmp_path: Path, name: str, text: str, message: str) -> None:
+    """Exported files' usual slips are named as such, not as columns that are missing."""
+    with pytest.raises(InputError, match=rf"{re.escape(name)}:1: {message}"):
+        read_recorded(write(tmp_path, name, text))
+
+
 def test_our_csv_and_jsonl_formats(tmp_path: Path) -> None:
     csv_text = (
         "transaction_id,customer_id,terminal_id,amount,currency,event_time,merchant_category,latitude,longitude,"

@@ -1,0 +1,42 @@
+"""What is wrong with a recorded file's first line when it is neither of our headers: the mistakes
+files exported from other systems make (another separator, names in another case, a JSON array),
+named as such rather than as columns that are missing.
+
+>>> csv_header_mistake(["TRANSACTION_ID;TX_DATETIME;CUSTOMER_ID"], "TRANSACTION_ID;TX_DATETIME;CUSTOMER_ID\\n",
+...                    ("TRANSACTION_ID", "TX_DATETIME"))
+"the header is one field holding ';': fields must be separated by commas (save the file as comma-separated)"
+>>> csv_header_mistake(["transaction_id", "tx_amount", "other"], "", ("TRANSACTION_ID", "TX_AMOUNT"))
+"column names are case-sensitive: 'transaction_id' should be TRANSACTION_ID, 'tx_amount' should be TX_AMOUNT"
+>>> csv_header_mistake(["a", "b"], "a,b\\n", ("A_B",)) is None
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: Separators of CSV dialects other than ours, which make the whole header one field.
+OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def case_slips(names: Sequence[str], known: Sequence[str]) -> list[str]:
+    """``'name' should be KNOWN`` for each of `names` that is one of `known` in another case."""
+    folded = {name.casefold(): name for name in known}
+    return [f"{name!r} should be {folded[name.casefold()]}" for name in names
+            if name not in known and name.casefold() in folded]
+
+
+def csv_header_mistake(header: list[str], first: str, known: Sequence[str]) -> str | None:
+    """The mistake in a CSV `header` (its fields; `first`: the line) of a file meant to have the
+    columns `known`, if it is one of those above; None otherwise."""
+    if first.lstrip().startswith("["):
+        return "a JSON array: write JSON lines instead (one JSON object per line)"
+    if len(header) == 1:
+        for separator in OTHER_SEPARATORS:
+            if separator in header[0]:
+                return (f"the header is one field holding {separator!r}: fields must be separated by commas "
+                        "(save the file as comma-separated)")
+    slips = case_slips(header, known)
+    if slips:
+        return f"column names are case-sensitive: {', '.join(slips)}"
+    return None
