@@ -70,6 +70,11 @@ def test_start_and_end_give_the_features_of_the_slice_as_if_it_were_the_file(tmp
                                        "--no-progress", "--start", "2030-01-01"])
     assert result.exit_code == 0 and '"transactions": 0' in result.output
     assert "no transaction of" in result.output and "its rows from 2018-04-01" in result.output, result.output
+    (tmp_path / "header.csv").write_text("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n")
+    result = CliRunner().invoke(main, ["features", str(tmp_path / "header.csv"), "--out", str(tmp_path / "h.csv"),
+                                       "--no-progress"])
+    assert result.exit_code == 0 and '"transactions": 0' in result.output
+    assert "header.csv has no transactions" in result.output, result.output  # as `replay` says
 
 
 def test_label_delay_option_changes_terminal_risk(tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
                 show_progress(progress, task, tx, written, began)
         if written:  # the last frame shows the whole file, however small
             show_progress(progress, task, tx, written, began)
-    if not written and (start or end):
+    if not written:  # a file of a header only too, as `replay` warns
         log.warning(nothing_in_window(file, start, end, span))
     seconds = time.monotonic() - began
     click.echo(json.dumps({"transactions": written, "skipped_reused_ids": reused,
