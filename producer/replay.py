@@ -18,7 +18,8 @@ Delivery is confirmed (`Publisher.confirm_if_due`: a flush every `DELIVERED_EVER
 goes away stops the replay within `DELIVERY_WAIT_S` of that with `DeliveryFailed`, which says from
 where to resume: the last moment confirmed.
 
-Stopping (`stop` set, e.g. by Ctrl-C) finishes the transactions that share the current event time,
+Stopping (`stop` set, e.g. by Ctrl-C) finishes the transactions that share the current event time
+(when pacing, a stop while waiting for the next event time sends nothing more of it),
 publishes the labels due before the next one, flushes, and reports that next event time as
 ``resume_from``: replaying again with ``start=resume_from`` continues exactly, without duplicates,
 because a resumed replay re-reads the preceding `label_delay` of the file for labels only.
@@ -109,6 +110,11 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                     origin = moment
                 if speed is not None:
                     _pace(began, origin, moment, speed, pending, publisher, stats, stop)
+                    if stopping_at is None and stop.is_set() and (stats.event_time is None or moment > stats.event_time):
+                        # stopped while waiting for `moment`: it is not due yet, so it is where to resume
+                        stats.stopped, stats.resume_from = True, moment
+                        _send_labels(pending, publisher, stats, before=moment)
+                        break
                 if latest is not None and moment > latest:
                     latest = utcnow() + skew  # type: ignore[operator]  # the clock moved on (a paced replay)
                     if moment > latest:

@@ -169,6 +169,34 @@ def test_stop_and_resume_publish_everything_once(settings: Settings, tmp_path: P
 
 
 @pytest.mark.services
+def test_a_stop_while_pacing_sends_nothing_ahead_of_the_clock(settings: Settings, tmp_path: Path) -> None:
+    """A Ctrl-C during a gap of a paced replay (a night at --speed 1) stops there: the transaction
+    waited for is where to resume, not published at once ahead of its time."""
+    path = tmp_path / "gap.csv"
+    times = [T0, T0 + timedelta(minutes=1), T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=1)]
+    path.write_text(HEADER + "".join(f"tx{i},c{i},t{i},10.5,{when.isoformat()},0,0\n" for i, when in enumerate(times)))
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    stop = threading.Event()
+    timer = threading.Timer(1.5, stop.set)  # after the second transaction (due at 1 s), long before the third (60 s)
+    timer.start()
+    try:
+        stats = replay(settings, path, speed=60, label_delay=timedelta(minutes=30), stop=stop)
+    finally:
+        timer.cancel()
+    assert stats.seconds < 10
+    assert (stats.stopped, stats.transactions, stats.resume_from) == (True, 2, times[2])
+    assert stats.labels == 2  # those reported before where it resumes (T0 + 30 and 31 min), as at any stop
+    txs = [Transaction.model_validate_json(r.value).transaction_id
+           for r in read_topic(settings, settings.topic_transactions, expect=2)]
+    assert sorted(txs) == ["tx0", "tx1"]
+    rest = replay(settings, path, label_delay=timedelta(minutes=30), start=stats.resume_from)
+    assert (rest.transactions, rest.labels) == (2, 2)  # the others: every label once
+    labels = [Label.model_validate_json(r.value).transaction_id
+              for r in read_topic(settings, settings.topic_labels, expect=4)]
+    assert sorted(labels) == ["tx0", "tx1", "tx2", "tx3"]
+
+
+@pytest.mark.services
 def test_consecutive_ranges_publish_each_label_once(settings: Settings, tmp_path: Path) -> None:
     path = our_csv(tmp_path / "day.csv", rows=300, step=timedelta(minutes=2))
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
