@@ -38,7 +38,7 @@ from fraudstream.errors import InputError
 from fraudstream.models.events import Label, Transaction
 from fraudstream.producer.fields import build_model, csv_transaction, make_transaction, parse_flag
 from fraudstream.producer.file_text import not_utf8, open_text
-from fraudstream.producer.header_hints import case_slips, csv_header_mistake
+from fraudstream.producer.header_hints import case_slips, csv_header_mistake, repeated_column
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,9 @@ def _ordered(rows: Iterator[tuple[int, Recorded]], stream: IO[str], path: Path,
 
 def _csv_rows(stream: IO[str], path: Path, first: str) -> Iterator[tuple[int, Recorded]]:
     header = [name.strip() for name in next(csv.reader([first]))]
+    repeated = repeated_column(header, (*HANDBOOK_COLUMNS, HANDBOOK_SCENARIO, *OUR_COLUMNS))
+    if repeated:
+        raise InputError(f"{path}:1: {repeated}")
     if all(name in header for name in HANDBOOK_COLUMNS):
         index = [header.index(name) for name in HANDBOOK_COLUMNS]
         scenario = header.index(HANDBOOK_SCENARIO) if HANDBOOK_SCENARIO in header else None

@@ -9,6 +9,8 @@ named as such rather than as columns that are missing.
 "column names are case-sensitive: 'transaction_id' should be TRANSACTION_ID, 'tx_amount' should be TX_AMOUNT"
 >>> csv_header_mistake(["a", "b"], "a,b\\n", ("A_B",)) is None
 True
+>>> repeated_column(["TX_AMOUNT", "x", "TX_AMOUNT"], ("TX_AMOUNT",))
+'column TX_AMOUNT appears twice (fields 1 and 3): which one is meant?'
 """
 
 from __future__ import annotations
@@ -39,4 +41,15 @@ def csv_header_mistake(header: list[str], first: str, known: Sequence[str]) -> s
     slips = case_slips(header, known)
     if slips:
         return f"column names are case-sensitive: {', '.join(slips)}"
+    return None
+
+
+def repeated_column(header: list[str], used: Sequence[str]) -> str | None:
+    """The first of the names `used` that `header` has more than once: the reader would take the
+    first and drop the other without a word."""
+    for name in used:
+        fields = [number for number, column in enumerate(header, start=1) if column == name]
+        if len(fields) > 1:
+            return f"column {name} appears {'twice' if len(fields) == 2 else f'{len(fields)} times'} " \
+                   f"(fields {', '.join(map(str, fields[:-1]))} and {fields[-1]}): which one is meant?"
     return None

@@ -127,6 +127,9 @@ def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:
         ("semi.csv", HANDBOOK.replace(",", ";"), "the header is one field holding ';': fields must be separated by commas"),
         ("tabs.csv", HANDBOOK.replace(",", "\t"), r"the header is one field holding '\\t'"),
         ("array.json", '[{"transaction_id": "1"}]\n', "a JSON array: write JSON lines instead"),
+        ("twice.csv", "transaction_id,customer_id,terminal_id,amount,event_time,transaction_id\n1,2,3,4.5,2024-01-01,9\n",
+         r"column transaction_id appears twice \(fields 1 and 6\): which one is meant\?"),  # not the first, silently
+        ("hb2.csv", HANDBOOK.replace("TX_FRAUD_SCENARIO", "TX_AMOUNT"), r"column TX_AMOUNT appears twice \(fields 5 and 7\)"),
         ("case.jsonl", '{"transaction_id": "1", "customer_id": "2", "terminal_id": "3", "Amount": 4.5, '
                        '"event_time": "2024-01-01"}\n',
          r"missing field\(s\) amount \(names are case-sensitive: 'Amount' should be amount\)"),
