@@ -148,18 +148,18 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
             resume = min((label[0] for label in pending if label[0] < exc.moment), default=exc.moment)
             sent = (f"published {stats.transactions:,} transactions (up to {stats.event_time.isoformat()}) and "
                     f"{stats.labels:,} labels; " if stats.event_time is not None else "nothing published; ")
-            raise ConfigError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
+            raise AheadOfNowError(f"the file's transactions reach {exc.moment.isoformat()}, more than "
                               f"FRAUDSTREAM_MAX_FUTURE_SKEW ({format_duration(skew)}) after now: the consumers would dead-letter them as "
                               f"future_event_time. {sent}for a file ahead of the wall clock set FRAUDSTREAM_MAX_FUTURE_SKEW="
-                              f"none here and for the consumers, and resume with --start {resume.isoformat()}") from None
+                              f"none here and for the consumers, and resume with --start {resume.isoformat()}", resume) from None
         except InputError as exc:  # a bad row after `stats.transactions` published ones: say where to resume
             if stats.event_time is None:
                 raise
             _send_labels(pending, publisher, stats, before=stats.event_time)  # what a resumed replay will not send
             at = stats.event_time.isoformat()
-            raise InputError(f"{exc}; published {stats.transactions:,} transactions (up to {at}) and {stats.labels:,} "
-                             f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
-                             "that moment are sent again, which the consumers recognise)") from None
+            raise RowFailed(f"{exc}; published {stats.transactions:,} transactions (up to {at}) and {stats.labels:,} "
+                            f"labels: after fixing the file, resume with --start {at} (the transactions and labels of "
+                            "that moment are sent again, which the consumers recognise)", stats.event_time) from None
     except ServiceError as exc:  # the broker went away (also while the handlers above sent labels)
         publisher.close_after_failure(1.0, keep_open=not own_publisher)  # (what is buffered is after the resume point)
         if delivered is None:
@@ -191,6 +191,23 @@ class DeliveryFailed(ServiceError):
                          f"labels due by then were delivered: once the broker is back, resume with --start "
                          f"{resume_from.isoformat()} (those of that moment are sent again, which the consumers "
                          "recognise)")
+
+
+class RowFailed(InputError):
+    """A bad row after some transactions were published; the message says to resume with
+    ``--start resume_from`` (the CLI puts the user's other options around it)."""
+
+    def __init__(self, message: str, resume_from: datetime) -> None:
+        super().__init__(message)
+        self.resume_from = resume_from
+
+
+class AheadOfNowError(ConfigError):
+    """The file reaches past now + `max_future_skew`; the message says to resume with ``--start resume_from``."""
+
+    def __init__(self, message: str, resume_from: datetime) -> None:
+        super().__init__(message)
+        self.resume_from = resume_from
 
 
 class _AheadOfNow(Exception):

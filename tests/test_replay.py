@@ -134,6 +134,24 @@ def test_a_bad_row_says_where_to_resume_and_nothing_is_lost(settings: Settings, 
     assert all(tx.event_time < T0 + timedelta(hours=1) for tx in txs)  # the mistyped time never went out
 
 
+@pytest.mark.services
+def test_a_bad_row_gives_the_whole_command_to_resume_with(settings: Settings, tmp_path: Path) -> None:
+    """As on Ctrl-C: the user's options (--label-delay, --end, ...) with another --start, not --start alone,
+    which resumed with the default label delay and no --end."""
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    path = our_csv(tmp_path / "bad row.csv", rows=60, step=timedelta(minutes=1))
+    lines = path.read_text().splitlines(keepends=True)
+    lines[41] = lines[41].replace(",10.25,", ",-10.25,").replace(",50.25,", ",-50.25,")  # tx40's amount
+    path.write_text("".join(lines))
+    end = (T0 + timedelta(minutes=50)).isoformat()
+    args = ["replay", str(path), "--label-delay", "10m", "--end", end, "--no-progress"]
+    result = CliRunner().invoke(main, args, env=cli_env(settings))
+    assert result.exit_code == 1, result.output
+    hint = result.stderr.split("resume with: ", 1)[1].split(" (the transactions", 1)[0]
+    assert shlex.split(hint) == ["fraudstream", "replay", str(path), "--label-delay", "10m",
+                                 "--start", (T0 + timedelta(minutes=39)).isoformat(), "--end", end, "--no-progress"]
+
+
 class StopAfter(Publisher):
     """Sets `stop` after a number of transactions, like a Ctrl-C in the middle of a replay."""
 
@@ -320,7 +338,9 @@ def test_a_file_that_reaches_past_now_stops_there_and_says_how_to_go_on(settings
     assert len(sent) in (first_late - 1, first_late), len(sent)
     late = (now + timedelta(minutes=len(sent) - 50)).isoformat()
     assert f"the file's transactions reach {late}, more than FRAUDSTREAM_MAX_FUTURE_SKEW (20m) after now" in message
-    assert f"published {len(sent)} transactions" in message and f"resume with --start {late}" in message
+    assert f"published {len(sent)} transactions" in message  # the whole command, as on Ctrl-C
+    assert f"resume with: fraudstream replay {shlex.quote(str(path))} --label-delay 10m --start {late} --no-progress" \
+        in message
     labels = [Label.model_validate_json(r.value) for r in read_topic(settings, settings.topic_labels)]
     assert len(labels) == len(sent) - 10 and max(lb.reported_at for lb in labels) <= now + timedelta(minutes=21)
     assert replay(skewed.model_copy(update={"max_future_skew": None}), path,

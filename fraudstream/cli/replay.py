@@ -74,7 +74,7 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
     from fraudstream.cli.progress import drawn, progress_bar
     from fraudstream.kafka_io import ensure_topics
     from fraudstream.producer.file_end import last_event_time
-    from fraudstream.producer.replay import DeliveryFailed, ReplayStats
+    from fraudstream.producer.replay import AheadOfNowError, DeliveryFailed, ReplayStats, RowFailed
     from fraudstream.producer.replay import replay as run_replay
     from fraudstream.stream.signals import stop_on_signals
 
@@ -110,6 +110,10 @@ def replay(ctx: click.Context, file: str, speed: float | None, fast: bool, start
         try:
             stats = run_replay(settings, file, speed=speed, start=begin, end=finish, stop=stop,
                                on_progress=on_progress, final_labels=not no_final_labels)
+        except (RowFailed, AheadOfNowError) as exc:  # the resume command with the user's other options too
+            at = exc.resume_from.isoformat()
+            hint = command_line(ctx, start=at)
+            raise CommandError(str(exc).replace(f"resume with --start {at}", f"resume with: {hint}", 1)) from exc
         except DeliveryFailed as exc:  # the hint with the user's other options (an --end, say), as on Ctrl-C
             hint = command_line(ctx, start=exc.resume_from.isoformat())
             raise CommandError(f"{exc.cause}; the first {exc.delivered:,} transactions (up to "
