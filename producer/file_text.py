@@ -12,7 +12,15 @@ from fraudstream.errors import InputError
 
 
 def open_bytes(path: Path) -> IO[bytes]:
-    """The file's bytes, decompressed when it is gzip (told by its first bytes, not its name)."""
+    """The file's bytes, decompressed when it is gzip (told by its first bytes, not its name).
+
+    A pipe (``<(zcat f.gz)``, ``/dev/stdin``) is refused: the gzip check, the progress bar's end
+    and an error's line each read the file from its start again, and a pipe gives its bytes once
+    (its first 8 KB went to the gzip check, and the rest read as if they were the file).
+    """
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file (a pipe?): fraudstream reads a file more than once; "
+                         "save it to a file first")
     with path.open("rb") as probe:
         compressed = probe.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if compressed else path.open("rb")

@@ -141,6 +141,43 @@ def test_header_of_another_dialect_says_what_differs(tmp_path: Path, name: str, 
         read_recorded(write(tmp_path, name, text))
 
 
+
+def test_a_pipe_is_refused_not_read_from_its_ninth_kilobyte(tmp_path: Path) -> None:
+    """`replay <(zcat f.gz)`: the gzip check read the pipe's first 8 KB and the file was read from
+    there, its first rows lost (a JSON lines file cut at a line's end: without a word)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    text = HANDBOOK + "".join(f"{i},2018-04-01T01:{i // 60 % 60:02d}:{i % 60:02d},1,2,3.5,0,0\n" for i in range(4, 900))
+
+    def write() -> None:
+        try:
+            with fifo.open("w") as out:
+                out.write(text)
+        except OSError:  # the reader went away
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    outcome: list[BaseException | int] = []
+
+    def read() -> None:
+        try:
+            outcome.append(len(list(read_recorded(fifo))))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets the writer go when nothing read the pipe
+    assert outcome and isinstance(outcome[0], InputError), outcome
+    assert str(outcome[0]) == f"{fifo}: not a regular file (a pipe?): fraudstream reads a file more than once; " \
+                              "save it to a file first"
+
+
 def test_our_csv_and_jsonl_formats(tmp_path: Path) -> None:
     csv_text = (
         "transaction_id,customer_id,terminal_id,amount,currency,event_time,merchant_category,latitude,longitude,"
