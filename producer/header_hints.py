@@ -38,6 +38,9 @@ def csv_header_mistake(header: list[str], first: str, known: Sequence[str]) -> s
             if separator in header[0]:
                 return (f"the header is one field holding {separator!r}: fields must be separated by commas "
                         "(save the file as comma-separated)")
+    if "" in header:
+        return (f"field {header.index('') + 1} of the header has no name (a trailing comma? an index written by "
+                "pandas' to_csv without index=False?)")
     slips = case_slips(header, known)
     if slips:
         return f"column names are case-sensitive: {', '.join(slips)}"

@@ -127,6 +127,8 @@ def test_bad_header_fails_before_iteration(tmp_path: Path) -> None:
         ("semi.csv", HANDBOOK.replace(",", ";"), "the header is one field holding ';': fields must be separated by commas"),
         ("tabs.csv", HANDBOOK.replace(",", "\t"), r"the header is one field holding '\\t'"),
         ("array.json", '[{"transaction_id": "1"}]\n', "a JSON array: write JSON lines instead"),
+        ("index.csv", ",transaction_id,customer_id,terminal_id,amount,event_time\n0,1,2,3,4.5,2024-01-01\n",
+         r"field 1 of the header has no name \(a trailing comma\? an index written by pandas' to_csv"),
         ("twice.csv", "transaction_id,customer_id,terminal_id,amount,event_time,transaction_id\n1,2,3,4.5,2024-01-01,9\n",
          r"column transaction_id appears twice \(fields 1 and 6\): which one is meant\?"),  # not the first, silently
         ("hb2.csv", HANDBOOK.replace("TX_FRAUD_SCENARIO", "TX_AMOUNT"), r"column TX_AMOUNT appears twice \(fields 5 and 7\)"),
