@@ -80,7 +80,9 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
     if delay < timedelta(0):
         raise ConfigError("the label delay must not be negative")
     span = Span()
-    rows = read_recorded(path, start - delay if start is not None else None, end, span)  # header checked here
+    # from the first row (the header is checked here): the rows before `start` pass through the loop below,
+    # which takes the labels of the last `delay` of them and sees a stop (a Ctrl-C) while reading up to `start`
+    rows = read_recorded(path, None, end, span)
     stop = stop or threading.Event()
     own_publisher = publisher is None
     publisher = publisher or Publisher(settings)
@@ -103,6 +105,9 @@ def replay(settings: Settings, path: str | Path, speed: float | None = None,
                     _send_labels(pending, publisher, stats, before=moment)
                     break
                 if start is not None and moment < start:  # label-only lead-in of a resumed replay
+                    if stop.is_set():  # (a lead-in from far into a file takes seconds): nothing sent yet
+                        stats.stopped, stats.resume_from = True, start
+                        break
                     if rec.is_fraud is not None and moment + delay >= start:
                         pending.append(_pending_label(rec, delay))
                     continue

@@ -215,6 +215,21 @@ def test_a_stop_while_pacing_sends_nothing_ahead_of_the_clock(settings: Settings
 
 
 @pytest.mark.services
+def test_a_stop_while_reading_up_to_start_sends_nothing(settings: Settings, tmp_path: Path) -> None:
+    """A resumed replay reads the file up to --start (7.5 s of the handbook file for its last day): a
+    Ctrl-C then stops at once, to resume from the same --start, not after the first transactions."""
+    path = our_csv(tmp_path / "long.csv", rows=600, step=timedelta(minutes=1))
+    ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
+    stop = threading.Event()
+    stop.set()  # pressed before the lead-in ends
+    start = T0 + timedelta(minutes=500)
+    stats = replay(settings, path, label_delay=timedelta(minutes=10), start=start, stop=stop)
+    assert (stats.stopped, stats.transactions, stats.labels, stats.resume_from) == (True, 0, 0, start)
+    rest = replay(settings, path, label_delay=timedelta(minutes=10), start=start)
+    assert (rest.transactions, rest.labels) == (100, 110)  # the labels reported from --start on, each once
+
+
+@pytest.mark.services
 def test_consecutive_ranges_publish_each_label_once(settings: Settings, tmp_path: Path) -> None:
     path = our_csv(tmp_path / "day.csv", rows=300, step=timedelta(minutes=2))
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
