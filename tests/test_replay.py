@@ -195,12 +195,20 @@ def test_a_stop_while_pacing_sends_nothing_ahead_of_the_clock(settings: Settings
     path.write_text(HEADER + "".join(f"tx{i},c{i},t{i},10.5,{when.isoformat()},0,0\n" for i, when in enumerate(times)))
     ensure_topics(settings, [settings.topic_transactions, settings.topic_labels])
     stop = threading.Event()
-    timer = threading.Timer(1.5, stop.set)  # after the second transaction (due at 1 s), long before the third (60 s)
-    timer.start()
+    timer = threading.Timer(0.3, stop.set)  # while it waits for the third transaction (due 59 s after the second)
+
+    class CtrlCSoon(Publisher):
+        def send_transaction(self, tx: Transaction) -> None:
+            super().send_transaction(tx)
+            if self.transactions == 2:
+                timer.start()
+
+    publisher = CtrlCSoon(settings)
     try:
-        stats = replay(settings, path, speed=60, label_delay=timedelta(minutes=30), stop=stop)
+        stats = replay(settings, path, speed=60, label_delay=timedelta(minutes=30), stop=stop, publisher=publisher)
     finally:
         timer.cancel()
+        publisher.close()
     assert stats.seconds < 10
     assert (stats.stopped, stats.transactions, stats.resume_from) == (True, 2, times[2])
     assert stats.labels == 2  # those reported before where it resumes (T0 + 30 and 31 min), as at any stop
