@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics fraudstream creates.")
     producer_linger_ms: int = Field(
         5, ge=0, description="How long producers (`produce`, `replay`; `demo` into a broker of yours) wait to fill "
-        "a batch of records; `fraudstream up` exports 50 for its broker, whose fetches cost more with every batch it holds.")
+        "a batch of records; `fraudstream up` exports 100 for its broker, whose fetches cost more with every batch it holds.")
 
     # --- consumer -----------------------------------------------------------------------------
     group_id: str = Field(constants.DEFAULT_GROUP, description="Consumer group of the scoring consumers.")

@@ -18,7 +18,23 @@ DEFAULT_GROUP = "fraudstream-scorer"
 # in the partition, so its cost grows with the number of batches sent. With 5 ms, a raw consumer's
 # p99 latency grew from 25 ms to 810 ms in 80 s at 1,000 tx/s (Tansu at 0.9 of a core); with 50 ms it
 # stayed at 65-86 ms for 150 s (Tansu 0.08 -> 0.38 of a core). Apache Kafka has no such cost.
-EMBEDDED_PRODUCER_LINGER_MS = 50
+# Measured 2026-12-07 (one partition of N batches, kafka-python fetching the last one): Tansu spends
+# ~0.75-0.9 us of CPU per batch the partition holds (N = 3,000 / 10,000 / 20,000: 2.5 / 7.3 / 15 ms;
+# 50 records a batch instead of 1: 3.2 / 9.5 / 18 ms, so batches count, not records or bytes); a
+# fetch at the log's end with nothing new costs ~1 ms whatever N, one of another topic likewise; and
+# a fetch whose listing takes longer than its max wait comes back empty (1 ms wait, 3,000 batches:
+# never answered). So the broker's work grows as partitions x batches per second x fetches per
+# second x minutes run, and (inferred, consistent with the stall seen at ~18 minutes with 50 ms) the
+# consumer stalls once one partition's listing outgrows the fetch's wait (20 ms / 0.9 us = ~22,000
+# batches = 18 minutes at 20 batches a second). `demo` therefore also uses
+# one partition and a 50 ms fetch wait on this broker (below): see EMBEDDED_BROKER_MINUTES (cli/demo.py).
+EMBEDDED_PRODUCER_LINGER_MS = 100
+# the embedded demo's partitions per topic and consumer fetch wait (unless set): by the cost above, 3x
+# fewer listings per fetch than 3 partitions, fewer fetches than with 20 ms (Tansu holds each for the
+# wait), and a listing may take 50 ms before a fetch comes back empty (not measured one by one: the
+# three together in a 14-minute demo, cli/demo.py)
+EMBEDDED_TOPIC_PARTITIONS = 1
+EMBEDDED_FETCH_MAX_WAIT_MS = 50
 
 # Dead-letter record headers (values are UTF-8 bytes).
 DLQ_HEADER_ERROR = "fraudstream.error"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fraudstream.constants import EMBEDDED_PRODUCER_LINGER_MS
+
 CLI = Path(sys.executable).with_name("fraudstream")
 SERVER_UP = re.compile(r"(tansu|valkey) is up on \S+ \(pid (\d+)\)")
 
@@ -94,7 +96,7 @@ def test_up_prints_export_lines_to_paste_and_ctrl_c_stops_its_servers(pasted_bef
                              '$FRAUDSTREAM_PRODUCER_LINGER_MS"'],
                             capture_output=True, text=True, check=True, env=env).stdout.split()
     servers = dict(SERVER_UP.findall(errors))
-    assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:") and pasted[2] == "50", pasted
+    assert pasted[0].startswith("127.0.0.1:") and pasted[1].startswith("redis://127.0.0.1:") and pasted[2] == str(EMBEDDED_PRODUCER_LINGER_MS), pasted
     assert sorted(servers) == ["tansu", "valkey"] and proc.returncode == 0, errors[-3000:]
     assert not any(alive(int(pid), name) for name, pid in servers.items())
     assert ("kafka_bootstrap is set (127.0.0.1:1, from FRAUDSTREAM_KAFKA_BOOTSTRAP); not used" in errors) is pasted_before

@@ -22,7 +22,7 @@ def export_lines(kafka_bootstrap: str, redis_url: str) -> list[str]:
     >>> for line in export_lines("127.0.0.1:9092", "redis://127.0.0.1:6379/0"): print(line)
     export FRAUDSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:9092
     export FRAUDSTREAM_REDIS_URL=redis://127.0.0.1:6379/0
-    export FRAUDSTREAM_PRODUCER_LINGER_MS=50
+    export FRAUDSTREAM_PRODUCER_LINGER_MS=100
     """
     return [f"export {ENV_PREFIX}{field.upper()}={shlex.quote(str(value))}"
             for field, value in (("kafka_bootstrap", kafka_bootstrap), ("redis_url", redis_url),
