@@ -27,3 +27,8 @@ def test_a_topic_created_beside_one_of_a_close_name_is_a_warning_naming_its_vari
     with caplog.at_level(logging.INFO, logger="fraudstream.kafka_io"):
         assert ensure_topics(fresh) == [fresh.topic_alerts]
     assert not [r for r in caplog.records if r.levelno == logging.WARNING and fresh.topic_alerts in r.getMessage()]
+    caplog.clear()
+    beside = settings.topic_transactions + "-raw"  # a topic a caller names on purpose (the benchmark's raw one)
+    with caplog.at_level(logging.INFO, logger="fraudstream.kafka_io"):
+        assert ensure_topics(settings, [beside]) == [beside]
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING], caplog.records
