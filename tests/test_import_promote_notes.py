@@ -28,11 +28,16 @@ def saved(settings: Settings, path: Path, n_labels: int) -> Path:
     return checkpoint.save_file(path, model, info, settings.model_signing_key.get_secret_value())
 
 
+def _setup(settings: Settings, tmp_path: Path) -> tuple[dict[str, str], CliRunner, Path, Path]:
+    """The CLI's environment for this registry, a runner, and checkpoints of 300 and of 0 labels."""
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    learned, fresh = saved(settings, tmp_path / "learned.fsmodel", 300), saved(settings, tmp_path / "fresh.fsmodel", 0)
+    return env, CliRunner(), learned, fresh
+
+
 @pytest.mark.services
 def test_promoting_a_model_still_warming_up_warns(settings: Settings, tmp_path: Path) -> None:
-    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
-    runner = CliRunner()
-    learned, fresh = saved(settings, tmp_path / "learned.fsmodel", 300), saved(settings, tmp_path / "fresh.fsmodel", 0)
+    env, runner, learned, fresh = _setup(settings, tmp_path)
     result = runner.invoke(main, ["models", "import", str(learned), "--name", "old", "--promote"], env=env)
     assert result.exit_code == 0 and "champion" in result.output and WARNING not in result.output, result.output
     for args in (["import", str(fresh), "--name", "new"], ["promote", "new"]):
@@ -52,9 +57,7 @@ def test_promoting_a_model_still_warming_up_warns(settings: Settings, tmp_path: 
 
 @pytest.mark.services
 def test_an_import_says_which_version_it_replaces(settings: Settings, tmp_path: Path) -> None:
-    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
-    runner = CliRunner()
-    learned, fresh = saved(settings, tmp_path / "learned.fsmodel", 300), saved(settings, tmp_path / "fresh.fsmodel", 0)
+    env, runner, learned, fresh = _setup(settings, tmp_path)
     first = runner.invoke(main, ["models", "import", str(learned), "--name", "m", "--inactive"], env=env)
     assert first.exit_code == 0 and "replaces" not in first.output, first.output  # a new name: nothing replaced
     second = runner.invoke(main, ["models", "import", str(fresh), "--name", "m", "--inactive"], env=env)
