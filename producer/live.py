@@ -111,15 +111,13 @@ class EventClock:
 def run_live(settings: Settings, count: int | None, rate: float, seed: int, label_delay: timedelta,
              stop: threading.Event | None = None, on_sent: Callable[[int], None] | None = None,
              config: SimulatorConfig | None = None, max_label_wait: float | None = None,
-             clock: Clock = "simulated", linger_ms: int | None = None,
-             stats: ProduceStats | None = None) -> ProduceStats:
+             clock: Clock = "simulated", stats: ProduceStats | None = None) -> ProduceStats:
     """Publish simulated transactions at `rate` per second and their labels after `label_delay` (on
     the `clock`'s time, see the module docstring).
 
     Stops after `count` transactions (None: until `stop` is set); flushes before returning.
     `on_sent(n)` is called with the running number of transactions sent, after each batch of sends.
-    `config` defaults to `SimulatorConfig.live_demo(seed)`; `linger_ms` overrides the producer's
-    (`fraudstream.kafka_io.make_producer`: the setting `producer_linger_ms`). Delivery is confirmed
+    `config` defaults to `SimulatorConfig.live_demo(seed)`. Delivery is confirmed
     every `DELIVERED_EVERY_S` (`Publisher.confirm_if_due`): a broker that stops answering ends the
     run with a `ServiceError` within `DELIVERY_WAIT_S`; `stats` (given) then holds what was sent.
     """
@@ -130,7 +128,7 @@ def run_live(settings: Settings, count: int | None, rate: float, seed: int, labe
     stop = stop or threading.Event()
     records = Simulator(config or SimulatorConfig.live_demo(seed)).records()
     event_clock = EventClock(clock)
-    publisher = Publisher(settings) if linger_ms is None else Publisher(settings, linger_ms=linger_ms)
+    publisher = Publisher(settings)
     stats = stats if stats is not None else ProduceStats()
     pending: deque[Label] = deque()
     began = time.monotonic()

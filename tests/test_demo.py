@@ -143,7 +143,7 @@ def test_a_producer_that_fails_stops_the_demo_with_its_error() -> None:
     ready, stop = threading.Event(), threading.Event()
     ready.set()
     producer = _ProducerThread(settings=Settings(), count=10, rate=-1.0, seed=1, label_delay=None, stop=stop,
-                               clock="simulated", linger_ms=None, ready=ready)
+                               clock="simulated", ready=ready)
     producer.start()
     producer.join(timeout=30)
     assert stop.is_set() and "rate must be positive" in str(producer.error)

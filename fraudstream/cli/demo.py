@@ -147,14 +147,14 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     if clock == "simulated" and "max_future_skew" not in settings.model_fields_set:
         # simulated event times pass the present after ~40 min at 1,000 tx/s: not a clock error here
         settings = settings.model_copy(update={"max_future_skew": None})
-    if settings.kafka_bootstrap is None:  # the embedded broker: fewer listings of its batches (constants.EMBEDDED_*)
-        settings = settings.model_copy(update={field: value for field, value in (
-            ("topic_partitions", EMBEDDED_TOPIC_PARTITIONS), ("fetch_max_wait_ms", EMBEDDED_FETCH_MAX_WAIT_MS))
-            if field not in settings.model_fields_set})
+    if settings.kafka_bootstrap is None:  # the embedded broker: fewer batches, and fewer listings of them, each
+        # unless set (constants.EMBEDDED_*); the latency shown counts from send(), so it includes the
+        # batching (50 ms on average)
+        embedded = {"producer_linger_ms": EMBEDDED_PRODUCER_LINGER_MS, "topic_partitions": EMBEDDED_TOPIC_PARTITIONS,
+                    "fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS}
+        settings = settings.model_copy(update={field: value for field, value in embedded.items()
+                                               if field not in settings.model_fields_set})
     delay = live_label_delay(label_delay, clock)
-    # larger producer batches only for the embedded broker (see EMBEDDED_PRODUCER_LINGER_MS); the
-    # latency shown counts from send(), so it includes this batching (50 ms on average)
-    linger_ms = EMBEDDED_PRODUCER_LINGER_MS if settings.kafka_bootstrap is None else None
     stop = threading.Event()
     _note_servers_from_settings(ctx, settings)
     if long_on_embedded_broker(settings.kafka_bootstrap, count, rate):
@@ -167,7 +167,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     with embedded_services(settings) as live:
         ensure_topics(live)
         producer = _ProducerThread(settings=live, count=count, rate=rate, seed=live.seed, label_delay=delay, stop=stop,
-                                   clock=clock, linger_ms=linger_ms)
+                                   clock=clock)
         with scoring_consumer(live, on_alert=on_alert) as app:
             app.stop = stop
             producer.kwargs["ready"] = app.assigned
