@@ -6,7 +6,7 @@ them the names; as ``[names id, [values...]]`` it takes 328 (packing 2.4 -> 1.8 
 4.9 -> 2.9 us). The registry stores each list of names under ``feature_names:<id>`` (the id: 64
 bits of BLAKE2b of the list) with every batch of entries that uses it, so another process of this
 version or a later one reads the entries; maps written by an earlier version are still read (an
-earlier version cannot read these: upgrade every consumer of a registry together, see the README).
+earlier version cannot read these: upgrade every consumer of a registry together, see docs/upgrading.md).
 
 An entry that cannot be read (its names are gone from Redis, or values and names differ in
 number) unpacks to None: the learner skips it, with an error logged once per names' list, rather
