@@ -35,7 +35,8 @@ import redis
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_COORDINATES, CUSTOMER_EVENTS, TERMINAL_EVENTS
 from fraudstream.models.events import Label
-from fraudstream.producer.files import labels_for, read_recorded
+from fraudstream.producer.files import read_recorded
+from fraudstream.producer.recorded import labels_for
 from fraudstream.services import valkey_process
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state.redis_store import RedisStore

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics, make_producer
-from fraudstream.producer.files import labels_for, read_recorded
+from fraudstream.producer.files import read_recorded
+from fraudstream.producer.recorded import labels_for
 from fraudstream.producer.recorder import record
 from fraudstream.producer.replay import replay
 from fraudstream.producer.simulator import SimulatorConfig

@@ -10,6 +10,8 @@ Rows must be in event-time order (equal times keep file order); a row dated befo
 one is an error, because replay and backtests rely on the order and ``end`` stops reading early.
 
 >>> import tempfile, os
+>>> from datetime import timedelta
+>>> from fraudstream.producer.recorded import labels_for
 >>> path = os.path.join(tempfile.mkdtemp(), "hb.csv")
 >>> _ = open(path, "w").write(
 ...     "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD,TX_FRAUD_SCENARIO\\n"
@@ -29,82 +31,18 @@ import csv
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from fraudstream.errors import InputError
-from fraudstream.models.events import Label, Transaction
-from fraudstream.producer.fields import build_model, csv_transaction, make_transaction, parse_flag
+from fraudstream.producer.fields import csv_transaction, make_transaction, parse_flag
 from fraudstream.producer.file_text import not_utf8, open_text
 from fraudstream.producer.header_hints import case_slips, csv_header_mistake, repeated_column
+from fraudstream.producer.recorded import (HANDBOOK_COLUMNS, HANDBOOK_OWN, HANDBOOK_SCENARIO, OUR_COLUMNS, OUR_REQUIRED,
+                                           Recorded, Span)
 
 log = logging.getLogger(__name__)
-
-HANDBOOK_COLUMNS = ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD")
-HANDBOOK_SCENARIO = "TX_FRAUD_SCENARIO"
-#: Columns of our CSV format (and keys of our JSON lines), in the order the recorder writes them.
-OUR_COLUMNS = ("transaction_id", "customer_id", "terminal_id", "amount", "currency", "event_time",
-               "merchant_category", "latitude", "longitude", "is_fraud", "fraud_scenario")
-OUR_REQUIRED = ("transaction_id", "customer_id", "terminal_id", "amount", "event_time")
-#: The handbook's names that are not ours in any case: a header with one of them is meant as the handbook's.
-HANDBOOK_OWN = tuple(name for name in (*HANDBOOK_COLUMNS, HANDBOOK_SCENARIO) if name.lower() not in OUR_COLUMNS)
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One recorded transaction with its label, if the file has one."""
-
-    transaction: Transaction
-    is_fraud: bool | None  # None when the file has no label for it
-    fraud_scenario: str | None  # analysis only, never a feature ("0"/None = genuine)
-
-    @property
-    def unreported(self) -> bool:
-        """A fraud by its scenario that the label says is genuine (`record --report-share` below 1):
-        the model never learns it is one, and a backtest counts it as genuine."""
-        return self.is_fraud is False and self.fraud_scenario not in (None, "", "0")
-
-
-@dataclass(slots=True)
-class Span:
-    """What a reader saw of its file: the event times of the first and the last row it read (in its
-    window or not; None: no row), and whether it read to the end (else `last` is not the file's)."""
-
-    first: datetime | None = None
-    last: datetime | None = None
-    complete: bool = False
-
-    def describe(self) -> str:
-        """The rows read, for a message.
-
-        >>> from datetime import timezone
-        >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)
-        >>> Span(t, t + timedelta(days=2), complete=True).describe()
-        'rows from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
-        >>> Span(t, t + timedelta(days=2)).describe()  # not read to the end
-        'rows from 2018-04-01T00:00:00+00:00 on (read up to 2018-04-03T00:00:00+00:00)'
-        >>> Span(t, t).describe(), Span().describe()
-        ('rows from 2018-04-01T00:00:00+00:00 on', 'no row')
-        """
-        if self.first is None:
-            return "no row"
-        if self.complete and self.last is not None:
-            return f"rows from {self.first.isoformat()} to {self.last.isoformat()}"
-        read = f" (read up to {self.last.isoformat()})" if self.last is not None and self.last != self.first else ""
-        return f"rows from {self.first.isoformat()} on{read}"
-
-
-def labels_for(rec: Recorded, delay: timedelta) -> Label | None:
-    """The label of `rec`, reported at its event time plus `delay`; None when the file had no label."""
-    if rec.is_fraud is None:
-        return None
-    tx = rec.transaction
-    values = {"transaction_id": tx.transaction_id, "customer_id": tx.customer_id, "terminal_id": tx.terminal_id,
-              "is_fraud": rec.is_fraud, "event_time": tx.event_time, "reported_at": tx.event_time + delay}
-    return build_model(Label, values, set(values))  # type: ignore[no-any-return]
-
 
 def read_recorded(path: str | Path, start: datetime | None = None, end: datetime | None = None,
                   span: Span | None = None) -> Iterator[Recorded]:

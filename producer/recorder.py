@@ -30,7 +30,7 @@ import numpy as np
 
 from fraudstream.errors import ConfigError
 from fraudstream.outputs import open_text, written
-from fraudstream.producer.files import OUR_COLUMNS
+from fraudstream.producer.recorded import OUR_COLUMNS
 from fraudstream.producer.population import CATEGORIES, Population
 from fraudstream.producer.simulator import DayBatch, Simulator, SimulatorConfig
 

@@ -38,7 +38,8 @@ from pathlib import Path
 
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, InputError, ServiceError
-from fraudstream.producer.files import Recorded, Span, read_recorded
+from fraudstream.producer.files import read_recorded
+from fraudstream.producer.recorded import Recorded, Span
 from fraudstream.producer.publisher import Publisher
 from fraudstream.producer.wire import label_json_for
 from fraudstream.timeutil import format_duration, utcnow

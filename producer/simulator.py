@@ -34,7 +34,7 @@ import numpy as np
 from fraudstream.errors import ConfigError
 from fraudstream.models.events import Transaction
 from fraudstream.producer.fields import build_model
-from fraudstream.producer.files import Recorded
+from fraudstream.producer.recorded import Recorded
 from fraudstream.producer.population import CATEGORIES, CATEGORY_FACTOR, GRID, Population, make_population
 from fraudstream.producer.scenarios import DAY, SCENARIO_NAMES, Day, FraudInjector, FraudRates
 

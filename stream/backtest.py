@@ -24,7 +24,8 @@ import numpy as np
 
 from fraudstream.errors import ConfigError
 from fraudstream.models import metrics, zoo
-from fraudstream.producer.files import Recorded, Span, labels_for, read_recorded
+from fraudstream.producer.files import read_recorded
+from fraudstream.producer.recorded import Recorded, Span, labels_for
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.learned_spans import LearnedSpans
 from fraudstream.timeutil import epoch_us

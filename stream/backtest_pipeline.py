@@ -29,7 +29,7 @@ from typing import Any
 from fraudstream.errors import FraudstreamError
 from fraudstream.models import zoo
 from fraudstream.models.events import Label
-from fraudstream.producer.files import Recorded, Span, labels_for
+from fraudstream.producer.recorded import Recorded, Span, labels_for
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.gc_tuning import fewer_collections
 from fraudstream.stream.learned_spans import LearnedSpans

@@ -13,7 +13,8 @@ import pytest
 
 from fraudstream.errors import InputError
 from fraudstream.models.events import Label, Transaction
-from fraudstream.producer.files import Recorded, Span, labels_for, read_recorded
+from fraudstream.producer.files import read_recorded
+from fraudstream.producer.recorded import Recorded, Span, labels_for
 
 UTC = timezone.utc
 HANDBOOK = (

@@ -283,7 +283,8 @@ def test_backtest_model_imported_live_scores_as_in_the_backtest(settings: Settin
 
     from fraudstream.cli import main
     from fraudstream.models import zoo
-    from fraudstream.producer.files import labels_for, read_recorded
+    from fraudstream.producer.files import read_recorded
+    from fraudstream.producer.recorded import labels_for
     from fraudstream.stream.backtest import replay
     from fraudstream.stream.features import FeatureEngine
     from fraudstream.stream.state import MemoryStore

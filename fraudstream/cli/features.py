@@ -40,7 +40,7 @@ def features_as_scored(records: Iterable[Any], engine: Any, label_delay: timedel
     before the first transaction at or after their report time.
 
     >>> from datetime import datetime, timezone
-    >>> from fraudstream.producer.files import Recorded
+    >>> from fraudstream.producer.recorded import Recorded
     >>> from fraudstream.stream.features import FeatureEngine
     >>> from fraudstream.stream.state import MemoryStore
     >>> t0 = datetime(2018, 4, 1, tzinfo=timezone.utc)
@@ -50,7 +50,7 @@ def features_as_scored(records: Iterable[Any], engine: Any, label_delay: timedel
     >>> [x["TERMINAL_ID_RISK_1DAY_WINDOW"] for _, x in rows][6:]   # the fraud of day 0 counts from day 7
     [0.0, 1.0, 0.0]
     """
-    from fraudstream.producer.files import labels_for
+    from fraudstream.producer.recorded import labels_for
 
     pending: deque[Label] = deque()
     chunk: list[Transaction] = []
@@ -113,7 +113,8 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
 
     from fraudstream.cli.progress import progress_bar
     from fraudstream.cli.replay import nothing_in_window
-    from fraudstream.producer.files import Span, read_recorded
+    from fraudstream.producer.files import read_recorded
+    from fraudstream.producer.recorded import Span
     from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine
     from fraudstream.stream.state import MemoryStore, windows_for
 

@@ -15,7 +15,7 @@ from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.settings_options import command_line, require_bootstrap, settings_from, settings_option
 
 if TYPE_CHECKING:
-    from fraudstream.producer.files import Span
+    from fraudstream.producer.recorded import Span
 
 
 def describe(event_time: datetime | None, rate: float, eta: float | None) -> str:
@@ -34,7 +34,7 @@ def nothing_in_window(file: str, start: str | None, end: str | None, span: Span)
     read of the file.
 
     >>> from datetime import timezone
-    >>> from fraudstream.producer.files import Span
+    >>> from fraudstream.producer.recorded import Span
     >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)
     >>> nothing_in_window("f.csv", "2030-01-01", None, Span(t, t + timedelta(days=2), complete=True))
     'no transaction of f.csv is in the window --start 2030-01-01; its rows from 2018-04-01T00:00:00+00:00 to 2018-04-03T00:00:00+00:00'
