@@ -215,6 +215,21 @@ def _refuse_unknown(unknown: list[str], path: Path, line: int, what: str) -> Non
                          f"known: {', '.join(OUR_COLUMNS)}")
 
 
+class _RepeatedField(Exception):
+    """A JSON object names a field twice (`json` would keep the last value without a word)."""
+
+
+def _fields_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _RepeatedField(name)
+            seen.add(name)
+    return obj
+
+
 def _json_record(text: str, path: Path, line: int) -> Recorded:
     """The record of one line of a JSONL file.
 
@@ -225,7 +240,9 @@ def _json_record(text: str, path: Path, line: int) -> Recorded:
     """
     text = text.rstrip("\r\n")
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_fields_once)
+    except _RepeatedField as exc:
+        raise InputError(f"{path}:{line}: field {exc.args[0]!r} given twice (which value is meant?)") from None
     except json.JSONDecodeError as exc:
         where = "at the end of the line (column" if exc.pos >= len(text) else "at column"
         raise InputError(f"{path}:{line}: not valid JSON: {exc.msg} {where} {exc.pos + 1}"

@@ -220,6 +220,9 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     rows = read_recorded(write(tmp_path, "late.jsonl", f"{good}\n\n{{not json\n"))
     with pytest.raises(InputError, match=r"late\.jsonl:3: not valid JSON: Expecting property name .* at column 2$"):
         list(rows)
+    twice = good[:-1] + ', "amount": 100}'  # json keeps the last value: refused, not guessed
+    with pytest.raises(InputError, match=r"twice\.jsonl:2: field 'amount' given twice"):
+        list(read_recorded(write(tmp_path, "twice.jsonl", f"{good}\n{twice}\n")))
     cut = good[:22]  # an object cut short: the error is at the end of its line, not "column 1" of a next one
     with pytest.raises(InputError, match=r"cut\.jsonl:2: not valid JSON: .* at the end of the line \(column 23\)$"):
         list(read_recorded(write(tmp_path, "cut.jsonl", f"{good}\n{cut}\n{good}\n")))
