@@ -49,8 +49,6 @@ import math
 import random
 import threading
 import time
-import zlib
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +57,7 @@ from river import base
 from threadpoolctl import ThreadpoolController
 
 from fraudstream.errors import ModelError
+from fraudstream.models.kept_labels import KeptLabels
 from fraudstream.models.stacked_trees import StackedTrees
 from fraudstream.models.wrappers import undersampling_corrected
 
@@ -130,8 +129,7 @@ class WindowedBoostedTrees(base.Classifier):
         self._warmup = None if warmup_model is None else warmup_model.clone()  # the parameter stays a blueprint
         self._rng = random.Random(seed)
         self._names: tuple[str, ...] | None = None
-        self._kept: deque[tuple[int, np.ndarray, bool]] = deque()  # (label number, features, is_fraud)
-        self._kept_frauds = 0  # frauds in _kept: a refit tried every 100 labels checks it without a pass over _kept
+        self._kept = KeptLabels()
         self._trees: HistGradientBoostingClassifier | None = None
         self._stacked: StackedTrees | None = None  # the same trees as arrays, for small batches
         self._fitting: threading.Thread | None = None
@@ -155,8 +153,7 @@ class WindowedBoostedTrees(base.Classifier):
         if y or self._rng.random() < self.rate:
             if self._names is None:
                 self._names = tuple(x)
-            self._kept.append((self.n_seen, self._row(x), bool(y)))
-            self._kept_frauds += bool(y)
+            self._kept.add(self.n_seen, self._row(x), bool(y))
         if self.n_seen >= self._next_fit:
             self._refit()
 
@@ -192,20 +189,17 @@ class WindowedBoostedTrees(base.Classifier):
 
     def _refit(self) -> None:
         self._next_fit = self.n_seen + min(self.refit_every, self.n_seen)  # gaps double up to refit_every
-        oldest = self.n_seen - self.window
-        while self._kept and self._kept[0][0] <= oldest:
-            self._kept_frauds -= self._kept.popleft()[2]
+        self._kept.drop_up_to(self.n_seen - self.window)
         if self._background and (self.fitting or _clock() < self._fit_not_before):  # or the last one's time is not over
             self._try_again_soon()  # with these labels and the next ones
             log.debug("a refit is due at %d labels before the last one's share of the time is over: trying again "
                       "in %d labels", self.n_seen, FIRST_FIT_AT)
             return
-        if self._kept_frauds < self.min_frauds or self._kept_frauds == len(self._kept):
+        if self._kept.frauds < self.min_frauds or self._kept.frauds == len(self._kept):
             if self._trees is None:  # not enough frauds yet
                 self._try_again_soon()
             return
-        y = np.fromiter((k[2] for k in self._kept), dtype=bool, count=len(self._kept))
-        X = np.stack([k[1] for k in self._kept])
+        X, y = self._kept.matrix()
         if self._background:
             self._fit_not_before = math.inf  # until this fit is done (`_fit_logged`)
             self._fitting = threading.Thread(target=self._fit_logged, args=(X, y), name="gbt-refit", daemon=True)
@@ -301,23 +295,16 @@ class WindowedBoostedTrees(base.Classifier):
         state = self.__dict__.copy()
         state["_fitting"], state["_background"], state["_fit_not_before"] = None, False, 0.0
         state["_stacked"] = None  # made again from the trees when loaded
-        kept = state.pop("_kept")
-        n, width = len(kept), len(self._names or ())
-        X = np.stack([k[1] for k in kept]) if n else np.empty((0, width), dtype=np.float32)
-        state["_kept_packed"] = (np.fromiter((k[0] for k in kept), dtype=np.int64, count=n),
-                                 zlib.compress(np.ascontiguousarray(X, dtype=np.float32).tobytes(), 1),
-                                 np.fromiter((k[2] for k in kept), dtype=bool, count=n))
+        state["_kept_packed"] = state.pop("_kept").packed(len(self._names or ()))  # the form of every version
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        seen, packed, y = state.pop("_kept_packed")
-        width = len(state["_names"] or ())
-        X = np.frombuffer(zlib.decompress(packed), dtype=np.float32).reshape(len(seen), width)
-        state["_kept"] = deque(zip(seen.tolist(), X.copy(), y.tolist()))
-        state["_kept_frauds"] = int(np.count_nonzero(y))  # checkpoints written before it was kept have none
-        state.setdefault("max_fit_share", 0.1)  # nor these, written before fits kept to a share of the time
+        kept = KeptLabels.unpacked(state.pop("_kept_packed"), len(state["_names"] or ()))
+        state["_kept"] = kept
+        state.pop("_kept_frauds", None)  # written by versions before `KeptLabels` (it counts them itself)
+        state.setdefault("max_fit_share", 0.1)  # checkpoints written before fits kept to a share of the time
         state.setdefault("_fit_not_before", 0.0)
         trees = state["_trees"]
         with _one_openmp_thread():
-            state["_stacked"] = None if trees is None else StackedTrees.of(trees, X)
+            state["_stacked"] = None if trees is None else StackedTrees.of(trees, kept.matrix()[0])
         self.__dict__.update(state)

@@ -61,12 +61,12 @@ def test_keeps_every_fraud_a_share_of_genuine_and_only_the_window() -> None:
     data = stream(10_000, seed=7)
     for x, y in data:
         model.learn_one(x, y)
-    kept = list(model._kept)
+    kept = list(model._kept.rows)
     assert model.n_seen == 10_000
     # the last fit was at label 9,600: it dropped labels up to 6,600 (those after it are kept too)
     assert min(k[0] for k in kept) > 6600
     frauds_in_window = sum(y for x, y in data[6600:])
-    assert sum(k[2] for k in kept) == frauds_in_window == model._kept_frauds
+    assert sum(k[2] for k in kept) == frauds_in_window == model._kept.frauds
     genuine_in_window = 3400 - frauds_in_window
     share = sum(not k[2] for k in kept) / genuine_in_window
     assert 0.15 < share < 0.25
@@ -115,7 +115,7 @@ def test_pickle_keeps_the_window_and_the_scores() -> None:
     for x, y in data[:3000]:
         model.learn_one(x, y)
     clone = pickle.loads(pickle.dumps(model))
-    assert clone._kept_frauds == model._kept_frauds == sum(k[2] for k in model._kept) > 0
+    assert clone._kept.frauds == model._kept.frauds == sum(k[2] for k in model._kept.rows) > 0
     probe = [x for x, _ in stream(100, seed=18)]
     assert zoo.score_many(clone, probe) == zoo.score_many(model, probe)
     for x, y in data[3000:]:  # the same labels into both: the same refit at 3,600
