@@ -59,7 +59,8 @@ def _time(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"event_time must be an ISO-8601 string, got {value!r}")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        # RFC 3339 allows a lower-case z, which Python 3.11's fromisoformat refuses (pydantic takes it)
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     except ValueError:
         raise ValueError(f"event_time {value!r} is not an ISO-8601 date-time") from None
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
