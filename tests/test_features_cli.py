@@ -117,3 +117,24 @@ def test_command_on_real_data(handbook_csv: Path, tmp_path: Path) -> None:
     reference = handbook_reference(df)
     for name in HANDBOOK_FEATURES:
         np.testing.assert_allclose(got.loc[reference.index, name], reference[name], rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not click's "Aborted!" with status 1, which a script cannot tell from an error."""
+    import fraudstream.cli.features as command
+
+    source, out = tmp_path / "hb.csv", tmp_path / "features.csv"
+    write_handbook_csv(scripted_frame(), source)
+    real = command.features_as_scored
+
+    def interrupted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for n, row in enumerate(real(*args, **kwargs)):
+            if n == 100:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(command, "features_as_scored", interrupted)
+    result = CliRunner().invoke(main, ["features", str(source), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted (Ctrl-C) before the end" in result.output and "Aborted" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hb.csv"]

@@ -14,16 +14,25 @@ from fraudstream.cli.settings_options import setting_source
 from fraudstream.errors import FraudstreamError
 
 F = TypeVar("F", bound=Callable[..., Any])
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as `stream.signals.Received` gives a stopped job
+INTERRUPTED = ("interrupted (Ctrl-C) before the end; a file it was writing is not left behind, partial or empty "
+               "(each is renamed into place only once complete)")
 
 
 def handle_errors(func: F) -> F:
     """Report FraudstreamError, a broker or Redis that cannot be reached, and a file that cannot be
-    read or written, as a clear one-line error (exit 1) instead of a traceback."""
+    read or written, as a clear one-line error (exit 1) instead of a traceback; and Ctrl-C (a second
+    one, where the first stops after the work in hand) with exit status 130, as the shell reports a
+    process that SIGINT ended, instead of click's "Aborted!" and 1, which a script cannot tell from
+    an error."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            notice(INTERRUPTED, logging.WARNING)
+            raise SystemExit(INTERRUPTED_EXIT) from None
         except FraudstreamError as exc:
             logging.getLogger("fraudstream").debug("command failed", exc_info=True)
             raise CommandError(str(exc)) from exc
