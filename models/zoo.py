@@ -13,7 +13,7 @@ True
 >>> make_model("gpt")
 Traceback (most recent call last):
 ...
-fraudstream.errors.ModelError: unknown model 'gpt'; known: logreg, logreg_under, gam_under, gam_tree_under, gbt_window, hst, htree, arf_under, ensemble
+fraudstream.errors.ModelError: unknown model 'gpt'; known: logreg, logreg_under, gam_under, gam_tree_under, gbt_window, hst, htree, arf_under, ensemble, or one of your own as package.module:callable
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from river import anomaly, base, compose, forest, linear_model, optim, preproces
 from fraudstream.errors import ModelError
 from fraudstream.models.batch_scoring import score_many
 from fraudstream.models.boosted import WindowedBoostedTrees
+from fraudstream.models.custom import custom_factory, is_spec
 from fraudstream.models.events import Reason
 from fraudstream.models.transforms import LogBins, base_feature
 from fraudstream.models.wrappers import AnomalyClassifier, MeanProbaClassifier, NegativeUndersampler, proba_true
@@ -114,10 +115,15 @@ def describe(name: str) -> str:
 
 
 def _factory(name: str) -> Callable[[int], base.Classifier]:
+    """A zoo model's factory, or that of a model of your own (``package.module:callable``, see
+    `fraudstream.models.custom`)."""
+    if is_spec(name):
+        return custom_factory(name)
     try:
         return _FACTORIES[name]
     except KeyError:
-        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}") from None
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, or one of your own as "
+                         "package.module:callable") from None
 
 
 def make_model(name: str, seed: int = 42) -> base.Classifier:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from fraudstream.errors import CheckpointError, ModelError
+from fraudstream.models.custom import is_spec, registry_name
 from fraudstream.models.zoo import MODEL_NAMES
 from fraudstream.stream.registry import ModelRegistry
 from fraudstream.stream.scoring import LiveModel
@@ -27,6 +28,11 @@ def check_names(registry: ModelRegistry, names: Sequence[str], challengers: Sequ
     challenger for every consumer); a challenger's says so, and where it came from."""
     roles = [(n, "") for n in names] + [(n, " (a challenger, FRAUDSTREAM_CHALLENGERS)") for n in challengers]
     for name, role in roles:
+        if is_spec(name):  # never a registry name: those have no colon
+            raise ModelError(f"model {name!r}{role}: a model of your own goes live through a checkpoint, after a "
+                             f"backtest: `fraudstream backtest FILE --model {name} --save-model M.fsmodel`, then "
+                             f"`fraudstream models import M.fsmodel` (as {registry_name(name)}) and `fraudstream models "
+                             f"promote {registry_name(name)}`")
         if name not in MODEL_NAMES and registry.latest_version(name) == 0:
             raise ModelError(f"unknown model {name!r}{role}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
                              f"published in the registry ({', '.join(registry.names()) or 'none'})")

@@ -22,6 +22,8 @@ def shell_commands(markdown: str) -> list[list[str]]:
 
     >>> shell_commands("```bash\\nfraudstream a --x 1 &   # note\\nls\\n.venv/bin/fraudstream b \\\\\\n  --y > f\\n```")
     [['a', '--x', '1'], ['b', '--y']]
+    >>> shell_commands("```bash\\nPYTHONPATH=. fraudstream c --z\\n```")
+    [['c', '--z']]
     """
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", markdown, flags=re.S):
@@ -31,6 +33,8 @@ def shell_commands(markdown: str) -> list[list[str]]:
                 if word in {"|", "&", "&&", ";"} or word.startswith(">"):
                     words = words[:i]
                     break
+            while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):  # VAR=value before a command
+                words = words[1:]
             if words and Path(words[0]).name == "fraudstream":
                 commands.append(words[1:])
     return commands

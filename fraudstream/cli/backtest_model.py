@@ -104,6 +104,7 @@ def save_model(path: Path, result: Any, settings: Any, started: Any = None) -> N
     and, from a checkpoint, those it left out as learned already (the checkpoint's, or up to
     `--learn-after`; without a checkpoint, the labels before the cut only warmed the features)."""
     from fraudstream.models.checkpoint import CheckpointInfo, save_file, warn_if_demo_key
+    from fraudstream.models.custom import registry_name
 
     key = signing_key(settings)
     warn_if_demo_key(key, log)
@@ -122,7 +123,7 @@ def save_model(path: Path, result: Any, settings: Any, started: Any = None) -> N
              SPANS: spans.to_json()}
     if started is not None:
         extra["started_from"] = result.options.start_model
-    info = CheckpointInfo(name=started.name if started else result.options.model, kind=result.options.model,
+    info = CheckpointInfo(name=started.name if started else registry_name(result.options.model), kind=result.options.model,
                           version=started.version + 1 if started else 1,
                           labels_learned=run.n_labels_learned + (started.labels_learned if started else 0),
                           frauds_learned=run.n_frauds_learned + (started.frauds_learned if started else 0),

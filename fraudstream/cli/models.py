@@ -179,6 +179,8 @@ def zoo() -> None:
 
     for name in model_zoo.MODEL_NAMES:
         click.echo(f"{name:<14} {model_zoo.describe(name)}")
+    notice("and a model of your own: `backtest --model package.module:callable` (a River classifier), then "
+           "`models import` its checkpoint (README, \"Model lifecycle\")", logging.INFO)
 
 
 for _command in VERSION_COMMANDS:  # export, import, versions, pin, unpin, rollback

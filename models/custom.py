@@ -1,0 +1,91 @@
+"""Models of your own: ``package.module:callable`` wherever the zoo's names are taken to make a fresh
+model (`backtest --model`), as uvicorn and gunicorn name an application.
+
+The callable returns a River classifier (a pipeline ending in one too): it gets ``seed=`` when it
+takes a ``seed`` argument, and nothing otherwise. The module is imported as any other, so it must
+be importable where the model is made and wherever its checkpoints are loaded (installed, or on
+``PYTHONPATH``): a checkpoint is a pickle, which refers to the model's classes by module.
+
+A model of your own reaches the live consumers through a checkpoint, after a backtest: ``backtest
+--model package.module:callable --save-model FILE``, then ``models import FILE`` and ``models
+promote``. Its checkpoints' kind is the spec; their default registry name is the spec with ``.``
+for ``:`` (registry names have no colon).
+
+>>> factory = custom_factory("river.naive_bayes:GaussianNB")
+>>> type(factory(7)).__name__
+'GaussianNB'
+>>> registry_name("my_models.fraud:build")
+'my_models.fraud.build'
+>>> custom_factory("river.preprocessing:StandardScaler")(1)
+Traceback (most recent call last):
+...
+fraudstream.errors.ModelError: river.preprocessing:StandardScaler returned a StandardScaler, not a River classifier (learn_one(x, y), predict_proba_one(x)); a pipeline must end in one
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from river import base
+
+from fraudstream.errors import ModelError
+
+#: ``package.module:callable``: dotted identifiers, one colon.
+SPEC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_spec(name: str) -> bool:
+    """Whether `name` is meant as a callable of your own rather than a zoo model (a colon; whether
+    it is well formed, `custom_factory` says).
+
+    >>> is_spec("gbt_window"), is_spec("pkg.mod:build"), is_spec("pkg.mod:")
+    (False, True, True)
+    """
+    return ":" in name
+
+
+def registry_name(spec: str) -> str:
+    """The registry name a checkpoint of `spec` gets unless given another (``:`` becomes ``.``)."""
+    return spec.replace(":", ".").lstrip("_")[:64]
+
+
+def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
+    """The factory of `spec`: seed -> a fresh classifier, checked to be one. `ModelError` naming the
+    spec when it is malformed, its module cannot be imported, or it names no callable."""
+    if not SPEC.fullmatch(spec):
+        raise ModelError(f"model {spec!r}: a model of your own is named package.module:callable (a zoo name has no colon)")
+    module_name, attribute = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"model {spec}: cannot import {module_name} ({exc}); install it or put its directory on "
+                         "PYTHONPATH") from None
+    target = getattr(module, attribute, None)
+    if not callable(target):
+        raise ModelError(f"model {spec}: {module_name} has no callable {attribute!r}")
+    takes_seed = _takes_seed(target)
+
+    def factory(seed: int) -> base.Classifier:
+        model = target(seed=seed) if takes_seed else target()
+        if not isinstance(model, base.Classifier):  # River's check: a pipeline is one when its last step is
+            raise ModelError(f"{spec} returned a {type(model).__name__}, not a River classifier (learn_one(x, y), "
+                             "predict_proba_one(x)); a pipeline must end in one")
+        return model  # type: ignore[no-any-return]
+
+    factory.__doc__ = _first_line(target.__doc__) or f"a model of your own, from {spec}"
+    return factory
+
+
+def _takes_seed(target: Any) -> bool:
+    try:
+        return "seed" in inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n")[0]

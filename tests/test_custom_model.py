@@ -1,0 +1,127 @@
+"""A model of your own (`package.module:callable`): made with its seed and checked, validated by a
+backtest, and live through its checkpoint, as a user takes it through the loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.config import Settings
+from fraudstream.errors import ModelError
+from fraudstream.models import checkpoint, zoo
+from fraudstream.models.events import Alert
+from fraudstream.stream.model_loading import check_names
+from fraudstream.stream.registry import registry_for
+from tests.kafka_helpers import read_topic
+from tests.test_backtest import write_handbook_csv
+from tests.test_cli_pipeline import run_cli
+
+OWN_MODELS = '''
+"""A user's models."""
+from river import base, naive_bayes, preprocessing
+
+SEEDS = []
+
+
+class AlwaysWorried(base.Classifier):
+    """Scores every transaction 0.9, and counts the labels it learns."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.learned = 0
+
+    def learn_one(self, x, y):
+        self.learned += 1
+
+    def predict_proba_one(self, x):
+        return {False: 0.1, True: 0.9}
+
+
+def worried(seed):
+    """Always worried: 0.9 for every transaction."""
+    SEEDS.append(seed)
+    return AlwaysWorried(seed)
+
+
+def bayes():
+    return preprocessing.StandardScaler() | naive_bayes.GaussianNB()
+
+
+def scaler():
+    return preprocessing.StandardScaler()
+
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def own_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module of the user's on sys.path (and on PYTHONPATH for the CLI's processes), by a name of this test's."""
+    name = f"own_models_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(OWN_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    return name
+
+
+def test_a_model_of_your_own_is_made_with_its_seed_and_checked(own_module: str) -> None:
+    import importlib
+
+    model = zoo.make_model(f"{own_module}:worried", seed=7)
+    assert type(model).__name__ == "AlwaysWorried" and model.seed == 7
+    assert importlib.import_module(own_module).SEEDS == [7]
+    assert zoo.score_one(model, {"TX_AMOUNT": 1.0}) == 0.9
+    assert zoo.describe(f"{own_module}:worried") == "Always worried: 0.9 for every transaction."
+    pipeline = zoo.make_model(f"{own_module}:bayes")  # no seed argument: called without one
+    pipeline.learn_one({"TX_AMOUNT": 5.0}, False)
+    pipeline.learn_one({"TX_AMOUNT": 900.0}, True)
+    assert 0.0 <= zoo.score_one(pipeline, {"TX_AMOUNT": 800.0}) <= 1.0
+    refusals = {
+        f"{own_module}:scaler": "returned a StandardScaler, not a River classifier",
+        f"{own_module}:NOT_CALLABLE": f"{own_module} has no callable 'NOT_CALLABLE'",
+        f"{own_module}:absent": f"{own_module} has no callable 'absent'",
+        "no_such_package_here.models:build": "cannot import no_such_package_here.models (No module named "
+                                             "'no_such_package_here'); install it or put its directory on PYTHONPATH",
+        "a:b:c": "a model of your own is named package.module:callable",
+        "gpt": "known: logreg, logreg_under",
+    }
+    for spec, message in refusals.items():
+        with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            zoo.make_model(spec)
+
+
+@pytest.mark.services
+def test_backtested_then_imported_it_scores_live(own_module: str, settings: Settings, tmp_path: Path) -> None:
+    spec, name = f"{own_module}:worried", f"{own_module}.worried"
+    data = write_handbook_csv(tmp_path / "hb.csv", days=10, customers=10)
+    saved, figures = tmp_path / "own.fsmodel", tmp_path / "bt.json"
+    result = CliRunner().invoke(main, ["backtest", str(data), "--model", spec, "--label-delay", "2d", "--eval-start",
+                                       "2018-04-04", "--save-model", str(saved), "--json", str(figures),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(figures.read_text())
+    assert report["model"] == spec and report["n_labels_learned"] > 100 and report["n_window_frauds"] > 0, report
+    assert report["auc_roc"] == 0.5 and report["alerts"] == report["n_window_transactions"]  # this model's scores
+    cp = checkpoint.load_file(saved, settings.model_signing_key.get_secret_value())
+    assert (cp.info.name, cp.info.kind) == (name, spec) and cp.model.learned == report["n_labels_learned"]
+
+    registry = registry_for(settings)
+    with pytest.raises(ModelError, match=f"a model of your own goes live through a checkpoint, after a backtest: "
+                                         f".*`fraudstream models promote {name}`"):
+        check_names(registry, [spec])
+    imported = run_cli(settings, "models", "import", str(saved), "--promote")
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    produced = run_cli(settings, "produce", "--count", "200", "--rate", "2000", "--label-delay", "1s")
+    assert produced.returncode == 0, produced.stderr[-2000:]
+    consumed = run_cli(settings, "consume", "--max-transactions", "200", "--idle-timeout", "20")
+    assert consumed.returncode == 0, consumed.stderr[-2000:]
+    assert json.loads(consumed.stdout.strip().splitlines()[-1])["processed"] == 200
+    alerts = [Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts, expect=200)]
+    assert len(alerts) == 200 and {(a.model_name, a.score) for a in alerts} == {(name, 0.9)}
