@@ -194,7 +194,10 @@ def unpickled(info: CheckpointInfo, payload: bytes) -> Checkpoint:
     try:
         model = pickle.loads(payload)  # noqa: S301 - authenticated above
     except Exception as exc:  # a signed but unloadable model (e.g. another River version)
-        raise CheckpointError(f"checkpoint {info.name} v{info.version} is signed but cannot be loaded: {exc}") from exc
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and ":" in info.kind:  # a model of your own (models/custom.py)
+            hint = f" (a model of your own, from {info.kind}: install its module or put its directory on PYTHONPATH)"
+        raise CheckpointError(f"checkpoint {info.name} v{info.version} is signed but cannot be loaded: {exc}{hint}") from exc
     return Checkpoint(info, model)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import uuid
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from fraudstream.cli import main
 from fraudstream.config import Settings
-from fraudstream.errors import ModelError
+from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models import checkpoint, zoo
 from fraudstream.models.events import Alert
 from fraudstream.stream.model_loading import check_names
@@ -109,8 +110,14 @@ def test_backtested_then_imported_it_scores_live(own_module: str, settings: Sett
     report = json.loads(figures.read_text())
     assert report["model"] == spec and report["n_labels_learned"] > 100 and report["n_window_frauds"] > 0, report
     assert report["auc_roc"] == 0.5 and report["alerts"] == report["n_window_transactions"]  # this model's scores
-    cp = checkpoint.load_file(saved, settings.model_signing_key.get_secret_value())
+    key = settings.model_signing_key.get_secret_value()
+    cp = checkpoint.load_file(saved, key)
     assert (cp.info.name, cp.info.kind) == (name, spec) and cp.model.learned == report["n_labels_learned"]
+    gone = "zzz" + own_module[3:]  # as long: the pickle stays well formed, and names a module not importable here
+    payload = pickle.dumps(cp.model).replace(own_module.encode(), gone.encode())
+    with pytest.raises(CheckpointError, match=f"No module named '{gone}' \\(a model of your own, from {spec}: "
+                                              "install its module or put its directory on PYTHONPATH\\)"):
+        checkpoint.unpickled(cp.info, payload)
 
     registry = registry_for(settings)
     with pytest.raises(ModelError, match=f"a model of your own goes live through a checkpoint, after a backtest: "
