@@ -64,6 +64,8 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
     except ImportError as exc:
         raise ModelError(f"model {spec}: cannot import {module_name} ({exc}); install it or put its directory on "
                          "PYTHONPATH") from None
+    except Exception as exc:  # SyntaxError, or any error its top level raises: the user's module, not ours
+        raise ModelError(f"model {spec}: cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
     target = getattr(module, attribute, None)
     if not callable(target):
         raise ModelError(f"model {spec}: {module_name} has no callable {attribute!r}")

@@ -132,3 +132,17 @@ def test_backtested_then_imported_it_scores_live(own_module: str, settings: Sett
     assert json.loads(consumed.stdout.strip().splitlines()[-1])["processed"] == 200
     alerts = [Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts, expect=200)]
     assert len(alerts) == 200 and {(a.model_name, a.score) for a in alerts} == {(name, 0.9)}
+
+
+def test_a_module_that_fails_to_import_is_refused_naming_the_spec(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"broken_models_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("from river import tree\n\ndef build(seed:\n    return tree.HoeffdingTreeClassifier()\n")
+    (tmp_path / f"{name}_b.py").write_text("THRESHOLD = undefined_name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelError, match=rf"model {name}:build: cannot import {name}: SyntaxError: '\(' was never "
+                                         rf"closed \({name}.py, line 3\)"):
+        zoo.make_model(f"{name}:build")
+    with pytest.raises(ModelError, match=rf"model {name}_b:build: cannot import {name}_b: NameError: name "
+                                         "'undefined_name' is not defined"):
+        zoo.make_model(f"{name}_b:build")
