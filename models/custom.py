@@ -70,6 +70,10 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
     if not callable(target):
         raise ModelError(f"model {spec}: {module_name} has no callable {attribute!r}")
     takes_seed = _takes_seed(target)
+    required = _required_besides_seed(target)
+    if required:
+        raise ModelError(f"model {spec}: {module_name}.{attribute} is called with seed= at most, but requires "
+                         f"{', '.join(required)}: give it a default, or wrap it in a function that takes only seed")
 
     def factory(seed: int) -> base.Classifier:
         model = target(seed=seed) if takes_seed else target()
@@ -87,6 +91,16 @@ def _takes_seed(target: Any) -> bool:
         return "seed" in inspect.signature(target).parameters
     except (TypeError, ValueError):  # a builtin without a signature
         return False
+
+
+def _required_besides_seed(target: Any) -> list[str]:
+    """The parameters without a default that the factory cannot give (any but ``seed``)."""
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [p.name for p in parameters if p.default is p.empty and p.kind not in variadic and p.name != "seed"]
 
 
 def _first_line(doc: str | None) -> str:

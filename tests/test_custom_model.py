@@ -59,6 +59,18 @@ def scaler():
 
 
 NOT_CALLABLE = 3
+
+
+def needs_depth(seed, depth):
+    return naive_bayes.GaussianNB()
+
+
+def needs_grace(*, grace, seed=0):
+    return naive_bayes.GaussianNB()
+
+
+def raising(seed):
+    raise ValueError("hyper-parameters not set")
 '''
 
 
@@ -146,3 +158,10 @@ def test_a_module_that_fails_to_import_is_refused_naming_the_spec(tmp_path: Path
     with pytest.raises(ModelError, match=rf"model {name}_b:build: cannot import {name}_b: NameError: name "
                                          "'undefined_name' is not defined"):
         zoo.make_model(f"{name}_b:build")
+
+
+def test_a_callable_that_takes_other_required_arguments_is_refused(own_module: str) -> None:
+    for attribute, missing in (("needs_depth", "depth"), ("needs_grace", "grace")):
+        with pytest.raises(ModelError, match=f"model {own_module}:{attribute}: {own_module}.{attribute} is called with "
+                                             f"seed= at most, but requires {missing}: give it a default"):
+            zoo.make_model(f"{own_module}:{attribute}")
