@@ -76,7 +76,10 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
                          f"{', '.join(required)}: give it a default, or wrap it in a function that takes only seed")
 
     def factory(seed: int) -> base.Classifier:
-        model = target(seed=seed) if takes_seed else target()
+        try:
+            model = target(seed=seed) if takes_seed else target()
+        except Exception as exc:  # the user's code: its error, in one line (the traceback at --log-level debug)
+            raise ModelError(f"model {spec}: {module_name}.{attribute} raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(model, base.Classifier):  # River's check: a pipeline is one when its last step is
             raise ModelError(f"{spec} returned a {type(model).__name__}, not a River classifier (learn_one(x, y), "
                              "predict_proba_one(x)); a pipeline must end in one")

@@ -165,3 +165,9 @@ def test_a_callable_that_takes_other_required_arguments_is_refused(own_module: s
         with pytest.raises(ModelError, match=f"model {own_module}:{attribute}: {own_module}.{attribute} is called with "
                                              f"seed= at most, but requires {missing}: give it a default"):
             zoo.make_model(f"{own_module}:{attribute}")
+
+
+def test_a_callable_that_raises_is_a_model_error_naming_the_spec(own_module: str) -> None:
+    with pytest.raises(ModelError, match=f"model {own_module}:raising: {own_module}.raising raised ValueError: "
+                                         "hyper-parameters not set"):
+        zoo.make_model(f"{own_module}:raising")
