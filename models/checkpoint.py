@@ -123,7 +123,10 @@ def _key_bytes(key: bytes | str) -> bytes:
 def dumps(model: Any, info: CheckpointInfo, key: bytes | str) -> bytes:
     """Pickle `model` and sign it with `key` (HMAC-SHA256)."""
     header = json.dumps(asdict(info), sort_keys=True, separators=(",", ":")).encode()
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:  # a lambda or a local function in it, say
+        raise CheckpointError(f"model {info.name} ({info.kind}) cannot be pickled, so not checkpointed: {exc}") from exc
     head = MAGIC + _LEN.pack(len(header)) + header
     return head + _mac(_key_bytes(key), head + payload) + payload
 

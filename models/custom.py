@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pickle
 import re
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +84,12 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
         if not isinstance(model, base.Classifier):  # River's check: a pipeline is one when its last step is
             raise ModelError(f"{spec} returned a {type(model).__name__}, not a River classifier (learn_one(x, y), "
                              "predict_proba_one(x)); a pipeline must end in one")
+        try:  # now, not when a backtest's end or a live learner checkpoints it
+            pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise ModelError(f"model {spec}: its model cannot be pickled ({exc}), and a checkpoint is a pickle: define "
+                             "the functions it uses (a FuncTransformer's, say) at the top level of a module, not as a "
+                             "lambda or inside the callable") from exc
         return model  # type: ignore[no-any-return]
 
     factory.__doc__ = _first_line(target.__doc__) or f"a model of your own, from {spec}"

@@ -25,7 +25,7 @@ from tests.test_cli_pipeline import run_cli
 
 OWN_MODELS = '''
 """A user's models."""
-from river import base, naive_bayes, preprocessing
+from river import base, compose, naive_bayes, preprocessing
 
 SEEDS = []
 
@@ -67,6 +67,18 @@ def needs_depth(seed, depth):
 
 def needs_grace(*, grace, seed=0):
     return naive_bayes.GaussianNB()
+
+
+def with_lambda():
+    return compose.FuncTransformer(lambda x: {**x, "big": float(x["TX_AMOUNT"] > 200)}) | naive_bayes.GaussianNB()
+
+
+def with_closure(seed):
+    cutoff = 200.0 + seed
+
+    def flag(x):
+        return {**x, "big": float(x["TX_AMOUNT"] > cutoff)}
+    return compose.FuncTransformer(flag) | naive_bayes.GaussianNB()
 
 
 def raising(seed):
@@ -171,3 +183,14 @@ def test_a_callable_that_raises_is_a_model_error_naming_the_spec(own_module: str
     with pytest.raises(ModelError, match=f"model {own_module}:raising: {own_module}.raising raised ValueError: "
                                          "hyper-parameters not set"):
         zoo.make_model(f"{own_module}:raising")
+
+
+def test_a_model_that_cannot_be_pickled_is_refused_before_a_backtest(own_module: str) -> None:
+    for attribute, local in (("with_lambda", "with_lambda.<locals>.<lambda>"), ("with_closure", "with_closure.<locals>.flag")):
+        with pytest.raises(ModelError, match=f"model {own_module}:{attribute}: its model cannot be pickled .*'{local}'\\), and "
+                                             "a checkpoint is a pickle: define the functions it uses .* at the top level "
+                                             "of a module, not as a lambda or inside the callable"):
+            zoo.make_model(f"{own_module}:{attribute}")
+    unpicklable = {"step": lambda x: x}
+    with pytest.raises(CheckpointError, match="model m \\(logreg\\) cannot be pickled, so not checkpointed: .*lambda"):
+        checkpoint.dumps(unpicklable, checkpoint.CheckpointInfo(name="m", kind="logreg"), b"k")
