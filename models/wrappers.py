@@ -35,10 +35,33 @@ def proba_true(proba: dict) -> float:
     0.5
     """
     p1 = float(proba.get(True, 0.0))
-    total = p1 + float(proba.get(False, 0.0))
+    p0 = float(proba.get(False, 0.0))
+    total = p1 + p0
+    if p1 < 0.0 or p0 < 0.0 or (total <= 0.0 and proba and True not in proba and False not in proba):
+        _warn_odd(proba)
     if total <= 0.0:
         return 0.0
     return min(1.0, max(0.0, p1 / total))
+
+
+#: The kinds of unusable probability dicts warned of already (once a process each: scores are hot).
+ODD_PROBAS: set[str] = set()
+
+
+def _warn_odd(proba: dict) -> None:
+    """Warn, once a process, of a model's probability dict that no score can come from as meant (a
+    model of your own's mistake: classes other than True and False, or a negative probability)."""
+    negative = any(isinstance(p, (int, float)) and p < 0 for p in proba.values())
+    kind = "negative" if negative else "classes"
+    if kind in ODD_PROBAS:
+        return
+    ODD_PROBAS.add(kind)
+    if negative:
+        log.warning("a model's predict_proba_one returned %r, a negative probability: its scores are clipped to "
+                    "[0, 1] and mean little", proba)
+    else:
+        log.warning("a model's predict_proba_one returned %r, without the classes True and False: its scores are 0.0 "
+                    "(River classifiers learn y=True for a fraud and y=False otherwise)", proba)
 
 
 def undersampling_corrected(q: np.ndarray, rate: float) -> np.ndarray:

@@ -194,3 +194,27 @@ def test_a_model_that_cannot_be_pickled_is_refused_before_a_backtest(own_module:
     unpicklable = {"step": lambda x: x}
     with pytest.raises(CheckpointError, match="model m \\(logreg\\) cannot be pickled, so not checkpointed: .*lambda"):
         checkpoint.dumps(unpicklable, checkpoint.CheckpointInfo(name="m", kind="logreg"), b"k")
+
+
+def test_a_probability_dict_the_scores_cannot_use_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    from fraudstream.models import wrappers
+
+    wrappers.ODD_PROBAS.clear()
+    with caplog.at_level("WARNING", logger="fraudstream.models.wrappers"):
+        assert zoo.score_one(_Returns({"legit": 0.2, "fraud": 0.8}), {}) == 0.0
+        assert zoo.score_one(_Returns({"legit": 0.3, "fraud": 0.7}), {}) == 0.0  # warned of once
+        assert zoo.score_one(_Returns({False: -0.5, True: 30.0}), {}) == 1.0
+    assert [r.getMessage() for r in caplog.records] == [
+        "a model's predict_proba_one returned {'legit': 0.2, 'fraud': 0.8}, without the classes True and False: "
+        "its scores are 0.0 (River classifiers learn y=True for a fraud and y=False otherwise)",
+        "a model's predict_proba_one returned {False: -0.5, True: 30.0}, a negative probability: its scores are "
+        "clipped to [0, 1] and mean little",
+    ]
+
+
+class _Returns:
+    def __init__(self, proba: dict) -> None:
+        self.proba = proba
+
+    def predict_proba_one(self, x: dict) -> dict:
+        return self.proba
