@@ -218,3 +218,20 @@ class _Returns:
 
     def predict_proba_one(self, x: dict) -> dict:
         return self.proba
+
+
+@pytest.mark.services
+def test_the_models_table_keeps_its_columns_with_a_long_kind(own_module: str, settings: Settings,
+                                                             tmp_path: Path) -> None:
+    spec = f"{own_module}:bayes"
+    saved = tmp_path / "own.fsmodel"
+    checkpoint.save_file(saved, zoo.make_model(spec), checkpoint.CheckpointInfo(name="mine", kind=spec),
+                         settings.model_signing_key.get_secret_value())
+    assert run_cli(settings, "models", "import", str(saved)).returncode == 0
+    listed = run_cli(settings, "models")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    header, row = listed.stdout.splitlines()[:2]
+    assert row.split()[:4] == ["mine", "challenger", "1", spec]
+    labels_end = header.index("LABELS") + len("LABELS")  # right-aligned under its heading, as SOURCE left-aligned
+    assert row.index(spec) == header.index("KIND") and row[:labels_end].endswith(" 0"), listed.stdout
+    assert row[header.index("SOURCE"):] == "import", listed.stdout

@@ -87,13 +87,14 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         click.echo("no models yet: start `fraudstream consume` or `fraudstream models import FILE`")
         return
     width = max(16, *(len(r["name"]) for r in rows))
-    header = f"{'NAME':<{width}} {'ROLE':<10} {'VER':>4} {'KIND':<12} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
+    kind_width = max(12, *(len(r.get("kind", "?")) for r in rows))  # a model of your own's: package.module:callable
+    header = f"{'NAME':<{width}} {'ROLE':<10} {'VER':>4} {'KIND':<{kind_width}} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
              f"{'ABOVE':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
     click.echo(header)
     for r in rows:
         age = format_age(r["age_s"]) if "age_s" in r else "?"
         labels = r.get("labels_learned", "?" if "error" in r else 0)
-        click.echo(f"{r['name']:<{width}} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<12} "
+        click.echo(f"{r['name']:<{width}} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<{kind_width}} "
                    f"{labels:>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
                    f"{r['alerts']:>6} {number(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
                    f"{r.get('source', 'unreadable (below)' if 'error' in r else '')}")
