@@ -63,6 +63,10 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        missing = getattr(exc, "name", None)
+        if missing and not module_name.startswith(missing) and isinstance(exc, ModuleNotFoundError):
+            raise ModelError(f"model {spec}: {module_name} imports {missing}, which is not installed here "
+                             f"({exc})") from None
         raise ModelError(f"model {spec}: cannot import {module_name} ({exc}); install it or put its directory on "
                          "PYTHONPATH") from None
     except Exception as exc:  # SyntaxError, or any error its top level raises: the user's module, not ours

@@ -29,10 +29,11 @@ def check_names(registry: ModelRegistry, names: Sequence[str], challengers: Sequ
     roles = [(n, "") for n in names] + [(n, " (a challenger, FRAUDSTREAM_CHALLENGERS)") for n in challengers]
     for name, role in roles:
         if is_spec(name):  # never a registry name: those have no colon
+            then = (f"(a challenger from then on, as {registry_name(name)})" if role else
+                    f"(as {registry_name(name)}) and `fraudstream models promote {registry_name(name)}`")
             raise ModelError(f"model {name!r}{role}: a model of your own goes live through a checkpoint, after a "
                              f"backtest: `fraudstream backtest FILE --model {name} --save-model M.fsmodel`, then "
-                             f"`fraudstream models import M.fsmodel` (as {registry_name(name)}) and `fraudstream models "
-                             f"promote {registry_name(name)}`")
+                             f"`fraudstream models import M.fsmodel` {then}")
         if name not in MODEL_NAMES and registry.latest_version(name) == 0:
             raise ModelError(f"unknown model {name!r}{role}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
                              f"published in the registry ({', '.join(registry.names()) or 'none'})")

@@ -147,6 +147,9 @@ def test_backtested_then_imported_it_scores_live(own_module: str, settings: Sett
     with pytest.raises(ModelError, match=f"a model of your own goes live through a checkpoint, after a backtest: "
                                          f".*`fraudstream models promote {name}`"):
         check_names(registry, [spec])
+    with pytest.raises(ModelError, match=r"\(a challenger, FRAUDSTREAM_CHALLENGERS\): .* `fraudstream models import "
+                                         rf"M.fsmodel` \(a challenger from then on, as {name}\)$"):
+        check_names(registry, ["gbt_window"], [spec])
     imported = run_cli(settings, "models", "import", str(saved), "--promote")
     assert imported.returncode == 0, imported.stderr[-2000:]
     produced = run_cli(settings, "produce", "--count", "200", "--rate", "2000", "--label-delay", "1s")
@@ -170,6 +173,10 @@ def test_a_module_that_fails_to_import_is_refused_naming_the_spec(tmp_path: Path
     with pytest.raises(ModelError, match=rf"model {name}_b:build: cannot import {name}_b: NameError: name "
                                          "'undefined_name' is not defined"):
         zoo.make_model(f"{name}_b:build")
+    (tmp_path / f"{name}_c.py").write_text("import no_such_dependency_here\n")  # theirs is found; its import is not
+    with pytest.raises(ModelError, match=rf"model {name}_c:build: {name}_c imports no_such_dependency_here, which is "
+                                         "not installed here"):
+        zoo.make_model(f"{name}_c:build")
 
 
 def test_a_callable_that_takes_other_required_arguments_is_refused(own_module: str) -> None:
@@ -235,3 +242,13 @@ def test_the_models_table_keeps_its_columns_with_a_long_kind(own_module: str, se
     labels_end = header.index("LABELS") + len("LABELS")  # right-aligned under its heading, as SOURCE left-aligned
     assert row.index(spec) == header.index("KIND") and row[:labels_end].endswith(" 0"), listed.stdout
     assert row[header.index("SOURCE"):] == "import", listed.stdout
+
+
+def test_the_demo_refuses_a_model_of_your_own(own_module: str) -> None:
+    """On its embedded servers, new each run, the backtest, import and promote that the consumers'
+    refusal names could not be followed."""
+    for args in (["demo", "--model", f"{own_module}:worried"], ["demo"]):
+        env = {"FRAUDSTREAM_CHALLENGERS": f"{own_module}:worried"} if args == ["demo"] else {}
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert f"model {own_module}:worried: the demo's servers are new each run" in result.output
