@@ -64,7 +64,8 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         missing = getattr(exc, "name", None)
-        if missing and not module_name.startswith(missing) and isinstance(exc, ModuleNotFoundError):
+        ours = missing is not None and (module_name == missing or module_name.startswith(missing + "."))
+        if missing and not ours and isinstance(exc, ModuleNotFoundError):  # the module is there; its import is not
             raise ModelError(f"model {spec}: {module_name} imports {missing}, which is not installed here "
                              f"({exc})") from None
         raise ModelError(f"model {spec}: cannot import {module_name} ({exc}); install it or put its directory on "
