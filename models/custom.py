@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from river import base
+from river import base, compose
 
 from fraudstream.errors import ModelError
 
@@ -86,7 +86,7 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
             model = target(seed=seed) if takes_seed else target()
         except Exception as exc:  # the user's code: its error, in one line (the traceback at --log-level debug)
             raise ModelError(f"model {spec}: {module_name}.{attribute} raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(model, base.Classifier):  # River's check: a pipeline is one when its last step is
+        if not is_classifier(model):
             raise ModelError(f"{spec} returned a {type(model).__name__}, not a River classifier (learn_one(x, y), "
                              "predict_proba_one(x)); a pipeline must end in one")
         try:  # now, not when a backtest's end or a live learner checkpoints it
@@ -99,6 +99,24 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
 
     factory.__doc__ = _first_line(target.__doc__) or f"a model of your own, from {spec}"
     return factory
+
+
+def is_classifier(model: object) -> bool:
+    """Whether `model` is a River classifier, a pipeline being one when its last step is.
+
+    River's ``isinstance(pipeline, base.Classifier)`` looks into a pipeline only in newer River (0.24.2
+    does, 0.23.0 does not; 0.24 needs Python 3.11), and raises IndexError on an empty one.
+
+    >>> from river import naive_bayes, preprocessing
+    >>> is_classifier(preprocessing.StandardScaler() | naive_bayes.GaussianNB())
+    True
+    >>> is_classifier(naive_bayes.GaussianNB() | preprocessing.StandardScaler()), is_classifier(compose.Pipeline())
+    (False, False)
+    """
+    if isinstance(model, compose.Pipeline):
+        steps = list(model.steps.values())
+        return bool(steps) and is_classifier(steps[-1])
+    return isinstance(model, base.Classifier)
 
 
 def _takes_seed(target: Any) -> bool:
