@@ -40,7 +40,7 @@ def checkpoint_trees(path: Path) -> tuple[Any, np.ndarray]:
     model = checkpoint.load_file(path, Settings().model_signing_key.get_secret_value()).model
     if getattr(model, "_trees", None) is None:
         raise SystemExit(f"{path}: not a gbt_window checkpoint with fitted trees")
-    return model._trees, np.stack([row for _, row, _ in model._kept]).astype(np.float64)
+    return model._trees, model._kept.matrix()[0].astype(np.float64)
 
 
 def per_batch_ms(score: Callable[[], Any], batch: int) -> float:

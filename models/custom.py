@@ -65,12 +65,14 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
     except ImportError as exc:
         missing = getattr(exc, "name", None)
         ours = missing is not None and (module_name == missing or module_name.startswith(missing + "."))
-        if missing and not ours and isinstance(exc, ModuleNotFoundError):  # the module is there; its import is not
+        if isinstance(exc, ModuleNotFoundError) and ours:
+            raise ModelError(f"model {spec}: cannot import {module_name} ({exc}); install it or put its directory on "
+                             "PYTHONPATH") from None
+        if isinstance(exc, ModuleNotFoundError) and missing:  # the module is there; one it imports is not
             raise ModelError(f"model {spec}: {module_name} imports {missing}, which is not installed here "
                              f"({exc})") from None
-        raise ModelError(f"model {spec}: cannot import {module_name} ({exc}); install it or put its directory on "
-                         "PYTHONPATH") from None
-    except Exception as exc:  # SyntaxError, or any error its top level raises: the user's module, not ours
+        raise ModelError(f"model {spec}: cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # SyntaxError, or any error its top level raises (an argparse's exit)
         raise ModelError(f"model {spec}: cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
     target = getattr(module, attribute, None)
     if not callable(target):
@@ -84,7 +86,7 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
     def factory(seed: int) -> base.Classifier:
         try:
             model = target(seed=seed) if takes_seed else target()
-        except Exception as exc:  # the user's code: its error, in one line (the traceback at --log-level debug)
+        except (Exception, SystemExit) as exc:  # the user's code: its error, in one line (the traceback at debug)
             raise ModelError(f"model {spec}: {module_name}.{attribute} raised {type(exc).__name__}: {exc}") from exc
         if not is_classifier(model):
             raise ModelError(f"{spec} returned a {type(model).__name__}, not a River classifier (learn_one(x, y), "

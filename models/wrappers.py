@@ -38,7 +38,7 @@ def proba_true(proba: dict) -> float:
     p0 = float(proba.get(False, 0.0))
     total = p1 + p0
     if p1 < 0.0 or p0 < 0.0 or (total <= 0.0 and proba and True not in proba and False not in proba):
-        _warn_odd(proba)
+        _warn_odd(proba, negative=p1 < 0.0 or p0 < 0.0)
     if total <= 0.0:
         return 0.0
     return min(1.0, max(0.0, p1 / total))
@@ -48,10 +48,9 @@ def proba_true(proba: dict) -> float:
 ODD_PROBAS: set[str] = set()
 
 
-def _warn_odd(proba: dict) -> None:
+def _warn_odd(proba: dict, negative: bool) -> None:
     """Warn, once a process, of a model's probability dict that no score can come from as meant (a
-    model of your own's mistake: classes other than True and False, or a negative probability)."""
-    negative = any(isinstance(p, (int, float)) and p < 0 for p in proba.values())
+    model of your own's mistake: a negative probability of True or False, or neither class)."""
     kind = "negative" if negative else "classes"
     if kind in ODD_PROBAS:
         return

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fraudstream.errors import CheckpointError
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
@@ -84,6 +85,7 @@ class Lifecycle:
     # what this consumer appended since the last catch-up (as the learner): learned without reading it back
     appended: list[AppendedRun] = field(default_factory=list)
     unloadable: set[str] = field(default_factory=set)  # active models that could not be loaded (logged once)
+    unpublishable: set[str] = field(default_factory=set)  # models whose checkpoint cannot be made (logged once)
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
@@ -258,11 +260,16 @@ class Lifecycle:
         for name, m in list(scorer.models.items()):
             due = m.base == 0 or (m.local_labels >= self.every_labels and m.scores_changed) or (
                 m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
-            if not due or (m.fitting and not force and m.base > 0):
+            if not due or (m.fitting and not force and m.base > 0) or name in self.unpublishable:
                 continue  # a model fitting in the background is published once that fit is done
             info = m.published()
             try:
                 self.registry.publish(m.model, info, owner=self.owner)
+            except CheckpointError as exc:  # a model of your own that learned something that cannot be pickled
+                self.unpublishable.add(name)
+                log.error("model %s can no longer be checkpointed, so it is not published again by this process (it "
+                          "goes on scoring and learning here; a restart loads v%d): %s", name, m.base, exc)
+                continue
             except PublishConflict as exc:
                 latest = self.registry.latest_version(name)
                 if latest < m.base:

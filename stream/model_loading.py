@@ -29,14 +29,21 @@ def check_names(registry: ModelRegistry, names: Sequence[str], challengers: Sequ
     roles = [(n, "") for n in names] + [(n, " (a challenger, FRAUDSTREAM_CHALLENGERS)") for n in challengers]
     for name, role in roles:
         if is_spec(name):  # never a registry name: those have no colon
-            then = (f"(a challenger from then on, as {registry_name(name)})" if role else
-                    f"(as {registry_name(name)}) and `fraudstream models promote {registry_name(name)}`")
-            raise ModelError(f"model {name!r}{role}: a model of your own goes live through a checkpoint, after a "
-                             f"backtest: `fraudstream backtest FILE --model {name} --save-model M.fsmodel`, then "
-                             f"`fraudstream models import M.fsmodel` {then}")
+            raise spec_refusal(name, challenger=bool(role))
         if name not in MODEL_NAMES and registry.latest_version(name) == 0:
             raise ModelError(f"unknown model {name!r}{role}: neither in the zoo ({', '.join(MODEL_NAMES)}) nor "
                              f"published in the registry ({', '.join(registry.names()) or 'none'})")
+
+
+def spec_refusal(spec: str, challenger: bool) -> ModelError:
+    """Why a model of your own (``package.module:callable``) cannot be named as the champion or a
+    challenger, and the commands that take it live."""
+    role = " (a challenger, FRAUDSTREAM_CHALLENGERS)" if challenger else ""
+    then = (f"(a challenger from then on, as {registry_name(spec)})" if challenger else
+            f"(as {registry_name(spec)}) and `fraudstream models promote {registry_name(spec)}`")
+    return ModelError(f"model {spec!r}{role}: a model of your own goes live through a checkpoint, after a backtest: "
+                      f"`fraudstream backtest FILE --model {spec} --save-model M.fsmodel`, then `fraudstream models "
+                      f"import M.fsmodel` {then}")
 
 
 def newest_valid(registry: ModelRegistry, name: str, seed: int, log_refusals: bool = True) -> LiveModel:

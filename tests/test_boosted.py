@@ -230,9 +230,11 @@ def test_background_fits_keep_to_their_share_of_the_time(monkeypatch: pytest.Mon
     assert clone.max_fit_share == 0.25 and clone._fit_not_before == 0.0
     state = model.__getstate__()
     del state["max_fit_share"], state["_fit_not_before"]  # as checkpoints written before this are
+    state["_kept_frauds"] = 3  # as those written before `KeptLabels` (an attribute of its own, then)
     older = WindowedBoostedTrees.__new__(WindowedBoostedTrees)
     older.__setstate__(state)
     assert older.max_fit_share == 0.1 and older._fit_not_before == 0.0
+    assert not hasattr(older, "_kept_frauds") and older._kept.frauds == model._kept.frauds > 3
     inline = WindowedBoostedTrees(refit_every=300, window=4000, min_frauds=5, max_fit_share=0.25, seed=29)
     for x, y in data[:400]:  # in line: fits at 100, 200 and 400 labels, whatever the clock says
         inline.learn_one(x, y)

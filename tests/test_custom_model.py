@@ -4,6 +4,7 @@ backtest, and live through its checkpoint, as a user takes it through the loop."
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import uuid
@@ -48,6 +49,24 @@ def worried(seed):
     """Always worried: 0.9 for every transaction."""
     SEEDS.append(seed)
     return AlwaysWorried(seed)
+
+
+class Forgetful(base.Classifier):
+    """Keeps a closure once it learned a label: it pickles fresh, not after."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.last = None
+
+    def learn_one(self, x, y):
+        self.last = lambda: y
+
+    def predict_proba_one(self, x):
+        return {False: 0.5, True: 0.5}
+
+
+def forgetful(seed):
+    return Forgetful(seed)
 
 
 def bayes():
@@ -177,6 +196,13 @@ def test_a_module_that_fails_to_import_is_refused_naming_the_spec(tmp_path: Path
     with pytest.raises(ModelError, match=rf"model {name}_c:build: {name}_c imports no_such_dependency_here, which is "
                                          "not installed here"):
         zoo.make_model(f"{name}_c:build")
+    (tmp_path / f"{name}_d.py").write_text("from river import no_such_thing\n")  # found, fails inside: no install advice
+    with pytest.raises(ModelError, match=rf"model {name}_d:build: cannot import {name}_d: ImportError: cannot import "
+                                         "name 'no_such_thing' from 'river'"):
+        zoo.make_model(f"{name}_d:build")
+    (tmp_path / f"{name}_e.py").write_text("import sys\nsys.exit(2)\n")  # a script's argparse, say: not a silent exit
+    with pytest.raises(ModelError, match=rf"model {name}_e:build: cannot import {name}_e: SystemExit: 2"):
+        zoo.make_model(f"{name}_e:build")
 
 
 def test_a_callable_that_takes_other_required_arguments_is_refused(own_module: str) -> None:
@@ -206,7 +232,16 @@ def test_a_model_that_cannot_be_pickled_is_refused_before_a_backtest(own_module:
 def test_a_probability_dict_the_scores_cannot_use_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
     from fraudstream.models import wrappers
 
+    import numpy as np
+
     wrappers.ODD_PROBAS.clear()
+    with caplog.at_level("WARNING", logger="fraudstream.models.wrappers"):
+        assert zoo.score_one(_Returns({False: np.float32(-0.5), True: np.float32(1.5)}), {}) == 1.0  # numpy's floats
+    assert [r.getMessage() for r in caplog.records] == [
+        "a model's predict_proba_one returned {False: np.float32(-0.5), True: np.float32(1.5)}, a negative "
+        "probability: its scores are clipped to [0, 1] and mean little"]
+    wrappers.ODD_PROBAS.clear()
+    caplog.clear()
     with caplog.at_level("WARNING", logger="fraudstream.models.wrappers"):
         assert zoo.score_one(_Returns({"legit": 0.2, "fraud": 0.8}), {}) == 0.0
         assert zoo.score_one(_Returns({"legit": 0.3, "fraud": 0.7}), {}) == 0.0  # warned of once
@@ -252,3 +287,43 @@ def test_the_demo_refuses_a_model_of_your_own(own_module: str) -> None:
         result = CliRunner().invoke(main, args, env=env)
         assert result.exit_code == 1, result.output
         assert f"model {own_module}:worried: the demo's servers are new each run" in result.output
+    elsewhere = {"FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1", "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0",
+                 "FRAUDSTREAM_CHALLENGERS": f"{own_module}:worried"}  # servers of the user's: refused before any is asked
+    result = CliRunner().invoke(main, ["demo"], env=elsewhere)
+    assert result.exit_code == 1 and "(a challenger, FRAUDSTREAM_CHALLENGERS): a model of your own goes live" in \
+        result.output and "cannot reach" not in result.output and "did not answer" not in result.output, result.output
+
+
+@pytest.mark.services
+def test_a_model_that_can_no_longer_be_checkpointed_goes_on_scoring(own_module: str, settings: Settings,
+                                                                     tmp_path: Path) -> None:
+    """Its learner's publish failed with CheckpointError, which ended the consumer (and again after a restart)."""
+    from tests.test_lifecycle import feed, labels, live
+
+    spec, name = f"{own_module}:forgetful", f"{own_module}.forgetful"
+    key = settings.model_signing_key.get_secret_value()
+    saved = checkpoint.save_file(tmp_path / "f.fsmodel", zoo.make_model(spec), checkpoint.CheckpointInfo(
+        name=name, kind=spec, labels_learned=500, frauds_learned=50, source="backtest"), key)
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    result = CliRunner().invoke(main, ["models", "import", str(saved), "--promote"], env=env)
+    assert result.exit_code == 0, result.output
+    learner = live(settings, checkpoint_every_labels=10)
+    try:
+        assert learner.champion_name == name and learner.lifecycle is not None and learner.lifecycle.is_learner
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.ERROR)  # its own: the CLI's logging set up above does not propagate
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("fraudstream.stream.lifecycle").addHandler(handler)
+        try:
+            feed(learner, labels(20, seed=3))  # its maintenance publishes after 10 labels: tried there
+            assert learner.lifecycle.publish_due(learner, force=True) == 0  # and not again
+        finally:
+            logging.getLogger("fraudstream.stream.lifecycle").removeHandler(handler)
+        errors = [r.getMessage() for r in records if "can no longer be checkpointed" in r.getMessage()]
+        assert len(errors) == 1 and f"model {name} can no longer be checkpointed" in errors[0], errors
+        assert "a restart loads v1" in errors[0] and "cannot be pickled" in errors[0]
+        feed(learner, labels(5, seed=4))  # it goes on scoring and learning
+        assert learner.champion.local_labels == 25
+        assert registry_for(settings).latest_version(name) == 1
+    finally:
+        learner.close()

@@ -141,6 +141,7 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
     from fraudstream.stream.signals import stop_on_signals
     from fraudstream.cli.alerts import format_alert
     from fraudstream.models.custom import is_spec
+    from fraudstream.stream.model_loading import spec_refusal
 
     if metrics_port is not None:
         check_metrics_port(metrics_port)  # before the servers start
@@ -155,12 +156,14 @@ def demo(ctx: click.Context, count: int | None, rate: float, label_delay: str | 
                     "fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS}
         settings = settings.model_copy(update={field: value for field, value in embedded.items()
                                                if field not in settings.model_fields_set})
-    own = [name for name in (settings.model, *settings.challengers) if is_spec(name)]
-    if own and settings.redis_url is None:  # before the servers start: the check after it could not be followed
-        raise CommandError(f"model {own[0]}: the demo's servers are new each run, so it starts zoo models only "
+    own = [(name, name != settings.model) for name in (settings.model, *settings.challengers) if is_spec(name)]
+    if own and settings.redis_url is None:  # before the servers start: the consumer's check would name steps
+        raise CommandError(f"model {own[0][0]}: the demo's servers are new each run, so it starts zoo models only "
                            "(`fraudstream models zoo`); to see a model of your own live, run `fraudstream up` and "
                            "take it through `backtest`, `models import` and `models promote` there (README, "
                            "\"Model lifecycle\")")
+    if own:  # servers of the user's: the consumer's refusal, before the demo starts its broker
+        raise spec_refusal(*own[0])
     delay = live_label_delay(label_delay, clock)
     stop = threading.Event()
     _note_servers_from_settings(ctx, settings)
