@@ -40,5 +40,9 @@ class CheckpointError(FraudstreamError):
     """A model checkpoint is missing, unsigned, tampered with or signed with another key."""
 
 
+class UnpicklableModel(CheckpointError):
+    """A model cannot be pickled, so no checkpoint can be made of it (a lambda in a model of your own)."""
+
+
 class ModelError(FraudstreamError):
     """An unknown model name or an unusable model."""

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fraudstream.errors import CheckpointError
+from fraudstream.errors import CheckpointError, UnpicklableModel
 from fraudstream.outputs import write_bytes
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def dumps(model: Any, info: CheckpointInfo, key: bytes | str) -> bytes:
     try:
         payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError) as exc:  # a lambda or a local function in it, say
-        raise CheckpointError(f"model {info.name} ({info.kind}) cannot be pickled, so not checkpointed: {exc}") from exc
+        raise UnpicklableModel(f"model {info.name} ({info.kind}) cannot be pickled, so not checkpointed: {exc}") from exc
     head = MAGIC + _LEN.pack(len(header)) + header
     return head + _mac(_key_bytes(key), head + payload) + payload
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fraudstream.errors import CheckpointError
+from fraudstream.errors import UnpicklableModel
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
@@ -265,11 +265,6 @@ class Lifecycle:
             info = m.published()
             try:
                 self.registry.publish(m.model, info, owner=self.owner)
-            except CheckpointError as exc:  # a model of your own that learned something that cannot be pickled
-                self.unpublishable.add(name)
-                log.error("model %s can no longer be checkpointed, so it is not published again by this process (it "
-                          "goes on scoring and learning here; a restart loads v%d): %s", name, m.base, exc)
-                continue
             except PublishConflict as exc:
                 latest = self.registry.latest_version(name)
                 if latest < m.base:
@@ -278,6 +273,11 @@ class Lifecycle:
                 log.warning("not publishing %s: %s", name, exc)
                 if latest > m.base:
                     reload_version(self.registry, scorer.models, name, latest)
+                continue
+            except UnpicklableModel as exc:  # a model of your own that learned something pickle cannot take
+                self.unpublishable.add(name)
+                log.error("model %s can no longer be checkpointed, so it is not published again by this process (it "
+                          "goes on scoring and learning here; a restart loads v%d): %s", name, m.base, exc)
                 continue
             m.mark_published(info)
             published += 1
