@@ -28,7 +28,10 @@ def run_cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.
            "FRAUDSTREAM_TOPIC_TRANSACTIONS": settings.topic_transactions,
            "FRAUDSTREAM_TOPIC_LABELS": settings.topic_labels, "FRAUDSTREAM_TOPIC_ALERTS": settings.topic_alerts,
            "FRAUDSTREAM_TOPIC_DLQ": settings.topic_dlq, "FRAUDSTREAM_TOPIC_LABELS_DLQ": settings.topic_labels_dlq,
-           "FRAUDSTREAM_GROUP_ID": settings.group_id, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+           "FRAUDSTREAM_GROUP_ID": settings.group_id, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           # the fixture's shorter group session (a join in 2.5 s, not 3.5; see tests/conftest.py)
+           "FRAUDSTREAM_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+           "FRAUDSTREAM_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms)}
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 

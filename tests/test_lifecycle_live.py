@@ -60,7 +60,11 @@ def env_of(settings: Settings) -> dict[str, str]:
             "FRAUDSTREAM_TOPIC_DLQ": settings.topic_dlq, "FRAUDSTREAM_TOPIC_LABELS_DLQ": settings.topic_labels_dlq,
             "FRAUDSTREAM_GROUP_ID": settings.group_id, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
             "FRAUDSTREAM_ALERT_THRESHOLD": "0", "FRAUDSTREAM_ALERT_WARMUP_LABELS": "0",
-            "FRAUDSTREAM_CHECKPOINT_EVERY_SECONDS": "0.5", "FRAUDSTREAM_MODEL_SIGNING_KEY": "live-test-key"}
+            "FRAUDSTREAM_CHECKPOINT_EVERY_SECONDS": "0.5", "FRAUDSTREAM_MODEL_SIGNING_KEY": "live-test-key",
+            # the fixture's shorter group session: the consumer started after the SIGKILL joins once the
+            # killed one's session expired (see tests/conftest.py)
+            "FRAUDSTREAM_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+            "FRAUDSTREAM_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms)}
 
 
 def wait_for(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
