@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -63,6 +64,46 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
         kill(proc)
         _, err = proc.communicate(timeout=10)
         raise AssertionError(f"consumer {proc.pid} did not exit within {timeout:.0f} s: {err[-3000:]}") from None
+
+
+def all_committed(settings: Settings, *topics: str) -> bool:
+    """The group has committed the end of every partition of `topics` that holds records."""
+    from tests.kafka_helpers import committed_and_end
+
+    for topic in topics:
+        committed, ends = committed_and_end(settings, topic)
+        if any(committed.get(partition) != end for partition, end in ends.items()):
+            return False
+    return True
+
+
+def finish_when_committed(settings: Settings, procs: list[subprocess.Popen[str]], topics: list[str],
+                          timeout: float) -> list[tuple[str, str]]:
+    """Wait until the group has committed the end of `topics` (everything handled and durable), then
+    stop `procs` with SIGTERM (a stop finishes the batch and commits) and return their output once
+    they exit: what an idle timeout did, without its seconds of idleness. Their pipes are read all
+    along (a consumer must not block on a full stderr). A process that exits before is left to the
+    caller's checks (its return code); ends not committed within `timeout` fail with the stderr."""
+    outputs: dict[int, tuple[str, str]] = {}
+    readers = [threading.Thread(target=lambda p=p: outputs.__setitem__(p.pid, p.communicate()), daemon=True)
+               for p in procs]
+    for reader in readers:
+        reader.start()
+    committed = wait_for(lambda: any(p.poll() is not None for p in procs) or all_committed(settings, *topics),
+                         timeout, interval=0.5)
+    for proc in procs:
+        kill(proc, signal.SIGTERM if committed else signal.SIGKILL)
+    for proc, reader in zip(procs, readers):
+        reader.join(30)
+        if reader.is_alive():
+            kill(proc)
+            reader.join(10)
+            raise AssertionError(f"consumer {proc.pid} did not exit within 30 s of SIGTERM: "
+                                 f"{outputs.get(proc.pid, ('', ''))[1][-3000:]}")
+    if not committed:
+        errs = [outputs.get(p.pid, ("", ""))[1][-2000:] for p in procs]
+        raise AssertionError(f"the group did not commit the ends of {topics} within {timeout:.0f} s: {errs}")
+    return [outputs[p.pid] for p in procs]
 
 
 def kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:

@@ -25,7 +25,7 @@ from fraudstream.stream.features import to_ms
 from fraudstream.stream.registry import registry_for
 from fraudstream.stream.state.base import HOUR_MS
 from fraudstream.stream.state.redis_records import record_field
-from tests.consumer_procs import (alerted_ids, customer_state, finish, kill, progress_or_explain,
+from tests.consumer_procs import (alerted_ids, customer_state, finish_when_committed, kill, progress_or_explain,
                                   publish_trained_model, reaped, scored_ids, scripted_stream, start_consumer,
                                   wait_for)
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
@@ -95,9 +95,9 @@ def test_sigkill_three_times_loses_nothing_and_counts_nothing_twice(settings: Se
             kill(proc, signal.SIGKILL)
             proc.wait(10)
     assert len(scored_ids(settings)) < n, "the kills came too late to interrupt anything"
-    final = start_consumer(settings, "--idle-timeout", "5")
+    final = start_consumer(settings)  # stopped once its group committed the ends (an idle timeout waited 5 s)
     with reaped(final):
-        out, err = final.communicate(timeout=300)
+        [(out, err)] = finish_when_committed(settings, [final], [settings.topic_transactions], 300)
         assert final.returncode == 0, err[-2000:]
     assert scored_ids(settings) == {t.transaction_id for t in txs}
     clean = clean_run(settings, n, model_from=trained_on)
@@ -144,9 +144,10 @@ def test_sigkill_while_learning_loses_no_label_and_learns_none_twice(settings: S
             kill(proc, signal.SIGKILL)
             proc.wait(10)
     assert client.llen(appended) < len(labels), "the kills came too late to interrupt anything"
-    final = start_consumer(settings, "--idle-timeout", "5")
+    final = start_consumer(settings)  # stopped once its group committed the ends (an idle timeout waited 5 s)
     with reaped(final):
-        _, err = final.communicate(timeout=300)
+        [(_, err)] = finish_when_committed(settings, [final], [settings.topic_transactions, settings.topic_labels],
+                                           300)
         assert final.returncode == 0, err[-2000:]
     assert read_topic(settings, settings.topic_labels_dlq, timeout=3) == []
     assert client.llen(appended) == len(labels)
@@ -169,7 +170,7 @@ def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: P
         ensure_topics(own)
         txs = scripted_stream(30_000)
         publish(own, txs)
-        proc = start_consumer(own, "--idle-timeout", "8")
+        proc = start_consumer(own)  # stopped once its group committed the ends (an idle timeout waited 8 s)
         with reaped(proc):
             progress_or_explain(own, proc, 3000, 60)
             workdir = server.workdir
@@ -178,7 +179,7 @@ def test_redis_outage_of_ten_seconds_is_survived(settings: Settings, tmp_path: P
             time.sleep(10)
             restarted = valkey_process(port, extra_args=["--appendonly", "yes"], workdir=workdir)  # its file
             restarted.start()
-            out, err = proc.communicate(timeout=300)
+            [(out, err)] = finish_when_committed(own, [proc], [own.topic_transactions], 300)
             assert proc.returncode == 0, err[-2000:]
             assert "retrying" in err
         missing = {t.transaction_id for t in txs} - scored_ids(own)
@@ -196,17 +197,19 @@ def test_three_consumers_one_stopped_one_started(settings: Settings) -> None:
     ensure_topics(settings)
     txs = scripted_stream(40_000)
     publish(settings, txs)
-    procs = [start_consumer(settings, "--idle-timeout", "10") for _ in range(3)]
+    procs = [start_consumer(settings) for _ in range(3)]  # stopped once the group committed the ends (they
+    # waited for an idle timeout of 10 s)
     late = None
     with reaped(*procs):
         progress_or_explain(settings, procs[1], 5000, 90)
         procs[0].send_signal(signal.SIGTERM)
         assert procs[0].wait(15) == 0
-        late = start_consumer(settings, "--idle-timeout", "10")
+        late = start_consumer(settings)
         with reaped(late):
             outputs = []
-            for proc in (*procs[1:], late):
-                out, err = finish(proc, 300)
+            running = [*procs[1:], late]
+            for proc, (out, err) in zip(running, finish_when_committed(settings, running,
+                                                                       [settings.topic_transactions], 300)):
                 assert proc.returncode == 0, err[-2000:]
                 outputs.append(out.strip()[-300:] + err[-1500:])
     missing = {t.transaction_id for t in txs} - scored_ids(settings)
