@@ -18,6 +18,8 @@ import redis
 from fraudstream.config import Settings
 from fraudstream.constants import CUSTOMER_EVENTS
 from fraudstream.models.events import Transaction
+from fraudstream.stream.consumer import ScoringConsumer
+from fraudstream.stream.stats import RunStats
 
 CLI = str(Path(sys.executable).parent / "fraudstream")
 
@@ -104,6 +106,27 @@ def finish_when_committed(settings: Settings, procs: list[subprocess.Popen[str]]
         errs = [outputs.get(p.pid, ("", ""))[1][-2000:] for p in procs]
         raise AssertionError(f"the group did not commit the ends of {topics} within {timeout:.0f} s: {errs}")
     return [outputs[p.pid] for p in procs]
+
+
+def run_until_committed(app: ScoringConsumer, settings: Settings, timeout: float = 60) -> RunStats:
+    """`app.run()` until its group has committed the end of the transactions and labels topics
+    (everything handled, durable and committed), then stop: what `run(idle_timeout=3)` did for a
+    backlog of records that no count stops at (labels), without the 3 s of idleness. After `timeout`
+    it stops all the same, and the caller's checks of what it did tell what was missing."""
+    done = threading.Event()
+
+    def watch() -> None:
+        wait_for(lambda: done.is_set() or all_committed(settings, settings.topic_transactions, settings.topic_labels),
+                 timeout)
+        app.stop.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        return app.run()
+    finally:
+        done.set()
+        watcher.join(10)
 
 
 def kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:

@@ -20,6 +20,7 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.stats import RunStats
+from tests.consumer_procs import run_until_committed
 
 pytestmark = pytest.mark.services
 
@@ -55,7 +56,7 @@ def score_backlog(settings: Settings, n: int, idle_timeout: float) -> RunStats:
     """Score the `n` published transactions with small fetches, then drain the labels after the last."""
     with scoring_consumer(settings, **SMALL_FETCHES) as app:
         stats = app.run(max_transactions=n, idle_timeout=idle_timeout)
-        app.run(idle_timeout=3)
+        run_until_committed(app, settings)
     return stats
 
 
@@ -100,7 +101,7 @@ def test_a_partition_without_progress_lets_transactions_through_and_holds_labels
         assert stats.labels_learned == 0 and stats.labels_dead_lettered == 0
         assert app.aligner.buffered() == n // 3
         app.batches.lagging = real_lagging  # type: ignore[method-assign]
-        app.run(idle_timeout=3)
+        run_until_committed(app, settings)
     assert stats.labels_learned == n // 3
     assert stats.labels_dead_lettered == 0
 
@@ -129,7 +130,7 @@ def test_a_slow_group_join_does_not_trip_the_alignment_safety_net(settings: Sett
         app.consumer.poll = slow_join_poll  # type: ignore[method-assign]
         with caplog.at_level("WARNING", logger="fraudstream.stream.batching"):
             stats = app.run(max_transactions=n, idle_timeout=30)
-            app.run(idle_timeout=3)
+            run_until_committed(app, settings)
     assert stats.processed == n
     assert not [r for r in caplog.records if "out of timestamp alignment" in r.getMessage()]
     assert labelled == (n - 30) // 3

@@ -19,6 +19,7 @@ from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.schema import FEATURE_NAMES, StoredRecord, read_record
 from fraudstream.stream.state.redis_records import record_field
+from tests.consumer_procs import run_until_committed
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 from tests.test_pipeline import publish, scripted_transactions
 
@@ -60,7 +61,7 @@ def test_unreadable_scored_records_dead_letter_their_labels(settings: Settings, 
 
     produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in labels_of(txs)))
     with caplog.at_level(logging.ERROR), scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=3)
+        stats = run_until_committed(app, settings)
     assert stats.labels_learned == len(txs) - 2
     dead = read_topic(settings, settings.topic_labels_dlq, expect=2)
     assert sorted(json.loads(r.value)["transaction_id"] for r in dead) == sorted(damaged)

@@ -16,6 +16,7 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.registry import registry_for
+from tests.consumer_procs import run_until_committed
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 from tests.test_pipeline import publish, scripted_transactions
 
@@ -69,7 +70,7 @@ def test_a_process_dying_while_learning_loses_no_label_and_learns_none_twice(set
     first = appended(settings)  # the batch that was being applied when the process died
     assert first == 0 if dies_before == "submit_labels" else 0 < first <= len(txs)
     with scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=3)
+        stats = run_until_committed(app, settings)
     assert appended(settings) == len(txs)
     assert stats.labels_dead_lettered == 0
     assert stats.labels_learned == len(txs) - first and stats.labels_duplicate == first
@@ -82,12 +83,12 @@ def test_a_label_delivered_again_is_skipped_and_a_contradicting_one_dead_lettere
     scored(settings, txs)
     send_labels(settings, [label_of(tx) for tx in txs])
     with scoring_consumer(settings) as app:
-        first = app.run(idle_timeout=3)
+        first = run_until_committed(app, settings)
     assert first.labels_learned == len(txs)
     flipped = label_of(txs[5], is_fraud=not label_of(txs[5]).is_fraud)
     send_labels(settings, [label_of(tx) for tx in txs[:50]] + [flipped])
     with scoring_consumer(settings) as app:
-        again = app.run(idle_timeout=3)
+        again = run_until_committed(app, settings)
     assert (again.labels_learned, again.labels_duplicate, again.labels_dead_lettered) == (0, 50, 1)
     assert appended(settings) == len(txs)
     dead = read_topic(settings, settings.topic_labels_dlq, expect=1)

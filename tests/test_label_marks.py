@@ -12,6 +12,7 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.app import scoring_consumer
+from tests.consumer_procs import run_until_committed
 from tests.kafka_helpers import read_topic
 from tests.test_exactly_once import Crash, send_labels
 from tests.test_pipeline import T0, publish
@@ -33,9 +34,10 @@ def label(t: Transaction, is_fraud: bool, **changes: object) -> Label:
 
 
 def consumed(settings: Settings, transactions: int | None = None) -> dict[str, dict[str, int]]:
-    """Until `transactions` were scored, else (labels only) until idle; the dead letters by reason."""
+    """Until `transactions` were scored, else (labels only) until all is committed; the dead letters by reason."""
     with scoring_consumer(settings) as app:
-        stats = app.run(max_transactions=transactions, idle_timeout=30 if transactions else 3)
+        stats = (app.run(max_transactions=transactions, idle_timeout=30) if transactions
+                 else run_until_committed(app, settings))
     return stats.summary()["dead_letter_reasons"]
 
 
@@ -91,6 +93,6 @@ def test_a_process_dying_before_it_marked_a_fraud_marks_it_when_the_label_comes_
         with pytest.raises(Crash):
             app.run(idle_timeout=3)
     with scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=3)
+        stats = run_until_committed(app, settings)
     assert (stats.labels_learned, stats.labels_duplicate) == (0, 1)
     assert risks(settings, ["m-fraud"]) == {"m-fraud": 1.0}

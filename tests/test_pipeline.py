@@ -17,6 +17,7 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.registry import registry_for
+from tests.consumer_procs import run_until_committed
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -119,7 +120,7 @@ def test_events_keyed_other_than_by_customer_are_handled_counted_and_warned_abou
                     event_time=tx.event_time, reported_at=tx.event_time + timedelta(days=7)) for tx in txs[:4]]
     produce_raw(settings, settings.topic_labels, [(lb.transaction_id.encode(), lb.to_json_bytes()) for lb in labels])
     with caplog.at_level(logging.WARNING, logger="fraudstream.stream.keying"), scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=3)
+        stats = run_until_committed(app, settings)
     assert (stats.processed, stats.dead_lettered, stats.labels_learned) == (40, 0, 4)
     assert stats.mis_keyed == 10 + 4 and stats.summary()["mis_keyed"] == 14
     warnings = [r.getMessage() for r in caplog.records
@@ -154,7 +155,7 @@ def test_labels_train_the_model_on_scored_features(settings: Settings) -> None:
     producer.flush()
     producer.close()
     with scoring_consumer(settings) as app:
-        stats = app.run(idle_timeout=3)
+        stats = run_until_committed(app, settings)
         assert app.scorer.champion.labels_learned == len(txs)
     assert stats.labels_learned == len(txs)
     assert stats.labels_dead_lettered == 2

@@ -17,6 +17,7 @@ from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Label
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.redrive import redrive
+from tests.consumer_procs import run_until_committed
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 from tests.test_cli_pipeline import run_cli
 from tests.test_pipeline import publish, scripted_transactions
@@ -41,7 +42,7 @@ def test_labels_before_their_transactions_are_learned_once_redriven(settings: Se
                 headers=[("trace", b"t-9")])
     produce_raw(settings, settings.topic_labels, [(b"c1", b"not json")])
     with scoring_consumer(settings) as app:
-        first = app.run(idle_timeout=3)
+        first = run_until_committed(app, settings)
     assert (first.labels_learned, first.labels_dead_lettered) == (0, 81)
 
     publish(settings, txs)  # the transactions, late
@@ -72,7 +73,7 @@ def test_labels_before_their_transactions_are_learned_once_redriven(settings: Se
         if dict(r.headers)[constants.DLQ_HEADER_REASON] == b"unknown_transaction")
 
     with scoring_consumer(settings) as app:
-        learned = app.run(idle_timeout=3)
+        learned = run_until_committed(app, settings)
         assert app.scorer.champion.labels_learned == 80
     assert (learned.labels_learned, learned.labels_dead_lettered) == (80, 0)
     committed, ends = committed_and_end(settings, settings.topic_labels)
@@ -91,12 +92,12 @@ def test_a_redriven_record_that_fails_again_is_dead_lettered_again_and_waits_for
     lost = _labels(scripted_transactions(3))  # transactions that never come
     produce_raw(settings, settings.topic_labels, ((lb.customer_id.encode(), lb.to_json_bytes()) for lb in lost))
     with scoring_consumer(settings) as app:
-        assert app.run(idle_timeout=3).labels_dead_lettered == 3
+        assert run_until_committed(app, settings).labels_dead_lettered == 3
 
     stats = redrive(settings, settings.topic_labels_dlq, "unknown_transaction")
     assert (stats.redriven, stats.read) == (3, 3)
     with scoring_consumer(settings) as app:
-        assert app.run(idle_timeout=3).labels_dead_lettered == 3
+        assert run_until_committed(app, settings).labels_dead_lettered == 3
     dead = read_topic(settings, settings.topic_labels_dlq, expect=6)
     assert [constants.REDRIVEN_FROM_HEADER in dict(r.headers) for r in sorted(dead, key=lambda r: r.timestamp)] == \
         [False] * 3 + [True] * 3
