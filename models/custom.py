@@ -28,7 +28,7 @@ import importlib
 import inspect
 import pickle
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from river import base, compose
@@ -77,8 +77,9 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
     target = getattr(module, attribute, None)
     if not callable(target):
         raise ModelError(f"model {spec}: {module_name} has no callable {attribute!r}")
-    takes_seed = _takes_seed(target)
-    required = _required_besides_seed(target)
+    parameters = _parameters(target)
+    takes_seed = "seed" in parameters
+    required = _required_besides_seed(parameters)
     if required:
         raise ModelError(f"model {spec}: {module_name}.{attribute} is called with seed= at most, but requires "
                          f"{', '.join(required)}: give it a default, or wrap it in a function that takes only seed")
@@ -121,21 +122,19 @@ def is_classifier(model: object) -> bool:
     return isinstance(model, base.Classifier)
 
 
-def _takes_seed(target: Any) -> bool:
+def _parameters(target: Any) -> Mapping[str, inspect.Parameter]:
+    """The callable's parameters by name (none known for a builtin without a signature)."""
     try:
-        return "seed" in inspect.signature(target).parameters
-    except (TypeError, ValueError):  # a builtin without a signature
-        return False
-
-
-def _required_besides_seed(target: Any) -> list[str]:
-    """The parameters without a default that the factory cannot give (any but ``seed``)."""
-    try:
-        parameters = inspect.signature(target).parameters.values()
+        return inspect.signature(target).parameters
     except (TypeError, ValueError):
-        return []
+        return {}
+
+
+def _required_besides_seed(parameters: Mapping[str, inspect.Parameter]) -> list[str]:
+    """The parameters without a default that the factory cannot give (any but ``seed``)."""
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    return [p.name for p in parameters if p.default is p.empty and p.kind not in variadic and p.name != "seed"]
+    return [p.name for p in parameters.values()
+            if p.default is p.empty and p.kind not in variadic and p.name != "seed"]
 
 
 def _first_line(doc: str | None) -> str:
