@@ -123,12 +123,18 @@ def _key_bytes(key: bytes | str) -> bytes:
 def dumps(model: Any, info: CheckpointInfo, key: bytes | str) -> bytes:
     """Pickle `model` and sign it with `key` (HMAC-SHA256)."""
     header = json.dumps(asdict(info), sort_keys=True, separators=(",", ":")).encode()
-    try:
-        payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:  # a lambda or a local function in it, say
-        raise UnpicklableModel(f"model {info.name} ({info.kind}) cannot be pickled, so not checkpointed: {exc}") from exc
+    payload = pickled(model, f"model {info.name} ({info.kind})")
     head = MAGIC + _LEN.pack(len(header)) + header
     return head + _mac(_key_bytes(key), head + payload) + payload
+
+
+def pickled(model: Any, what: str) -> bytes:
+    """`model` pickled as a checkpoint holds it; `UnpicklableModel` naming `what` when it cannot be (a
+    lambda or a local function in it, say)."""
+    try:
+        return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise UnpicklableModel(f"{what} cannot be pickled, so not checkpointed: {exc}") from exc
 
 
 def verify(blob: bytes, key: bytes | str) -> tuple[CheckpointInfo, bytes]:

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pickle
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from river import base, compose
 
-from fraudstream.errors import ModelError
+from fraudstream.errors import ModelError, UnpicklableModel
+from fraudstream.models.checkpoint import pickled
 
 #: ``package.module:callable``: dotted identifiers, one colon.
 SPEC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
@@ -93,11 +93,11 @@ def custom_factory(spec: str) -> Callable[[int], base.Classifier]:
             raise ModelError(f"{spec} returned a {type(model).__name__}, not a River classifier (learn_one(x, y), "
                              "predict_proba_one(x)); a pipeline must end in one")
         try:  # now, not when a backtest's end or a live learner checkpoints it
-            pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise ModelError(f"model {spec}: its model cannot be pickled ({exc}), and a checkpoint is a pickle: define "
-                             "the functions it uses (a FuncTransformer's, say) at the top level of a module, not as a "
-                             "lambda or inside the callable") from exc
+            pickled(model, f"model {spec}")
+        except UnpicklableModel as exc:
+            raise ModelError(f"model {spec}: its model cannot be pickled ({exc.__cause__}), and a checkpoint is a "
+                             "pickle: define the functions it uses (a FuncTransformer's, say) at the top level of a "
+                             "module, not as a lambda or inside the callable") from exc
         return model  # type: ignore[no-any-return]
 
     factory.__doc__ = _first_line(target.__doc__) or f"a model of your own, from {spec}"
