@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 # after --transactions, the consumer goes on until it has read the labels the producer still sends
 # (for a label delay after the last transaction), or until no label has arrived for this long
 LAST_LABELS_PATIENCE_S = 5.0
-# A run at 1,000 tx/s on the embedded Tansu (memory storage: each fetch costs more the more batches a
-# partition holds) on a shared 2-core machine, 2026-12-07: with 50 ms batching, 3 partitions and a
-# 20 ms fetch wait, the p99 latency passed 5 s after 8 minutes, the consumer stalled after ~18-20 (the
-# broker at 1.3 GB and most of a core); README "Quickstart". With 100 ms, 1 partition and 50 ms
-# (constants.EMBEDDED_*), the same day: after 14 minutes p50 101 ms, p99 267 ms, lag under 250, the
-# broker at 0.20 of a core (0.05 at the start, growing ~0.012 a minute) and 575 MB (~42 MB a minute);
-# by the measured cost the consumer would stall after ~90 minutes. Twice the minutes seen, not more:
+# A run at 1,000 tx/s on the embedded Tansu (memory storage: each fetch costs more the more batches
+# a partition holds) on a shared 2-core machine, 2026-12-07: with 50 ms batching, 3 partitions and a
+# 20 ms fetch wait, the p99 latency passed 5 s after 8 minutes, the consumer stalled after ~18-20
+# (the broker at 1.3 GB and most of a core; docs/performance.md, "The embedded broker over time").
+# With 100 ms, 1 partition and 50 ms (constants.EMBEDDED_*), the same day: after 14 minutes p50 101
+# ms, p99 267 ms, lag under 250, the broker at 0.20 of a core (0.05 at the start, growing ~0.012 a
+# minute) and 575 MB (~42 MB a minute); by the measured cost the consumer would stall after ~90
+# minutes. Twice the minutes seen, not more:
 EMBEDDED_BROKER_MINUTES = 30
 
 
