@@ -42,7 +42,8 @@ class RecordValidator:
 
     Reasons: ``oversized``, ``empty``, ``invalid_json``, ``invalid_fields``, ``future_event_time`` (a
     transaction's), ``future_report_time`` (a label's), ``too_late`` (a transaction older than the
-    partition's newest event time minus the allowed lateness).
+    partition's newest event time minus the allowed lateness; a time ahead of the clock counts as
+    now there, see `Preparation.step`).
     """
 
     def __init__(self, max_record_bytes: int, max_future_skew: timedelta | None, allowed_lateness: timedelta) -> None:
@@ -182,6 +183,11 @@ class Preparation:
         prepared, labels_topic, validator, watermarks, last, newest = (
             self.prepared, self.labels_topic, self.validator, self.watermarks, self.last, self.newest)
         now, end = self.now, min(self.next + count, len(self.records))
+        # A partition's newest event time goes no further than the clock (unless future times are
+        # allowed without limit, for a simulated clock): a transaction dated ahead of now but within
+        # the future skew (a terminal's clock off by hours, local time written with a Z) is scored, and
+        # would otherwise make every transaction of the present on its partition `too_late` for hours.
+        clock = now if validator.max_future_skew is not None else None
         for record in self.records[self.next:end]:
             tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
             last[tp] = record.offset
@@ -203,8 +209,9 @@ class Preparation:
                 if watermark is not None:
                     newest[tp] = watermark
                 continue
-            if watermark is None or tx.event_time > watermark:
-                watermarks[tp] = watermark = tx.event_time
+            moment = tx.event_time if clock is None or tx.event_time <= clock else clock
+            if watermark is None or moment > watermark:
+                watermarks[tp] = watermark = moment
             newest[tp] = watermark
             prepared.transactions.append((record, tx))
             if record.key != tx.customer_id.encode():
