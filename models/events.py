@@ -34,8 +34,27 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
+def _iso_text(value: object) -> object:
+    """Times are ISO-8601 text (or datetimes, in Python): pydantic alone also reads a JSON number, or
+    a string of digits, as Unix seconds or milliseconds, guessing which by its size, where recorded
+    files refuse them and the contract says ISO 8601.
+
+    >>> _iso_text("2024-06-01T10:00:00Z"), _iso_text("1717236000")
+    Traceback (most recent call last):
+    ...
+    ValueError: a time must be ISO-8601 text (e.g. "2024-06-01T10:00:00Z"), not a number of seconds or milliseconds: '1717236000'
+    """
+    if type(value) is str:
+        if not value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+            return value
+    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    raise ValueError(f'a time must be ISO-8601 text (e.g. "2024-06-01T10:00:00Z"), not a number of seconds or '
+                     f"milliseconds: {value!r}")
+
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
-UtcTime = Annotated[datetime, AfterValidator(_utc)]
+UtcTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc)]
 # strict: JSON numbers only (no booleans, no numeric strings); NaN and infinities are refused by the
 # events' `allow_inf_nan=False` (pydantic's finite_number error)
 Amount = Annotated[float, Field(strict=True, ge=0.0, le=MAX_AMOUNT)]
