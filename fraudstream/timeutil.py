@@ -74,9 +74,17 @@ def parse_time(text: str) -> datetime:
     datetime.datetime(2018, 7, 4, 0, 0, tzinfo=datetime.timezone.utc)
     >>> parse_time("2018-07-04T10:00:00+02:00").isoformat()
     '2018-07-04T08:00:00+00:00'
+
+    A lower-case ``z`` (RFC 3339 allows it; the topics and recorded files take it) as well:
+
+    >>> parse_time("2018-07-04T10:00:00z") == parse_time("2018-07-04T10:00:00Z")
+    True
     """
+    iso = text.strip()
+    if iso[-1:] in ("z", "Z"):  # Python 3.11's fromisoformat refuses a lower-case one
+        iso = iso[:-1] + "+00:00"
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(iso)
     except ValueError as exc:
         raise ConfigError(f"not a date or time: {text!r} (use ISO-8601, e.g. 2018-07-04)") from exc
     if value.tzinfo is None:
