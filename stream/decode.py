@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -27,6 +27,27 @@ from fraudstream.errors import ValidationFailed
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter
 from fraudstream.timeutil import utcnow
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
+def published_at(timestamp_ms: int | None, event_time: datetime) -> datetime:
+    """What a transaction counts as in its partition's newest event time (the lateness rule): its
+    event time, but no later than its message timestamp (when it was published), if it has one.
+
+    >>> sent = 1_765_144_800_000  # 2025-12-07T22:00:00Z, in epoch ms
+    >>> published_at(sent, datetime(2025, 12, 8, 8, tzinfo=timezone.utc)).isoformat()  # a clock 10 h ahead
+    '2025-12-07T22:00:00+00:00'
+    >>> t = datetime(2018, 4, 1, tzinfo=timezone.utc)  # a replay of history
+    >>> published_at(sent, t) == t, published_at(-1, t + timedelta(days=3000)) == t + timedelta(days=3000)
+    (True, True)
+    """
+    if timestamp_ms is None or timestamp_ms <= 0:  # no timestamp (message format v0: -1)
+        return event_time
+    published = _EPOCH + timestamp_ms * _MS
+    return event_time if event_time <= published else published
 
 
 def _pydantic_detail(exc: ValidationError) -> str:
@@ -42,8 +63,8 @@ class RecordValidator:
 
     Reasons: ``oversized``, ``empty``, ``invalid_json``, ``invalid_fields``, ``future_event_time`` (a
     transaction's), ``future_report_time`` (a label's), ``too_late`` (a transaction older than the
-    partition's newest event time minus the allowed lateness; a time ahead of the clock counts as
-    now there, see `Preparation.step`).
+    partition's newest event time minus the allowed lateness; a time after the record's publication
+    counts as that there, see `published_at`).
     """
 
     def __init__(self, max_record_bytes: int, max_future_skew: timedelta | None, allowed_lateness: timedelta) -> None:
@@ -151,7 +172,7 @@ class Preparation:
     >>> from types import SimpleNamespace as R
     >>> v = RecordValidator(1024, None, timedelta(hours=1))
     >>> tx = b'{"transaction_id": "t%d", "customer_id": "c1", "terminal_id": "m1", "amount": 1, "event_time": "2018-04-01T00:00:0%dZ"}'
-    >>> records = [R(topic="tx", partition=0, offset=i, key=b"c1", value=tx % (i, i)) for i in range(3)]
+    >>> records = [R(topic="tx", partition=0, offset=i, key=b"c1", value=tx % (i, i), timestamp=0) for i in range(3)]
     >>> watermarks = {}
     >>> p = Preparation(records, "labels", v, watermarks, (None, None))
     >>> p.step(2); p.done, watermarks[("tx", 0)].second
@@ -168,6 +189,10 @@ class Preparation:
         self.tx_dlq, self.label_dlq = dlqs
         self.prepared = Prepared()
         self.now = utcnow()
+        # the earliest message timestamp of the batch: an event time at or before it is at or before
+        # its own record's (`published_at` need not be asked: most records of a replay of history)
+        earliest = min((r.timestamp for r in records if r.timestamp is not None and r.timestamp > 0), default=None)
+        self.earliest = None if earliest is None else _EPOCH + earliest * _MS
         self.next = 0  # the first record not decoded yet
         self.last: dict[tuple[str, int], int] = {}  # the offset of each partition's last record decoded
         # each transactions partition's newest event time at its last record decoded (a later batch
@@ -183,11 +208,13 @@ class Preparation:
         prepared, labels_topic, validator, watermarks, last, newest = (
             self.prepared, self.labels_topic, self.validator, self.watermarks, self.last, self.newest)
         now, end = self.now, min(self.next + count, len(self.records))
-        # A partition's newest event time goes no further than the clock (unless future times are
-        # allowed without limit, for a simulated clock): a transaction dated ahead of now but within
-        # the future skew (a terminal's clock off by hours, local time written with a Z) is scored, and
-        # would otherwise make every transaction of the present on its partition `too_late` for hours.
-        clock = now if validator.max_future_skew is not None else None
+        # A transaction counts in its partition's newest event time up to when it was published (its
+        # message timestamp; not with future times allowed without limit, for a simulated clock): one
+        # dated ahead of then but within the future skew (a terminal's clock off by hours, local time
+        # written with a Z) is scored, and would otherwise make every transaction of the present on
+        # its partition `too_late` for hours. The timestamp, not this process's clock, so that a
+        # process reading the record again decides the same.
+        earliest = self.earliest if validator.max_future_skew is not None else None
         for record in self.records[self.next:end]:
             tp = (record.topic, record.partition)  # equal to its TopicPartition (a namedtuple)
             last[tp] = record.offset
@@ -209,7 +236,9 @@ class Preparation:
                 if watermark is not None:
                     newest[tp] = watermark
                 continue
-            moment = tx.event_time if clock is None or tx.event_time <= clock else clock
+            moment = tx.event_time
+            if earliest is not None and moment > earliest and (watermark is None or moment > watermark):
+                moment = published_at(record.timestamp, moment)
             if watermark is None or moment > watermark:
                 watermarks[tp] = watermark = moment
             newest[tp] = watermark
