@@ -62,3 +62,33 @@ def test_times_that_are_numbers_are_dead_lettered_as_recorded_files_refuse_them(
     dead = read_topic(settings, settings.topic_dlq, expect=4) + read_topic(settings, settings.topic_labels_dlq, expect=1)
     assert {dict(r.headers)[constants.DLQ_HEADER_REASON] for r in dead} == {b"invalid_fields"}
     assert all(b"must be ISO-8601 text" in dict(r.headers)[constants.DLQ_HEADER_ERROR] for r in dead)
+
+
+@pytest.mark.services
+def test_windows_hold_the_events_after_t_minus_w_up_to_t_in_both_stores(settings: Settings) -> None:
+    """As the README says: a window of length w at t holds (t - w, t]; one event exactly 600 s, 1 h or
+    86,400 s earlier is out of the 10-minute, 1-hour or 1-day window, events of the same second that
+    arrived before are in; the terminal's windows ending 7 days ago hold (t - 7 d - w, t - 7 d]. The
+    night and weekend flags are of UTC time (a Friday 22:00 in New York is Saturday 03:00 UTC)."""
+    from fraudstream.stream.features import FeatureEngine
+    from fraudstream.stream.state import MemoryStore, open_redis_store
+
+    t0 = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)  # a Wednesday
+
+    def at(tid: str, seconds: int, customer: str = "c1") -> Transaction:
+        return Transaction(transaction_id=tid, customer_id=customer, terminal_id="m1", amount=10.0,
+                           event_time=t0 + timedelta(seconds=seconds))
+
+    txs = [at("a", 0), at("b", 0), at("c", 0), at("d", 600), at("e", 3600), at("f", 86_400),
+           at("g", 7 * 86_400, "c2"), at("h", 8 * 86_400, "c3")]
+    ny = Transaction.model_validate_json(b'{"transaction_id": "ny", "customer_id": "c4", "terminal_id": "m2", '
+                                         b'"amount": 1, "event_time": "2024-03-08T22:00:00-05:00"}')
+    for store in (MemoryStore(), open_redis_store(settings)):
+        x = dict(zip([tx.transaction_id for tx in [*txs, ny]], FeatureEngine(store).transform([*txs, ny])))
+        assert [x[t]["customer_nb_tx_10min"] for t in "abcd"] == [1, 2, 3, 1]  # ties in, 600 s earlier out
+        assert x["e"]["customer_nb_tx_1h"] == 2 and x["e"]["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 5  # d, e: a, b, c out
+        assert x["f"]["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 3  # a, b, c exactly a day earlier: out
+        assert x["f"]["customer_seconds_since_prev_tx"] == 82_800
+        assert x["g"]["TERMINAL_ID_NB_TX_1DAY_WINDOW"] == 3  # (t0 - 1 d, t0]: a, b, c
+        assert x["h"]["TERMINAL_ID_NB_TX_1DAY_WINDOW"] == 3  # (t0, t0 + 1 d]: d, e, f
+        assert (x["ny"]["TX_DURING_WEEKEND"], x["ny"]["TX_DURING_NIGHT"]) == (1.0, 1.0)
