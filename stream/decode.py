@@ -106,7 +106,8 @@ class RecordValidator:
             raise ValidationFailed(
                 "too_late",
                 f"event_time {tx.event_time.isoformat()} is more than {self.allowed_lateness} before "
-                f"the partition's newest event time {watermark.isoformat()}",
+                f"the partition's newest event time {watermark.isoformat()} (one after its record's publication "
+                "counts as published)",
             )
         return tx
 
