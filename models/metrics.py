@@ -103,10 +103,17 @@ def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.nda
     """Mean over days of the share of compromised cards among the k cards with the highest max score
     that day (divisor always k); cards detected earlier in the same call are left out afterwards.
 
+    Cards tied at the k-th place count by their expected share (the mean over the orders of the tie,
+    as AUC counts a tie half), not by the order of their ids: with r places left for m tied cards of
+    which f are compromised, r·f/m. Only the compromised cards surely in the top k (above the tie, or
+    a tie that fits whole) are detected.
+
     >>> cp, daily = card_precision_top_k(np.array([0, 0, 1, 1]), np.array([1, 2, 1, 2]),
     ...                                  np.array([1, 0, 1, 1]), np.array([0.9, 0.1, 0.9, 0.2]), k=1)
     >>> cp, daily
     (1.0, [1.0, 1.0])
+    >>> card_precision_top_k(np.zeros(4), np.arange(4), np.array([1, 0, 0, 0]), np.full(4, 0.5), k=2)[1]
+    [0.25]
     """
     days = np.asarray(days)
     cust_codes = np.unique(np.asarray(customers), return_inverse=True)[1]
@@ -126,11 +133,22 @@ def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.nda
         np.maximum.at(max_score, idx, ss)
         fraud = np.zeros(cards.size, dtype=bool)
         np.logical_or.at(fraud, idx, ys)
-        top = np.argsort(-max_score, kind="mergesort")[:k]
-        hits = cards[top][fraud[top]]
-        daily.append(hits.size / k)
-        detected[hits] = True
+        hits, expected = _top_k_hits(max_score, fraud, k)
+        daily.append(expected / k)
+        detected[cards[hits]] = True
     return (float(np.mean(daily)) if daily else float("nan")), daily
+
+
+def _top_k_hits(max_score: np.ndarray, fraud: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """The compromised cards surely among the `k` highest scores (a mask) and the expected number
+    of compromised cards among them, the cards tied at the k-th score counted by their share."""
+    if max_score.size <= k:
+        return fraud, float(fraud.sum())
+    cut = np.partition(max_score, max_score.size - k)[max_score.size - k]  # the k-th highest score
+    above, tied = max_score > cut, max_score == cut
+    places, n_tied = k - int(above.sum()), int(tied.sum())
+    sure = fraud & (above | tied) if places == n_tied else fraud & above
+    return sure, float((fraud & above).sum()) + places * int((fraud & tied).sum()) / n_tied
 
 
 def delay_in_days(label_delay: timedelta) -> int:

@@ -100,3 +100,36 @@ def test_dev_file_reproduces_handbook_test_sets(handbook_csv: Path) -> None:
     assert [w.n_transactions for w in m.weeks] == [57182, 57800, 57931, 58505]
     assert [w.n_frauds for w in m.weeks] == [416, 411, 351, 374]
     assert 0.45 < m.auc_roc < 0.55  # random scores
+
+
+def test_card_precision_does_not_depend_on_how_cards_are_named() -> None:
+    """Cards tied at the k-th place: the figure must not come from the order of their ids (the same
+    scores once with numeric ids and once with their strings, which sort otherwise, gave 0.08 and
+    0.0786 on a week of the dev file whose model scored every card alike for two days)."""
+    rng = np.random.default_rng(3)
+    days = np.repeat([0, 1], 400)
+    cards = np.concatenate([rng.permutation(400), rng.permutation(400)]) + 5
+    y = (rng.random(800) < 0.05).astype(int)
+    s = np.where(days == 0, 0.25, np.round(rng.random(800), 1))  # day 0: one score; day 1: ten levels
+    as_numbers = metrics.card_precision_top_k(days, cards, y, s, k=100)
+    as_strings = metrics.card_precision_top_k(days, cards.astype(str), y, s, k=100)
+    renamed = metrics.card_precision_top_k(days, 10_000 - cards, y, s, k=100)
+    assert as_numbers == as_strings == renamed
+
+
+def test_card_precision_counts_cards_tied_at_the_cut_by_their_expected_share() -> None:
+    """The expected value over the orders of tied cards (as AUC counts a tie half): 6 fraud cards among
+    300 scored alike fill 100 places with 2 frauds on average. None of them is surely among the k,
+    so none is left out on later days."""
+    days = np.repeat([0, 1], 300)
+    cards = np.tile(np.arange(300), 2)
+    y = np.tile((np.arange(300) % 50 == 0).astype(int), 2)
+    s = np.concatenate([np.full(300, 0.3), np.where(np.arange(300) % 50 == 0, 0.9, 0.1)])
+    cp, daily = metrics.card_precision_top_k(days, cards, y, s, k=100)
+    assert daily == [pytest.approx(0.02), pytest.approx(0.06)]  # day 1: the six fraud cards on top
+    s[:3] = 0.8  # day 0: cards 0 (fraud), 1, 2 above the rest; 97 places left for 297 cards with 5 frauds
+    _, daily = metrics.card_precision_top_k(days, cards, y, s, k=100)
+    assert daily == [pytest.approx((1 + 97 * 5 / 297) / 100), pytest.approx(0.05)]  # card 0 left out on day 1
+    few = metrics.card_precision_top_k(days[:300], cards[:300], y[:300], np.full(300, 0.3), k=300)
+    assert few[1] == [pytest.approx(6 / 300)]  # every card fits: no share to take
+
