@@ -56,8 +56,17 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = _average_ranks(np.asarray(scores, dtype=float))
+    ranks = _average_ranks(_ranked(scores))
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _ranked(scores: np.ndarray) -> np.ndarray:
+    """`scores` as floats; a ValueError if any is NaN, which has no rank (as scikit-learn's)."""
+    s = np.asarray(scores, dtype=float)
+    n_nan = int(np.isnan(s).sum())
+    if n_nan:
+        raise ValueError(f"{n_nan} of {s.size} scores are NaN: a NaN has no rank, so no figure can count it")
+    return s
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -75,7 +84,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 def precision_recall_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and threshold at each distinct score, from the highest score down."""
     y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=float)
+    s = _ranked(scores)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     last = np.concatenate((np.flatnonzero(np.diff(s)), [s.size - 1]))  # end of each tie group
@@ -91,10 +100,10 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     >>> average_precision(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     0.8333333333333333
     """
-    y = np.asarray(labels).astype(bool)
+    y, s = np.asarray(labels).astype(bool), _ranked(scores)
     if not y.any():
         return float("nan")
-    precision, recall, _ = precision_recall_points(y, scores)
+    precision, recall, _ = precision_recall_points(y, s)
     return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
 
 
@@ -118,7 +127,7 @@ def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.nda
     days = np.asarray(days)
     cust_codes = np.unique(np.asarray(customers), return_inverse=True)[1]
     y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=float)
+    s = _ranked(scores)
     detected = np.zeros(int(cust_codes.max()) + 1 if cust_codes.size else 0, dtype=bool)
     daily: list[float] = []
     for day in np.unique(days):
@@ -261,7 +270,7 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     ([0.0, 0.0, 0.0, 1.0], [0.0, 0.5, 1.0, 1.0])
     """
     y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=float)
+    s = _ranked(scores)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     last = np.concatenate((np.flatnonzero(np.diff(s)), [s.size - 1])) if s.size else np.array([], dtype=int)
@@ -290,7 +299,7 @@ def performance(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Per
     >>> p.n_labels, p.n_frauds, p.auc_roc, p.alerts, p.alert_precision
     (4, 2, 0.75, 2, 0.5)
     """
-    labels = np.asarray(labels, dtype=np.int8)
+    labels, scores = np.asarray(labels, dtype=np.int8), _ranked(scores)
     n_frauds = int(labels.sum())
     alerted = scores >= threshold
     n_alerts = int(alerted.sum())

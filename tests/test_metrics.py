@@ -133,3 +133,16 @@ def test_card_precision_counts_cards_tied_at_the_cut_by_their_expected_share() -
     few = metrics.card_precision_top_k(days[:300], cards[:300], y[:300], np.full(300, 0.3), k=300)
     assert few[1] == [pytest.approx(6 / 300)]  # every card fits: no share to take
 
+
+def test_a_nan_score_is_refused_not_ranked() -> None:
+    """A NaN score has no rank: AUC took it for the highest score and average precision and card
+    precision for the lowest, so the same scores gave figures that contradict each other (as
+    scikit-learn, refuse it)."""
+    y = np.array([0, 0, 0, 1, 1, 0])
+    s = np.array([0.1, np.nan, 0.2, 0.9, 0.4, np.nan])
+    for figure in (lambda: metrics.roc_auc(y, s), lambda: metrics.average_precision(y, s),
+                   lambda: metrics.card_precision_top_k(np.zeros(6), np.arange(6), y, s, k=2),
+                   lambda: metrics.performance(y, s, 0.5),
+                   lambda: metrics.prequential_metrics(np.zeros(6), np.arange(6), y, s, 0, 0, 0)):
+        with pytest.raises(ValueError, match="2 of 6 scores are NaN"):
+            figure()
