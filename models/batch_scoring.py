@@ -125,7 +125,7 @@ def _proba_true(p1: np.ndarray) -> np.ndarray:
     """`wrappers.proba_true({False: 1.0 - p, True: p})`, elementwise."""
     total = p1 + (1.0 - p1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.minimum(1.0, np.maximum(0.0, p1 / total))
+        share = np.minimum(1.0, np.fmax(0.0, p1 / total))  # fmax: 0.0 for a NaN, as Python's max(0.0, nan)
     return np.where(total <= 0.0, 0.0, share)
 
 

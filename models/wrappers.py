@@ -37,6 +37,9 @@ def proba_true(proba: dict) -> float:
     p1 = float(proba.get(True, 0.0))
     p0 = float(proba.get(False, 0.0))
     total = p1 + p0
+    if total != total:  # a NaN: 0.0, as min/max give it below, but said
+        _warn_odd(proba, negative=False, nan=True)
+        return 0.0
     if p1 < 0.0 or p0 < 0.0 or (total <= 0.0 and proba and True not in proba and False not in proba):
         _warn_odd(proba, negative=p1 < 0.0 or p0 < 0.0)
     if total <= 0.0:
@@ -48,14 +51,17 @@ def proba_true(proba: dict) -> float:
 ODD_PROBAS: set[str] = set()
 
 
-def _warn_odd(proba: dict, negative: bool) -> None:
+def _warn_odd(proba: dict, negative: bool, nan: bool = False) -> None:
     """Warn, once a process, of a model's probability dict that no score can come from as meant (a
-    model of your own's mistake: a negative probability of True or False, or neither class)."""
-    kind = "negative" if negative else "classes"
+    model of your own's mistake: a NaN or a negative probability of True or False, or neither class)."""
+    kind = "nan" if nan else "negative" if negative else "classes"
     if kind in ODD_PROBAS:
         return
     ODD_PROBAS.add(kind)
-    if negative:
+    if nan:
+        log.warning("a model's predict_proba_one returned %r, a NaN probability: its scores are 0.0 (no alert) and "
+                    "the figures count them as sure genuine", proba)
+    elif negative:
         log.warning("a model's predict_proba_one returned %r, a negative probability: its scores are clipped to "
                     "[0, 1] and mean little", proba)
     else:

@@ -254,6 +254,26 @@ def test_a_probability_dict_the_scores_cannot_use_is_warned_of(caplog: pytest.Lo
     ]
 
 
+
+def test_a_nan_probability_is_warned_of_and_scores_zero_on_both_paths(caplog: pytest.LogCaptureFixture) -> None:
+    """A model of your own that returns NaN scored 0.0 without a word: the backtest's figures and the
+    live alerts then treat a broken model as one sure that nothing is fraud. Warned of once; the batch
+    path (numpy) gave NaN where the row path gave 0.0."""
+    import numpy as np
+
+    from fraudstream.models import batch_scoring, wrappers
+
+    wrappers.ODD_PROBAS.clear()
+    with caplog.at_level("WARNING", logger="fraudstream.models.wrappers"):
+        assert zoo.score_one(_Returns({False: float("nan"), True: float("nan")}), {}) == 0.0
+        assert zoo.score_one(_Returns({False: 0.5, True: float("nan")}), {}) == 0.0  # warned of once
+    assert [r.getMessage() for r in caplog.records] == [
+        "a model's predict_proba_one returned {False: nan, True: nan}, a NaN probability: its scores are 0.0 "
+        "(no alert) and the figures count them as sure genuine"]
+    assert batch_scoring._proba_true(np.array([float("nan"), 0.25])).tolist() == [0.0, 0.25]
+    wrappers.ODD_PROBAS.clear()
+
+
 class _Returns:
     def __init__(self, proba: dict) -> None:
         self.proba = proba
