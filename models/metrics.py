@@ -246,7 +246,9 @@ def prequential_metrics(days: np.ndarray, customers: np.ndarray, labels: np.ndar
                         week_days: int = 7) -> PrequentialMetrics:
     """The handbook's figures over days [eval_start, eval_end] (inclusive), week by week; a last,
     shorter week is kept as it is. `days`, `customers` and `labels` cover every transaction (also
-    those before the window, for the known-compromised rule); `scores` matter only inside it."""
+    those before the window, for the known-compromised rule); `scores` matter only inside it. A week
+    without a fraud left in has NaN AUC ROC and average precision, which the means leave out; its card
+    precision, 0, counts."""
     days = np.asarray(days)
     kept_all = np.zeros(days.size, dtype=bool)
     weeks: list[WeekMetrics] = []
