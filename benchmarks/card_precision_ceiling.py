@@ -46,8 +46,9 @@ def fraud_cards(frame: pd.DataFrame, eval_start: int, eval_end: int, delay_days:
                         .groupby("CUSTOMER_ID").agg(score=("score", "max"), fraud=("TX_FRAUD", "max"),
                                                     scenario=("TX_FRAUD_SCENARIO", "max"),
                                                     detectable=("detectable_fraud", "max"))
-                        .sort_values("score", ascending=False, kind="mergesort"))  # ties: card id order, as
-            per_card["rank"] = np.arange(1, len(per_card) + 1)                      # the backtest's np.unique
+                        .sort_values("score", ascending=False, kind="mergesort"))  # ties: card id order;
+            per_card["rank"] = np.arange(1, len(per_card) + 1)  # the backtest counts cards tied at the K-th place
+            # by their expected share (metrics.card_precision_top_k): the two differ only where a tie straddles it
             frauds = per_card[per_card.fraud == 1].assign(week=week_start, day=day, hit=lambda f: f["rank"] <= K)
             caught |= set(frauds.index[frauds.hit])
             rows.append(frauds)
