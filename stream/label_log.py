@@ -127,8 +127,11 @@ class LabelLog:
                 metrics.performance(b_labels[b_at], b_scores[b_at], threshold))
 
     def _scored_labels(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Scores, labels and label-stream entry ids ("" where not kept) of a model's score list."""
+        """Scores, labels and label-stream entry ids ("" where not kept) of a model's score list; a
+        NaN score (a model of your own's, kept by a version before NaN probabilities scored 0.0) has
+        no rank and is left out, as the consumers' rolling figures leave it out."""
         rows = [r.split(b",") for r in self.client.lrange(self.key("perf", name), 0, -1)]
+        rows = [r for r in rows if r[0].lower() not in (b"nan", b"-nan")]
         scores = np.array([float(r[0]) for r in rows], dtype=np.float64)
         labels = np.array([int(r[1]) for r in rows], dtype=np.int8)
         return scores, labels, [r[2].decode() if len(r) > 2 else "" for r in rows]

@@ -35,6 +35,9 @@ def test_compare_judges_both_models_on_the_labels_both_scored(settings: Settings
     registry.labels.append(entries[:500])
     registry.labels.append(entries[500:])
     registry.client.lpush(registry.key("perf", "logreg"), "0.99,1")  # an item written before ids were kept
+    # a NaN score, as an earlier version kept a model of your own's NaN probability: left out (it has no
+    # rank; the figures would refuse it)
+    registry.client.lpush(registry.key("perf", "logreg"), "nan,0")
 
     both = [(f, c, h) for f, c, h in rows if h is not None]
     y = np.array([f for f, _, _ in both], dtype=np.int8)
