@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fraudstream.models.metrics import precision_recall_points, roc_points
+from fraudstream.models.ranking import precision_recall_points, roc_points
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fraudstream.errors import ConfigError
-from fraudstream.models.metrics import roc_auc
+from fraudstream.models.ranking import roc_auc
 
 # publish-to-scored latency (ms) and batch duration (s) buckets
 LATENCY_BUCKETS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
