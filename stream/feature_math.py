@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from fraudstream.models.events import Transaction
+from fraudstream.stream.local_time import local_seconds, local_seconds_array, zone_named
 from fraudstream.stream.schema import FEATURE_NAMES
 
 NO_PREVIOUS_SECONDS = 30 * 86400.0  # seconds since previous transaction when there is none in 30 days
@@ -50,13 +52,26 @@ _GEO_COLUMNS = slice(FEATURE_NAMES.index("customer_distance_from_home_km"),
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Knobs of the derived features (window lengths live in `fraudstream.stream.state.Windows`)."""
+    """Knobs of the derived features (window lengths live in `fraudstream.stream.state.Windows`).
+
+    `local_timezone`: the IANA zone whose wall clock `TX_DURING_WEEKEND` and `TX_DURING_NIGHT` read
+    (DST included); UTC (the default, the handbook's) reads the event time as it is.
+
+    >>> FeatureConfig().zone is None, FeatureConfig(local_timezone="Asia/Kolkata").zone
+    (True, zoneinfo.ZoneInfo(key='Asia/Kolkata'))
+    """
 
     min_gap_seconds_for_speed: float = 60.0
+    local_timezone: str = "UTC"
+    zone: ZoneInfo | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zone", zone_named(self.local_timezone))  # (frozen)
 
     @classmethod
     def from_settings(cls, settings: object) -> FeatureConfig:
-        return cls()
+        """The knobs of the settings (`fraudstream.config.Settings`)."""
+        return cls(local_timezone=getattr(settings, "local_timezone", "UTC"))
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -95,7 +110,7 @@ def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: 
     nb1, c1, nb7, c7, nb30, c30, sq30, nbh, ch, nb10, prev_dt, nterms, seen = cust[:13]
     ta, fa, tb, fb, tc, fc, th, n3, f3, last_fraud, fraud_age = term
     amount = tx.amount
-    seconds = t_ms // 1000
+    seconds = local_seconds(t_ms // 1000, config.zone)  # the wall clock of the zone (UTC: t itself)
     weekday = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
     hour = (seconds % 86400) // 3600
 
@@ -140,7 +155,7 @@ def derive_matrix(txs: Sequence[Transaction], times: Sequence[int], cents: Seque
     nb1, c1, nb7, c7, nb30, c30, sq30, nbh, ch, nb10, prev_dt, nterms, seen = np.array(cust, dtype=np.int64).T[:13]
     ta, fa, tb, fb, tc, fc, th, n3, f3, last_fraud, fraud_age = np.array(term, dtype=np.int64).T
     amount = np.array([tx.amount for tx in txs], dtype=np.float64)
-    seconds = np.array(times, dtype=np.int64) // 1000
+    seconds = local_seconds_array(np.array(times, dtype=np.int64) // 1000, config.zone)
     weekday = (seconds // 86400 + 3) % 7
     hour = (seconds % 86400) // 3600
 
