@@ -7,6 +7,8 @@ False
 ('transactions', 'fraudstream-scorer')
 >>> s.label_delay.days
 7
+>>> Settings(local_timezone=" Europe/London ").local_timezone
+'Europe/London'
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -107,6 +110,10 @@ class Settings(BaseSettings):
         100, ge=0, description="No alerts until the champion has learned from this many labels, one of them a fraud."
     )
     label_delay: timedelta = Field(timedelta(days=7), description="Delay after which a transaction's label is known.")
+    local_timezone: str = Field(
+        "UTC", description="IANA time zone (e.g. America/New_York) of the local time TX_DURING_NIGHT and "
+        "TX_DURING_WEEKEND are of, DST included; UTC is the handbook's. One zone per deployment: changing it "
+        "changes these two features (backtest a model again).")
     seed: int = Field(42, ge=0, lt=2 ** 32, description="Seed of models and simulators.")
     challengers: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Challenger models scored in shadow (comma-separated registry or zoo names)."
@@ -177,6 +184,17 @@ class Settings(BaseSettings):
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(f"{value!r}: one of DEBUG, INFO, WARNING, ERROR")
         return value.upper()
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, not a relative path, a directory
+            raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, America/New_York, "
+                             "Europe/London)") from None
+        return value
 
     @field_validator("kafka_security_protocol")
     @classmethod

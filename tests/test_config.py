@@ -233,10 +233,20 @@ def test_counts_windows_and_names_are_checked_before_anything_runs(args: list[st
     ("FRAUDSTREAM_ALERT_THRESHOLD", "abc", "Input should be a valid number"),
     # the one duration that also takes none says so (it said only "use e.g. 7d, 36h, 15m, 90s")
     ("FRAUDSTREAM_MAX_FUTURE_SKEW", "off", "not a duration: 'off' (use e.g. 7d, 36h, 15m, 90s), or none for no limit"),
+    # an unknown zone, a lower-case one, a directory of zones, a path out of the zone database
+    *[("FRAUDSTREAM_LOCAL_TIMEZONE", zone, f"'{zone}' is not an IANA time zone name (e.g. UTC, America/New_York, "
+       "Europe/London)") for zone in ("Mars/Base", "america/new_york", "America", "../etc/passwd")],
 ])
 def test_a_bad_env_var_is_named_in_the_error(variable: str, value: str, message: str) -> None:
     result = CliRunner().invoke(main, ["config"], env={variable: value})
     assert result.exit_code == 2 and f"Invalid value: {variable}: {message}" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_time_zone_is_taken_and_shown() -> None:
+    result = CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_LOCAL_TIMEZONE": " America/New_York"})
+    assert result.exit_code == 0 and "FRAUDSTREAM_LOCAL_TIMEZONE=America/New_York\n" in result.output, result.output
+    assert "FRAUDSTREAM_LOCAL_TIMEZONE=UTC\n" in CliRunner().invoke(main, ["config"], env={"FRAUDSTREAM_LOCAL_TIMEZONE": None}).output
 
 
 def test_an_unreachable_broker_is_one_clear_error_not_kafka_pythons_retries(monkeypatch: pytest.MonkeyPatch) -> None:

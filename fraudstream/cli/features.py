@@ -115,7 +115,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     from fraudstream.cli.replay import nothing_in_window
     from fraudstream.producer.files import read_recorded
     from fraudstream.producer.recorded import Span
-    from fraudstream.stream.features import FEATURE_NAMES, FeatureEngine
+    from fraudstream.stream.features import FEATURE_NAMES, FeatureConfig, FeatureEngine
     from fraudstream.stream.state import MemoryStore, windows_for
 
     _, compressed = checked_out(out, kinds=("csv",))  # the check of `fraudstream record`
@@ -124,7 +124,7 @@ def features(ctx: click.Context, file: str, out: str, start: str | None, end: st
     target = Path(out)
     if target.resolve() == Path(file).resolve():
         raise click.BadParameter(f"{out} is the input FILE: write the features to another file", param_hint="--out")
-    engine = FeatureEngine(MemoryStore(windows_for(settings)))
+    engine = FeatureEngine(MemoryStore(windows_for(settings)), FeatureConfig.from_settings(settings))
     span = Span()
     records = read_recorded(file, start=begin, end=finish, span=span)  # checks the header before anything is written
     written = reused = repeated = 0
