@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -36,8 +39,8 @@ def scripted_frame() -> pd.DataFrame:
     return df
 
 
-def run_command(source: Path, out: Path, *extra: str) -> pd.DataFrame:
-    result = CliRunner().invoke(main, ["features", str(source), "--out", str(out), "--no-progress", *extra])
+def run_command(source: Path, out: Path, *extra: str, env: dict[str, str | None] | None = None) -> pd.DataFrame:
+    result = CliRunner().invoke(main, ["features", str(source), "--out", str(out), "--no-progress", *extra], env=env)
     assert result.exit_code == 0, result.output
     assert '"transactions": ' in result.output
     return pd.read_csv(out).set_index("TRANSACTION_ID")
@@ -87,6 +90,44 @@ def test_label_delay_option_changes_terminal_risk(tmp_path: Path) -> None:
     assert late.loc[first_weeks, "TERMINAL_ID_RISK_7DAY_WINDOW"].max() == 0
     assert week.loc[first_weeks, "TERMINAL_ID_RISK_7DAY_WINDOW"].max() > 0
     assert (late["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] == week["CUSTOMER_ID_NB_TX_30DAY_WINDOW"]).all()
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def new_york_feed(n: int = 200) -> list[dict[str, object]]:
+    """Transactions of a New York feed every 29 minutes from Friday 2024-03-08 12:00 local, across the
+    weekend and the start of DST (Sunday 02:00 EST is 03:00 EDT); event times with their local offsets."""
+    start = datetime(2024, 3, 8, 17, tzinfo=timezone.utc)
+    return [{"transaction_id": f"t{i:03d}", "customer_id": f"c{i % 5}", "terminal_id": f"m{i % 3}",
+             "amount": round(10.0 + (i * 37) % 300 + 0.25, 2),
+             "event_time": (start + timedelta(minutes=29 * i)).astimezone(NEW_YORK).isoformat()} for i in range(n)]
+
+
+def write_jsonl(rows: list[dict[str, object]], path: Path) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_a_local_time_zone_gives_the_flags_of_the_local_clock(tmp_path: Path) -> None:
+    """With FRAUDSTREAM_LOCAL_TIMEZONE=America/New_York the weekend and night flags are those of the
+    wall clock the feed wrote (Friday 22:00-05:00 is a Friday evening), by default those of UTC; no
+    other feature changes."""
+    rows = new_york_feed()
+    write_jsonl(rows, tmp_path / "ny.jsonl")
+    local = run_command(tmp_path / "ny.jsonl", tmp_path / "local.csv", env={"FRAUDSTREAM_LOCAL_TIMEZONE": "America/New_York"})
+    utc = run_command(tmp_path / "ny.jsonl", tmp_path / "utc.csv", env={"FRAUDSTREAM_LOCAL_TIMEZONE": None})
+    written = {str(row["transaction_id"]): datetime.fromisoformat(str(row["event_time"])) for row in rows}
+    assert list(local.index) == list(written)
+    for flags, clock in ((local, lambda t: t), (utc, lambda t: t.astimezone(timezone.utc))):
+        assert flags["TX_DURING_WEEKEND"].tolist() == [float(clock(t).weekday() >= 5) for t in written.values()]
+        assert flags["TX_DURING_NIGHT"].tolist() == [float(clock(t).hour <= 6) for t in written.values()]
+    friday_evening = next(i for i, t in written.items() if t.weekday() == 4 and t.hour == 22)
+    assert local.loc[friday_evening, ["TX_DURING_WEEKEND", "TX_DURING_NIGHT"]].tolist() == [0.0, 0.0]
+    assert utc.loc[friday_evening, ["TX_DURING_WEEKEND", "TX_DURING_NIGHT"]].tolist() == [1.0, 1.0]
+    assert {t.utcoffset() for t in written.values()} == {timedelta(hours=-5), timedelta(hours=-4)}  # DST began
+    assert (local["TX_DURING_NIGHT"] != utc["TX_DURING_NIGHT"]).sum() > 20
+    others = [name for name in FEATURE_NAMES if name not in ("TX_DURING_WEEKEND", "TX_DURING_NIGHT")]
+    pd.testing.assert_frame_equal(local[others], utc[others])
 
 
 def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:

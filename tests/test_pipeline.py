@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import redis
@@ -16,8 +17,10 @@ from fraudstream.config import Settings
 from fraudstream.kafka_io import ensure_topics
 from fraudstream.models.events import Alert, Label, Transaction
 from fraudstream.stream.app import scoring_consumer
+from fraudstream.stream.features import FEATURE_NAMES
 from fraudstream.stream.registry import registry_for
 from tests.consumer_procs import run_until_committed
+from tests.test_features_cli import new_york_feed, run_command, write_jsonl
 from tests.kafka_helpers import committed_and_end, produce_raw, read_topic
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -206,3 +209,29 @@ def test_a_header_name_that_is_not_utf8_does_not_stop_the_consumer(settings: Set
     assert (stats.processed, stats.dead_lettered) == (5, 1)
     [dead] = read_topic(settings, settings.topic_dlq, expect=1)
     assert ("\\xff\\xfe", b"w") in dead.headers  # the name as read, escaped: sendable again
+
+
+@pytest.mark.services
+def test_the_consumer_scores_with_the_local_time_flags_that_features_computes(settings: Settings, tmp_path: Path) -> None:
+    """With FRAUDSTREAM_LOCAL_TIMEZONE set, each alert carries the feature vector `fraudstream features`
+    gives for the same rows with the same setting: night and weekend of New York's clock (DST included)."""
+    settings = settings.model_copy(update={"alert_threshold": 0.0, "alert_warmup_labels": 0,
+                                           "local_timezone": "America/New_York"})
+    ensure_topics(settings)
+    rows = new_york_feed()
+    txs = [Transaction.model_validate(row) for row in rows]
+    publish(settings, txs)
+    with scoring_consumer(settings) as app:
+        stats = app.run(max_transactions=len(txs), idle_timeout=30)
+    assert stats.processed == len(txs)
+    scored = {a.transaction_id: a.features for a in
+              (Alert.model_validate_json(r.value) for r in read_topic(settings, settings.topic_alerts, expect=len(txs)))}
+
+    write_jsonl(rows, tmp_path / "ny.jsonl")
+    computed = run_command(tmp_path / "ny.jsonl", tmp_path / "f.csv", env={"FRAUDSTREAM_LOCAL_TIMEZONE": "America/New_York"})
+    assert sorted(scored) == sorted(computed.index)
+    for transaction_id, features in scored.items():
+        assert features == computed.loc[transaction_id, list(FEATURE_NAMES)].to_dict(), transaction_id
+    local = {str(row["transaction_id"]): datetime.fromisoformat(str(row["event_time"])) for row in rows}
+    assert [scored[i]["TX_DURING_NIGHT"] for i in local] == [float(t.hour <= 6) for t in local.values()]
+    assert [scored[i]["TX_DURING_WEEKEND"] for i in local] == [float(t.weekday() >= 5) for t in local.values()]
