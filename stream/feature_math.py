@@ -110,7 +110,9 @@ def derive(tx: Transaction, t_ms: int, cents: int, cust: Sequence[float], term: 
     nb1, c1, nb7, c7, nb30, c30, sq30, nbh, ch, nb10, prev_dt, nterms, seen = cust[:13]
     ta, fa, tb, fb, tc, fc, th, n3, f3, last_fraud, fraud_age = term
     amount = tx.amount
-    seconds = local_seconds(t_ms // 1000, config.zone)  # the wall clock of the zone (UTC: t itself)
+    seconds = t_ms // 1000
+    if config.zone is not None:  # the wall clock of the zone (UTC: the event time as it is)
+        seconds = local_seconds(seconds, config.zone)
     weekday = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
     hour = (seconds % 86400) // 3600
 
@@ -155,7 +157,9 @@ def derive_matrix(txs: Sequence[Transaction], times: Sequence[int], cents: Seque
     nb1, c1, nb7, c7, nb30, c30, sq30, nbh, ch, nb10, prev_dt, nterms, seen = np.array(cust, dtype=np.int64).T[:13]
     ta, fa, tb, fb, tc, fc, th, n3, f3, last_fraud, fraud_age = np.array(term, dtype=np.int64).T
     amount = np.array([tx.amount for tx in txs], dtype=np.float64)
-    seconds = local_seconds_array(np.array(times, dtype=np.int64) // 1000, config.zone)
+    seconds = np.array(times, dtype=np.int64) // 1000
+    if config.zone is not None:
+        seconds = local_seconds_array(seconds, config.zone)
     weekday = (seconds // 86400 + 3) % 7
     hour = (seconds % 86400) // 3600
 
