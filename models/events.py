@@ -16,7 +16,9 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for Transaction
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
+from numbers import Number
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
@@ -24,6 +26,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
 MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)  # the feature state keeps 4-byte epoch seconds (to 2106)
 MAX_AMOUNT = 1e9
+# a number as text (what pydantic would read as Unix seconds or milliseconds, and more)
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 
 
 def _utc(value: datetime) -> datetime:
@@ -36,18 +40,28 @@ def _utc(value: datetime) -> datetime:
 
 def _iso_text(value: object) -> object:
     """Times are ISO-8601 text (or datetimes, in Python): pydantic alone also reads a JSON number, or
-    a string of digits, as Unix seconds or milliseconds, guessing which by its size, where recorded
-    files refuse them and the contract says ISO 8601.
+    a string of one (digits, also with a point or an exponent: "1.7e9"), as Unix seconds or
+    milliseconds, guessing which by its size, where recorded files refuse them and the contract says
+    ISO 8601. Numbers of other types from Python callers (Decimal, numpy's) and bytes of one alike.
 
     >>> _iso_text("2024-06-01T10:00:00Z"), _iso_text("1717236000")
     Traceback (most recent call last):
     ...
     ValueError: a time must be ISO-8601 text (e.g. "2024-06-01T10:00:00Z"), not a number of seconds or milliseconds: '1717236000'
+    >>> _iso_text("1.7e9")
+    Traceback (most recent call last):
+    ...
+    ValueError: a time must be ISO-8601 text (e.g. "2024-06-01T10:00:00Z"), not a number of seconds or milliseconds: '1.7e9'
     """
     if type(value) is str:
-        if not value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        # a number has no ":" and a "-" only first or in a negative exponent (a time before 1990, which
+        # `_utc` refuses): the test spares most ISO text the regular expression
+        if ":" in value or "-" in value[1:] or _NUMBER.fullmatch(value) is None:
             return value
-    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+    elif isinstance(value, (bytes, bytearray)):
+        if _NUMBER.fullmatch(bytes(value).decode("latin-1")) is None:
+            return value
+    elif not isinstance(value, Number) or isinstance(value, bool):
         return value
     raise ValueError(f'a time must be ISO-8601 text (e.g. "2024-06-01T10:00:00Z"), not a number of seconds or '
                      f"milliseconds: {value!r}")
