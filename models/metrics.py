@@ -53,7 +53,9 @@ def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.nda
     Cards tied at the k-th place count by their expected share (the mean over the orders of the tie,
     as AUC counts a tie half), not by the order of their ids: with r places left for m tied cards of
     which f are compromised, r·f/m. Only the compromised cards surely in the top k (above the tie, or
-    a tie that fits whole) are detected.
+    a tie that fits whole) are detected: a tied one may count again on a later day, so over several
+    days the figure can be slightly above the mean over the tie orders (k=1, a fraud card tied with
+    a genuine one on day 0 and on top on day 1: 0.75 where the orders give 0.5).
 
     >>> cp, daily = card_precision_top_k(np.array([0, 0, 1, 1]), np.array([1, 2, 1, 2]),
     ...                                  np.array([1, 0, 1, 1]), np.array([0.9, 0.1, 0.9, 0.2]), k=1)
