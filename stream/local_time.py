@@ -25,7 +25,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 # Names of zones that are UTC at every instant: no conversion at all
-UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu",
+                       "GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0", "GMT+0", "GMT-0", "Greenwich",
+                       "Etc/Greenwich"})
 
 
 @lru_cache(maxsize=16)
