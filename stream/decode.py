@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -26,17 +26,19 @@ from pydantic import ValidationError
 from fraudstream.errors import ValidationFailed
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter
-from fraudstream.timeutil import utcnow
+from fraudstream.timeutil import from_epoch_us, utcnow
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
+def publication(timestamp_ms: int | None) -> datetime | None:
+    """A record's message timestamp as a time; None for one without (message format v0: -1)."""
+    return None if timestamp_ms is None or timestamp_ms <= 0 else from_epoch_us(timestamp_ms * 1000)
 
 
 def published_at(timestamp_ms: int | None, event_time: datetime) -> datetime:
     """What a transaction counts as in its partition's newest event time (the lateness rule): its
     event time, but no later than its message timestamp (when it was published), if it has one.
 
+    >>> from datetime import timezone
     >>> sent = 1_765_144_800_000  # 2025-12-07T22:00:00Z, in epoch ms
     >>> published_at(sent, datetime(2025, 12, 8, 8, tzinfo=timezone.utc)).isoformat()  # a clock 10 h ahead
     '2025-12-07T22:00:00+00:00'
@@ -44,10 +46,8 @@ def published_at(timestamp_ms: int | None, event_time: datetime) -> datetime:
     >>> published_at(sent, t) == t, published_at(-1, t + timedelta(days=3000)) == t + timedelta(days=3000)
     (True, True)
     """
-    if timestamp_ms is None or timestamp_ms <= 0:  # no timestamp (message format v0: -1)
-        return event_time
-    published = _EPOCH + timestamp_ms * _MS
-    return event_time if event_time <= published else published
+    published = publication(timestamp_ms)
+    return event_time if published is None or event_time <= published else published
 
 
 def _pydantic_detail(exc: ValidationError) -> str:
@@ -193,7 +193,7 @@ class Preparation:
         # the earliest message timestamp of the batch: an event time at or before it is at or before
         # its own record's (`published_at` need not be asked: most records of a replay of history)
         earliest = min((r.timestamp for r in records if r.timestamp is not None and r.timestamp > 0), default=None)
-        self.earliest = None if earliest is None else _EPOCH + earliest * _MS
+        self.earliest = publication(earliest)
         self.next = 0  # the first record not decoded yet
         self.last: dict[tuple[str, int], int] = {}  # the offset of each partition's last record decoded
         # each transactions partition's newest event time at its last record decoded (a later batch
