@@ -125,9 +125,9 @@ class LabelLog:
         in_b = {entry: i for i, entry in enumerate(b_ids) if entry}
         a_at = [i for i, entry in enumerate(a_ids) if entry in in_b]
         b_at = [in_b[a_ids[i]] for i in a_at]
-        return (metrics.performance(a_labels[a_at], a_scores[a_at], threshold),
-                metrics.performance(b_labels[b_at], b_scores[b_at], threshold),
-                paired_auc_difference(a_labels[a_at], a_scores[a_at], b_scores[b_at]))
+        labels, mine, theirs = a_labels[a_at], a_scores[a_at], b_scores[b_at]
+        return (metrics.performance(labels, mine, threshold), metrics.performance(b_labels[b_at], theirs, threshold),
+                paired_auc_difference(labels, mine, theirs))
 
     def _scored_labels(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Scores, labels and label-stream entry ids ("" where not kept) of a model's score list; a
