@@ -20,13 +20,14 @@ from fraudstream.stream.scoring import LiveModel
 log = logging.getLogger(__name__)
 
 VERSIONS_TRIED = 3  # the newest versions tried, newest first, before a model counts as unloadable
+CHALLENGER_ROLE = " (a challenger, FRAUDSTREAM_CHALLENGERS)"  # after a model's name in the refusals
 
 
 def check_names(registry: ModelRegistry, names: Sequence[str], challengers: Sequence[str] = ()) -> None:
     """`ModelError` for the first name of `names` (the champion) or `challengers` that is neither a
     zoo model nor published in the registry (a typo must not become the registry's champion or
     challenger for every consumer); a challenger's says so, and where it came from."""
-    roles = [(n, "") for n in names] + [(n, " (a challenger, FRAUDSTREAM_CHALLENGERS)") for n in challengers]
+    roles = [(n, "") for n in names] + [(n, CHALLENGER_ROLE) for n in challengers]
     for name, role in roles:
         if is_spec(name):  # never a registry name: those have no colon
             raise spec_refusal(name, challenger=bool(role))
@@ -38,7 +39,7 @@ def check_names(registry: ModelRegistry, names: Sequence[str], challengers: Sequ
 def spec_refusal(spec: str, challenger: bool) -> ModelError:
     """Why a model of your own (``package.module:callable``) cannot be named as the champion or a
     challenger, and the commands that take it live."""
-    role = " (a challenger, FRAUDSTREAM_CHALLENGERS)" if challenger else ""
+    role = CHALLENGER_ROLE if challenger else ""
     then = (f"(a challenger from then on, as {registry_name(spec)})" if challenger else
             f"(as {registry_name(spec)}) and `fraudstream models promote {registry_name(spec)}`")
     return ModelError(f"model {spec!r}{role}: a model of your own goes live through a checkpoint, after a backtest: "
