@@ -61,6 +61,7 @@ def local_seconds_array(seconds: np.ndarray, zone: ZoneInfo | None) -> np.ndarra
     if zone is None or len(seconds) == 0:
         return seconds
     hours, inverse = np.unique(seconds // 3600, return_inverse=True)
+    inverse = inverse.reshape(-1)  # (numpy 2.0 gave it the input's shape)
     offsets = np.empty(len(hours), dtype=np.int64)
     changing = []
     for k, hour in enumerate(hours.tolist()):
@@ -68,8 +69,8 @@ def local_seconds_array(seconds: np.ndarray, zone: ZoneInfo | None) -> np.ndarra
         offsets[k] = first
         if first != last:
             changing.append(k)
-    out = seconds + offsets[inverse.reshape(-1)]
+    out = seconds + offsets[inverse]
     for k in changing:  # the rows of an hour in which the offset changes: each its own
-        for i in np.flatnonzero(inverse.reshape(-1) == k).tolist():
+        for i in np.flatnonzero(inverse == k).tolist():
             out[i] = local_seconds(int(seconds[i]), zone)
     return out
