@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import random
+import re
+import threading
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -640,3 +643,21 @@ def test_the_one_and_two_process_replays_leave_the_same_labels_unlearned(tmp_pat
     assert (two.n_labels_learned, two.first_learned_us, two.last_learned_us) == \
         (one.n_labels_learned, one.first_learned_us, one.last_learned_us)
     assert list(two.scores) == list(one.scores)
+
+
+_threads_at_forks: list[set[threading.Thread]] = []
+os.register_at_fork(before=lambda: _threads_at_forks.append(set(threading.enumerate())))  # (for this process's life)
+
+
+def test_the_feature_worker_is_forked_with_no_thread_of_the_progress_bar_running(tmp_path: Path) -> None:
+    """A thread running at a fork may hold a lock the child then waits on for ever (rich's refresh
+    thread holds the console's, which logging to the console takes): the bar is drawn without one."""
+    path = write_handbook_csv(tmp_path / "hb.csv", days=6, customers=10)
+    before = set(threading.enumerate())
+    del _threads_at_forks[:]
+    result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-04-03", "--model", "logreg",
+                                       "--progress"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^backtest 2018-04-06 .* tx/s", result.output, re.M), result.output  # the bar's last frame
+    assert _threads_at_forks, "the feature worker was not forked"
+    assert all(threads <= before for threads in _threads_at_forks), [threads - before for threads in _threads_at_forks]
