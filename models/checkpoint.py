@@ -50,7 +50,16 @@ class CheckpointInfo:
     """What a checkpoint is: registry name, zoo model kind, version and the learning it holds.
 
     `position` is the id of the last entry of the live label stream this model has learned
-    (``"0-0"``: none); `source` is ``live``, ``backtest`` or ``import``.
+    (``"0-0"``: none); `source` is ``live``, ``backtest`` or ``import``. `feature_settings`: the
+    settings that change what a feature means which it learned with (``{"local_timezone": "UTC"}``;
+    a key it lacks, as in a header written before they were recorded, reads as its default:
+    `fraudstream.stream.feature_settings`).
+
+    >>> CheckpointInfo.from_dict({"name": "m", "kind": "logreg", "version": 2}).feature_settings  # an older header
+    {}
+    >>> info = CheckpointInfo("m", "logreg", feature_settings={"local_timezone": "Europe/Paris"})
+    >>> loads(dumps(None, info, b"k"), b"k").info.feature_settings
+    {'local_timezone': 'Europe/Paris'}
     """
 
     name: str
@@ -62,6 +71,7 @@ class CheckpointInfo:
     source: str = "live"
     created_at: float = field(default_factory=time.time)
     extra: dict[str, Any] = field(default_factory=dict)
+    feature_settings: dict[str, str] = field(default_factory=dict)
 
     def bump(self, **changes: Any) -> CheckpointInfo:
         """A copy with `changes` and a new creation time.
@@ -74,6 +84,9 @@ class CheckpointInfo:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckpointInfo:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        settings = known.get("feature_settings", {})
+        if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
+            raise CheckpointError(f"checkpoint header's feature_settings is not an object of strings: {settings!r}")
         try:
             return cls(**known)
         except TypeError as exc:
