@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fraudstream.errors import UnpicklableModel
+from fraudstream.stream.feature_settings import of_settings
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
@@ -54,10 +55,6 @@ READ_CHUNK = 1000
 Chunk = tuple[str, list[LabelRow]]  # the entries after this id: (id, features, is_fraud)
 
 
-def _nothing() -> None:
-    return None
-
-
 def _oldest_position(models: Iterable[LiveModel]) -> str:
     """The stream position of the model that has learned least (where catching up reads from)."""
     return min((m.position for m in models), key=stream_id)
@@ -73,6 +70,7 @@ class Lifecycle:
 
     registry: ModelRegistry
     seed: int = 42
+    features: dict[str, str] = field(default_factory=dict)  # in force here (of_settings; {}: the defaults, UTC)
     every_labels: int = 1000
     every_seconds: float = 30.0
     poll_seconds: float = POLL_SECONDS
@@ -92,7 +90,8 @@ class Lifecycle:
         from fraudstream.models.checkpoint import warn_if_demo_key
 
         warn_if_demo_key(settings.model_signing_key.get_secret_value(), log)
-        return cls(registry, settings.seed, settings.checkpoint_every_labels, settings.checkpoint_every_seconds)
+        return cls(registry, settings.seed, of_settings(settings), settings.checkpoint_every_labels,
+                   settings.checkpoint_every_seconds)
 
     # -- start -----------------------------------------------------------------------------------
     def start(self, champion: str, challengers: Sequence[str]) -> tuple[str, dict[str, LiveModel]]:
@@ -110,9 +109,9 @@ class Lifecycle:
         self.registry.add_challengers(list(challengers))
         current, active = self.registry.active()
         names = [current or champion, *(n for n in active if n != current)]
-        models = {names[0]: newest_valid(self.registry, names[0], self.seed)}  # the champion's errors stop the start
-        for name in names[1:]:
-            add_active(self.registry, models, name, self.seed, self.unloadable)
+        models = {names[0]: newest_valid(self.registry, names[0], self.seed, features=self.features)}
+        for name in names[1:]:  # (the champion's errors stop the start, a challenger's leave it out)
+            add_active(self.registry, models, name, self.seed, self.unloadable, self.features)
         names = [n for n in names if n in models]
         log.info("models: champion %s v%s; challengers %s", names[0], models[names[0]].version,
                  ", ".join(f"{n} v{models[n].version}" for n in names[1:]) or "none")
@@ -210,7 +209,7 @@ class Lifecycle:
         if now >= self._next_poll:
             self.poll(scorer)
         if not self.is_learner:
-            return _nothing
+            return lambda: None
         ahead = (self.own_appends(scorer) or self.read_ahead(scorer)) if self._unlearned else None
 
         def learn_and_publish() -> None:
@@ -231,14 +230,14 @@ class Lifecycle:
         elif was and not self.is_learner:
             log.warning("lost the learner role; reloading the published models")
             for name in list(scorer.models):
-                scorer.models[name] = newest_valid(self.registry, name, self.seed)
+                scorer.models[name] = newest_valid(self.registry, name, self.seed, features=self.features)
         champion, challengers = self.registry.active()
         if champion and champion != scorer.champion_name:
             log.info("champion is now %s (was %s)", champion, scorer.champion_name)
         wanted = [champion or scorer.champion_name, *challengers]
         for name in wanted:
             if name not in scorer.models:
-                add_active(self.registry, scorer.models, name, self.seed, self.unloadable)
+                add_active(self.registry, scorer.models, name, self.seed, self.unloadable, self.features)
         if wanted[0] not in scorer.models:
             wanted[0] = scorer.champion_name  # keeps alerting with the champion it has
         scorer.champion_name = wanted[0]
@@ -247,7 +246,7 @@ class Lifecycle:
             del scorer.models[name]
         for name, latest in self.registry.latest_versions(list(scorer.models)).items():
             if latest > scorer.models[name].base:
-                reload_version(self.registry, scorer.models, name, latest)
+                reload_version(self.registry, scorer.models, name, latest, self.features)
         if self.is_learner:
             self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
         self._next_poll = started + self.poll_seconds
@@ -262,7 +261,7 @@ class Lifecycle:
                 m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
             if not due or (m.fitting and not force and m.base > 0) or name in self.unpublishable:
                 continue  # a model fitting in the background is published once that fit is done
-            info = m.published()
+            info = m.published(self.features)
             try:
                 self.registry.publish(m.model, info, owner=self.owner)
             except PublishConflict as exc:
@@ -272,7 +271,7 @@ class Lifecycle:
                     continue
                 log.warning("not publishing %s: %s", name, exc)
                 if latest > m.base:
-                    reload_version(self.registry, scorer.models, name, latest)
+                    reload_version(self.registry, scorer.models, name, latest, self.features)
                 continue
             except UnpicklableModel as exc:  # a model of your own that learned something pickle cannot take
                 self.unpublishable.add(name)

@@ -3,7 +3,10 @@
 `fraudstream.stream.lifecycle` calls these when a consumer starts, when a model becomes active, and
 when a newer version is published. A checkpoint that fails its signature or cannot be read is
 logged and passed over; a model none of whose last versions loads stops the start if it is the
-champion, and is left out (logged once) if it is a challenger.
+champion, and is left out (logged once) if it is a challenger. A version that learned with other
+feature settings than the consumer's (`features`: FRAUDSTREAM_LOCAL_TIMEZONE) is loaded with a
+warning (`fraudstream.stream.feature_settings`): once as it is loaded, not for the learner's next
+versions that learned with the same settings.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models.custom import is_spec, registry_name
 from fraudstream.models.zoo import MODEL_NAMES
+from fraudstream.stream.feature_settings import trained_with, warn_if_learned_otherwise
 from fraudstream.stream.registry import ModelRegistry
 from fraudstream.stream.scoring import LiveModel
 
@@ -47,10 +51,12 @@ def spec_refusal(spec: str, challenger: bool) -> ModelError:
                       f"import M.fsmodel` {then}")
 
 
-def newest_valid(registry: ModelRegistry, name: str, seed: int, log_refusals: bool = True) -> LiveModel:
+def newest_valid(registry: ModelRegistry, name: str, seed: int, log_refusals: bool = True,
+                 features: dict[str, str] | None = None) -> LiveModel:
     """The newest valid published version of `name` (fresh from the zoo if none was published);
-    refused versions are logged (unless `log_refusals` is false) and skipped. `CheckpointError` when
-    versions exist but none of the newest `VERSIONS_TRIED` can be verified."""
+    refused versions are logged (unless `log_refusals` is false) and skipped, one that learned with
+    other feature settings than `features` (None: not checked) is loaded with a warning.
+    `CheckpointError` when versions exist but none of the newest `VERSIONS_TRIED` can be verified."""
     latest = registry.latest_version(name)
     if latest == 0:
         return LiveModel.fresh(name, seed, position=registry.labels.end())
@@ -67,16 +73,17 @@ def newest_valid(registry: ModelRegistry, name: str, seed: int, log_refusals: bo
             errors.append(f"v{version}: {exc}")
             continue
         log.info("restored %s v%d (%s, %d labels learned)", name, version, cp.info.source, cp.info.labels_learned)
+        warn_if_learned_otherwise(cp.info, features, log)
         return LiveModel.from_checkpoint(cp, base=latest)
     raise CheckpointError(f"no valid checkpoint of model {name!r}: " + "; ".join(errors))
 
 
 def add_active(registry: ModelRegistry, models: dict[str, LiveModel], name: str, seed: int,
-               unloadable: set[str]) -> None:
+               unloadable: set[str], features: dict[str, str] | None = None) -> None:
     """Add `name` to `models`, or log (once: `unloadable` holds the names logged) why it cannot be
     loaded: not a reason to stop scoring with the others."""
     try:
-        models[name] = newest_valid(registry, name, seed, log_refusals=name not in unloadable)
+        models[name] = newest_valid(registry, name, seed, log_refusals=name not in unloadable, features=features)
         unloadable.discard(name)  # a later failure is logged again
     except (ModelError, CheckpointError) as exc:
         if name not in unloadable:
@@ -85,9 +92,12 @@ def add_active(registry: ModelRegistry, models: dict[str, LiveModel], name: str,
                       "if it is a challenger): %s", name, name, exc)
 
 
-def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: str, latest: int) -> None:
+def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: str, latest: int,
+                   features: dict[str, str] | None = None) -> None:
     """Replace `models[name]` by its published version `latest`; a version that is refused is logged
-    and not tried again (the model keeps its version, with `latest` as its base)."""
+    and not tried again (the model keeps its version, with `latest` as its base). One that learned
+    with other feature settings than `features` is loaded with a warning, unless it is the learner's
+    next version with the same settings as the one it replaces (warned about when that was loaded)."""
     try:
         cp = registry.load(name, latest)
     except CheckpointError as exc:
@@ -98,4 +108,6 @@ def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: 
         log.debug("loaded %s v%d", name, latest)
     else:  # an import or a rollback
         log.info("loaded %s v%d (%s)", name, latest, cp.info.source)
+    if cp.info.source != "live" or trained_with(cp.info) != trained_with(models[name].info):
+        warn_if_learned_otherwise(cp.info, features, log)
     models[name] = LiveModel.from_checkpoint(cp, base=latest)

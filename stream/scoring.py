@@ -28,6 +28,7 @@ from fraudstream.models import zoo
 from fraudstream.models.batch_scoring import score_matrix
 from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.models.events import Alert, Transaction
+from fraudstream.stream.feature_settings import warn_if_restamped
 from fraudstream.stream.label_stream import LabelEntry, LabelOutcome
 from fraudstream.stream.state.base import Meanwhile, always_ready
 from fraudstream.timeutil import utcnow
@@ -117,20 +118,24 @@ class LiveModel:
         if position is not None:
             self.position = position
 
-    def published(self) -> CheckpointInfo:
-        """The header of the next version: everything learned so far. The first live version of a
-        backtest's or an imported checkpoint keeps that header's `extra` (the backtest's evaluation
-        period and learned spans) under ``before_live``, its seed as it was: at the top level it would
-        read as what this version learned.
+    def published(self, feature_settings: dict[str, str]) -> CheckpointInfo:
+        """The header of the next version: everything learned so far, with the `feature_settings` in
+        force here (`fraudstream.stream.feature_settings.of_settings`), which it learns with from now
+        on. The first live version of a backtest's or an imported checkpoint keeps that header's
+        `extra` (the backtest's evaluation period and learned spans) under ``before_live``, its seed as
+        it was: at the top level it would read as what this version learned.
 
         >>> info = CheckpointInfo("m", "logreg", 3, source="import", extra={"seed": 7, "learned_spans": [["a", "b"]]})
-        >>> first = LiveModel(info, None, base=3).published()
-        >>> first.source, first.version, first.extra
-        ('live', 4, {'seed': 7, 'before_live': {'source': 'import', 'learned_spans': [['a', 'b']]}})
-        >>> LiveModel(first, None, base=4).published().extra == first.extra
+        >>> utc = {"local_timezone": "UTC"}
+        >>> first = LiveModel(info, None, base=3).published(utc)
+        >>> first.source, first.version, first.feature_settings
+        ('live', 4, {'local_timezone': 'UTC'})
+        >>> first.extra
+        {'seed': 7, 'before_live': {'source': 'import', 'learned_spans': [['a', 'b']]}}
+        >>> LiveModel(first, None, base=4).published(utc).extra == first.extra
         True
         >>> again = CheckpointInfo("m", "logreg", 9, source="import", extra=first.extra)  # exported, imported again
-        >>> LiveModel(again, None, base=9).published().extra == first.extra
+        >>> LiveModel(again, None, base=9).published(utc).extra == first.extra
         True
         """
         extra = self.info.extra
@@ -138,10 +143,11 @@ class LiveModel:
         if self.info.source != "live" and kept:  # (an exported live version imported again has none)
             extra = {**({"seed": extra["seed"]} if "seed" in extra else {}),
                      "before_live": {"source": self.info.source, **kept}}
-        return self.info.bump(version=self.base + 1, labels_learned=self.labels_learned,
-                              frauds_learned=self.frauds_learned, position=self.position, source="live", extra=extra)
+        return self.info.bump(version=self.base + 1, labels_learned=self.labels_learned, frauds_learned=self.frauds_learned,
+                              position=self.position, source="live", extra=extra, feature_settings=dict(feature_settings))
 
     def mark_published(self, info: CheckpointInfo) -> None:
+        warn_if_restamped(self.info, info, log)
         self.info, self.base = info, info.version
         self.published_generation = self.fit_generation
         self.local_labels = self.local_frauds = 0

@@ -189,16 +189,17 @@ def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:  # type:
 def publish_trained_model(settings: Settings, txs: list[Transaction]) -> None:
     """Publish, as version 1 of the champion, a model trained beforehand on `txs` (fraud: amount of
     390 or more), so that a run without labels alerts on its features alone, whatever the timing."""
-    from fraudstream.stream.features import FeatureEngine
+    from fraudstream.stream.feature_settings import of_settings
+    from fraudstream.stream.features import FeatureConfig, FeatureEngine
     from fraudstream.stream.registry import registry_for
     from fraudstream.stream.scoring import LiveModel
     from fraudstream.stream.state import MemoryStore
 
     model = LiveModel.fresh(settings.model, settings.seed)
-    for tx, x in zip(txs, FeatureEngine(MemoryStore()).transform(txs)):
+    for tx, x in zip(txs, FeatureEngine(MemoryStore(), FeatureConfig.from_settings(settings)).transform(txs)):
         if x is not None:
             model.learn(x, tx.amount >= 390)
-    registry_for(settings).publish(model.model, model.published())
+    registry_for(settings).publish(model.model, model.published(of_settings(settings)))
 
 
 def alerted_ids(settings: Settings) -> set[str]:
