@@ -26,6 +26,7 @@ def start_model(path: Path | None, learn: bool, learn_after: str | None, model_o
                 model_option: str | None, settings: Any) -> Any:
     """The verified checkpoint of `--from-model` (None without it), after the options' checks."""
     from fraudstream.models.checkpoint import load_file
+    from fraudstream.stream.feature_settings import of_settings, warn_if_learned_otherwise
 
     if path is None:
         if not learn:
@@ -41,6 +42,7 @@ def start_model(path: Path | None, learn: bool, learn_after: str | None, model_o
         raise ConfigError(f"--model {model_option} differs from the kind of --from-model {path}: "
                           f"{checkpoint.info.kind} (leave --model out)")
     log.info("starting from %s", described(checkpoint.info, path))
+    warn_if_learned_otherwise(checkpoint.info, of_settings(settings), log, here="this backtest")
     return checkpoint
 
 
@@ -98,13 +100,15 @@ def described(info: Any, path: Path | None) -> str:
 
 
 def save_model(path: Path, result: Any, settings: Any, started: Any = None) -> None:
-    """The trained model as a signed checkpoint. One that started from a checkpoint (`started`, its
-    header) keeps its name and seed, is its next version, and counts its labels on from it; the
-    header's `extra` holds the spans of transactions whose labels it learned (`SPANS`): this run's,
-    and, from a checkpoint, those it left out as learned already (the checkpoint's, or up to
-    `--learn-after`; without a checkpoint, the labels before the cut only warmed the features)."""
+    """The trained model as a signed checkpoint, which records the feature settings of the run (those
+    it learned with: `fraudstream.stream.feature_settings`). One that started from a checkpoint
+    (`started`, its header) keeps its name and seed, is its next version, and counts its labels on
+    from it; the header's `extra` holds the spans of transactions whose labels it learned (`SPANS`):
+    this run's, and, from a checkpoint, those it left out as learned already (the checkpoint's, or up
+    to `--learn-after`; without a checkpoint, the labels before the cut only warmed the features)."""
     from fraudstream.models.checkpoint import CheckpointInfo, save_file, warn_if_demo_key
     from fraudstream.models.custom import registry_name
+    from fraudstream.stream.feature_settings import of_settings
 
     key = signing_key(settings)
     warn_if_demo_key(key, log)
@@ -127,6 +131,6 @@ def save_model(path: Path, result: Any, settings: Any, started: Any = None) -> N
                           version=started.version + 1 if started else 1,
                           labels_learned=run.n_labels_learned + (started.labels_learned if started else 0),
                           frauds_learned=run.n_frauds_learned + (started.frauds_learned if started else 0),
-                          source="backtest", extra=extra)
+                          source="backtest", extra=extra, feature_settings=of_settings(settings))
     save_file(path, result.model, info, key)
 
