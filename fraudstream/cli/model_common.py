@@ -16,6 +16,7 @@ from fraudstream.models.checkpoint import warn_if_demo_key
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
+    from fraudstream.models.checkpoint import CheckpointInfo
     from fraudstream.stream.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,17 @@ def warn_if_not_warmed_up(settings: Settings, registry: ModelRegistry, name: str
     notice(f"warning: {name} v{info.version} has learned {info.labels_learned:,} labels ({info.frauds_learned:,} "
            f"frauds): the consumers send no alert until the champion has learned {need:,} with a fraud among them "
            f"(FRAUDSTREAM_ALERT_WARMUP_LABELS){undo}", logging.WARNING)
+
+
+CLI_HERE = "a consumer with this command's settings"  # `feature_settings.mismatch`'s subject in the commands
+
+
+def warn_if_other_features(settings: Settings, info: CheckpointInfo) -> None:
+    """Warn when the version `info`, which the consumers score with now, learned with other feature
+    settings (FRAUDSTREAM_LOCAL_TIMEZONE) than this command's, which should be the consumers'."""
+    from fraudstream.cli.errors import notice
+    from fraudstream.stream.feature_settings import mismatch, of_settings
+
+    problem = mismatch(info, of_settings(settings), here=CLI_HERE)
+    if problem:
+        notice(f"warning: {problem}", logging.WARNING)

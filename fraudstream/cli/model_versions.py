@@ -19,14 +19,17 @@ from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.model_common import (
     format_age,
     model_name,
+    CLI_HERE,
     open_registry,
     require_known,
     warn_if_not_warmed_up,
+    warn_if_other_features,
 )
 from fraudstream.constants import DEV_SIGNING_KEY
 from fraudstream.outputs import write_bytes
 
 if TYPE_CHECKING:
+    from fraudstream.config import Settings
     from fraudstream.models.checkpoint import CheckpointInfo
     from fraudstream.stream.registry import ModelRegistry
 
@@ -76,12 +79,17 @@ def export_model(ctx: click.Context, name: str, file: Path, version: int | None)
               "only the newest 3, and a learner publishes new ones as it learns.")
 @click.option("--force", is_flag=True, help="Import even when no published model verifies with the signing key in "
               "use (after the consumers' key was changed).")
+@click.option("--other-features", is_flag=True, help="Import even when the checkpoint learned with another "
+              "FRAUDSTREAM_LOCAL_TIMEZONE than this command's (the consumers warn, and score it on features it did "
+              "not learn with).")
 @click.pass_context
 @handle_errors
 def import_model(ctx: click.Context, file: Path, name: str | None, challenger: bool, make_champion: bool,
-                 pin_it: bool, force: bool) -> None:
+                 pin_it: bool, force: bool, other_features: bool) -> None:
     """Publish a signed checkpoint FILE (from `backtest --save-model` or `models export`) as the next
-    version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled."""
+    version of NAME. Files not signed with FRAUDSTREAM_MODEL_SIGNING_KEY are refused, never unpickled;
+    so is one that learned with another FRAUDSTREAM_LOCAL_TIMEZONE than this command's (set it as the
+    consumers' is), unless --other-features is given."""
     from fraudstream.errors import CheckpointError, ModelError
 
     if make_champion and not challenger:
@@ -100,6 +108,7 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     except OSError as exc:
         raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
     try:
+        _check_features(blob, registry.signing_key, settings, other_features)
         info = registry.import_blob(blob, name)
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
@@ -128,6 +137,21 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     _note_learned_spans(blob, registry.signing_key)
     if make_champion:
         warn_if_not_warmed_up(settings, registry, info.name, former)
+
+
+def _check_features(blob: bytes, key: bytes | str, settings: Settings, allowed: bool) -> None:
+    """`CheckpointError` when the checkpoint `blob` learned with other feature settings than this
+    command's (which should be the consumers'), unless `allowed`: then a warning."""
+    from fraudstream.errors import CheckpointError
+    from fraudstream.models import checkpoint
+    from fraudstream.stream.feature_settings import mismatch, of_settings
+
+    problem = mismatch(checkpoint.verify(blob, key)[0], of_settings(settings), here=CLI_HERE)
+    if problem and not allowed:
+        raise CheckpointError(f"not imported: {problem}. --other-features imports it anyway (if the consumers' "
+                              "FRAUDSTREAM_LOCAL_TIMEZONE is not this command's, set it here as theirs instead)")
+    if problem:
+        notice(f"warning: {problem}", logging.WARNING)
 
 
 def _note_replaced(registry: ModelRegistry, info: CheckpointInfo) -> None:
@@ -167,22 +191,25 @@ def _note_learned_spans(blob: bytes, key: bytes | str) -> None:
 @handle_errors
 def versions(ctx: click.Context, name: str) -> None:
     """The versions of NAME the registry holds: the newest ones it keeps and the pinned ones, with the
-    labels each learned, its age and where it came from."""
+    labels each learned, its age, the FRAUDSTREAM_LOCAL_TIMEZONE it learned with (ZONE; a version from
+    before it was recorded: UTC) and where it came from."""
     from fraudstream.errors import CheckpointError
     from fraudstream.models import checkpoint
+    from fraudstream.stream.feature_settings import trained_with
     from fraudstream.stream.registry import KEEP_VERSIONS
 
     _, registry = open_registry(ctx)
     require_known(registry, name)
     kept, pinned = registry.kept_versions(name), registry.pinned.versions(name)
-    click.echo(f"{'VER':>5} {'KEPT':<6} {'PINNED':<6} {'LABELS':>9} {'AGE':>7} SOURCE")
+    click.echo(f"{'VER':>5} {'KEPT':<6} {'PINNED':<6} {'LABELS':>9} {'AGE':>7} {'ZONE':<16} SOURCE")
     now = time.time()
     for version in sorted({*kept, *pinned}, reverse=True):
         try:
             info, _ = checkpoint.verify(registry.blob(name, version, pinned=True), registry.signing_key)
-            facts = f"{info.labels_learned:>9} {format_age(now - info.created_at):>7} {info.source}"
+            zone = trained_with(info)["local_timezone"]
+            facts = f"{info.labels_learned:>9} {format_age(now - info.created_at):>7} {zone:<16} {info.source}"
         except CheckpointError as exc:
-            facts = f"{'?':>9} {'?':>7} does not verify: {exc}"
+            facts = f"{'?':>9} {'?':>7} {'?':<16} does not verify: {exc}"
         click.echo(f"{'v' + str(version):>5} {'yes' if version in kept else '':<6} "
                    f"{'yes' if version in pinned else '':<6} {facts}")
     click.echo(f"the newest {KEEP_VERSIONS} are kept; `fraudstream models pin {name} VERSION` keeps another")
@@ -225,11 +252,12 @@ def unpin(ctx: click.Context, name: str, version: int) -> None:
 def rollback(ctx: click.Context, name: str, version: int) -> None:
     """Publish version VERSION of NAME (kept or pinned: `models versions NAME`) again as its newest
     version: the running consumers switch to it within about a second, and it learns on from now."""
-    _, registry = open_registry(ctx)
+    settings, registry = open_registry(ctx)
     require_known(registry, name)
     info = registry.rollback(name, version)
     click.echo(f"{name} v{info.version} is v{version} again ({info.labels_learned} labels); the consumers switch "
                "to it within about a second")
+    warn_if_other_features(settings, info)
 
 
 VERSION_COMMANDS = (export_model, import_model, versions, pin, unpin, rollback)

@@ -20,6 +20,7 @@ from fraudstream.cli.model_common import (
     open_registry,
     require_known,
     warn_if_not_warmed_up,
+    warn_if_other_features,
 )
 from fraudstream.cli.model_versions import VERSION_COMMANDS
 
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 
 
 def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, Any]]:
-    """One row per registered model: role, newest version, learning, age and prequential metrics."""
+    """One row per registered model: role, newest version, learning, age, the feature settings it
+    learned with and prequential metrics."""
     from fraudstream.errors import CheckpointError
+    from fraudstream.stream.feature_settings import trained_with
 
     champion, challengers = registry.active()
     rows = []
@@ -46,7 +49,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
                 info = registry.info(name)
                 row.update(version=info.version, kind=info.kind, source=info.source,
                            labels_learned=info.labels_learned, frauds_learned=info.frauds_learned,
-                           age_s=round(now - info.created_at, 1))
+                           age_s=round(now - info.created_at, 1), feature_settings=trained_with(info))
         except CheckpointError as exc:
             row.update(version=registry.latest_version(name), error=str(exc))
         row["pinned"] = registry.pinned.versions(name)
@@ -77,7 +80,9 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
     precision and alert precision over each model's newest scored labels (SCORED; shadow scores
     included). ABOVE: how many of them scored at or above the alert threshold, whether an alert was
     sent or not (challengers and a warming-up champion send none); PREC: the share of those that
-    were frauds. The --json keys are alerts and alert_precision."""
+    were frauds. The --json keys are alerts and alert_precision. ZONE: the FRAUDSTREAM_LOCAL_TIMEZONE
+    the newest version learned with (--json: feature_settings; a version from before it was recorded:
+    UTC)."""
     settings, registry = open_registry(ctx)
     rows = model_rows(settings, registry)
     if as_json:
@@ -89,14 +94,17 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         return
     width = max(16, *(len(r["name"]) for r in rows))
     kind_width = max(12, *(len(r.get("kind", "?")) for r in rows))  # a model of your own's: package.module:callable
-    header = f"{'NAME':<{width}} {'ROLE':<10} {'VER':>4} {'KIND':<{kind_width}} {'LABELS':>8} {'AGE':>7} {'AUC':>6} {'AP':>6} " \
-             f"{'ABOVE':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
+    zones = [r["feature_settings"]["local_timezone"] if "feature_settings" in r else "?" if "error" in r else "-"
+             for r in rows]
+    zone_width = max(4, *(len(z) for z in zones))
+    header = f"{'NAME':<{width}} {'ROLE':<10} {'VER':>4} {'KIND':<{kind_width}} {'ZONE':<{zone_width}} {'LABELS':>8} " \
+             f"{'AGE':>7} {'AUC':>6} {'AP':>6} {'ABOVE':>6} {'PREC':>6} {'SCORED':>7} SOURCE"
     click.echo(header)
-    for r in rows:
+    for r, zone in zip(rows, zones):
         age = format_age(r["age_s"]) if "age_s" in r else "?"
         labels = r.get("labels_learned", "?" if "error" in r else 0)
         click.echo(f"{r['name']:<{width}} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<{kind_width}} "
-                   f"{labels:>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
+                   f"{zone:<{zone_width}} {labels:>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
                    f"{r['alerts']:>6} {number(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
                    f"{r.get('source', 'unreadable (below)' if 'error' in r else '')}")
     for r in rows:
@@ -105,9 +113,23 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
     if any("error" in r for r in rows) and registry.signing_key_matches() is False:
         notice("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
                "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
+    _note_other_zones(settings, rows)
     click.echo(f"learner: {registry.learner() or 'none'}; ABOVE and PREC: labels scored at or above the alert "
                f"threshold {settings.alert_threshold}, and the share of them that were frauds (scores, not alerts: "
                "also those of a champion still warming up, which sent no alert)")
+
+
+def _note_other_zones(settings: Settings, rows: list[dict[str, Any]]) -> None:
+    """Warn about the models whose newest version learned with another zone than this command's."""
+    from fraudstream.stream.feature_settings import differing, of_settings
+
+    running = of_settings(settings)
+    other = [r["name"] for r in rows if "feature_settings" in r and differing(r["feature_settings"], running)]
+    if other:
+        notice(f"warning: {', '.join(other)} learned with another FRAUDSTREAM_LOCAL_TIMEZONE (ZONE) than this "
+               f"command's, {settings.local_timezone}: consumers with this command's settings warn as they load "
+               "them, and score them on features they did not learn with; backtest them again with "
+               f"FRAUDSTREAM_LOCAL_TIMEZONE={settings.local_timezone}", logging.WARNING)
 
 
 @models.command()
@@ -124,6 +146,7 @@ def promote(ctx: click.Context, name: str) -> None:
     old = registry.promote(name)
     click.echo(f"champion: {name} (was {old}; it keeps scoring as a challenger)" if old else f"champion: {name}")
     warn_if_not_warmed_up(settings, registry, name, old)
+    warn_if_other_features(settings, registry.info(name))
 
 
 @models.command()
