@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     local_timezone: str = Field(
         "UTC", description="IANA time zone (e.g. America/New_York) of the local time TX_DURING_NIGHT and "
         "TX_DURING_WEEKEND are of, DST included; UTC is the handbook's. One zone per deployment: changing it "
-        "changes these two features (backtest a model again).")
+        "changes these two features (backtest a model again). Checkpoints record it (older ones: UTC); a model "
+        "that learned with another zone is loaded with a warning, and `models import` refuses it.")
     seed: int = Field(42, ge=0, lt=2 ** 32, description="Seed of models and simulators.")
     challengers: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Challenger models scored in shadow (comma-separated registry or zoo names)."
