@@ -17,9 +17,9 @@ import click
 from fraudstream.cli.common import require_directory
 from fraudstream.cli.errors import CommandError, handle_errors, notice
 from fraudstream.cli.model_common import (
+    CLI_HERE,
     format_age,
     model_name,
-    CLI_HERE,
     open_registry,
     require_known,
     warn_if_not_warmed_up,
