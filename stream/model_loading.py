@@ -97,7 +97,8 @@ def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: 
     """Replace `models[name]` by its published version `latest`; a version that is refused is logged
     and not tried again (the model keeps its version, with `latest` as its base). One that learned
     with other feature settings than `features` is loaded with a warning, unless it is the learner's
-    next version with the same settings as the one it replaces (warned about when that was loaded)."""
+    next version with the same settings as the published version it replaces (warned about when that
+    was loaded; a fresh model, version 0, was never checked)."""
     try:
         cp = registry.load(name, latest)
     except CheckpointError as exc:
@@ -108,6 +109,7 @@ def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: 
         log.debug("loaded %s v%d", name, latest)
     else:  # an import or a rollback
         log.info("loaded %s v%d (%s)", name, latest, cp.info.source)
-    if cp.info.source != "live" or trained_with(cp.info) != trained_with(models[name].info):
+    before = models[name].info
+    if cp.info.source != "live" or before.version == 0 or trained_with(cp.info) != trained_with(before):
         warn_if_learned_otherwise(cp.info, features, log)
     models[name] = LiveModel.from_checkpoint(cp, base=latest)

@@ -183,6 +183,30 @@ def test_scorers_warn_once_per_load_of_a_version_of_another_zone(settings: Setti
 
 
 @pytest.mark.services
+def test_a_scorer_started_before_the_first_version_warns_as_it_loads_one_of_another_zone(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A scorer in New York started with the learner (UTC) on an empty registry scores a fresh model,
+    which was never checked: the learner's first version it loads (UTC, as the fresh model's header
+    reads) is warned about, once."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fraudstream"):
+        learner = live(settings, checkpoint_every_labels=50, checkpoint_every_seconds=3600)
+        scorer = live(settings.model_copy(update={"local_timezone": "America/New_York"}))
+        assert scorer.champion.info.version == 0
+        learner.maintain()  # v1, fresh
+        poll_now(scorer)
+        feed(learner, labels(120, seed=1))
+        learner.lifecycle.publish_due(learner, force=True)  # type: ignore[union-attr]
+        poll_now(scorer)
+    assert scorer.champion.info.version == learner.champion.info.version >= 2
+    warned = warnings_naming(caplog, "learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC")
+    assert len(warned) == 1 and warned[0].startswith("model logreg v1 learned with") and \
+        "this consumer computes its features with America/New_York" in warned[0], warned
+    learner.close()
+    scorer.close()
+
+
+@pytest.mark.services
 def test_models_import_refuses_another_zone_unless_told_and_the_listings_show_it(settings: Settings,
                                                                                  tmp_path: Path) -> None:
     key = settings.model_signing_key.get_secret_value()
