@@ -279,11 +279,12 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool
     return BacktestResult(options, run, m, start, end, window, model)
 
 
-def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngine,
-                 progress: Progress | None = None, model: Any | None = None) -> BacktestResult:
+def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngine, progress: Progress | None = None,
+                 model: Any | None = None, forked: Callable[[], None] | None = None) -> BacktestResult:
     """Replay `path` with `model` (a checkpoint's, changed in place), or a fresh model of
     `options.model`, and evaluate it: features in a forked worker process, the model here
-    (`fraudstream.stream.backtest_pipeline`; same scores as `replay`)."""
+    (`fraudstream.stream.backtest_pipeline`; same scores as `replay`); `forked`: called once the
+    worker is forked (`forked_chunks`)."""
     from fraudstream.stream.backtest_pipeline import forked_chunks, score_chunks
     from fraudstream.stream.gc_tuning import fewer_collections
 
@@ -293,7 +294,7 @@ def run_backtest(path: str | Path, options: BacktestOptions, engine: FeatureEngi
     records = read_recorded(path, start=options.start, end=options.read_until, span=span)
     run = Replay()
     with fewer_collections():
-        score_chunks(forked_chunks(records, engine, options.label_delay, span), model, run, progress, options.progress_every,
+        score_chunks(forked_chunks(records, engine, options.label_delay, span, forked), model, run, progress, options.progress_every,
                      learn=options.learn, not_learned=options.not_learned)
     if not run.scores:
         asked = " in the window asked for" if options.start is not None or options.read_until is not None else ""

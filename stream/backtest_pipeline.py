@@ -21,7 +21,7 @@ import os
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,9 +123,12 @@ def _work(records: Iterable[Recorded], engine: FeatureEngine, delay: timedelta, 
 
 
 def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_delay: timedelta,
-                  span: Span | None = None) -> Iterator[FeatureChunk]:
+                  span: Span | None = None, forked: Callable[[], None] | None = None) -> Iterator[FeatureChunk]:
     """`feature_chunks` computed in a forked child process (stopped by PID when this generator ends);
-    `span`: the one `records` fills in (`read_recorded`), copied back from the child at the end."""
+    `span`: the one `records` fills in (`read_recorded`), copied back from the child at the end;
+    `forked`: called here once the child is forked (what starts a thread, such as a progress bar's
+    refresh thread, waits for it: a thread running at a fork may hold a lock the child then waits on
+    for ever)."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue(maxsize=QUEUE_CHUNKS)
     worker = context.Process(target=_work, args=(records, engine, label_delay, queue, span), daemon=True,
@@ -133,6 +136,8 @@ def forked_chunks(records: Iterable[Recorded], engine: FeatureEngine, label_dela
     worker.start()
     log.debug("feature worker pid %d (parent %d)", worker.pid, os.getpid())
     try:
+        if forked is not None:
+            forked()
         while True:
             item = queue.get()
             if item is None:

@@ -649,15 +649,25 @@ _threads_at_forks: list[set[threading.Thread]] = []
 os.register_at_fork(before=lambda: _threads_at_forks.append(set(threading.enumerate())))  # (for this process's life)
 
 
-def test_the_feature_worker_is_forked_with_no_thread_of_the_progress_bar_running(tmp_path: Path) -> None:
+def test_the_feature_worker_is_forked_with_no_thread_of_the_progress_bar_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A thread running at a fork may hold a lock the child then waits on for ever (rich's refresh
-    thread holds the console's, which logging to the console takes): the bar is drawn without one."""
+    thread holds the console's, which logging to the console takes): the bar, and its refresh thread
+    (which keeps the elapsed time going while the worker reads the file up to its first chunk), start
+    once the worker is forked."""
+    from rich import live
+
     path = write_handbook_csv(tmp_path / "hb.csv", days=6, customers=10)
     before = set(threading.enumerate())
     del _threads_at_forks[:]
+    forks_at_refresh_start: list[int] = []
+    start = live._RefreshThread.start
+    monkeypatch.setattr(live._RefreshThread, "start",
+                        lambda thread: (forks_at_refresh_start.append(len(_threads_at_forks)), start(thread))[1])
     result = CliRunner().invoke(main, ["backtest", str(path), "--eval-start", "2018-04-03", "--model", "logreg",
                                        "--progress"])
     assert result.exit_code == 0, result.output
     assert re.search(r"^backtest 2018-04-06 .* tx/s", result.output, re.M), result.output  # the bar's last frame
     assert _threads_at_forks, "the feature worker was not forked"
     assert all(threads <= before for threads in _threads_at_forks), [threads - before for threads in _threads_at_forks]
+    assert forks_at_refresh_start == [1], forks_at_refresh_start  # one refresh thread, started after the fork

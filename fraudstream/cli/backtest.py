@@ -238,22 +238,23 @@ def _with_progress(file: Path, options: Any, engine: Any, settings: Settings, mo
     total = count_rows(file)
     columns = (TextColumn("[bold]backtest[/] {task.fields[when]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:>7} tx/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    # no refresh thread: the feature worker is forked while the bar is shown (`progress_bar`)
-    with progress_bar(settings, *columns, refresh_thread=False) as bar:
-        task = bar.add_task("replay", total=total, when="", rate="")
-        drawn_at = [0.0]
+    # shown once the feature worker is forked (`run_backtest`'s `forked`): rich's refresh thread, which holds
+    # the console's lock as it draws (logging to the console takes it), must not run at the fork
+    bar = progress_bar(settings, *columns)
+    task = bar.add_task("replay", total=total, when="", rate="")
 
-        def update(done: int, when: Any) -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            redraw = elapsed - drawn_at[0] >= 0.1  # at most ten frames a second, as rich's own thread
-            if redraw:
-                drawn_at[0] = elapsed
-            bar.update(task, completed=done, when=when.strftime("%Y-%m-%d %H:%M"),
-                       rate=f"{done / elapsed:,.0f}" if elapsed > 0 else "", refresh=redraw)
+    def update(done: int, when: Any) -> None:
+        elapsed = bar.tasks[0].elapsed or 0.0
+        bar.update(task, completed=done, when=when.strftime("%Y-%m-%d %H:%M"),
+                   rate=f"{done / elapsed:,.0f}" if elapsed > 0 else "")
 
-        result = run_backtest(file, options, engine, progress=update, model=model)
+    try:
+        result = run_backtest(file, options, engine, progress=update, model=model, forked=bar.start)
         done = len(result.replay.scores)  # fewer than the file's rows after --start or before --eval-end's stop
-        bar.update(task, total=done, completed=done, refresh=True)
+        bar.update(task, total=done, completed=done)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     return result
 
 

@@ -27,22 +27,16 @@ def drawn(settings: Settings, asked: bool = True) -> bool:
     return asked and settings.log_format != "json"
 
 
-def progress_bar(settings: Settings, *columns: Any, shown: bool = True, refresh_thread: bool = True) -> Progress:
+def progress_bar(settings: Settings, *columns: Any, shown: bool = True) -> Progress:
     """A rich `Progress` of `columns` on stderr, disabled unless `shown` and `drawn`.
-
-    Without `refresh_thread` the bar is redrawn only when its caller updates it with
-    ``refresh=True``: for a command that forks while the bar is shown (the backtest's feature
-    worker), since a thread running at a fork may hold a lock (rich's console lock, which logging
-    to the console takes) that the child then waits on for ever.
 
     >>> progress_bar(Settings(log_format="json")).disable, progress_bar(Settings(), shown=False).disable
     (True, True)
     >>> bar = progress_bar(Settings())
-    >>> bar.disable, bar.console.stderr, progress_bar(Settings(), refresh_thread=False).live.auto_refresh
-    (False, True, False)
+    >>> bar.disable, bar.console.stderr
+    (False, True)
     """
     from rich.console import Console
     from rich.progress import Progress
 
-    return Progress(*columns, console=Console(stderr=True), transient=False, disable=not drawn(settings, shown),
-                    auto_refresh=refresh_thread)
+    return Progress(*columns, console=Console(stderr=True), transient=False, disable=not drawn(settings, shown))
