@@ -239,3 +239,19 @@ def test_models_import_refuses_another_zone_unless_told_and_the_listings_show_it
     promoted = runner.invoke(main, ["models", "promote", "ny"], env=env)
     assert promoted.exit_code == 0 and "warning: model ny v2 learned with FRAUDSTREAM_LOCAL_TIMEZONE=America/New_York" \
         in promoted.output, promoted.output
+
+
+@pytest.mark.services
+def test_models_versions_keeps_its_columns_with_a_long_zone_name(settings: Settings, tmp_path: Path) -> None:
+    zone = "America/Argentina/Buenos_Aires"  # 30 characters
+    path = checkpoint.save_file(tmp_path / "ba.fsmodel", trained_logreg(),
+                                CheckpointInfo("ba", "logreg", version=1, labels_learned=300, source="backtest",
+                                               feature_settings={"local_timezone": zone}),
+                                settings.model_signing_key.get_secret_value())
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "FRAUDSTREAM_LOCAL_TIMEZONE": zone}
+    assert CliRunner().invoke(main, ["models", "import", str(path)], env=env).exit_code == 0
+    listed = CliRunner().invoke(main, ["models", "versions", "ba"], env=env)
+    header, row = listed.stdout.splitlines()[:2]
+    assert f" {zone} import" in row and row.index(f"{zone} ") == header.index("ZONE") and \
+        row.index("import") == header.index("SOURCE"), listed.stdout

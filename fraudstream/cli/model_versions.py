@@ -195,21 +195,28 @@ def versions(ctx: click.Context, name: str) -> None:
     before it was recorded: UTC) and where it came from."""
     from fraudstream.errors import CheckpointError
     from fraudstream.models import checkpoint
+    from fraudstream.models.checkpoint import CheckpointInfo
     from fraudstream.stream.feature_settings import trained_with
     from fraudstream.stream.registry import KEEP_VERSIONS
 
     _, registry = open_registry(ctx)
     require_known(registry, name)
     kept, pinned = registry.kept_versions(name), registry.pinned.versions(name)
-    click.echo(f"{'VER':>5} {'KEPT':<6} {'PINNED':<6} {'LABELS':>9} {'AGE':>7} {'ZONE':<16} SOURCE")
-    now = time.time()
+    infos: dict[int, CheckpointInfo | CheckpointError] = {}
     for version in sorted({*kept, *pinned}, reverse=True):
         try:
-            info, _ = checkpoint.verify(registry.blob(name, version, pinned=True), registry.signing_key)
-            zone = trained_with(info)["local_timezone"]
-            facts = f"{info.labels_learned:>9} {format_age(now - info.created_at):>7} {zone:<16} {info.source}"
+            infos[version] = checkpoint.verify(registry.blob(name, version, pinned=True), registry.signing_key)[0]
         except CheckpointError as exc:
-            facts = f"{'?':>9} {'?':>7} {'?':<16} does not verify: {exc}"
+            infos[version] = exc
+    zones = {v: trained_with(i)["local_timezone"] if isinstance(i, CheckpointInfo) else "?" for v, i in infos.items()}
+    width = max([16, *map(len, zones.values())])  # the longest zone names have 30 characters and more
+    click.echo(f"{'VER':>5} {'KEPT':<6} {'PINNED':<6} {'LABELS':>9} {'AGE':>7} {'ZONE':<{width}} SOURCE")
+    now = time.time()
+    for version, info in infos.items():
+        if isinstance(info, CheckpointInfo):
+            facts = f"{info.labels_learned:>9} {format_age(now - info.created_at):>7} {zones[version]:<{width}} {info.source}"
+        else:
+            facts = f"{'?':>9} {'?':>7} {'?':<{width}} does not verify: {info}"
         click.echo(f"{'v' + str(version):>5} {'yes' if version in kept else '':<6} "
                    f"{'yes' if version in pinned else '':<6} {facts}")
     click.echo(f"the newest {KEEP_VERSIONS} are kept; `fraudstream models pin {name} VERSION` keeps another")
