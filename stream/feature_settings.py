@@ -13,8 +13,8 @@ before the zone was recorded reads as trained with UTC.
 >>> trained_with(old)
 {'local_timezone': 'UTC'}
 >>> print(mismatch(old, {"local_timezone": "America/New_York"}))  # doctest: +NORMALIZE_WHITESPACE
-model gbt_window v7 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (written before checkpoints recorded the zone,
-when every feature was UTC's), and this consumer computes its features with America/New_York: its
+model gbt_window v7 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (its checkpoint does not record the zone, so
+it reads as UTC, the only zone before 2026-12-07), and this consumer computes its features with America/New_York: its
 TX_DURING_NIGHT and TX_DURING_WEEKEND do not mean what they meant when it learned, so its scores are off;
 backtest it again with FRAUDSTREAM_LOCAL_TIMEZONE=America/New_York (`fraudstream backtest FILE --save-model
 M.fsmodel`, then `fraudstream models import M.fsmodel`), or set FRAUDSTREAM_LOCAL_TIMEZONE back to UTC
@@ -82,7 +82,7 @@ def mismatch(info: CheckpointInfo, running: Mapping[str, str], here: str = CONSU
     now = ", ".join(running[k] for k in keys)
     wanted = ", ".join(f"{VARIABLES[k]}={running[k]}" for k in keys)
     unrecorded = [k for k in keys if k not in info.feature_settings]
-    old = " (written before checkpoints recorded the zone, when every feature was UTC's)" if unrecorded else ""
+    old = " (its checkpoint does not record the zone, so it reads as UTC, the only zone before 2026-12-07)" if unrecorded else ""
     back = ", ".join(f"{VARIABLES[k]} back to {trained[k]}" for k in keys)
     return (f"model {info.name} v{info.version} learned with {was}{old}, and {here} computes its features with "
             f"{now}: its {' and '.join(FEATURES[k] for k in keys)} do not mean what they meant when it learned, so "

@@ -75,8 +75,8 @@ def test_a_checkpoint_from_before_the_record_reads_as_utc() -> None:
         assert mismatch(info, {"local_timezone": utc}) is None
     problem = mismatch(info, NEW_YORK)
     assert problem is not None
-    for part in ("model gbt_window v7 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (written before checkpoints "
-                 "recorded the zone", "computes its features with America/New_York", "TX_DURING_NIGHT",
+    for part in ("model gbt_window v7 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (its checkpoint does not "
+                 "record the zone", "computes its features with America/New_York", "TX_DURING_NIGHT",
                  "backtest it again with FRAUDSTREAM_LOCAL_TIMEZONE=America/New_York",
                  "or set FRAUDSTREAM_LOCAL_TIMEZONE back to UTC"):
         assert part in problem, problem
@@ -153,8 +153,8 @@ def test_a_consumer_of_another_zone_than_its_champion_warns_once_and_scores(
     assert stats.processed == len(txs) and stats.alerts == len(txs)
     warned = warnings_naming(caplog, "learned with FRAUDSTREAM_LOCAL_TIMEZONE")
     assert len(warned) == 1, warned
-    assert warned[0].startswith("model logreg v1 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (written before "
-                                "checkpoints recorded the zone") and "America/New_York" in warned[0], warned
+    assert warned[0].startswith("model logreg v1 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (its checkpoint "
+                                "does not record the zone") and "America/New_York" in warned[0], warned
 
 
 @pytest.mark.services
@@ -225,7 +225,7 @@ def test_models_import_refuses_another_zone_unless_told_and_the_listings_show_it
     assert forced.exit_code == 0 and "imported" in forced.stdout and "warning: model ny v1 learned with" in forced.output
     in_new_york = {**env, "FRAUDSTREAM_LOCAL_TIMEZONE": "America/New_York"}
     old = runner.invoke(main, ["models", "import", str(tmp_path / "old.fsmodel")], env=in_new_york)
-    assert old.exit_code == 1 and "model old v1 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (written before" in old.output
+    assert old.exit_code == 1 and "model old v1 learned with FRAUDSTREAM_LOCAL_TIMEZONE=UTC (its checkpoint does not" in old.output
     assert runner.invoke(main, ["models", "import", str(path)], env=in_new_york).exit_code == 0  # ny v2, same zone
     versions = runner.invoke(main, ["models", "versions", "ny"], env=env)
     assert versions.exit_code == 0 and " ZONE " in versions.stdout.splitlines()[0]
