@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(
         30.0, gt=0, description="...or this many seconds after the first label not yet in a checkpoint."
     )
+    label_stream_kept_for_unpublishable: timedelta = Field(
+        timedelta(hours=1), description="Labels kept in the label stream (by their time) behind a model the learner "
+                                        "cannot checkpoint, before it is trimmed past that model's versions."
+    )
 
     # --- operations ---------------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
@@ -243,7 +247,7 @@ class Settings(BaseSettings):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
-    @field_validator("allowed_lateness", "label_delay", mode="before")
+    @field_validator("allowed_lateness", "label_delay", "label_stream_kept_for_unpublishable", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if not isinstance(value, str):

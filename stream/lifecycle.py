@@ -38,6 +38,7 @@ from fraudstream.errors import UnpicklableModel
 from fraudstream.stream.feature_settings import of_settings
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
+from fraudstream.stream.publish_failures import KEEP_FOR_FAILING_S, FailingModels, RetrySchedule
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
 from fraudstream.stream.state.base import Meanwhile
@@ -83,7 +84,12 @@ class Lifecycle:
     # what this consumer appended since the last catch-up (as the learner): learned without reading it back
     appended: list[AppendedRun] = field(default_factory=list)
     unloadable: set[str] = field(default_factory=set)  # active models that could not be loaded (logged once)
-    unpublishable: set[str] = field(default_factory=set)  # models whose checkpoint cannot be made (logged once)
+    keep_for_unpublishable_s: float = KEEP_FOR_FAILING_S  # of the label stream, behind a model not checkpointed
+    failing: FailingModels = field(init=False)  # models whose checkpoint cannot be made (`publish_failures`)
+    _next_trim: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.failing = FailingModels(self.registry, RetrySchedule(self.every_seconds), self.keep_for_unpublishable_s)
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
@@ -91,7 +97,8 @@ class Lifecycle:
 
         warn_if_demo_key(settings.model_signing_key.get_secret_value(), log)
         return cls(registry, settings.seed, of_settings(settings), settings.checkpoint_every_labels,
-                   settings.checkpoint_every_seconds)
+                   settings.checkpoint_every_seconds,
+                   keep_for_unpublishable_s=settings.label_stream_kept_for_unpublishable.total_seconds())
 
     # -- start -----------------------------------------------------------------------------------
     def start(self, champion: str, challengers: Sequence[str]) -> tuple[str, dict[str, LiveModel]]:
@@ -247,19 +254,21 @@ class Lifecycle:
         for name, latest in self.registry.latest_versions(list(scorer.models)).items():
             if latest > scorer.models[name].base:
                 reload_version(self.registry, scorer.models, name, latest, self.features)
+                self.failing.reloaded(name)
         if self.is_learner:
             self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
         self._next_poll = started + self.poll_seconds
 
     def publish_due(self, scorer: Scorer, now: float | None = None, force: bool = False) -> int:
         """Publish the models that are unpublished, or learned enough labels (a model that changes
-        only when it refits: and refitted since), or first learned long enough ago."""
+        only when it refits: and refitted since), or first learned long enough ago; a model that
+        could not be checkpointed, once its retry is due. Then trim the label stream."""
         now = time.monotonic() if now is None else now
         published = 0
         for name, m in list(scorer.models.items()):
             due = m.base == 0 or (m.local_labels >= self.every_labels and m.scores_changed) or (
                 m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
-            if not due or (m.fitting and not force and m.base > 0) or name in self.unpublishable:
+            if not due or (m.fitting and not force and m.base > 0) or not self.failing.due(name, now):
                 continue  # a model fitting in the background is published once that fit is done
             info = m.published(self.features)
             try:
@@ -274,14 +283,15 @@ class Lifecycle:
                     reload_version(self.registry, scorer.models, name, latest, self.features)
                 continue
             except UnpicklableModel as exc:  # a model of your own that learned something pickle cannot take
-                self.unpublishable.add(name)
-                log.error("model %s can no longer be checkpointed, so it is not published again by this process (it "
-                          "goes on scoring and learning here; a restart loads v%d): %s", name, m.base, exc)
+                self.failing.failed(scorer, m, exc, now)
                 continue
             m.mark_published(info)
+            self.failing.published(name, info.version)
             published += 1
-        if published and all(m.base > 0 for m in scorer.models.values()):
-            self.registry.trim_labels(list(scorer.models))
+        failing = self.failing.positions(scorer)
+        if (published or (failing and now >= self._next_trim)) and all(m.base > 0 for m in scorer.models.values()):
+            self.failing.trim(scorer)
+            self._next_trim = now + self.poll_seconds
         return published
 
     def _restore(self, m: LiveModel, info: CheckpointInfo, latest: int) -> bool:

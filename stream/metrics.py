@@ -11,7 +11,8 @@ Metrics (prefix ``fraudstream_``): counters ``transactions_processed_total``, ``
 ``waiting_for_server_seconds`` and ``consumer_lag{topic,partition}``; histograms
 ``publish_to_scored_latency_seconds``, ``batch_duration_seconds`` and ``champion_score``; gauges
 ``model_rolling_auc``, ``model_rolling_precision``, ``model_rolling_labels``,
-``model_rolling_frauds``, ``model_labels_learned``, ``alert_threshold``; ``model_info{model,version}``.
+``model_rolling_frauds``, ``model_labels_learned``, ``alert_threshold``, ``models_not_checkpointed``;
+``model_info{model,version}``.
 
 >>> from fraudstream.stream.stats import RunStats
 >>> stats = RunStats(processed=7, alerts=2)
@@ -55,15 +56,17 @@ class ModelView:
     version: str
     labels_learned: int
     threshold: float
+    not_checkpointed: int = 0  # active models this consumer, as the learner, cannot checkpoint
 
 
 def model_view(app: ScoringConsumer) -> ModelView:
     """The champion's published version (``7``, not ``7+12`` as alerts say: a label whose value changed
     with every batch made a new time series each time; the labels learned since are in
     ``model_labels_learned``)."""
-    champion = app.scorer.champion
+    champion, lifecycle = app.scorer.champion, app.scorer.lifecycle
+    failing = len(lifecycle.failing.positions(app.scorer)) if lifecycle is not None else 0
     return ModelView(champion.name, str(champion.info.version), int(champion.labels_learned),
-                     float(app.scorer.threshold))
+                     float(app.scorer.threshold), failing)
 
 
 class ConsumerCollector(Collector):
@@ -130,6 +133,9 @@ class ConsumerCollector(Collector):
                                     value=view.labels_learned)
             yield GaugeMetricFamily(PREFIX + "alert_threshold", "Champion score at which an alert is raised.",
                                     value=view.threshold)
+            yield GaugeMetricFamily(PREFIX + "models_not_checkpointed", "Active models this consumer, as the learner, "
+                                    "cannot checkpoint: their newest versions stay as they were (`fraudstream models`).",
+                                    value=view.not_checkpointed)
         window = s.labelled.figures(threshold if not math.isnan(threshold) else 0.5)
         yield GaugeMetricFamily(PREFIX + "model_rolling_auc",
                                 "ROC AUC of the champion's scores over the newest labelled transactions.", value=window.auc)

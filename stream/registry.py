@@ -10,6 +10,8 @@ Every key is ``{<prefix>:models}:...`` (one hash tag, so the Lua scripts work on
 - ``champion`` (string), ``challengers`` (set): the active models
 - ``learner`` (string with a TTL): the consumer that holds the learner role
 - ``pinned:<name>``: copies of versions kept until unpinned (`fraudstream.stream.pins`)
+- ``publish_failed`` (hash name -> JSON): models the learner cannot checkpoint
+  (`fraudstream.stream.publish_failures`)
 - the label stream's keys: see `fraudstream.stream.label_log`
 
 Only verified blobs are ever unpickled (`fraudstream.models.checkpoint`).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -30,6 +32,7 @@ from fraudstream.models.checkpoint import Checkpoint, CheckpointInfo
 from fraudstream.stream.label_log import LabelLog
 from fraudstream.stream.label_stream import stream_id
 from fraudstream.stream.pins import PinnedVersions
+from fraudstream.stream.publish_failures import KEEP_FOR_FAILING_S, PublishFailures, trim_bound
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class ModelRegistry:
         self._release, self._promote = script("learner_release"), script("champion_promote")
         self.labels = LabelLog(client, self.key, script("labels_append"))
         self.pinned = PinnedVersions(client, self.key)
+        self.publish_failures = PublishFailures(client, self.key)
 
     def key(self, *parts: str) -> str:
         """``{prefix:models}:part:part``."""
@@ -136,6 +140,7 @@ class ModelRegistry:
         self.publish_blob(info.name, info.version, checkpoint.dumps(model, info, self.signing_key), info.position,
                           owner, restore)
         self.client.set(self.key("signing_key"), self._fingerprint(), nx=not owner and self.learner() is not None)
+        self.publish_failures.clear(info.name)  # its newest version is current again
         log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
         return info
 
@@ -256,13 +261,26 @@ class ModelRegistry:
             raise ModelError(f"{name} is a {current.kind} model (v{current.version}) and this checkpoint is "
                              f"{incoming.kind}: import it under another name")
 
-    def trim_labels(self, names: Sequence[str]) -> None:
+    def trim_labels(self, names: Sequence[str], failing: Mapping[str, str] | None = None,
+                    keep_s: float = KEEP_FOR_FAILING_S) -> list[str]:
         """Drop the entries every kept version of every model in `names` has learned (so a restore
-        that falls back to an older version can still replay the stream after it)."""
-        per_model = [[p.decode() for p in self.client.hvals(self.key("pos", n))] for n in names]
-        if per_model and all(per_model):
-            oldest = min((p for kept in per_model for p in kept), key=stream_id)
-            self.labels.trim(oldest)
+        that falls back to an older version can still replay the stream after it); for a model that
+        cannot be checkpointed (`failing`: name -> the position it learned in the learner), no more
+        than `keep_s` of entries behind that position (`publish_failures.trim_bound`). Returns the
+        failing models whose newest version the stream is now trimmed past."""
+        kept = {n: [p.decode() for p in self.client.hvals(self.key("pos", n))] for n in names}
+        failing = failing or {}
+        bound = trim_bound(kept, failing, int(keep_s * 1000))
+        if bound is None:
+            return []
+        past = [n for n in failing if self._entries_between(max(kept.get(n) or ["0-0"], key=stream_id), bound)]
+        self.labels.trim(bound)
+        return past
+
+    def _entries_between(self, after: str, before: str) -> bool:
+        """Whether the label stream has an entry after the id `after` and before the id `before`."""
+        return stream_id(after) < stream_id(before) and bool(
+            self.client.xrange(self.key("labels"), min=f"({after}", max=f"({before}", count=1))
 
     # -- learner role ----------------------------------------------------------------------------
     def hold_learner(self, owner: str, ttl_ms: int) -> int:

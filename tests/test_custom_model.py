@@ -333,12 +333,12 @@ def test_a_model_that_can_no_longer_be_checkpointed_goes_on_scoring(own_module: 
         records: list[logging.LogRecord] = []
         handler = logging.Handler(logging.ERROR)  # its own: the CLI's logging set up above does not propagate
         handler.emit = records.append  # type: ignore[method-assign]
-        logging.getLogger("fraudstream.stream.lifecycle").addHandler(handler)
+        logging.getLogger("fraudstream.stream.publish_failures").addHandler(handler)
         try:
             feed(learner, labels(20, seed=3))  # its maintenance publishes after 10 labels: tried there
             assert learner.lifecycle.publish_due(learner, force=True) == 0  # and not again
         finally:
-            logging.getLogger("fraudstream.stream.lifecycle").removeHandler(handler)
+            logging.getLogger("fraudstream.stream.publish_failures").removeHandler(handler)
         errors = [r.getMessage() for r in records if "can no longer be checkpointed" in r.getMessage()]
         assert len(errors) == 1 and f"model {name} can no longer be checkpointed" in errors[0], errors
         assert "a restart loads v1" in errors[0] and "cannot be pickled" in errors[0]

@@ -37,6 +37,7 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
     from fraudstream.stream.feature_settings import trained_with
 
     champion, challengers = registry.active()
+    failures = registry.publish_failures.all()
     rows = []
     now = time.time()
     for name in known_names(registry):
@@ -53,6 +54,10 @@ def model_rows(settings: Settings, registry: ModelRegistry) -> list[dict[str, An
         except CheckpointError as exc:
             row.update(version=registry.latest_version(name), error=str(exc))
         row["pinned"] = registry.pinned.versions(name)
+        if name in failures:
+            f = failures[name]
+            row["not_checkpointed"] = {"version": f.version, "for_s": round(now - f.since, 1), "attempts": f.attempts,
+                                       "error": f.error, "label_stream_trimmed_past": f.trimmed_past}
         perf = registry.labels.performance(name, settings.alert_threshold)
         row.update(n_scored_labels=perf.n_labels, n_frauds=perf.n_frauds, auc_roc=perf.auc_roc,
                    average_precision=perf.average_precision, alerts=perf.alerts,
@@ -106,10 +111,14 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         click.echo(f"{r['name']:<{width}} {r['role']:<10} {r['version']:>4} {r.get('kind', '?'):<{kind_width}} "
                    f"{zone:<{zone_width}} {labels:>8} {age:>7} {number(r['auc_roc']):>6} {number(r['average_precision']):>6} "
                    f"{r['alerts']:>6} {number(r['alert_precision']):>6} {r['n_scored_labels']:>7} "
-                   f"{r.get('source', 'unreadable (below)' if 'error' in r else '')}")
+                   f"{r.get('source', 'unreadable (below)' if 'error' in r else '')}"
+                   f"{' (cannot be checkpointed: below)' if 'not_checkpointed' in r else ''}")
     for r in rows:
         if "error" in r:
             click.echo(f"{r['name']} v{r['version']}: {r['error']}")
+        if "not_checkpointed" in r:
+            kept_s = settings.label_stream_kept_for_unpublishable.total_seconds()
+            click.echo(not_checkpointed_line(r["name"], r["role"], r["not_checkpointed"], kept_s))
     if any("error" in r for r in rows) and registry.signing_key_matches() is False:
         notice("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
                "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
@@ -130,6 +139,23 @@ def _note_other_zones(settings: Settings, rows: list[dict[str, Any]]) -> None:
                f"command's, {settings.local_timezone}: consumers with this command's settings warn as they load "
                "them, and score them on features they did not learn with; backtest them again with "
                f"FRAUDSTREAM_LOCAL_TIMEZONE={settings.local_timezone}", logging.WARNING)
+
+
+def not_checkpointed_line(name: str, role: str, failure: dict[str, Any], kept_s: float) -> str:
+    """What `models list` says of a model the learner cannot checkpoint (`stream.publish_failures`).
+
+    >>> print(not_checkpointed_line("mine", "challenger", {"version": 3, "for_s": 4000, "attempts": 7,
+    ...       "error": "... cannot be pickled ...", "label_stream_trimmed_past": True}, 3600.0))
+    mine: cannot be checkpointed for 1h06m (7 attempts), so its newest version stays v3 (a restart loads it); the label stream is trimmed past v3: a restart will not learn the labels since (... cannot be pickled ...)
+    """
+    v = failure["version"]
+    scoring = "; the consumers other than the learner score with it" if role == "champion" else ""
+    kept = f"trimmed past v{v}: a restart will not learn the labels since" if failure["label_stream_trimmed_past"] \
+        else f"kept after v{v} for up to {format_age(kept_s)} of labels, then trimmed"
+    attempts = f"{failure['attempts']} attempt{'' if failure['attempts'] == 1 else 's'}"
+    return f"{name}: cannot be checkpointed for {format_age(failure['for_s'])} ({attempts}), " \
+           f"so its newest version stays v{v} (a restart loads it){scoring}; the label stream is {kept} " \
+           f"({failure['error']})"
 
 
 @models.command()
