@@ -24,6 +24,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+from redis.exceptions import ResponseError
 
 from fraudstream.models import metrics
 from fraudstream.models.metrics import Performance
@@ -105,6 +106,18 @@ class LabelLog:
         """The id of the newest entry (``0-0`` when there is none)."""
         rows = self.client.xrevrange(self.key("labels"), count=1)
         return rows[0][0].decode() if rows else "0-0"
+
+    def trimmed_start(self) -> str | None:
+        """The id of the oldest entry when the stream no longer holds every entry appended to it (it
+        was trimmed; a Redis before 7 does not count them: then whenever it has entries); else None."""
+        try:
+            info = self.client.xinfo_stream(self.key("labels"))
+        except ResponseError:  # no stream yet
+            return None
+        first, added = info.get("first-entry"), info.get("entries-added")
+        if not first or (added is not None and int(added) <= int(info["length"])):
+            return None
+        return first[0].decode()
 
     def trim(self, oldest_kept: str) -> None:
         """Drop the entries before the id `oldest_kept`."""

@@ -38,7 +38,12 @@ from fraudstream.errors import UnpicklableModel
 from fraudstream.stream.feature_settings import of_settings
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
-from fraudstream.stream.publish_failures import KEEP_FOR_FAILING_S, FailingModels, RetrySchedule
+from fraudstream.stream.publish_failures import (
+    KEEP_FOR_FAILING_S,
+    FailingModels,
+    RetrySchedule,
+    warn_of_trimmed_past,
+)
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
 from fraudstream.stream.state.base import Meanwhile
@@ -87,6 +92,7 @@ class Lifecycle:
     keep_for_unpublishable_s: float = KEEP_FOR_FAILING_S  # of the label stream, behind a model not checkpointed
     failing: FailingModels = field(init=False)  # models whose checkpoint cannot be made (`publish_failures`)
     _next_trim: float = 0.0
+    _loaded: dict[str, int] = field(default_factory=dict)  # each model's version when the learner checked its position
 
     def __post_init__(self) -> None:
         self.failing = FailingModels(self.registry, RetrySchedule(self.every_seconds), self.keep_for_unpublishable_s)
@@ -256,6 +262,7 @@ class Lifecycle:
                 reload_version(self.registry, scorer.models, name, latest, self.features)
                 self.failing.reloaded(name)
         if self.is_learner:
+            warn_of_trimmed_past(self.registry.labels, scorer.models, self._loaded)
             self.catch_up(scorer)  # other consumers' labels; after a takeover, all since the checkpoints
         self._next_poll = started + self.poll_seconds
 

@@ -12,6 +12,10 @@ grew without bound behind such a model. Now:
 - the label stream is kept for such a model for `KEEP_FOR_FAILING_S` of labels behind what it has
   learned in the learner (`trim_bound`), then trimmed past its versions: a restart, which loads its
   newest version, then skips the labels in between (warned of once, and shown).
+
+A model whose position the stream was trimmed past (that one after a restart; a challenger retired
+and then added again, whose versions no longer counted in the trim) learns on from the oldest entry
+kept: `warn_of_trimmed_past` says so when the learner loads it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fraudstream.stream.label_stream import stream_id
 
 if TYPE_CHECKING:
     from fraudstream.errors import UnpicklableModel
+    from fraudstream.stream.label_log import LabelLog
     from fraudstream.stream.registry import ModelRegistry
     from fraudstream.stream.scoring import LiveModel, Scorer
 
@@ -165,6 +170,20 @@ class FailingModels:
                 log.warning("the label stream is trimmed past what %s v%d learned (it could not be checkpointed for "
                             "%g s of labels): a restart, which loads v%d, will not learn the labels in between",
                             name, version, self.keep_s, version)
+
+
+def warn_of_trimmed_past(labels: LabelLog, models: Mapping[str, LiveModel], checked: dict[str, int]) -> None:
+    """Warn of each model in `models` loaded since the last call (`checked`: name -> its version then)
+    whose position is before the oldest entry the stream keeps: the labels trimmed after that
+    position are not learned."""
+    loaded = {n: m for n, m in models.items() if checked.get(n) != m.base}
+    first = labels.trimmed_start() if loaded else None
+    for name, m in loaded.items():
+        checked[name] = m.base
+        if first is not None and stream_id(m.position) < stream_id(first):
+            log.warning("model %s v%d learned the label stream up to entry %s, but the stream was trimmed and now "
+                        "starts at %s (the model was retired meanwhile, or could not be checkpointed): it learns on "
+                        "from there, without the labels in between", name, m.base, m.position, first)
 
 
 def trim_bound(kept: Mapping[str, Sequence[str]], failing: Mapping[str, str], keep_ms: int) -> str | None:

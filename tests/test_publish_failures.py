@@ -1,7 +1,8 @@
 """A model the learner can no longer checkpoint (a model of your own that learned a lambda): the
 label stream stays bounded behind it, the failure is retried, logged at each attempt and shown by
 `fraudstream models`, on the real Redis. Before, the stream was never trimmed past its last
-version again: 2,000 labels kept 2,000 entries, against ~200 with the same champion alone."""
+version again: 2,000 labels kept 2,000 entries, against ~200 with the same champion alone. And a
+model whose position the stream was trimmed past is warned of when the learner loads it."""
 
 from __future__ import annotations
 
@@ -105,6 +106,11 @@ def test_the_label_stream_is_trimmed_past_a_challenger_that_cannot_be_checkpoint
         assert "import (cannot be checkpointed: below)" in table, table
     finally:
         scorer.close()
+    with logged() as records:  # a restart loads v1, and says what it cannot replay
+        again = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+        again.close()
+    assert any(r.getMessage().startswith(f"model {name} v1 learned the label stream up to entry 0-0, but the stream "
+                                         "was trimmed") for r in records), [r.getMessage() for r in records]
 
 
 @pytest.mark.services
@@ -119,7 +125,9 @@ def test_within_the_kept_span_a_restart_replays_what_the_failing_model_learned(
     assert registry.publish_failures.get(name) is not None
     table = CliRunner().invoke(main, ["models"], env=cli_env(settings)).stdout
     assert "the label stream is kept after v1 for up to 1h00m of labels, then trimmed" in table, table
-    second = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    with logged() as records:
+        second = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    assert not [r for r in records if "was trimmed" in r.getMessage()]  # v1 learned up to 0-0: nothing was trimmed
     try:
         model = second.models[name]
         assert model.base == 1 and model.local_labels == 1000  # v1 restored, the 1,000 labels replayed
@@ -172,5 +180,44 @@ def test_a_failing_model_is_tried_again_with_a_backoff_and_published_once_it_can
         assert f"model {name} is checkpointed again (v2)" in messages, messages
         assert registry.latest_version(name) == 2 and registry.publish_failures.get(name) is None
         assert scorer.lifecycle.failing.positions(scorer) == {}
+    finally:
+        scorer.close()
+
+
+@pytest.mark.services
+def test_a_challenger_added_again_after_the_stream_was_trimmed_past_it_is_warned_of(settings: Settings) -> None:
+    """Retired, its versions no longer count in the trim; added again, it learns on from the oldest
+    entry kept. That gap was silent."""
+    from tests.test_lifecycle import poll_now
+
+    scorer = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600, challengers=("logreg_under",))
+    registry = registry_for(settings)
+    try:
+        scorer.maintain()
+        feed(scorer, labels(300))
+        learned = scorer.models["logreg_under"].position
+        registry.retire("logreg_under")
+        poll_now(scorer)
+        assert list(scorer.models) == ["logreg"]
+        for i in range(5):
+            feed(scorer, labels(100, seed=i + 1))
+        first = registry.labels.trimmed_start()
+        assert first is not None and stream_id(first) > stream_id(learned)  # trimmed past what it learned
+        version = registry.latest_version("logreg_under")  # what adding it again loads
+        registry.add_challengers(["logreg_under"])
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.WARNING)
+        handler.emit = records.append  # type: ignore[method-assign]
+        logger = logging.getLogger("fraudstream.stream.publish_failures")
+        logger.addHandler(handler)
+        try:
+            poll_now(scorer)
+            poll_now(scorer)  # once
+        finally:
+            logger.removeHandler(handler)
+        assert [r.getMessage() for r in records] == [
+            f"model logreg_under v{version} learned the label stream up to entry {learned}, but the stream was "
+            f"trimmed and now starts at {first} (the model was retired meanwhile, or could not be checkpointed): "
+            "it learns on from there, without the labels in between"]
     finally:
         scorer.close()
