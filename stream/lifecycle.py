@@ -14,6 +14,8 @@ Design (several consumers of one group share one champion and never diverge sile
   refitted). A checkpoint records the last stream entry it has learned, so a new learner (after a
   crash, SIGKILL or rebalance) restores the newest checkpoint and replays the stream from there: no
   label is lost or learned twice. Publishing is a compare-and-set in Lua (next version, role still held).
+- A model whose checkpoint cannot be made is tried again with a backoff, and the label stream is
+  kept for it only so long (`fraudstream.stream.publish_failures`).
 - The other consumers score with the newest published versions, polled every second. Alerts name
   the model and its version (``7`` as published, ``7+12`` on the learner after 12 more labels).
 - ``fraudstream models promote NAME`` sets the champion key; every consumer follows within a poll
@@ -38,12 +40,7 @@ from fraudstream.errors import UnpicklableModel
 from fraudstream.stream.feature_settings import of_settings
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
-from fraudstream.stream.publish_failures import (
-    KEEP_FOR_FAILING_S,
-    FailingModels,
-    RetrySchedule,
-    warn_of_trimmed_past,
-)
+from fraudstream.stream.publish_failures import KEEP_FOR_FAILING_S, FailingModels, RetrySchedule, warn_of_trimmed_past
 from fraudstream.stream.registry import ModelRegistry, PublishConflict
 from fraudstream.stream.scoring import LiveModel
 from fraudstream.stream.state.base import Meanwhile
