@@ -89,6 +89,7 @@ class ModelRegistry:
         `ModelError` for the champion: promote another model first."""
         if self.active()[0] == name:
             raise ModelError(f"{name!r} is the champion: promote another model first")
+        self.publish_failures.clear(name)  # no learner tries it any more
         return bool(self.client.srem(self.key("challengers"), name))
 
     def promote(self, name: str) -> str | None:

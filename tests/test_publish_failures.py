@@ -111,6 +111,9 @@ def test_the_label_stream_is_trimmed_past_a_challenger_that_cannot_be_checkpoint
         again.close()
     assert any(r.getMessage().startswith(f"model {name} v1 learned the label stream up to entry 0-0, but the stream "
                                          "was trimmed") for r in records), [r.getMessage() for r in records]
+    assert registry.publish_failures.get(name) is not None
+    assert CliRunner().invoke(main, ["models", "retire", name], env=cli_env(settings)).exit_code == 0
+    assert registry.publish_failures.get(name) is None  # no learner tries it any more
 
 
 @pytest.mark.services
