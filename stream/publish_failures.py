@@ -76,7 +76,7 @@ class PublishFailures:
             self.client.hset(self.hash, name, json.dumps({**asdict(before), "trimmed_past": True}))
 
     def clear(self, name: str) -> bool:
-        """`name` was published: whether it had failed before."""
+        """Forget the failures of `name` (published, or retired); whether there were any."""
         return bool(self.client.hdel(self.hash, name))
 
     def get(self, name: str) -> PublishFailure | None:
@@ -99,6 +99,10 @@ class RetrySchedule:
     (60.0, 120.0, ['mine'])
     >>> r.succeeded("mine"), r.succeeded("mine"), r.due("mine", now=0.0)
     (True, False, True)
+    >>> for attempt in range(2000):  # a model failing for months waits an hour between attempts
+    ...     wait = r.failed("mine", now=0.0)
+    >>> wait
+    3600.0
     """
 
     first_s: float
@@ -111,7 +115,7 @@ class RetrySchedule:
     def failed(self, name: str, now: float) -> float:
         """Note a failure of `name`; the seconds until it is tried again."""
         failures = self.failing.get(name, (0, now))[0] + 1
-        wait = min(self.first_s * 2 ** (failures - 1), self.max_s)
+        wait = min(self.first_s * 2 ** min(failures - 1, 32), self.max_s)  # 2 ** 1024 is no float
         self.failing[name] = (failures, now + wait)
         return wait
 
