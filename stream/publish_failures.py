@@ -139,8 +139,8 @@ class FailingModels:
 
     def failed(self, scorer: Scorer, m: LiveModel, exc: UnpicklableModel, now: float) -> None:
         """Log an error (each attempt), record it in the registry, try again after a backoff."""
-        wait = self.retries.failed(m.name, now)
         failure = self.registry.publish_failures.record(m.name, m.base, str(exc))
+        wait = self.retries.failed(m.name, now)
         scoring = f"the champion: the other consumers go on scoring with v{m.base}" if m.name == scorer.champion_name \
             else "a challenger"
         log.error("model %s can no longer be checkpointed (attempt %d, failing for %.0f s), so its newest version "

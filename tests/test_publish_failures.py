@@ -67,6 +67,17 @@ def feed_slowly(scorer: Scorer, rounds: int) -> None:
         time.sleep(0.1)
 
 
+def scraped(scorer: Scorer) -> str:
+    """The learner's Prometheus metrics (its stats aside)."""
+    from types import SimpleNamespace
+
+    from fraudstream.stream.metrics import ConsumerCollector, exposition, model_view
+    from fraudstream.stream.stats import RunStats
+
+    app = SimpleNamespace(scorer=scorer)  # what `model_view` reads of a consumer
+    return exposition(ConsumerCollector(RunStats, lambda: model_view(app)))  # type: ignore[arg-type]
+
+
 def stream_length(registry: ModelRegistry) -> int:
     return int(registry.client.xlen(registry.key("labels")))
 
@@ -173,6 +184,7 @@ def test_a_failing_model_is_tried_again_with_a_backoff_and_published_once_it_can
             now = time.monotonic()
             assert scorer.lifecycle.publish_due(scorer, now=now + 10) == 0  # not due again yet
             assert scorer.lifecycle.publish_due(scorer, now=now + 31) == 0  # due, and fails again
+            assert "fraudstream_models_not_checkpointed 1.0" in scraped(scorer)
             assert registry.publish_failures.get(name).attempts == 2  # type: ignore[union-attr]
             scorer.models[name].model.last = None  # its lambda gone: it pickles again
             assert scorer.lifecycle.publish_due(scorer, now=now + 60) == 0  # the next attempt after 60 s
@@ -183,6 +195,7 @@ def test_a_failing_model_is_tried_again_with_a_backoff_and_published_once_it_can
         assert f"model {name} is checkpointed again (v2)" in messages, messages
         assert registry.latest_version(name) == 2 and registry.publish_failures.get(name) is None
         assert scorer.lifecycle.failing.positions(scorer) == {}
+        assert "fraudstream_models_not_checkpointed 0.0" in scraped(scorer)
     finally:
         scorer.close()
 
