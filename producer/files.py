@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fraudstream.errors import InputError
+from fraudstream.models.events import RepeatedField, fields_once
 from fraudstream.producer.fields import csv_transaction, make_transaction, parse_flag
 from fraudstream.producer.file_text import not_utf8, open_text
 from fraudstream.producer.header_hints import case_slips, csv_header_mistake, repeated_column
@@ -215,21 +216,6 @@ def _refuse_unknown(unknown: list[str], path: Path, line: int, what: str) -> Non
                          f"known: {', '.join(OUR_COLUMNS)}")
 
 
-class _RepeatedField(Exception):
-    """A JSON object names a field twice (`json` would keep the last value without a word)."""
-
-
-def _fields_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) < len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _RepeatedField(name)
-            seen.add(name)
-    return obj
-
-
 def _json_record(text: str, path: Path, line: int) -> Recorded:
     """The record of one line of a JSONL file.
 
@@ -240,9 +226,9 @@ def _json_record(text: str, path: Path, line: int) -> Recorded:
     """
     text = text.rstrip("\r\n")
     try:
-        obj = json.loads(text, object_pairs_hook=_fields_once)
-    except _RepeatedField as exc:
-        raise InputError(f"{path}:{line}: field {exc.args[0]!r} given twice (which value is meant?)") from None
+        obj = json.loads(text, object_pairs_hook=fields_once)
+    except RepeatedField as exc:  # json would keep the last value without a word
+        raise InputError(f"{path}:{line}: {exc}") from None
     except json.JSONDecodeError as exc:
         where = "at the end of the line (column" if exc.pos >= len(text) else "at column"
         raise InputError(f"{path}:{line}: not valid JSON: {exc.msg} {where} {exc.pos + 1}"

@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from fraudstream.errors import ValidationFailed
-from fraudstream.models.events import Label, Transaction
+from fraudstream.models.events import Event, Label, RepeatedField, Transaction, check_fields_once
 from fraudstream.stream.dlq import DeadLetter, DeadLetterWriter
 from fraudstream.timeutil import from_epoch_us, utcnow
 
@@ -61,10 +61,10 @@ def _pydantic_detail(exc: ValidationError) -> str:
 class RecordValidator:
     """Turns bytes into a valid event or raises `ValidationFailed` with a short reason.
 
-    Reasons: ``oversized``, ``empty``, ``invalid_json``, ``invalid_fields``, ``future_event_time`` (a
-    transaction's), ``future_report_time`` (a label's), ``too_late`` (a transaction older than the
-    partition's newest event time minus the allowed lateness; a time after the record's publication
-    counts as that there, see `published_at`).
+    Reasons: ``oversized``, ``empty``, ``invalid_json``, ``invalid_fields`` (also a field given twice:
+    `check_fields_once`), ``future_event_time`` (a transaction's), ``future_report_time`` (a label's),
+    ``too_late`` (a transaction older than the partition's newest event time minus the allowed
+    lateness; a time after the record's publication counts as that there, see `published_at`).
     """
 
     def __init__(self, max_record_bytes: int, max_future_skew: timedelta | None, allowed_lateness: timedelta) -> None:
@@ -93,6 +93,17 @@ class RecordValidator:
             return ValidationFailed("invalid_json", _pydantic_detail(exc))
         return ValidationFailed("invalid_fields", _pydantic_detail(exc))
 
+    @staticmethod
+    def _check_fields_once(value: bytes, event: Event) -> None:
+        """Refuse a record that gives a field twice: pydantic kept the last value, another parser may
+        take the first (``invalid_fields``)."""
+        try:
+            check_fields_once(value, event)
+        except RepeatedField as exc:
+            raise ValidationFailed("invalid_fields", str(exc)) from None
+        except ValueError as exc:  # not expected: json reads what pydantic's stricter parser accepted
+            raise ValidationFailed("invalid_json", str(exc)[:200]) from None
+
     def transaction(self, value: bytes | None, watermark: datetime | None, now: datetime | None = None) -> Transaction:
         """`now`: the time to check future event times against (default: the clock)."""
         value = self._check_size(value)
@@ -100,6 +111,7 @@ class RecordValidator:
             tx = Transaction.model_validate_json(value)
         except ValidationError as exc:
             raise self._refused(exc, value) from None
+        self._check_fields_once(value, tx)
         if self.max_future_skew is not None and tx.event_time > (now or utcnow()) + self.max_future_skew:
             raise ValidationFailed("future_event_time", f"event_time {tx.event_time.isoformat()} is in the future")
         if watermark is not None and tx.event_time < watermark - self.allowed_lateness:
@@ -118,6 +130,7 @@ class RecordValidator:
             label = Label.model_validate_json(value)
         except ValidationError as exc:
             raise self._refused(exc, value) from None
+        self._check_fields_once(value, label)
         if self.max_future_skew is not None and label.reported_at > (now or utcnow()) + self.max_future_skew:
             raise ValidationFailed("future_report_time", f"reported_at {label.reported_at.isoformat()} is in the future")
         return label

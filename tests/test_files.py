@@ -223,6 +223,9 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     twice = good[:-1] + ', "amount": 100}'  # json keeps the last value: refused, not guessed
     with pytest.raises(InputError, match=r"twice\.jsonl:2: field 'amount' given twice"):
         list(read_recorded(write(tmp_path, "twice.jsonl", f"{good}\n{twice}\n")))
+    escaped = good[:-1] + ', "\\u0061mount": 100}'  # the same name, as json (and the topics) decode it
+    with pytest.raises(InputError, match=r"escaped\.jsonl:2: field 'amount' given twice \(which value is meant\?\)$"):
+        list(read_recorded(write(tmp_path, "escaped.jsonl", f"{good}\n{escaped}\n")))
     cut = good[:22]  # an object cut short: the error is at the end of its line, not "column 1" of a next one
     with pytest.raises(InputError, match=r"cut\.jsonl:2: not valid JSON: .* at the end of the line \(column 23\)$"):
         list(read_recorded(write(tmp_path, "cut.jsonl", f"{good}\n{cut}\n{good}\n")))
