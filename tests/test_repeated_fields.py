@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -15,6 +16,7 @@ from fraudstream import constants
 from fraudstream.config import Settings
 from fraudstream.errors import ValidationFailed
 from fraudstream.kafka_io import ensure_topics
+from fraudstream.models import events
 from fraudstream.models.events import Event, Label, Transaction, check_fields_once, fields_once
 from fraudstream.stream.app import scoring_consumer
 from fraudstream.stream.decode import RecordValidator
@@ -71,6 +73,9 @@ def test_the_inputs_are_what_the_comma_count_needs() -> None:
     ('{%s,"amount":12.5,"\\u0061mount":9000}' % TX, "amount"),  # an escape: the same name decoded
     ('{%s,"amount":12.5,"am\\u006fun\\u0074":9000,"amount":1}' % TX, "amount"),  # three times
     ('{%s,"amount":12.5,"merchant_category":"a,b","amount":9000}' % TX, "amount"),  # a comma in a value too
+    ('{%s,"amount":12.5,"merchant_category":"a\\u002cb","amount":9000}' % TX, "amount"),  # an escaped one
+    ('{%s,"amount":1,"merchant_category":"a,b","merchant_category":"c"}' % TX, "merchant_category"),
+    ('{%s,"amount":1,"merchant_category":"a","merchant_category":"b,c"}' % TX, "merchant_category"),
     ('{%s,"amount":1,"merchant_category":null,"merchant_category":"x"}' % TX, "merchant_category"),
     ('{"transaction_id":"t1","customer_id":"c1","customer\\u005fid":"c2","terminal_id":"m1",'
      '"event_time":"2018-04-01T00:00:31Z","amount":1}', "customer_id"),
@@ -90,6 +95,8 @@ def test_a_transaction_that_gives_a_field_twice_is_refused(raw: str, repeated: s
     ('{%s,"\\u0061mount":12.5}' % TX, 12.5),  # an escaped name, once
     ('{%s,"amount":12.5,"merchant_category":"\\":,\\"amount\\":9000,"}' % TX, 12.5),  # '":', ',' in a value
     ('{%s,"amount":12.5,"merchant_category":"a\\u002cb"}' % TX, 12.5),  # an escaped comma: not counted
+    ('{%s,"amount":12.5,"merchant_category":"Eating Places, Restaurants"}' % TX, 12.5),
+    ('{%s,"amount":12.5,"merchant_category":"a\\u002cb, c"}' % TX, 12.5),
     ('{"transaction_id":"t,1","customer_id":"c\\",1","terminal_id":",,,","event_time":"2018-04-01T00:00:31Z",'
      '"amount":3}', 3.0),
     (json.dumps(FULL[Transaction], indent=2), 12.5),
@@ -99,9 +106,26 @@ def test_a_transaction_that_gives_each_field_once_is_accepted(raw: str, amount: 
     assert tx.amount == amount
 
 
+def test_commas_in_text_values_are_counted_without_parsing_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parse again is for escapes and repeats only: a merchant category (or an id) with commas,
+    written without escapes, costs a sum of its commas, not a second parse of the record."""
+    def parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(events, "json", SimpleNamespace(loads=parse))
+    for raw in ['{%s,"amount":1}' % TX, '{%s,"amount":1,"merchant_category":"Eating Places, Restaurants"}' % TX,
+                '{"transaction_id":"t,1","customer_id":" ,c, ","terminal_id":",","event_time":"2018-04-01T00:00:31Z",'
+                '"amount":1,"merchant_category":"é, ,"}']:
+        check_fields_once(raw.encode(), Transaction.model_validate_json(raw))
+    with pytest.raises(AssertionError, match="parsed again"):  # an escape and a comma: parsed again
+        raw = '{%s,"amount":1,"merchant_category":"a\\u002cb, c"}' % TX
+        check_fields_once(raw.encode(), Transaction.model_validate_json(raw))
+
+
 def test_a_label_that_gives_a_field_twice_is_refused() -> None:
     assert VALIDATOR.label(('{%s,"is_fraud":true}' % LABEL).encode()).is_fraud
     for raw, repeated in [('{%s,"is_fraud":false,"is_fraud":true}' % LABEL, "is_fraud"),
+                          ('{%s,"is_fraud" :false,"is_fraud":true}' % LABEL, "is_fraud"),
                           ('{%s,"is_fraud":true,"reported_at":"2018-04-09T00:00:00Z"}' % LABEL, "reported_at"),
                           ('{%s,"terminal_id":null,"is_fraud":true,"terminal\\u005fid":"m1"}' % LABEL, "terminal_id")]:
         assert refusal(Label, raw.encode()) == ("invalid_fields", f"field {repeated!r} given twice (which value is "
