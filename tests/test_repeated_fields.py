@@ -76,6 +76,11 @@ def test_the_inputs_are_what_the_comma_count_needs() -> None:
     ('{%s,"amount":12.5,"merchant_category":"a\\u002cb","amount":9000}' % TX, "amount"),  # an escaped one
     ('{%s,"amount":1,"merchant_category":"a,b","merchant_category":"c"}' % TX, "merchant_category"),
     ('{%s,"amount":1,"merchant_category":"a","merchant_category":"b,c"}' % TX, "merchant_category"),
+    ('{%s,"amount":1,"merchant_category":"a,b,c,d,e,f","amount":2}' % TX, "amount"),  # commas as many as fields
+    # an escaped quote: the quotes no longer open and close strings in turn, and the commas outside
+    # them, counted at every other quote, would be as many as the fields
+    ('{"merchant_category":"\\"","transaction_id":"a,b,c,d,e,f","customer_id":"c1","terminal_id":"m1",'
+     '"event_time":"2018-04-01T00:00:31Z","amount":1,"amount":2}', "amount"),
     ('{%s,"amount":1,"merchant_category":null,"merchant_category":"x"}' % TX, "merchant_category"),
     ('{"transaction_id":"t1","customer_id":"c1","customer\\u005fid":"c2","terminal_id":"m1",'
      '"event_time":"2018-04-01T00:00:31Z","amount":1}', "customer_id"),
