@@ -154,8 +154,10 @@ def test_what_pydantic_accepts_json_reads() -> None:
                  '{%s,"amount":1e400}', '{%s,"amount":1,"merchant_category":"\\ud800"}', '{%s,"amount":-0}',
                  '{%s,"amount":1E+2,"merchant_category":"\\u00e9\\ud83d\\ude00"}',
                  '{%s,"amount":1,"merchant_category":"a\tb"}', '{%s,"amount":1}{}', '\x0c{%s,"amount":1}']
-    for text in differing:
-        raw = (text % TX).encode()
+    # and bytes that are not UTF-8 (a surrogate, an overlong form, past U+10FFFF) or odd UTF-8, with a comma
+    odd = [b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xef\xbf\xbe", b"\x7f"]
+    for raw in [(text % TX).encode() for text in differing] + [
+            ('{%s,"amount":1,"merchant_category":"a,' % TX).encode() + bad + b'"}' for bad in odd]:
         try:
             tx = Transaction.model_validate_json(raw)
         except ValidationError:
