@@ -36,18 +36,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fraudstream.errors import UnpicklableModel
 from fraudstream.stream.feature_settings import of_settings
 from fraudstream.stream.label_stream import AppendedRun, LabelEntry, LabelOutcome, LabelRow, stream_id
 from fraudstream.stream.model_loading import add_active, check_names, newest_valid, reload_version
 from fraudstream.stream.publish_failures import KEEP_FOR_FAILING_S, FailingModels, RetrySchedule, warn_of_trimmed_past
-from fraudstream.stream.registry import ModelRegistry, PublishConflict
+from fraudstream.stream.publishing import Publisher
+from fraudstream.stream.registry import ModelRegistry
 from fraudstream.stream.scoring import LiveModel
+from fraudstream.stream.signing_record import note_signing_key
 from fraudstream.stream.state.base import Meanwhile
 
 if TYPE_CHECKING:
     from fraudstream.config import Settings
-    from fraudstream.models.checkpoint import CheckpointInfo
     from fraudstream.stream.scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,13 @@ class Lifecycle:
     unloadable: set[str] = field(default_factory=set)  # active models that could not be loaded (logged once)
     keep_for_unpublishable_s: float = KEEP_FOR_FAILING_S  # of the label stream, behind a model not checkpointed
     failing: FailingModels = field(init=False)  # models whose checkpoint cannot be made (`publish_failures`)
-    _next_trim: float = 0.0
+    publisher: Publisher = field(init=False)
     _loaded: dict[str, int] = field(default_factory=dict)  # each model's version when the learner checked its position
 
     def __post_init__(self) -> None:
         self.failing = FailingModels(self.registry, RetrySchedule(self.every_seconds), self.keep_for_unpublishable_s)
+        self.publisher = Publisher(self.registry, self.owner, self.features, self.failing, self.every_labels,
+                                   self.every_seconds, self.poll_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: ModelRegistry) -> Lifecycle:
@@ -109,7 +111,7 @@ class Lifecycle:
         restore each from its newest valid checkpoint, or fresh from the zoo if it has none.
         `ModelError`, before anything is written, for a name that is neither."""
         check_names(self.registry, [champion], challengers)
-        if self.registry.note_signing_key() is False:
+        if note_signing_key(self.registry) is False:
             log.warning("the newest model published in this registry was signed with another "
                         "FRAUDSTREAM_MODEL_SIGNING_KEY than this consumer's: checkpoints signed with it will not "
                         "verify here")
@@ -264,54 +266,8 @@ class Lifecycle:
         self._next_poll = started + self.poll_seconds
 
     def publish_due(self, scorer: Scorer, now: float | None = None, force: bool = False) -> int:
-        """Publish the models that are unpublished, or learned enough labels (a model that changes
-        only when it refits: and refitted since), or first learned long enough ago; a model that
-        could not be checkpointed, once its retry is due. Then trim the label stream."""
-        now = time.monotonic() if now is None else now
-        published = 0
-        for name, m in list(scorer.models.items()):
-            due = m.base == 0 or (m.local_labels >= self.every_labels and m.scores_changed) or (
-                m.local_labels > 0 and (force or now - (m.dirty_since or now) >= self.every_seconds))
-            if not due or (m.fitting and not force and m.base > 0) or not self.failing.due(name, now):
-                continue  # a model fitting in the background is published once that fit is done
-            info = m.published(self.features)
-            try:
-                self.registry.publish(m.model, info, owner=self.owner)
-            except PublishConflict as exc:
-                latest = self.registry.latest_version(name)
-                if latest < m.base:
-                    published += self._restore(m, info, latest)
-                    continue
-                log.warning("not publishing %s: %s", name, exc)
-                if latest > m.base:
-                    reload_version(self.registry, scorer.models, name, latest, self.features)
-                continue
-            except UnpicklableModel as exc:  # a model of your own that learned something pickle cannot take
-                self.failing.failed(scorer, m, exc, now)
-                continue
-            m.mark_published(info)
-            self.failing.published(name, info.version)
-            published += 1
-        failing = self.failing.positions(scorer)
-        if (published or (failing and now >= self._next_trim)) and all(m.base > 0 for m in scorer.models.values()):
-            self.failing.trim(scorer)
-            self._next_trim = now + self.poll_seconds
-        return published
-
-    def _restore(self, m: LiveModel, info: CheckpointInfo, latest: int) -> bool:
-        """The registry's newest version of `m` is older than the one this learner learned on from:
-        Redis lost its state (a restart without persistence, a flush). Publish `info` after it, so that
-        the versions go on and the other consumers load it; whether that was done."""
-        log.warning("Redis lost its state (restarted without persistence?): the registry's newest %s is v%d, this "
-                    "learner learned on from v%d; publishing v%d from memory (the feature windows, the scored "
-                    "records and the label stream start afresh)", info.name, latest, m.base, info.version)
-        try:
-            self.registry.publish(m.model, info, owner=self.owner, restore=True)
-        except PublishConflict as exc:
-            log.warning("not publishing %s: %s", info.name, exc)
-            return False
-        m.mark_published(info)
-        return True
+        """`Publisher.publish_due`: the models due, published; then the label stream trimmed."""
+        return self.publisher.publish_due(scorer, now, force)
 
     def close(self, scorer: Scorer) -> None:
         """Flush labels; as the learner, learn and publish everything, then release the role."""

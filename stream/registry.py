@@ -134,13 +134,13 @@ class ModelRegistry:
 
     def publish(self, model: Any, info: CheckpointInfo, owner: str = "", restore: bool = False) -> CheckpointInfo:
         """Sign and publish `model` as ``info.version``. A learner's publication (`owner`) records its
-        signing key as the registry's (`signing_key_matches`); so does an import while no consumer
+        signing key as the registry's (`fraudstream.stream.signing_record`); so does an import while no consumer
         holds the learner role (a key changed with the consumers stopped), else only when none is
         recorded: a forced import with another key does not make the running consumers' key look
         foreign to the next import."""
         self.publish_blob(info.name, info.version, checkpoint.dumps(model, info, self.signing_key), info.position,
                           owner, restore)
-        self.client.set(self.key("signing_key"), self._fingerprint(), nx=not owner and self.learner() is not None)
+        self.client.set(self.key("signing_key"), checkpoint.key_fingerprint(self.signing_key), nx=not owner and self.learner() is not None)
         self.publish_failures.clear(info.name)  # its newest version is current again
         log.info("published %s v%d (%d labels learned)", info.name, info.version, info.labels_learned)
         return info
@@ -214,35 +214,6 @@ class ModelRegistry:
             except PublishConflict:
                 continue
         raise PublishConflict(f"could not import {target}: versions kept changing")
-
-    def signing_key_matches(self) -> bool | None:
-        """Whether this registry's signing key is the one recorded (`checkpoint.key_fingerprint`) by
-        the newest learner's publication, or else by the first consumer that started or the first
-        import (`publish`); in a registry from
-        before the record, whether the newest version of some published model verifies with it.
-        None: nothing tells. False: the consumers sign with another key."""
-        recorded = self.client.get(self.key("signing_key"))
-        if recorded is not None:
-            return recorded.decode() == self._fingerprint()
-        published = [n for n, v in self.latest_versions(self.names()).items() if v]
-        for name in published:
-            try:
-                checkpoint.verify(self.blob(name), self.signing_key)
-                return True
-            except (CheckpointError, ModelError):
-                continue
-        return False if published else None
-
-    def note_signing_key(self) -> bool | None:
-        """Record the signing key's fingerprint unless one is recorded (a consumer that starts);
-        whether the recorded one is this key's (None: none was)."""
-        mine, key = self._fingerprint(), self.key("signing_key")
-        if self.client.set(key, mine, nx=True):
-            return None
-        return self.client.get(key) in (mine.encode(), None)
-
-    def _fingerprint(self) -> str:
-        return checkpoint.key_fingerprint(self.signing_key)
 
     def _same_kind(self, name: str, incoming: CheckpointInfo) -> None:
         """Refuse a checkpoint of another kind of model as a new version of a published `name`: its

@@ -133,11 +133,11 @@ def test_a_learner_restores_the_versions_redis_lost(settings: Settings, caplog: 
     empty = live(settings)  # a consumer started now finds nothing to load: a fresh model
     assert empty.champion.labels_learned == 0 and not empty.lifecycle.is_learner  # type: ignore[union-attr]
     caplog.clear()  # (earlier records, of whatever level another test's logging set up)
-    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.lifecycle"):
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.publishing"):
         feed(learner, labels(60, seed=4))  # then its maintenance publishes (60 labels, due at 50): the restore
         learner.lifecycle.publish_due(learner, force=True)  # type: ignore[union-attr]
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
-              and r.name == "fraudstream.stream.lifecycle" and "built-in demo key" not in r.getMessage()]
+              and r.name == "fraudstream.stream.publishing" and "built-in demo key" not in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith(f"Redis lost its state (restarted without persistence?): the "
                                                      f"registry's newest logreg is v0, this learner learned on from v{before}")
     assert registry.latest_version("logreg") == before + 1 and learner.champion.version == str(before + 1)

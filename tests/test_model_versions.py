@@ -14,6 +14,7 @@ from fraudstream.config import Settings
 from fraudstream.errors import ModelError
 from fraudstream.models import checkpoint, zoo
 from fraudstream.stream.registry import KEEP_VERSIONS, registry_for
+from fraudstream.stream.signing_record import signing_key_matches
 from tests.test_lifecycle import PROBES, feed, labels, live, poll_now, probe_scores
 
 
@@ -101,7 +102,7 @@ def test_import_is_refused_when_the_consumers_sign_with_another_key(settings: Se
     refused = CliRunner().invoke(main, ["models", "import", str(path)], env=env)
     assert refused.exit_code == 1 and "were signed with another FRAUDSTREAM_MODEL_SIGNING_KEY" in refused.output
     registry = registry_for(settings)
-    assert registry.latest_version("cand") == 0 and registry.signing_key_matches() is True  # with the consumers' key
+    assert registry.latest_version("cand") == 0 and signing_key_matches(registry) is True  # with the consumers' key
     assert registry.hold_learner("a running consumer", 60_000) == 2
     forced = CliRunner().invoke(main, ["models", "import", str(path), "--force", "--pin", "--inactive"], env=env)
     assert forced.exit_code == 0 and forced.stdout.strip().endswith("cand v1 (logreg_under, 0 labels), inactive, pinned")
@@ -113,7 +114,7 @@ def test_import_is_refused_when_the_consumers_sign_with_another_key(settings: Se
     accepted = CliRunner().invoke(main, ["models", "import", str(path), "--inactive"],
                                   env={**env, "FRAUDSTREAM_MODEL_SIGNING_KEY": theirs})
     assert accepted.exit_code == 0, accepted.output
-    assert registry.signing_key_matches() is True
+    assert signing_key_matches(registry) is True
 
 
 @pytest.mark.services
@@ -136,7 +137,7 @@ def test_the_key_of_a_registry_without_models_is_the_first_consumers_or_imports(
     assert registry.client.get(registry.key("signing_key")) == checkpoint.key_fingerprint(ours).encode()
     for name in registry.names():  # as if it had published nothing yet: only the recorded key tells
         registry.client.delete(registry.key("latest", name), registry.key("ckpt", name))
-    assert registry.signing_key_matches() is True
+    assert signing_key_matches(registry) is True
     refused = import_signed_with("another key")
     assert refused.exit_code == 1 and "were signed with another FRAUDSTREAM_MODEL_SIGNING_KEY" in refused.output  # type: ignore[attr-defined]
     accepted = import_signed_with(ours)

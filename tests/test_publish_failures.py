@@ -23,8 +23,10 @@ from fraudstream.models import checkpoint, zoo
 from fraudstream.stream.label_stream import stream_id
 from fraudstream.stream.registry import ModelRegistry, registry_for
 from fraudstream.stream.scoring import Scorer
-from tests.test_custom_model import own_module  # noqa: F401 - the fixture
+from tests import test_custom_model
 from tests.test_lifecycle import feed, labels, live
+
+own_module = test_custom_model.own_module  # the fixture: a module of the user's, by a name of this test's
 
 KEEP = timedelta(seconds=0.3)  # the stream kept behind a failing model in these tests (1 hour by default)
 
@@ -161,7 +163,7 @@ def test_a_champion_alone_that_cannot_be_checkpointed_still_lets_the_stream_be_t
         assert list(scorer.models) == [name] and scorer.lifecycle is not None
         with logged() as records:
             feed_slowly(scorer, 20)
-            scorer.lifecycle._next_trim = 0  # the last trim was up to a second ago
+            scorer.lifecycle.publisher.next_trim = 0  # the last trim was up to a second ago
             assert scorer.lifecycle.publish_due(scorer) == 0
         # of 2,000: those of the last 3 rounds (the ids of 300 ms) and the entry before (before: all of them)
         assert stream_length(registry) <= 400, stream_length(registry)

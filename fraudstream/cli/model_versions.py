@@ -95,8 +95,10 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
     if make_champion and not challenger:
         raise click.BadParameter("--promote makes it the champion, which scores and learns live: not --inactive",
                                  param_hint="--inactive")
+    from fraudstream.stream.signing_record import signing_key_matches
+
     settings, registry = open_registry(ctx)
-    matches = registry.signing_key_matches()
+    matches = signing_key_matches(registry)
     if not force and matches is False:
         raise CheckpointError("not imported: this registry's models (or its consumers and earlier imports) were "
                               "signed with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use, and the "

@@ -119,7 +119,9 @@ def list_models(ctx: click.Context, as_json: bool = False) -> None:
         if "not_checkpointed" in r:
             kept_s = settings.label_stream_kept_for_unpublishable.total_seconds()
             click.echo(not_checkpointed_line(r["name"], r["role"], r["not_checkpointed"], kept_s))
-    if any("error" in r for r in rows) and registry.signing_key_matches() is False:
+    from fraudstream.stream.signing_record import signing_key_matches
+
+    if any("error" in r for r in rows) and signing_key_matches(registry) is False:
         notice("hint: the consumers sign with another FRAUDSTREAM_MODEL_SIGNING_KEY than the one in use here "
                "(set it to theirs): then these versions verify, unless they were tampered with", logging.WARNING)
     _note_other_zones(settings, rows)
