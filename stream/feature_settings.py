@@ -28,7 +28,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fraudstream.stream.local_time import UTC_NAMES
+from fraudstream.stream.local_time import same_zone
 
 if TYPE_CHECKING:
     from fraudstream.models.checkpoint import CheckpointInfo
@@ -57,12 +57,15 @@ def trained_with(info: CheckpointInfo) -> dict[str, str]:
 
 
 def same(key: str, a: str, b: str) -> bool:
-    """Whether two values of setting `key` give the same features (every name of UTC does).
+    """Whether two values of setting `key` give the same features (every name of UTC does, and every
+    name of one zone: `local_time.same_zone`).
 
     >>> same("local_timezone", "UTC", "Etc/UTC"), same("local_timezone", "UTC", "Europe/London")
     (True, False)
+    >>> same("local_timezone", "US/Eastern", "America/New_York")
+    True
     """
-    return a == b or (key == "local_timezone" and a in UTC_NAMES and b in UTC_NAMES)
+    return a == b or (key == "local_timezone" and same_zone(a, b))
 
 
 def differing(trained: Mapping[str, str], running: Mapping[str, str]) -> list[str]:

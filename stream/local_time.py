@@ -18,8 +18,11 @@ True
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime, timedelta
 from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -38,6 +41,37 @@ def zone_named(name: str) -> ZoneInfo | None:
     (True, zoneinfo.ZoneInfo(key='Europe/London'))
     """
     return None if name in UTC_NAMES else ZoneInfo(name)
+
+
+def same_zone(a: str, b: str) -> bool:
+    """Whether two IANA names give the same local times: the same name, two names of UTC, or two
+    names of one zone (a link such as ``US/Eastern`` to ``America/New_York``: the same TZif data).
+
+    >>> same_zone("UTC", "Etc/UTC"), same_zone("US/Eastern", "America/New_York"), same_zone("UTC", "Europe/London")
+    (True, True, False)
+    """
+    if a == b or (a in UTC_NAMES and b in UTC_NAMES):
+        return True
+    data = _tzif(a)
+    return data is not None and data == _tzif(b)
+
+
+@lru_cache(maxsize=16)
+def _tzif(name: str) -> bytes | None:
+    """The TZif data of zone `name` where zoneinfo finds it (`zoneinfo.TZPATH`, then the tzdata
+    package); None for a name zoneinfo does not know."""
+    try:
+        ZoneInfo(name)  # (refuses a name that is not a zone's, such as a path)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+    for root in zoneinfo.TZPATH:
+        path = Path(root, name)
+        if path.is_file():
+            return path.read_bytes()
+    try:
+        return resources.files("tzdata.zoneinfo").joinpath(name).read_bytes()
+    except (ModuleNotFoundError, OSError):
+        return None
 
 
 def utc_offset(seconds: int, zone: ZoneInfo) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from fraudstream.errors import CheckpointError, ModelError
 from fraudstream.models.custom import is_spec, registry_name
 from fraudstream.models.zoo import MODEL_NAMES
-from fraudstream.stream.feature_settings import trained_with, warn_if_learned_otherwise
+from fraudstream.stream.feature_settings import differing, trained_with, warn_if_learned_otherwise
 from fraudstream.stream.registry import ModelRegistry
 from fraudstream.stream.scoring import LiveModel
 
@@ -110,6 +110,6 @@ def reload_version(registry: ModelRegistry, models: dict[str, LiveModel], name: 
     else:  # an import or a rollback
         log.info("loaded %s v%d (%s)", name, latest, cp.info.source)
     before = models[name].info
-    if cp.info.source != "live" or before.version == 0 or trained_with(cp.info) != trained_with(before):
+    if cp.info.source != "live" or before.version == 0 or differing(trained_with(before), trained_with(cp.info)):
         warn_if_learned_otherwise(cp.info, features, log)
     models[name] = LiveModel.from_checkpoint(cp, base=latest)

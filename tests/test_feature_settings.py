@@ -255,3 +255,13 @@ def test_models_versions_keeps_its_columns_with_a_long_zone_name(settings: Setti
     header, row = listed.stdout.splitlines()[:2]
     assert f" {zone} import" in row and row.index(f"{zone} ") == header.index("ZONE") and \
         row.index("import") == header.index("SOURCE"), listed.stdout
+
+
+def test_names_of_one_zone_are_the_same_features_and_other_zones_are_not() -> None:
+    """A link (US/Eastern -> America/New_York) is the same zone: no warning, no refusal."""
+    info = CheckpointInfo("m", "logreg", version=2, feature_settings={"local_timezone": "US/Eastern"})
+    assert mismatch(info, {"local_timezone": "America/New_York"}) is None
+    assert mismatch(info, {"local_timezone": "America/Chicago"}) is not None
+    linked = CheckpointInfo("m", "logreg", version=2, feature_settings={"local_timezone": "Asia/Calcutta"})
+    assert mismatch(linked, {"local_timezone": "Asia/Kolkata"}) is None
+    assert mismatch(linked, {"local_timezone": "Asia/Colombo"}) is not None
