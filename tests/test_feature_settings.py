@@ -265,3 +265,25 @@ def test_names_of_one_zone_are_the_same_features_and_other_zones_are_not() -> No
     linked = CheckpointInfo("m", "logreg", version=2, feature_settings={"local_timezone": "Asia/Calcutta"})
     assert mismatch(linked, {"local_timezone": "Asia/Kolkata"}) is None
     assert mismatch(linked, {"local_timezone": "Asia/Colombo"}) is not None
+
+
+@pytest.mark.services
+def test_models_import_says_when_the_command_is_not_set_as_the_consumers_learner(settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    """The zone a command checks a file with is its own: when the champion's newest version, which
+    a learner published, records another, the import says to set it as the consumers'."""
+    registry = registry_for(settings)
+    registry.set_champion_if_absent("ny")
+    registry.publish(trained_logreg(), CheckpointInfo("ny", "logreg", version=1, labels_learned=50, source="live",
+                                                      feature_settings=dict(NEW_YORK)))
+    key = settings.model_signing_key.get_secret_value()
+    path = checkpoint.save_file(tmp_path / "utc.fsmodel", trained_logreg(),
+                                CheckpointInfo("cand", "logreg", version=1, labels_learned=300, source="backtest"), key)
+    env = {"FRAUDSTREAM_REDIS_URL": settings.redis_url, "FRAUDSTREAM_REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    laptop = CliRunner().invoke(main, ["models", "import", str(path), "--inactive"], env=env)
+    assert laptop.exit_code == 0, laptop.output  # a UTC model, checked with UTC: imported, but not the consumers' zone
+    assert "warning: the consumers' learner published ny v1 with FRAUDSTREAM_LOCAL_TIMEZONE=America/New_York, and " \
+        "this command checks with UTC" in laptop.output, laptop.output
+    in_new_york = {**env, "FRAUDSTREAM_LOCAL_TIMEZONE": "US/Eastern"}  # a name of the same zone
+    again = CliRunner().invoke(main, ["models", "import", str(path), "--inactive"], env=in_new_york)
+    assert again.exit_code == 1 and "the consumers' learner" not in again.output, again.output

@@ -111,3 +111,27 @@ def warn_if_other_features(settings: Settings, info: CheckpointInfo) -> None:
     problem = mismatch(info, of_settings(settings), here=CLI_HERE)
     if problem:
         notice(f"warning: {problem}", logging.WARNING)
+
+
+def warn_if_not_the_consumers_zone(settings: Settings, registry: ModelRegistry) -> None:
+    """Warn when this command's feature settings, with which it checks a checkpoint, are not those
+    the consumers' learner recorded in the champion's newest version (a learner's publication
+    records the consumers'; an import or a rollback, or none yet: nothing to tell)."""
+    from fraudstream.cli.errors import notice
+    from fraudstream.errors import CheckpointError, ModelError
+    from fraudstream.stream.feature_settings import VARIABLES, differing, of_settings, trained_with
+
+    champion, _ = registry.active()
+    try:
+        info = registry.info(champion) if champion and registry.latest_version(champion) else None
+    except (CheckpointError, ModelError):  # signed with another key: said elsewhere
+        return
+    if info is None or info.source != "live":
+        return
+    consumers, here = trained_with(info), of_settings(settings)
+    keys = differing(consumers, here)
+    if keys:
+        notice(f"warning: the consumers' learner published {info.name} v{info.version} with "
+               f"{', '.join(f'{VARIABLES[k]}={consumers[k]}' for k in keys)}, and this command checks with "
+               f"{', '.join(here[k] for k in keys)}: set {', '.join(VARIABLES[k] for k in keys)} here as theirs",
+               logging.WARNING)

@@ -22,6 +22,7 @@ from fraudstream.cli.model_common import (
     model_name,
     open_registry,
     require_known,
+    warn_if_not_the_consumers_zone,
     warn_if_not_warmed_up,
     warn_if_other_features,
 )
@@ -109,6 +110,7 @@ def import_model(ctx: click.Context, file: Path, name: str | None, challenger: b
         blob = file.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
+    warn_if_not_the_consumers_zone(settings, registry)
     try:
         _check_features(blob, registry.signing_key, settings, other_features)
         info = registry.import_blob(blob, name)
