@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "models": "fraudstream.cli.models:models",
     "config": "fraudstream.cli.config:config",
     "migrate-records": "fraudstream.cli.migrate:migrate_records",
+    "prune-state": "fraudstream.cli.prune:prune_state",
 }
 
 

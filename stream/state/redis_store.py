@@ -37,7 +37,7 @@ from fraudstream.stream.state.script_io import Calls, ScriptCalls, replies_meanw
 
 log = logging.getLogger(__name__)
 
-SCRIPT_NAMES = ("customer_update", "terminal_update", "terminal_mark_fraud", "records_put", "records_take")
+SCRIPT_NAMES = ("customer_update", "terminal_update", "terminal_mark_fraud", "records_put", "records_take", "state_prune")
 LEGACY_PROBE = 100  # customers (terminals) of the first batch checked for strings of a layout before (one round trip)
 TRIM_SLACK_MS = 6 * HOUR_MS  # events are cut in bulk once the oldest is this much past the retention
 

@@ -1,0 +1,78 @@
+"""`fraudstream prune-state`: the customers and terminals with no event in their retention lose their
+keys, the others keep them, and no feature changes (against a memory store that kept everything)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from fraudstream.cli import main
+from fraudstream.config import Settings
+from fraudstream.models.events import Label, Transaction
+from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.state import MemoryStore, open_redis_store
+from fraudstream.stream.state.prune_state import Pruned, prune_idle_state
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+NOW = T0 + 40 * DAY + timedelta(hours=1)
+
+
+def tx(i: str, customer: str, terminal: str, at: timedelta, where: tuple[float, float] | None = None) -> Transaction:
+    lat, lon = where or (None, None)
+    return Transaction(transaction_id=i, customer_id=customer, terminal_id=terminal, amount=12.5, event_time=T0 + at,
+                       latitude=lat, longitude=lon)
+
+
+HISTORY = [
+    tx("a1", "idle", "closed", timedelta(0), (48.9, 2.4)),  # nothing since: both pruned
+    tx("b1", "active", "open", 2 * DAY),
+    tx("b2", "active", "open", 40 * DAY, (45.7, 4.9)),  # a recent event keeps the customer and the terminal
+    tx("c1", "recent", "closed2", 3 * DAY),  # the terminal's newest event: 37 d before NOW, inside its retention
+    tx("c2", "recent", "open", 39 * DAY),
+]
+# a fraud mark of a transaction not seen yet keeps its terminal
+MARK = Label(transaction_id="x1", customer_id="someone", terminal_id="marked", is_fraud=True,
+             event_time=T0 + 39 * DAY, reported_at=T0 + 39 * DAY + timedelta(hours=1))
+LATER = [tx("a2", "idle", "closed", 40 * DAY + timedelta(hours=2)), tx("b3", "active", "open", 40 * DAY + timedelta(hours=2)),
+         tx("c3", "recent", "closed2", 40 * DAY + timedelta(hours=3)), tx("x1", "someone", "marked", 39 * DAY)]
+
+
+@pytest.mark.services
+def test_idle_customers_and_terminals_are_pruned_without_changing_a_feature(settings: Settings) -> None:
+    store = open_redis_store(settings)
+    live = FeatureEngine(store)
+    live.transform(HISTORY)
+    live.apply_labels([MARK])
+    client = store.client
+    assert client.exists(store.terminal_key("marked"))
+
+    assert prune_idle_state(store, NOW) == Pruned(customers=1, terminals=1, customers_scanned=3, terminals_scanned=4)
+    assert not client.exists(*store.customer_keys("idle"), store.terminal_key("closed"))
+    assert client.exists(store.customer_keys("active")[0], store.customer_keys("recent")[0], store.terminal_key("open"),
+                         store.terminal_key("closed2"), store.terminal_key("marked")) == 5
+    assert prune_idle_state(store, NOW).customers == 0  # nothing more to prune
+
+    kept = FeatureEngine(MemoryStore())
+    kept.transform(HISTORY)
+    kept.apply_labels([MARK])
+    assert live.transform(LATER) == kept.transform(LATER)
+
+
+@pytest.mark.services
+def test_the_command_prunes_before_the_time_given(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_redis_store(settings)
+    FeatureEngine(store).transform(HISTORY)
+    for name, value in (("REDIS_URL", settings.redis_url), ("REDIS_KEY_PREFIX", settings.redis_key_prefix)):
+        monkeypatch.setenv(f"FRAUDSTREAM_{name}", value or "")
+    runner = CliRunner()
+    early = runner.invoke(main, ["prune-state", "--before", (T0 + 20 * DAY).isoformat()])
+    assert early.exit_code == 0, early.output
+    assert "0 of 3 customers and 0 of 3 terminals" in early.output
+    done = runner.invoke(main, ["prune-state", "--before", NOW.isoformat()])
+    assert done.exit_code == 0, done.output
+    assert "1 of 3 customers and 1 of 3 terminals" in done.output
+    bad = runner.invoke(main, ["prune-state", "--before", "yesterday"])
+    assert bad.exit_code != 0 and "yesterday" in bad.output
