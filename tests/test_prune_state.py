@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
+from redis.cluster import RedisCluster
 
 from fraudstream.cli import main
 from fraudstream.config import Settings
@@ -14,6 +15,8 @@ from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.features import FeatureEngine
 from fraudstream.stream.state import MemoryStore, open_redis_store
 from fraudstream.stream.state.prune_state import Pruned, prune_idle_state
+from fraudstream.stream.state.redis_store import RedisStore
+from tests.test_features_cluster import valkey_cluster  # noqa: F401  (a fixture)
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -59,6 +62,17 @@ def test_idle_customers_and_terminals_are_pruned_without_changing_a_feature(sett
     kept.transform(HISTORY)
     kept.apply_labels([MARK])
     assert live.transform(LATER) == kept.transform(LATER)
+
+
+@pytest.mark.services
+def test_a_cluster_is_pruned_on_every_node(valkey_cluster: RedisCluster) -> None:  # noqa: F811
+    store = RedisStore(valkey_cluster, prefix="prune")
+    idle = [tx(f"i{n}", f"idle{n}", f"gone{n}", timedelta(minutes=n)) for n in range(12)]
+    FeatureEngine(store).transform(idle + HISTORY[1:])
+    assert prune_idle_state(store, NOW, chunk=5) == Pruned(customers=12, terminals=12, customers_scanned=14,
+                                                           terminals_scanned=14)
+    assert not any(valkey_cluster.exists(store.customer_keys(t.customer_id)[0]) for t in idle)
+    assert valkey_cluster.exists(store.customer_keys("active")[0], store.terminal_key("open")) == 2
 
 
 @pytest.mark.services
