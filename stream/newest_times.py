@@ -28,6 +28,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from fraudstream.constants import NEWEST_TIME_TAG
+from fraudstream.stream.state.redis_records import glob_escaped
 from fraudstream.timeutil import epoch_us, from_epoch_us
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,17 @@ def parse_member(raw: str | bytes) -> tuple[int, datetime]:
     text = raw.decode() if isinstance(raw, bytes) else raw
     offset, newest = text.split(":", 1)
     return int(offset), from_epoch_us(int(newest))
+
+
+def newest_recorded(client: Any, prefix: str) -> datetime | None:
+    """The newest event time that any consumer group of key prefix `prefix` recorded for any of its
+    partitions (kept `TTL_MS` after a group's last batch); None when none is recorded."""
+    newest: int | None = None
+    for key in client.scan_iter(match=f"{glob_escaped(prefix)}:{{{NEWEST_TIME_TAG}:*", count=1000):
+        for raw in client.zrange(key, 0, -1):
+            when = int((raw.decode() if isinstance(raw, bytes) else raw).split(":", 1)[1])
+            newest = when if newest is None else max(newest, when)
+    return None if newest is None else from_epoch_us(newest)
 
 
 class NewestTimes:

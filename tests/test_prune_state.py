@@ -7,12 +7,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
 from redis.cluster import RedisCluster
 
 from fraudstream.cli import main
 from fraudstream.config import Settings
 from fraudstream.models.events import Label, Transaction
 from fraudstream.stream.features import FeatureEngine
+from fraudstream.stream.newest_times import NewestTimes, newest_recorded
 from fraudstream.stream.state import MemoryStore, open_redis_store
 from fraudstream.stream.state.prune_state import Pruned, prune_idle_state
 from fraudstream.stream.state.redis_store import RedisStore
@@ -90,3 +93,33 @@ def test_the_command_prunes_before_the_time_given(settings: Settings, monkeypatc
     assert "1 of 3 customers and 1 of 3 terminals" in done.output
     bad = runner.invoke(main, ["prune-state", "--before", "yesterday"])
     assert bad.exit_code != 0 and "yesterday" in bad.output
+
+
+@pytest.mark.services
+def test_the_command_prunes_as_of_the_consumers_newest_event_time_not_the_clock(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time in Redis is event time: pruning a replay of the past as of today's clock would delete
+    every customer's state. Without --before the command takes the newest event time the consumers
+    recorded; a --before more than a day after it needs --force; with neither, it says what to give."""
+    store = open_redis_store(settings)
+    FeatureEngine(store).transform(HISTORY)
+    for name, value in (("REDIS_URL", settings.redis_url), ("REDIS_KEY_PREFIX", settings.redis_key_prefix)):
+        monkeypatch.setenv(f"FRAUDSTREAM_{name}", value or "")
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["prune-state"])
+    assert unknown.exit_code != 0 and "give --before" in unknown.output, unknown.output
+    assert store.client.exists(store.customer_keys("idle")[0])
+    recorded = NewestTimes(store.client, store.prefix, "a-group")
+    tp = TopicPartition("transactions", 0)
+    recorded.save({tp: OffsetAndMetadata(5, "", -1)}, {tp: T0 + 40 * DAY})
+    recorded.save({tp: OffsetAndMetadata(9, "", -1)}, {tp: NOW})
+    assert newest_recorded(store.client, store.prefix) == NOW
+    today = datetime.now(timezone.utc).isoformat()
+    refused = runner.invoke(main, ["prune-state", "--before", today])
+    assert refused.exit_code != 0 and "more than a day after the newest event time" in refused.output, refused.output
+    assert store.client.exists(store.customer_keys("active")[0])  # nothing deleted
+    done = runner.invoke(main, ["prune-state"])
+    assert done.exit_code == 0 and "1 of 3 customers and 1 of 3 terminals" in done.output, done.output
+    assert store.client.exists(store.customer_keys("active")[0])
+    forced = runner.invoke(main, ["prune-state", "--before", today, "--force"])
+    assert forced.exit_code == 0 and "2 of 2 customers" in forced.output, forced.output

@@ -3,7 +3,7 @@ transacting (their keys have no time to live)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 
 import click
 
@@ -15,11 +15,13 @@ from fraudstream.timeutil import parse_time
 
 @click.command("prune-state")
 @click.option("--before", default=None, callback=check_time, metavar="TIME",
-              help="Prune as of this event time (ISO-8601) [default: now; give the newest event time when the "
-                   "consumers run on data of the past, e.g. a replay of the handbook].")
+              help="Prune as of this event time (ISO-8601) [default: the newest event time the consumers "
+                   "recorded in this Redis].")
+@click.option("--force", is_flag=True, help="Prune as of a --before more than a day after the newest event time "
+              "the consumers recorded (which would delete the state of customers still transacting).")
 @click.pass_context
 @handle_errors
-def prune_state(ctx: click.Context, before: str | None) -> None:
+def prune_state(ctx: click.Context, before: str | None, force: bool) -> None:
     """Delete the feature state of customers and terminals with no event in their retention.
 
     A customer's and a terminal's events are kept in Redis without a time to live (they are cut
@@ -29,14 +31,33 @@ def prune_state(ctx: click.Context, before: str | None) -> None:
     terminal whose newest event or fraud mark is more than its retention (37 days and the allowed
     lateness) and 6 hours older: nothing a later transaction's features would count. Safe while
     consumers run (each entity is checked and deleted at once); run it now and then, e.g. daily."""
+    from fraudstream.stream.newest_times import newest_recorded
     from fraudstream.stream.state import open_redis_store
     from fraudstream.stream.state.prune_state import prune_idle_state
 
     settings = settings_from(ctx)
     if not settings.redis_url:
         raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis the consumers use")
-    now = parse_time(before) if before else datetime.now(timezone.utc)
-    pruned = prune_idle_state(open_redis_store(settings), now)
+    store = open_redis_store(settings)
+    now = _as_of(parse_time(before) if before else None, newest_recorded(store.client, store.prefix), force)
+    pruned = prune_idle_state(store, now)
     click.echo(f"deleted the state of {pruned.customers:,} of {pruned.customers_scanned:,} customers and "
                f"{pruned.terminals:,} of {pruned.terminals_scanned:,} terminals (no event in their retention "
                f"before {now.isoformat()})")
+
+
+def _as_of(before: datetime | None, recorded: datetime | None, force: bool) -> datetime:
+    """The event time to prune as of: `before`, or else the newest event time the consumers
+    `recorded`. Time in Redis is event time: a replay of 2018's data pruned as of today's clock would
+    lose every customer's state, so a `before` more than a day after what the consumers have seen is
+    refused unless `force`, and with neither known there is nothing to go by."""
+    if before is None:
+        if recorded is None:
+            raise click.UsageError("no consumer has recorded an event time in this Redis (none ran in the last 30 "
+                                   "days): give --before, the newest event time of the transactions")
+        return recorded
+    if recorded is not None and before - recorded > timedelta(days=1) and not force:
+        raise click.UsageError(f"--before {before.isoformat()} is more than a day after the newest event time the "
+                               f"consumers recorded ({recorded.isoformat()}): the customers still transacting would lose "
+                               "their state; leave --before out, or give --force")
+    return before
