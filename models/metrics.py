@@ -45,6 +45,15 @@ def day_number(moment: datetime | date) -> int:
     return (moment - _EPOCH_DAY).days
 
 
+def day_date(number: int) -> date:
+    """The date of a `day_number`.
+
+    >>> day_date(17716)
+    datetime.date(2018, 7, 4)
+    """
+    return _EPOCH_DAY + timedelta(days=number)
+
+
 def card_precision_top_k(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray,
                          k: int = 100) -> tuple[float, list[float]]:
     """Mean over days of the share of compromised cards among the k cards with the highest max score

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fraudstream.errors import ConfigError
-from fraudstream.models import metrics, zoo
+from fraudstream.models import alert_budget, metrics, zoo
 from fraudstream.producer.files import read_recorded
 from fraudstream.producer.recorded import Recorded, Span, labels_for
 from fraudstream.stream.features import FeatureEngine
@@ -179,21 +179,25 @@ class BacktestResult:
         """Alerts per day, precision and recall at the threshold, over every transaction of the window
         (`n_window_transactions`, `n_window_frauds`: known-compromised cards included, unlike the
         prequential metrics' `n_transactions`, `n_frauds`)."""
-        y = np.frombuffer(self.replay.labels, dtype=np.int8)[self.window].astype(bool)
-        alerted = np.frombuffer(self.replay.scores, dtype=np.float64)[self.window] >= self.options.threshold
-        n_days = (self.eval_end - self.eval_start).days + 1
-        tp = int((alerted & y).sum())
-        return {
-            "alerts": int(alerted.sum()),
-            "alerts_per_day": float(alerted.sum()) / n_days,
-            "precision_at_threshold": tp / int(alerted.sum()) if alerted.any() else float("nan"),
-            "recall_at_threshold": tp / int(y.sum()) if y.any() else float("nan"),
-        }
+        f = alert_budget.alert_figures(*self.window_arrays(), self.options.threshold, *self.window_days)
+        return {"alerts": f.alerts, "alerts_per_day": f.alerts_per_day, "precision_at_threshold": f.precision,
+                "recall_at_threshold": f.recall}
+
+    def window_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Days, customers, labels and scores of the window's transactions (as `alert_budget` takes them)."""
+        run, w = self.replay, self.window
+        return (np.asarray(run.days, dtype=np.int64)[w], np.asarray(run.customer_ids)[w],
+                np.frombuffer(run.labels, dtype=np.int8)[w], np.frombuffer(run.scores, dtype=np.float64)[w])
+
+    @property
+    def window_days(self) -> tuple[int, int]:
+        """The window's first and last day, as `metrics.day_number`s."""
+        return metrics.day_number(self.eval_start), metrics.day_number(self.eval_end)
 
     def unreported_in_window(self) -> int:
         """Transactions of the window whose fraud_scenario says fraud and whose label says genuine:
         counted as genuine by every figure here, as the live model would see them."""
-        s, e = metrics.day_number(self.eval_start), metrics.day_number(self.eval_end)
+        s, e = self.window_days
         return sum(s <= day <= e for day in self.replay.unreported_days)
 
     def summary(self) -> dict[str, Any]:
@@ -227,16 +231,12 @@ class BacktestResult:
             "n_conflicts": self.replay.n_conflicts,
             "n_repeated": self.replay.n_repeated,
             "weeks": [
-                {"start": _day(w.start).isoformat(), "end": _day(w.end).isoformat(), "n_transactions": w.n_transactions,
+                {"start": metrics.day_date(w.start).isoformat(), "end": metrics.day_date(w.end).isoformat(), "n_transactions": w.n_transactions,
                  "n_frauds": w.n_frauds, "auc_roc": w.auc_roc, "average_precision": w.average_precision,
                  f"card_precision_at_{self.options.top_k}": w.card_precision_at_k}
                 for w in m.weeks
             ],
         }
-
-
-def _day(number: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=number)
 
 
 def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool = True) -> BacktestResult:
@@ -245,7 +245,7 @@ def evaluate(run: Replay, options: BacktestOptions, model: Any, file_ended: bool
     days = np.frombuffer(run.days, dtype=np.int64) if run.days.itemsize == 8 else np.array(run.days, dtype=np.int64)
     if days.size == 0:
         raise ConfigError("no transactions to evaluate (empty file or window)")
-    first_day, last_day = _day(int(days[0])), _day(int(days[-1]))
+    first_day, last_day = metrics.day_date(int(days[0])), metrics.day_date(int(days[-1]))
     start = options.eval_start or first_day + DEFAULT_WARMUP
     end = options.eval_end or last_day
     if start < first_day:  # as the end: alerts per day, the weeks and their days count the data's days only
