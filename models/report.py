@@ -135,9 +135,41 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _budget_section(budget: dict[str, Any] | None) -> str:
+    """The alert budget's figures (`alert_budget.budget_report`), in sample and held out, and its weeks;
+    thresholds in full (as FRAUDSTREAM_ALERT_THRESHOLD takes them). "" without a budget.
+
+    >>> _budget_section(None)
+    ''
+    >>> page = _budget_section({"alerts_per_day_budget": 2, "threshold": 0.123456, "alerts": 3, "held_out": None,
+    ...                         "weeks": [{"start": "2018-07-04", "threshold": 0.123456, "alerts": 3}]})
+    >>> page.count("0.123456"), "held out" in page
+    (2, False)
+    """
+    if not budget:
+        return ""
+    held_out = budget.get("held_out") or {}
+    names = [k for k in budget if k not in ("alerts_per_day_budget", "held_out", "weeks")]
+    head = "<tr><th></th><th>whole window (in sample)</th>"
+    if held_out:
+        head += f"<th>held out: chosen on {held_out['chosen_on']}, counted on {held_out['counted_on']}</th>"
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_budget_value(k, budget[k])}</td>"
+                   + (f"<td>{_budget_value(k, held_out.get(k))}</td>" if held_out else "") + "</tr>" for k in names)
+    weeks = budget.get("weeks", [])
+    cols = list(weeks[0]) if weeks else []
+    week_rows = "".join("<tr>" + "".join(f"<td>{_budget_value(c, w[c])}</td>" for c in cols) + "</tr>" for w in weeks)
+    week_head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    return (f"<h2>Alert budget: {budget['alerts_per_day_budget']:g} alerts a day</h2><table>{head}</tr>{rows}</table>"
+            f"<h3>Weeks at the whole window's threshold</h3><table><tr>{week_head}</tr>{week_rows}</table>")
+
+
+def _budget_value(name: str, value: Any) -> str:
+    return html.escape(repr(value)) if name == "threshold" and value is not None else _fmt(value)
+
+
 def render_html(data: ReportData) -> str:
     """The whole page as a string."""
-    summary = {k: v for k, v in data.summary.items() if k != "weeks"}
+    summary = {k: v for k, v in data.summary.items() if k not in ("weeks", "budget")}
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in summary.items())
     weeks = data.summary.get("weeks", [])
     week_table = ""
@@ -146,6 +178,7 @@ def render_html(data: ReportData) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
         body = "".join("<tr>" + "".join(f"<td>{_fmt(w[c])}</td>" for c in cols) + "</tr>" for w in weeks)
         week_table = f"<h2>Weeks</h2><table><tr>{head}</tr>{body}</table>"
+    week_table += _budget_section(data.summary.get("budget"))
     figures = "".join(f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
                       for t, src in _figures(data))
     title = f"fraudstream backtest: {html.escape(str(data.summary.get('model', '')))}"
@@ -158,7 +191,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}figure{{display:in
 precision@100 over transactions of cards not known to be compromised, averaged over the weeks.
 Curves and histograms pool the evaluated transactions of all weeks; the summary's alerts, precision and
 recall at the threshold count every transaction of the window. A fraud is what the file's labels say
-(its fraud column): frauds never reported, counted in n_window_frauds_unreported, count as genuine.</p>
+(its fraud column): frauds never reported, counted in n_window_frauds_unreported, count as genuine.
+An alert budget's threshold chosen and counted on the whole window is optimistic; the held-out column
+chooses it on the window's first half and counts it on the second.</p>
 <h2>Summary</h2><table>{rows}</table>{week_table}<h2>Figures</h2>{figures}
 </body></html>
 """

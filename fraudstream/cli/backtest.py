@@ -72,6 +72,9 @@ def _json_safe(value: Any) -> Any:
 @settings_option("--model", "model")
 @settings_option("--seed", "seed", type=int)
 @settings_option("--threshold", "alert_threshold", type=FiniteFloat(0.0, inclusive=True, maximum=1.0))
+@click.option("--alerts-per-day", "alerts_per_day", type=FiniteFloat(0.0), default=None,
+              help="An alert budget: also report the threshold at which the window's alerts average at most this "
+                   "many a day, and what it catches (JSON \"budget\").")
 @click.option("--redis", "redis_url", default=None, help="Keep feature state in this Redis instead of in memory (under a key prefix of its own, deleted after the run).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures as JSON.")
 @click.option("--scores", "scores_out", type=click.Path(dir_okay=False, path_type=Path),
@@ -94,7 +97,7 @@ def _json_safe(value: Any) -> Any:
 @click.pass_context
 @handle_errors
 def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str | None, eval_end: str | None,
-             redis_url: str | None,
+             alerts_per_day: float | None, redis_url: str | None,
              json_out: Path | None, scores_out: Path | None, report_out: Path | None, model_out: Path | None,
              model_in: Path | None, learn: bool, learn_after: str | None, progress: bool, **overrides: Any) -> None:
     """Replay FILE (our .jsonl/.csv or the handbook CSV, optionally .gz) in event-time order: features,
@@ -102,7 +105,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
 
     Prints the handbook's prequential figures (weekly AUC ROC, average precision, card precision@100,
     averaged over 7-day weeks from --eval-start; a last, shorter week counts as one) as JSON; the --json
-    file also has "weeks", each week's dates and figures.
+    file also has "weeks", each week's dates and figures. With --alerts-per-day, "budget": the threshold
+    of that many alerts a day over the window and its figures there, and held out (README, "Alert budget").
     """
     from fraudstream.stream.backtest import BacktestOptions, run_backtest
     from fraudstream.stream.features import FeatureConfig, FeatureEngine
@@ -146,6 +150,10 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     if header is not None:
         warn_if_evaluated_on_learned(header, result.eval_start, result.eval_end)
     summary = _json_safe({"file": str(file), **result.summary()})
+    if alerts_per_day is not None:
+        from fraudstream.models.alert_budget import budget_report
+
+        summary["budget"] = _json_safe(budget_report(*result.window_arrays(), *result.window_days, alerts_per_day))
     if summary["n_window_frauds_unreported"]:
         log.warning("%s frauds of the evaluation window were never reported (their fraud_scenario says fraud, their "
                     "label genuine: recorded with --report-share below 1); every figure counts them as genuine, as "
@@ -160,6 +168,8 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     if report_out:
         _write_report(report_out, result, summary)
     brief = {k: v for k, v in summary.items() if k != "weeks"}
+    if "budget" in brief:  # its weeks too are in the --json file only
+        brief["budget"] = {k: v for k, v in brief["budget"].items() if k != "weeks"}
     click.echo(json.dumps(brief))
 
 
