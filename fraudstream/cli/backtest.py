@@ -106,7 +106,7 @@ def backtest(ctx: click.Context, file: Path, start: str | None, eval_start: str 
     Prints the handbook's prequential figures (weekly AUC ROC, average precision, card precision@100,
     averaged over 7-day weeks from --eval-start; a last, shorter week counts as one) as JSON; the --json
     file also has "weeks", each week's dates and figures. With --alerts-per-day, "budget": the threshold
-    of that many alerts a day over the window and its figures there, and held out (README, "Alert budget").
+    of that many alerts a day over the window and its figures there, and held out (README, "Backtest figures").
     """
     from fraudstream.stream.backtest import BacktestOptions, run_backtest
     from fraudstream.stream.features import FeatureConfig, FeatureEngine
