@@ -190,12 +190,12 @@ def budget_report(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, s
     threshold = chosen(first_day, last_day)
     if threshold > 1.0:
         log.warning("no threshold FRAUDSTREAM_ALERT_THRESHOLD takes (at most 1) keeps the alerts within %g a day: "
-                    "more transactions than that score 1", alerts_per_day)
+                    "more transactions score 1 than the budget allows", alerts_per_day)
     held_out = None
-    half = (last_day - first_day + 1) // 2
-    if half:
-        held_out = {"chosen_on": _dates(first_day, first_day + half - 1), "counted_on": _dates(first_day + half, last_day),
-                    **counted(chosen(first_day, first_day + half - 1), first_day + half, last_day).to_json()}
+    second_half = first_day + (last_day - first_day + 1) // 2
+    if second_half > first_day:
+        held_out = {"chosen_on": _dates(first_day, second_half - 1), "counted_on": _dates(second_half, last_day),
+                    **counted(chosen(first_day, second_half - 1), second_half, last_day).to_json()}
     weeks = [{"start": day_date(start).isoformat(), "end": day_date(min(start + week_days - 1, last_day)).isoformat(),
               **counted(threshold, start, min(start + week_days - 1, last_day)).to_json()}
              for start in range(first_day, last_day + 1, week_days)]

@@ -86,6 +86,17 @@ def test_a_budget_below_one_a_day() -> None:
     assert [w["alerts"] for w in report["weeks"]] == [0, 3] and report["weeks"][1]["end"] == "1970-01-10"
 
 
+def test_scores_of_1_over_the_budget_are_said_to_need_a_threshold_the_consumer_refuses(
+        caplog: pytest.LogCaptureFixture) -> None:
+    days = np.zeros(4, dtype=int)
+    report = budget_report(days, days, np.array([1, 1, 0, 0]), np.array([1.0, 1.0, 1.0, 0.2]), 0, 0, alerts_per_day=2)
+    assert report["threshold"] == 2.0 and report["alerts"] == 0 and report["held_out"] is None
+    assert "no threshold FRAUDSTREAM_ALERT_THRESHOLD takes (at most 1)" in caplog.text
+    caplog.clear()
+    budget_report(days, days, np.array([1, 1, 0, 0]), np.array([1.0, 1.0, 0.9, 0.2]), 0, 0, alerts_per_day=2)
+    assert caplog.text == ""
+
+
 def test_the_held_out_threshold_is_counted_on_the_second_half_only() -> None:
     rng = np.random.default_rng(3)
     days = np.sort(rng.integers(0, 9, 900))
