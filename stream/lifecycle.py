@@ -243,6 +243,7 @@ class Lifecycle:
             log.warning("lost the learner role; reloading the published models")
             for name in list(scorer.models):
                 scorer.models[name] = newest_valid(self.registry, name, self.seed, features=self.features)
+            self.failing.forget()  # the learner that took over tries its own
         champion, challengers = self.registry.active()
         if champion and champion != scorer.champion_name:
             log.info("champion is now %s (was %s)", champion, scorer.champion_name)
@@ -256,6 +257,7 @@ class Lifecycle:
         for name in [n for n in scorer.models if n not in wanted]:
             log.info("model %s is no longer active", name)
             del scorer.models[name]
+            self.failing.forget(name)  # added again, it is tried at once
         for name, latest in self.registry.latest_versions(list(scorer.models)).items():
             if latest > scorer.models[name].base:
                 reload_version(self.registry, scorer.models, name, latest, self.features)

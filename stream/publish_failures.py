@@ -156,8 +156,17 @@ class FailingModels:
 
     def reloaded(self, name: str) -> None:
         """A newer version of `name` was published elsewhere (an import, a rollback): tried at once."""
-        self.retries.succeeded(name)
-        self.trimmed_past.discard(name)
+        self.forget(name)
+
+    def forget(self, name: str | None = None) -> None:
+        """Forget the failures of `name` (of every model if None): it was reloaded, or is no longer
+        active, or this consumer lost the learner role (its models were reloaded from the registry)."""
+        for n in [name] if name is not None else list(self.retries.failing):
+            self.retries.succeeded(n)
+        if name is None:
+            self.trimmed_past.clear()
+        else:
+            self.trimmed_past.discard(name)
 
     def positions(self, scorer: Scorer) -> dict[str, str]:
         """The active failing models and the position each has learned in this learner (read by the

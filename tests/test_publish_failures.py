@@ -239,3 +239,56 @@ def test_a_challenger_added_again_after_the_stream_was_trimmed_past_it_is_warned
             "it learns on from there, without the labels in between"]
     finally:
         scorer.close()
+
+
+@pytest.mark.services
+def test_a_consumer_that_loses_the_learner_role_forgets_the_models_it_could_not_checkpoint(
+        own_module: str, settings: Settings, tmp_path: Path) -> None:
+    """Its models are reloaded from the registry and another consumer learns and publishes: it no
+    longer counts a model as not checkpointed (the gauge is of "this consumer, as the learner"), and
+    on taking the role again it tries each model at once, not after the old backoff."""
+    name = import_forgetful(settings, own_module, tmp_path)
+    scorer = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    registry = registry_for(settings)
+    try:
+        assert scorer.lifecycle is not None
+        feed(scorer, labels(100))
+        assert "fraudstream_models_not_checkpointed 1.0" in scraped(scorer)
+        registry.release_learner(scorer.lifecycle.owner)
+        assert registry.hold_learner("another consumer", 60_000) == 2
+        scorer.lifecycle._next_poll = 0
+        scorer.maintain()
+        assert not scorer.lifecycle.is_learner and scorer.models[name].base == 1
+        assert scorer.lifecycle.failing.positions(scorer) == {}
+        assert "fraudstream_models_not_checkpointed 0.0" in scraped(scorer)
+        assert scorer.lifecycle.failing.due(name, time.monotonic())
+    finally:
+        registry.release_learner("another consumer")
+        scorer.close()
+
+
+@pytest.mark.services
+def test_a_failing_challenger_retired_and_added_again_is_tried_at_once(
+        own_module: str, settings: Settings, tmp_path: Path) -> None:
+    """Retired, its failures are forgotten (the registry's record too): added again, it is loaded
+    afresh and tried at the next publication, not held back by the old backoff (an hour here). It
+    learns the stream again, and with it its lambda: it fails again, recorded as a first attempt."""
+    from tests.test_lifecycle import poll_now
+
+    name = import_forgetful(settings, own_module, tmp_path)
+    scorer = live(settings, checkpoint_every_labels=100, checkpoint_every_seconds=3600)
+    registry = registry_for(settings)
+    try:
+        assert scorer.lifecycle is not None
+        feed(scorer, labels(100))
+        assert name in scorer.lifecycle.failing.positions(scorer)
+        registry.retire(name)
+        poll_now(scorer)
+        assert registry.publish_failures.get(name) is None
+        registry.add_challengers([name])
+        poll_now(scorer)
+        assert name in scorer.models
+        failure = registry.publish_failures.get(name)
+        assert failure is not None and failure.attempts == 1, failure  # tried again at once
+    finally:
+        scorer.close()
