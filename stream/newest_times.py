@@ -61,15 +61,21 @@ def parse_member(raw: str | bytes) -> tuple[int, datetime]:
     return int(offset), from_epoch_us(int(newest))
 
 
+def partitions_recorded(client: Any, prefix: str) -> list[datetime]:
+    """The newest event time each partition of each consumer group of key prefix `prefix` recorded
+    (kept `TTL_MS` after the partition's last batch)."""
+    found = []
+    for key in client.scan_iter(match=f"{glob_escaped(prefix)}:{{{NEWEST_TIME_TAG}:*", count=1000):
+        times = [parse_member(raw)[1] for raw in client.zrange(key, 0, -1)]
+        if times:
+            found.append(max(times))
+    return found
+
+
 def newest_recorded(client: Any, prefix: str) -> datetime | None:
     """The newest event time that any consumer group of key prefix `prefix` recorded for any of its
     partitions (kept `TTL_MS` after a group's last batch); None when none is recorded."""
-    newest: int | None = None
-    for key in client.scan_iter(match=f"{glob_escaped(prefix)}:{{{NEWEST_TIME_TAG}:*", count=1000):
-        for raw in client.zrange(key, 0, -1):
-            when = int((raw.decode() if isinstance(raw, bytes) else raw).split(":", 1)[1])
-            newest = when if newest is None else max(newest, when)
-    return None if newest is None else from_epoch_us(newest)
+    return max(partitions_recorded(client, prefix), default=None)
 
 
 class NewestTimes:

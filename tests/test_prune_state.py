@@ -123,3 +123,26 @@ def test_the_command_prunes_as_of_the_consumers_newest_event_time_not_the_clock(
     assert store.client.exists(store.customer_keys("active")[0])
     forced = runner.invoke(main, ["prune-state", "--before", today, "--force"])
     assert forced.exit_code == 0 and "2 of 2 customers" in forced.output, forced.output
+
+
+@pytest.mark.services
+def test_the_default_waits_for_the_slowest_partition(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition two days behind the others (a consumer catching up) still counts its customers'
+    events of 29 days ago in their next transaction's 30-day windows: pruned as of the newest
+    partition's time, that one's state went, and its features changed."""
+    lagging = NOW - 2 * DAY
+    history = [tx("l1", "lagging", "term", 9 * DAY + timedelta(hours=1)), tx("f1", "fresh", "term2", 40 * DAY)]
+    store = open_redis_store(settings)
+    live = FeatureEngine(store)
+    live.transform(history)
+    recorded = NewestTimes(store.client, store.prefix, "a-group")
+    ahead, behind = TopicPartition("transactions", 0), TopicPartition("transactions", 1)
+    recorded.save({tp: OffsetAndMetadata(5, "", -1) for tp in (ahead, behind)}, {ahead: NOW, behind: lagging})
+    for name, value in (("REDIS_URL", settings.redis_url), ("REDIS_KEY_PREFIX", settings.redis_key_prefix)):
+        monkeypatch.setenv(f"FRAUDSTREAM_{name}", value or "")
+    done = CliRunner().invoke(main, ["prune-state"])
+    assert done.exit_code == 0 and f"before {lagging.isoformat()}" in done.output, done.output
+    later = [tx("l2", "lagging", "term", lagging - T0 + timedelta(hours=1))]  # 29 days and 1 hour after l1
+    kept = FeatureEngine(MemoryStore())
+    kept.transform(history)
+    assert live.transform(later) == kept.transform(later)

@@ -15,8 +15,8 @@ from fraudstream.timeutil import parse_time
 
 @click.command("prune-state")
 @click.option("--before", default=None, callback=check_time, metavar="TIME",
-              help="Prune as of this event time (ISO-8601) [default: the newest event time the consumers "
-                   "recorded in this Redis].")
+              help="Prune as of this event time (ISO-8601) [default: the event time every partition the "
+                   "consumers recorded in this Redis has reached: the slowest one's].")
 @click.option("--force", is_flag=True, help="Prune as of a --before more than a day after the newest event time "
               "the consumers recorded (which would delete the state of customers still transacting).")
 @click.pass_context
@@ -31,7 +31,7 @@ def prune_state(ctx: click.Context, before: str | None, force: bool) -> None:
     terminal whose newest event or fraud mark is more than its retention (37 days and the allowed
     lateness) and 6 hours older: nothing a later transaction's features would count. Safe while
     consumers run (each entity is checked and deleted at once); run it now and then, e.g. daily."""
-    from fraudstream.stream.newest_times import newest_recorded
+    from fraudstream.stream.newest_times import partitions_recorded
     from fraudstream.stream.state import open_redis_store
     from fraudstream.stream.state.prune_state import prune_idle_state
 
@@ -39,25 +39,30 @@ def prune_state(ctx: click.Context, before: str | None, force: bool) -> None:
     if not settings.redis_url:
         raise click.UsageError("set FRAUDSTREAM_REDIS_URL to the Redis the consumers use")
     store = open_redis_store(settings)
-    now = _as_of(parse_time(before) if before else None, newest_recorded(store.client, store.prefix), force)
+    recorded = partitions_recorded(store.client, store.prefix)
+    now = _as_of(parse_time(before) if before else None, min(recorded, default=None), max(recorded, default=None),
+                 force)
     pruned = prune_idle_state(store, now)
     click.echo(f"deleted the state of {pruned.customers:,} of {pruned.customers_scanned:,} customers and "
                f"{pruned.terminals:,} of {pruned.terminals_scanned:,} terminals (no event in their retention "
                f"before {now.isoformat()})")
 
 
-def _as_of(before: datetime | None, recorded: datetime | None, force: bool) -> datetime:
-    """The event time to prune as of: `before`, or else the newest event time the consumers
-    `recorded`. Time in Redis is event time: a replay of 2018's data pruned as of today's clock would
-    lose every customer's state, so a `before` more than a day after what the consumers have seen is
-    refused unless `force`, and with neither known there is nothing to go by."""
+def _as_of(before: datetime | None, slowest: datetime | None, newest: datetime | None, force: bool) -> datetime:
+    """The event time to prune as of: `before`, or else the `slowest` partition's newest event time
+    the consumers recorded (a customer of a partition behind the others still counts the events of
+    the retention before that partition's time: pruned as of the newest partition's, its state would
+    go while its windows still count it). Time in Redis is event time: a replay of 2018's data pruned
+    as of today's clock would lose every customer's state, so a `before` more than a day after the
+    `newest` the consumers have seen is refused unless `force`, and with neither known there is
+    nothing to go by."""
     if before is None:
-        if recorded is None:
+        if slowest is None:
             raise click.UsageError("no consumer has recorded an event time in this Redis (none ran in the last 30 "
                                    "days): give --before, the newest event time of the transactions")
-        return recorded
-    if recorded is not None and before - recorded > timedelta(days=1) and not force:
+        return slowest
+    if newest is not None and before - newest > timedelta(days=1) and not force:
         raise click.UsageError(f"--before {before.isoformat()} is more than a day after the newest event time the "
-                               f"consumers recorded ({recorded.isoformat()}): the customers still transacting would lose "
+                               f"consumers recorded ({newest.isoformat()}): the customers still transacting would lose "
                                "their state; leave --before out, or give --force")
     return before
