@@ -28,9 +28,11 @@ def prune_state(ctx: click.Context, before: str | None, force: bool) -> None:
     when written), so a card that is never used again, or a closed merchant's terminal, keeps its
     last events for ever. This deletes the keys of every customer whose newest event is more than
     its retention (30 days and the allowed lateness) and 6 hours older than --before, and of every
-    terminal whose newest event or fraud mark is more than its retention (37 days and the allowed
-    lateness) and 6 hours older: nothing a later transaction's features would count. Safe while
-    consumers run (each entity is checked and deleted at once); run it now and then, e.g. daily."""
+    terminal whose newest event or fraud mark is more than its retention (37 days, or the label
+    delay and a day if longer, and the allowed lateness) and 6 hours older: nothing a later
+    transaction's features would count. The retentions are this command's settings: run it with the
+    consumers' FRAUDSTREAM_LABEL_DELAY and FRAUDSTREAM_ALLOWED_LATENESS. Safe while consumers run
+    (each entity is checked and deleted at once); run it now and then, e.g. daily."""
     from fraudstream.stream.newest_times import partitions_recorded
     from fraudstream.stream.state import open_redis_store
     from fraudstream.stream.state.prune_state import prune_idle_state
