@@ -117,7 +117,10 @@ class Lifecycle:
                         "verify here")
         current = self.registry.set_champion_if_absent(champion)
         if current != champion:
-            log.warning("champion is %s (promoted in the registry), not the configured %s", current, champion)
+            log.warning("champion is %s, the registry's (promoted, or the first consumers' FRAUDSTREAM_MODEL: the "
+                        "default was gam_under before 2026-12-03), not the configured %s; FRAUDSTREAM_MODEL=%s "
+                        "silences this, or make %s a challenger (FRAUDSTREAM_CHALLENGERS) and, once it has learned, "
+                        "`fraudstream models promote` it", current, champion, current, champion)
         self.registry.add_challengers(list(challengers))
         current, active = self.registry.active()
         names = [current or champion, *(n for n in active if n != current)]

@@ -444,3 +444,22 @@ def test_a_learner_learns_its_own_appends_without_reading_them_back(settings: Se
     assert probe_scores(b) == probe_scores(a)
     a.close()
     b.close()
+
+
+@pytest.mark.services
+def test_a_registry_champion_of_an_older_default_is_kept_and_the_warning_says_what_to_do(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A registry first used by consumers of an older default champion (gam_under before 2026-12-03)
+    keeps it when the consumers are upgraded to a version whose default is another: the warning does
+    not call it promoted, and names the setting that keeps it and the way to change it."""
+    old = live(settings)  # the first consumers: their default champion, logreg here
+    old.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.lifecycle"):
+        upgraded = live(settings, model="htree")  # the new version's default
+    assert upgraded.champion_name == "logreg" and sorted(upgraded.models) == ["logreg"]
+    [warning] = [r.getMessage() for r in caplog.records if "not the configured" in r.getMessage()]
+    assert "champion is logreg" in warning and "configured htree" in warning
+    assert "FRAUDSTREAM_MODEL=logreg" in warning and "make htree a challenger" in warning
+    assert "models promote" in warning
+    upgraded.close()
