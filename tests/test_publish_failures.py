@@ -223,17 +223,10 @@ def test_a_challenger_added_again_after_the_stream_was_trimmed_past_it_is_warned
         assert first is not None and stream_id(first) > stream_id(learned)  # trimmed past what it learned
         version = registry.latest_version("logreg_under")  # what adding it again loads
         registry.add_challengers(["logreg_under"])
-        records: list[logging.LogRecord] = []
-        handler = logging.Handler(logging.WARNING)
-        handler.emit = records.append  # type: ignore[method-assign]
-        logger = logging.getLogger("fraudstream.stream.publish_failures")
-        logger.addHandler(handler)
-        try:
+        with logged() as records:
             poll_now(scorer)
             poll_now(scorer)  # once
-        finally:
-            logger.removeHandler(handler)
-        assert [r.getMessage() for r in records] == [
+        assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == [
             f"model logreg_under v{version} learned the label stream up to entry {learned}, but the stream was "
             f"trimmed and now starts at {first} (the model was retired meanwhile, or could not be checkpointed): "
             "it learns on from there, without the labels in between"]
