@@ -72,12 +72,6 @@ def partitions_recorded(client: Any, prefix: str) -> list[datetime]:
     return found
 
 
-def newest_recorded(client: Any, prefix: str) -> datetime | None:
-    """The newest event time that any consumer group of key prefix `prefix` recorded for any of its
-    partitions (kept `TTL_MS` after a group's last batch); None when none is recorded."""
-    return max(partitions_recorded(client, prefix), default=None)
-
-
 class NewestTimes:
     """The newest event times of a consumer group's transactions partitions, in Redis."""
 
